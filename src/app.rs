@@ -1,0 +1,194 @@
+//! Wires the product together: database, auth, engine, CRM, channels and the HTTP routers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthHandle, DbAuthenticator};
+use crate::channels::{Dispatcher, Registry};
+use crate::config::Config;
+use crate::crm::profiles::{CrmLineScope, CrmProfiles};
+use crate::decision::Policy;
+use crate::engine::MatchSettings;
+use crate::pipeline::{DeadLetters, Deps, Metrics, Pipeline, RecStore};
+use crate::ports::{EventSink, LineScope, OfferBook, Profile, ProfileSource};
+use crate::state::{RedisStateStore, SqlStateStore, StateStore};
+use crate::store::Db;
+
+/// Shared state handed to every feature router via `State`.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub auth: AuthHandle,
+    /// The engine: ingest, workers, stores.
+    pub pipeline: Pipeline,
+    pub channels: Registry,
+    /// Which lines a principal may see (CRM customer ownership).
+    pub line_scope: Arc<dyn LineScope>,
+    /// Where CRM changes (`profile_change`, ...) go: the engine's ingest.
+    pub events: Arc<dyn EventSink>,
+    /// The engine's offers and usage, for the 360 view and campaigns.
+    pub offers: Arc<dyn OfferBook>,
+}
+
+impl FromRef<AppState> for AuthHandle {
+    fn from_ref(s: &AppState) -> AuthHandle {
+        s.auth.clone()
+    }
+}
+
+/// The engine ports the CRM talks to, when a caller supplies its own (tests record them).
+#[derive(Clone)]
+pub struct AppParts {
+    pub events: Arc<dyn EventSink>,
+    pub offers: Arc<dyn OfferBook>,
+}
+
+/// The running product. Call [`App::shutdown`] to stop it cleanly.
+pub struct App {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .merge(crate::ingest::router())
+        .merge(crate::offers::router())
+        .merge(crate::ops::router())
+        .nest("/api/v1", crate::crm::router())
+        .merge(crate::crm::tmf_router())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.http.max_body_bytes,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The engine and everything it needs, built from config.
+pub async fn build_pipeline(
+    config: &Config,
+    db: &Db,
+    profiles: Arc<dyn ProfileSource>,
+) -> anyhow::Result<(Pipeline, Registry)> {
+    let rules = crate::rules::load_dir(
+        &config.engine.rules_dir,
+        &config.engine.limits,
+        &config.channels.enabled,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "rules in {} do not load:\n{e}",
+            config.engine.rules_dir.display()
+        )
+    })?;
+    let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
+    let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    let registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
+    let recs = RecStore::new(db.clone());
+    let (dispatcher, _task) = Dispatcher::start(
+        registry.clone(),
+        recs.clone(),
+        config.channels.max_per_second,
+    );
+    let state: Arc<dyn StateStore> = match config.state.backend.as_str() {
+        "embedded" => Arc::new(SqlStateStore::new(db.clone())),
+        "redis" => Arc::new(RedisStateStore::connect(&config.state.redis_url, "kairos").await?),
+        other => anyhow::bail!("state.backend: {other:?} is not \"embedded\" or \"redis\""),
+    };
+    let default_profile = Arc::new(Profile {
+        home_country: config.engine.home_country.clone().into(),
+        timezone: config.engine.default_timezone.clone().into(),
+        ..Profile::default()
+    });
+    let deps = Deps {
+        rules: arc_swap::ArcSwap::from_pointee(rules),
+        settings,
+        policy,
+        state,
+        profiles,
+        recs,
+        dead_letters: DeadLetters::new(db.clone()),
+        dispatcher: Some(dispatcher),
+        metrics: Arc::new(Metrics::default()),
+        default_profile,
+        batch_size: config.engine.batch_size.max(1),
+    };
+    let (pipeline, _workers) =
+        Pipeline::start(deps, config.engine.workers, config.engine.queue_depth);
+    Ok((pipeline, registry))
+}
+
+impl App {
+    /// Builds everything from config and starts serving on `config.http.addr` (port 0 works).
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        App::start_inner(config, None).await
+    }
+
+    /// Like [`App::start`], with the CRM's engine ports supplied by the caller.
+    pub async fn start_with(config: Config, parts: AppParts) -> anyhow::Result<App> {
+        App::start_inner(config, Some(parts)).await
+    }
+
+    async fn start_inner(config: Config, parts: Option<AppParts>) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        if let Some(key) = crate::auth::db::bootstrap(&db, &config.auth.bootstrap_admin_key).await?
+        {
+            // Printed once, on purpose to stdout: the operator needs it to create real users.
+            println!("kairos: generated admin API key (shown once, store it now): {key}");
+        }
+        let (pipeline, channels) =
+            build_pipeline(&config, &db, Arc::new(CrmProfiles { db: db.clone() })).await?;
+        let parts = parts.unwrap_or_else(|| AppParts {
+            events: Arc::new(pipeline.clone()),
+            offers: Arc::new(pipeline.clone()),
+        });
+        let state = AppState {
+            config: Arc::new(config.clone()),
+            auth: AuthHandle(Arc::new(DbAuthenticator { db: db.clone() })),
+            line_scope: Arc::new(CrmLineScope { db: db.clone() }),
+            db,
+            pipeline,
+            channels,
+            events: parts.events,
+            offers: parts.offers,
+        };
+        let listener = TcpListener::bind(&config.http.addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        // Contract reminders and service-request escalation, every crm.reminder_interval_secs.
+        crate::crm::jobs::spawn(state.clone(), rx.clone());
+        let app = router(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        Ok(App {
+            state,
+            addr,
+            shutdown: tx,
+            server,
+        })
+    }
+
+    /// Stops accepting requests, finishes in-flight ones and persists the engine's work.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        // Long-lived streams (portal SSE) would hold graceful shutdown open forever.
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("open connections did not close within 5s; stopping anyway"),
+        }
+        self.state.pipeline.flush().await?;
+        Ok(())
+    }
+}

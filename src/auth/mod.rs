@@ -1,0 +1,262 @@
+//! Who is calling, and what they may do and see.
+//!
+//! Every request carries `Authorization: Bearer <token>` (a person's session token or a
+//! system's API key) or `X-Api-Key: <key>`. A [`Role`] decides what one may do; a data
+//! [`Scope`] decides whom one may see.
+
+pub mod admin;
+pub mod db;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+use crate::http::ApiError;
+
+pub use db::DbAuthenticator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Marketer,
+    RegionHead,
+    TeamLead,
+    AccountManager,
+    Agent,
+    /// Systems: event sources, channel gateways.
+    System,
+    /// An enterprise customer's administrator (sees only their enterprise).
+    EnterpriseAdmin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Marketer => "marketer",
+            Role::RegionHead => "region_head",
+            Role::TeamLead => "team_lead",
+            Role::AccountManager => "account_manager",
+            Role::Agent => "agent",
+            Role::System => "system",
+            Role::EnterpriseAdmin => "enterprise_admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// Actions guarded by role. Data scope is checked separately, per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    IngestEvents,
+    ReadRecommendations,
+    RespondToOffers,
+    ReadRules,
+    ManageRules,
+    ReadEngineStats,
+    ReadCustomers,
+    WriteCustomers,
+    ManageCatalog,
+    ManageCampaigns,
+    ApproveCampaigns,
+    ManageOpportunities,
+    ManageContracts,
+    RaiseServiceRequests,
+    ApproveServiceRequests,
+    ManageRetention,
+    ManageKnowledge,
+    ManageUsers,
+    ReadAudit,
+    ReadStatistics,
+    SendMessages,
+}
+
+impl Role {
+    /// The permission matrix. Kept as one match so it can be read and reviewed at a glance.
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match self {
+            Admin => true,
+            System => matches!(
+                p,
+                IngestEvents | ReadRecommendations | RespondToOffers | ReadCustomers | SendMessages
+            ),
+            Marketer => matches!(
+                p,
+                ReadRecommendations
+                    | ReadRules
+                    | ManageRules
+                    | ReadEngineStats
+                    | ReadCustomers
+                    | ManageCatalog
+                    | ManageCampaigns
+                    | ManageKnowledge
+                    | ReadStatistics
+                    | SendMessages
+            ),
+            RegionHead | TeamLead => matches!(
+                p,
+                ReadRecommendations
+                    | RespondToOffers
+                    | ReadRules
+                    | ReadEngineStats
+                    | ReadCustomers
+                    | WriteCustomers
+                    | ApproveCampaigns
+                    | ManageOpportunities
+                    | ManageContracts
+                    | RaiseServiceRequests
+                    | ApproveServiceRequests
+                    | ManageRetention
+                    | ReadStatistics
+                    | ReadAudit
+                    | SendMessages
+            ),
+            AccountManager => matches!(
+                p,
+                ReadRecommendations
+                    | RespondToOffers
+                    | ReadCustomers
+                    | WriteCustomers
+                    | ManageOpportunities
+                    | ManageContracts
+                    | RaiseServiceRequests
+                    | ManageRetention
+                    | SendMessages
+            ),
+            Agent => matches!(
+                p,
+                ReadRecommendations | RespondToOffers | ReadCustomers | RaiseServiceRequests
+            ),
+            EnterpriseAdmin => matches!(p, ReadCustomers | WriteCustomers | RaiseServiceRequests),
+        }
+    }
+}
+
+/// Whom a principal may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Scope {
+    All,
+    Region(String),
+    Team(String),
+    /// Only customers whose account manager is this user.
+    Own(String),
+    /// Only this enterprise customer and its members.
+    Enterprise(String),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+impl Principal {
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.role.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "role {} may not {:?}",
+                self.role.as_str(),
+                p
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Resolves a presented credential to a principal. The CRM's user store implements it.
+#[async_trait::async_trait]
+pub trait Authenticator: Send + Sync {
+    async fn authenticate(&self, token: &str) -> Result<Option<Principal>, AuthError>;
+}
+
+/// The authenticator the app state hands to extractors.
+#[derive(Clone)]
+pub struct AuthHandle(pub Arc<dyn Authenticator>);
+
+fn credential(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        return v.strip_prefix("Bearer ").map(str::trim);
+    }
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    AuthHandle: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = credential(parts).ok_or(ApiError::Unauthenticated)?;
+        if token.is_empty() {
+            return Err(ApiError::Unauthenticated);
+        }
+        let auth = AuthHandle::from_ref(state);
+        match auth.0.authenticate(token).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(ApiError::Unauthenticated),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+}
+
+/// Compares without an early exit, so response time does not leak how much of a key matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_cannot_manage_rules_admins_can() {
+        assert!(!Role::Agent.allows(Permission::ManageRules));
+        assert!(Role::Admin.allows(Permission::ManageRules));
+        assert!(Role::System.allows(Permission::IngestEvents));
+        assert!(!Role::Marketer.allows(Permission::IngestEvents));
+    }
+
+    #[test]
+    fn role_round_trips_through_text() {
+        for r in [Role::Admin, Role::AccountManager, Role::EnterpriseAdmin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn constant_time_eq_matches_only_equal() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

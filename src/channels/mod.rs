@@ -1,0 +1,91 @@
+//! Channels: where decided offers go. One small trait, one registry, one folder each.
+
+pub mod agent;
+mod dispatch;
+pub mod portal;
+pub mod sms;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::ports::{Recommendation, Status};
+
+pub use dispatch::Dispatcher;
+
+/// What a channel did with a recommendation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+impl Delivery {
+    pub fn sent() -> Self {
+        Delivery {
+            status: Status::Sent,
+            reason: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Worth retrying (network, throttling).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying will not help (rejected number, bad config).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+#[async_trait::async_trait]
+pub trait Channel: Send + Sync {
+    fn name(&self) -> &str;
+    async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError>;
+}
+
+/// The channels this instance delivers to, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    channels: HashMap<String, Arc<dyn Channel>>,
+    pub portal: portal::PortalHub,
+    pub sms_outbox: Option<Arc<sms::Outbox>>,
+}
+
+impl Registry {
+    /// The built-in channels named in config.
+    pub fn from_config(c: &crate::config::ChannelsConfig) -> Result<Registry, String> {
+        let mut reg = Registry::default();
+        for name in &c.enabled {
+            match name.as_str() {
+                "sms" => {
+                    let adapter = sms::build(&c.sms)?;
+                    reg.sms_outbox = adapter.outbox();
+                    reg.add(Arc::new(adapter));
+                }
+                "portal" => reg.add(Arc::new(reg.portal.clone())),
+                "agent" => reg.add(Arc::new(agent::AgentDesk)),
+                other => {
+                    return Err(format!(
+                    "channels.enabled: unknown channel {other:?} (built-ins: sms, portal, agent)"
+                ))
+                }
+            }
+        }
+        Ok(reg)
+    }
+
+    pub fn add(&mut self, ch: Arc<dyn Channel>) {
+        self.channels.insert(ch.name().to_string(), ch);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.channels.get(name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.channels.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

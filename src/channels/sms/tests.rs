@@ -1,0 +1,43 @@
+use super::*;
+
+#[test]
+fn counts_segments_like_an_smsc() {
+    assert_eq!(segments("hello"), ("gsm7", 1));
+    assert_eq!(segments(&"a".repeat(160)), ("gsm7", 1));
+    assert_eq!(segments(&"a".repeat(161)), ("gsm7", 2));
+    assert_eq!(segments("欢迎来到日本"), ("ucs2", 1));
+    assert_eq!(segments(&"欢".repeat(71)), ("ucs2", 2));
+    assert_eq!(segments(&"欢".repeat(134)), ("ucs2", 2));
+    assert_eq!(segments(&"欢".repeat(135)), ("ucs2", 3));
+}
+
+#[test]
+fn outbox_is_bounded_and_filterable() {
+    let o = Outbox::new(2);
+    let mk = |id: &str, to: &str| crate::ports::Recommendation {
+        id: id.into(),
+        msisdn: crate::event::Msisdn::parse(to).unwrap(),
+        rule_id: "r".into(),
+        offer_code: "O".into(),
+        channel: "sms".into(),
+        message: "hi".into(),
+        score: 0.5,
+        trigger_event_id: None,
+        campaign_id: None,
+        request_id: None,
+        decided_at: chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap(),
+        expires_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T08:00:00+08:00").unwrap(),
+        status: crate::ports::Status::Queued,
+        reason: None,
+    };
+    for (i, to) in ["8613900000001", "8613900000002", "8613900000001"]
+        .iter()
+        .enumerate()
+    {
+        o.send(&mk(&format!("r{i}"), to)).unwrap();
+    }
+    assert_eq!(o.recent(None, 10).len(), 2);
+    let mine = o.recent(Some("8613900000001"), 10);
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].recommendation_id, "r2");
+}

@@ -1,0 +1,236 @@
+//! Command line: `kairos serve | replay | rules check | rules test`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "kairos",
+    version,
+    about = "Real-time, rules-driven marketing for telecom operators"
+)]
+struct Cli {
+    /// Configuration file (TOML). Defaults, then this file, then KAIROS_* env vars.
+    #[arg(long, global = true, env = "KAIROS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole product: HTTP ingest and API, engine, channels.
+    Serve {
+        /// Also generate realistic traffic for this many subscribers.
+        #[arg(long)]
+        simulate: Option<u64>,
+        /// Simulated events per second.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+    },
+    /// Check and test marketers' rules.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+    /// Deterministic batch run over an NDJSON file of events, on event time.
+    Replay {
+        /// NDJSON events, one per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Rules folder (default: engine.rules_dir).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Where to write recommendations as NDJSON (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Optional NDJSON of profiles: {"msisdn": "...", "value_tier": "gold", ...}.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Compile and validate every rule; errors name file, line and column.
+    Check { dir: Option<PathBuf> },
+    /// Run the test cases each rule carries.
+    Test { dir: Option<PathBuf> },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = match cli.cmd {
+        Cmd::Serve { simulate, rate } => rt.block_on(serve(config, simulate, rate)),
+        Cmd::Rules {
+            cmd: RulesCmd::Check { dir },
+        } => rules_check(&config, dir),
+        Cmd::Rules {
+            cmd: RulesCmd::Test { dir },
+        } => rules_test(&config, dir),
+        Cmd::Replay {
+            events,
+            rules,
+            out,
+            profiles,
+        } => crate::replay::run_cli(
+            &config,
+            &events,
+            rules.as_deref(),
+            out.as_deref(),
+            profiles.as_deref(),
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KAIROS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Result<ExitCode> {
+    let app = crate::app::App::start(config).await?;
+    println!(
+        "kairos listening on http://{}  (rules: {}, database: {})",
+        app.addr,
+        app.state.config.engine.rules_dir.display(),
+        app.state.config.database.url
+    );
+    let pipeline = app.state.pipeline.clone();
+    if let Some(n) = simulate {
+        println!("simulating {n} subscribers at {rate} events/s");
+        tokio::spawn(simulate_traffic(pipeline.clone(), n, rate));
+    }
+    let console = tokio::spawn(console(pipeline));
+    tokio::signal::ctrl_c().await?;
+    console.abort();
+    println!("shutting down: finishing in-flight events");
+    app.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds the simulator's events into the engine at `rate` per second, on wall-clock time.
+async fn simulate_traffic(pipeline: crate::pipeline::Pipeline, subscribers: u64, rate: u64) {
+    use crate::ports::EventSink;
+    let mut sim = crate::sim::Simulator::new(subscribers, 42);
+    let tz = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    let tick = std::time::Duration::from_millis(100);
+    let per_tick = (rate / 10).max(1);
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let now = chrono::Utc::now().with_timezone(&tz);
+        let batch: Vec<_> = (0..per_tick).map(|_| sim.next_event(now)).collect();
+        if pipeline.submit(batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Live counts on the console every two seconds.
+async fn console(pipeline: crate::pipeline::Pipeline) {
+    let mut last = pipeline.deps.metrics.snapshot();
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let now = pipeline.deps.metrics.snapshot();
+        let rules = pipeline.rules();
+        let mut top: Vec<(String, u64)> = rules
+            .rules
+            .iter()
+            .map(|r| (r.meta.id.clone(), r.stats.snapshot().1))
+            .filter(|(_, m)| *m > 0)
+            .collect();
+        top.sort_by_key(|t| std::cmp::Reverse(t.1));
+        let top: Vec<String> = top
+            .iter()
+            .take(6)
+            .map(|(id, n)| format!("{id}={n}"))
+            .collect();
+        println!(
+            "events {:>9} ({:>6}/s)  offers {:>7} (+{})  suppressed {:>6}  rejected {}  late {}  dup {}  rule errors {}  | {}",
+            now.processed,
+            (now.processed - last.processed) / 2,
+            now.recommendations - now.suppressed,
+            (now.recommendations - now.suppressed) - (last.recommendations - last.suppressed),
+            now.suppressed,
+            now.rejected,
+            now.late,
+            now.duplicates,
+            now.rule_errors,
+            top.join(" ")
+        );
+        last = now;
+    }
+}
+
+fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
+    match crate::rules::load_dir(&dir, &config.engine.limits, &config.channels.enabled) {
+        Ok(set) => {
+            let tests: usize = set.rules.iter().map(|r| r.tests.len()).sum();
+            println!(
+                "{} rules OK in {} ({} test cases, {} state series)",
+                set.rules.len(),
+                dir.display(),
+                tests,
+                set.spec.defs.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!("{} problem(s) in {}", errs.0.len(), dir.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn rules_test(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
+    let outcomes = match crate::engine::test_dir(&dir, config) {
+        Ok(o) => o,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut failed = 0;
+    for o in &outcomes {
+        match &o.failure {
+            None => println!("ok    {} :: {}", o.rule_id, o.name),
+            Some(f) => {
+                failed += 1;
+                println!("FAIL  {} :: {}\n      {}: {f}", o.rule_id, o.name, o.file);
+            }
+        }
+    }
+    println!("rules: {} passed, {failed} failed", outcomes.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

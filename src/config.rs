@@ -1,0 +1,301 @@
+//! Layered configuration: defaults, then an optional TOML file, then `KAIROS_*` env vars.
+//!
+//! Env vars use `__` between levels: `KAIROS_HTTP__ADDR=0.0.0.0:8080`.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub engine: EngineConfig,
+    pub state: StateConfig,
+    pub auth: AuthConfig,
+    pub channels: ChannelsConfig,
+    pub crm: CrmConfig,
+}
+
+/// CRM background jobs and thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmConfig {
+    /// How often the contract reminder and service-request escalation jobs run; 0 = never
+    /// (trigger them through the API instead).
+    pub reminder_interval_secs: u64,
+    /// A churn score update crossing this value opens a retention case.
+    pub churn_threshold: f64,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        Self {
+            reminder_interval_secs: 3600,
+            churn_threshold: 0.7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: String,
+    /// Largest accepted request body, in bytes (a batch or NDJSON upload).
+    pub max_body_bytes: usize,
+    /// Largest accepted single event, in bytes.
+    pub max_event_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_event_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://kairos.db` (embedded default) or `postgres://...`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://kairos.db?mode=rwc".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub rules_dir: PathBuf,
+    /// ISO 3166-1 alpha-2 country of the operator; roaming is "not here".
+    pub home_country: String,
+    /// IANA time zone used for calendar windows when the profile has none.
+    pub default_timezone: String,
+    /// How late (event time) an event may arrive and still be placed in its windows.
+    pub lateness: String,
+    /// Worker shards; subscribers are partitioned across them by msisdn.
+    pub workers: usize,
+    /// Events a worker takes per batch before persisting state and decisions.
+    pub batch_size: usize,
+    /// Queue depth per worker: ingest waits (backpressure) when it is full.
+    pub queue_depth: usize,
+    pub limits: ScriptLimits,
+    /// Offers sent per event at most; other matches are recorded as `lost_arbitration`.
+    pub max_offers_per_event: usize,
+    /// Marketing messages per subscriber per local calendar day, across channels.
+    pub daily_cap: u32,
+    /// After a complaint, sales offers are held back this long.
+    pub complaint_hold: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            rules_dir: PathBuf::from("rules"),
+            home_country: "CN".into(),
+            default_timezone: "Asia/Shanghai".into(),
+            lateness: "1h".into(),
+            workers: 2,
+            batch_size: 512,
+            queue_depth: 8192,
+            limits: ScriptLimits::default(),
+            max_offers_per_event: 1,
+            daily_cap: 3,
+            complaint_hold: "7d".into(),
+        }
+    }
+}
+
+/// Sandbox limits applied to every rule script evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptLimits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_bytes: usize,
+    pub max_array_len: usize,
+    pub max_map_len: usize,
+    /// Wall-clock budget of one evaluation, in milliseconds.
+    pub deadline_ms: u64,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        Self {
+            max_operations: 200_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_string_bytes: 64 * 1024,
+            max_array_len: 10_000,
+            max_map_len: 1_000,
+            deadline_ms: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `embedded` (in-process, persisted to the database) or `redis`.
+    pub backend: String,
+    pub redis_url: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            backend: "embedded".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// API key of the built-in admin, created at first start. When empty a random key is
+    /// generated and printed once.
+    pub bootstrap_admin_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Folder with message templates per offer and language.
+    pub dir: PathBuf,
+    /// Channels enabled; the built-ins are `sms`, `portal`, `agent`, `log`.
+    pub enabled: Vec<String>,
+    pub sms: SmsConfig,
+    /// Messages per second per channel at most (governor); 0 = unlimited.
+    pub max_per_second: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// `outbox` (embedded: kept for inspection, nothing leaves the machine) or `http`
+    /// (a Kannel-style `sendsms` gateway).
+    pub mode: String,
+    pub gateway_url: String,
+    pub username: String,
+    pub password: String,
+    pub sender: String,
+    /// Delivery reports come back to this URL (`{id}` and `%d` are filled in).
+    pub dlr_url: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            mode: "outbox".into(),
+            gateway_url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            sender: "10086".into(),
+            dlr_url: String::new(),
+        }
+    }
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("channels"),
+            enabled: vec!["sms".into(), "portal".into(), "agent".into()],
+            sms: SmsConfig::default(),
+            max_per_second: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then `KAIROS_*` environment variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        // KAIROS_LOG, KAIROS_CONFIG and KAIROS_TEST_* belong to the binary and the tests.
+        let env = Env::prefixed("KAIROS_")
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                k != "log" && k != "config" && !k.starts_with("test_")
+            })
+            .split("__");
+        fig = fig.merge(env);
+        fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::default();
+        assert!(c.database.url.starts_with("sqlite:"));
+        assert_eq!(c.state.backend, "embedded");
+        assert_eq!(c.engine.home_country, "CN");
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "[engine]\nhome_country = \"DE\"\nworkers = 4\n")?;
+            jail.set_env("KAIROS_ENGINE__WORKERS", "8");
+            jail.set_env("KAIROS_LOG", "debug");
+            jail.set_env("KAIROS_TEST_PG_URL", "postgres://x");
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert_eq!(c.engine.home_country, "DE");
+            assert_eq!(c.engine.workers, 8);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn crm_section_has_defaults_and_rejects_typos() {
+        assert_eq!(Config::default().crm.reminder_interval_secs, 3600);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "[crm]\nreminder_interval_secs = 60\n")?;
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert_eq!(c.crm.reminder_interval_secs, 60);
+            assert_eq!(c.crm.churn_threshold, 0.7);
+            jail.create_file("k.toml", "[crm]\nreminder_interval = 60\n")?;
+            assert!(Config::load(Some(std::path::Path::new("k.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "[engine]\nhome_contry = \"DE\"\n")?;
+            let err = Config::load(Some(std::path::Path::new("k.toml"))).unwrap_err();
+            assert!(err.to_string().contains("home_contry"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,261 @@
+//! `/agreements`: customer contracts (合同; TMF651 Agreement) with their period, scanned
+//! document reference and renewal reminder threshold; the reminder job is in [`reminders`].
+
+pub mod reminders;
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::Agreement;
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Role};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::scope::require_customer;
+use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/agreements", get(list).post(create))
+        .route("/agreements/reminders/run", post(run_reminders))
+        .route("/agreements/{id}", get(read).patch(update))
+}
+
+pub const STATUSES: &[&str] = &["draft", "active", "expired", "terminated"];
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("customer_id", "g.customer_id", FilterKind::Text),
+        ("status", "g.status", FilterKind::Text),
+        ("agreement_type", "g.agreement_type", FilterKind::Text),
+    ],
+    sorts: &[
+        ("end_date", "g.end_date"),
+        ("start_date", "g.start_date"),
+        ("created_at", "g.created_at"),
+        ("name", "g.name"),
+    ],
+    default_sort: "g.end_date",
+    tiebreak: "g.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgreement {
+    pub customer_id: String,
+    pub name: String,
+    pub agreement_type: Option<String>,
+    pub status: Option<String>,
+    pub start_date: String,
+    pub end_date: String,
+    /// Default 30.
+    pub reminder_days: Option<i64>,
+    pub document_ref: Option<String>,
+    pub amount_cents: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementPatch {
+    pub name: Option<String>,
+    pub agreement_type: Option<String>,
+    pub status: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub reminder_days: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub document_ref: Option<Option<String>>,
+    pub amount_cents: Option<i64>,
+    pub version: Option<i64>,
+}
+
+fn date_only(field: &str, v: &str) -> Result<(), ApiError> {
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|_| ApiError::field(field, "must be a date (YYYY-MM-DD)"))
+}
+
+fn validate(a: &Agreement) -> Result<(), ApiError> {
+    validate::text("name", &a.name, 200)?;
+    validate::one_of(
+        "agreement_type",
+        &a.agreement_type,
+        &["service", "framework", "enterprise", "other"],
+    )?;
+    validate::one_of("status", &a.status, STATUSES)?;
+    date_only("start_date", &a.start_date)?;
+    date_only("end_date", &a.end_date)?;
+    if a.end_date < a.start_date {
+        return Err(ApiError::field("end_date", "must not be before start_date"));
+    }
+    if !(0..=366).contains(&a.reminder_days) {
+        return Err(ApiError::field(
+            "reminder_days",
+            "must be between 0 and 366",
+        ));
+    }
+    validate::opt_text("document_ref", a.document_ref.as_deref(), 1000)?;
+    validate::non_negative("amount_cents", a.amount_cents)
+}
+
+#[utoipa::path(get, path = "/api/v1/agreements", tag = "agreements",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("agreement_type" = Option<String>, Query)),
+    responses((status = 200, body = Page<Agreement>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Agreement>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements", request_body = NewAgreement,
+    responses((status = 201, body = Agreement), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewAgreement>,
+) -> Result<Tagged<Agreement>, ApiError> {
+    p.require(Permission::ManageContracts)?;
+    let now = now_text();
+    let a = Agreement {
+        id: new_id(),
+        customer_id: req.customer_id,
+        name: req.name,
+        agreement_type: req.agreement_type.unwrap_or_else(|| "service".into()),
+        status: req.status.unwrap_or_else(|| "active".into()),
+        start_date: req.start_date,
+        end_date: req.end_date,
+        reminder_days: req.reminder_days.unwrap_or(30),
+        document_ref: req.document_ref,
+        amount_cents: req.amount_cents.unwrap_or(0),
+        reminded_for: None,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&a)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &a.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    repo::insert(&mut tx, &a).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "agreement",
+            entity_id: &a.id,
+            action: "create",
+            customer_id: Some(&a.customer_id),
+            before: None,
+            after: snapshot(&a),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, a))
+}
+
+#[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
+    responses((status = 200, body = Agreement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Agreement>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let a = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
+    Ok(Tagged::ok(a.version, a))
+}
+
+/// Updates a contract. A new `end_date` (renewal) clears the reminder so the new period is
+/// reminded again.
+#[utoipa::path(patch, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
+    request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<AgreementPatch>,
+) -> Result<Tagged<Agreement>, ApiError> {
+    p.require(Permission::ManageContracts)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
+    }
+    set!(
+        name,
+        agreement_type,
+        status,
+        start_date,
+        end_date,
+        reminder_days,
+        document_ref,
+        amount_cents
+    );
+    validate(&after)?;
+    after.updated_at = now_text();
+    let values = repo::values(&after);
+    after.version += 1;
+    audit::save_update(
+        tx,
+        &p,
+        "agreements",
+        expected,
+        values,
+        Change {
+            entity: "agreement",
+            entity_id: &id,
+            action: "update",
+            customer_id: Some(&after.customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Runs the contract reminder job now (admins).
+#[utoipa::path(post, path = "/api/v1/agreements/reminders/run", tag = "agreements",
+    responses((status = 200, body = reminders::ReminderRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn run_reminders(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<reminders::ReminderRun>, ApiError> {
+    if p.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only admins run the reminder job".into(),
+        ));
+    }
+    let run = reminders::run_once(&st, chrono::Utc::now())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(run))
+}

@@ -1,0 +1,654 @@
+//! `/campaigns`: marketing plans (营销计划管理) with an approval workflow, launched to a segment
+//! through the engine's own decision stage (`OfferBook::propose`), so campaign offers obey the
+//! same caps, opt-outs, complaint holds and channels as event-driven ones.
+//!
+//! States: `plan -> submitted -> approved | rejected`, `rejected | submitted -> plan`,
+//! `approved -> active` (by launching), `active -> completed`, and anything not finished
+//! `-> cancelled`. Approval needs `ApproveCampaigns` and a different user than the author and
+//! the submitter.
+
+pub mod repo;
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::{Campaign, Results, Run, Transition};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, Tagged};
+use crate::crm::segments::{self, require_marketing_read};
+use crate::crm::store::{
+    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::event::Msisdn;
+use crate::http::{ApiError, ApiJson};
+use crate::ports::{OfferRequest, Status};
+
+/// Lines sent to the decision stage per `propose` call.
+pub const BATCH: i64 = 500;
+
+pub const STATES: &[&str] = &[
+    "plan",
+    "submitted",
+    "approved",
+    "rejected",
+    "active",
+    "completed",
+    "cancelled",
+];
+const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app"];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/campaigns", get(list).post(create))
+        .route("/campaigns/{id}", get(read).patch(update))
+        .route("/campaigns/{id}/transition", post(transition))
+        .route("/campaigns/{id}/history", get(history))
+        .route("/campaigns/{id}/launch", post(launch))
+        .route("/campaigns/{id}/runs", get(runs))
+        .route("/campaigns/{id}/results", get(results))
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("state", "k.state", FilterKind::Text),
+        ("segment_id", "k.segment_id", FilterKind::Text),
+        ("offer_code", "k.offer_code", FilterKind::Text),
+        ("created_by", "k.created_by", FilterKind::Text),
+    ],
+    sorts: &[
+        ("created_at", "k.created_at"),
+        ("name", "k.name"),
+        ("start_at", "k.start_at"),
+        ("budget_cents", "k.budget_cents"),
+    ],
+    default_sort: "k.created_at",
+    tiebreak: "k.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub name: String,
+    pub description: Option<String>,
+    pub segment_id: String,
+    pub budget_cents: Option<i64>,
+    pub offer_code: String,
+    pub message: String,
+    pub channels: Vec<String>,
+    /// Default 7 days.
+    pub validity_secs: Option<i64>,
+    pub rule_ids: Option<Vec<String>>,
+    pub start_at: String,
+    pub end_at: String,
+    /// Must be 0 (or absent) until control groups are available.
+    pub control_pct: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub segment_id: Option<String>,
+    pub budget_cents: Option<i64>,
+    pub offer_code: Option<String>,
+    pub message: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub validity_secs: Option<i64>,
+    pub rule_ids: Option<Vec<String>>,
+    pub start_at: Option<String>,
+    pub end_at: Option<String>,
+    pub control_pct: Option<i64>,
+    pub version: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// submitted | approved | rejected | plan | completed | cancelled (`active` comes from launch).
+    pub to: String,
+    pub note: Option<String>,
+    /// Optional guard against concurrent changes (or send `If-Match`); 412 when stale.
+    pub version: Option<i64>,
+}
+
+fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
+}
+
+fn validate(c: &Campaign) -> Result<(), ApiError> {
+    validate::text("name", &c.name, 200)?;
+    validate::opt_text("description", c.description.as_deref(), 2000)?;
+    validate::non_negative("budget_cents", c.budget_cents)?;
+    validate::text("offer_code", &c.offer_code, 64)?;
+    validate::text("message", &c.message, 1000)?;
+    if c.channels.is_empty() || c.channels.len() > CHANNELS.len() {
+        return Err(ApiError::field("channels", "must list 1 to 5 channels"));
+    }
+    for (i, ch) in c.channels.iter().enumerate() {
+        validate::one_of(&format!("channels[{i}]"), ch, CHANNELS)?;
+        if c.channels[..i].contains(ch) {
+            return Err(ApiError::field(format!("channels[{i}]"), "is listed twice"));
+        }
+    }
+    if !(60..=90 * 86_400).contains(&c.validity_secs) {
+        return Err(ApiError::field(
+            "validity_secs",
+            "must be between 60 seconds and 90 days",
+        ));
+    }
+    if c.rule_ids.len() > 50 {
+        return Err(ApiError::field("rule_ids", "must list at most 50 rules"));
+    }
+    for (i, r) in c.rule_ids.iter().enumerate() {
+        validate::text(&format!("rule_ids[{i}]"), r, 100)?;
+    }
+    let start = parse_time("start_at", &c.start_at)?;
+    let end = parse_time("end_at", &c.end_at)?;
+    if end <= start {
+        return Err(ApiError::field("end_at", "must be after start_at"));
+    }
+    if c.control_pct != 0 {
+        return Err(ApiError::field(
+            "control_pct",
+            "must be 0: control groups are not available yet",
+        ));
+    }
+    Ok(())
+}
+
+async fn check_segment(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), ApiError> {
+    crate::crm::store::check_ref(conn, "segments", "segment_id", Some(id)).await
+}
+
+/// Attached rules must be loaded in the engine (checked when the plan is written).
+fn check_rules(st: &AppState, c: &Campaign) -> Result<(), ApiError> {
+    let set = st.pipeline.rules();
+    for (i, id) in c.rule_ids.iter().enumerate() {
+        if !set.rules.iter().any(|r| &r.meta.id == id) {
+            return Err(ApiError::field(
+                format!("rule_ids[{i}]"),
+                format!("no rule {id} is loaded"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn load(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Campaign, ApiError> {
+    repo::get(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("campaign".into()))
+}
+
+/// Writes `after` over version `expected`, with history and audit, inside `tx`.
+async fn save(
+    tx: &mut sqlx::AnyConnection,
+    p: &Principal,
+    before: &Campaign,
+    after: &mut Campaign,
+    expected: i64,
+    action: &str,
+    note: Option<&str>,
+) -> Result<(), ApiError> {
+    after.updated_at = now_text();
+    let n = Sql::update_versioned("campaigns", &after.id, expected, repo::values(after))
+        .execute(&mut *tx)
+        .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    if before.state != after.state {
+        repo::record_transition(
+            &mut *tx,
+            &after.id,
+            Some(&before.state),
+            &after.state,
+            &p.id,
+            note,
+        )
+        .await?;
+    }
+    audit::record(
+        &mut *tx,
+        p,
+        Change {
+            entity: "campaign",
+            entity_id: &after.id,
+            action,
+            customer_id: None,
+            before: snapshot(before),
+            after: snapshot(&*after),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
+        ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
+    responses((status = 200, body = Page<Campaign>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Campaign>>, ApiError> {
+    require_marketing_read(&p)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    let page: Page<repo::Row> = fetch_page(
+        &st.db.pool,
+        repo::COLUMNS,
+        Sql::new("campaigns k WHERE 1=1"),
+        &params,
+    )
+    .await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(Campaign::from).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
+    responses((status = 201, body = Campaign), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewCampaign>,
+) -> Result<Tagged<Campaign>, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let now = now_text();
+    let c = Campaign {
+        id: new_id(),
+        name: req.name,
+        description: req.description,
+        state: "plan".into(),
+        segment_id: req.segment_id,
+        budget_cents: req.budget_cents.unwrap_or(0),
+        offer_code: req.offer_code,
+        message: req.message,
+        channels: req.channels,
+        validity_secs: req.validity_secs.unwrap_or(7 * 86_400),
+        rule_ids: req.rule_ids.unwrap_or_default(),
+        start_at: req.start_at,
+        end_at: req.end_at,
+        control_pct: req.control_pct.unwrap_or(0),
+        created_by: p.id.clone(),
+        submitted_by: None,
+        decided_by: None,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&c)?;
+    check_rules(&st, &c)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    check_segment(&mut tx, &c.segment_id).await?;
+    repo::insert(&mut tx, &c).await?;
+    repo::record_transition(&mut tx, &c.id, None, "plan", &p.id, None).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "campaign",
+            entity_id: &c.id,
+            action: "create",
+            customer_id: None,
+            before: None,
+            after: snapshot(&c),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, c))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = Campaign), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Campaign>, ApiError> {
+    require_marketing_read(&p)?;
+    let c = load(&mut *st.db.pool.acquire().await?, &id).await?;
+    Ok(Tagged::ok(c.version, c))
+}
+
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+    request_body = CampaignPatch,
+    responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<CampaignPatch>,
+) -> Result<Tagged<Campaign>, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = load(&mut tx, &id).await?;
+    check_version(before.version, expected)?;
+    if before.state != "plan" {
+        return Err(ApiError::Conflict(format!(
+            "a campaign in state {} cannot be edited; only plans can",
+            before.state
+        )));
+    }
+    let mut after = before.clone();
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
+    }
+    set!(
+        name,
+        segment_id,
+        budget_cents,
+        offer_code,
+        message,
+        channels,
+        validity_secs,
+        rule_ids,
+        start_at,
+        end_at,
+        control_pct
+    );
+    if let Some(d) = patch.description {
+        after.description = Some(d);
+    }
+    validate(&after)?;
+    check_rules(&st, &after)?;
+    check_segment(&mut tx, &after.segment_id).await?;
+    save(&mut tx, &p, &before, &mut after, expected, "update", None).await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Checks a requested transition; `Ok` carries the permission it needs.
+fn allowed(from: &str, to: &str) -> Result<Permission, ApiError> {
+    let perm = match (from, to) {
+        ("plan", "submitted") => Permission::ManageCampaigns,
+        ("submitted", "approved") | ("submitted", "rejected") => Permission::ApproveCampaigns,
+        ("submitted", "plan") | ("rejected", "plan") => Permission::ManageCampaigns,
+        ("active", "completed") => Permission::ManageCampaigns,
+        ("plan" | "submitted" | "approved" | "rejected" | "active", "cancelled") => {
+            Permission::ManageCampaigns
+        }
+        ("approved", "active") => {
+            return Err(ApiError::Conflict(
+                "an approved campaign becomes active by launching it (POST .../launch)".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "a campaign cannot go from {from} to {to}"
+            )))
+        }
+    };
+    Ok(perm)
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/transition", tag = "campaigns", params(("id" = String, Path)),
+    request_body = TransitionRequest,
+    responses((status = 200, body = Campaign), (status = 400), (status = 403, description = "missing permission or self-approval"),
+        (status = 404), (status = 409, description = "illegal transition"), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn transition(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<TransitionRequest>,
+) -> Result<Tagged<Campaign>, ApiError> {
+    require_marketing_read(&p)?;
+    validate::one_of("to", &req.to, STATES)?;
+    validate::opt_text("note", req.note.as_deref(), 2000)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = load(&mut tx, &id).await?;
+    let expected = match (headers.get(axum::http::header::IF_MATCH), req.version) {
+        (None, None) => before.version,
+        _ => expected_version(&headers, req.version)?,
+    };
+    check_version(before.version, expected)?;
+    let perm = allowed(&before.state, &req.to)?;
+    p.require(perm)?;
+    let mut after = before.clone();
+    after.state = req.to.clone();
+    match req.to.as_str() {
+        "submitted" => after.submitted_by = Some(p.id.clone()),
+        "approved" | "rejected" => {
+            if p.id == before.created_by || before.submitted_by.as_deref() == Some(p.id.as_str()) {
+                return Err(ApiError::Forbidden(
+                    "a campaign must be approved or rejected by someone other than its author and submitter"
+                        .into(),
+                ));
+            }
+            after.decided_by = Some(p.id.clone());
+        }
+        "plan" => {
+            after.submitted_by = None;
+            after.decided_by = None;
+        }
+        _ => {}
+    }
+    save(
+        &mut tx,
+        &p,
+        &before,
+        &mut after,
+        expected,
+        "transition",
+        req.note.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Transition>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn history(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Transition>>, ApiError> {
+    require_marketing_read(&p)?;
+    let mut conn = st.db.pool.acquire().await?;
+    load(&mut conn, &id).await?;
+    Ok(Json(repo::history(&mut conn, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Run>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn runs(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Run>>, ApiError> {
+    require_marketing_read(&p)?;
+    let mut conn = st.db.pool.acquire().await?;
+    load(&mut conn, &id).await?;
+    Ok(Json(repo::runs(&mut conn, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = Results), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn results(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Results>, ApiError> {
+    require_marketing_read(&p)?;
+    let mut conn = st.db.pool.acquire().await?;
+    let c = load(&mut conn, &id).await?;
+    Ok(Json(repo::results(&mut conn, &c).await?))
+}
+
+fn render(template: &str, name: &str, msisdn: &str) -> String {
+    template.replace("{name}", name).replace("{msisdn}", msisdn)
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = Run), (status = 404), (status = 409, description = "not approved/active or outside its period"),
+        (status = 503, description = "the engine did not accept the offers")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn launch(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let started_at = now_text();
+    let now = chrono::Utc::now();
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = load(&mut tx, &id).await?;
+    if !matches!(before.state.as_str(), "approved" | "active") {
+        return Err(ApiError::Conflict(format!(
+            "only approved or active campaigns can be launched; this one is {}",
+            before.state
+        )));
+    }
+    let start = parse_time("start_at", &before.start_at)?;
+    let end = parse_time("end_at", &before.end_at)?;
+    if now < start || now > end {
+        return Err(ApiError::Conflict(format!(
+            "the campaign runs from {} to {}; it cannot be launched now",
+            before.start_at, before.end_at
+        )));
+    }
+    let segment = segments::get_segment(&mut tx, &before.segment_id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the campaign's segment no longer exists".into()))?;
+    let node = segments::criteria::parse(&segment.criteria, "criteria")?;
+    let mut campaign = before.clone();
+    if before.state == "approved" {
+        campaign.state = "active".into();
+        let version = before.version;
+        save(
+            &mut tx,
+            &p,
+            &before,
+            &mut campaign,
+            version,
+            "launch",
+            Some("launched"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+
+    let rule_id = format!("campaign:{}", campaign.id);
+    let at = now.fixed_offset();
+    let mut run = Run {
+        id: new_id(),
+        campaign_id: campaign.id.clone(),
+        actor_id: p.id.clone(),
+        started_at,
+        finished_at: String::new(),
+        targeted: 0,
+        decided: 0,
+        sent: 0,
+        suppressed: 0,
+        suppressed_by_reason: BTreeMap::new(),
+        batches: 0,
+    };
+    let mut after: Option<String> = None;
+    // A failing batch stops the launch; the run is still recorded with what was decided, and
+    // launching again is safe: recommendation ids are stable per campaign, line and channel.
+    let mut failure: Option<ApiError> = None;
+    loop {
+        let members = {
+            let mut conn = st.db.pool.acquire().await?;
+            segments::member_page(&mut conn, &p, &node, after.as_deref(), BATCH).await?
+        };
+        let Some(last) = members.last() else { break };
+        after = Some(last.line_id.clone());
+        let mut reqs = Vec::with_capacity(members.len());
+        for m in &members {
+            let Ok(msisdn) = m.msisdn.parse::<Msisdn>() else {
+                *run.suppressed_by_reason
+                    .entry("invalid_msisdn".into())
+                    .or_default() += 1;
+                continue;
+            };
+            reqs.push(OfferRequest {
+                msisdn,
+                campaign_id: Some(campaign.id.clone()),
+                request_id: None,
+                rule_id: rule_id.clone(),
+                offer_code: campaign.offer_code.clone(),
+                message: render(&campaign.message, &m.customer_name, &m.msisdn),
+                channels: campaign.channels.clone(),
+                score: 1.0,
+                valid_for_secs: campaign.validity_secs,
+                at,
+            });
+        }
+        run.targeted += members.len() as i64;
+        run.batches += 1;
+        let recs = match st.offers.propose(reqs).await {
+            Ok(recs) => recs,
+            Err(e) => {
+                failure = Some(ApiError::Unavailable(format!(
+                    "engine: {e} (batch {}; the run is recorded, launch again to resume)",
+                    run.batches
+                )));
+                break;
+            }
+        };
+        for r in recs {
+            run.decided += 1;
+            match r.status {
+                Status::Suppressed | Status::Failed => {
+                    run.suppressed += 1;
+                    let reason = r
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| r.status.as_str().to_string());
+                    *run.suppressed_by_reason.entry(reason).or_default() += 1;
+                }
+                _ => run.sent += 1,
+            }
+        }
+        if (members.len() as i64) < BATCH {
+            break;
+        }
+    }
+    run.finished_at = now_text();
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    repo::insert_run(&mut tx, &run).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "campaign_run",
+            entity_id: &run.id,
+            action: "create",
+            customer_id: None,
+            before: None,
+            after: snapshot(&run),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Json(run)),
+    }
+}

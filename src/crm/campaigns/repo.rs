@@ -1,0 +1,363 @@
+//! Campaign SQL: records, state history, runs and results from the engine's tables.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crm::store::{next_seq, now_text, Arg, Sql};
+
+/// A marketing campaign (营销计划).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// plan | submitted | approved | rejected | active | completed | cancelled
+    pub state: String,
+    pub segment_id: String,
+    pub budget_cents: i64,
+    pub offer_code: String,
+    /// Message template; `{name}` and `{msisdn}` are filled in per recipient.
+    pub message: String,
+    /// Channels in order of preference.
+    pub channels: Vec<String>,
+    /// How long each offer stays valid.
+    pub validity_secs: i64,
+    /// Rules attached to the campaign (for reporting and follow-ups).
+    pub rule_ids: Vec<String>,
+    pub start_at: String,
+    pub end_at: String,
+    /// Control group share; always 0 until control groups are available.
+    pub control_pct: i64,
+    pub created_by: String,
+    pub submitted_by: Option<String>,
+    /// Who approved or rejected it.
+    pub decided_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct Row {
+    id: String,
+    name: String,
+    description: Option<String>,
+    state: String,
+    segment_id: String,
+    budget_cents: i64,
+    offer_code: String,
+    message: String,
+    channels: String,
+    validity_secs: i64,
+    rule_ids: String,
+    start_at: String,
+    end_at: String,
+    control_pct: i64,
+    created_by: String,
+    submitted_by: Option<String>,
+    decided_by: Option<String>,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl From<Row> for Campaign {
+    fn from(r: Row) -> Campaign {
+        Campaign {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            state: r.state,
+            segment_id: r.segment_id,
+            budget_cents: r.budget_cents,
+            offer_code: r.offer_code,
+            message: r.message,
+            channels: serde_json::from_str(&r.channels).unwrap_or_default(),
+            validity_secs: r.validity_secs,
+            rule_ids: serde_json::from_str(&r.rule_ids).unwrap_or_default(),
+            start_at: r.start_at,
+            end_at: r.end_at,
+            control_pct: r.control_pct,
+            created_by: r.created_by,
+            submitted_by: r.submitted_by,
+            decided_by: r.decided_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+pub const COLUMNS: &str = "k.id, k.name, k.description, k.state, k.segment_id, k.budget_cents, \
+     k.offer_code, k.message, k.channels, k.validity_secs, k.rule_ids, k.start_at, k.end_at, \
+     k.control_pct, k.created_by, k.submitted_by, k.decided_by, k.created_at, k.updated_at, k.version";
+
+pub async fn get(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<Campaign>, sqlx::Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM campaigns k WHERE k.id = "));
+    sql.bind(id);
+    Ok(sql
+        .query_as::<Row>()
+        .fetch_optional(conn)
+        .await?
+        .map(Campaign::from))
+}
+
+pub fn values(c: &Campaign) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("name", c.name.as_str().into()),
+        ("description", (&c.description).into()),
+        ("state", c.state.as_str().into()),
+        ("segment_id", c.segment_id.as_str().into()),
+        ("budget_cents", c.budget_cents.into()),
+        ("offer_code", c.offer_code.as_str().into()),
+        ("message", c.message.as_str().into()),
+        (
+            "channels",
+            serde_json::to_string(&c.channels)
+                .unwrap_or_default()
+                .into(),
+        ),
+        ("validity_secs", c.validity_secs.into()),
+        (
+            "rule_ids",
+            serde_json::to_string(&c.rule_ids)
+                .unwrap_or_default()
+                .into(),
+        ),
+        ("start_at", c.start_at.as_str().into()),
+        ("end_at", c.end_at.as_str().into()),
+        ("control_pct", c.control_pct.into()),
+        ("submitted_by", (&c.submitted_by).into()),
+        ("decided_by", (&c.decided_by).into()),
+        ("updated_at", c.updated_at.as_str().into()),
+    ]
+}
+
+pub async fn insert(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<(), sqlx::Error> {
+    let mut v = values(c);
+    v.extend([
+        ("id", c.id.as_str().into()),
+        ("created_by", c.created_by.as_str().into()),
+        ("created_at", c.created_at.as_str().into()),
+        ("version", 1i64.into()),
+    ]);
+    Sql::insert("campaigns", v).execute(conn).await?;
+    Ok(())
+}
+
+/// One entry of a campaign's state history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Transition {
+    pub id: String,
+    pub campaign_id: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor_id: String,
+    pub note: Option<String>,
+    pub at: String,
+}
+
+pub async fn record_transition(
+    conn: &mut sqlx::AnyConnection,
+    campaign_id: &str,
+    from: Option<&str>,
+    to: &str,
+    actor_id: &str,
+    note: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    Sql::insert(
+        "campaign_transitions",
+        vec![
+            ("id", crate::crm::store::new_id().into()),
+            ("campaign_id", campaign_id.into()),
+            ("from_state", from.map(str::to_string).into()),
+            ("to_state", to.into()),
+            ("actor_id", actor_id.into()),
+            ("note", note.map(str::to_string).into()),
+            ("at", now_text().into()),
+            ("seq", next_seq().into()),
+        ],
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn history(
+    conn: &mut sqlx::AnyConnection,
+    campaign_id: &str,
+) -> Result<Vec<Transition>, sqlx::Error> {
+    let mut sql = Sql::new(
+        "SELECT id, campaign_id, from_state, to_state, actor_id, note, at \
+         FROM campaign_transitions WHERE campaign_id = ",
+    );
+    sql.bind(campaign_id).push(" ORDER BY seq");
+    sql.query_as().fetch_all(conn).await
+}
+
+/// One launch: what was targeted and what the decision stage made of it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub campaign_id: String,
+    pub actor_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Segment lines in the launcher's scope.
+    pub targeted: i64,
+    /// Recommendations the decision stage returned.
+    pub decided: i64,
+    /// Queued for (or already handed to) a channel.
+    pub sent: i64,
+    pub suppressed: i64,
+    /// Suppression reason (`opt_out`, `frequency_cap`, ...) -> count.
+    #[schema(value_type = Object)]
+    pub suppressed_by_reason: std::collections::BTreeMap<String, i64>,
+    pub batches: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: String,
+    campaign_id: String,
+    actor_id: String,
+    started_at: String,
+    finished_at: String,
+    targeted: i64,
+    decided: i64,
+    sent: i64,
+    suppressed: i64,
+    suppressed_by_reason: String,
+    batches: i64,
+}
+
+pub async fn insert_run(conn: &mut sqlx::AnyConnection, r: &Run) -> Result<(), sqlx::Error> {
+    Sql::insert(
+        "campaign_runs",
+        vec![
+            ("id", r.id.as_str().into()),
+            ("campaign_id", r.campaign_id.as_str().into()),
+            ("actor_id", r.actor_id.as_str().into()),
+            ("started_at", r.started_at.as_str().into()),
+            ("finished_at", r.finished_at.as_str().into()),
+            ("targeted", r.targeted.into()),
+            ("decided", r.decided.into()),
+            ("sent", r.sent.into()),
+            ("suppressed", r.suppressed.into()),
+            (
+                "suppressed_by_reason",
+                serde_json::to_string(&r.suppressed_by_reason)
+                    .unwrap_or_default()
+                    .into(),
+            ),
+            ("batches", r.batches.into()),
+            ("seq", next_seq().into()),
+        ],
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn runs(
+    conn: &mut sqlx::AnyConnection,
+    campaign_id: &str,
+) -> Result<Vec<Run>, sqlx::Error> {
+    let mut sql = Sql::new(
+        "SELECT id, campaign_id, actor_id, started_at, finished_at, targeted, decided, sent, \
+         suppressed, suppressed_by_reason, batches FROM campaign_runs WHERE campaign_id = ",
+    );
+    sql.bind(campaign_id).push(" ORDER BY seq");
+    let rows: Vec<RunRow> = sql.query_as().fetch_all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Run {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            actor_id: r.actor_id,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            targeted: r.targeted,
+            decided: r.decided,
+            sent: r.sent,
+            suppressed: r.suppressed,
+            suppressed_by_reason: serde_json::from_str(&r.suppressed_by_reason).unwrap_or_default(),
+            batches: r.batches,
+        })
+        .collect())
+}
+
+/// Statuses of recommendations that reached (or are on their way to) a channel.
+pub const SENT_STATUSES: &str =
+    "('queued', 'deferred', 'sent', 'delivered', 'accepted', 'declined', 'expired')";
+
+/// What a campaign achieved, from the engine's `recommendations` and `offer_responses`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Results {
+    pub campaign_id: String,
+    pub decided: i64,
+    pub sent: i64,
+    pub suppressed: i64,
+    pub accepted: i64,
+    pub declined: i64,
+    /// Sum of the catalog price of accepted offers (offer_code joined to product offering code).
+    pub revenue_cents: i64,
+    /// Explains how revenue was computed or why it is partial.
+    pub revenue_note: Option<String>,
+    /// Lift over the control group; null until control groups are available.
+    pub uplift: Option<f64>,
+    pub control_pct: i64,
+}
+
+pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Results, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT COUNT(*), \
+         COALESCE(SUM(CASE WHEN status IN {SENT_STATUSES} THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END), 0) \
+         FROM recommendations WHERE campaign_id = "
+    ));
+    sql.bind(c.id.as_str());
+    let (decided, sent, suppressed): (i64, i64, i64) = sql.query_as().fetch_one(&mut *conn).await?;
+    let outcome = |o: &'static str| {
+        let mut sql = Sql::new(
+            "SELECT COUNT(DISTINCT o.recommendation_id) FROM offer_responses o \
+             JOIN recommendations r ON r.id = o.recommendation_id WHERE r.campaign_id = ",
+        );
+        sql.bind(c.id.as_str()).push(" AND o.outcome = ").bind(o);
+        sql
+    };
+    let (accepted,): (i64,) = outcome("accepted").query_as().fetch_one(&mut *conn).await?;
+    let (declined,): (i64,) = outcome("declined").query_as().fetch_one(&mut *conn).await?;
+    let mut rev = Sql::new(
+        "SELECT CAST(COALESCE(SUM(po.price_cents), 0) AS BIGINT), COUNT(po.id), COUNT(*) \
+         FROM recommendations r LEFT JOIN product_offerings po ON po.code = r.offer_code \
+         WHERE r.id IN (SELECT o.recommendation_id FROM offer_responses o WHERE o.outcome = 'accepted') \
+         AND r.campaign_id = ",
+    );
+    rev.bind(c.id.as_str());
+    let (revenue_cents, priced, total): (i64, i64, i64) =
+        rev.query_as().fetch_one(&mut *conn).await?;
+    let revenue_note = if priced < total {
+        Some(format!(
+            "{} accepted offer(s) have no catalog offering with code {}: counted as 0",
+            total - priced,
+            c.offer_code
+        ))
+    } else {
+        None
+    };
+    Ok(Results {
+        campaign_id: c.id.clone(),
+        decided,
+        sent,
+        suppressed,
+        accepted,
+        declined,
+        revenue_cents,
+        revenue_note,
+        uplift: None,
+        control_pct: c.control_pct,
+    })
+}

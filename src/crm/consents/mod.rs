@@ -1,0 +1,283 @@
+//! `/customers/{id}/consents`: consent or opt-out per channel and purpose (TMF644-like).
+//! Marketing refusals become the engine's `opt_outs`, so changes emit `profile_change`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, Tagged};
+use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
+use crate::crm::profiles::opt_outs;
+use crate::crm::scope::require_customer;
+use crate::crm::store::{
+    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Consent {
+    pub id: String,
+    pub customer_id: String,
+    /// sms | email | portal | agent | app | call | all
+    pub channel: String,
+    /// marketing | service | analytics | third_party
+    pub purpose: String,
+    /// False records an opt-out.
+    pub granted: bool,
+    /// Where the customer expressed it (store, hotline, app, ...).
+    pub source: Option<String>,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    customer_id: String,
+    channel: String,
+    purpose: String,
+    granted: i64,
+    source: Option<String>,
+    updated_at: String,
+    version: i64,
+}
+
+impl From<Row> for Consent {
+    fn from(r: Row) -> Consent {
+        Consent {
+            id: r.id,
+            customer_id: r.customer_id,
+            channel: r.channel,
+            purpose: r.purpose,
+            granted: r.granted != 0,
+            source: r.source,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "k.id, k.customer_id, k.channel, k.purpose, k.granted, k.source, k.updated_at, k.version";
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConsent {
+    pub channel: String,
+    pub purpose: String,
+    pub granted: bool,
+    pub source: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentPatch {
+    pub granted: Option<bool>,
+    pub source: Option<String>,
+    pub version: Option<i64>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers/{id}/consents", get(list).post(create))
+        .route("/customers/{id}/consents/{consent_id}", patch(update))
+}
+
+pub async fn for_customer(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<Vec<Consent>, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM consents k WHERE k.customer_id = "
+    ));
+    sql.bind(customer_id).push(" ORDER BY k.purpose, k.channel");
+    let rows: Vec<Row> = sql.query_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("channel", "k.channel", FilterKind::Text),
+        ("purpose", "k.purpose", FilterKind::Text),
+        ("granted", "k.granted", FilterKind::Int),
+    ],
+    sorts: &[("channel", "k.channel"), ("updated_at", "k.updated_at")],
+    default_sort: "k.purpose, k.channel",
+    tiebreak: "k.id",
+};
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "customers",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query), ("granted" = Option<i64>, Query, description = "0 or 1")),
+    responses((status = 200, body = Page<Consent>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Consent>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
+    let mut sql = Sql::new("consents k WHERE k.customer_id = ");
+    sql.bind(id.as_str());
+    let page: Page<Row> = fetch_page(&st.db.pool, COLUMNS, sql, &params).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(Into::into).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+fn opt_out_change(old: Vec<String>, new: Vec<String>) -> Vec<FieldChange> {
+    if old == new {
+        return Vec::new();
+    }
+    vec![FieldChange {
+        field: "opt_outs",
+        old: old.into(),
+        new: new.into(),
+    }]
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/consents", tag = "customers", params(("id" = String, Path)),
+    request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewConsent>,
+) -> Result<Tagged<Consent>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    validate::one_of("channel", &req.channel, validate::CHANNELS)?;
+    validate::one_of("purpose", &req.purpose, PURPOSES)?;
+    validate::opt_text("source", req.source.as_deref(), 64)?;
+    let c = Consent {
+        id: new_id(),
+        customer_id: id.clone(),
+        channel: req.channel,
+        purpose: req.purpose,
+        granted: req.granted,
+        source: req.source,
+        updated_at: now_text(),
+        version: 1,
+    };
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &id).await?;
+    let old = opt_outs(&mut tx, &id).await?;
+    Sql::insert(
+        "consents",
+        vec![
+            ("id", c.id.as_str().into()),
+            ("customer_id", id.as_str().into()),
+            ("channel", c.channel.as_str().into()),
+            ("purpose", c.purpose.as_str().into()),
+            ("granted", c.granted.into()),
+            ("source", (&c.source).into()),
+            ("updated_at", c.updated_at.as_str().into()),
+            ("version", 1i64.into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await
+    .map_err(|e| unique_violation(e, "consent for this channel and purpose"))?;
+    let new = opt_outs(&mut tx, &id).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "consent",
+            entity_id: &c.id,
+            action: "create",
+            customer_id: Some(&id),
+            before: None,
+            after: snapshot(&c),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    emit_for_customer(&st, &id, opt_out_change(old, new)).await;
+    Ok(Tagged::created(1, c))
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}/consents/{consent_id}", tag = "customers",
+    params(("id" = String, Path), ("consent_id" = String, Path)), request_body = ConsentPatch,
+    responses((status = 200, body = Consent), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, consent_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<ConsentPatch>,
+) -> Result<Tagged<Consent>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let expected = expected_version(&headers, patch.version)?;
+    validate::opt_text("source", patch.source.as_deref(), 64)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &id).await?;
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM consents k WHERE k.id = "));
+    sql.bind(consent_id.as_str())
+        .push(" AND k.customer_id = ")
+        .bind(id.as_str());
+    let before: Consent = sql
+        .query_as::<Row>()
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(Into::into)
+        .ok_or_else(|| ApiError::NotFound("consent".into()))?;
+    check_version(before.version, expected)?;
+    let old = opt_outs(&mut tx, &id).await?;
+    let mut after = before.clone();
+    if let Some(g) = patch.granted {
+        after.granted = g;
+    }
+    if patch.source.is_some() {
+        after.source = patch.source;
+    }
+    after.updated_at = now_text();
+    let n = Sql::update_versioned(
+        "consents",
+        &consent_id,
+        expected,
+        vec![
+            ("granted", after.granted.into()),
+            ("source", (&after.source).into()),
+            ("updated_at", after.updated_at.as_str().into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    let new = opt_outs(&mut tx, &id).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "consent",
+            entity_id: &consent_id,
+            action: "update",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    emit_for_customer(&st, &id, opt_out_change(old, new)).await;
+    Ok(Tagged::ok(after.version, after))
+}

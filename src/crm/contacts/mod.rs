@@ -1,0 +1,290 @@
+//! `/customers/{id}/contacts`: contact media (TMF `contactMedium`): phone, email, address.
+
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::ContactMedium;
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::scope::require_customer;
+use crate::crm::store::{
+    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::event::Msisdn;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers/{id}/contacts", get(list).post(create))
+        .route(
+            "/customers/{id}/contacts/{contact_id}",
+            get(read).patch(update).delete(remove),
+        )
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[("medium_type", "m.medium_type", FilterKind::Text)],
+    sorts: &[
+        ("created_at", "m.created_at"),
+        ("medium_type", "m.medium_type"),
+    ],
+    default_sort: "m.created_at",
+    tiebreak: "m.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContact {
+    pub contact_name: Option<String>,
+    /// phone | email | address
+    pub medium_type: String,
+    #[serde(default)]
+    pub preferred: bool,
+    pub phone_number: Option<String>,
+    pub email_address: Option<String>,
+    pub street1: Option<String>,
+    pub city: Option<String>,
+    pub post_code: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub contact_name: Option<Option<String>>,
+    pub preferred: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub phone_number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email_address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub street1: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub city: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub post_code: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub country: Option<Option<String>>,
+    pub version: Option<i64>,
+}
+
+/// Each medium type needs its own characteristic.
+fn validate(m: &ContactMedium) -> Result<(), ApiError> {
+    validate::one_of(
+        "medium_type",
+        &m.medium_type,
+        &["phone", "email", "address"],
+    )?;
+    match m.medium_type.as_str() {
+        "phone" => {
+            let n = m
+                .phone_number
+                .as_deref()
+                .ok_or_else(|| ApiError::field("phone_number", "required for a phone"))?;
+            Msisdn::parse(n).map_err(|e| ApiError::field("phone_number", e.to_string()))?;
+        }
+        "email" => {
+            let e = m.email_address.as_deref().unwrap_or_default();
+            if !e.contains('@') || e.len() > 254 {
+                return Err(ApiError::field("email_address", "must be an email address"));
+            }
+        }
+        _ => {
+            validate::text("city", m.city.as_deref().unwrap_or_default(), 100)?;
+            validate::opt_text("street1", m.street1.as_deref(), 200)?;
+        }
+    }
+    validate::opt_text("contact_name", m.contact_name.as_deref(), 100)
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/contacts", tag = "customers",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
+        ("sort" = Option<String>, Query), ("medium_type" = Option<String>, Query)),
+    responses((status = 200, body = Page<ContactMedium>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<ContactMedium>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
+    let mut sql = Sql::new("contact_media m WHERE m.customer_id = ");
+    sql.bind(id.as_str());
+    let page: Page<repo::Row> = fetch_page(&st.db.pool, repo::COLUMNS, sql, &params).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(Into::into).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/contacts", tag = "customers", params(("id" = String, Path)),
+    request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewContact>,
+) -> Result<Tagged<ContactMedium>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let now = now_text();
+    let m = ContactMedium {
+        id: new_id(),
+        customer_id: id.clone(),
+        contact_name: req.contact_name,
+        medium_type: req.medium_type,
+        preferred: req.preferred,
+        phone_number: req.phone_number,
+        email_address: req.email_address,
+        street1: req.street1,
+        city: req.city,
+        post_code: req.post_code,
+        country: req.country,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&m)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &id).await?;
+    repo::insert(&mut tx, &m).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "contact_medium",
+            entity_id: &m.id,
+            action: "create",
+            customer_id: Some(&id),
+            before: None,
+            after: snapshot(&m),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, m))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
+    params(("id" = String, Path), ("contact_id" = String, Path)),
+    responses((status = 200, body = ContactMedium), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, contact_id)): Path<(String, String)>,
+) -> Result<Tagged<ContactMedium>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let mut conn = st.db.pool.acquire().await?;
+    require_customer(&mut conn, &p, &id).await?;
+    let m = repo::get(&mut conn, &id, &contact_id).await?;
+    Ok(Tagged::ok(m.version, m))
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
+    params(("id" = String, Path), ("contact_id" = String, Path)), request_body = ContactPatch,
+    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, contact_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<ContactPatch>,
+) -> Result<Tagged<ContactMedium>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &id).await?;
+    let before = repo::get(&mut tx, &id, &contact_id).await?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
+    }
+    set!(
+        contact_name,
+        preferred,
+        phone_number,
+        email_address,
+        street1,
+        city,
+        post_code,
+        country
+    );
+    validate(&after)?;
+    after.updated_at = now_text();
+    if !repo::update(&mut tx, &after, expected).await? {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "contact_medium",
+            entity_id: &contact_id,
+            action: "update",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
+    params(("id" = String, Path), ("contact_id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn remove(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, contact_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &id).await?;
+    let before = repo::get(&mut tx, &id, &contact_id).await?;
+    sqlx::query("DELETE FROM contact_media WHERE id = $1")
+        .bind(contact_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "contact_medium",
+            entity_id: &contact_id,
+            action: "delete",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

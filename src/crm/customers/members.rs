@@ -1,0 +1,332 @@
+//! `/customers/{id}/members`: the subscribers an enterprise (政企客户) manages itself. Enterprise
+//! admins add, change and remove them; scope keeps them inside their own enterprise.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::store::{
+    fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
+    Sql,
+};
+use crate::crm::validate;
+use crate::event::Msisdn;
+use crate::http::{ApiError, ApiJson};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Member {
+    pub id: String,
+    /// The enterprise customer.
+    pub customer_id: String,
+    pub name: String,
+    pub msisdn: String,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub email: Option<String>,
+    /// active | suspended
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub name: String,
+    pub msisdn: String,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub email: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    pub name: Option<String>,
+    pub msisdn: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub department: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    pub status: Option<String>,
+    pub version: Option<i64>,
+}
+
+const COLUMNS: &str = "m.id, m.customer_id, m.name, m.msisdn, m.department, m.title, m.email, \
+     m.status, m.created_at, m.updated_at, m.version";
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("msisdn", "m.msisdn", FilterKind::Text),
+        ("department", "m.department", FilterKind::Text),
+        ("status", "m.status", FilterKind::Text),
+    ],
+    sorts: &[("name", "m.name"), ("created_at", "m.created_at")],
+    default_sort: "m.name",
+    tiebreak: "m.id",
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers/{id}/members", get(list).post(create))
+        .route(
+            "/customers/{id}/members/{member_id}",
+            get(read).patch(update).delete(remove),
+        )
+}
+
+fn validate(m: &Member) -> Result<(), ApiError> {
+    validate::text("name", &m.name, 200)?;
+    Msisdn::parse(&m.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
+    validate::opt_text("department", m.department.as_deref(), 200)?;
+    validate::opt_text("title", m.title.as_deref(), 200)?;
+    if let Some(e) = &m.email {
+        if !e.contains('@') {
+            return Err(ApiError::field("email", "must be an email address"));
+        }
+    }
+    validate::one_of("status", &m.status, &["active", "suspended"])
+}
+
+/// 404 unless the enterprise is visible to the caller; members exist only under enterprises.
+async fn enterprise(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+) -> Result<(), ApiError> {
+    match super::repo::get(conn, p, id).await? {
+        Some(c) if c.customer_type == "enterprise" => Ok(()),
+        Some(_) => Err(ApiError::field(
+            "customer_id",
+            "is not an enterprise customer",
+        )),
+        None => Err(ApiError::NotFound("customer".into())),
+    }
+}
+
+async fn load(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+    id: &str,
+) -> Result<Member, ApiError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM enterprise_members m WHERE m.id = "
+    ));
+    sql.bind(id).push(" AND m.customer_id = ").bind(customer_id);
+    sql.query_as()
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("member".into()))
+}
+
+fn values(m: &Member) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("name", m.name.as_str().into()),
+        ("msisdn", m.msisdn.as_str().into()),
+        ("department", (&m.department).into()),
+        ("title", (&m.title).into()),
+        ("email", (&m.email).into()),
+        ("status", m.status.as_str().into()),
+        ("updated_at", m.updated_at.as_str().into()),
+    ]
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/members", tag = "customers",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("msisdn" = Option<String>, Query), ("department" = Option<String>, Query), ("status" = Option<String>, Query),
+        ("q" = Option<String>, Query, description = "substring of name or department")),
+    responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Member>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse_with_search(&SPEC, &["m.name", "m.department"], &q)?;
+    enterprise(&mut *st.db.pool.acquire().await?, &p, &id).await?;
+    let mut sql = Sql::new("enterprise_members m WHERE m.customer_id = ");
+    sql.bind(id.as_str());
+    Ok(Json(fetch_page(&st.db.pool, COLUMNS, sql, &params).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
+    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewMember>,
+) -> Result<Tagged<Member>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let now = now_text();
+    let m = Member {
+        id: new_id(),
+        customer_id: id.clone(),
+        name: req.name,
+        msisdn: req.msisdn,
+        department: req.department,
+        title: req.title,
+        email: req.email,
+        status: req.status.unwrap_or_else(|| "active".into()),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&m)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    enterprise(&mut tx, &p, &id).await?;
+    let mut v = values(&m);
+    v.extend([
+        ("id", m.id.as_str().into()),
+        ("customer_id", m.customer_id.as_str().into()),
+        ("created_at", m.created_at.as_str().into()),
+        ("version", 1i64.into()),
+    ]);
+    Sql::insert("enterprise_members", v)
+        .execute(&mut tx)
+        .await
+        .map_err(|e| unique_violation(e, "msisdn"))?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "enterprise_member",
+            entity_id: &m.id,
+            action: "create",
+            customer_id: Some(&id),
+            before: None,
+            after: snapshot(&m),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, m))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
+    params(("id" = String, Path), ("member_id" = String, Path)),
+    responses((status = 200, body = Member), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, member_id)): Path<(String, String)>,
+) -> Result<Tagged<Member>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let mut conn = st.db.pool.acquire().await?;
+    enterprise(&mut conn, &p, &id).await?;
+    let m = load(&mut conn, &id, &member_id).await?;
+    Ok(Tagged::ok(m.version, m))
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
+    params(("id" = String, Path), ("member_id" = String, Path)), request_body = MemberPatch,
+    responses((status = 200, body = Member), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, member_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<MemberPatch>,
+) -> Result<Tagged<Member>, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    enterprise(&mut tx, &p, &id).await?;
+    let before = load(&mut tx, &id, &member_id).await?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    if let Some(v) = patch.name {
+        after.name = v;
+    }
+    if let Some(v) = patch.msisdn {
+        after.msisdn = v;
+    }
+    if let Some(v) = patch.department {
+        after.department = v;
+    }
+    if let Some(v) = patch.title {
+        after.title = v;
+    }
+    if let Some(v) = patch.email {
+        after.email = v;
+    }
+    if let Some(v) = patch.status {
+        after.status = v;
+    }
+    validate(&after)?;
+    after.updated_at = now_text();
+    let n = Sql::update_versioned("enterprise_members", &member_id, expected, values(&after))
+        .execute(&mut tx)
+        .await
+        .map_err(|e| unique_violation(e, "msisdn"))?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "enterprise_member",
+            entity_id: &member_id,
+            action: "update",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Removes a member; the audit record keeps what was removed.
+#[utoipa::path(delete, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
+    params(("id" = String, Path), ("member_id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn remove(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, member_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::WriteCustomers)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    enterprise(&mut tx, &p, &id).await?;
+    let before = load(&mut tx, &id, &member_id).await?;
+    sqlx::query("DELETE FROM enterprise_members WHERE id = $1")
+        .bind(member_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "enterprise_member",
+            entity_id: &member_id,
+            action: "delete",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,429 @@
+//! `/customers`: individual and enterprise customers, with scope enforced in SQL.
+
+pub mod members;
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::Customer;
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Role, Scope};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::profiles::changes::{self, FieldChange};
+use crate::crm::scope::{customer_visible, push_customer_scope, require_operator_write};
+use crate::crm::store::{
+    check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
+    Page, Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers", get(list).post(create))
+        .route("/customers/{id}", get(read).patch(update))
+        .merge(members::router())
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("name", "c.name", FilterKind::Text),
+        ("customer_type", "c.customer_type", FilterKind::Text),
+        ("status", "c.status", FilterKind::Text),
+        ("segment", "c.segment", FilterKind::Text),
+        ("industry", "c.industry", FilterKind::Text),
+        ("value_tier", "c.value_tier", FilterKind::Text),
+        ("credit_class", "c.credit_class", FilterKind::Text),
+        ("region_id", "c.region_id", FilterKind::Text),
+        (
+            "account_manager_id",
+            "c.account_manager_id",
+            FilterKind::Text,
+        ),
+        (
+            "parent_customer_id",
+            "c.parent_customer_id",
+            FilterKind::Text,
+        ),
+        ("churn_score", "c.churn_score", FilterKind::Float),
+        ("loyalty_points", "c.loyalty_points", FilterKind::Int),
+        ("arpu_cents", "c.arpu_cents", FilterKind::Int),
+    ],
+    sorts: &[
+        ("name", "c.name"),
+        ("created_at", "c.created_at"),
+        ("churn_score", "c.churn_score"),
+        ("loyalty_points", "c.loyalty_points"),
+        ("value_tier", "c.value_tier"),
+    ],
+    default_sort: "c.created_at",
+    tiebreak: "c.id",
+};
+
+const TYPES: &[&str] = &["individual", "enterprise"];
+const STATUSES: &[&str] = &["prospect", "active", "suspended", "inactive"];
+const CREDIT: &[&str] = &["A", "B", "C", "D", "E"];
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    pub name: String,
+    pub customer_type: String,
+    pub party_id: Option<String>,
+    pub parent_customer_id: Option<String>,
+    /// Defaults to the caller when an account manager creates the customer.
+    pub account_manager_id: Option<String>,
+    pub region_id: Option<String>,
+    pub value_tier: Option<String>,
+    pub credit_class: Option<String>,
+    pub churn_score: Option<f64>,
+    pub arpu_cents: Option<i64>,
+    pub segment: Option<String>,
+    pub industry: Option<String>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub home_country: Option<String>,
+    pub preferred_channel: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub party_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub parent_customer_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub account_manager_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub region_id: Option<Option<String>>,
+    pub value_tier: Option<String>,
+    pub credit_class: Option<String>,
+    pub churn_score: Option<f64>,
+    pub arpu_cents: Option<i64>,
+    pub segment: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub industry: Option<Option<String>>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub home_country: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub preferred_channel: Option<Option<String>>,
+    pub status: Option<String>,
+    /// The version read; or send `If-Match`.
+    pub version: Option<i64>,
+}
+
+fn validate(c: &Customer) -> Result<(), ApiError> {
+    validate::text("name", &c.name, 200)?;
+    validate::one_of("customer_type", &c.customer_type, TYPES)?;
+    validate::text("value_tier", &c.value_tier, 32)?;
+    validate::one_of("credit_class", &c.credit_class, CREDIT)?;
+    validate::unit_interval("churn_score", c.churn_score)?;
+    validate::non_negative("arpu_cents", c.arpu_cents)?;
+    validate::text("segment", &c.segment, 64)?;
+    validate::opt_text("industry", c.industry.as_deref(), 64)?;
+    validate::text("language", &c.language, 16)?;
+    validate::timezone("timezone", &c.timezone)?;
+    if c.home_country.len() != 2 || !c.home_country.chars().all(|x| x.is_ascii_uppercase()) {
+        return Err(ApiError::field(
+            "home_country",
+            "must be an ISO 3166-1 alpha-2 code",
+        ));
+    }
+    if let Some(ch) = &c.preferred_channel {
+        validate::one_of("preferred_channel", ch, validate::CHANNELS)?;
+    }
+    validate::one_of("status", &c.status, STATUSES)?;
+    if c.parent_customer_id.as_deref() == Some(c.id.as_str()) {
+        return Err(ApiError::field(
+            "parent_customer_id",
+            "must not be the customer itself",
+        ));
+    }
+    Ok(())
+}
+
+/// The field that moved a record out of the writer's scope, for the error message.
+fn scope_field(p: &Principal) -> &'static str {
+    match p.scope {
+        Scope::Region(_) => "region_id",
+        Scope::Enterprise(_) => "parent_customer_id",
+        _ => "account_manager_id",
+    }
+}
+
+/// References must exist (and the party be visible) so errors name the right field.
+async fn check_refs(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    c: &Customer,
+) -> Result<(), ApiError> {
+    check_ref(
+        conn,
+        "users",
+        "account_manager_id",
+        c.account_manager_id.as_deref(),
+    )
+    .await?;
+    check_ref(conn, "regions", "region_id", c.region_id.as_deref()).await?;
+    if let Some(party) = &c.party_id {
+        if crate::crm::parties::repo::get(conn, p, party)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::field(
+                "party_id",
+                "refers to a record that does not exist",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The parent must be an enterprise the caller can see.
+async fn check_parent(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    parent: Option<&str>,
+) -> Result<(), ApiError> {
+    if let Some(parent) = parent {
+        match repo::get(conn, p, parent).await? {
+            Some(c) if c.customer_type == "enterprise" => {}
+            _ => {
+                return Err(ApiError::field(
+                    "parent_customer_id",
+                    "must be an enterprise customer",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
+        ("sort" = Option<String>, Query, description = "name | created_at | churn_score | loyalty_points | value_tier, prefix - for descending"),
+        ("name" = Option<String>, Query), ("customer_type" = Option<String>, Query), ("status" = Option<String>, Query),
+        ("segment" = Option<String>, Query), ("industry" = Option<String>, Query), ("value_tier" = Option<String>, Query), ("credit_class" = Option<String>, Query),
+        ("region_id" = Option<String>, Query), ("account_manager_id" = Option<String>, Query), ("parent_customer_id" = Option<String>, Query),
+        ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
+        ("churn_score_min" = Option<f64>, Query), ("churn_score_max" = Option<f64>, Query),
+        ("loyalty_points_min" = Option<i64>, Query), ("arpu_cents_min" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Customer>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Customer>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse_with_search(&SPEC, &["c.name"], &q)?;
+    let mut sql = Sql::new("customers c WHERE 1=1");
+    push_customer_scope(&mut sql, &p, "c");
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::COLUMNS, sql, &params).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
+    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewCustomer>,
+) -> Result<Tagged<Customer>, ApiError> {
+    require_operator_write(&p)?;
+    let now = now_text();
+    let manager = req
+        .account_manager_id
+        .or_else(|| (p.role == Role::AccountManager).then(|| p.id.clone()));
+    let c = Customer {
+        id: new_id(),
+        name: req.name,
+        customer_type: req.customer_type,
+        party_id: req.party_id,
+        parent_customer_id: req.parent_customer_id,
+        account_manager_id: manager,
+        region_id: req.region_id,
+        value_tier: req.value_tier.unwrap_or_else(|| "standard".into()),
+        credit_class: req.credit_class.unwrap_or_else(|| "B".into()),
+        loyalty_points: 0,
+        churn_score: req.churn_score.unwrap_or(0.0),
+        arpu_cents: req.arpu_cents.unwrap_or(0),
+        segment: req.segment.unwrap_or_else(|| "mass".into()),
+        industry: req.industry,
+        language: req.language.unwrap_or_else(|| "zh".into()),
+        timezone: req
+            .timezone
+            .unwrap_or_else(|| st.config.engine.default_timezone.clone()),
+        home_country: req
+            .home_country
+            .unwrap_or_else(|| st.config.engine.home_country.clone()),
+        preferred_channel: req.preferred_channel,
+        status: req.status.unwrap_or_else(|| "active".into()),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&c)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    check_parent(&mut tx, &p, c.parent_customer_id.as_deref()).await?;
+    check_refs(&mut tx, &p, &c).await?;
+    repo::insert(&mut tx, &c)
+        .await
+        .map_err(|e| unique_violation(e, "account_manager_id"))?;
+    if !customer_visible(&mut tx, &p, &c.id).await? {
+        return Err(ApiError::field(
+            scope_field(&p),
+            "would put the customer outside your data scope",
+        ));
+    }
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "customer",
+            entity_id: &c.id,
+            action: "create",
+            customer_id: Some(&c.id),
+            before: None,
+            after: snapshot(&c),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(c.version, c))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
+    responses((status = 200, body = Customer), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Customer>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let c = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("customer".into()))?;
+    Ok(Tagged::ok(c.version, c))
+}
+
+fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = patch.$f { c.$f = v; })* };
+    }
+    set!(
+        name,
+        party_id,
+        parent_customer_id,
+        account_manager_id,
+        region_id,
+        value_tier,
+        credit_class,
+        churn_score,
+        arpu_cents,
+        segment,
+        industry,
+        language,
+        timezone,
+        home_country,
+        preferred_channel,
+        status
+    );
+    c
+}
+
+/// The profile facts the engine reads, as `(field, value)`.
+fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("value_tier", c.value_tier.clone().into()),
+        ("credit_class", c.credit_class.clone().into()),
+        ("segment", c.segment.clone().into()),
+        ("churn_score", c.churn_score.into()),
+        ("language", c.language.clone().into()),
+        ("timezone", c.timezone.clone().into()),
+        ("home_country", c.home_country.clone().into()),
+        ("arpu_cents", c.arpu_cents.into()),
+    ]
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "ETag of the version read")), request_body = CustomerPatch,
+    responses((status = 200, body = Customer), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<CustomerPatch>,
+) -> Result<Tagged<Customer>, ApiError> {
+    require_operator_write(&p)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("customer".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = apply(before.clone(), patch);
+    validate(&after)?;
+    if after.parent_customer_id != before.parent_customer_id {
+        check_parent(&mut tx, &p, after.parent_customer_id.as_deref()).await?;
+    }
+    check_refs(&mut tx, &p, &after).await?;
+    after.updated_at = now_text();
+    if !repo::update(&mut tx, &after, expected)
+        .await
+        .map_err(|e| unique_violation(e, "account_manager_id"))?
+    {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    if !customer_visible(&mut tx, &p, &id).await? {
+        return Err(ApiError::field(
+            scope_field(&p),
+            "would put the customer outside your data scope",
+        ));
+    }
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "customer",
+            entity_id: &id,
+            action: "update",
+            customer_id: Some(&id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let diffs: Vec<FieldChange> = profile_facts(&before)
+        .into_iter()
+        .zip(profile_facts(&after))
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldChange { field, old, new })
+        .collect();
+    changes::emit_for_customer(&st, &id, diffs).await;
+    // Churn warning: crossing crm.churn_threshold opens a retention case.
+    crate::crm::retention::on_churn_score(&st, &id, before.churn_score, after.churn_score).await;
+    Ok(Tagged::ok(after.version, after))
+}

@@ -1,0 +1,56 @@
+//! The CRM's periodic jobs: contract reminders, inactivity retention cases and service-request
+//! escalation, run together
+//! every `crm.reminder_interval_secs` by [`spawn`] (started from `App::start`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::AppState;
+
+/// Runs every job once at `now`; failures are logged, not returned (the next tick retries).
+pub async fn run_all(st: &AppState, now: DateTime<Utc>) {
+    match crate::crm::agreements::reminders::run_once(st, now).await {
+        Ok(run) if !run.reminded.is_empty() => {
+            tracing::info!(count = run.reminded.len(), "contract reminders sent")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "contract reminder job failed"),
+    }
+    match crate::crm::retention::open_for_inactivity(st).await {
+        Ok(n) if n > 0 => tracing::info!(count = n, "inactivity retention cases opened"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "inactivity job failed"),
+    }
+    match crate::crm::service_requests::escalation::run_escalations(st, now).await {
+        Ok(run) if !run.escalated.is_empty() => {
+            tracing::info!(count = run.escalated.len(), "service requests escalated")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "escalation job failed"),
+    }
+}
+
+/// One task ticking every `interval_secs` (first tick one interval after start) until `stop`
+/// turns true. Nothing is spawned when the interval is 0.
+pub fn spawn(st: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let secs = st.config.crm.reminder_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let period = Duration::from_secs(secs);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopped = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopped {
+                break;
+            }
+            run_all(&st, Utc::now()).await;
+        }
+    });
+}

@@ -1,0 +1,562 @@
+//! `/knowledge` (知识库: products, sales scripts, successful cases, FAQs; searched with `?q=`
+//! on title and body and `?tag=`) and `/announcements` (公告: a publish window and an optional
+//! audience role). `ManageKnowledge` writes; every authenticated user reads.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Role};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, Tagged};
+use crate::crm::store::{
+    fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/knowledge", get(list).post(create))
+        .route("/knowledge/{id}", get(read).patch(update).delete(remove))
+        .route(
+            "/announcements",
+            get(list_announcements).post(create_announcement),
+        )
+        .route("/announcements/{id}", delete(remove_announcement))
+}
+
+pub const CATEGORIES: &[&str] = &["product", "script", "case", "faq"];
+
+/// A knowledge base article.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Article {
+    pub id: String,
+    /// product | script | case | faq
+    pub category: String,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ArticleRow {
+    id: String,
+    category: String,
+    title: String,
+    body: String,
+    tags: String,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl From<ArticleRow> for Article {
+    fn from(r: ArticleRow) -> Article {
+        Article {
+            id: r.id,
+            category: r.category,
+            title: r.title,
+            body: r.body,
+            tags: r
+                .tags
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+const COLUMNS: &str = "k.id, k.category, k.title, k.body, k.tags, k.created_by, k.created_at, \
+     k.updated_at, k.version";
+
+/// `,a,b,` so one tag matches `LIKE '%,a,%'`.
+fn tags_text(tags: &[String]) -> String {
+    format!(",{},", tags.join(","))
+}
+
+fn normalize_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim().to_lowercase();
+        if t.is_empty() || t.contains(',') || t.chars().count() > 40 {
+            return Err(ApiError::field(
+                "tags",
+                "each tag is 1 to 40 characters without commas",
+            ));
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 20 {
+        return Err(ApiError::field("tags", "at most 20 tags"));
+    }
+    Ok(out)
+}
+
+fn validate(a: &Article) -> Result<(), ApiError> {
+    validate::one_of("category", &a.category, CATEGORIES)?;
+    validate::text("title", &a.title, 200)?;
+    validate::text("body", &a.body, 100_000)
+}
+
+fn values(a: &Article) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("category", a.category.as_str().into()),
+        ("title", a.title.as_str().into()),
+        ("body", a.body.as_str().into()),
+        ("tags", tags_text(&a.tags).into()),
+        ("updated_at", a.updated_at.as_str().into()),
+    ]
+}
+
+async fn get_article(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<Article>, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM knowledge_articles k WHERE k.id = "
+    ));
+    sql.bind(id);
+    Ok(sql
+        .query_as::<ArticleRow>()
+        .fetch_optional(conn)
+        .await?
+        .map(Article::from))
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+fn like_pattern(s: &str) -> String {
+    let mut out = String::from("%");
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[("category", "k.category", FilterKind::Text)],
+    sorts: &[
+        ("updated_at", "k.updated_at"),
+        ("created_at", "k.created_at"),
+        ("title", "k.title"),
+    ],
+    default_sort: "k.updated_at DESC",
+    tiebreak: "k.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewArticle {
+    pub category: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArticlePatch {
+    pub category: Option<String>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub version: Option<i64>,
+}
+
+/// Searches articles: `q` matches title or body (case-insensitive), `tag` one tag.
+#[utoipa::path(get, path = "/api/v1/knowledge", tag = "knowledge",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("q" = Option<String>, Query), ("tag" = Option<String>, Query), ("category" = Option<String>, Query)),
+    responses((status = 200, body = Page<Article>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    _p: Principal,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Article>>, ApiError> {
+    let text = q.remove("q").filter(|s| !s.trim().is_empty());
+    let tag = q.remove("tag").filter(|s| !s.trim().is_empty());
+    let params = ListParams::parse(&SPEC, &q)?;
+    let mut sql = Sql::new("knowledge_articles k WHERE 1=1");
+    if let Some(t) = text {
+        let pat = like_pattern(t.trim());
+        sql.push(" AND (LOWER(k.title) LIKE ")
+            .bind(pat.as_str())
+            .push(" ESCAPE '\\' OR LOWER(k.body) LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+    if let Some(t) = tag {
+        let t = t.trim().to_lowercase();
+        sql.push(" AND k.tags LIKE ")
+            .bind(format!("%,{},%", t.replace(['%', '_', '\\'], "")));
+    }
+    let page: Page<ArticleRow> = fetch_page(&st.db.pool, COLUMNS, sql, &params).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(Article::from).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
+    responses((status = 201, body = Article), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewArticle>,
+) -> Result<Tagged<Article>, ApiError> {
+    p.require(Permission::ManageKnowledge)?;
+    let now = now_text();
+    let a = Article {
+        id: new_id(),
+        category: req.category,
+        title: req.title,
+        body: req.body,
+        tags: normalize_tags(req.tags)?,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&a)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut v = values(&a);
+    v.extend([
+        ("id", a.id.as_str().into()),
+        ("created_by", a.created_by.as_str().into()),
+        ("created_at", a.created_at.as_str().into()),
+        ("version", 1i64.into()),
+    ]);
+    Sql::insert("knowledge_articles", v)
+        .execute(&mut tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "knowledge_article",
+            entity_id: &a.id,
+            action: "create",
+            customer_id: None,
+            before: None,
+            after: snapshot(&a),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, a))
+}
+
+#[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
+    responses((status = 200, body = Article), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Article>, ApiError> {
+    let a = get_article(&mut *st.db.pool.acquire().await?, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("article".into()))?;
+    Ok(Tagged::ok(a.version, a))
+}
+
+#[utoipa::path(patch, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
+    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<ArticlePatch>,
+) -> Result<Tagged<Article>, ApiError> {
+    p.require(Permission::ManageKnowledge)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = get_article(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("article".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    if let Some(v) = patch.category {
+        after.category = v;
+    }
+    if let Some(v) = patch.title {
+        after.title = v;
+    }
+    if let Some(v) = patch.body {
+        after.body = v;
+    }
+    if let Some(v) = patch.tags {
+        after.tags = normalize_tags(v)?;
+    }
+    validate(&after)?;
+    after.updated_at = now_text();
+    let values = values(&after);
+    after.version += 1;
+    audit::save_update(
+        tx,
+        &p,
+        "knowledge_articles",
+        expected,
+        values,
+        Change {
+            entity: "knowledge_article",
+            entity_id: &id,
+            action: "update",
+            customer_id: None,
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Deletes an article; the audit record keeps its last content.
+#[utoipa::path(delete, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn remove(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::ManageKnowledge)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = get_article(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("article".into()))?;
+    let mut sql = Sql::new("DELETE FROM knowledge_articles WHERE id = ");
+    sql.bind(id.as_str());
+    sql.execute(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "knowledge_article",
+            entity_id: &id,
+            action: "delete",
+            customer_id: None,
+            before: snapshot(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An announcement (公告).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Announcement {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    /// A role (`agent`, `account_manager`, ...) or `null` for everyone.
+    pub audience_role: Option<String>,
+    pub publish_from: String,
+    pub publish_until: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+const ANN_COLUMNS: &str = "a.id, a.title, a.body, a.audience_role, a.publish_from, \
+     a.publish_until, a.created_by, a.created_at, a.updated_at, a.version";
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAnnouncement {
+    pub title: String,
+    pub body: String,
+    pub audience_role: Option<String>,
+    /// RFC 3339; default now.
+    pub publish_from: Option<String>,
+    pub publish_until: Option<String>,
+}
+
+const ANN_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[("publish_from", "a.publish_from")],
+    default_sort: "a.publish_from DESC",
+    tiebreak: "a.id",
+};
+
+fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| crate::store::ts_text(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
+}
+
+/// Announcements published now for the caller's role; `?all=true` lists every announcement
+/// (writers only).
+#[utoipa::path(get, path = "/api/v1/announcements", tag = "knowledge",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("all" = Option<bool>, Query)),
+    responses((status = 200, body = Page<Announcement>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_announcements(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Announcement>>, ApiError> {
+    let all = q.remove("all").as_deref() == Some("true");
+    let params = ListParams::parse(&ANN_SPEC, &q)?;
+    let mut sql = Sql::new("announcements a WHERE 1=1");
+    if all {
+        p.require(Permission::ManageKnowledge)?;
+    } else {
+        let now = now_text();
+        sql.push(" AND a.publish_from <= ")
+            .bind(now.as_str())
+            .push(" AND (a.publish_until IS NULL OR a.publish_until > ")
+            .bind(now)
+            .push(")");
+        if p.role != Role::Admin {
+            sql.push(" AND (a.audience_role IS NULL OR a.audience_role = ")
+                .bind(p.role.as_str())
+                .push(")");
+        }
+    }
+    Ok(Json(
+        fetch_page(&st.db.pool, ANN_COLUMNS, sql, &params).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
+    responses((status = 201, body = Announcement), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create_announcement(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewAnnouncement>,
+) -> Result<Tagged<Announcement>, ApiError> {
+    p.require(Permission::ManageKnowledge)?;
+    validate::text("title", &req.title, 200)?;
+    validate::text("body", &req.body, 20_000)?;
+    if let Some(r) = &req.audience_role {
+        if Role::parse(r).is_none() {
+            return Err(ApiError::field("audience_role", "must be a role"));
+        }
+    }
+    let now = now_text();
+    let from = match &req.publish_from {
+        Some(v) => utc_text("publish_from", v)?,
+        None => now.clone(),
+    };
+    let until = req
+        .publish_until
+        .as_deref()
+        .map(|v| utc_text("publish_until", v))
+        .transpose()?;
+    if until.as_deref().is_some_and(|u| u <= from.as_str()) {
+        return Err(ApiError::field(
+            "publish_until",
+            "must be after publish_from",
+        ));
+    }
+    let a = Announcement {
+        id: new_id(),
+        title: req.title,
+        body: req.body,
+        audience_role: req.audience_role,
+        publish_from: from,
+        publish_until: until,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    Sql::insert(
+        "announcements",
+        vec![
+            ("id", a.id.as_str().into()),
+            ("title", a.title.as_str().into()),
+            ("body", a.body.as_str().into()),
+            ("audience_role", (&a.audience_role).into()),
+            ("publish_from", a.publish_from.as_str().into()),
+            ("publish_until", (&a.publish_until).into()),
+            ("created_by", a.created_by.as_str().into()),
+            ("created_at", a.created_at.as_str().into()),
+            ("updated_at", a.updated_at.as_str().into()),
+            ("version", 1i64.into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "announcement",
+            entity_id: &a.id,
+            action: "create",
+            customer_id: None,
+            before: None,
+            after: snapshot(&a),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, a))
+}
+
+#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn remove_announcement(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::ManageKnowledge)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {ANN_COLUMNS} FROM announcements a WHERE a.id = "
+    ));
+    sql.bind(id.as_str());
+    let before: Announcement = sql
+        .query_as()
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("announcement".into()))?;
+    let mut del = Sql::new("DELETE FROM announcements WHERE id = ");
+    del.bind(id.as_str());
+    del.execute(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "announcement",
+            entity_id: &id,
+            action: "delete",
+            customer_id: None,
+            before: snapshot(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

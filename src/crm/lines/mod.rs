@@ -1,0 +1,257 @@
+//! `/lines`: subscriber lines. Addressed by id or by msisdn (`/lines/8613900000001`).
+
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::Line;
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
+use crate::crm::scope::require_customer;
+use crate::crm::store::{
+    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::event::{Msisdn, MsisdnError};
+use crate::http::{ApiError, ApiJson};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("{0}")]
+    Msisdn(#[from] MsisdnError),
+    #[error("belongs to another customer")]
+    ForeignAccount,
+}
+
+impl From<LineError> for ApiError {
+    fn from(e: LineError) -> ApiError {
+        match e {
+            LineError::Msisdn(_) => ApiError::field("msisdn", e.to_string()),
+            LineError::ForeignAccount => ApiError::field("account_id", e.to_string()),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/lines", get(list).post(create))
+        .route("/lines/{line}", get(read).patch(update))
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("msisdn", "l.msisdn", FilterKind::Text),
+        ("customer_id", "l.customer_id", FilterKind::Text),
+        ("account_id", "l.account_id", FilterKind::Text),
+        ("status", "l.status", FilterKind::Text),
+        ("plan", "l.plan", FilterKind::Text),
+    ],
+    sorts: &[
+        ("msisdn", "l.msisdn"),
+        ("created_at", "l.created_at"),
+        ("activated_at", "l.activated_at"),
+    ],
+    default_sort: "l.msisdn",
+    tiebreak: "l.id",
+};
+
+const STATUSES: &[&str] = &["active", "suspended", "terminated"];
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLine {
+    pub msisdn: String,
+    pub customer_id: String,
+    pub account_id: Option<String>,
+    pub plan: String,
+    pub status: Option<String>,
+    pub imsi: Option<String>,
+    /// Defaults to now.
+    pub activated_at: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinePatch {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub account_id: Option<Option<String>>,
+    pub plan: Option<String>,
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub imsi: Option<Option<String>>,
+    pub version: Option<i64>,
+}
+
+fn validate(l: &Line) -> Result<(), ApiError> {
+    Msisdn::parse(&l.msisdn).map_err(LineError::from)?;
+    validate::text("plan", &l.plan, 64)?;
+    validate::one_of("status", &l.status, STATUSES)?;
+    validate::opt_text("imsi", l.imsi.as_deref(), 15)?;
+    validate::date("activated_at", &l.activated_at)
+}
+
+async fn check_account(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), ApiError> {
+    if let Some(acc) = &l.account_id {
+        if !repo::account_belongs(conn, acc, &l.customer_id).await? {
+            return Err(LineError::ForeignAccount.into());
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/lines", tag = "lines",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("msisdn" = Option<String>, Query), ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("plan" = Option<String>, Query)),
+    responses((status = 200, body = Page<Line>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Line>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
+    responses((status = 201, body = Line), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewLine>,
+) -> Result<Tagged<Line>, ApiError> {
+    crate::crm::scope::require_operator_write(&p)?;
+    let now = now_text();
+    let l = Line {
+        id: new_id(),
+        msisdn: req.msisdn,
+        customer_id: req.customer_id,
+        account_id: req.account_id,
+        plan: req.plan,
+        status: req.status.unwrap_or_else(|| "active".into()),
+        imsi: req.imsi,
+        activated_at: req.activated_at.unwrap_or_else(|| now.clone()),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&l)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &l.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    check_account(&mut tx, &l).await?;
+    repo::insert(&mut tx, &l)
+        .await
+        .map_err(|e| unique_violation(e, "msisdn"))?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "line",
+            entity_id: &l.id,
+            action: "create",
+            customer_id: Some(&l.customer_id),
+            before: None,
+            after: snapshot(&l),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, l))
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
+    params(("line" = String, Path, description = "line id or msisdn")),
+    responses((status = 200, body = Line), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(key): Path<String>,
+) -> Result<Tagged<Line>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let l = repo::get(&mut *st.db.pool.acquire().await?, &p, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("line".into()))?;
+    Ok(Tagged::ok(l.version, l))
+}
+
+#[utoipa::path(patch, path = "/api/v1/lines/{line}", tag = "lines",
+    params(("line" = String, Path, description = "line id or msisdn")), request_body = LinePatch,
+    responses((status = 200, body = Line), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<LinePatch>,
+) -> Result<Tagged<Line>, ApiError> {
+    crate::crm::scope::require_operator_write(&p)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("line".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    if let Some(v) = patch.account_id {
+        after.account_id = v;
+    }
+    if let Some(v) = patch.plan {
+        after.plan = v;
+    }
+    if let Some(v) = patch.status {
+        after.status = v;
+    }
+    if let Some(v) = patch.imsi {
+        after.imsi = v;
+    }
+    validate(&after)?;
+    check_account(&mut tx, &after).await?;
+    after.updated_at = now_text();
+    let n = Sql::update_versioned("lines", &before.id, expected, repo::values(&after))
+        .execute(&mut tx)
+        .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "line",
+            entity_id: &after.id,
+            action: "update",
+            customer_id: Some(&after.customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if before.plan != after.plan {
+        let change = FieldChange {
+            field: "plan",
+            old: before.plan.clone().into(),
+            new: after.plan.clone().into(),
+        };
+        emit_for_lines(&st, std::slice::from_ref(&after.msisdn), vec![change]).await;
+    }
+    Ok(Tagged::ok(after.version, after))
+}

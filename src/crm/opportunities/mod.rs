@@ -1,0 +1,570 @@
+//! `/opportunities`: sales leads (商机) from accepted offers, agents and enterprise requests,
+//! moved through enforced stages, with follow-ups (商机跟踪) and a reason when won or lost.
+
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::{FollowUp, Opportunity};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Role};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::scope::{push_customer_scope, require_customer};
+use crate::crm::store::{
+    check_ref, fetch_page, new_id, next_seq, now_text, unique_violation, FilterKind, ListParams,
+    ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+use crate::ports::Status;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/opportunities", get(list).post(create))
+        .route(
+            "/opportunities/from-offer/{recommendation_id}",
+            post(from_offer),
+        )
+        .route("/opportunities/{id}", get(read).patch(update))
+        .route(
+            "/opportunities/{id}/follow-ups",
+            get(list_follow_ups).post(add_follow_up),
+        )
+}
+
+pub const STAGES: &[&str] = &[
+    "prospecting",
+    "qualification",
+    "proposal",
+    "negotiation",
+    "won",
+    "lost",
+];
+const OPEN_STAGES: &[&str] = &["prospecting", "qualification", "proposal", "negotiation"];
+
+/// Stage moves allowed: one step forward or back through the open stages, `won` only from
+/// `negotiation`, `lost` from any open stage; `won` and `lost` are final.
+pub fn transition_allowed(from: &str, to: &str) -> bool {
+    let Some(i) = OPEN_STAGES.iter().position(|s| *s == from) else {
+        return false;
+    };
+    match to {
+        "lost" => true,
+        "won" => from == "negotiation",
+        _ => OPEN_STAGES
+            .iter()
+            .position(|s| *s == to)
+            .is_some_and(|j| j == i + 1 || j + 1 == i),
+    }
+}
+
+/// The probability a stage implies when none is given.
+pub fn default_probability(stage: &str) -> i64 {
+    match stage {
+        "prospecting" => 10,
+        "qualification" => 25,
+        "proposal" => 50,
+        "negotiation" => 75,
+        "won" => 100,
+        _ => 0,
+    }
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("customer_id", "o.customer_id", FilterKind::Text),
+        ("stage", "o.stage", FilterKind::Text),
+        ("owner_id", "o.owner_id", FilterKind::Text),
+        ("source", "o.source", FilterKind::Text),
+    ],
+    sorts: &[
+        ("created_at", "o.created_at"),
+        ("amount_cents", "o.amount_cents"),
+        ("probability", "o.probability"),
+        ("expected_close", "o.expected_close"),
+    ],
+    default_sort: "o.created_at DESC",
+    tiebreak: "o.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOpportunity {
+    pub customer_id: String,
+    pub title: String,
+    /// agent (default) | enterprise; `offer` comes from `/opportunities/from-offer/{id}`.
+    pub source: Option<String>,
+    pub offer_code: Option<String>,
+    pub stage: Option<String>,
+    pub probability: Option<i64>,
+    pub amount_cents: Option<i64>,
+    /// Defaults to the customer's account manager.
+    pub owner_id: Option<String>,
+    pub expected_close: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FromOffer {
+    pub title: Option<String>,
+    pub amount_cents: Option<i64>,
+    pub expected_close: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpportunityPatch {
+    pub title: Option<String>,
+    pub stage: Option<String>,
+    pub probability: Option<i64>,
+    pub amount_cents: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub owner_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub expected_close: Option<Option<String>>,
+    /// Required when moving to won or lost.
+    pub close_reason: Option<String>,
+    pub version: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFollowUp {
+    /// call | visit | email | meeting | note
+    pub kind: String,
+    pub note: String,
+    pub next_action: Option<String>,
+    pub next_at: Option<String>,
+}
+
+fn validate(o: &Opportunity) -> Result<(), ApiError> {
+    validate::text("title", &o.title, 200)?;
+    validate::one_of("stage", &o.stage, STAGES)?;
+    if !(0..=100).contains(&o.probability) {
+        return Err(ApiError::field("probability", "must be between 0 and 100"));
+    }
+    validate::non_negative("amount_cents", o.amount_cents)?;
+    if let Some(d) = &o.expected_close {
+        validate::date("expected_close", d)?;
+    }
+    validate::opt_text("close_reason", o.close_reason.as_deref(), 1000)
+}
+
+fn require_write(p: &Principal) -> Result<(), ApiError> {
+    p.require(Permission::ManageOpportunities)
+}
+
+/// The customer's account manager, if any.
+pub async fn account_manager(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT account_manager_id FROM customers WHERE id = $1")
+            .bind(customer_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
+#[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
+        ("source" = Option<String>, Query)),
+    responses((status = 200, body = Page<Opportunity>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Opportunity>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
+    ))
+}
+
+async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
+    validate(&o)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
+    repo::insert(&mut tx, &o)
+        .await
+        .map_err(|e| unique_violation(e, "recommendation_id"))?;
+    audit::record(
+        &mut tx,
+        p,
+        Change {
+            entity: "opportunity",
+            entity_id: &o.id,
+            action: "create",
+            customer_id: Some(&o.customer_id),
+            before: None,
+            after: snapshot(&o),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(o)
+}
+
+/// Enters a lead. Enterprise admins may request one for their enterprise (source `enterprise`).
+#[utoipa::path(post, path = "/api/v1/opportunities", tag = "opportunities", request_body = NewOpportunity,
+    responses((status = 201, body = Opportunity), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewOpportunity>,
+) -> Result<Tagged<Opportunity>, ApiError> {
+    let enterprise = p.role == Role::EnterpriseAdmin;
+    if !enterprise {
+        require_write(&p)?;
+    }
+    let mut conn = st.db.pool.acquire().await?;
+    require_customer(&mut conn, &p, &req.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    let manager = account_manager(&mut conn, &req.customer_id).await?;
+    drop(conn);
+    let source = if enterprise {
+        "enterprise".to_string()
+    } else {
+        req.source.unwrap_or_else(|| "agent".into())
+    };
+    validate::one_of("source", &source, &["agent", "enterprise"])?;
+    let stage = if enterprise {
+        "prospecting".to_string()
+    } else {
+        req.stage.unwrap_or_else(|| "prospecting".into())
+    };
+    validate::one_of("stage", &stage, OPEN_STAGES)?;
+    let owner_id = if enterprise {
+        manager
+    } else {
+        req.owner_id.or(manager).or_else(|| Some(p.id.clone()))
+    };
+    let now = now_text();
+    let o = Opportunity {
+        id: new_id(),
+        customer_id: req.customer_id,
+        title: req.title,
+        source,
+        recommendation_id: None,
+        offer_code: req.offer_code,
+        probability: req
+            .probability
+            .unwrap_or_else(|| default_probability(&stage)),
+        stage,
+        amount_cents: req.amount_cents.unwrap_or(0),
+        owner_id,
+        expected_close: req.expected_close,
+        close_reason: None,
+        closed_at: None,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    let o = insert_new(&st, &p, o).await?;
+    Ok(Tagged::created(1, o))
+}
+
+/// Turns an accepted offer into an opportunity for the line's customer, owned by the
+/// customer's account manager. One opportunity per recommendation (409 on a second).
+#[utoipa::path(post, path = "/api/v1/opportunities/from-offer/{recommendation_id}", tag = "opportunities",
+    params(("recommendation_id" = String, Path)), request_body(content = Option<FromOffer>),
+    responses((status = 201, body = Opportunity), (status = 404), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn from_offer(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(rec_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Tagged<Opportunity>, ApiError> {
+    require_write(&p)?;
+    let req: FromOffer = if body.iter().all(u8::is_ascii_whitespace) {
+        FromOffer::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            field: None,
+            message: format!("invalid JSON body: {e}"),
+        })?
+    };
+    let rec = st
+        .offers
+        .offer(&rec_id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound("recommendation".into()))?;
+    let mut sql = Sql::new(
+        "SELECT c.id, c.account_manager_id FROM lines l JOIN customers c ON c.id = l.customer_id \
+         WHERE l.msisdn = ",
+    );
+    sql.bind(rec.msisdn.to_string());
+    push_customer_scope(&mut sql, &p, "c");
+    let row: Option<(String, Option<String>)> = sql.query_as().fetch_optional(&st.db.pool).await?;
+    let (customer_id, manager) = row.ok_or_else(|| ApiError::NotFound("recommendation".into()))?;
+    if rec.status != Status::Accepted {
+        return Err(ApiError::Conflict(format!(
+            "the offer is {}, not accepted",
+            rec.status.as_str()
+        )));
+    }
+    let now = now_text();
+    let o = Opportunity {
+        id: new_id(),
+        customer_id,
+        title: req
+            .title
+            .unwrap_or_else(|| format!("Offer {} accepted", rec.offer_code)),
+        source: "offer".into(),
+        recommendation_id: Some(rec.id.clone()),
+        offer_code: Some(rec.offer_code.clone()),
+        stage: "qualification".into(),
+        probability: default_probability("qualification"),
+        amount_cents: req.amount_cents.unwrap_or(0),
+        owner_id: manager.or_else(|| Some(p.id.clone())),
+        expected_close: req.expected_close,
+        close_reason: None,
+        closed_at: None,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    let o = insert_new(&st, &p, o).await?;
+    Ok(Tagged::created(1, o))
+}
+
+#[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
+    responses((status = 200, body = Opportunity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Opportunity>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let o = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    Ok(Tagged::ok(o.version, o))
+}
+
+/// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.
+#[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
+    request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<OpportunityPatch>,
+) -> Result<Tagged<Opportunity>, ApiError> {
+    require_write(&p)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    let now = now_text();
+    if let Some(stage) = patch.stage.filter(|s| *s != before.stage) {
+        validate::one_of("stage", &stage, STAGES)?;
+        if !transition_allowed(&before.stage, &stage) {
+            return Err(ApiError::Conflict(format!(
+                "an opportunity cannot move from {} to {stage}",
+                before.stage
+            )));
+        }
+        if matches!(stage.as_str(), "won" | "lost") {
+            if patch
+                .close_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+            {
+                return Err(ApiError::field(
+                    "close_reason",
+                    "required when an opportunity is won or lost",
+                ));
+            }
+            after.closed_at = Some(now.clone());
+        }
+        after.probability = default_probability(&stage);
+        after.stage = stage;
+    } else if OPEN_STAGES.contains(&before.stage.as_str()) && patch.close_reason.is_some() {
+        return Err(ApiError::field(
+            "close_reason",
+            "only set when moving to won or lost",
+        ));
+    } else if !OPEN_STAGES.contains(&before.stage.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "the opportunity is {} and can no longer change",
+            before.stage
+        )));
+    }
+    if let Some(r) = patch.close_reason {
+        after.close_reason = Some(r);
+    }
+    if let Some(v) = patch.title {
+        after.title = v;
+    }
+    if let Some(v) = patch.probability {
+        after.probability = v;
+    }
+    if let Some(v) = patch.amount_cents {
+        after.amount_cents = v;
+    }
+    if let Some(v) = patch.owner_id {
+        after.owner_id = v;
+    }
+    if let Some(v) = patch.expected_close {
+        after.expected_close = v;
+    }
+    validate(&after)?;
+    if after.owner_id != before.owner_id {
+        check_ref(&mut tx, "users", "owner_id", after.owner_id.as_deref()).await?;
+    }
+    after.updated_at = now;
+    let n = Sql::update_versioned("opportunities", &id, expected, repo::values(&after))
+        .execute(&mut tx)
+        .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "opportunity",
+            entity_id: &id,
+            action: if after.stage != before.stage {
+                "transition"
+            } else {
+                "update"
+            },
+            customer_id: Some(&after.customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+#[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<FollowUp>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_follow_ups(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<FollowUp>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let mut conn = st.db.pool.acquire().await?;
+    repo::get(&mut conn, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM opportunity_follow_ups f WHERE f.opportunity_id = ",
+        repo::FOLLOW_UP_COLUMNS
+    ));
+    sql.bind(id.as_str()).push(" ORDER BY f.seq DESC");
+    Ok(Json(sql.query_as().fetch_all(&mut *conn).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
+    request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn add_follow_up(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewFollowUp>,
+) -> Result<(axum::http::StatusCode, Json<FollowUp>), ApiError> {
+    require_write(&p)?;
+    validate::one_of(
+        "kind",
+        &req.kind,
+        &["call", "visit", "email", "meeting", "note"],
+    )?;
+    validate::text("note", &req.note, 4000)?;
+    validate::opt_text("next_action", req.next_action.as_deref(), 500)?;
+    if let Some(d) = &req.next_at {
+        validate::date("next_at", d)?;
+    }
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let o = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    let f = FollowUp {
+        id: new_id(),
+        opportunity_id: o.id.clone(),
+        customer_id: o.customer_id.clone(),
+        kind: req.kind,
+        note: req.note,
+        next_action: req.next_action,
+        next_at: req.next_at,
+        actor_id: p.id.clone(),
+        at: now_text(),
+    };
+    Sql::insert(
+        "opportunity_follow_ups",
+        vec![
+            ("id", f.id.as_str().into()),
+            ("opportunity_id", f.opportunity_id.as_str().into()),
+            ("customer_id", f.customer_id.as_str().into()),
+            ("kind", f.kind.as_str().into()),
+            ("note", f.note.as_str().into()),
+            ("next_action", (&f.next_action).into()),
+            ("next_at", (&f.next_at).into()),
+            ("actor_id", f.actor_id.as_str().into()),
+            ("at", f.at.as_str().into()),
+            ("seq", next_seq().into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "opportunity_follow_up",
+            entity_id: &f.id,
+            action: "create",
+            customer_id: Some(&f.customer_id),
+            before: None,
+            after: snapshot(&f),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((axum::http::StatusCode::CREATED, Json(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_move_one_step_and_close_from_the_right_place() {
+        assert!(transition_allowed("prospecting", "qualification"));
+        assert!(transition_allowed("qualification", "prospecting"));
+        assert!(!transition_allowed("prospecting", "proposal"));
+        assert!(!transition_allowed("proposal", "won"));
+        assert!(transition_allowed("negotiation", "won"));
+        assert!(transition_allowed("prospecting", "lost"));
+        assert!(!transition_allowed("won", "lost"));
+        assert!(!transition_allowed("lost", "prospecting"));
+    }
+}

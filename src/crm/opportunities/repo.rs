@@ -1,0 +1,120 @@
+//! Opportunity SQL, scoped through the owning customer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Principal;
+use crate::crm::scope::push_customer_scope;
+use crate::crm::store::{Arg, Sql};
+
+/// A sales opportunity (商机).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Opportunity {
+    pub id: String,
+    pub customer_id: String,
+    pub title: String,
+    /// offer | agent | enterprise
+    pub source: String,
+    /// The accepted recommendation it came from.
+    pub recommendation_id: Option<String>,
+    pub offer_code: Option<String>,
+    /// prospecting | qualification | proposal | negotiation | won | lost
+    pub stage: String,
+    /// Percent, 0 to 100.
+    pub probability: i64,
+    pub amount_cents: i64,
+    pub owner_id: Option<String>,
+    pub expected_close: Option<String>,
+    /// Why it was won or lost.
+    pub close_reason: Option<String>,
+    pub closed_at: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// One follow-up (商机跟踪): a call, visit or note on an opportunity.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct FollowUp {
+    pub id: String,
+    pub opportunity_id: String,
+    pub customer_id: String,
+    /// call | visit | email | meeting | note
+    pub kind: String,
+    pub note: String,
+    pub next_action: Option<String>,
+    pub next_at: Option<String>,
+    pub actor_id: String,
+    pub at: String,
+}
+
+pub const COLUMNS: &str = "o.id, o.customer_id, o.title, o.source, o.recommendation_id, \
+     o.offer_code, o.stage, o.probability, o.amount_cents, o.owner_id, o.expected_close, \
+     o.close_reason, o.closed_at, o.created_by, o.created_at, o.updated_at, o.version";
+
+pub const FOLLOW_UP_COLUMNS: &str =
+    "f.id, f.opportunity_id, f.customer_id, f.kind, f.note, f.next_action, f.next_at, f.actor_id, f.at";
+
+pub fn scoped(p: &Principal) -> Sql {
+    let mut sql = Sql::new("opportunities o JOIN customers c ON c.id = o.customer_id WHERE 1=1");
+    push_customer_scope(&mut sql, p, "c");
+    sql
+}
+
+pub async fn get(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+) -> Result<Option<Opportunity>, sqlx::Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
+    let from = scoped(p);
+    sql.push(&from.text);
+    sql.args = from.args;
+    sql.push(" AND o.id = ").bind(id);
+    sql.query_as().fetch_optional(conn).await
+}
+
+/// Open opportunities of a customer, newest first (360 view).
+pub async fn open_for_customer(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+    limit: i64,
+) -> Result<Vec<Opportunity>, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.customer_id = "
+    ));
+    sql.bind(customer_id)
+        .push(" ORDER BY o.created_at DESC, o.id LIMIT ")
+        .bind(limit);
+    sql.query_as().fetch_all(conn).await
+}
+
+pub fn values(o: &Opportunity) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("title", o.title.as_str().into()),
+        ("stage", o.stage.as_str().into()),
+        ("probability", o.probability.into()),
+        ("amount_cents", o.amount_cents.into()),
+        ("owner_id", (&o.owner_id).into()),
+        ("expected_close", (&o.expected_close).into()),
+        ("close_reason", (&o.close_reason).into()),
+        ("closed_at", (&o.closed_at).into()),
+        ("updated_at", o.updated_at.as_str().into()),
+    ]
+}
+
+pub async fn insert(conn: &mut sqlx::AnyConnection, o: &Opportunity) -> Result<(), sqlx::Error> {
+    let mut v = values(o);
+    v.extend([
+        ("id", o.id.as_str().into()),
+        ("customer_id", o.customer_id.as_str().into()),
+        ("source", o.source.as_str().into()),
+        ("recommendation_id", (&o.recommendation_id).into()),
+        ("offer_code", (&o.offer_code).into()),
+        ("created_by", o.created_by.as_str().into()),
+        ("created_at", o.created_at.as_str().into()),
+        ("version", 1i64.into()),
+    ]);
+    Sql::insert("opportunities", v).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The CRM side of the engine seam: [`CrmProfiles`] answers `ProfileSource::load`,
+//! [`CrmLineScope`] answers `LineScope::may_see` from customer ownership, and [`changes`]
+//! tells the engine when profile facts move.
+
+pub mod changes;
+
+use std::collections::{BTreeMap, HashMap};
+
+use smol_str::SmolStr;
+
+use crate::auth::{Principal, Scope};
+use crate::event::Msisdn;
+use crate::ports::{LineScope, PortError, Profile, ProfileSource};
+use crate::store::Db;
+
+/// Consent purpose whose refusals become `Profile::opt_outs`.
+pub const MARKETING: &str = "marketing";
+
+pub struct CrmProfiles {
+    pub db: Db,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    msisdn: String,
+    plan: String,
+    line_status: String,
+    activated_at: String,
+    customer_id: String,
+    customer_type: String,
+    parent_customer_id: Option<String>,
+    region_id: Option<String>,
+    value_tier: String,
+    arpu_cents: i64,
+    home_country: String,
+    language: String,
+    segment: String,
+    industry: Option<String>,
+    credit_class: String,
+    churn_score: f64,
+    timezone: String,
+    loyalty_points: i64,
+    opt_out: Option<String>,
+}
+
+fn tenure_months(activated_at: &str, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(activated_at)
+        .map(|t| ((now - t.with_timezone(&chrono::Utc)).num_days() / 30).max(0))
+        .unwrap_or(0)
+}
+
+fn profile(r: &Row, now: chrono::DateTime<chrono::Utc>) -> Profile {
+    let mut extra = BTreeMap::new();
+    extra.insert("customer_type".into(), r.customer_type.clone().into());
+    extra.insert("line_status".into(), r.line_status.clone().into());
+    extra.insert("loyalty_points".into(), r.loyalty_points.into());
+    if let Some(p) = &r.parent_customer_id {
+        extra.insert("enterprise_id".into(), p.clone().into());
+    }
+    if let Some(ind) = &r.industry {
+        extra.insert("industry".into(), ind.clone().into());
+    }
+    if let Some(reg) = &r.region_id {
+        extra.insert("region_id".into(), reg.clone().into());
+    }
+    Profile {
+        known: true,
+        customer_id: Some(r.customer_id.clone()),
+        value_tier: r.value_tier.as_str().into(),
+        arpu_cents: r.arpu_cents,
+        plan: r.plan.as_str().into(),
+        home_country: r.home_country.as_str().into(),
+        language: r.language.as_str().into(),
+        segment: r.segment.as_str().into(),
+        tenure_months: tenure_months(&r.activated_at, now),
+        credit_class: r.credit_class.as_str().into(),
+        churn_score: r.churn_score,
+        opt_outs: Vec::new(),
+        timezone: r.timezone.as_str().into(),
+        extra,
+    }
+}
+
+#[async_trait::async_trait]
+impl ProfileSource for CrmProfiles {
+    async fn load(&self, msisdns: &[Msisdn]) -> Result<Vec<Option<Profile>>, PortError> {
+        if msisdns.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query per call: lines joined to customers, plus one row per marketing opt-out.
+        let mut sql = crate::crm::store::Sql::new(
+            "SELECT l.msisdn, l.plan, l.status AS line_status, l.activated_at, \
+             c.id AS customer_id, c.customer_type, c.parent_customer_id, c.region_id, \
+             c.value_tier, c.arpu_cents, c.home_country, c.language, c.segment, c.industry, c.credit_class, \
+             c.churn_score, c.timezone, c.loyalty_points, k.channel AS opt_out \
+             FROM lines l JOIN customers c ON c.id = l.customer_id \
+             LEFT JOIN consents k ON k.customer_id = c.id AND k.granted = 0 AND k.purpose = ",
+        );
+        sql.bind(MARKETING).push(" WHERE l.msisdn IN (");
+        let mut unique: Vec<String> = msisdns.iter().map(|m| m.to_string()).collect();
+        unique.sort();
+        unique.dedup();
+        for (i, m) in unique.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(m.as_str());
+        }
+        sql.push(") ORDER BY l.msisdn, k.channel");
+        let rows: Vec<Row> = sql
+            .query_as()
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(|e| PortError::Storage(e.to_string()))?;
+        let now = chrono::Utc::now();
+        let mut by_msisdn: HashMap<String, Profile> = HashMap::new();
+        for r in &rows {
+            let p = by_msisdn
+                .entry(r.msisdn.clone())
+                .or_insert_with(|| profile(r, now));
+            if let Some(ch) = &r.opt_out {
+                p.opt_outs.push(SmolStr::new(ch));
+            }
+        }
+        Ok(msisdns
+            .iter()
+            .map(|m| by_msisdn.get(&m.to_string()).cloned())
+            .collect())
+    }
+}
+
+/// The opt-out list of a customer, as `Profile::opt_outs` shows it.
+pub async fn opt_outs(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT channel FROM consents WHERE customer_id = $1 AND purpose = $2 AND granted = 0 \
+         ORDER BY channel",
+    )
+    .bind(customer_id)
+    .bind(MARKETING)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(c,)| c).collect())
+}
+
+/// Data scope for lines: a principal sees a line when they see its customer.
+pub struct CrmLineScope {
+    pub db: Db,
+}
+
+#[async_trait::async_trait]
+impl LineScope for CrmLineScope {
+    async fn may_see(&self, who: &Principal, msisdn: Msisdn) -> Result<bool, PortError> {
+        if who.scope == Scope::All {
+            return Ok(true);
+        }
+        let mut sql = crate::crm::store::Sql::new(
+            "SELECT COUNT(*) FROM lines l JOIN customers c ON c.id = l.customer_id WHERE l.msisdn = ",
+        );
+        sql.bind(msisdn.to_string());
+        crate::crm::scope::push_customer_scope(&mut sql, who, "c");
+        let (n,): (i64,) = sql
+            .query_as()
+            .fetch_one(&self.db.pool)
+            .await
+            .map_err(|e| PortError::Storage(e.to_string()))?;
+        Ok(n > 0)
+    }
+}

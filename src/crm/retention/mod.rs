@@ -1,0 +1,606 @@
+//! `/retention-cases`: retention (维系挽留) of customers at risk. Cases open from churn
+//! warnings (挽留预警: a churn score update crossing `crm.churn_threshold`, see
+//! [`open_for_churn`]), complaints recorded by staff ([`open_for_complaint`]) or long
+//! inactivity the engine detected ([`open_for_inactivity`]); they carry
+//! tasks, visits, call-backs (客户回访) and care records as activities, and end retained or lost.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, nullable, Tagged};
+use crate::crm::notices::{self, NewNotice};
+use crate::crm::scope::{push_customer_scope, require_customer};
+use crate::crm::store::{
+    check_ref, fetch_page, new_id, next_seq, now_text, Arg, FilterKind, ListParams, ListSpec, Page,
+    Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/retention-cases", get(list).post(create))
+        .route("/retention-cases/{id}", get(read).patch(update))
+        .route(
+            "/retention-cases/{id}/activities",
+            get(list_activities).post(add_activity),
+        )
+}
+
+/// A retention case.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RetentionCase {
+    pub id: String,
+    pub customer_id: String,
+    /// churn_score | complaint | inactivity | manual
+    pub trigger_kind: String,
+    /// The churn score that opened it, for churn warnings.
+    pub churn_score: Option<f64>,
+    /// open | closed
+    pub status: String,
+    /// pending | retained | lost
+    pub outcome: String,
+    pub owner_id: Option<String>,
+    pub summary: String,
+    pub closed_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// A task, visit, call-back or care record of a case.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Activity {
+    pub id: String,
+    pub case_id: String,
+    pub customer_id: String,
+    /// task | visit | call_back | care
+    pub kind: String,
+    pub note: String,
+    pub due_at: Option<String>,
+    /// 0 or 1.
+    pub done: i64,
+    pub actor_id: String,
+    pub at: String,
+}
+
+pub const COLUMNS: &str = "k.id, k.customer_id, k.trigger_kind, k.churn_score, k.status, \
+     k.outcome, k.owner_id, k.summary, k.closed_at, k.created_at, k.updated_at, k.version";
+const ACTIVITY_COLUMNS: &str =
+    "x.id, x.case_id, x.customer_id, x.kind, x.note, x.due_at, x.done, x.actor_id, x.at";
+
+pub const TRIGGERS: &[&str] = &["churn_score", "complaint", "inactivity", "manual"];
+pub const OUTCOMES: &[&str] = &["pending", "retained", "lost"];
+pub const ACTIVITY_KINDS: &[&str] = &["task", "visit", "call_back", "care"];
+
+pub fn scoped(p: &Principal) -> Sql {
+    let mut sql = Sql::new("retention_cases k JOIN customers c ON c.id = k.customer_id WHERE 1=1");
+    push_customer_scope(&mut sql, p, "c");
+    sql
+}
+
+pub async fn get_case(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+) -> Result<Option<RetentionCase>, sqlx::Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
+    let from = scoped(p);
+    sql.push(&from.text);
+    sql.args = from.args;
+    sql.push(" AND k.id = ").bind(id);
+    sql.query_as().fetch_optional(conn).await
+}
+
+fn values(k: &RetentionCase) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("status", k.status.as_str().into()),
+        ("outcome", k.outcome.as_str().into()),
+        ("owner_id", (&k.owner_id).into()),
+        ("summary", k.summary.as_str().into()),
+        ("closed_at", (&k.closed_at).into()),
+        ("updated_at", k.updated_at.as_str().into()),
+    ]
+}
+
+async fn insert(conn: &mut sqlx::AnyConnection, k: &RetentionCase) -> Result<(), sqlx::Error> {
+    let mut v = values(k);
+    v.extend([
+        ("id", k.id.as_str().into()),
+        ("customer_id", k.customer_id.as_str().into()),
+        ("trigger_kind", k.trigger_kind.as_str().into()),
+        (
+            "churn_score",
+            k.churn_score.map(Arg::Float).unwrap_or(Arg::NullInt),
+        ),
+        ("created_at", k.created_at.as_str().into()),
+        ("version", 1i64.into()),
+    ]);
+    Sql::insert("retention_cases", v).execute(conn).await?;
+    Ok(())
+}
+
+async fn open_case_of(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM retention_cases WHERE customer_id = $1 AND status = 'open' LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+fn new_case(
+    customer_id: &str,
+    trigger: &str,
+    score: Option<f64>,
+    owner: Option<String>,
+    summary: String,
+) -> RetentionCase {
+    let now = now_text();
+    RetentionCase {
+        id: new_id(),
+        customer_id: customer_id.into(),
+        trigger_kind: trigger.into(),
+        churn_score: score,
+        status: "open".into(),
+        outcome: "pending".into(),
+        owner_id: owner,
+        summary,
+        closed_at: None,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// The churn warning hook, called after a customer update committed: when the score went from
+/// below `crm.churn_threshold` to at or above it and the customer has no open case, opens one
+/// owned by the account manager and tells them. Failures are logged (the update stands).
+pub async fn on_churn_score(st: &AppState, customer_id: &str, old: f64, new: f64) {
+    let threshold = st.config.crm.churn_threshold;
+    if old >= threshold || new < threshold {
+        return;
+    }
+    if let Err(e) = open_for_churn(st, customer_id, new).await {
+        tracing::warn!(error = %e, customer_id, "could not open a retention case");
+    }
+}
+
+/// Opens a `churn_score` case unless one is open; returns its id when it opened one.
+pub async fn open_for_churn(
+    st: &AppState,
+    customer_id: &str,
+    score: f64,
+) -> Result<Option<String>, sqlx::Error> {
+    let warning = Warning {
+        kind: "churn_score",
+        score: Some(score),
+        summary: format!("Churn warning: score {score:.2}"),
+        title: "Churn warning: retention case opened".into(),
+        body: format!("The customer's churn score rose to {score:.2}."),
+    };
+    open_automatic(st, customer_id, warning, "churn-warning").await
+}
+
+/// Opens a `complaint` case for a complaint recorded by staff, unless one is open.
+pub async fn open_for_complaint(
+    st: &AppState,
+    customer_id: &str,
+    subject: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let warning = Warning {
+        kind: "complaint",
+        score: None,
+        summary: format!("Complaint: {subject}"),
+        title: "Complaint: retention case opened".into(),
+        body: format!("The customer complained: {subject}"),
+    };
+    open_automatic(st, customer_id, warning, "complaint-warning").await
+}
+
+/// Rules whose offers mean "this subscriber went quiet" (long standby, inactivity): their
+/// decisions open inactivity cases. The engine detects the silence; the CRM follows up.
+pub const INACTIVITY_RULES: &[&str] = &["standby-winback"];
+
+/// Opens inactivity cases for decisions of [`INACTIVITY_RULES`] stored since the last run;
+/// returns how many cases it opened. Where it got to is kept in `job_marks`.
+pub async fn open_for_inactivity(st: &AppState) -> Result<usize, sqlx::Error> {
+    const MARK: &str = "retention_inactivity";
+    let (from,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(value), 0) FROM job_marks WHERE name = $1")
+            .bind(MARK)
+            .fetch_one(&st.db.pool)
+            .await?;
+    let placeholders: Vec<String> = (0..INACTIVITY_RULES.len())
+        .map(|i| format!("${}", i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT l.customer_id, r.msisdn, r.seq FROM recommendations r JOIN lines l ON l.msisdn = r.msisdn \
+         WHERE r.seq > $1 AND r.rule_id IN ({}) ORDER BY r.seq",
+        placeholders.join(",")
+    );
+    let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql).bind(from);
+    for r in INACTIVITY_RULES {
+        q = q.bind(*r);
+    }
+    let rows = q.fetch_all(&st.db.pool).await?;
+    let mut opened = 0;
+    let mut last = from;
+    for (customer_id, msisdn, seq) in rows {
+        let warning = Warning {
+            kind: "inactivity",
+            score: None,
+            summary: format!("Long inactivity on line {msisdn}"),
+            title: "Inactivity: retention case opened".into(),
+            body: format!("Line {msisdn} was inactive for a long time; a win-back offer went out."),
+        };
+        if open_automatic(st, &customer_id, warning, "inactivity-warning")
+            .await?
+            .is_some()
+        {
+            opened += 1;
+        }
+        last = seq;
+    }
+    if last > from {
+        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        sqlx::query("DELETE FROM job_marks WHERE name = $1")
+            .bind(MARK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO job_marks (name, value) VALUES ($1, $2)")
+            .bind(MARK)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(opened)
+}
+
+/// What opened an automatic case and what its owner is told.
+struct Warning {
+    kind: &'static str,
+    score: Option<f64>,
+    summary: String,
+    title: String,
+    body: String,
+}
+
+async fn open_automatic(
+    st: &AppState,
+    customer_id: &str,
+    w: Warning,
+    actor: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    if open_case_of(&mut tx, customer_id).await?.is_some() {
+        return Ok(None);
+    }
+    let owner = crate::crm::opportunities::account_manager(&mut tx, customer_id).await?;
+    let k = new_case(customer_id, w.kind, w.score, owner.clone(), w.summary);
+    insert(&mut tx, &k).await?;
+    if let Some(user) = &owner {
+        notices::notify(
+            &mut tx,
+            NewNotice {
+                user_id: user,
+                kind: "retention",
+                title: w.title,
+                body: w.body,
+                entity: "retention_case",
+                entity_id: &k.id,
+                customer_id: Some(customer_id),
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        &mut tx,
+        &notices::system(actor),
+        Change {
+            entity: "retention_case",
+            entity_id: &k.id,
+            action: "create",
+            customer_id: Some(customer_id),
+            before: None,
+            after: snapshot(&k),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(k.id))
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("customer_id", "k.customer_id", FilterKind::Text),
+        ("status", "k.status", FilterKind::Text),
+        ("outcome", "k.outcome", FilterKind::Text),
+        ("trigger_kind", "k.trigger_kind", FilterKind::Text),
+        ("owner_id", "k.owner_id", FilterKind::Text),
+    ],
+    sorts: &[
+        ("created_at", "k.created_at"),
+        ("updated_at", "k.updated_at"),
+    ],
+    default_sort: "k.created_at DESC",
+    tiebreak: "k.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub customer_id: String,
+    /// complaint | inactivity | manual | churn_score
+    pub trigger_kind: String,
+    pub summary: String,
+    /// Defaults to the customer's account manager.
+    pub owner_id: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    /// retained or lost closes the case; pending reopens it.
+    pub outcome: Option<String>,
+    pub summary: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub owner_id: Option<Option<String>>,
+    pub version: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    /// task | visit | call_back | care
+    pub kind: String,
+    pub note: String,
+    pub due_at: Option<String>,
+    pub done: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
+        ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
+    responses((status = 200, body = Page<RetentionCase>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<RetentionCase>>, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    Ok(Json(
+        fetch_page(&st.db.pool, COLUMNS, scoped(&p), &params).await?,
+    ))
+}
+
+/// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
+#[utoipa::path(post, path = "/api/v1/retention-cases", tag = "retention", request_body = NewCase,
+    responses((status = 201, body = RetentionCase), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewCase>,
+) -> Result<Tagged<RetentionCase>, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    validate::one_of("trigger_kind", &req.trigger_kind, TRIGGERS)?;
+    validate::text("summary", &req.summary, 2000)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &req.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    if let Some(open) = open_case_of(&mut tx, &req.customer_id).await? {
+        return Err(ApiError::Conflict(format!(
+            "the customer already has open retention case {open}"
+        )));
+    }
+    check_ref(&mut tx, "users", "owner_id", req.owner_id.as_deref()).await?;
+    let owner = match req.owner_id {
+        Some(o) => Some(o),
+        None => crate::crm::opportunities::account_manager(&mut tx, &req.customer_id).await?,
+    };
+    let k = new_case(
+        &req.customer_id,
+        &req.trigger_kind,
+        None,
+        owner,
+        req.summary,
+    );
+    insert(&mut tx, &k).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "retention_case",
+            entity_id: &k.id,
+            action: "create",
+            customer_id: Some(&k.customer_id),
+            before: None,
+            after: snapshot(&k),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, k))
+}
+
+#[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
+    responses((status = 200, body = RetentionCase), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<RetentionCase>, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let k = get_case(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    Ok(Tagged::ok(k.version, k))
+}
+
+/// Records the outcome (retained / lost close the case) or changes owner and summary.
+#[utoipa::path(patch, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
+    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<CasePatch>,
+) -> Result<Tagged<RetentionCase>, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = get_case(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    let now = now_text();
+    if let Some(o) = patch.outcome {
+        validate::one_of("outcome", &o, OUTCOMES)?;
+        if o == "pending" {
+            if before.status == "open" {
+                // nothing to reopen
+            } else if open_case_of(&mut tx, &before.customer_id).await?.is_some() {
+                return Err(ApiError::Conflict(
+                    "the customer has another open retention case".into(),
+                ));
+            }
+            after.status = "open".into();
+            after.closed_at = None;
+        } else {
+            after.status = "closed".into();
+            after.closed_at = Some(now.clone());
+        }
+        after.outcome = o;
+    }
+    if let Some(s) = patch.summary {
+        validate::text("summary", &s, 2000)?;
+        after.summary = s;
+    }
+    if let Some(o) = patch.owner_id {
+        check_ref(&mut tx, "users", "owner_id", o.as_deref()).await?;
+        after.owner_id = o;
+    }
+    after.updated_at = now;
+    let values = values(&after);
+    after.version += 1;
+    audit::save_update(
+        tx,
+        &p,
+        "retention_cases",
+        expected,
+        values,
+        Change {
+            entity: "retention_case",
+            entity_id: &id,
+            action: "update",
+            customer_id: Some(&after.customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+#[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Activity>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_activities(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Activity>>, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let mut conn = st.db.pool.acquire().await?;
+    get_case(&mut conn, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM retention_activities x WHERE x.case_id = "
+    ));
+    sql.bind(id.as_str()).push(" ORDER BY x.seq DESC");
+    Ok(Json(sql.query_as().fetch_all(&mut *conn).await?))
+}
+
+/// Records a task, visit, call-back (回访) or care record.
+#[utoipa::path(post, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
+    request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn add_activity(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewActivity>,
+) -> Result<(axum::http::StatusCode, Json<Activity>), ApiError> {
+    p.require(Permission::ManageRetention)?;
+    validate::one_of("kind", &req.kind, ACTIVITY_KINDS)?;
+    validate::text("note", &req.note, 4000)?;
+    if let Some(d) = &req.due_at {
+        validate::date("due_at", d)?;
+    }
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let k = get_case(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    let a = Activity {
+        id: new_id(),
+        case_id: k.id.clone(),
+        customer_id: k.customer_id.clone(),
+        kind: req.kind,
+        note: req.note,
+        due_at: req.due_at,
+        done: req.done.unwrap_or(false) as i64,
+        actor_id: p.id.clone(),
+        at: now_text(),
+    };
+    Sql::insert(
+        "retention_activities",
+        vec![
+            ("id", a.id.as_str().into()),
+            ("case_id", a.case_id.as_str().into()),
+            ("customer_id", a.customer_id.as_str().into()),
+            ("kind", a.kind.as_str().into()),
+            ("note", a.note.as_str().into()),
+            ("due_at", (&a.due_at).into()),
+            ("done", a.done.into()),
+            ("actor_id", a.actor_id.as_str().into()),
+            ("at", a.at.as_str().into()),
+            ("seq", next_seq().into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "retention_activity",
+            entity_id: &a.id,
+            action: "create",
+            customer_id: Some(&a.customer_id),
+            before: None,
+            after: snapshot(&a),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((axum::http::StatusCode::CREATED, Json(a)))
+}

@@ -1,0 +1,416 @@
+//! `/segments`: target groups for proactive marketing, defined by [`criteria`] over customer
+//! facts and offer history. Members are the active lines of matching customers; counts and
+//! previews only ever see the caller's data scope.
+
+pub mod criteria;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, Tagged};
+use crate::crm::scope::push_customer_scope;
+use crate::crm::store::{
+    fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
+    Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/segments", get(list).post(create))
+        .route("/segments/{id}", get(read).patch(update))
+        .route("/segments/{id}/count", post(count))
+        .route("/segments/{id}/preview", get(preview))
+}
+
+/// A segment as stored and answered.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The criteria document (see the module docs for the language).
+    #[schema(value_type = Object)]
+    pub criteria: serde_json::Value,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SegmentRow {
+    id: String,
+    name: String,
+    description: Option<String>,
+    criteria: String,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl From<SegmentRow> for Segment {
+    fn from(r: SegmentRow) -> Segment {
+        Segment {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            criteria: serde_json::from_str(&r.criteria).unwrap_or(serde_json::Value::Null),
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "s.id, s.name, s.description, s.criteria, s.created_by, s.created_at, s.updated_at, s.version";
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("name", "s.name", FilterKind::Text),
+        ("created_by", "s.created_by", FilterKind::Text),
+    ],
+    sorts: &[("created_at", "s.created_at"), ("name", "s.name")],
+    default_sort: "s.created_at",
+    tiebreak: "s.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSegment {
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub criteria: serde_json::Value,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub criteria: Option<serde_json::Value>,
+    pub version: Option<i64>,
+}
+
+/// Segment sizes within the caller's scope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SegmentCount {
+    pub segment_id: String,
+    /// Distinct matching customers.
+    pub customers: i64,
+    /// Their active lines: the msisdns a campaign would target.
+    pub lines: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Member {
+    pub line_id: String,
+    pub msisdn: String,
+    pub customer_id: String,
+    pub customer_name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub segment_id: String,
+    pub items: Vec<Member>,
+    pub limit: i64,
+}
+
+/// Reading segments and campaigns: the people who plan, approve or measure them.
+pub fn require_marketing_read(p: &Principal) -> Result<(), ApiError> {
+    if [
+        Permission::ManageCampaigns,
+        Permission::ApproveCampaigns,
+        Permission::ReadStatistics,
+    ]
+    .iter()
+    .any(|x| p.role.allows(*x))
+    {
+        Ok(())
+    } else {
+        p.require(Permission::ManageCampaigns)
+    }
+}
+
+fn validate(s: &Segment) -> Result<criteria::Node, ApiError> {
+    validate::text("name", &s.name, 200)?;
+    validate::opt_text("description", s.description.as_deref(), 2000)?;
+    criteria::parse(&s.criteria, "criteria")
+}
+
+pub async fn get_segment(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<Segment>, sqlx::Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM segments s WHERE s.id = "));
+    sql.bind(id);
+    Ok(sql
+        .query_as::<SegmentRow>()
+        .fetch_optional(conn)
+        .await?
+        .map(Segment::from))
+}
+
+/// `lines l JOIN customers c ... WHERE` active lines matching `node`, in `p`'s scope.
+pub fn members_from(p: &Principal, node: &criteria::Node) -> Sql {
+    let mut sql =
+        Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE l.status = 'active' AND ");
+    criteria::push(&mut sql, node, chrono::Utc::now());
+    push_customer_scope(&mut sql, p, "c");
+    sql
+}
+
+/// One page of members after line id `after` (keyset paging, stable under inserts).
+pub async fn member_page(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    node: &criteria::Node,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Member>, sqlx::Error> {
+    let from = members_from(p, node);
+    let mut sql = Sql::new(
+        "SELECT l.id AS line_id, l.msisdn, c.id AS customer_id, c.name AS customer_name FROM ",
+    );
+    sql.push(&from.text);
+    sql.args = from.args;
+    if let Some(a) = after {
+        sql.push(" AND l.id > ").bind(a);
+    }
+    sql.push(" ORDER BY l.id LIMIT ").bind(limit);
+    sql.query_as().fetch_all(conn).await
+}
+
+fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
+    criteria::parse(&s.criteria, "criteria")
+}
+
+#[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("name" = Option<String>, Query), ("created_by" = Option<String>, Query)),
+    responses((status = 200, body = Page<Segment>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Segment>>, ApiError> {
+    require_marketing_read(&p)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    let page: Page<SegmentRow> = fetch_page(
+        &st.db.pool,
+        COLUMNS,
+        Sql::new("segments s WHERE 1=1"),
+        &params,
+    )
+    .await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(Segment::from).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
+    responses((status = 201, body = Segment), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewSegment>,
+) -> Result<Tagged<Segment>, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let now = now_text();
+    let s = Segment {
+        id: new_id(),
+        name: req.name,
+        description: req.description,
+        criteria: req.criteria,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    validate(&s)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    Sql::insert(
+        "segments",
+        vec![
+            ("id", s.id.as_str().into()),
+            ("name", s.name.as_str().into()),
+            ("description", (&s.description).into()),
+            ("criteria", s.criteria.to_string().into()),
+            ("created_by", s.created_by.as_str().into()),
+            ("created_at", s.created_at.as_str().into()),
+            ("updated_at", s.updated_at.as_str().into()),
+            ("version", 1i64.into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await
+    .map_err(|e| unique_violation(e, "name"))?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "segment",
+            entity_id: &s.id,
+            action: "create",
+            customer_id: None,
+            before: None,
+            after: snapshot(&s),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, s))
+}
+
+#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
+    responses((status = 200, body = Segment), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Segment>, ApiError> {
+    require_marketing_read(&p)?;
+    let s = get_segment(&mut *st.db.pool.acquire().await?, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    Ok(Tagged::ok(s.version, s))
+}
+
+#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
+    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<SegmentPatch>,
+) -> Result<Tagged<Segment>, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = get_segment(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    check_version(before.version, expected)?;
+    let mut after = before.clone();
+    if let Some(v) = patch.name {
+        after.name = v;
+    }
+    if let Some(v) = patch.description {
+        after.description = Some(v);
+    }
+    if let Some(v) = patch.criteria {
+        after.criteria = v;
+    }
+    validate(&after)?;
+    after.updated_at = now_text();
+    let values: Vec<(&str, Arg)> = vec![
+        ("name", after.name.as_str().into()),
+        ("description", (&after.description).into()),
+        ("criteria", after.criteria.to_string().into()),
+        ("updated_at", after.updated_at.as_str().into()),
+    ];
+    let n = Sql::update_versioned("segments", &id, expected, values)
+        .execute(&mut tx)
+        .await
+        .map_err(|e| unique_violation(e, "name"))?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "segment",
+            entity_id: &id,
+            action: "update",
+            customer_id: None,
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+#[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),
+    responses((status = 200, body = SegmentCount), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn count(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SegmentCount>, ApiError> {
+    require_marketing_read(&p)?;
+    let mut conn = st.db.pool.acquire().await?;
+    let s = get_segment(&mut conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let node = parse_stored(&s)?;
+    let from = members_from(&p, &node);
+    let mut sql = Sql::new("SELECT COUNT(DISTINCT c.id), COUNT(*) FROM ");
+    sql.push(&from.text);
+    sql.args = from.args;
+    let (customers, lines): (i64, i64) = sql.query_as().fetch_one(&mut *conn).await?;
+    Ok(Json(SegmentCount {
+        segment_id: id,
+        customers,
+        lines,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/segments/{id}/preview", tag = "segments",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")),
+    responses((status = 200, body = Preview), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn preview(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Preview>, ApiError> {
+    require_marketing_read(&p)?;
+    for k in q.keys() {
+        if k != "limit" {
+            return Err(ApiError::field(k.as_str(), "is not a parameter of preview"));
+        }
+    }
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "must be an integer between 1 and 500"))?,
+    };
+    let mut conn = st.db.pool.acquire().await?;
+    let s = get_segment(&mut conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let node = parse_stored(&s)?;
+    let items = member_page(&mut conn, &p, &node, None, limit).await?;
+    Ok(Json(Preview {
+        segment_id: id,
+        items,
+        limit,
+    }))
+}

@@ -1,0 +1,523 @@
+//! `/service-requests`: work orders (业务申请 / 流程审批 / 业务处理; TMF621-like) raised by
+//! agents, account managers or enterprise admins, approved step by step as the request
+//! type's workflow says (`/workflows`), processed, resolved with feedback to the requester,
+//! and escalated when overdue ([`escalation::run_escalations`]).
+//!
+//! States: `acknowledged` (no approval needed) or `pending_approval` when raised; the last
+//! approval moves it to `in_progress`, a rejection to `rejected`; `acknowledged ->
+//! in_progress -> resolved -> closed`, `resolved -> in_progress` (reopen) and any open state
+//! `-> cancelled`. Every change is a row of `/service-requests/{id}/history`.
+
+pub mod escalation;
+pub mod repo;
+pub mod workflows;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::{HistoryEntry, ServiceRequest};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Role};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::Tagged;
+use crate::crm::notices::{self, NewNotice};
+use crate::crm::scope::require_customer;
+use crate::crm::store::{
+    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
+};
+use crate::crm::validate;
+use crate::http::{ApiError, ApiJson};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/service-requests", get(list).post(create))
+        .route(
+            "/service-requests/escalations/run",
+            post(escalation::run_now),
+        )
+        .route("/service-requests/{id}", get(read))
+        .route("/service-requests/{id}/history", get(history))
+        .route("/service-requests/{id}/approve", post(approve))
+        .route("/service-requests/{id}/reject", post(reject))
+        .route("/service-requests/{id}/transition", post(transition))
+        .merge(workflows::router())
+}
+
+pub const TYPES: &[&str] = &[
+    "new_install",
+    "product_change",
+    "suspension",
+    "cancellation",
+    "repair",
+    "fault_report",
+];
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("customer_id", "r.customer_id", FilterKind::Text),
+        ("status", "r.status", FilterKind::Text),
+        ("request_type", "r.request_type", FilterKind::Text),
+        ("requester_id", "r.requester_id", FilterKind::Text),
+        ("escalation_level", "r.escalation_level", FilterKind::Int),
+    ],
+    sorts: &[
+        ("created_at", "r.created_at"),
+        ("due_at", "r.due_at"),
+        ("updated_at", "r.updated_at"),
+    ],
+    default_sort: "r.created_at DESC",
+    tiebreak: "r.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServiceRequest {
+    pub customer_id: String,
+    pub request_type: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// low | normal (default) | high | urgent
+    pub priority: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// in_progress | resolved | closed | cancelled
+    pub to: String,
+    pub note: Option<String>,
+    /// Required when resolving: what was done, sent to the requester.
+    pub feedback: Option<String>,
+}
+
+/// Moves allowed by [`transition`] (approval moves go through approve / reject).
+pub fn transition_allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("acknowledged", "in_progress")
+            | ("in_progress", "resolved")
+            | ("resolved", "closed")
+            | ("resolved", "in_progress")
+            | ("acknowledged", "cancelled")
+            | ("pending_approval", "cancelled")
+            | ("in_progress", "cancelled")
+    )
+}
+
+fn body_or_default<T: serde::de::DeserializeOwned + Default>(
+    body: &axum::body::Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        field: None,
+        message: format!("invalid JSON body: {e}"),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
+        ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
+    responses((status = 200, body = Page<ServiceRequest>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<ServiceRequest>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    let page: Page<ServiceRequest> =
+        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(ServiceRequest::fill).collect(),
+        ..page
+    }))
+}
+
+/// Raises a request for a customer in scope (enterprise admins: their enterprise).
+#[utoipa::path(post, path = "/api/v1/service-requests", tag = "service-requests", request_body = NewServiceRequest,
+    responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewServiceRequest>,
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    p.require(Permission::RaiseServiceRequests)?;
+    validate::one_of("request_type", &req.request_type, TYPES)?;
+    validate::text("title", &req.title, 200)?;
+    validate::opt_text("description", req.description.as_deref(), 4000)?;
+    let priority = req.priority.unwrap_or_else(|| "normal".into());
+    validate::one_of("priority", &priority, &["low", "normal", "high", "urgent"])?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &req.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    let wf = workflows::get(&mut tx, &req.request_type)
+        .await?
+        .unwrap_or_else(|| workflows::Workflow::none(&req.request_type));
+    let now = chrono::Utc::now();
+    let at = crate::store::ts_text(now);
+    let status = if wf.steps.is_empty() {
+        "acknowledged"
+    } else {
+        "pending_approval"
+    };
+    let r = ServiceRequest {
+        id: new_id(),
+        customer_id: req.customer_id,
+        request_type: req.request_type,
+        title: req.title,
+        description: req.description,
+        priority,
+        status: status.into(),
+        steps: serde_json::to_string(&wf.steps).unwrap_or_else(|_| "[]".into()),
+        approval_steps: wf.steps.clone(),
+        current_step: 0,
+        sla_hours: wf.sla_hours,
+        due_at: crate::store::ts_text(now + chrono::Duration::hours(wf.sla_hours)),
+        escalation_level: 0,
+        escalated: false,
+        requester_id: p.id.clone(),
+        assignee_id: None,
+        feedback: None,
+        resolved_at: None,
+        closed_at: None,
+        created_at: at.clone(),
+        updated_at: at.clone(),
+        version: 1,
+    };
+    repo::insert(&mut tx, &r).await?;
+    repo::push_history(
+        &mut tx,
+        &r,
+        &p,
+        &at,
+        repo::Step {
+            action: "create",
+            from_status: None,
+            to_status: "acknowledged",
+            step: None,
+            note: None,
+        },
+    )
+    .await?;
+    if status != "acknowledged" {
+        repo::push_history(
+            &mut tx,
+            &r,
+            &p,
+            &at,
+            repo::Step {
+                action: "submit",
+                from_status: Some("acknowledged"),
+                to_status: status,
+                step: Some(0),
+                note: None,
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "service_request",
+            entity_id: &r.id,
+            action: "create",
+            customer_id: Some(&r.customer_id),
+            before: None,
+            after: snapshot(&r),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, r))
+}
+
+#[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
+    responses((status = 200, body = ServiceRequest), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let r = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    Ok(Tagged::ok(r.version, r))
+}
+
+#[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn history(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let mut conn = st.db.pool.acquire().await?;
+    repo::get(&mut conn, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    Ok(Json(repo::history(&mut conn, &id).await?))
+}
+
+/// Writes `after` over `before` (versioned), with history, audit record and an optional
+/// notice to the requester, and commits.
+async fn save(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    p: &Principal,
+    before: &ServiceRequest,
+    after: &mut ServiceRequest,
+    step: repo::Step<'_>,
+    notice: Option<(&str, String)>,
+) -> Result<(), ApiError> {
+    let n = Sql::update_versioned(
+        "service_requests",
+        &before.id,
+        before.version,
+        repo::values(after),
+    )
+    .execute(&mut tx)
+    .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    after.version += 1;
+    let action = step.action;
+    repo::push_history(&mut tx, after, p, &after.updated_at, step).await?;
+    if let Some((kind, title)) = notice {
+        if after.requester_id != p.id {
+            notices::notify(
+                &mut tx,
+                NewNotice {
+                    user_id: &after.requester_id,
+                    kind,
+                    body: after.feedback.clone().unwrap_or_else(|| title.clone()),
+                    title,
+                    entity: "service_request",
+                    entity_id: &after.id,
+                    customer_id: Some(&after.customer_id),
+                },
+            )
+            .await?;
+        }
+    }
+    audit::record(
+        &mut tx,
+        p,
+        Change {
+            entity: "service_request",
+            entity_id: &after.id,
+            action,
+            customer_id: Some(&after.customer_id),
+            before: snapshot(before),
+            after: snapshot(&*after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Loads a request for an approval decision: 403 without the permission, 404 out of scope,
+/// 409 when no approval is pending, 403 when the step needs another role.
+async fn for_decision(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, ServiceRequest), ApiError> {
+    p.require(Permission::ApproveServiceRequests)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let r = repo::get(&mut tx, p, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    let Some(role) = r.next_approver() else {
+        return Err(ApiError::Conflict(format!(
+            "the request is {}, no approval is pending",
+            r.status
+        )));
+    };
+    if p.role != Role::Admin && p.role.as_str() != role {
+        return Err(ApiError::Forbidden(format!(
+            "approval step {} needs a {role}",
+            r.current_step + 1
+        )));
+    }
+    Ok((tx, r))
+}
+
+/// Approves the current step; the last approval starts processing (`in_progress`).
+#[utoipa::path(post, path = "/api/v1/service-requests/{id}/approve", tag = "service-requests", params(("id" = String, Path)),
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn approve(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    let d: Decision = body_or_default(&body)?;
+    validate::opt_text("note", d.note.as_deref(), 2000)?;
+    let (tx, before) = for_decision(&st, &p, &id).await?;
+    let mut after = before.clone();
+    after.current_step += 1;
+    let last = after.current_step as usize >= after.approval_steps.len();
+    if last {
+        after.status = "in_progress".into();
+    }
+    after.updated_at = now_text();
+    let notice = last.then(|| ("approval", format!("Request \"{}\" approved", after.title)));
+    save(
+        tx,
+        &p,
+        &before,
+        &mut after,
+        repo::Step {
+            action: "approve",
+            from_status: Some(&before.status),
+            to_status: if last {
+                "in_progress"
+            } else {
+                "pending_approval"
+            },
+            step: Some(before.current_step),
+            note: d.note.as_deref(),
+        },
+        notice,
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Rejects the request at the current step (final).
+#[utoipa::path(post, path = "/api/v1/service-requests/{id}/reject", tag = "service-requests", params(("id" = String, Path)),
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn reject(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    let d: Decision = body_or_default(&body)?;
+    validate::opt_text("note", d.note.as_deref(), 2000)?;
+    let (tx, before) = for_decision(&st, &p, &id).await?;
+    let mut after = before.clone();
+    after.status = "rejected".into();
+    after.feedback = d.note.clone();
+    let now = now_text();
+    after.closed_at = Some(now.clone());
+    after.updated_at = now;
+    let title = format!("Request \"{}\" rejected", after.title);
+    save(
+        tx,
+        &p,
+        &before,
+        &mut after,
+        repo::Step {
+            action: "reject",
+            from_status: Some(&before.status),
+            to_status: "rejected",
+            step: Some(before.current_step),
+            note: d.note.as_deref(),
+        },
+        Some(("approval", title)),
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// Moves the request: start work, resolve (with feedback to the requester), close, reopen or
+/// cancel. Enterprise admins may only close or cancel; illegal moves answer 409.
+#[utoipa::path(post, path = "/api/v1/service-requests/{id}/transition", tag = "service-requests", params(("id" = String, Path)),
+    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn transition(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(t): ApiJson<Transition>,
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    p.require(Permission::RaiseServiceRequests)?;
+    validate::one_of(
+        "to",
+        &t.to,
+        &["in_progress", "resolved", "closed", "cancelled"],
+    )?;
+    validate::opt_text("note", t.note.as_deref(), 2000)?;
+    if p.role == Role::EnterpriseAdmin && !matches!(t.to.as_str(), "closed" | "cancelled") {
+        return Err(ApiError::Forbidden(
+            "enterprise admins may only close or cancel their requests".into(),
+        ));
+    }
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    if !transition_allowed(&before.status, &t.to) {
+        return Err(ApiError::Conflict(format!(
+            "a request cannot move from {} to {}",
+            before.status, t.to
+        )));
+    }
+    let mut after = before.clone();
+    let now = now_text();
+    let mut notice = None;
+    match t.to.as_str() {
+        "resolved" => {
+            let fb = t
+                .feedback
+                .clone()
+                .filter(|f| !f.trim().is_empty())
+                .ok_or_else(|| ApiError::field("feedback", "required when resolving"))?;
+            validate::text("feedback", &fb, 4000)?;
+            after.feedback = Some(fb);
+            after.resolved_at = Some(now.clone());
+            notice = Some(("feedback", format!("Request \"{}\" resolved", after.title)));
+        }
+        "closed" | "cancelled" => after.closed_at = Some(now.clone()),
+        "in_progress" => {
+            if after.assignee_id.is_none() && p.role != Role::EnterpriseAdmin {
+                after.assignee_id = Some(p.id.clone());
+            }
+            after.resolved_at = None;
+        }
+        _ => {}
+    }
+    if t.to == "cancelled" {
+        notice = Some(("feedback", format!("Request \"{}\" cancelled", after.title)));
+    }
+    after.status = t.to.clone();
+    after.updated_at = now;
+    save(
+        tx,
+        &p,
+        &before,
+        &mut after,
+        repo::Step {
+            action: "transition",
+            from_status: Some(&before.status),
+            to_status: &t.to,
+            step: None,
+            note: t.note.as_deref(),
+        },
+        notice,
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}

@@ -1,0 +1,221 @@
+//! `/subscriptions`: products customers have (TMF637), moved through their lifecycle with
+//! `PATCH {status}`; moves the lifecycle does not allow are refused with 409.
+
+pub mod lifecycle;
+pub mod repo;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use repo::Subscription;
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::{check_version, expected_version, Tagged};
+use crate::crm::scope::require_customer;
+use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::http::{ApiError, ApiJson};
+use lifecycle::LifecycleError;
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> ApiError {
+        match e {
+            LifecycleError::Unknown(_) => ApiError::field("status", e.to_string()),
+            LifecycleError::NotAllowed { .. } => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/subscriptions", get(list).post(create))
+        .route("/subscriptions/{id}", get(read).patch(update))
+}
+
+const SPEC: ListSpec = ListSpec {
+    filters: &[
+        ("customer_id", "s.customer_id", FilterKind::Text),
+        ("line_id", "s.line_id", FilterKind::Text),
+        ("offering_id", "s.offering_id", FilterKind::Text),
+        ("status", "s.status", FilterKind::Text),
+    ],
+    sorts: &[("created_at", "s.created_at"), ("status", "s.status")],
+    default_sort: "s.created_at",
+    tiebreak: "s.id",
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    pub customer_id: String,
+    pub line_id: Option<String>,
+    /// Offering id or code.
+    pub offering_id: String,
+    /// `created` (default), `pendingActive` or `active`.
+    pub status: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionPatch {
+    pub status: String,
+    pub version: Option<i64>,
+}
+
+/// Dates follow the status: first activation starts it, termination ends it.
+fn stamp(s: &mut Subscription, now: &str) {
+    if s.status == "active" && s.start_date.is_none() {
+        s.start_date = Some(now.to_string());
+    }
+    if s.status == "terminated" {
+        s.termination_date = Some(now.to_string());
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("line_id" = Option<String>, Query),
+        ("offering_id" = Option<String>, Query), ("status" = Option<String>, Query)),
+    responses((status = 200, body = Page<Subscription>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Subscription>>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let params = ListParams::parse(&SPEC, &q)?;
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
+    responses((status = 201, body = Subscription), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewSubscription>,
+) -> Result<Tagged<Subscription>, ApiError> {
+    crate::crm::scope::require_operator_write(&p)?;
+    let status = req.status.unwrap_or_else(|| "created".into());
+    if !["created", "pendingActive", "active"].contains(&status.as_str()) {
+        return Err(ApiError::field(
+            "status",
+            "a new subscription starts as created, pendingActive or active",
+        ));
+    }
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    require_customer(&mut tx, &p, &req.customer_id)
+        .await
+        .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    let offering = crate::crm::catalog::repo::get(&mut tx, &req.offering_id)
+        .await?
+        .filter(|o| o.lifecycle_status == "active")
+        .ok_or_else(|| ApiError::field("offering_id", "no such active offering"))?;
+    if let Some(line) = &req.line_id {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM lines WHERE id = $1 AND customer_id = $2")
+                .bind(line.as_str())
+                .bind(req.customer_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if n == 0 {
+            return Err(ApiError::field("line_id", "no such line of this customer"));
+        }
+    }
+    let now = now_text();
+    let mut s = Subscription {
+        id: new_id(),
+        customer_id: req.customer_id,
+        line_id: req.line_id,
+        offering_id: offering.id,
+        status,
+        start_date: None,
+        termination_date: None,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        version: 1,
+    };
+    stamp(&mut s, &now);
+    repo::insert(&mut tx, &s).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "subscription",
+            entity_id: &s.id,
+            action: "create",
+            customer_id: Some(&s.customer_id),
+            before: None,
+            after: snapshot(&s),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tagged::created(1, s))
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
+    responses((status = 200, body = Subscription), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<Subscription>, ApiError> {
+    p.require(Permission::ReadCustomers)?;
+    let s = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("subscription".into()))?;
+    Ok(Tagged::ok(s.version, s))
+}
+
+#[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
+    request_body = SubscriptionPatch,
+    responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<SubscriptionPatch>,
+) -> Result<Tagged<Subscription>, ApiError> {
+    crate::crm::scope::require_operator_write(&p)?;
+    let expected = expected_version(&headers, patch.version)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let before = repo::get(&mut tx, &p, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("subscription".into()))?;
+    check_version(before.version, expected)?;
+    lifecycle::check(&before.status, &patch.status)?;
+    let mut after = before.clone();
+    after.status = patch.status;
+    let now = now_text();
+    stamp(&mut after, &now);
+    after.updated_at = now;
+    let values = repo::values(&after);
+    after.version += 1;
+    audit::save_update(
+        tx,
+        &p,
+        "subscriptions",
+        expected,
+        values,
+        Change {
+            entity: "subscription",
+            entity_id: &id,
+            action: "transition",
+            customer_id: Some(&after.customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(Tagged::ok(after.version, after))
+}

@@ -1,0 +1,564 @@
+//! TMF681 `communicationMessage`: a message to one subscriber, sent through the engine's
+//! decision stage (`OfferBook::propose`, rule `tmf681`), so contact caps, opt-outs and
+//! complaint holds apply as for any other marketing contact.
+//!
+//! States: `initial` (scheduled for later) -> `inProgress` (handed to the engine) ->
+//! `completed` (queued or sent on a channel) or `failed` (suppressed or failed, with the
+//! reason in `characteristic`); `initial -> cancelled` by PATCH. DELETE only while `initial`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{count_headers, paging, visible_line, Characteristic};
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::crm::audit::{self, snapshot, Change};
+use crate::crm::http::Tagged;
+use crate::crm::scope::push_customer_scope;
+use crate::crm::store::{new_id, next_seq, now_text, Arg, Sql};
+use crate::crm::validate;
+use crate::event::Msisdn;
+use crate::http::{ApiError, ApiJson};
+use crate::ports::{OfferRequest, Status};
+
+pub const BASE: &str = "/tmf-api/communicationManagement/v4/communicationMessage";
+/// The rule id every TMF681 message is decided under.
+pub const RULE_ID: &str = "tmf681";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(BASE, get(list).post(create)).route(
+        &format!("{BASE}/{{id}}"),
+        get(read).patch(update).delete(remove),
+    )
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Receiver {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The subscriber's MSISDN: required, it decides scope, caps and opt-outs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sender {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The TMF681 resource.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunicationMessage {
+    pub id: String,
+    pub href: String,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// SMS | Email | App | Portal
+    pub message_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_send_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_time_complete: Option<String>,
+    pub try_times: i64,
+    /// initial | inProgress | completed | cancelled | failed
+    pub state: String,
+    pub receiver: Vec<Receiver>,
+    pub sender: Sender,
+    /// Includes `recommendationId` once sent and `statusReason` when it failed.
+    pub characteristic: Vec<Characteristic>,
+    #[serde(rename = "@type")]
+    pub kind: String,
+}
+
+/// POST body: every field optional here so a missing one is answered with its name.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunicationMessageCreate {
+    pub content: Option<String>,
+    pub subject: Option<String>,
+    pub message_type: Option<String>,
+    pub priority: Option<String>,
+    pub scheduled_send_time: Option<String>,
+    pub receiver: Option<Vec<Receiver>>,
+    pub sender: Option<Sender>,
+    pub characteristic: Option<Vec<Characteristic>>,
+}
+
+/// PATCH body (only while `initial`). `state` may be `inProgress` (send now) or `cancelled`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunicationMessageUpdate {
+    pub content: Option<String>,
+    pub subject: Option<String>,
+    pub priority: Option<String>,
+    pub scheduled_send_time: Option<String>,
+    pub state: Option<String>,
+}
+
+fn channel_of(message_type: &str) -> Option<&'static str> {
+    match message_type.to_ascii_lowercase().as_str() {
+        "sms" => Some("sms"),
+        "email" => Some("email"),
+        "app" | "push" => Some("app"),
+        "portal" => Some("portal"),
+        _ => None,
+    }
+}
+
+fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
+}
+
+fn validate_content(content: &str, subject: Option<&str>) -> Result<(), ApiError> {
+    validate::text("content", content, 1000)?;
+    validate::opt_text("subject", subject, 200)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    body: String,
+    customer_id: String,
+    version: i64,
+}
+
+async fn load(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+) -> Result<(CommunicationMessage, String, i64), ApiError> {
+    let mut sql = Sql::new(
+        "SELECT m.body, m.customer_id, m.version FROM tmf_messages m \
+         JOIN customers c ON c.id = m.customer_id WHERE m.id = ",
+    );
+    sql.bind(id);
+    push_customer_scope(&mut sql, p, "c");
+    let row: Option<Row> = sql.query_as().fetch_optional(conn).await?;
+    let row = row.ok_or_else(|| ApiError::NotFound("communicationMessage".into()))?;
+    let msg = serde_json::from_str(&row.body).map_err(ApiError::internal)?;
+    Ok((msg, row.customer_id, row.version))
+}
+
+async fn store_update(
+    conn: &mut sqlx::AnyConnection,
+    m: &CommunicationMessage,
+    version: i64,
+) -> Result<(), ApiError> {
+    let values: Vec<(&str, Arg)> = vec![
+        ("state", m.state.as_str().into()),
+        ("body", serde_json::to_string(m).unwrap_or_default().into()),
+        ("updated_at", now_text().into()),
+    ];
+    let n = Sql::update_versioned("tmf_messages", &m.id, version, values)
+        .execute(conn)
+        .await?;
+    if n == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(())
+}
+
+/// Hands the message to the decision stage and sets its final state from the result.
+async fn send(st: &AppState, m: &mut CommunicationMessage) -> Result<(), ApiError> {
+    let phone = m.receiver[0].phone_number.clone().unwrap_or_default();
+    let msisdn: Msisdn = phone
+        .parse()
+        .map_err(|_| ApiError::field("receiver[0].phoneNumber", "must be an MSISDN"))?;
+    let channel = channel_of(&m.message_type).unwrap_or("sms");
+    let offer_code = m
+        .characteristic
+        .iter()
+        .find(|c| c.name == "offerCode")
+        .and_then(|c| c.value.as_str())
+        .unwrap_or(RULE_ID)
+        .to_string();
+    let now = chrono::Utc::now();
+    m.try_times += 1;
+    m.send_time = Some(now_text());
+    let recs = st
+        .offers
+        .propose(vec![OfferRequest {
+            msisdn,
+            campaign_id: None,
+            request_id: Some(m.id.clone()),
+            rule_id: RULE_ID.into(),
+            offer_code,
+            message: m.content.clone(),
+            channels: vec![channel.to_string()],
+            score: 1.0,
+            valid_for_secs: 86_400,
+            at: now.fixed_offset(),
+        }])
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("engine: {e}")))?;
+    m.characteristic
+        .retain(|c| c.name != "recommendationId" && c.name != "statusReason");
+    let delivered = recs.iter().find(|r| {
+        matches!(
+            r.status,
+            Status::Queued | Status::Deferred | Status::Sent | Status::Delivered
+        )
+    });
+    if let Some(r) = delivered {
+        m.state = "completed".into();
+        m.send_time_complete = Some(now_text());
+        m.characteristic.push(Characteristic {
+            name: "recommendationId".into(),
+            value: r.id.clone().into(),
+        });
+    } else {
+        m.state = "failed".into();
+        let reason = recs
+            .first()
+            .map(|r| {
+                m.characteristic.push(Characteristic {
+                    name: "recommendationId".into(),
+                    value: r.id.clone().into(),
+                });
+                r.reason
+                    .clone()
+                    .unwrap_or_else(|| r.status.as_str().to_string())
+            })
+            .unwrap_or_else(|| "no_decision".into());
+        m.characteristic.push(Characteristic {
+            name: "statusReason".into(),
+            value: reason.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Sends and stores the outcome over `version`; returns the new version. When the engine
+/// is unreachable the message is stored as `failed` (`statusReason` `engine_unavailable`)
+/// rather than left `inProgress`, and the error is returned.
+async fn send_and_store(
+    st: &AppState,
+    m: &mut CommunicationMessage,
+    version: i64,
+) -> Result<i64, ApiError> {
+    let sent = send(st, m).await;
+    if sent.is_err() {
+        m.state = "failed".into();
+        m.characteristic.retain(|c| c.name != "statusReason");
+        m.characteristic.push(Characteristic {
+            name: "statusReason".into(),
+            value: "engine_unavailable".into(),
+        });
+    }
+    store_update(&mut *st.db.pool.acquire().await?, m, version).await?;
+    sent.map(|_| version + 1)
+}
+
+#[utoipa::path(post, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
+    request_body = CommunicationMessageCreate,
+    responses((status = 201, body = CommunicationMessage), (status = 400, description = "names the missing or invalid field"),
+        (status = 404, description = "receiver unknown or out of scope"), (status = 503)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CommunicationMessageCreate>,
+) -> Result<Tagged<CommunicationMessage>, ApiError> {
+    p.require(Permission::SendMessages)?;
+    let content = req
+        .content
+        .ok_or_else(|| ApiError::field("content", "required"))?;
+    validate_content(&content, req.subject.as_deref())?;
+    let message_type = req
+        .message_type
+        .ok_or_else(|| ApiError::field("messageType", "required"))?;
+    if channel_of(&message_type).is_none() {
+        return Err(ApiError::field(
+            "messageType",
+            "must be one of SMS, Email, App, Portal",
+        ));
+    }
+    let sender = req
+        .sender
+        .ok_or_else(|| ApiError::field("sender", "required"))?;
+    if sender.id.is_none() && sender.name.is_none() {
+        return Err(ApiError::field("sender", "must have an id or a name"));
+    }
+    let receiver = req
+        .receiver
+        .ok_or_else(|| ApiError::field("receiver", "required"))?;
+    if receiver.len() != 1 {
+        return Err(ApiError::field(
+            "receiver",
+            "must hold exactly one receiver (send one message per subscriber)",
+        ));
+    }
+    let phone = receiver[0]
+        .phone_number
+        .clone()
+        .ok_or_else(|| ApiError::field("receiver[0].phoneNumber", "required"))?;
+    if phone.parse::<Msisdn>().is_err() {
+        return Err(ApiError::field(
+            "receiver[0].phoneNumber",
+            "must be an MSISDN",
+        ));
+    }
+    validate::opt_text("priority", req.priority.as_deref(), 32)?;
+    let scheduled = req
+        .scheduled_send_time
+        .as_deref()
+        .map(|t| parse_time("scheduledSendTime", t))
+        .transpose()?;
+    let characteristic = req.characteristic.unwrap_or_default();
+    if characteristic.len() > 20 {
+        return Err(ApiError::field("characteristic", "at most 20 entries"));
+    }
+    let (msisdn, customer_id) = visible_line(&mut *st.db.pool.acquire().await?, &p, &phone)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("receiver".into()))?;
+    let id = new_id();
+    let later = scheduled.is_some_and(|t| t > chrono::Utc::now());
+    let mut m = CommunicationMessage {
+        href: format!("{BASE}/{id}"),
+        id,
+        content,
+        subject: req.subject,
+        message_type,
+        priority: req.priority,
+        scheduled_send_time: req.scheduled_send_time,
+        send_time: None,
+        send_time_complete: None,
+        try_times: 0,
+        state: if later { "initial" } else { "inProgress" }.into(),
+        receiver,
+        sender,
+        characteristic,
+        kind: "CommunicationMessage".into(),
+    };
+    let now = now_text();
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    Sql::insert(
+        "tmf_messages",
+        vec![
+            ("id", m.id.as_str().into()),
+            ("customer_id", customer_id.as_str().into()),
+            ("msisdn", msisdn.into()),
+            ("state", m.state.as_str().into()),
+            ("body", serde_json::to_string(&m).unwrap_or_default().into()),
+            ("created_by", p.id.as_str().into()),
+            ("created_at", now.as_str().into()),
+            ("updated_at", now.as_str().into()),
+            ("seq", next_seq().into()),
+            ("version", 1i64.into()),
+        ],
+    )
+    .execute(&mut tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "communication_message",
+            entity_id: &m.id,
+            action: "create",
+            customer_id: Some(&customer_id),
+            before: None,
+            after: snapshot(&m),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let version = if later {
+        1
+    } else {
+        send_and_store(&st, &mut m, 1).await?
+    };
+    Ok(Tagged::created(version, m))
+}
+
+#[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
+    responses((status = 200, body = Vec<CommunicationMessage>)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<(HeaderMap, Json<Vec<CommunicationMessage>>), ApiError> {
+    p.require(Permission::ReadRecommendations)?;
+    let (limit, offset) = paging(&q)?;
+    let mut from = Sql::new("tmf_messages m JOIN customers c ON c.id = m.customer_id WHERE 1=1");
+    push_customer_scope(&mut from, &p, "c");
+    if let Some(s) = q.get("state") {
+        from.push(" AND m.state = ").bind(s.as_str());
+    }
+    let mut count = Sql::new("SELECT COUNT(*) FROM ");
+    count.push(&from.text);
+    count.args = from.args.clone();
+    let (total,): (i64,) = count.query_as().fetch_one(&st.db.pool).await?;
+    let mut sql = Sql::new("SELECT m.body FROM ");
+    sql.push(&from.text);
+    sql.args = from.args;
+    sql.push(" ORDER BY m.seq DESC LIMIT ")
+        .bind(limit)
+        .push(" OFFSET ")
+        .bind(offset);
+    let rows: Vec<(String,)> = sql.query_as().fetch_all(&st.db.pool).await?;
+    let items: Vec<CommunicationMessage> = rows
+        .into_iter()
+        .filter_map(|(b,)| serde_json::from_str(&b).ok())
+        .collect();
+    Ok((count_headers(total, items.len()), Json(items)))
+}
+
+#[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
+    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Tagged<CommunicationMessage>, ApiError> {
+    p.require(Permission::ReadRecommendations)?;
+    let (m, _, version) = load(&mut *st.db.pool.acquire().await?, &p, &id).await?;
+    Ok(Tagged::ok(version, m))
+}
+
+#[utoipa::path(patch, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
+    params(("id" = String, Path)), request_body = CommunicationMessageUpdate,
+    responses((status = 200, body = CommunicationMessage), (status = 400), (status = 404),
+        (status = 409, description = "no longer initial"), (status = 412)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<CommunicationMessageUpdate>,
+) -> Result<Tagged<CommunicationMessage>, ApiError> {
+    p.require(Permission::SendMessages)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let (before, customer_id, version) = load(&mut tx, &p, &id).await?;
+    if headers.contains_key(axum::http::header::IF_MATCH) {
+        let expected = crate::crm::http::expected_version(&headers, None)?;
+        crate::crm::http::check_version(version, expected)?;
+    }
+    if before.state != "initial" {
+        return Err(ApiError::Conflict(format!(
+            "message is {}; only initial (scheduled) messages can be changed",
+            before.state
+        )));
+    }
+    let mut after = before.clone();
+    if let Some(c) = patch.content {
+        after.content = c;
+    }
+    if let Some(s) = patch.subject {
+        after.subject = Some(s);
+    }
+    if let Some(pr) = patch.priority {
+        validate::text("priority", &pr, 32)?;
+        after.priority = Some(pr);
+    }
+    if let Some(t) = patch.scheduled_send_time {
+        parse_time("scheduledSendTime", &t)?;
+        after.scheduled_send_time = Some(t);
+    }
+    validate_content(&after.content, after.subject.as_deref())?;
+    let send_now = match patch.state.as_deref() {
+        None | Some("initial") => false,
+        Some("inProgress") => true,
+        Some("cancelled") => {
+            after.state = "cancelled".into();
+            false
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "state",
+                "may only be set to inProgress (send now) or cancelled",
+            ))
+        }
+    };
+    if send_now {
+        after.state = "inProgress".into();
+    }
+    store_update(&mut tx, &after, version).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "communication_message",
+            entity_id: &id,
+            action: "update",
+            customer_id: Some(&customer_id),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let mut version = version + 1;
+    if send_now {
+        version = send_and_store(&st, &mut after, version).await?;
+    }
+    Ok(Tagged::ok(version, after))
+}
+
+#[utoipa::path(delete, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404), (status = 409, description = "no longer initial")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn remove(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::SendMessages)?;
+    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let (before, customer_id, _) = load(&mut tx, &p, &id).await?;
+    if before.state != "initial" {
+        return Err(ApiError::Conflict(format!(
+            "message is {}; only initial (scheduled) messages can be deleted",
+            before.state
+        )));
+    }
+    let mut sql = Sql::new("DELETE FROM tmf_messages WHERE id = ");
+    sql.bind(id.as_str()).push(" AND state = 'initial'");
+    sql.execute(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &p,
+        Change {
+            entity: "communication_message",
+            entity_id: &id,
+            action: "delete",
+            customer_id: Some(&customer_id),
+            before: snapshot(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,81 @@
+//! TM Forum Open APIs (v4) over the engine: TMF680 `queryProductRecommendation` and TMF681
+//! `communicationMessage`. Served under `/tmf-api`, not `/api/v1`; resources follow the v4
+//! shapes (`id`, `href`, `@type`, camelCase). The party or receiver decides the data scope:
+//! out-of-scope parties answer 404 like missing ones.
+
+pub mod communication;
+pub mod recommendation;
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::crm::scope::push_customer_scope;
+use crate::crm::store::Sql;
+use crate::http::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(recommendation::router())
+        .merge(communication::router())
+}
+
+/// A reference to a party (TMF `RelatedParty`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelatedParty {
+    /// A customer id or an MSISDN.
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(rename = "@referredType", skip_serializing_if = "Option::is_none")]
+    pub referred_type: Option<String>,
+}
+
+/// `name` / `value` pairs (TMF `Characteristic`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Characteristic {
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+}
+
+/// `?limit=&offset=` of TMF lists (default 50, max 500).
+pub fn paging(q: &std::collections::HashMap<String, String>) -> Result<(i64, i64), ApiError> {
+    let int = |name: &str, default: i64, range: std::ops::RangeInclusive<i64>| {
+        q.get(name).map_or(Ok(default), |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| ApiError::field(name, "out of range or not an integer"))
+        })
+    };
+    Ok((int("limit", 50, 1..=500)?, int("offset", 0, 0..=i64::MAX)?))
+}
+
+/// `X-Total-Count` / `X-Result-Count`, as TMF lists answer.
+pub fn count_headers(total: i64, returned: usize) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-total-count", HeaderValue::from(total));
+    h.insert("x-result-count", HeaderValue::from(returned as i64));
+    h
+}
+
+/// A line the caller may see: `(msisdn, customer_id)`.
+pub async fn visible_line(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    msisdn: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let mut sql = Sql::new(
+        "SELECT l.msisdn, l.customer_id FROM lines l JOIN customers c ON c.id = l.customer_id \
+         WHERE l.msisdn = ",
+    );
+    sql.bind(msisdn);
+    push_customer_scope(&mut sql, p, "c");
+    sql.query_as().fetch_optional(conn).await
+}

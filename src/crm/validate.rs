@@ -1,0 +1,71 @@
+//! Field validation shared by the CRM features; every error names its field.
+
+use crate::http::ApiError;
+
+pub fn text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+    let n = v.trim().chars().count();
+    if n == 0 {
+        return Err(ApiError::field(field, "must not be empty"));
+    }
+    if n > max {
+        return Err(ApiError::field(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn opt_text(field: &str, v: Option<&str>, max: usize) -> Result<(), ApiError> {
+    v.map_or(Ok(()), |v| text(field, v, max))
+}
+
+pub fn one_of(field: &str, v: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            field,
+            format!("must be one of {}", allowed.join(", ")),
+        ))
+    }
+}
+
+pub fn timezone(field: &str, v: &str) -> Result<(), ApiError> {
+    v.parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| ApiError::field(field, "must be an IANA time zone such as Asia/Shanghai"))
+}
+
+pub fn unit_interval(field: &str, v: f64) -> Result<(), ApiError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::field(field, "must be between 0 and 1"))
+    }
+}
+
+pub fn non_negative(field: &str, v: i64) -> Result<(), ApiError> {
+    if v >= 0 {
+        Ok(())
+    } else {
+        Err(ApiError::field(field, "must not be negative"))
+    }
+}
+
+/// `YYYY-MM-DD` or an RFC 3339 timestamp.
+pub fn date(field: &str, v: &str) -> Result<(), ApiError> {
+    let ok = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
+        || chrono::DateTime::parse_from_rfc3339(v).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            field,
+            "must be a date (YYYY-MM-DD) or RFC 3339 time",
+        ))
+    }
+}
+
+/// Channels a customer can be reached on, for consents and preferences.
+pub const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app", "call", "all"];

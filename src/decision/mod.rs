@@ -1,0 +1,204 @@
+//! Between a rule match and a channel: contact policy and arbitration. Every decision,
+//! sent or not, becomes a recommendation with a status and a reason code.
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Duration, FixedOffset};
+use uuid::Uuid;
+
+use crate::engine::Candidate;
+use crate::event::Msisdn;
+use crate::ports::{Profile, Recommendation, Status};
+use crate::rules::{Category, LocalTime};
+use crate::state::{id_hash, SubscriberState};
+
+/// One offer to decide on, from a rule match or a campaign / touchpoint request.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub rule_id: String,
+    pub offer_code: String,
+    pub message: String,
+    pub score: f64,
+    pub channels: Vec<String>,
+    pub validity_secs: i64,
+    pub cooldown_secs: i64,
+    pub category: Category,
+}
+
+impl From<&Candidate> for Proposal {
+    fn from(c: &Candidate) -> Self {
+        let m = &c.rule.meta;
+        Proposal {
+            rule_id: m.id.clone(),
+            offer_code: c.offer_code.clone(),
+            message: c.message.clone(),
+            score: c.score,
+            channels: c.channels.clone().unwrap_or_else(|| m.channels.clone()),
+            validity_secs: m.validity_secs,
+            cooldown_secs: m.cooldown_secs,
+            category: m.category,
+        }
+    }
+}
+
+/// What caused the decision; it becomes part of the recommendation's identity.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Event(String),
+    Campaign(String),
+    Request(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub daily_cap: u32,
+    pub complaint_hold_secs: i64,
+    pub max_offers_per_event: usize,
+    pub channels: Vec<String>,
+    pub default_tz: chrono_tz::Tz,
+    /// Status of a decision that will go out: `queued` when channels deliver it,
+    /// `proposed` in a replay, which contacts nobody.
+    pub go_status: Status,
+}
+
+impl Policy {
+    pub fn from_config(c: &crate::config::Config) -> Result<Self, String> {
+        let m = crate::engine::MatchSettings::from_config(&c.engine)?;
+        Ok(Policy {
+            daily_cap: c.engine.daily_cap,
+            complaint_hold_secs: crate::state::parse_duration_secs(&c.engine.complaint_hold)
+                .map_err(|e| format!("engine.complaint_hold: {e}"))?,
+            max_offers_per_event: c.engine.max_offers_per_event.max(1),
+            channels: c.channels.enabled.clone(),
+            default_tz: m.default_tz,
+            go_status: Status::Queued,
+        })
+    }
+}
+
+/// Stable id: the same (rule, msisdn, trigger, channel) always yields the same id, so a
+/// replayed or redelivered event never creates a second recommendation.
+pub fn recommendation_id(
+    rule_id: &str,
+    msisdn: Msisdn,
+    trigger: &Trigger,
+    channel: &str,
+) -> String {
+    let t = match trigger {
+        Trigger::Event(id) => format!("e:{id}"),
+        Trigger::Campaign(id) => format!("c:{id}"),
+        Trigger::Request(id) => format!("q:{id}"),
+    };
+    let name = format!("{rule_id}|{msisdn}|{t}|{channel}");
+    format!(
+        "r-{}",
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).simple()
+    )
+}
+
+fn cooldown_key(rule_id: &str, offer_code: &str) -> u32 {
+    id_hash(&format!("{rule_id}|{offer_code}")) as u32
+}
+
+impl Policy {
+    /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
+    pub fn decide(
+        &self,
+        mut proposals: Vec<Proposal>,
+        st: &mut SubscriberState,
+        profile: &Profile,
+        msisdn: Msisdn,
+        trigger: &Trigger,
+        at: DateTime<FixedOffset>,
+    ) -> Vec<Recommendation> {
+        // Highest score wins; ties keep rule order (priority) from the rule set.
+        proposals.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let now = at.timestamp();
+        let day = LocalTime::of(now, &profile.timezone, self.default_tz).day;
+        if st.sent_day != day {
+            st.sent_day = day;
+            st.sent_today = 0;
+        }
+        st.cooldowns.retain(|(_, until)| *until > now);
+        let mut winners = 0usize;
+        let mut out = Vec::with_capacity(proposals.len());
+        for p in proposals {
+            let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
+            let usable: Vec<&String> = p
+                .channels
+                .iter()
+                .filter(|c| self.channels.contains(c))
+                .collect();
+            let open = usable.iter().find(|c| !opted_out(c)).copied();
+            let channel = open
+                .or(usable.first().copied())
+                .or(p.channels.first())
+                .cloned()
+                .unwrap_or_default();
+            let key = cooldown_key(&p.rule_id, &p.offer_code);
+            let marketing = p.category != Category::Service;
+            let reason = if usable.is_empty() {
+                Some("channel_unavailable")
+            } else if open.is_none() {
+                Some("opt_out")
+            } else if st
+                .cooldowns
+                .iter()
+                .any(|(k, until)| *k == key && *until > now)
+            {
+                Some("cooldown")
+            } else if p.category == Category::Sales
+                && st.last_complaint != 0
+                && now - st.last_complaint < self.complaint_hold_secs
+            {
+                Some("complaint_hold")
+            } else if marketing && u32::from(st.sent_today) >= self.daily_cap {
+                Some("frequency_cap")
+            } else if winners >= self.max_offers_per_event {
+                Some("lost_arbitration")
+            } else {
+                None
+            };
+            if reason.is_none() {
+                winners += 1;
+                if marketing {
+                    st.sent_today = st.sent_today.saturating_add(1);
+                }
+                if p.cooldown_secs > 0 {
+                    st.cooldowns.push((key, now + p.cooldown_secs));
+                }
+            }
+            let (trigger_event_id, campaign_id, request_id) = match trigger {
+                Trigger::Event(id) => (Some(id.clone()), None, None),
+                Trigger::Campaign(id) => (None, Some(id.clone()), None),
+                Trigger::Request(id) => (None, None, Some(id.clone())),
+            };
+            out.push(Recommendation {
+                id: recommendation_id(&p.rule_id, msisdn, trigger, &channel),
+                msisdn,
+                rule_id: p.rule_id,
+                offer_code: p.offer_code,
+                channel,
+                message: p.message,
+                score: (p.score * 1000.0).round() / 1000.0,
+                trigger_event_id,
+                campaign_id,
+                request_id,
+                decided_at: at,
+                expires_at: at + Duration::seconds(p.validity_secs),
+                status: if reason.is_some() {
+                    Status::Suppressed
+                } else {
+                    self.go_status
+                },
+                reason: reason.map(str::to_string),
+            });
+        }
+        out
+    }
+}

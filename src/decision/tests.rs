@@ -1,0 +1,216 @@
+use super::*;
+use crate::ports::Profile;
+
+fn policy() -> Policy {
+    let mut c = crate::config::Config::default();
+    c.engine.daily_cap = 2;
+    c.engine.max_offers_per_event = 1;
+    Policy::from_config(&c).unwrap()
+}
+
+fn p(rule: &str, score: f64, channels: &[&str], category: Category) -> Proposal {
+    Proposal {
+        rule_id: rule.into(),
+        offer_code: format!("{rule}-O"),
+        message: "m".into(),
+        score,
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+        validity_secs: 86400,
+        cooldown_secs: 3600,
+        category,
+    }
+}
+
+fn at(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+fn m() -> Msisdn {
+    Msisdn::parse("8613900000001").unwrap()
+}
+
+fn reasons(recs: &[Recommendation]) -> Vec<Option<&str>> {
+    recs.iter().map(|r| r.reason.as_deref()).collect()
+}
+
+#[test]
+fn highest_score_wins_and_the_rest_lose_arbitration() {
+    let mut st = SubscriberState::default();
+    let recs = policy().decide(
+        vec![
+            p("low", 0.2, &["sms"], Category::Sales),
+            p("high", 0.9, &["sms"], Category::Sales),
+        ],
+        &mut st,
+        &Profile::default(),
+        m(),
+        &Trigger::Event("e1".into()),
+        at("2026-11-23T08:00:00+08:00"),
+    );
+    assert_eq!(recs[0].rule_id, "high");
+    assert_eq!(recs[0].status, Status::Queued);
+    assert_eq!(reasons(&recs), vec![None, Some("lost_arbitration")]);
+}
+
+#[test]
+fn cooldown_then_daily_cap_in_local_days() {
+    let pol = policy();
+    let prof = Profile::default();
+    let mut st = SubscriberState::default();
+    let go = |st: &mut SubscriberState, rule: &str, t: &str| {
+        pol.decide(
+            vec![p(rule, 0.5, &["sms"], Category::Sales)],
+            st,
+            &prof,
+            m(),
+            &Trigger::Event(format!("{rule}{t}")),
+            at(t),
+        )
+    };
+    assert_eq!(
+        reasons(&go(&mut st, "a", "2026-11-23T08:00:00+08:00")),
+        vec![None]
+    );
+    assert_eq!(
+        reasons(&go(&mut st, "a", "2026-11-23T08:30:00+08:00")),
+        vec![Some("cooldown")]
+    );
+    assert_eq!(
+        reasons(&go(&mut st, "a", "2026-11-23T09:30:00+08:00")),
+        vec![None]
+    );
+    assert_eq!(
+        reasons(&go(&mut st, "b", "2026-11-23T10:00:00+08:00")),
+        vec![Some("frequency_cap")]
+    );
+    // Midnight in Shanghai (16:00 UTC) starts a new day; UTC midnight does not.
+    assert_eq!(
+        reasons(&go(&mut st, "b", "2026-11-23T23:30:00+08:00")),
+        vec![Some("frequency_cap")]
+    );
+    assert_eq!(
+        reasons(&go(&mut st, "b", "2026-11-24T00:10:00+08:00")),
+        vec![None]
+    );
+    // Service messages are not marketing: never capped.
+    let svc = pol.decide(
+        vec![p("svc", 0.1, &["sms"], Category::Service)],
+        &mut st,
+        &prof,
+        m(),
+        &Trigger::Event("s".into()),
+        at("2026-11-24T00:20:00+08:00"),
+    );
+    let again = pol.decide(
+        vec![p("svc2", 0.1, &["sms"], Category::Service)],
+        &mut st,
+        &prof,
+        m(),
+        &Trigger::Event("s2".into()),
+        at("2026-11-24T00:30:00+08:00"),
+    );
+    let capped = pol.decide(
+        vec![p("c", 0.1, &["sms"], Category::Sales)],
+        &mut st,
+        &prof,
+        m(),
+        &Trigger::Event("c".into()),
+        at("2026-11-24T00:40:00+08:00"),
+    );
+    assert_eq!(reasons(&svc), vec![None]);
+    assert_eq!(reasons(&again), vec![None]);
+    // Service messages did not use up the cap: one marketing slot is still free, then none.
+    assert_eq!(reasons(&capped), vec![None]);
+    let over = pol.decide(
+        vec![p("d", 0.1, &["sms"], Category::Sales)],
+        &mut st,
+        &prof,
+        m(),
+        &Trigger::Event("d".into()),
+        at("2026-11-24T00:50:00+08:00"),
+    );
+    assert_eq!(reasons(&over), vec![Some("frequency_cap")]);
+}
+
+#[test]
+fn opt_outs_fall_back_to_another_channel_or_suppress() {
+    let pol = policy();
+    let mut st = SubscriberState::default();
+    let prof = Profile {
+        opt_outs: vec!["sms".into()],
+        ..Profile::default()
+    };
+    let recs = pol.decide(
+        vec![p("a", 0.5, &["sms", "portal"], Category::Sales)],
+        &mut st,
+        &prof,
+        m(),
+        &Trigger::Event("e".into()),
+        at("2026-11-23T08:00:00+08:00"),
+    );
+    assert_eq!(recs[0].channel, "portal");
+    assert_eq!(recs[0].status, Status::Queued);
+    let all = Profile {
+        opt_outs: vec!["all".into()],
+        ..Profile::default()
+    };
+    let recs = pol.decide(
+        vec![p("b", 0.5, &["sms", "portal"], Category::Sales)],
+        &mut st,
+        &all,
+        m(),
+        &Trigger::Event("e2".into()),
+        at("2026-11-23T08:00:00+08:00"),
+    );
+    assert_eq!(recs[0].status, Status::Suppressed);
+    assert_eq!(recs[0].reason.as_deref(), Some("opt_out"));
+    let recs = pol.decide(
+        vec![p("c", 0.5, &["fax"], Category::Sales)],
+        &mut st,
+        &Profile::default(),
+        m(),
+        &Trigger::Event("e3".into()),
+        at("2026-11-23T08:00:00+08:00"),
+    );
+    assert_eq!(recs[0].reason.as_deref(), Some("channel_unavailable"));
+}
+
+#[test]
+fn complaints_hold_sales_but_not_care() {
+    let pol = policy();
+    let mut st = SubscriberState {
+        last_complaint: at("2026-11-20T08:00:00+08:00").timestamp(),
+        ..Default::default()
+    };
+    let recs = pol.decide(
+        vec![
+            p("sale", 0.9, &["sms"], Category::Sales),
+            p("care", 0.1, &["sms"], Category::Care),
+        ],
+        &mut st,
+        &Profile::default(),
+        m(),
+        &Trigger::Event("e".into()),
+        at("2026-11-23T08:00:00+08:00"),
+    );
+    assert_eq!(reasons(&recs), vec![Some("complaint_hold"), None]);
+    assert_eq!(recs[1].rule_id, "care");
+}
+
+#[test]
+fn ids_are_stable_per_rule_subscriber_trigger_and_channel() {
+    let t = Trigger::Event("e1".into());
+    assert_eq!(
+        recommendation_id("r", m(), &t, "sms"),
+        recommendation_id("r", m(), &t, "sms")
+    );
+    assert_ne!(
+        recommendation_id("r", m(), &t, "sms"),
+        recommendation_id("r", m(), &t, "portal")
+    );
+    assert_ne!(
+        recommendation_id("r", m(), &t, "sms"),
+        recommendation_id("r", m(), &Trigger::Campaign("e1".into()), "sms")
+    );
+    assert!(recommendation_id("r", m(), &t, "sms").starts_with("r-"));
+}

@@ -1,0 +1,338 @@
+//! The matcher: one event, one subscriber's state and profile, the rules that listen to the
+//! event's type -> candidate offers. Pure and synchronous: the pipeline owns I/O.
+
+mod golden;
+mod render;
+mod shard;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{CallFnOptions, Dynamic, Map, Scope};
+
+use crate::event::{AttrValue, Event, EventType, Known};
+use crate::ports::Profile;
+use crate::rules::{
+    with_deadline, EventView, Facts, LocalTime, OwnedFacts, ProfileView, Rule, RuleSet, SharedFacts,
+};
+use crate::state::SubscriberState;
+
+pub use golden::{run_rule_tests, test_dir, TestOutcome, TEST_MSISDN};
+pub use render::render;
+pub use shard::{Shard, ShardEntry};
+
+/// Settings the matcher needs, resolved once from config.
+#[derive(Debug, Clone)]
+pub struct MatchSettings {
+    pub lateness_secs: i64,
+    pub default_tz: chrono_tz::Tz,
+    pub home_country: String,
+    pub deadline: Duration,
+}
+
+impl MatchSettings {
+    pub fn from_config(c: &crate::config::EngineConfig) -> Result<Self, String> {
+        Ok(MatchSettings {
+            lateness_secs: crate::state::parse_duration_secs(&c.lateness)
+                .map_err(|e| format!("engine.lateness: {e}"))?,
+            default_tz: c.default_timezone.parse().map_err(|_| {
+                format!(
+                    "engine.default_timezone: {:?} is not an IANA time zone",
+                    c.default_timezone
+                )
+            })?,
+            home_country: c.home_country.clone(),
+            deadline: Duration::from_millis(c.limits.deadline_ms),
+        })
+    }
+}
+
+impl Default for MatchSettings {
+    fn default() -> Self {
+        MatchSettings::from_config(&crate::config::EngineConfig::default())
+            .expect("defaults are valid")
+    }
+}
+
+/// A rule match, before decisioning.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub rule: Arc<Rule>,
+    pub offer_code: String,
+    pub message: String,
+    pub score: f64,
+    /// Channels chosen by the rule's `offer()` for this offer, overriding the declaration.
+    pub channels: Option<Vec<String>>,
+}
+
+/// Why an event did not reach the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Seen before (same id): processed once.
+    Duplicate,
+    /// Older than the allowed lateness behind this subscriber's newest event.
+    Late { behind_secs: i64 },
+    /// A custom type no rule listens to.
+    UnknownType,
+}
+
+/// A rule that failed on this event; it is skipped for the event, the engine goes on.
+#[derive(Debug, Clone)]
+pub struct RuleFailure {
+    pub rule_id: String,
+    pub message: String,
+}
+
+/// Applies a `profile_change` to the cached profile, so rules see the new value.
+pub fn apply_profile_change(profile: &mut Profile, ev: &Event) {
+    let (Some(field), Some(new)) = (ev.attr("field").and_then(AttrValue::as_str), ev.attr("new"))
+    else {
+        return;
+    };
+    let text = || new.to_string().into();
+    match field {
+        "value_tier" => profile.value_tier = text(),
+        "plan" => profile.plan = text(),
+        "segment" => profile.segment = text(),
+        "credit_class" => profile.credit_class = text(),
+        "language" => profile.language = text(),
+        "home_country" => profile.home_country = text(),
+        "timezone" => profile.timezone = text(),
+        "churn_score" => profile.churn_score = new.as_f64().unwrap_or(profile.churn_score),
+        "arpu_cents" => {
+            profile.arpu_cents = new.as_f64().map(|v| v as i64).unwrap_or(profile.arpu_cents)
+        }
+        "tenure_months" => {
+            profile.tenure_months = new
+                .as_f64()
+                .map(|v| v as i64)
+                .unwrap_or(profile.tenure_months)
+        }
+        "opt_outs" => {
+            if let AttrValue::Json(j) = new {
+                if let Some(a) = j.as_array() {
+                    profile.opt_outs = a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(Into::into))
+                        .collect();
+                }
+            } else if let Some(s) = new.as_str() {
+                profile.opt_outs = s
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.trim().into())
+                    .collect();
+            }
+        }
+        other => {
+            profile.extra.insert(other.to_string(), new.to_json());
+        }
+    }
+}
+
+/// Runs the rules for one event. State is updated in two phases around the rules: windows
+/// include the current event, "last"/"since" describe what came before it.
+pub fn evaluate(
+    rules: &RuleSet,
+    settings: &MatchSettings,
+    st: &mut SubscriberState,
+    profile: &Arc<Profile>,
+    ev: &Arc<Event>,
+    out: &mut Vec<Candidate>,
+    failures: &mut Vec<RuleFailure>,
+) -> Result<(), Skip> {
+    if st.seen(&ev.id) {
+        return Err(Skip::Duplicate);
+    }
+    let ty = ev.kind.as_str();
+    if matches!(ev.kind, EventType::Custom(_)) && !rules.subscribes(ty) {
+        return Err(Skip::UnknownType);
+    }
+    let now = ev.epoch();
+    if st.watermark != 0 && now < st.watermark - settings.lateness_secs {
+        return Err(Skip::Late {
+            behind_secs: st.watermark - now,
+        });
+    }
+    // Local calendar time costs a zone lookup: only worked out when something reads it.
+    let needs_local = rules.subscribes(ty)
+        || rules
+            .spec
+            .updates_for(ty)
+            .is_some_and(|u| !u.calendars.is_empty());
+    let local = if needs_local {
+        LocalTime::of(now, &profile.timezone, settings.default_tz)
+    } else {
+        LocalTime::default()
+    };
+    st.apply_aggregates(
+        &rules.spec,
+        ev,
+        local.day,
+        local.month,
+        settings.lateness_secs,
+    );
+
+    let mut shared: Option<SharedFacts> = None;
+    for rule in rules.for_type(ty) {
+        let m = &rule.meta;
+        if m.active_from.is_some_and(|f| ev.ts < f) || m.active_until.is_some_and(|u| ev.ts > u) {
+            continue;
+        }
+        let facts = Facts {
+            event: ev,
+            profile,
+            state: st,
+            now,
+            local,
+        };
+        if !m.filters.iter().all(|p| p.holds(&facts)) {
+            continue;
+        }
+        rule.stats
+            .evaluated
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = shared
+            .get_or_insert_with(|| {
+                SharedFacts(Arc::new(OwnedFacts {
+                    event: ev.clone(),
+                    profile: profile.clone(),
+                    state: st.clone(),
+                    now,
+                    local,
+                }))
+            })
+            .clone();
+        match run_rule(rules, settings, rule, ev, profile, tag, &facts) {
+            Ok(Some(c)) => {
+                rule.stats
+                    .matched
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                out.push(c);
+            }
+            Ok(None) => {}
+            Err(message) => {
+                rule.stats
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(rule = %m.id, file = %rule.file.display(), event = %ev.id, "rule skipped for this event: {message}");
+                failures.push(RuleFailure {
+                    rule_id: m.id.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    st.apply_history(&rules.spec, ev);
+    if ev.kind == EventType::Known(Known::Complaint) {
+        st.last_complaint = st.last_complaint.max(now);
+    }
+    Ok(())
+}
+
+fn call(
+    rules: &RuleSet,
+    settings: &MatchSettings,
+    rule: &Rule,
+    name: &str,
+    ev: &Arc<Event>,
+    profile: &Arc<Profile>,
+    tag: SharedFacts,
+) -> Result<Dynamic, String> {
+    let opts = CallFnOptions::new()
+        .eval_ast(false)
+        .rewind_scope(true)
+        .with_tag(tag);
+    let args = (EventView(ev.clone()), ProfileView(profile.clone()));
+    with_deadline(settings.deadline, || {
+        rules
+            .engine
+            .call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &rule.ast, name, args)
+    })
+    .map_err(|e| {
+        let line = e
+            .position()
+            .line()
+            .map(|l| format!(" at line {l}"))
+            .unwrap_or_default();
+        format!("{name}(){line}: {}", crate::rules::explain_error(&e))
+    })
+}
+
+fn run_rule(
+    rules: &RuleSet,
+    settings: &MatchSettings,
+    rule: &Arc<Rule>,
+    ev: &Arc<Event>,
+    profile: &Arc<Profile>,
+    tag: SharedFacts,
+    facts: &Facts<'_>,
+) -> Result<Option<Candidate>, String> {
+    if rule.has_condition {
+        let v = call(rules, settings, rule, "condition", ev, profile, tag.clone())?;
+        match v.as_bool() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(t) => return Err(format!("condition() must return true or false, got {t}")),
+        }
+    }
+    let mut vars = Map::new();
+    let mut score = rule.meta.priority as f64 / 100.0;
+    let mut code = None;
+    let mut message = None;
+    let mut channels = None;
+    if rule.has_offer {
+        let v = call(rules, settings, rule, "offer", ev, profile, tag)?;
+        if v.is_unit() {
+            return Ok(None);
+        }
+        let m = v.try_cast::<Map>().ok_or(
+            "offer() must return a map like #{ score: 0.8, vars: #{ ... } }, or () for no offer",
+        )?;
+        for (k, v) in m {
+            match k.as_str() {
+                "score" => {
+                    score = v
+                        .as_float()
+                        .ok()
+                        .or_else(|| v.as_int().ok().map(|i| i as f64))
+                        .ok_or("offer(): score must be a number")?
+                }
+                "vars" => vars = v.try_cast::<Map>().ok_or("offer(): vars must be a map")?,
+                "code" => code = Some(v.to_string()),
+                "message" => message = Some(v.to_string()),
+                "channels" => {
+                    let list = v
+                        .try_cast::<rhai::Array>()
+                        .ok_or("offer(): channels must be a list like [\"agent\", \"sms\"]")?;
+                    channels = Some(list.into_iter().map(|c| c.to_string()).collect());
+                }
+                other => {
+                    return Err(format!(
+                        "offer(): unknown key `{other}` (use score, vars, code, message, channels)"
+                    ))
+                }
+            }
+        }
+    }
+    let lang = profile.language.as_str();
+    let template = message.unwrap_or_else(|| {
+        rule.meta
+            .message
+            .get(lang)
+            .or_else(|| rule.meta.message.get("en"))
+            .or_else(|| rule.meta.message.values().next())
+            .cloned()
+            .unwrap_or_default()
+    });
+    let code_t = code.unwrap_or_else(|| rule.meta.offer_code.clone());
+    Ok(Some(Candidate {
+        rule: rule.clone(),
+        offer_code: render(&code_t, &vars, facts),
+        message: render(&template, &vars, facts),
+        score,
+        channels,
+    }))
+}

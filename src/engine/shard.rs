@@ -1,0 +1,153 @@
+//! A worker's slice of subscribers: their state and profiles, owned, no locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{apply_profile_change, evaluate, Candidate, MatchSettings, RuleFailure, Skip};
+use crate::decision::{Policy, Proposal, Trigger};
+use crate::event::{Event, EventType, Known, Msisdn};
+use crate::ports::{OfferRequest, Profile, Recommendation};
+use crate::rules::{Category, RuleSet};
+use crate::state::SubscriberState;
+
+pub struct ShardEntry {
+    pub state: SubscriberState,
+    pub profile: Arc<Profile>,
+    /// Changed since the last save.
+    pub dirty: bool,
+}
+
+#[derive(Default)]
+pub struct Shard {
+    pub entries: HashMap<Msisdn, ShardEntry, ahash::RandomState>,
+    candidates: Vec<Candidate>,
+}
+
+impl Shard {
+    pub fn contains(&self, m: &Msisdn) -> bool {
+        self.entries.contains_key(m)
+    }
+
+    pub fn insert(&mut self, m: Msisdn, state: SubscriberState, profile: Arc<Profile>) {
+        self.entries.insert(
+            m,
+            ShardEntry {
+                state,
+                profile,
+                dirty: false,
+            },
+        );
+    }
+
+    fn entry(&mut self, m: Msisdn, default_profile: &Arc<Profile>) -> &mut ShardEntry {
+        self.entries.entry(m).or_insert_with(|| ShardEntry {
+            state: SubscriberState::default(),
+            profile: default_profile.clone(),
+            dirty: false,
+        })
+    }
+
+    /// Matches one event and decides on its candidates. Recommendations are appended to `recs`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn process(
+        &mut self,
+        rules: &RuleSet,
+        settings: &MatchSettings,
+        policy: &Policy,
+        default_profile: &Arc<Profile>,
+        ev: &Arc<Event>,
+        recs: &mut Vec<Recommendation>,
+        failures: &mut Vec<RuleFailure>,
+    ) -> Result<(), Skip> {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        let entry = self.entry(ev.msisdn, default_profile);
+        if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
+            apply_profile_change(Arc::make_mut(&mut entry.profile), ev);
+        }
+        let result = evaluate(
+            rules,
+            settings,
+            &mut entry.state,
+            &entry.profile,
+            ev,
+            &mut candidates,
+            failures,
+        );
+        if result.is_ok() {
+            entry.dirty = true;
+            if !candidates.is_empty() {
+                let proposals = candidates.iter().map(Proposal::from).collect();
+                let trigger = Trigger::Event(ev.id.to_string());
+                recs.extend(policy.decide(
+                    proposals,
+                    &mut entry.state,
+                    &entry.profile,
+                    ev.msisdn,
+                    &trigger,
+                    ev.ts,
+                ));
+            }
+        }
+        self.candidates = candidates;
+        result
+    }
+
+    /// Decides on a campaign or touchpoint request for a subscriber of this shard.
+    pub fn propose(
+        &mut self,
+        policy: &Policy,
+        default_profile: &Arc<Profile>,
+        req: &OfferRequest,
+    ) -> Vec<Recommendation> {
+        let entry = self.entry(req.msisdn, default_profile);
+        entry.dirty = true;
+        let trigger = match (&req.campaign_id, &req.request_id) {
+            (Some(c), _) => Trigger::Campaign(c.clone()),
+            (None, Some(r)) => Trigger::Request(r.clone()),
+            (None, None) => Trigger::Request(format!("{}-{}", req.rule_id, req.at.timestamp())),
+        };
+        let proposal = Proposal {
+            rule_id: req.rule_id.clone(),
+            offer_code: req.offer_code.clone(),
+            message: req.message.clone(),
+            score: req.score,
+            channels: req.channels.clone(),
+            validity_secs: req.valid_for_secs,
+            cooldown_secs: 0,
+            category: Category::Sales,
+        };
+        policy.decide(
+            vec![proposal],
+            &mut entry.state,
+            &entry.profile,
+            req.msisdn,
+            &trigger,
+            req.at,
+        )
+    }
+
+    /// Encoded state of every subscriber changed since the last call.
+    pub fn take_dirty(&mut self) -> Vec<(Msisdn, Vec<u8>)> {
+        self.entries
+            .iter_mut()
+            .filter(|(_, e)| e.dirty)
+            .map(|(m, e)| {
+                e.dirty = false;
+                (*m, e.state.to_bytes())
+            })
+            .collect()
+    }
+
+    /// Average approximate bytes of state per subscriber.
+    pub fn avg_state_bytes(&self) -> usize {
+        if self.entries.is_empty() {
+            return 0;
+        }
+        self.entries
+            .values()
+            .map(|e| e.state.approx_bytes())
+            .sum::<usize>()
+            / self.entries.len()
+    }
+}

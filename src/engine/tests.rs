@@ -1,0 +1,268 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::ScriptLimits;
+use crate::decision::Policy;
+use crate::event::decode;
+use crate::ports::Status;
+use crate::rules::load_sources;
+
+fn set(rules: &[(&str, &str)]) -> RuleSet {
+    let channels = vec!["sms".to_string(), "portal".to_string(), "agent".to_string()];
+    let limits = ScriptLimits {
+        deadline_ms: 200,
+        ..ScriptLimits::default()
+    };
+    load_sources(
+        rules
+            .iter()
+            .map(|(n, s)| (PathBuf::from(n), s.to_string()))
+            .collect(),
+        &limits,
+        &channels,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rule(id: &str, body: &str) -> String {
+    format!(
+        r#"#{{ id: "{id}", name: "{id}", kind: "dynamic", events: ["sms"], channels: ["sms"],
+        offer: #{{ code: "{id}-OFFER" }}, message: "hi {{peer}}" }};
+        {body}"#
+    )
+}
+
+fn sms(id: &str) -> Arc<Event> {
+    Arc::new(decode(format!(r#"{{"id":"{id}","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{{"peer":"8613900000002"}}}}"#).as_bytes()).unwrap())
+}
+
+fn run(set: &RuleSet, ev: &Arc<Event>) -> (Vec<Recommendation>, Vec<RuleFailure>) {
+    let mut shard = Shard::default();
+    let settings = MatchSettings::default();
+    let mut cfg = crate::config::Config::default();
+    cfg.engine.max_offers_per_event = 10;
+    let mut policy = Policy::from_config(&cfg).unwrap();
+    policy.go_status = Status::Proposed;
+    let profile = Arc::new(Profile::default());
+    let (mut recs, mut fails) = (Vec::new(), Vec::new());
+    shard
+        .process(set, &settings, &policy, &profile, ev, &mut recs, &mut fails)
+        .unwrap();
+    (recs, fails)
+}
+
+use crate::ports::{Profile, Recommendation};
+
+#[test]
+fn hostile_rules_are_stopped_and_the_others_still_run() {
+    let s = set(&[
+        ("loop.rhai", &rule("endless-loop", "fn condition(event, profile) { loop { } }")),
+        ("recurse.rhai", &rule("deep-recursion", "fn f(n) { f(n + 1) } fn condition(event, profile) { f(0) }")),
+        ("string.rhai", &rule("huge-string", "fn condition(event, profile) { let s = \"0123456789\"; while true { s += s; } true }")),
+        ("alloc.rhai", &rule("hundred-mb", "fn condition(event, profile) { let s = \"x\".pad(100000000, \"x\"); true }")),
+        ("throws.rhai", &rule("throws", "fn condition(event, profile) { throw \"boom\" }")),
+        ("ok.rhai", &rule("fine", "fn condition(event, profile) { event.peer == \"8613900000002\" }")),
+    ]);
+    let started = std::time::Instant::now();
+    let (recs, fails) = run(&s, &sms("e1"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "limits must stop scripts quickly"
+    );
+    let failed: std::collections::BTreeSet<&str> =
+        fails.iter().map(|f| f.rule_id.as_str()).collect();
+    assert_eq!(
+        failed,
+        [
+            "deep-recursion",
+            "endless-loop",
+            "huge-string",
+            "hundred-mb",
+            "throws"
+        ]
+        .into_iter()
+        .collect()
+    );
+    for f in &fails {
+        let r = s.get(&f.rule_id).unwrap();
+        assert_eq!(r.stats.snapshot().2, 1, "{} error counted", f.rule_id);
+    }
+    let msg = |id: &str| {
+        fails
+            .iter()
+            .find(|f| f.rule_id == id)
+            .unwrap()
+            .message
+            .clone()
+    };
+    assert!(
+        msg("endless-loop").contains("operation limit")
+            || msg("endless-loop").contains("time limit"),
+        "{}",
+        msg("endless-loop")
+    );
+    assert!(
+        msg("deep-recursion").contains("too deeply"),
+        "{}",
+        msg("deep-recursion")
+    );
+    assert!(
+        msg("huge-string").contains("size limit"),
+        "{}",
+        msg("huge-string")
+    );
+    assert!(
+        msg("hundred-mb").contains("size limit"),
+        "{}",
+        msg("hundred-mb")
+    );
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].rule_id, "fine");
+    assert_eq!(recs[0].message, "hi 8613900000002");
+}
+
+#[test]
+fn wall_clock_deadline_stops_slow_scripts() {
+    // Many operations allowed, but a short deadline.
+    let channels = vec!["sms".to_string()];
+    let limits = ScriptLimits {
+        max_operations: u64::MAX / 2,
+        deadline_ms: 20,
+        ..ScriptLimits::default()
+    };
+    let s = load_sources(
+        vec![(
+            PathBuf::from("slow.rhai"),
+            rule(
+                "slow",
+                "fn condition(event, profile) { let x = 0; loop { x += 1; } }",
+            ),
+        )],
+        &limits,
+        &channels,
+    )
+    .unwrap();
+    let settings = MatchSettings {
+        deadline: std::time::Duration::from_millis(20),
+        ..MatchSettings::default()
+    };
+    let mut st = crate::state::SubscriberState::default();
+    let (mut out, mut fails) = (Vec::new(), Vec::new());
+    let t = std::time::Instant::now();
+    evaluate(
+        &s,
+        &settings,
+        &mut st,
+        &Arc::new(Profile::default()),
+        &sms("e1"),
+        &mut out,
+        &mut fails,
+    )
+    .unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        fails[0].message.contains("time limit"),
+        "{}",
+        fails[0].message
+    );
+}
+
+#[test]
+fn rules_only_see_events_they_subscribe_to() {
+    let s = set(&[("a.rhai", &rule("sms-only", ""))]);
+    let call = Arc::new(decode(br#"{"id":"c1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00"}"#).unwrap());
+    let (recs, _) = run(&s, &call);
+    assert!(recs.is_empty());
+    assert_eq!(s.rules[0].stats.snapshot().0, 0, "never evaluated");
+}
+
+#[test]
+fn duplicates_late_and_unknown_types_are_skipped() {
+    let s = set(&[("a.rhai", &rule("r", ""))]);
+    let settings = MatchSettings::default();
+    let p = Arc::new(Profile::default());
+    let mut st = crate::state::SubscriberState::default();
+    let (mut out, mut fails) = (Vec::new(), Vec::new());
+    assert_eq!(
+        evaluate(&s, &settings, &mut st, &p, &sms("e1"), &mut out, &mut fails),
+        Ok(())
+    );
+    assert_eq!(
+        evaluate(&s, &settings, &mut st, &p, &sms("e1"), &mut out, &mut fails),
+        Err(Skip::Duplicate)
+    );
+    let late = Arc::new(decode(br#"{"id":"old","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T05:00:00+08:00"}"#).unwrap());
+    assert_eq!(
+        evaluate(&s, &settings, &mut st, &p, &late, &mut out, &mut fails),
+        Err(Skip::Late {
+            behind_secs: 3 * 3600
+        })
+    );
+    let custom = Arc::new(decode(br#"{"id":"x","type":"app_install","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00"}"#).unwrap());
+    assert_eq!(
+        evaluate(&s, &settings, &mut st, &p, &custom, &mut out, &mut fails),
+        Err(Skip::UnknownType)
+    );
+}
+
+#[test]
+fn profile_change_updates_the_profile_rules_see() {
+    let mut p = Profile::default();
+    let ev = decode(br#"{"id":"p1","type":"profile_change","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"field":"value_tier","old":"silver","new":"gold"}}"#).unwrap();
+    apply_profile_change(&mut p, &ev);
+    assert_eq!(p.value_tier, "gold");
+    let ev = decode(br#"{"id":"p2","type":"profile_change","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"field":"churn_score","old":0.1,"new":0.8}}"#).unwrap();
+    apply_profile_change(&mut p, &ev);
+    assert_eq!(p.churn_score, 0.8);
+    let ev = decode(br#"{"id":"p3","type":"profile_change","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"field":"opt_outs","old":[],"new":["sms"]}}"#).unwrap();
+    apply_profile_change(&mut p, &ev);
+    assert_eq!(p.opt_outs, vec![smol_str::SmolStr::new("sms")]);
+}
+
+#[test]
+fn offer_may_choose_code_message_score_and_channels() {
+    let s = set(&[(
+        "a.rhai",
+        &rule(
+            "chooser",
+            r#"fn offer(event, profile) { #{ code: "PICKED", message: "for {who}", score: 0.42, channels: ["agent"], vars: #{ who: "you" } } }"#,
+        ),
+    )]);
+    let (recs, fails) = run(&s, &sms("e1"));
+    assert!(fails.is_empty(), "{fails:?}");
+    assert_eq!(recs[0].offer_code, "PICKED");
+    assert_eq!(recs[0].message, "for you");
+    assert_eq!(recs[0].channel, "agent");
+    assert_eq!(recs[0].score, 0.42);
+}
+
+#[test]
+fn changed_compares_with_the_previous_event() {
+    let src = r#"#{ id: "moved", name: "moved", kind: "dynamic", events: ["location_update"], channels: ["sms"],
+        when: #{ "changed(location_update, region)": true }, offer: #{ code: "MOVED-{region}" }, message: "x" };"#;
+    let s = set(&[("m.rhai", src)]);
+    let mut shard = Shard::default();
+    let mut cfg = crate::config::Config::default();
+    cfg.engine.daily_cap = 100;
+    let policy = Policy::from_config(&cfg).unwrap();
+    let profile = Arc::new(Profile::default());
+    let mut codes = Vec::new();
+    for (i, region) in ["GD", "GD", "SC", "SC", "GD"].iter().enumerate() {
+        let ev = Arc::new(decode(format!(r#"{{"id":"l{i}","type":"location_update","msisdn":"8613900000001","ts":"2026-11-23T0{i}:00:00+08:00","attrs":{{"region":"{region}"}}}}"#).as_bytes()).unwrap());
+        let (mut recs, mut fails) = (Vec::new(), Vec::new());
+        shard
+            .process(
+                &s,
+                &MatchSettings::default(),
+                &policy,
+                &profile,
+                &ev,
+                &mut recs,
+                &mut fails,
+            )
+            .unwrap();
+        codes.extend(recs.into_iter().map(|r| r.offer_code));
+    }
+    assert_eq!(codes, vec!["MOVED-SC", "MOVED-GD"]);
+}

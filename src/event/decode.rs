@@ -1,0 +1,184 @@
+//! Bytes -> [`Event`], with a reason naming the field when the contract is broken.
+
+use std::borrow::Cow;
+
+use chrono::DateTime;
+use serde::Deserialize;
+use smol_str::SmolStr;
+
+use super::{AttrKind, AttrValue, Attrs, Event, EventType, Msisdn};
+
+/// Why an event was rejected. `field` names the offending field (`ts`, `attrs.duration_s`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct DecodeError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl DecodeError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        DecodeError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Borrowing view of the envelope: the fast path allocates only for attributes.
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    msisdn: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(default)]
+    attrs: Option<Attrs>,
+}
+
+/// Decodes one event from its JSON bytes.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    match serde_json::from_slice::<Raw>(bytes) {
+        Ok(raw) => validate(raw),
+        // The fast path's errors say "line 1 column 40"; redo it slowly to name the field.
+        Err(_) => explain(bytes),
+    }
+}
+
+/// Decodes one event from text already known to be UTF-8 (a line read by `BufRead::lines`),
+/// sparing the byte-level UTF-8 check.
+pub fn decode_str(text: &str) -> Result<Event, DecodeError> {
+    match serde_json::from_str::<Raw>(text) {
+        Ok(raw) => validate(raw),
+        Err(_) => explain(text.as_bytes()),
+    }
+}
+
+/// Decodes an event already parsed as JSON (an element of an HTTP batch).
+pub fn decode_value(v: &serde_json::Value) -> Result<Event, DecodeError> {
+    match Raw::deserialize(v) {
+        Ok(raw) => validate(raw),
+        Err(_) => explain_value(v),
+    }
+}
+
+fn validate(raw: Raw<'_>) -> Result<Event, DecodeError> {
+    let id_len = raw.id.chars().count();
+    if !(1..=128).contains(&id_len) {
+        return Err(DecodeError::new(
+            "id",
+            format!("must be 1 to 128 characters, got {id_len}"),
+        ));
+    }
+    let kind = EventType::parse(&raw.kind).ok_or_else(|| {
+        DecodeError::new(
+            "type",
+            format!("{:?} is not a snake_case event type", raw.kind),
+        )
+    })?;
+    let msisdn =
+        Msisdn::parse(&raw.msisdn).map_err(|e| DecodeError::new("msisdn", e.to_string()))?;
+    let ts = DateTime::parse_from_rfc3339(&raw.ts).map_err(|e| {
+        DecodeError::new(
+            "ts",
+            format!(
+                "{:?} is not an RFC 3339 timestamp with offset ({e})",
+                raw.ts
+            ),
+        )
+    })?;
+    let attrs = raw.attrs.unwrap_or_default();
+    if let EventType::Known(k) = kind {
+        for (name, want) in k.attrs() {
+            if let Some(v) = attrs.get(name) {
+                check_kind(name, *want, v)?;
+            }
+        }
+    }
+    Ok(Event {
+        id: SmolStr::new(&raw.id),
+        kind,
+        msisdn,
+        ts,
+        attrs,
+    })
+}
+
+fn check_kind(name: &str, want: AttrKind, v: &AttrValue) -> Result<(), DecodeError> {
+    let ok = matches!(
+        (want, v),
+        (AttrKind::Any, _)
+            | (_, AttrValue::Null)
+            | (AttrKind::Str, AttrValue::Str(_))
+            | (AttrKind::Int, AttrValue::Int(_))
+            | (AttrKind::Num, AttrValue::Int(_) | AttrValue::Float(_))
+            | (AttrKind::Bool, AttrValue::Bool(_))
+    );
+    if ok {
+        return Ok(());
+    }
+    let expected = match want {
+        AttrKind::Str => "a string",
+        AttrKind::Int => "an integer",
+        AttrKind::Num => "a number",
+        AttrKind::Bool => "true or false",
+        AttrKind::Any => "any value",
+    };
+    Err(DecodeError::new(
+        format!("attrs.{name}"),
+        format!("expected {expected}, got {}", v.kind()),
+    ))
+}
+
+fn explain(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| DecodeError::new("body", format!("not valid JSON: {e}")))?;
+    explain_value(&v)
+}
+
+fn explain_value(v: &serde_json::Value) -> Result<Event, DecodeError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| DecodeError::new("body", "an event must be a JSON object"))?;
+    for field in ["id", "type", "msisdn", "ts"] {
+        match obj.get(field) {
+            None | Some(serde_json::Value::Null) => {
+                return Err(DecodeError::new(field, "is required"));
+            }
+            Some(serde_json::Value::String(_)) => {}
+            Some(other) => {
+                return Err(DecodeError::new(
+                    field,
+                    format!("must be a string, got {}", json_kind(other)),
+                ));
+            }
+        }
+    }
+    match obj.get("attrs") {
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Object(_)) => {}
+        Some(other) => {
+            return Err(DecodeError::new(
+                "attrs",
+                format!("must be an object, got {}", json_kind(other)),
+            ));
+        }
+    }
+    // Shape is right, so the typed path now succeeds or fails in `validate` with a field.
+    let raw = Raw::deserialize(v).map_err(|e| DecodeError::new("body", e.to_string()))?;
+    validate(raw)
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

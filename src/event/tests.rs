@@ -1,0 +1,171 @@
+use super::*;
+
+fn ok(json: &str) -> Event {
+    decode(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+fn err(json: &str) -> DecodeError {
+    decode(json.as_bytes()).expect_err(json)
+}
+
+#[test]
+fn decodes_the_contract_example() {
+    let e = ok(
+        r#"{"id":"e-20261123-000001","type":"location_update","msisdn":"8613900000001",
+        "ts":"2026-11-23T08:15:00+08:00","attrs":{"country":"JP","mcc":"440","roaming":true}}"#,
+    );
+    assert_eq!(e.kind, EventType::Known(Known::LocationUpdate));
+    assert_eq!(e.msisdn.to_string(), "8613900000001");
+    assert_eq!(e.attr("country"), Some(&AttrValue::Str("JP".into())));
+    assert_eq!(e.attr("roaming"), Some(&AttrValue::Bool(true)));
+    assert_eq!(e.ts.offset().local_minus_utc(), 8 * 3600);
+}
+
+#[test]
+fn every_contract_type_decodes_with_its_attrs() {
+    for k in Known::ALL {
+        let attrs: serde_json::Map<String, serde_json::Value> = k
+            .attrs()
+            .iter()
+            .map(|(name, kind)| {
+                let v = match kind {
+                    AttrKind::Str => serde_json::json!("x"),
+                    AttrKind::Int => serde_json::json!(7),
+                    AttrKind::Num => serde_json::json!(80.5),
+                    AttrKind::Bool => serde_json::json!(true),
+                    AttrKind::Any => serde_json::json!("gold"),
+                };
+                (name.to_string(), v)
+            })
+            .collect();
+        let json = serde_json::json!({"id":"e1","type":k.as_str(),"msisdn":"8613900000001",
+            "ts":"2026-11-23T08:15:00Z","attrs":attrs});
+        let e = decode_value(&json).unwrap_or_else(|e| panic!("{}: {e}", k.as_str()));
+        assert_eq!(e.kind.as_str(), k.as_str());
+        assert_eq!(e.attrs.0.len(), k.attrs().len());
+    }
+}
+
+#[test]
+fn attrs_may_be_absent_empty_or_null() {
+    for a in ["", r#","attrs":{}"#, r#","attrs":null"#] {
+        let e = ok(&format!(
+            r#"{{"id":"e1","type":"power_on","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"{a}}}"#
+        ));
+        assert!(e.attrs.is_empty());
+    }
+}
+
+#[test]
+fn unknown_attributes_are_kept() {
+    let e = ok(
+        r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z",
+        "attrs":{"duration_s":30,"vendor_flag":"x","nested":{"a":[1,2]}}}"#,
+    );
+    assert_eq!(e.attr("vendor_flag"), Some(&AttrValue::Str("x".into())));
+    assert!(matches!(e.attr("nested"), Some(AttrValue::Json(_))));
+    let back: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+    assert_eq!(back["attrs"]["nested"]["a"][1], 2);
+}
+
+#[test]
+fn custom_snake_case_types_decode() {
+    let e = ok(
+        r#"{"id":"e1","type":"app_install","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+    );
+    assert_eq!(e.kind, EventType::Custom("app_install".into()));
+}
+
+#[test]
+fn escaped_strings_decode() {
+    let e = ok(
+        r#"{"id":"e\u0031","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"peer":"a\"b"}}"#,
+    );
+    assert_eq!(e.id, "e1");
+    assert_eq!(e.attr("peer").unwrap().as_str(), Some("a\"b"));
+}
+
+#[test]
+fn rejections_name_the_field() {
+    let cases = [
+        ("not json", "body"),
+        ("[1,2]", "body"),
+        (
+            r#"{"type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+            "id",
+        ),
+        (
+            r#"{"id":"","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+            "id",
+        ),
+        (
+            r#"{"id":"e1","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+            "type",
+        ),
+        (
+            r#"{"id":"e1","type":"Bad-Type","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+            "type",
+        ),
+        (
+            r#"{"id":"e1","type":"sms","msisdn":8613900000001,"ts":"2026-11-23T08:15:00Z"}"#,
+            "msisdn",
+        ),
+        (
+            r#"{"id":"e1","type":"sms","msisdn":"86139abc","ts":"2026-11-23T08:15:00Z"}"#,
+            "msisdn",
+        ),
+        (
+            r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23 08:15:00"}"#,
+            "ts",
+        ),
+        (
+            r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00"}"#,
+            "ts",
+        ),
+        (
+            r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":[1]}"#,
+            "attrs",
+        ),
+        (
+            r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"duration_s":"long"}}"#,
+            "attrs.duration_s",
+        ),
+        (
+            r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"roaming":"yes"}}"#,
+            "attrs.roaming",
+        ),
+    ];
+    for (json, field) in cases {
+        assert_eq!(err(json).field, field, "{json}");
+    }
+}
+
+#[test]
+fn long_ids_are_rejected() {
+    let id = "x".repeat(129);
+    let e = err(&format!(
+        r#"{{"id":"{id}","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}}"#
+    ));
+    assert_eq!(e.field, "id");
+}
+
+#[test]
+fn text_and_bytes_decode_alike() {
+    let json = r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"duration_s":30}}"#;
+    assert_eq!(decode_str(json), decode(json.as_bytes()));
+    assert_eq!(decode_str("{oops").unwrap_err().field, "body");
+    assert_eq!(
+        decode_str(r#"{"id":"e1","type":"call","msisdn":"1","ts":"x"}"#)
+            .unwrap_err()
+            .field,
+        "msisdn"
+    );
+}
+
+#[test]
+fn duplicate_attribute_keys_last_one_wins() {
+    let e = ok(
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"peer":"a","peer":"b"}}"#,
+    );
+    assert_eq!(e.attr("peer").and_then(|v| v.as_str()), Some("b"));
+}

@@ -1,0 +1,26 @@
+//! Kairos: real-time, rules-driven marketing for telecom operators.
+//!
+//! Events flow `source -> pipeline -> engine (rules + state) -> decision -> channels`.
+//! The binary in `main.rs` only parses arguments and calls into this library, so tests
+//! start the whole product in-process.
+
+pub mod app;
+pub mod auth;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod crm;
+pub mod decision;
+pub mod engine;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod offers;
+pub mod ops;
+pub mod pipeline;
+pub mod ports;
+pub mod replay;
+pub mod rules;
+pub mod sim;
+pub mod state;
+pub mod store;

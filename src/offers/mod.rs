@@ -1,0 +1,348 @@
+//! Decided offers over HTTP: the recommendation list, responses that close the loop, the
+//! agent desktop's next-best offers and the portal's inbox and live stream.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal, Scope};
+use crate::event::Msisdn;
+use crate::http::{ApiError, ApiJson};
+use crate::pipeline::RecQuery;
+use crate::ports::{OfferBook, Recommendation, Status};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/recommendations", get(list))
+        .route("/api/v1/recommendations/{id}", get(one))
+        .route("/api/v1/recommendations/{id}/response", post(respond))
+        .route(
+            "/api/v1/subscribers/{msisdn}/next-best-offers",
+            get(next_best),
+        )
+        .route("/api/v1/portal/{msisdn}/stream", get(portal_stream))
+        .route("/api/v1/channels/sms/dlr", get(sms_dlr).post(sms_dlr))
+}
+
+fn parse_msisdn(s: &str) -> Result<Msisdn, ApiError> {
+    Msisdn::parse(s).map_err(|e| ApiError::field("msisdn", e.to_string()))
+}
+
+/// Out-of-scope lines look exactly like unknown ones, so ids cannot be probed.
+pub async fn check_line(state: &AppState, who: &Principal, m: Msisdn) -> Result<(), ApiError> {
+    if who.scope == Scope::All {
+        return Ok(());
+    }
+    match state.line_scope.may_see(who, m).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::NotFound(format!("subscriber {m}"))),
+        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    pub msisdn: Option<String>,
+    pub rule_id: Option<String>,
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub campaign_id: Option<String>,
+    /// Only records stored after this sequence number (poll with the last `next_seq`).
+    pub after_seq: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecPage {
+    pub items: Vec<Recommendation>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// List recommendations, newest first; filters combine.
+#[utoipa::path(get, path = "/api/v1/recommendations", tag = "engine", params(ListParams),
+    responses((status = 200, body = RecPage), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> Result<Json<RecPage>, ApiError> {
+    who.require(Permission::ReadRecommendations)?;
+    let msisdn = p.msisdn.as_deref().map(parse_msisdn).transpose()?;
+    match msisdn {
+        Some(m) => check_line(&state, &who, m).await?,
+        None if who.scope != Scope::All => {
+            return Err(ApiError::field("msisdn", "is required for your data scope"));
+        }
+        None => {}
+    }
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::field("status", format!("{s:?} is not a recommendation status"))
+        })?),
+    };
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 1000"));
+    }
+    let offset = p.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::field("offset", "must not be negative"));
+    }
+    let q = RecQuery {
+        msisdn,
+        rule_id: p.rule_id,
+        status,
+        channel: p.channel,
+        campaign_id: p.campaign_id,
+        after_seq: p.after_seq,
+        limit,
+        offset,
+    };
+    let (items, total) = state.pipeline.deps.recs.list(&q).await?;
+    Ok(Json(RecPage {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One recommendation.
+#[utoipa::path(get, path = "/api/v1/recommendations/{id}", tag = "engine", params(("id" = String, Path)),
+    responses((status = 200, body = Recommendation), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn one(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Recommendation>, ApiError> {
+    who.require(Permission::ReadRecommendations)?;
+    let rec = state
+        .pipeline
+        .deps
+        .recs
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
+    check_line(&state, &who, rec.msisdn).await?;
+    Ok(Json(rec))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseBody {
+    /// `accepted`, `declined` or `ignored`.
+    pub outcome: String,
+    /// Why (an agent's reason code, the customer's words).
+    pub reason: Option<String>,
+}
+
+/// Record the customer's answer to an offer.
+#[utoipa::path(post, path = "/api/v1/recommendations/{id}/response", tag = "engine", params(("id" = String, Path)), request_body = ResponseBody,
+    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn respond(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ResponseBody>,
+) -> Result<Json<Recommendation>, ApiError> {
+    who.require(Permission::RespondToOffers)?;
+    let outcome = match body.outcome.as_str() {
+        "accepted" => Status::Accepted,
+        "declined" => Status::Declined,
+        "ignored" => Status::Expired,
+        other => {
+            return Err(ApiError::field(
+                "outcome",
+                format!("{other:?} is not accepted, declined or ignored"),
+            ))
+        }
+    };
+    if body.reason.as_ref().is_some_and(|r| r.len() > 500) {
+        return Err(ApiError::field("reason", "at most 500 characters"));
+    }
+    let rec = state
+        .pipeline
+        .deps
+        .recs
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
+    check_line(&state, &who, rec.msisdn).await?;
+    match state
+        .pipeline
+        .respond(&id, outcome, &who.id, body.reason)
+        .await
+    {
+        Ok(Some(r)) => Ok(Json(r)),
+        Ok(None) => Err(ApiError::NotFound(format!("recommendation {id}"))),
+        Err(crate::ports::PortError::Invalid(m)) => Err(ApiError::Conflict(m)),
+        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NboParams {
+    /// Only offers for this channel (`agent`, `portal`, ...).
+    pub channel: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Offers a subscriber can still take: not expired, not suppressed, not answered.
+pub fn live(
+    recs: Vec<Recommendation>,
+    channel: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Recommendation> {
+    let mut v: Vec<Recommendation> = recs
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Proposed | Status::Queued | Status::Sent | Status::Delivered
+            )
+        })
+        .filter(|r| r.expires_at > now)
+        .filter(|r| channel.is_none_or(|c| r.channel == c))
+        .collect();
+    v.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.decided_at.cmp(&a.decided_at))
+    });
+    v
+}
+
+/// Ranked next-best offers for the customer in front of an agent or on the portal.
+#[utoipa::path(get, path = "/api/v1/subscribers/{msisdn}/next-best-offers", tag = "engine", params(("msisdn" = String, Path), NboParams),
+    responses((status = 200, body = Vec<Recommendation>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn next_best(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(msisdn): Path<String>,
+    Query(p): Query<NboParams>,
+) -> Result<Json<Vec<Recommendation>>, ApiError> {
+    who.require(Permission::ReadRecommendations)?;
+    let m = parse_msisdn(&msisdn)?;
+    check_line(&state, &who, m).await?;
+    let recs = state
+        .pipeline
+        .offers_for(m, 200)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+    let mut v = live(recs, p.channel.as_deref(), chrono::Utc::now());
+    v.truncate(p.limit.unwrap_or(5).clamp(1, 50));
+    Ok(Json(v))
+}
+
+/// Live portal pop-ups for one subscriber (Server-Sent Events): the current inbox first,
+/// then every new portal offer as it is decided.
+#[utoipa::path(get, path = "/api/v1/portal/{msisdn}/stream", tag = "channels", params(("msisdn" = String, Path)),
+    responses((status = 200, description = "text/event-stream of recommendations"), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn portal_stream(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(msisdn): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    who.require(Permission::ReadRecommendations)?;
+    let m = parse_msisdn(&msisdn)?;
+    check_line(&state, &who, m).await?;
+    // Subscribe before reading the inbox so nothing decided in between is missed.
+    let rx = state.channels.portal.subscribe();
+    let recs = state
+        .pipeline
+        .offers_for(m, 50)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+    let inbox = live(recs, Some("portal"), chrono::Utc::now());
+    let seen: std::collections::HashSet<String> = inbox.iter().map(|r| r.id.clone()).collect();
+    let first = stream::iter(inbox.into_iter().map(|r| Ok(sse(&r))));
+    let live_stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+        let keep = match item {
+            Ok(r) if r.msisdn == m && !seen.contains(&r.id) => Some(Ok(sse(&r))),
+            _ => None,
+        };
+        async move { keep }
+    });
+    Ok(Sse::new(first.chain(live_stream)).keep_alive(KeepAlive::default()))
+}
+
+fn sse(r: &Recommendation) -> SseEvent {
+    SseEvent::default()
+        .id(r.id.clone())
+        .event("offer")
+        .json_data(r)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DlrParams {
+    /// The recommendation id the gateway was given in the delivery-report URL.
+    pub id: String,
+    /// Kannel delivery status: 1 delivered, 2 failed, 4 buffered, 8 accepted by the SMSC, 16 rejected.
+    pub status: i64,
+}
+
+/// Delivery report from the SMS gateway (Kannel `dlr-url` callback).
+#[utoipa::path(get, path = "/api/v1/channels/sms/dlr", tag = "channels", params(DlrParams),
+    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn sms_dlr(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<DlrParams>,
+) -> Result<Json<Recommendation>, ApiError> {
+    who.require(Permission::SendMessages)?;
+    let (status, reason) = match p.status {
+        1 => (Status::Delivered, None),
+        2 => (Status::Failed, Some("undelivered")),
+        16 => (Status::Failed, Some("rejected_by_smsc")),
+        4 | 8 => (Status::Sent, None),
+        other => {
+            return Err(ApiError::field(
+                "status",
+                format!("{other} is not a Kannel delivery status (1, 2, 4, 8, 16)"),
+            ))
+        }
+    };
+    let rec = state
+        .pipeline
+        .deps
+        .recs
+        .get(&p.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {}", p.id)))?;
+    if rec.channel != "sms" {
+        return Err(ApiError::field("id", "is not an SMS recommendation"));
+    }
+    // Answers (accepted / declined) are final: a late receipt must not overwrite them.
+    if matches!(
+        rec.status,
+        Status::Accepted | Status::Declined | Status::Expired
+    ) {
+        return Ok(Json(rec));
+    }
+    let updated = state
+        .pipeline
+        .deps
+        .recs
+        .set_status(&p.id, status, reason)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {}", p.id)))?;
+    Ok(Json(updated))
+}

@@ -1,0 +1,205 @@
+//! The operator's and marketer's view of the engine: live counts, loaded rules, reload,
+//! dead letters and the embedded SMS outbox.
+
+pub mod openapi;
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{Permission, Principal};
+use crate::channels::sms::OutboxEntry;
+use crate::http::ApiError;
+use crate::pipeline::{DeadLetter, MetricsSnapshot};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/engine/stats", get(stats))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/rules/reload", post(reload))
+        .route("/api/v1/dead-letters", get(dead_letters))
+        .route("/api/v1/channels/sms/outbox", get(outbox))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RuleCounts {
+    pub rule_id: String,
+    pub evaluated: u64,
+    pub matched: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    pub events: MetricsSnapshot,
+    pub rules: Vec<RuleCounts>,
+    pub channels: Vec<String>,
+}
+
+/// Live engine counters and per-rule counts.
+#[utoipa::path(get, path = "/api/v1/engine/stats", tag = "engine", responses((status = 200, body = Stats), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json<Stats>, ApiError> {
+    who.require(Permission::ReadEngineStats)?;
+    let rules = state.pipeline.rules();
+    Ok(Json(Stats {
+        events: state.pipeline.deps.metrics.snapshot(),
+        rules: rules
+            .rules
+            .iter()
+            .map(|r| {
+                let (evaluated, matched, errors) = r.stats.snapshot();
+                RuleCounts {
+                    rule_id: r.meta.id.clone(),
+                    evaluated,
+                    matched,
+                    errors,
+                }
+            })
+            .collect(),
+        channels: state.channels.names(),
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub kind: String,
+    pub category: String,
+    pub events: Vec<String>,
+    pub priority: i64,
+    pub channels: Vec<String>,
+    pub offer_code: String,
+    pub file: String,
+    pub tests: usize,
+}
+
+/// The loaded rules.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, body = Vec<RuleInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn rules(
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Json<Vec<RuleInfo>>, ApiError> {
+    who.require(Permission::ReadRules)?;
+    let set = state.pipeline.rules();
+    Ok(Json(
+        set.rules
+            .iter()
+            .map(|r| {
+                let m = &r.meta;
+                RuleInfo {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    description: m.description.clone(),
+                    kind: format!("{:?}", m.kind).to_lowercase(),
+                    category: format!("{:?}", m.category).to_lowercase(),
+                    events: m.events.iter().map(|e| e.as_str().to_string()).collect(),
+                    priority: m.priority,
+                    channels: m.channels.clone(),
+                    offer_code: m.offer_code.clone(),
+                    file: r.file.display().to_string(),
+                    tests: r.tests.len(),
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReloadResult {
+    pub rules: usize,
+    pub state_series: usize,
+}
+
+/// Recompile `rules/` and swap the rule set atomically; on any error nothing changes.
+#[utoipa::path(post, path = "/api/v1/rules/reload", tag = "rules",
+    responses((status = 200, body = ReloadResult), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn reload(
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Json<ReloadResult>, ApiError> {
+    who.require(Permission::ManageRules)?;
+    let cfg = state.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        crate::rules::load_dir(
+            &cfg.engine.rules_dir,
+            &cfg.engine.limits,
+            &cfg.channels.enabled,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match loaded {
+        Ok(set) => {
+            let out = ReloadResult {
+                rules: set.rules.len(),
+                state_series: set.spec.defs.len(),
+            };
+            state.pipeline.swap_rules(set);
+            tracing::info!(rules = out.rules, by = %who.id, "rules reloaded");
+            Ok(Json(out))
+        }
+        Err(errs) => Err(ApiError::bad_request(format!(
+            "rules not reloaded:\n{errs}"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetter>,
+    pub total: i64,
+}
+
+/// Rejected events with their reasons, newest first.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "engine", params(PageParams),
+    responses((status = 200, body = DeadLetterPage), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<PageParams>,
+) -> Result<Json<DeadLetterPage>, ApiError> {
+    who.require(Permission::ReadEngineStats)?;
+    let (items, total) = state
+        .pipeline
+        .deps
+        .dead_letters
+        .list(p.limit.unwrap_or(50), p.offset.unwrap_or(0))
+        .await?;
+    Ok(Json(DeadLetterPage { items, total }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OutboxParams {
+    pub to: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Messages the embedded SMS channel "sent" (nothing leaves the machine in outbox mode).
+#[utoipa::path(get, path = "/api/v1/channels/sms/outbox", tag = "channels", params(OutboxParams),
+    responses((status = 200, body = Vec<OutboxEntry>), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn outbox(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<OutboxParams>,
+) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
+    who.require(Permission::ReadEngineStats)?;
+    let o = state
+        .channels
+        .sms_outbox
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("sms outbox (sms mode is not outbox)".into()))?;
+    Ok(Json(o.recent(
+        p.to.as_deref(),
+        p.limit.unwrap_or(100).clamp(1, 1000),
+    )))
+}

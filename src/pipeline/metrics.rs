@@ -1,0 +1,51 @@
+//! Live counters for the console, `/api/v1/engine/stats` and, later, Prometheus.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_in: AtomicU64,
+    pub processed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub late: AtomicU64,
+    pub unknown_type: AtomicU64,
+    pub rule_errors: AtomicU64,
+    pub recommendations: AtomicU64,
+    pub suppressed: AtomicU64,
+    pub store_retries: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct MetricsSnapshot {
+    pub events_in: u64,
+    pub processed: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub unknown_type: u64,
+    pub rule_errors: u64,
+    pub recommendations: u64,
+    pub suppressed: u64,
+    pub store_retries: u64,
+}
+
+impl Metrics {
+    pub fn add_in(&self, n: u64) {
+        self.events_in.fetch_add(n, Relaxed);
+    }
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            events_in: self.events_in.load(Relaxed),
+            processed: self.processed.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            late: self.late.load(Relaxed),
+            unknown_type: self.unknown_type.load(Relaxed),
+            rule_errors: self.rule_errors.load(Relaxed),
+            recommendations: self.recommendations.load(Relaxed),
+            suppressed: self.suppressed.load(Relaxed),
+            store_retries: self.store_retries.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Sources -> partitioned workers -> state + decisions persisted -> channels.
+//!
+//! Subscribers are partitioned over workers by msisdn (as Kafka partitions would be), so a
+//! worker owns its subscribers' state outright. A worker takes a batch, loads what it lacks,
+//! runs the engine, persists state and decisions, and only then acknowledges and dispatches.
+
+mod deadletter;
+mod metrics;
+mod recs;
+mod worker;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+
+pub use deadletter::{DeadLetter, DeadLetters};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use recs::{RecQuery, RecStore};
+
+use crate::channels::Dispatcher;
+use crate::decision::Policy;
+use crate::engine::MatchSettings;
+use crate::event::{Event, Msisdn};
+use crate::ports::{
+    EventSink, OfferBook, OfferRequest, PortError, Profile, ProfileSource, Recommendation, Status,
+};
+use crate::rules::RuleSet;
+use crate::state::StateStore;
+
+/// Everything workers share.
+pub struct Deps {
+    pub rules: ArcSwap<RuleSet>,
+    pub settings: MatchSettings,
+    pub policy: Policy,
+    pub state: Arc<dyn StateStore>,
+    pub profiles: Arc<dyn ProfileSource>,
+    pub recs: RecStore,
+    pub dead_letters: DeadLetters,
+    pub dispatcher: Option<Dispatcher>,
+    pub metrics: Arc<Metrics>,
+    pub default_profile: Arc<Profile>,
+    pub batch_size: usize,
+}
+
+pub(crate) enum Work {
+    Event(Arc<Event>),
+    Propose(OfferRequest, oneshot::Sender<Vec<Recommendation>>),
+    Usage(Msisdn, oneshot::Sender<serde_json::Value>),
+    /// Answered once everything queued before it is processed and persisted.
+    Barrier(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    workers: Arc<Vec<mpsc::Sender<Work>>>,
+    pub deps: Arc<Deps>,
+}
+
+impl Pipeline {
+    pub fn start(
+        deps: Deps,
+        workers: usize,
+        queue_depth: usize,
+    ) -> (Pipeline, Vec<tokio::task::JoinHandle<()>>) {
+        let deps = Arc::new(deps);
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..workers.max(1) {
+            let (tx, rx) = mpsc::channel(queue_depth.max(16));
+            senders.push(tx);
+            handles.push(tokio::spawn(worker::run(i, rx, deps.clone())));
+        }
+        (
+            Pipeline {
+                workers: Arc::new(senders),
+                deps,
+            },
+            handles,
+        )
+    }
+
+    fn worker_for(&self, m: Msisdn) -> &mpsc::Sender<Work> {
+        &self.workers[m.shard(self.workers.len())]
+    }
+
+    /// Waits until every worker has processed and persisted what was queued before.
+    pub async fn flush(&self) -> Result<(), PortError> {
+        let mut waits = Vec::new();
+        for w in self.workers.iter() {
+            let (tx, rx) = oneshot::channel();
+            w.send(Work::Barrier(tx))
+                .await
+                .map_err(|_| PortError::Closed)?;
+            waits.push(rx);
+        }
+        for w in waits {
+            w.await.map_err(|_| PortError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps in a new rule set atomically; events in flight finish on the old one.
+    pub fn swap_rules(&self, rules: RuleSet) {
+        self.deps.rules.store(Arc::new(rules));
+    }
+
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.deps.rules.load_full()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for Pipeline {
+    async fn submit(&self, events: Vec<Event>) -> Result<(), PortError> {
+        for e in events {
+            self.deps.metrics.add_in(1);
+            let w = self.worker_for(e.msisdn);
+            w.send(Work::Event(Arc::new(e)))
+                .await
+                .map_err(|_| PortError::Closed)?;
+        }
+        Ok(())
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> PortError {
+    PortError::Storage(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl OfferBook for Pipeline {
+    async fn offers_for(
+        &self,
+        msisdn: Msisdn,
+        limit: usize,
+    ) -> Result<Vec<Recommendation>, PortError> {
+        let q = RecQuery {
+            msisdn: Some(msisdn),
+            limit: limit as i64,
+            ..Default::default()
+        };
+        self.deps
+            .recs
+            .list(&q)
+            .await
+            .map(|(v, _)| v)
+            .map_err(storage)
+    }
+
+    async fn offer(&self, id: &str) -> Result<Option<Recommendation>, PortError> {
+        self.deps.recs.get(id).await.map_err(storage)
+    }
+
+    async fn propose(&self, reqs: Vec<OfferRequest>) -> Result<Vec<Recommendation>, PortError> {
+        let mut waits = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let (tx, rx) = oneshot::channel();
+            self.worker_for(r.msisdn)
+                .send(Work::Propose(r, tx))
+                .await
+                .map_err(|_| PortError::Closed)?;
+            waits.push(rx);
+        }
+        let mut out = Vec::new();
+        for w in waits {
+            out.extend(w.await.map_err(|_| PortError::Closed)?);
+        }
+        Ok(out)
+    }
+
+    async fn usage(&self, msisdn: Msisdn) -> Result<serde_json::Value, PortError> {
+        let (tx, rx) = oneshot::channel();
+        self.worker_for(msisdn)
+            .send(Work::Usage(msisdn, tx))
+            .await
+            .map_err(|_| PortError::Closed)?;
+        rx.await.map_err(|_| PortError::Closed)
+    }
+
+    async fn respond(
+        &self,
+        id: &str,
+        outcome: Status,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<Option<Recommendation>, PortError> {
+        if !matches!(
+            outcome,
+            Status::Accepted | Status::Declined | Status::Expired
+        ) {
+            return Err(PortError::Invalid(
+                "outcome must be accepted, declined or expired (ignored)".into(),
+            ));
+        }
+        let Some(rec) = self.deps.recs.get(id).await.map_err(storage)? else {
+            return Ok(None);
+        };
+        if matches!(rec.status, Status::Suppressed | Status::Failed) {
+            return Err(PortError::Invalid(format!(
+                "offer {id} was {} and cannot be answered",
+                rec.status.as_str()
+            )));
+        }
+        self.deps
+            .recs
+            .record_response(&rec, outcome, actor, reason.as_deref())
+            .await
+            .map_err(storage)?;
+        self.deps
+            .recs
+            .set_status(id, outcome, reason.as_deref())
+            .await
+            .map_err(storage)
+    }
+}

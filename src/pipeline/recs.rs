@@ -1,0 +1,195 @@
+//! Recommendations as stored: idempotent inserts (the id is stable), status updates, queries.
+
+use crate::event::Msisdn;
+use crate::ports::{Recommendation, Status};
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct RecStore {
+    db: Db,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RecQuery {
+    pub msisdn: Option<Msisdn>,
+    pub rule_id: Option<String>,
+    pub status: Option<Status>,
+    pub channel: Option<String>,
+    pub campaign_id: Option<String>,
+    /// Only records stored after this sequence number (for polling).
+    pub after_seq: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn seq_now() -> i64 {
+    // Microseconds: increasing across restarts and instances, good enough for polling order.
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl RecStore {
+    pub fn new(db: Db) -> Self {
+        RecStore { db }
+    }
+
+    /// Inserts new recommendations; ones already stored (same id) are left as they are.
+    /// Returns the ones that were new.
+    pub async fn insert(
+        &self,
+        recs: &[Recommendation],
+    ) -> Result<Vec<Recommendation>, sqlx::Error> {
+        if recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut fresh = Vec::new();
+        let mut tx = self.db.pool.begin().await?;
+        let base = seq_now();
+        for (i, r) in recs.iter().enumerate() {
+            let body = serde_json::to_string(r).expect("recommendations serialize");
+            let done = sqlx::query(
+                "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(r.msisdn.to_string())
+            .bind(&r.rule_id)
+            .bind(&r.offer_code)
+            .bind(&r.channel)
+            .bind(&r.message)
+            .bind(r.score)
+            .bind(r.trigger_event_id.clone())
+            .bind(r.campaign_id.clone())
+            .bind(r.request_id.clone())
+            .bind(r.decided_at.to_rfc3339())
+            .bind(r.expires_at.to_rfc3339())
+            .bind(r.status.as_str())
+            .bind(r.reason.clone())
+            .bind(body)
+            .bind(base + i as i64)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                fresh.push(r.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    /// Sets a new status; returns the updated record.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Option<Recommendation>, sqlx::Error> {
+        let Some(mut r) = self.get(id).await? else {
+            return Ok(None);
+        };
+        r.status = status;
+        r.reason = reason.map(str::to_string);
+        let body = serde_json::to_string(&r).expect("recommendations serialize");
+        sqlx::query("UPDATE recommendations SET status = $1, reason = $2, body = $3, seq = $4 WHERE id = $5")
+            .bind(status.as_str())
+            .bind(r.reason.clone())
+            .bind(body)
+            .bind(seq_now())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(Some(r))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Recommendation>, sqlx::Error> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT body FROM recommendations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(row.and_then(|(b,)| serde_json::from_str(&b).ok()))
+    }
+
+    /// Newest first (or oldest first when polling with `after_seq`), with the total count.
+    pub async fn list(&self, q: &RecQuery) -> Result<(Vec<Recommendation>, i64), sqlx::Error> {
+        let mut conds = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |cond: &str, v: String| {
+            args.push(v);
+            conds.push(format!("{cond} = ${}", args.len()));
+        };
+        if let Some(m) = q.msisdn {
+            push("msisdn", m.to_string());
+        }
+        if let Some(r) = &q.rule_id {
+            push("rule_id", r.clone());
+        }
+        if let Some(s) = q.status {
+            push("status", s.as_str().to_string());
+        }
+        if let Some(c) = &q.channel {
+            push("channel", c.clone());
+        }
+        if let Some(c) = &q.campaign_id {
+            push("campaign_id", c.clone());
+        }
+        let mut where_sql = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        if let Some(after) = q.after_seq {
+            where_sql.push_str(if conds.is_empty() { " WHERE " } else { " AND " });
+            where_sql.push_str(&format!("seq > {after}"));
+        }
+        let order = if q.after_seq.is_some() {
+            "seq ASC"
+        } else {
+            "decided_at DESC, seq DESC"
+        };
+        let sql = format!(
+            "SELECT body FROM recommendations{where_sql} ORDER BY {order} LIMIT {} OFFSET {}",
+            q.limit.clamp(1, 1000),
+            q.offset.max(0)
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM recommendations{where_sql}");
+        let mut query = sqlx::query_as::<_, (String,)>(&sql);
+        let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
+        for a in &args {
+            query = query.bind(a.clone());
+            count = count.bind(a.clone());
+        }
+        let rows = query.fetch_all(&self.db.pool).await?;
+        let (total,) = count.fetch_one(&self.db.pool).await?;
+        Ok((
+            rows.into_iter()
+                .filter_map(|(b,)| serde_json::from_str(&b).ok())
+                .collect(),
+            total,
+        ))
+    }
+
+    pub async fn record_response(
+        &self,
+        rec: &Recommendation,
+        outcome: Status,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO offer_responses (id, recommendation_id, msisdn, outcome, reason, actor, channel, responded_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&rec.id)
+        .bind(rec.msisdn.to_string())
+        .bind(outcome.as_str())
+        .bind(reason.map(str::to_string))
+        .bind(actor)
+        .bind(&rec.channel)
+        .bind(crate::store::ts_text(chrono::Utc::now()))
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+}

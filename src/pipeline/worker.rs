@@ -1,0 +1,242 @@
+//! One worker: a batch at a time, state and decisions persisted before anything is answered.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Deps, Work};
+use crate::engine::{Shard, Skip};
+use crate::event::Msisdn;
+use crate::ports::{Recommendation, Status};
+use crate::state::SubscriberState;
+
+/// Retries a storage call until it succeeds: losing state or decisions is not an option, so
+/// an outage stalls this worker (and, through the bounded queue, ingest) instead.
+async fn persist<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    deps: &Deps,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                deps.metrics.store_retries.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "{what} failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn preload(shard: &mut Shard, deps: &Deps, batch: &[Work]) {
+    let mut missing: Vec<Msisdn> = Vec::new();
+    let mut seen = HashSet::new();
+    for w in batch {
+        let m = match w {
+            Work::Event(e) => e.msisdn,
+            Work::Propose(r, _) => r.msisdn,
+            Work::Usage(m, _) => *m,
+            Work::Barrier(_) => continue,
+        };
+        if !shard.contains(&m) && seen.insert(m) {
+            missing.push(m);
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let states = persist(deps, "loading subscriber state", || {
+        deps.state.load(&missing)
+    })
+    .await;
+    let profiles = persist(deps, "loading profiles", || deps.profiles.load(&missing)).await;
+    for ((m, st), p) in missing.into_iter().zip(states).zip(profiles) {
+        let state = match st.map(|b| SubscriberState::from_bytes(&b)) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::error!(msisdn = %m, "stored state unreadable, starting fresh: {e}");
+                SubscriberState::default()
+            }
+            None => SubscriberState::default(),
+        };
+        let profile = p
+            .map(Arc::new)
+            .unwrap_or_else(|| deps.default_profile.clone());
+        shard.insert(m, state, profile);
+    }
+}
+
+fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
+    let Some(entry) = shard.entries.get(&m) else {
+        return serde_json::json!({});
+    };
+    let rules = deps.rules.load();
+    let st = &entry.state;
+    let mut out = serde_json::Map::new();
+    for def in &rules.spec.defs {
+        let (key, value) = match def {
+            crate::state::SeriesDef::Window {
+                ty,
+                attr,
+                agg,
+                span_secs,
+            } => {
+                let v = st.window(def, st.watermark);
+                let name = format!(
+                    "{:?}({ty}{}, {}s)",
+                    agg,
+                    attr.as_ref().map(|a| format!(".{a}")).unwrap_or_default(),
+                    span_secs
+                )
+                .to_lowercase();
+                (
+                    name,
+                    if v.is_nan() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::json!(v)
+                    },
+                )
+            }
+            crate::state::SeriesDef::CountSince { ty, reset } => (
+                format!("count_since({ty}, {reset})"),
+                serde_json::json!(st.count_since(def)),
+            ),
+            crate::state::SeriesDef::Last { ty, attr: None } => (
+                format!("last_seen({ty})"),
+                st.last(def)
+                    .and_then(|l| chrono::DateTime::from_timestamp(l.ts, 0))
+                    .map(|t| serde_json::json!(t.to_rfc3339()))
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            _ => continue,
+        };
+        out.insert(key, value);
+    }
+    if let Some(t) = chrono::DateTime::from_timestamp(st.watermark, 0).filter(|_| st.watermark != 0)
+    {
+        out.insert("last_event_at".into(), serde_json::json!(t.to_rfc3339()));
+    }
+    serde_json::Value::Object(out)
+}
+
+pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>) {
+    let mut shard = Shard::default();
+    let mut batch: Vec<Work> = Vec::with_capacity(deps.batch_size);
+    let mut recs: Vec<Recommendation> = Vec::new();
+    let mut failures = Vec::new();
+    let mut dead: Vec<(String, Option<String>, String, Vec<u8>)> = Vec::new();
+    let mut replies: Vec<(oneshot::Sender<Vec<Recommendation>>, std::ops::Range<usize>)> =
+        Vec::new();
+    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < deps.batch_size {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        preload(&mut shard, &deps, &batch).await;
+        let rules = deps.rules.load_full();
+        recs.clear();
+        dead.clear();
+        for w in batch.drain(..) {
+            match w {
+                Work::Event(ev) => {
+                    failures.clear();
+                    let r = shard.process(
+                        &rules,
+                        &deps.settings,
+                        &deps.policy,
+                        &deps.default_profile,
+                        &ev,
+                        &mut recs,
+                        &mut failures,
+                    );
+                    deps.metrics
+                        .rule_errors
+                        .fetch_add(failures.len() as u64, Relaxed);
+                    match r {
+                        Ok(()) => {
+                            deps.metrics.processed.fetch_add(1, Relaxed);
+                        }
+                        Err(Skip::Duplicate) => {
+                            deps.metrics.duplicates.fetch_add(1, Relaxed);
+                        }
+                        Err(Skip::Late { behind_secs }) => {
+                            deps.metrics.late.fetch_add(1, Relaxed);
+                            let reason = format!("event time is {behind_secs}s behind this subscriber's latest event, more than the allowed lateness");
+                            dead.push((
+                                "engine".into(),
+                                Some("ts".into()),
+                                reason,
+                                ev.to_json().into_bytes(),
+                            ));
+                        }
+                        Err(Skip::UnknownType) => {
+                            deps.metrics.unknown_type.fetch_add(1, Relaxed);
+                            let reason = format!("unknown event type {:?}: not in the contract and no rule listens to it", ev.kind.as_str());
+                            dead.push((
+                                "engine".into(),
+                                Some("type".into()),
+                                reason,
+                                ev.to_json().into_bytes(),
+                            ));
+                        }
+                    }
+                }
+                Work::Propose(req, tx) => {
+                    let start = recs.len();
+                    recs.extend(shard.propose(&deps.policy, &deps.default_profile, &req));
+                    replies.push((tx, start..recs.len()));
+                }
+                Work::Usage(m, tx) => {
+                    let _ = tx.send(usage_json(&shard, &deps, m));
+                }
+                Work::Barrier(tx) => barriers.push(tx),
+            }
+        }
+        let dirty = shard.take_dirty();
+        persist(&deps, "saving subscriber state", || deps.state.save(&dirty)).await;
+        let fresh = persist(&deps, "saving recommendations", || deps.recs.insert(&recs)).await;
+        if !dead.is_empty() {
+            persist(&deps, "saving dead letters", || {
+                deps.dead_letters.put_many(&dead)
+            })
+            .await;
+        }
+        deps.metrics
+            .recommendations
+            .fetch_add(fresh.len() as u64, Relaxed);
+        deps.metrics.suppressed.fetch_add(
+            fresh
+                .iter()
+                .filter(|r| r.status == Status::Suppressed)
+                .count() as u64,
+            Relaxed,
+        );
+        if let Some(d) = &deps.dispatcher {
+            for r in fresh.into_iter().filter(|r| r.status == Status::Queued) {
+                if !d.enqueue(r).await {
+                    tracing::warn!(worker = id, "dispatcher stopped; offer stays queued");
+                }
+            }
+        }
+        for (tx, range) in replies.drain(..) {
+            let _ = tx.send(recs[range].to_vec());
+        }
+        for b in barriers.drain(..) {
+            let _ = b.send(());
+        }
+    }
+    tracing::debug!(worker = id, "worker stopped");
+}

@@ -1,0 +1,196 @@
+//! The seams between the engine and the rest of the product (CRM, HTTP, channels).
+//!
+//! The CRM implements [`ProfileSource`]; the engine implements [`EventSink`] and [`OfferBook`].
+//! Both sides depend only on these traits, so either can be swapped (Redis state, Kafka
+//! ingest) without touching the other.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+use crate::event::{Event, Msisdn};
+
+/// What the engine knows about a subscriber from the CRM. Defaults where the CRM has no record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    /// False when the CRM had no record and defaults were used.
+    pub known: bool,
+    pub customer_id: Option<String>,
+    pub value_tier: SmolStr,
+    pub arpu_cents: i64,
+    pub plan: SmolStr,
+    pub home_country: SmolStr,
+    pub language: SmolStr,
+    pub segment: SmolStr,
+    pub tenure_months: i64,
+    pub credit_class: SmolStr,
+    pub churn_score: f64,
+    /// Channels (`sms`, `portal`, ...) or `all` the subscriber opted out of for marketing.
+    pub opt_outs: Vec<SmolStr>,
+    /// IANA zone for calendar windows and quiet hours.
+    pub timezone: SmolStr,
+    /// Any other CRM fact, readable by rules as `profile.<name>`.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            known: false,
+            customer_id: None,
+            value_tier: "standard".into(),
+            arpu_cents: 0,
+            plan: SmolStr::default(),
+            home_country: "CN".into(),
+            language: "zh".into(),
+            segment: "mass".into(),
+            tenure_months: 0,
+            credit_class: "B".into(),
+            churn_score: 0.0,
+            opt_outs: Vec::new(),
+            timezone: "Asia/Shanghai".into(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("engine is shutting down")]
+    Closed,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Customer facts for the engine, looked up in batches.
+#[async_trait::async_trait]
+pub trait ProfileSource: Send + Sync {
+    /// One entry per input, in order; `None` where the CRM has no such line.
+    async fn load(&self, msisdns: &[Msisdn]) -> Result<Vec<Option<Profile>>, PortError>;
+}
+
+/// Feeds events into the engine (CRM changes, contract reminders, HTTP ingest).
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    /// Returns once the events are accepted into the engine's queues (backpressure applies).
+    async fn submit(&self, events: Vec<Event>) -> Result<(), PortError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Proposed,
+    Queued,
+    Deferred,
+    Sent,
+    Delivered,
+    Failed,
+    Suppressed,
+    Accepted,
+    Declined,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Proposed => "proposed",
+            Status::Queued => "queued",
+            Status::Deferred => "deferred",
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Failed => "failed",
+            Status::Suppressed => "suppressed",
+            Status::Accepted => "accepted",
+            Status::Declined => "declined",
+            Status::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        serde_json::from_value(serde_json::Value::String(s.into())).ok()
+    }
+}
+
+/// The recommendation contract (`shared/spec/recommendations.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Recommendation {
+    pub id: String,
+    #[schema(value_type = String, example = "8613900000001")]
+    pub msisdn: Msisdn,
+    pub rule_id: String,
+    pub offer_code: String,
+    pub channel: String,
+    pub message: String,
+    pub score: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub trigger_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub campaign_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub decided_at: DateTime<FixedOffset>,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: DateTime<FixedOffset>,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// A proactive (campaign) or touchpoint offer to push through decisioning and channels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OfferRequest {
+    pub msisdn: Msisdn,
+    /// Set for proactive campaigns.
+    pub campaign_id: Option<String>,
+    /// Set for touchpoint requests.
+    pub request_id: Option<String>,
+    /// A rule id or `campaign:<id>`, recorded as the recommendation's `rule_id`.
+    pub rule_id: String,
+    pub offer_code: String,
+    pub message: String,
+    pub channels: Vec<String>,
+    pub score: f64,
+    pub valid_for_secs: i64,
+    /// Decision time (event time for the caps); now for live requests.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// The engine's offers, for the 360 view, TMF680, agents and campaigns.
+#[async_trait::async_trait]
+pub trait OfferBook: Send + Sync {
+    /// Recent recommendations for a line, newest first.
+    async fn offers_for(
+        &self,
+        msisdn: Msisdn,
+        limit: usize,
+    ) -> Result<Vec<Recommendation>, PortError>;
+    async fn offer(&self, id: &str) -> Result<Option<Recommendation>, PortError>;
+    /// Runs requests through the decision stage (caps, opt-outs) and channels.
+    async fn propose(&self, reqs: Vec<OfferRequest>) -> Result<Vec<Recommendation>, PortError>;
+    /// Real-time usage aggregates the engine keeps for a line (JSON object, may be empty).
+    async fn usage(&self, msisdn: Msisdn) -> Result<serde_json::Value, PortError>;
+    /// Records a response (accepted / declined / ignored) and closes the loop.
+    async fn respond(
+        &self,
+        id: &str,
+        outcome: Status,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<Option<Recommendation>, PortError>;
+}
+
+/// Whether a principal may see a subscriber line (data scope). The CRM implements it from
+/// customer ownership (`crm::profiles::CrmLineScope`).
+#[async_trait::async_trait]
+pub trait LineScope: Send + Sync {
+    async fn may_see(
+        &self,
+        who: &crate::auth::Principal,
+        msisdn: Msisdn,
+    ) -> Result<bool, PortError>;
+}

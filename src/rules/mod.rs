@@ -1,0 +1,140 @@
+//! Marketers' rules: one Rhai file each under `rules/`, compiled once into an immutable
+//! [`RuleSet`] that workers share and that can be swapped whole (hot reload).
+
+mod facts;
+mod filter;
+mod load;
+mod meta;
+mod query;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use smol_str::SmolStr;
+
+pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
+pub use filter::Predicate;
+pub use load::{explain_error, load_dir, load_sources, RuleError, RuleErrors};
+pub use meta::{Category, RuleKind, RuleMeta, RuleTest, FIELDS, STATIC_TYPES};
+pub use query::{StateQuery, STATE_FUNCTIONS};
+pub use sandbox::{
+    country_name, country_name_in, with_deadline, EventView, ProfileView, HELPERS, TIERS,
+};
+
+use crate::config::ScriptLimits;
+use crate::state::StateSpec;
+
+/// Live counters per rule; they survive in the rule set that owns them.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub evaluated: AtomicU64,
+    pub matched: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl RuleStats {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.evaluated.load(Ordering::Relaxed),
+            self.matched.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub struct Rule {
+    pub meta: RuleMeta,
+    pub file: PathBuf,
+    /// Functions only: the declaration map is not re-evaluated per event.
+    pub ast: Arc<rhai::AST>,
+    pub has_condition: bool,
+    pub has_offer: bool,
+    pub tests: Vec<RuleTest>,
+    pub stats: RuleStats,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule")
+            .field("id", &self.meta.id)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+/// All loaded rules, indexed by the event types they listen to.
+pub struct RuleSet {
+    pub rules: Vec<Arc<Rule>>,
+    by_type: ahash::HashMap<SmolStr, Vec<usize>>,
+    pub spec: Arc<StateSpec>,
+    pub engine: Arc<rhai::Engine>,
+    pub limits: ScriptLimits,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+impl RuleSet {
+    pub fn new(
+        rules: Vec<Rule>,
+        spec: StateSpec,
+        engine: rhai::Engine,
+        limits: ScriptLimits,
+    ) -> Self {
+        let mut by_type: ahash::HashMap<SmolStr, Vec<usize>> = Default::default();
+        let mut rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
+        // Higher priority first, so arbitration ties keep a predictable order.
+        rules.sort_by(|a, b| {
+            b.meta
+                .priority
+                .cmp(&a.meta.priority)
+                .then(a.meta.id.cmp(&b.meta.id))
+        });
+        for (i, r) in rules.iter().enumerate() {
+            for t in &r.meta.events {
+                by_type.entry(SmolStr::new(t.as_str())).or_default().push(i);
+            }
+        }
+        RuleSet {
+            rules,
+            by_type,
+            spec: Arc::new(spec),
+            engine: Arc::new(engine),
+            limits,
+        }
+    }
+
+    pub fn empty(limits: &ScriptLimits) -> Self {
+        RuleSet::new(
+            Vec::new(),
+            StateSpec::default(),
+            sandbox::build_engine(limits),
+            limits.clone(),
+        )
+    }
+
+    /// Rules subscribed to an event type; never the whole set.
+    pub fn for_type(&self, ty: &str) -> impl Iterator<Item = &Arc<Rule>> {
+        self.by_type
+            .get(ty)
+            .into_iter()
+            .flat_map(move |ix| ix.iter().map(move |i| &self.rules[*i]))
+    }
+
+    pub fn subscribes(&self, ty: &str) -> bool {
+        self.by_type.contains_key(ty)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
+        self.rules.iter().find(|r| r.meta.id == id)
+    }
+}

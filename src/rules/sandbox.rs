@@ -1,0 +1,251 @@
+//! The Rhai engine every rule runs in: limits on operations, depth, sizes and wall-clock
+//! time; no `eval`, no modules, no file or network access; the built-in functions.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
+
+use super::facts::{profile_fact, Fact, SharedFacts};
+use super::query::{parse_call, STATE_FUNCTIONS};
+use crate::config::ScriptLimits;
+use crate::event::{AttrValue, Event};
+use crate::ports::Profile;
+
+thread_local! {
+    /// Wall-clock deadline of the evaluation running on this thread.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with a wall-clock budget enforced by the engine's progress callback.
+pub fn with_deadline<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
+    DEADLINE.with(|d| d.set(Some(Instant::now() + budget)));
+    let out = f();
+    DEADLINE.with(|d| d.set(None));
+    out
+}
+
+/// The event as a script sees it: `event.country`, `event["duration_s"]`, `event.type`.
+#[derive(Clone)]
+pub struct EventView(pub Arc<Event>);
+
+/// The subscriber's CRM profile: `profile.value_tier`, `profile.home_country`, ...
+#[derive(Clone)]
+pub struct ProfileView(pub Arc<Profile>);
+
+fn attr_dynamic(v: &AttrValue) -> Dynamic {
+    match v {
+        AttrValue::Null => Dynamic::UNIT,
+        AttrValue::Bool(b) => (*b).into(),
+        AttrValue::Int(i) => (*i).into(),
+        AttrValue::Float(f) => (*f).into(),
+        AttrValue::Str(s) => s.to_string().into(),
+        AttrValue::Json(j) => rhai::serde::to_dynamic(&**j).unwrap_or(Dynamic::UNIT),
+    }
+}
+
+fn event_get(e: &mut EventView, key: &str) -> Dynamic {
+    match key {
+        "id" => e.0.id.to_string().into(),
+        "type" => e.0.kind.as_str().to_string().into(),
+        "msisdn" => e.0.msisdn.to_string().into(),
+        "ts" => e.0.ts.to_rfc3339().into(),
+        _ => e.0.attr(key).map(attr_dynamic).unwrap_or(Dynamic::UNIT),
+    }
+}
+
+fn facts_of(ctx: &NativeCallContext) -> Result<SharedFacts, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| t.clone().try_cast::<SharedFacts>())
+        .ok_or_else(|| "state functions can only be used inside condition() and offer()".into())
+}
+
+fn state_call(
+    ctx: &NativeCallContext,
+    name: &str,
+    args: &[&str],
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let facts = facts_of(ctx)?;
+    let q = parse_call(name, args).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    Ok(facts.0.facts().query(&q).to_dynamic())
+}
+
+/// Tiers in ascending value, for `tier_rank()`.
+pub const TIERS: &[&str] = &["basic", "standard", "silver", "gold", "platinum", "diamond"];
+
+/// Native helpers besides the state functions: (name, arguments, what it does).
+pub const HELPERS: &[(&str, &str, &str)] = &[
+    ("tier_rank", "tier", "position of a value tier: basic 0, standard 1, silver 2, gold 3, platinum 4, diamond 5; -1 if unknown"),
+    ("local_hour", "", "hour of day (0-23) of the event in the subscriber's time zone"),
+    ("money", "cents", "formats minor units as 12.34"),
+    ("gb", "bytes", "bytes as gigabytes (float)"),
+    ("mb", "bytes", "bytes as megabytes (float)"),
+    ("minutes", "n", "n minutes in seconds"),
+    ("hours", "n", "n hours in seconds"),
+    ("days", "n", "n days in seconds"),
+    ("country_name", "code", "English name of an ISO country code (code itself if unknown)"),
+];
+
+pub fn build_engine(limits: &ScriptLimits) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth)
+        .set_max_string_size(limits.max_string_bytes)
+        .set_max_array_size(limits.max_array_len)
+        .set_max_map_size(limits.max_map_len)
+        .set_max_modules(0)
+        .set_max_variables(256)
+        .set_max_functions(64)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(false);
+    engine.disable_symbol("eval");
+    engine.on_progress(|ops| {
+        if ops & 0x3ff == 0 {
+            let expired = DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() > t));
+            if expired {
+                return Some("wall-clock deadline exceeded".into());
+            }
+        }
+        None
+    });
+    engine.on_print(|s| tracing::info!(target: "kairos::rules::print", "{s}"));
+    engine
+        .on_debug(|s, src, pos| tracing::debug!(target: "kairos::rules::debug", ?src, %pos, "{s}"));
+
+    engine
+        .register_type_with_name::<EventView>("Event")
+        .register_indexer_get(|e: &mut EventView, key: &str| event_get(e, key))
+        .register_type_with_name::<ProfileView>("Profile")
+        .register_indexer_get(|p: &mut ProfileView, key: &str| profile_fact(&p.0, key).to_dynamic())
+        .register_fn("opted_out", |p: &mut ProfileView, channel: &str| {
+            p.0.opt_outs.iter().any(|c| c == channel || c == "all")
+        });
+    register_state_functions(&mut engine);
+    register_helpers(&mut engine);
+    engine
+}
+
+fn register_state_functions(engine: &mut Engine) {
+    for (name, args) in STATE_FUNCTIONS {
+        let n: &'static str = name;
+        match args.split(',').count() {
+            1 => {
+                engine.register_fn(n, move |ctx: NativeCallContext, a: &str| {
+                    state_call(&ctx, n, &[a])
+                });
+            }
+            2 => {
+                engine.register_fn(n, move |ctx: NativeCallContext, a: &str, b: &str| {
+                    state_call(&ctx, n, &[a, b])
+                });
+            }
+            _ => {
+                engine.register_fn(
+                    n,
+                    move |ctx: NativeCallContext, a: &str, b: &str, c: &str| {
+                        state_call(&ctx, n, &[a, b, c])
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn register_helpers(engine: &mut Engine) {
+    engine
+        .register_fn("tier_rank", |t: &str| {
+            TIERS
+                .iter()
+                .position(|x| x.eq_ignore_ascii_case(t))
+                .map(|p| p as i64)
+                .unwrap_or(-1)
+        })
+        .register_fn(
+            "local_hour",
+            |ctx: NativeCallContext| -> Result<i64, Box<EvalAltResult>> {
+                Ok(i64::from(facts_of(&ctx)?.0.local.hour))
+            },
+        )
+        .register_fn("money", |c: i64| {
+            format!("{}.{:02}", c / 100, (c % 100).abs())
+        })
+        .register_fn("gb", |b: i64| b as f64 / 1e9)
+        .register_fn("mb", |b: i64| b as f64 / 1e6)
+        .register_fn("minutes", |n: i64| n * 60)
+        .register_fn("hours", |n: i64| n * 3600)
+        .register_fn("days", |n: i64| n * 86400)
+        .register_fn("country_name", |c: &str| -> ImmutableString {
+            country_name(c).map(Into::into).unwrap_or_else(|| c.into())
+        });
+}
+
+/// The country's name in the subscriber's language (Chinese for `zh`, English otherwise).
+pub fn country_name_in(code: &str, language: &str) -> Option<&'static str> {
+    if !language.starts_with("zh") {
+        return country_name(code);
+    }
+    Some(match code.to_ascii_uppercase().as_str() {
+        "CN" => "中国",
+        "HK" => "香港",
+        "MO" => "澳门",
+        "TW" => "台湾",
+        "JP" => "日本",
+        "KR" => "韩国",
+        "SG" => "新加坡",
+        "TH" => "泰国",
+        "MY" => "马来西亚",
+        "VN" => "越南",
+        "US" => "美国",
+        "GB" => "英国",
+        "FR" => "法国",
+        "DE" => "德国",
+        "IT" => "意大利",
+        "ES" => "西班牙",
+        "AU" => "澳大利亚",
+        "AE" => "阿联酋",
+        "RU" => "俄罗斯",
+        "IN" => "印度",
+        _ => return None,
+    })
+}
+
+pub fn country_name(code: &str) -> Option<&'static str> {
+    Some(match code.to_ascii_uppercase().as_str() {
+        "CN" => "China",
+        "HK" => "Hong Kong",
+        "MO" => "Macao",
+        "TW" => "Taiwan",
+        "JP" => "Japan",
+        "KR" => "Korea",
+        "SG" => "Singapore",
+        "TH" => "Thailand",
+        "MY" => "Malaysia",
+        "VN" => "Vietnam",
+        "US" => "the United States",
+        "GB" => "the United Kingdom",
+        "FR" => "France",
+        "DE" => "Germany",
+        "IT" => "Italy",
+        "ES" => "Spain",
+        "AU" => "Australia",
+        "AE" => "the UAE",
+        "RU" => "Russia",
+        "IN" => "India",
+        _ => return None,
+    })
+}
+
+impl Fact {
+    pub fn to_text(&self) -> String {
+        match self {
+            Fact::None => String::new(),
+            Fact::Num(n) if n.fract() == 0.0 => format!("{}", *n as i64),
+            Fact::Num(n) => format!("{n}"),
+            Fact::Text(t) => t.to_string(),
+            Fact::Bool(b) => b.to_string(),
+        }
+    }
+}

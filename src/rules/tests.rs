@@ -1,0 +1,162 @@
+use std::path::PathBuf;
+
+use super::*;
+use crate::config::ScriptLimits;
+
+fn channels() -> Vec<String> {
+    vec!["sms".into(), "portal".into(), "agent".into()]
+}
+
+const GOOD: &str = r#"
+#{
+    id: "sms-bundle",
+    name: "SMS bundle",
+    kind: "dynamic",
+    events: ["sms"],
+    when: #{ "count(sms, 24h)": ">= 3" },
+    channels: ["sms"],
+    offer: #{ code: "SMS-100", validity: "7d" },
+    message: "Send lots of SMS? 100 for 5 yuan.",
+};
+
+fn condition(event, profile) {
+    sum("topup", "amount_cents", "30d") >= 0
+}
+"#;
+
+fn load(src: &str) -> Result<RuleSet, RuleErrors> {
+    load_sources(
+        vec![(PathBuf::from("rules/x.rhai"), src.to_string())],
+        &ScriptLimits::default(),
+        &channels(),
+    )
+}
+
+fn one_error(src: &str) -> RuleError {
+    let errs = load(src).expect_err("should not load");
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    errs.0[0].clone()
+}
+
+#[test]
+fn a_good_rule_loads_with_its_state() {
+    let set = load(GOOD).unwrap();
+    assert_eq!(set.rules.len(), 1);
+    assert_eq!(set.for_type("sms").count(), 1);
+    assert_eq!(set.for_type("call").count(), 0);
+    // count(sms, 24h) from `when`, sum(topup...) from the condition.
+    assert_eq!(set.spec.defs.len(), 2);
+    assert!(set.rules[0].has_condition);
+}
+
+#[test]
+fn syntax_errors_name_line_and_column() {
+    let e = one_error("#{ id: \"x\",\n  name: \"y\" \n  kind: \"static\" };");
+    assert_eq!(e.file, PathBuf::from("rules/x.rhai"));
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.message.starts_with("syntax"), "{e}");
+    assert!(e.to_string().starts_with("rules/x.rhai:3:"), "{e}");
+}
+
+#[test]
+fn missing_and_wrong_fields_point_at_the_field() {
+    let e = one_error(&GOOD.replace("    name: \"SMS bundle\",\n", ""));
+    assert!(e.message.contains("missing field `name`"), "{e}");
+    let e = one_error(&GOOD.replace("events: [\"sms\"]", "events: [\"smss!\"]"));
+    assert!(e.message.contains("not an event type"), "{e}");
+    assert_eq!(e.line, 6);
+    let e = one_error(&GOOD.replace("channels: [\"sms\"]", "channels: [\"fax\"]"));
+    assert!(e.message.contains("unknown channel \"fax\""), "{e}");
+    assert_eq!(e.line, 8);
+    let e = one_error(&GOOD.replace("    kind: \"dynamic\",", "    kind: \"static\","));
+    assert!(e.message.contains("static rule"), "{e}");
+    let e = one_error(&GOOD.replace(
+        "name: \"SMS bundle\",",
+        "name: \"SMS bundle\", colour: \"red\",",
+    ));
+    assert!(e.message.contains("unknown field `colour`"), "{e}");
+}
+
+#[test]
+fn unknown_functions_are_caught_before_running() {
+    let e = one_error(&GOOD.replace(
+        "sum(\"topup\", \"amount_cents\", \"30d\") >= 0",
+        "sms_count_today() > 3",
+    ));
+    assert!(
+        e.message.contains("unknown function sms_count_today()"),
+        "{e}"
+    );
+    assert_eq!(e.line, 14);
+}
+
+#[test]
+fn state_functions_need_literal_arguments() {
+    let e = one_error(&GOOD.replace(
+        "sum(\"topup\", \"amount_cents\", \"30d\")",
+        "count(event.type, \"24h\")",
+    ));
+    assert!(
+        e.message.contains("write each argument as text in quotes"),
+        "{e}"
+    );
+    let e = one_error(&GOOD.replace(
+        "sum(\"topup\", \"amount_cents\", \"30d\")",
+        "count(\"sms\", \"a while\")",
+    ));
+    assert!(e.message.contains("not a duration"), "{e}");
+}
+
+#[test]
+fn duplicate_ids_name_both_files() {
+    let errs = load_sources(
+        vec![
+            (PathBuf::from("a.rhai"), GOOD.into()),
+            (PathBuf::from("b.rhai"), GOOD.into()),
+        ],
+        &ScriptLimits::default(),
+        &channels(),
+    )
+    .unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].file, PathBuf::from("b.rhai"));
+    assert!(
+        errs.0[0]
+            .message
+            .contains("duplicate rule id \"sms-bundle\": also used in a.rhai"),
+        "{}",
+        errs
+    );
+}
+
+#[test]
+fn hostile_declarations_are_stopped_at_load() {
+    let e = one_error("let s = 0; loop { s += 1; }\n#{ id: \"x\" };");
+    assert!(
+        e.message.contains("operation limit") || e.message.contains("time limit"),
+        "{e}"
+    );
+    let e = one_error("let s = \"x\"; loop { s += s; }\n#{ id: \"x\" };");
+    assert!(e.message.contains("size limit"), "{e}");
+    let e = one_error("fn f(n) { f(n + 1) }\nf(0);\n#{ id: \"x\" };");
+    assert!(e.message.contains("too deeply"), "{e}");
+    let e = one_error("eval(\"1\");\n#{ id: \"x\" };");
+    assert!(
+        e.message.contains("syntax") || e.message.contains("eval"),
+        "{e}"
+    );
+}
+
+#[test]
+fn huge_files_are_refused() {
+    let big = format!("// {}\n{GOOD}", "x".repeat(300 * 1024));
+    let e = one_error(&big);
+    assert!(e.message.contains("at most"), "{e}");
+}
+
+#[test]
+fn functions_with_wrong_parameters_are_refused() {
+    let e = one_error(&GOOD.replace("fn condition(event, profile)", "fn condition(event)"));
+    assert!(e.message.contains("must take two parameters"), "{e}");
+    assert_eq!(e.line, 13);
+}

@@ -1,0 +1,14 @@
+//! Per-subscriber real-time state and where it is kept between batches and restarts.
+//!
+//! Workers own their subscribers' state in memory (no locks on the hot path) and write the
+//! changed entries back through a [`StateStore`] after every batch, before acknowledging it.
+
+mod spec;
+mod store;
+mod subscriber;
+#[cfg(test)]
+mod tests;
+
+pub use spec::{parse_duration_secs, split_filter, Agg, Calendar, Filter, SeriesDef, StateSpec};
+pub use store::{RedisStateStore, SqlStateStore, StateStore, StateStoreError};
+pub use subscriber::{id_hash, LastData, SubscriberState, Val};

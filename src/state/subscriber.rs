@@ -1,0 +1,457 @@
+//! One subscriber's real-time state: small, sparse, bounded, serializable.
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use smol_str::SmolStr;
+
+use super::spec::{Agg, Calendar, Filter, SeriesDef, StateSpec};
+use crate::event::{AttrValue, Event};
+
+/// A value kept by `last()`: numbers and short text only (bounded size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub enum Val {
+    #[default]
+    None,
+    Num(f64),
+    Text(SmolStr),
+    Bool(bool),
+}
+
+impl Val {
+    pub fn from_attr(v: Option<&AttrValue>) -> Val {
+        match v {
+            Some(AttrValue::Int(i)) => Val::Num(*i as f64),
+            Some(AttrValue::Float(f)) => Val::Num(*f),
+            Some(AttrValue::Bool(b)) => Val::Bool(*b),
+            // Long text is cut: state must stay small whatever events carry.
+            Some(AttrValue::Str(s)) => Val::Text(if s.len() > 64 {
+                SmolStr::new(&s[..s.floor_char_boundary(64)])
+            } else {
+                s.clone()
+            }),
+            _ => Val::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub idx: u32,
+    pub val: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowData {
+    pub fp: u32,
+    pub buckets: SmallVec<[Bucket; 2]>,
+    /// For distinct counts: (bucket idx, value hash), capped.
+    pub seen: Vec<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarData {
+    pub fp: u32,
+    pub period: i32,
+    pub val: f64,
+    pub prev_period: i32,
+    pub prev_val: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastData {
+    pub fp: u32,
+    pub ts: i64,
+    pub val: Val,
+    pub prev: Val,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinceData {
+    pub fp: u32,
+    pub reset_ts: i64,
+    pub count: u32,
+}
+
+/// Distinct values remembered per window at most; beyond it counts saturate.
+pub const MAX_DISTINCT: usize = 64;
+/// Recent event ids remembered for de-duplication.
+pub const RECENT_IDS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SubscriberState {
+    /// Latest event time seen (epoch seconds); lateness is measured against it.
+    pub watermark: i64,
+    pub windows: Vec<WindowData>,
+    pub calendars: Vec<CalendarData>,
+    pub lasts: Vec<LastData>,
+    pub since: Vec<SinceData>,
+    /// (rule+offer key, epoch until which the cooldown holds).
+    pub cooldowns: Vec<(u32, i64)>,
+    /// Hashes of recent event ids, newest last.
+    pub recent_ids: SmallVec<[u64; RECENT_IDS]>,
+    /// Marketing messages sent on the local day `sent_day`.
+    pub sent_day: i32,
+    pub sent_today: u16,
+    /// Time of the last complaint (0 = never); sales offers are held back after one.
+    pub last_complaint: i64,
+}
+
+pub fn id_hash(id: &str) -> u64 {
+    // FNV-1a 64: stable across runs, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn value_hash(v: Option<&AttrValue>) -> u32 {
+    let text = v.map(|v| v.to_string()).unwrap_or_default();
+    id_hash(&text) as u32
+}
+
+impl SubscriberState {
+    pub fn seen(&self, id: &str) -> bool {
+        self.recent_ids.contains(&id_hash(id))
+    }
+
+    pub fn remember(&mut self, id: &str) {
+        if self.recent_ids.len() == RECENT_IDS {
+            self.recent_ids.remove(0);
+        }
+        self.recent_ids.push(id_hash(id));
+    }
+
+    /// Phase 1: aggregates that include the current event (windows, calendars, since-counts).
+    pub fn apply_aggregates(
+        &mut self,
+        spec: &StateSpec,
+        ev: &Event,
+        local_day: i32,
+        local_month: i32,
+        lateness: i64,
+    ) {
+        let Some(upd) = spec.updates_for(ev.kind.as_str()) else {
+            return;
+        };
+        let now = ev.epoch();
+        let horizon = self.watermark.max(now);
+        for (fp, def, filter) in &upd.windows {
+            if !Filter::passes(filter, ev) {
+                continue;
+            }
+            let SeriesDef::Window {
+                attr,
+                agg,
+                span_secs,
+                ..
+            } = def
+            else {
+                continue;
+            };
+            let width = SeriesDef::bucket_secs(*span_secs);
+            let idx = now.div_euclid(width) as u32;
+            let keep_from = (horizon - span_secs - lateness).div_euclid(width) as u32;
+            let value = match agg {
+                Agg::Count => 1.0,
+                _ => match attr
+                    .as_deref()
+                    .and_then(|a| ev.attr(a))
+                    .and_then(|v| v.as_f64())
+                {
+                    Some(v) => v,
+                    None if *agg == Agg::Distinct => 0.0,
+                    None => continue,
+                },
+            };
+            let w = self.window_mut(*fp);
+            w.buckets.retain(|b| b.idx >= keep_from);
+            w.seen.retain(|(i, _)| *i >= keep_from);
+            if *agg == Agg::Distinct {
+                let h = value_hash(attr.as_deref().and_then(|a| ev.attr(a)));
+                if let Some(s) = w.seen.iter_mut().find(|(_, vh)| *vh == h) {
+                    s.0 = s.0.max(idx);
+                } else {
+                    if w.seen.len() >= MAX_DISTINCT {
+                        w.seen.remove(0);
+                    }
+                    w.seen.push((idx, h));
+                }
+                continue;
+            }
+            match w.buckets.iter_mut().find(|b| b.idx == idx) {
+                Some(b) => {
+                    b.val = match agg {
+                        Agg::Min => b.val.min(value),
+                        Agg::Max => b.val.max(value),
+                        _ => b.val + value,
+                    }
+                }
+                None => {
+                    let pos = w
+                        .buckets
+                        .iter()
+                        .position(|b| b.idx > idx)
+                        .unwrap_or(w.buckets.len());
+                    w.buckets.insert(pos, Bucket { idx, val: value });
+                }
+            }
+        }
+        for (fp, def, filter) in &upd.calendars {
+            if !Filter::passes(filter, ev) {
+                continue;
+            }
+            let SeriesDef::Calendar { attr, unit, .. } = def else {
+                continue;
+            };
+            let value = match attr.as_deref() {
+                None => 1.0,
+                Some(a) => match ev.attr(a).and_then(|v| v.as_f64()) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            let period = match unit {
+                Calendar::Day => local_day,
+                Calendar::Month => local_month,
+            };
+            let c = self.calendar_mut(*fp);
+            if period == c.period {
+                c.val += value;
+            } else if period > c.period {
+                // Only the immediately preceding period is "last month".
+                let (pp, pv) = if period == c.period + 1 {
+                    (c.period, c.val)
+                } else {
+                    (period - 1, 0.0)
+                };
+                *c = CalendarData {
+                    fp: *fp,
+                    period,
+                    val: value,
+                    prev_period: pp,
+                    prev_val: pv,
+                };
+            } else if period == c.prev_period {
+                c.prev_val += value;
+            }
+        }
+        for (fp, filter) in &upd.since_inc {
+            if !Filter::passes(filter, ev) {
+                continue;
+            }
+            let s = self.since_mut(*fp);
+            if now >= s.reset_ts {
+                s.count += 1;
+            }
+        }
+    }
+
+    /// Phase 2: history that describes what came before the current event.
+    pub fn apply_history(&mut self, spec: &StateSpec, ev: &Event) {
+        let now = ev.epoch();
+        if let Some(upd) = spec.updates_for(ev.kind.as_str()) {
+            for (fp, def, filter) in &upd.lasts {
+                if !Filter::passes(filter, ev) {
+                    continue;
+                }
+                let SeriesDef::Last { attr, .. } = def else {
+                    continue;
+                };
+                let val = match attr.as_deref() {
+                    None => Val::None,
+                    Some(a) => Val::from_attr(ev.attr(a)),
+                };
+                let l = self.last_mut(*fp);
+                // A late event does not overwrite a newer "last".
+                if now >= l.ts {
+                    l.prev = std::mem::replace(&mut l.val, val);
+                    l.ts = now;
+                }
+            }
+            for (fp, filter) in &upd.since_reset {
+                if !Filter::passes(filter, ev) {
+                    continue;
+                }
+                let s = self.since_mut(*fp);
+                if now >= s.reset_ts {
+                    s.reset_ts = now;
+                    s.count = 0;
+                }
+            }
+        }
+        self.watermark = self.watermark.max(now);
+        self.remember(&ev.id);
+    }
+
+    fn window_mut(&mut self, fp: u32) -> &mut WindowData {
+        let pos = match self.windows.iter().position(|w| w.fp == fp) {
+            Some(p) => p,
+            None => {
+                self.windows.push(WindowData {
+                    fp,
+                    buckets: SmallVec::new(),
+                    seen: Vec::new(),
+                });
+                self.windows.len() - 1
+            }
+        };
+        &mut self.windows[pos]
+    }
+
+    fn calendar_mut(&mut self, fp: u32) -> &mut CalendarData {
+        let pos = match self.calendars.iter().position(|w| w.fp == fp) {
+            Some(p) => p,
+            None => {
+                self.calendars.push(CalendarData {
+                    fp,
+                    period: i32::MIN + 1,
+                    val: 0.0,
+                    prev_period: i32::MIN,
+                    prev_val: 0.0,
+                });
+                self.calendars.len() - 1
+            }
+        };
+        &mut self.calendars[pos]
+    }
+
+    fn last_mut(&mut self, fp: u32) -> &mut LastData {
+        let pos = match self.lasts.iter().position(|w| w.fp == fp) {
+            Some(p) => p,
+            None => {
+                self.lasts.push(LastData {
+                    fp,
+                    ts: i64::MIN,
+                    val: Val::None,
+                    prev: Val::None,
+                });
+                self.lasts.len() - 1
+            }
+        };
+        &mut self.lasts[pos]
+    }
+
+    fn since_mut(&mut self, fp: u32) -> &mut SinceData {
+        let pos = match self.since.iter().position(|w| w.fp == fp) {
+            Some(p) => p,
+            None => {
+                self.since.push(SinceData {
+                    fp,
+                    reset_ts: i64::MIN,
+                    count: 0,
+                });
+                self.since.len() - 1
+            }
+        };
+        &mut self.since[pos]
+    }
+
+    // ---- queries (all relative to `now`, the current event's time) ----
+
+    /// Sliding-window aggregate over (now - span, now].
+    pub fn window(&self, def: &SeriesDef, now: i64) -> f64 {
+        let SeriesDef::Window { agg, span_secs, .. } = def else {
+            return 0.0;
+        };
+        let fp = def.fingerprint();
+        let Some(w) = self.windows.iter().find(|w| w.fp == fp) else {
+            return if *agg == Agg::Min || *agg == Agg::Max {
+                f64::NAN
+            } else {
+                0.0
+            };
+        };
+        let width = SeriesDef::bucket_secs(*span_secs);
+        let hi = now.div_euclid(width);
+        let lo = (now - span_secs).div_euclid(width);
+        let in_range = |idx: u32| (idx as i64) > lo && (idx as i64) <= hi;
+        match agg {
+            Agg::Distinct => w.seen.iter().filter(|(i, _)| in_range(*i)).count() as f64,
+            Agg::Min => w
+                .buckets
+                .iter()
+                .filter(|b| in_range(b.idx))
+                .map(|b| b.val)
+                .fold(f64::NAN, f64::min),
+            Agg::Max => w
+                .buckets
+                .iter()
+                .filter(|b| in_range(b.idx))
+                .map(|b| b.val)
+                .fold(f64::NAN, f64::max),
+            _ => w
+                .buckets
+                .iter()
+                .filter(|b| in_range(b.idx))
+                .map(|b| b.val)
+                .sum(),
+        }
+    }
+
+    /// Calendar aggregate for `period` (a local day or month number).
+    pub fn calendar(&self, def: &SeriesDef, period: i32) -> f64 {
+        let fp = def.fingerprint();
+        match self.calendars.iter().find(|c| c.fp == fp) {
+            Some(c) if c.period == period => c.val,
+            Some(c) if c.prev_period == period => c.prev_val,
+            _ => 0.0,
+        }
+    }
+
+    pub fn last(&self, def: &SeriesDef) -> Option<&LastData> {
+        let fp = def.fingerprint();
+        self.lasts.iter().find(|l| l.fp == fp && l.ts != i64::MIN)
+    }
+
+    pub fn count_since(&self, def: &SeriesDef) -> u32 {
+        let fp = def.fingerprint();
+        self.since
+            .iter()
+            .find(|s| s.fp == fp)
+            .map(|s| s.count)
+            .unwrap_or(0)
+    }
+
+    /// Drops series no rule reads any more (after a rule set change).
+    pub fn retain_spec(&mut self, spec: &StateSpec) {
+        let live: Vec<u32> = spec.defs.iter().map(SeriesDef::fingerprint).collect();
+        self.windows.retain(|w| live.contains(&w.fp));
+        self.calendars.retain(|w| live.contains(&w.fp));
+        self.lasts.retain(|w| live.contains(&w.fp));
+        self.since.retain(|w| live.contains(&w.fp));
+    }
+
+    /// Approximate bytes held in memory for this subscriber (struct + heap).
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let spill =
+            |cap: usize, inline: usize, elem: usize| if cap > inline { cap * elem } else { 0 };
+        size_of::<Self>()
+            + self.windows.capacity() * size_of::<WindowData>()
+            + self
+                .windows
+                .iter()
+                .map(|w| {
+                    spill(w.buckets.capacity(), 2, size_of::<Bucket>()) + w.seen.capacity() * 8
+                })
+                .sum::<usize>()
+            + self.calendars.capacity() * size_of::<CalendarData>()
+            + self.lasts.capacity() * size_of::<LastData>()
+            + self.since.capacity() * size_of::<SinceData>()
+            + self.cooldowns.capacity() * 16
+            + spill(self.recent_ids.capacity(), RECENT_IDS, 8)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("state always encodes")
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
+        bincode::serde::decode_from_slice(b, bincode::config::standard())
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string())
+    }
+}

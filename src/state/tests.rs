@@ -1,0 +1,262 @@
+use super::*;
+use crate::event::decode;
+
+fn ev(ty: &str, ts: &str, attrs: &str) -> crate::event::Event {
+    let json = format!(
+        r#"{{"id":"{ty}-{ts}","type":"{ty}","msisdn":"8613900000001","ts":"{ts}","attrs":{attrs}}}"#
+    );
+    decode(json.as_bytes()).unwrap()
+}
+
+fn count(ty: &str, span: i64) -> SeriesDef {
+    SeriesDef::Window {
+        ty: ty.into(),
+        attr: None,
+        agg: Agg::Count,
+        span_secs: span,
+    }
+}
+
+fn apply(st: &mut SubscriberState, spec: &StateSpec, e: &crate::event::Event) {
+    st.apply_aggregates(spec, e, 0, 0, 3600);
+    st.apply_history(spec, e);
+}
+
+#[test]
+fn sliding_count_includes_current_and_forgets_old() {
+    let def = count("sms", 86400);
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    for h in 0..5 {
+        let e = ev("sms", &format!("2026-11-23T{:02}:00:00Z", h + 1), "{}");
+        apply(&mut st, &spec, &e);
+    }
+    let now = ev("sms", "2026-11-23T06:00:00Z", "{}").epoch();
+    assert_eq!(st.window(&def, now), 5.0);
+    // A day and a bit later the window is empty again.
+    let later = ev("sms", "2026-11-24T07:30:00Z", "{}").epoch();
+    assert_eq!(st.window(&def, later), 0.0);
+}
+
+#[test]
+fn sums_min_max_distinct() {
+    let sum = SeriesDef::Window {
+        ty: "topup".into(),
+        attr: Some("amount_cents".into()),
+        agg: Agg::Sum,
+        span_secs: 30 * 86400,
+    };
+    let max = SeriesDef::Window {
+        ty: "topup".into(),
+        attr: Some("amount_cents".into()),
+        agg: Agg::Max,
+        span_secs: 30 * 86400,
+    };
+    let min = SeriesDef::Window {
+        ty: "topup".into(),
+        attr: Some("amount_cents".into()),
+        agg: Agg::Min,
+        span_secs: 30 * 86400,
+    };
+    let distinct = SeriesDef::Window {
+        ty: "topup".into(),
+        attr: Some("channel".into()),
+        agg: Agg::Distinct,
+        span_secs: 30 * 86400,
+    };
+    let spec = StateSpec::new([sum.clone(), max.clone(), min.clone(), distinct.clone()]);
+    let mut st = SubscriberState::default();
+    for (d, amt, ch) in [(1, 1000, "app"), (5, 5000, "ussd"), (9, 2000, "app")] {
+        let e = ev(
+            "topup",
+            &format!("2026-11-{d:02}T10:00:00Z"),
+            &format!(r#"{{"amount_cents":{amt},"channel":"{ch}"}}"#),
+        );
+        apply(&mut st, &spec, &e);
+    }
+    let now = ev("topup", "2026-11-10T00:00:00Z", "{}").epoch();
+    assert_eq!(st.window(&sum, now), 8000.0);
+    assert_eq!(st.window(&max, now), 5000.0);
+    assert_eq!(st.window(&min, now), 1000.0);
+    assert_eq!(st.window(&distinct, now), 2.0);
+}
+
+#[test]
+fn late_events_land_in_their_window() {
+    let def = count("call", 3600);
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    apply(&mut st, &spec, &ev("call", "2026-11-23T10:00:00Z", "{}"));
+    // Arrives after the 10:00 one but happened at 09:50.
+    apply(&mut st, &spec, &ev("call", "2026-11-23T09:50:00Z", "{}"));
+    let at_0955 = ev("call", "2026-11-23T09:55:00Z", "{}").epoch();
+    assert_eq!(
+        st.window(&def, at_0955),
+        1.0,
+        "only the 09:50 call is before 09:55"
+    );
+    let at_1000 = ev("call", "2026-11-23T10:00:00Z", "{}").epoch();
+    assert_eq!(st.window(&def, at_1000), 2.0);
+}
+
+#[test]
+fn count_since_resets_on_the_other_type() {
+    let def = SeriesDef::CountSince {
+        ty: "missed_call".into(),
+        reset: "power_off".into(),
+    };
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    apply(
+        &mut st,
+        &spec,
+        &ev("missed_call", "2026-11-23T08:00:00Z", "{}"),
+    );
+    apply(
+        &mut st,
+        &spec,
+        &ev("power_off", "2026-11-23T09:00:00Z", "{}"),
+    );
+    assert_eq!(st.count_since(&def), 0);
+    for m in 1..=3 {
+        apply(
+            &mut st,
+            &spec,
+            &ev(
+                "missed_call",
+                &format!("2026-11-23T09:{:02}:00Z", m * 10),
+                "{}",
+            ),
+        );
+    }
+    assert_eq!(st.count_since(&def), 3);
+}
+
+#[test]
+fn last_keeps_previous_value_and_ignores_older() {
+    let def = SeriesDef::Last {
+        ty: "bill".into(),
+        attr: Some("amount_cents".into()),
+    };
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    apply(
+        &mut st,
+        &spec,
+        &ev("bill", "2026-10-01T00:00:00Z", r#"{"amount_cents":10000}"#),
+    );
+    apply(
+        &mut st,
+        &spec,
+        &ev("bill", "2026-11-01T00:00:00Z", r#"{"amount_cents":13500}"#),
+    );
+    apply(
+        &mut st,
+        &spec,
+        &ev("bill", "2026-09-01T00:00:00Z", r#"{"amount_cents":1}"#),
+    );
+    let l = st.last(&def).unwrap();
+    assert_eq!(l.val, Val::Num(13500.0));
+    assert_eq!(l.prev, Val::Num(10000.0));
+}
+
+#[test]
+fn calendar_rolls_to_previous_period() {
+    let def = SeriesDef::Calendar {
+        ty: "bill".into(),
+        attr: Some("amount_cents".into()),
+        unit: Calendar::Month,
+    };
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    let e1 = ev("bill", "2026-10-05T00:00:00Z", r#"{"amount_cents":100}"#);
+    st.apply_aggregates(&spec, &e1, 0, 10, 3600);
+    let e2 = ev("bill", "2026-11-05T00:00:00Z", r#"{"amount_cents":250}"#);
+    st.apply_aggregates(&spec, &e2, 0, 11, 3600);
+    assert_eq!(st.calendar(&def, 11), 250.0);
+    assert_eq!(st.calendar(&def, 10), 100.0);
+    assert_eq!(st.calendar(&def, 9), 0.0);
+}
+
+#[test]
+fn duplicate_ids_are_remembered_boundedly() {
+    let mut st = SubscriberState::default();
+    for i in 0..20 {
+        st.remember(&format!("e{i}"));
+    }
+    assert!(st.seen("e19"));
+    assert!(!st.seen("e0"), "only the most recent ids are kept");
+    assert_eq!(st.recent_ids.len(), 8);
+}
+
+#[test]
+fn state_round_trips_and_stays_small() {
+    let def = count("sms", 86400);
+    let spec = StateSpec::new([
+        def.clone(),
+        SeriesDef::Last {
+            ty: "sms".into(),
+            attr: Some("peer".into()),
+        },
+    ]);
+    let mut st = SubscriberState::default();
+    for h in 0..10 {
+        apply(
+            &mut st,
+            &spec,
+            &ev(
+                "sms",
+                &format!("2026-11-23T{:02}:00:00Z", h),
+                r#"{"peer":"8613900000002"}"#,
+            ),
+        );
+    }
+    let bytes = st.to_bytes();
+    assert_eq!(SubscriberState::from_bytes(&bytes).unwrap(), st);
+    assert!(st.approx_bytes() < 1024, "{}", st.approx_bytes());
+    assert!(SubscriberState::from_bytes(b"\xff\xff garbage").is_err());
+}
+
+#[test]
+fn buckets_stay_bounded_over_a_long_stream() {
+    let def = count("data_session", 3600);
+    let spec = StateSpec::new([def.clone()]);
+    let mut st = SubscriberState::default();
+    let start = ev("data_session", "2026-11-01T00:00:00Z", "{}");
+    for i in 0..10_000i64 {
+        let mut e = start.clone();
+        e.ts += chrono::Duration::seconds(i * 37);
+        e.id = format!("d{i}").into();
+        apply(&mut st, &spec, &e);
+    }
+    // 1 h window + 1 h lateness in 150 s buckets: ~49 buckets at most.
+    assert!(
+        st.windows[0].buckets.len() <= 50,
+        "{}",
+        st.windows[0].buckets.len()
+    );
+}
+
+#[test]
+fn filtered_series_count_only_matching_events() {
+    let intl = SeriesDef::Window {
+        ty: "call[international=true]".into(),
+        attr: None,
+        agg: Agg::Count,
+        span_secs: 7 * 86400,
+    };
+    let all = count("call", 7 * 86400);
+    let spec = StateSpec::new([intl.clone(), all.clone()]);
+    let mut st = SubscriberState::default();
+    for (i, international) in [true, false, true, false, false].iter().enumerate() {
+        let e = ev(
+            "call",
+            &format!("2026-11-2{}T10:00:00Z", i + 1),
+            &format!(r#"{{"international":{international}}}"#),
+        );
+        apply(&mut st, &spec, &e);
+    }
+    let now = ev("call", "2026-11-26T12:00:00Z", "{}").epoch();
+    assert_eq!(st.window(&intl, now), 2.0);
+    assert_eq!(st.window(&all, now), 5.0);
+}

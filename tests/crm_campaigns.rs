@@ -1,0 +1,457 @@
+//! Segments, campaigns and launches through the real engine, on SQLite and PostgreSQL.
+
+mod common;
+mod real_engine;
+
+use common::world::{id, world};
+use common::{on_both, TestApp};
+use real_engine::on_both_engine;
+use serde_json::{json, Value};
+
+/// c1 gold / churn 0.8 (am1, T1, East), c2 gold / churn 0.1 (am2, T1, East),
+/// c3 platinum / churn 0.9 (am3, T2, West).
+async fn set_facts(t: &TestApp, w: &common::world::World) {
+    for (c, tier, churn) in [
+        (&w.c1, "gold", 0.8),
+        (&w.c2, "gold", 0.1),
+        (&w.c3, "platinum", 0.9),
+    ] {
+        t.patch(
+            t.admin(),
+            &format!("/api/v1/customers/{c}"),
+            json!({"value_tier": tier, "churn_score": churn, "version": 1}),
+        )
+        .await
+        .expect(200);
+    }
+}
+
+fn period() -> (String, String) {
+    let now = chrono::Utc::now();
+    (
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::days(7)).to_rfc3339(),
+    )
+}
+
+async fn campaign(t: &TestApp, token: &str, segment: &str, channels: Value) -> Value {
+    let (start, end) = period();
+    t.post(
+        token,
+        "/api/v1/campaigns",
+        json!({"name": format!("Winback {}", uuid::Uuid::new_v4()), "segment_id": segment,
+            "budget_cents": 500000, "offer_code": "DATA10", "message": "Hi {name}, 10GB for you",
+            "channels": channels, "rule_ids": ["vip-tier-up"], "start_at": start, "end_at": end}),
+    )
+    .await
+    .expect(201)
+}
+
+async fn go(t: &TestApp, token: &str, campaign: &str, to: &str) -> common::Resp {
+    t.post(
+        token,
+        &format!("/api/v1/campaigns/{campaign}/transition"),
+        json!({"to": to, "note": format!("to {to}")}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn segment_criteria_are_validated_and_counted_within_scope() {
+    on_both(async |t| {
+        let w = world(t).await;
+        set_facts(t, &w).await;
+        let mk = &w.marketer.token;
+        let bad = |criteria: Value| json!({"name": "bad", "criteria": criteria});
+        for (criteria, field) in [
+            (
+                json!({"all": [{"field": "value_tier", "op": "=", "value": "gold"}, {"field": "password", "op": "=", "value": "x"}]}),
+                "criteria.all[1].field",
+            ),
+            (
+                json!({"all": [{"field": "churn_score", "op": ">=", "value": "high"}]}),
+                "criteria.all[0].value",
+            ),
+            (
+                json!({"any": [{"field": "value_tier", "op": "like", "value": "g%"}]}),
+                "criteria.any[0].op",
+            ),
+            (
+                json!({"all": [{"history": "accepted_offers_7y", "op": ">=", "value": 1}]}),
+                "criteria.all[0].history",
+            ),
+            (json!({"all": []}), "criteria.all"),
+            (json!("value_tier = 'gold'"), "criteria"),
+        ] {
+            t.post(mk, "/api/v1/segments", bad(criteria))
+                .await
+                .expect_field(field);
+        }
+        t.post(
+            &w.agent.token,
+            "/api/v1/segments",
+            json!({"name": "x", "criteria": {"all": [{"field": "plan", "op": "=", "value": "basic_39"}]}}),
+        )
+        .await
+        .expect(403);
+
+        let seg = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "At-risk high value", "criteria": {"all": [
+                    {"field": "value_tier", "op": "in", "value": ["gold", "platinum"]},
+                    {"field": "churn_score", "op": ">=", "value": 0.5},
+                    {"field": "tenure_months", "op": ">=", "value": 0},
+                    {"not": {"field": "plan", "op": "=", "value": "unlimited_199"}},
+                    {"any": [{"history": "accepted_offers_90d", "op": "=", "value": 0},
+                             {"field": "region_id", "op": "!=", "value": "nowhere"}]}
+                ]}}),
+            )
+            .await
+            .expect(201);
+        let sid = id(&seg);
+        let count = |token: String| {
+            let path = format!("/api/v1/segments/{sid}/count");
+            async move { t.post(&token, &path, json!({})).await.expect(200) }
+        };
+        let all = count(mk.clone()).await;
+        assert_eq!((all["customers"].as_i64(), all["lines"].as_i64()), (Some(2), Some(2)), "{all}");
+        // The team lead of T1 and the head of East only see c1.
+        for token in [w.lead.token.clone(), w.head.token.clone()] {
+            let n = count(token).await;
+            assert_eq!(n["lines"], 1, "{n}");
+        }
+        let preview = t
+            .get(mk, &format!("/api/v1/segments/{sid}/preview?limit=5"))
+            .await
+            .expect(200);
+        let mut msisdns: Vec<&str> = preview["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msisdn"].as_str().unwrap())
+            .collect();
+        msisdns.sort();
+        assert_eq!(msisdns, ["8613900001001", "8613900001003"]);
+        assert!(preview["items"][0]["customer_id"].is_string());
+        let lead_view = t
+            .get(&w.lead.token, &format!("/api/v1/segments/{sid}/preview"))
+            .await
+            .expect(200);
+        assert_eq!(lead_view["items"][0]["customer_id"], w.c1.as_str());
+        assert_eq!(lead_view["items"].as_array().unwrap().len(), 1);
+        t.get(mk, &format!("/api/v1/segments/{sid}/preview?limit=0"))
+            .await
+            .expect_field("limit");
+        t.get(&w.agent.token, &format!("/api/v1/segments/{sid}/preview"))
+            .await
+            .expect(403);
+
+        // A history criterion runs on both databases: nobody accepted anything yet.
+        let hist = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Recent acceptors", "criteria": {"all": [{"history": "accepted_offers_90d", "op": ">=", "value": 1}]}}),
+            )
+            .await
+            .expect(201);
+        let n = count_of(t, mk, &id(&hist)).await;
+        assert_eq!(n, 0);
+
+        // By the account manager's team: T2 holds only c3.
+        let teams: Value = t.get(t.admin(), "/api/v1/teams").await.expect(200);
+        let t2 = teams["items"]
+            .as_array()
+            .or(teams.as_array())
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "T2")
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .unwrap();
+        let by_team = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "West team", "criteria": {"all": [{"field": "team_id", "op": "in", "value": [t2]}]}}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(count_of(t, mk, &id(&by_team)).await, 1);
+
+        // `not` over a NULL column keeps the row: nobody has an industry here.
+        let not_finance = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Not finance", "criteria": {"not": {"field": "industry", "op": "=", "value": "finance"}}}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(count_of(t, mk, &id(&not_finance)).await, 3);
+
+        // Updates revalidate and are versioned.
+        t.patch(
+            mk,
+            &format!("/api/v1/segments/{sid}"),
+            json!({"criteria": {"all": [{"field": "arpu_cents", "op": ">=", "value": 1.5}]}, "version": 1}),
+        )
+        .await
+        .expect_field("criteria.all[0].value");
+        let updated = t
+            .patch(
+                mk,
+                &format!("/api/v1/segments/{sid}"),
+                json!({"criteria": {"all": [{"field": "value_tier", "op": "=", "value": "gold"}]}, "version": 1}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(updated["version"], 2);
+        assert_eq!(count_of(t, mk, &sid).await, 2);
+    })
+    .await;
+}
+
+async fn count_of(t: &TestApp, token: &str, segment: &str) -> i64 {
+    t.post(
+        token,
+        &format!("/api/v1/segments/{segment}/count"),
+        json!({}),
+    )
+    .await
+    .expect(200)["lines"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn campaign_lifecycle_needs_a_second_person_to_approve() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let mk = &w.marketer.token;
+        let seg = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Everyone", "criteria": {"all": [{"field": "tenure_months", "op": ">=", "value": 0}]}}),
+            )
+            .await
+            .expect(201);
+        let sid = id(&seg);
+        let (start, end) = period();
+        let base = json!({"name": "Bad", "segment_id": sid, "offer_code": "DATA10", "message": "m",
+            "channels": ["sms"], "start_at": start, "end_at": end});
+        for (patch, field) in [
+            (json!({"control_pct": 10}), "control_pct"),
+            (json!({"channels": ["fax"]}), "channels[0]"),
+            (json!({"end_at": start}), "end_at"),
+            (json!({"segment_id": "nope"}), "segment_id"),
+            (json!({"budget_cents": -1}), "budget_cents"),
+            (json!({"rule_ids": ["vip-tier-up", "no-such-rule"]}), "rule_ids[1]"),
+        ] {
+            let mut body = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            t.post(mk, "/api/v1/campaigns", body)
+                .await
+                .expect_field(field);
+        }
+        t.post(&w.lead.token, "/api/v1/campaigns", base.clone())
+            .await
+            .expect(403);
+
+        let c = campaign(t, mk, &sid, json!(["sms"])).await;
+        let cid = id(&c);
+        assert_eq!(c["state"], "plan");
+        assert_eq!(c["control_pct"], 0);
+        // Illegal moves are conflicts.
+        go(t, &w.lead.token, &cid, "approved").await.expect(409);
+        t.post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(409);
+        go(t, mk, &cid, "completed").await.expect(409);
+        go(t, mk, &cid, "sideways").await.expect_field("to");
+
+        let sub = go(t, mk, &cid, "submitted").await.expect(200);
+        assert_eq!(sub["submitted_by"], w.marketer.id.as_str());
+        // Marketers cannot approve; nobody edits a submitted campaign.
+        go(t, mk, &cid, "approved").await.expect(403);
+        t.patch(
+            mk,
+            &format!("/api/v1/campaigns/{cid}"),
+            json!({"budget_cents": 1, "version": sub["version"]}),
+        )
+        .await
+        .expect(409);
+        let approved = go(t, &w.lead.token, &cid, "approved").await.expect(200);
+        assert_eq!(approved["decided_by"], w.lead.id.as_str());
+        go(t, mk, &cid, "active").await.expect(409);
+        go(t, mk, &cid, "plan").await.expect(409);
+
+        // An admin holds both permissions but cannot approve their own campaign.
+        let own = campaign(t, t.admin(), &sid, json!(["sms"])).await;
+        let oid = id(&own);
+        go(t, t.admin(), &oid, "submitted").await.expect(200);
+        go(t, t.admin(), &oid, "approved").await.expect(403);
+        go(t, &w.head.token, &oid, "rejected").await.expect(200);
+        go(t, t.admin(), &oid, "plan").await.expect(200);
+        let edited = t
+            .patch(
+                t.admin(),
+                &format!("/api/v1/campaigns/{oid}"),
+                json!({"budget_cents": 100, "version": 4}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(edited["budget_cents"], 100);
+        go(t, t.admin(), &oid, "cancelled").await.expect(200);
+        go(t, t.admin(), &oid, "plan").await.expect(409);
+
+        let history = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/history"))
+            .await
+            .expect(200);
+        let states: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["to_state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["plan", "submitted", "approved"]);
+        let list = t
+            .get(mk, "/api/v1/campaigns?state=approved")
+            .await
+            .expect(200);
+        assert_eq!(list["total"], 1);
+        t.get(&w.agent.token, "/api/v1/campaigns").await.expect(403);
+        let results = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/results"))
+            .await
+            .expect(200);
+        assert_eq!(results["decided"], 0);
+        assert!(results["uplift"].is_null());
+
+        // Launching makes it active; the lead (no ManageCampaigns) cannot launch.
+        t.post(&w.lead.token, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(403);
+        let run = t
+            .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(200);
+        assert_eq!(run["targeted"], 3, "{run}");
+        let active = t.get(mk, &format!("/api/v1/campaigns/{cid}")).await.expect(200);
+        assert_eq!(active["state"], "active");
+        go(t, mk, &cid, "completed").await.expect(200);
+        go(t, mk, &cid, "cancelled").await.expect(409);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn launch_sends_to_the_segment_through_the_engine() {
+    on_both_engine(async |t| {
+        let w = world(t).await;
+        let mk = &w.marketer.token;
+        // c2 refused marketing by SMS.
+        t.post(
+            t.admin(),
+            &format!("/api/v1/customers/{}/consents", w.c2),
+            json!({"channel": "sms", "purpose": "marketing", "granted": false}),
+        )
+        .await
+        .expect(201);
+        t.post(
+            t.admin(),
+            "/api/v1/catalog/offerings",
+            json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
+        )
+        .await
+        .expect(201);
+        let seg = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
+            )
+            .await
+            .expect(201);
+        let c = campaign(t, mk, &id(&seg), json!(["sms"])).await;
+        let cid = id(&c);
+        go(t, mk, &cid, "submitted").await.expect(200);
+        go(t, &w.lead.token, &cid, "approved").await.expect(200);
+        let run = t
+            .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(200);
+        assert_eq!(run["targeted"], 3, "{run}");
+        assert_eq!(run["decided"], 3, "{run}");
+        assert_eq!(run["sent"], 2, "{run}");
+        assert_eq!(run["suppressed"], 1, "{run}");
+        assert_eq!(run["suppressed_by_reason"]["opt_out"], 1, "{run}");
+        assert_eq!(run["batches"], 1);
+        let now = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}"))
+            .await
+            .expect(200);
+        assert_eq!(now["state"], "active");
+        let runs = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/runs"))
+            .await
+            .expect(200);
+        assert_eq!(runs.as_array().unwrap().len(), 1);
+
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT msisdn, rule_id, status, reason FROM recommendations WHERE campaign_id = $1 ORDER BY msisdn",
+        )
+        .bind(&cid)
+        .fetch_all(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        for (msisdn, rule, status, reason) in &rows {
+            assert_eq!(rule, &format!("campaign:{cid}"));
+            if msisdn == "8613900001002" {
+                assert_eq!(status, "suppressed");
+                assert_eq!(reason.as_deref(), Some("opt_out"));
+            } else {
+                assert!(matches!(status.as_str(), "queued" | "sent" | "delivered"), "{status}");
+            }
+        }
+
+        // Close the loop: c1 accepts.
+        let (rec_id,): (String,) = sqlx::query_as(
+            "SELECT id FROM recommendations WHERE campaign_id = $1 AND msisdn = '8613900001001'",
+        )
+        .bind(&cid)
+        .fetch_one(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        t.app
+            .state
+            .offers
+            .respond(&rec_id, kairos::ports::Status::Accepted, "test", None)
+            .await
+            .unwrap();
+        let results = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/results"))
+            .await
+            .expect(200);
+        assert_eq!(results["decided"], 3, "{results}");
+        assert_eq!(results["sent"], 2, "{results}");
+        assert_eq!(results["suppressed"], 1, "{results}");
+        assert_eq!(results["accepted"], 1, "{results}");
+        assert_eq!(results["declined"], 0, "{results}");
+        assert_eq!(results["revenue_cents"], 1500, "{results}");
+        assert!(results["uplift"].is_null());
+
+        // Completed campaigns cannot be launched again.
+        go(t, mk, &cid, "completed").await.expect(200);
+        t.post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(409);
+    })
+    .await;
+}

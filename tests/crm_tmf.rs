@@ -1,0 +1,254 @@
+//! TMF680 queryProductRecommendation and TMF681 communicationMessage round trips.
+
+mod common;
+mod real_engine;
+
+use common::on_both;
+use common::world::world;
+use kairos::ports::{Recommendation, Status};
+use real_engine::on_both_engine;
+use serde_json::json;
+
+const TMF680: &str = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
+const TMF681: &str = "/tmf-api/communicationManagement/v4/communicationMessage";
+
+fn offer(
+    id: &str,
+    msisdn: &str,
+    code: &str,
+    channel: &str,
+    score: f64,
+    status: Status,
+    valid_days: i64,
+) -> Recommendation {
+    let now = chrono::Utc::now().fixed_offset();
+    Recommendation {
+        id: id.into(),
+        msisdn: msisdn.parse().unwrap(),
+        rule_id: "roaming".into(),
+        offer_code: code.into(),
+        channel: channel.into(),
+        message: "m".into(),
+        score,
+        trigger_event_id: Some("e1".into()),
+        campaign_id: None,
+        request_id: None,
+        decided_at: now,
+        expires_at: now + chrono::Duration::days(valid_days),
+        status,
+        reason: None,
+    }
+}
+
+#[tokio::test]
+async fn tmf680_recommends_ranked_current_offers_for_a_party() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let po = t
+            .post(
+                t.admin(),
+                "/api/v1/catalog/offerings",
+                json!({"code": "ROAM_JP", "name": "Japan roaming pass", "offering_type": "addon", "price_cents": 3000}),
+            )
+            .await
+            .expect(201);
+        {
+            let mut recs = t.offers.recs.lock().unwrap();
+            recs.push(offer("r-low", "8613900001001", "DATA10", "sms", 0.4, Status::Sent, 3));
+            recs.push(offer("r-high", "8613900001001", "ROAM_JP", "portal", 0.9, Status::Queued, 3));
+            recs.push(offer("r-old", "8613900001001", "OLD", "sms", 0.99, Status::Sent, -1));
+            recs.push(offer("r-supp", "8613900001001", "NOPE", "sms", 0.95, Status::Suppressed, 3));
+            recs.push(offer("r-c3", "8613900001003", "DATA10", "sms", 0.5, Status::Sent, 3));
+        }
+        let q = t
+            .post(
+                &w.agent.token,
+                TMF680,
+                json!({"name": "at the counter", "relatedParty": [{"id": w.c1, "@referredType": "Customer"}], "@type": "QueryProductRecommendation"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(q["state"], "done");
+        assert_eq!(q["instantSyncRecommendation"], true);
+        assert_eq!(q["@type"], "QueryProductRecommendation");
+        let qid = q["id"].as_str().unwrap();
+        assert_eq!(q["href"], format!("{TMF680}/{qid}"));
+        let items = q["recommendationItem"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{q}");
+        assert_eq!(items[0]["id"], "r-high");
+        assert_eq!(items[0]["priority"], 1);
+        assert_eq!(items[0]["productOffering"]["id"], po["id"]);
+        assert_eq!(items[0]["productOffering"]["name"], "Japan roaming pass");
+        assert_eq!(items[1]["priority"], 2);
+        assert_eq!(items[1]["productOffering"]["id"], "DATA10");
+
+        // Stored: GET by id answers the same; the list has it.
+        let again = t.get(&w.agent.token, &format!("{TMF680}/{qid}")).await.expect(200);
+        assert_eq!(again, q);
+        let list = t.get(&w.agent.token, TMF680).await.expect(200);
+        assert_eq!(list.as_array().unwrap().len(), 1);
+
+        // By MSISDN, filtered by channel.
+        let by_line = t
+            .post(
+                t.admin(),
+                TMF680,
+                json!({"relatedParty": [{"id": "8613900001001"}], "channel": [{"id": "sms"}]}),
+            )
+            .await
+            .expect(201);
+        let items = by_line["recommendationItem"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["id"], "r-low");
+
+        // Scope: am3 (West) neither queries c1 nor reads the stored query; no PATCH exists.
+        t.post(&w.am3.token, TMF680, json!({"relatedParty": [{"id": w.c1}]}))
+            .await
+            .expect(404);
+        t.get(&w.am3.token, &format!("{TMF680}/{qid}")).await.expect(404);
+        let mine = t.get(&w.am3.token, TMF680).await.expect(200);
+        assert_eq!(mine.as_array().unwrap().len(), 0);
+        assert_eq!(
+            t.patch(t.admin(), &format!("{TMF680}/{qid}"), json!({"state": "accepted"})).await.status,
+            405
+        );
+
+        // Validation.
+        t.post(t.admin(), TMF680, json!({"name": "x"})).await.expect_field("relatedParty");
+        t.post(t.admin(), TMF680, json!({"relatedParty": [{"name": "no id"}]}))
+            .await
+            .expect_field("relatedParty[0].id");
+        t.post(t.admin(), TMF680, json!({"relatedParty": [{"id": w.c1}], "channel": [{"id": "fax"}]}))
+            .await
+            .expect_field("channel[0].id");
+        t.post(t.admin(), TMF680, json!({"relatedParty": [{"id": "nobody"}]})).await.expect(404);
+        t.post(&w.ent_admin.token, TMF680, json!({"relatedParty": [{"id": w.c1}]}))
+            .await
+            .expect(403);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tmf681_messages_go_through_the_engine_with_caps_and_opt_outs() {
+    on_both_engine(async |t| {
+        let w = world(t).await;
+        t.post(
+            t.admin(),
+            &format!("/api/v1/customers/{}/consents", w.c2),
+            json!({"channel": "sms", "purpose": "marketing", "granted": false}),
+        )
+        .await
+        .expect(201);
+        let msg = |phone: &str| {
+            json!({"content": "Your bill is ready", "messageType": "SMS", "sender": {"id": "10086", "name": "Kairos"},
+                "receiver": [{"phoneNumber": phone}], "@type": "CommunicationMessage"})
+        };
+
+        let sent = t.post(&w.am1.token, TMF681, msg("8613900001001")).await.expect(201);
+        assert_eq!(sent["state"], "completed", "{sent}");
+        assert_eq!(sent["@type"], "CommunicationMessage");
+        assert_eq!(sent["tryTimes"], 1);
+        let id = sent["id"].as_str().unwrap().to_string();
+        assert_eq!(sent["href"], format!("{TMF681}/{id}"));
+        let rec_id = sent["characteristic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "recommendationId")
+            .map(|c| c["value"].as_str().unwrap().to_string())
+            .expect("recommendation id");
+        let (rule, status): (String, String) =
+            sqlx::query_as("SELECT rule_id, status FROM recommendations WHERE id = $1")
+                .bind(&rec_id)
+                .fetch_one(&t.app.state.db.pool)
+                .await
+                .unwrap();
+        assert_eq!(rule, "tmf681");
+        assert!(matches!(status.as_str(), "queued" | "sent" | "delivered"), "{status}");
+        let read = t.get(&w.am1.token, &format!("{TMF681}/{id}")).await.expect(200);
+        assert_eq!(read, sent);
+
+        // Opted out of SMS marketing: the engine suppresses it, the message fails.
+        let refused = t.post(t.admin(), TMF681, msg("8613900001002")).await.expect(201);
+        assert_eq!(refused["state"], "failed", "{refused}");
+        assert!(refused["characteristic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "statusReason" && c["value"] == "opt_out"));
+
+        // Sent messages cannot be changed or deleted.
+        t.delete(&w.am1.token, &format!("{TMF681}/{id}")).await.expect(409);
+        t.patch(&w.am1.token, &format!("{TMF681}/{id}"), json!({"content": "x"}))
+            .await
+            .expect(409);
+
+        // A scheduled message stays initial, can be edited, then deleted (audited).
+        let later = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+        let mut body = msg("8613900001001");
+        body["scheduledSendTime"] = json!(later);
+        let sched = t.post(&w.am1.token, TMF681, body).await.expect(201);
+        assert_eq!(sched["state"], "initial");
+        let sid = sched["id"].as_str().unwrap().to_string();
+        let edited = t
+            .patch(&w.am1.token, &format!("{TMF681}/{sid}"), json!({"content": "Bill ready (updated)"}))
+            .await
+            .expect(200);
+        assert_eq!(edited["content"], "Bill ready (updated)");
+        assert_eq!(edited["state"], "initial");
+        t.patch(&w.am1.token, &format!("{TMF681}/{sid}"), json!({"state": "completed"}))
+            .await
+            .expect_field("state");
+        t.get(&w.am3.token, &format!("{TMF681}/{sid}")).await.expect(404);
+        t.delete(&w.am3.token, &format!("{TMF681}/{sid}")).await.expect(404);
+        let gone = t.delete(&w.am1.token, &format!("{TMF681}/{sid}")).await;
+        assert_eq!(gone.status, 204, "{}", gone.body);
+        t.get(&w.am1.token, &format!("{TMF681}/{sid}")).await.expect(404);
+        let audit = t
+            .get(t.admin(), &format!("/api/v1/audit?entity=communication_message&entity_id={sid}&action=delete"))
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1, "{audit}");
+
+        // A second scheduled message is sent now through PATCH state=inProgress.
+        let mut body = msg("8613900001001");
+        body["scheduledSendTime"] = json!(later);
+        body["content"] = json!("second");
+        let s2 = t.post(&w.am1.token, TMF681, body).await.expect(201);
+        let now = t
+            .patch(&w.am1.token, &format!("{TMF681}/{}", s2["id"].as_str().unwrap()), json!({"state": "inProgress"}))
+            .await
+            .expect(200);
+        assert!(matches!(now["state"].as_str(), Some("completed") | Some("failed")), "{now}");
+
+        // Lists are scoped: am3 sees none of these.
+        let all = t.get(t.admin(), TMF681).await.expect(200);
+        assert_eq!(all.as_array().unwrap().len(), 3);
+        let am3 = t.get(&w.am3.token, TMF681).await.expect(200);
+        assert_eq!(am3.as_array().unwrap().len(), 0);
+        let failed = t.get(t.admin(), &format!("{TMF681}?state=failed")).await.expect(200);
+        assert!(!failed.as_array().unwrap().is_empty());
+
+        // Validation names the field; scope and permissions.
+        let admin = t.admin();
+        for (drop, field) in [("content", "content"), ("messageType", "messageType"), ("sender", "sender"), ("receiver", "receiver")] {
+            let mut b = msg("8613900001001");
+            b.as_object_mut().unwrap().remove(drop);
+            t.post(admin, TMF681, b).await.expect_field(field);
+        }
+        let mut b = msg("8613900001001");
+        b["messageType"] = json!("pigeon");
+        t.post(admin, TMF681, b).await.expect_field("messageType");
+        let mut b = msg("8613900001001");
+        b["receiver"] = json!([{"email": "a@b.cn"}]);
+        t.post(admin, TMF681, b).await.expect_field("receiver[0].phoneNumber");
+        let mut b = msg("8613900001001");
+        b["scheduledSendTime"] = json!("tomorrow");
+        t.post(admin, TMF681, b).await.expect_field("scheduledSendTime");
+        t.post(&w.am3.token, TMF681, msg("8613900001001")).await.expect(404);
+        t.post(admin, TMF681, msg("8613999999999")).await.expect(404);
+        t.post(&w.agent.token, TMF681, msg("8613900001001")).await.expect(403);
+    })
+    .await;
+}

@@ -1,0 +1,585 @@
+//! The whole product in-process over HTTP: ingest -> rules -> decisions -> store, on SQLite
+//! and PostgreSQL, with restarts.
+
+mod engine_support;
+
+use engine_support::*;
+use kairos::app::App;
+use serde_json::json;
+
+async fn scenario_offers(backend: Backend) {
+    let db = fresh_db(backend).await;
+    let rules = copy_rules(&[
+        "dynamic/roaming-welcome.rhai",
+        "dynamic/missed-call-reminder.rhai",
+    ]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    let res = c.ingest(&three_subscribers()).await;
+    assert_eq!(res["accepted"], 9);
+
+    let roamer = c.recs("8613900000001").await;
+    assert_eq!(roamer.len(), 1, "{roamer:?}");
+    assert_eq!(roamer[0]["offer_code"], "ROAM-JP-7D");
+    assert_eq!(roamer[0]["rule_id"], "roaming-welcome");
+    assert_eq!(roamer[0]["trigger_event_id"], "a1");
+    assert_eq!(roamer[0]["decided_at"], "2026-11-23T08:15:00+08:00");
+    assert_eq!(roamer[0]["expires_at"], "2026-11-30T08:15:00+08:00");
+    // The profile language defaults to zh.
+    assert!(
+        roamer[0]["message"].as_str().unwrap().contains("日本")
+            || roamer[0]["message"].as_str().unwrap().contains("Japan")
+    );
+
+    let missed = c.recs("8613900000002").await;
+    assert_eq!(missed.len(), 1);
+    assert_eq!(missed[0]["offer_code"], "MCR-MONTHLY");
+    assert!(
+        missed[0]["message"].as_str().unwrap().contains('3'),
+        "{}",
+        missed[0]["message"]
+    );
+
+    assert!(
+        c.recs("8613900000003").await.is_empty(),
+        "one missed call is not enough"
+    );
+
+    // Channels deliver asynchronously: the SMS outbox gets both, statuses move to sent.
+    let mut sent = 0;
+    for _ in 0..50 {
+        let all: serde_json::Value = c
+            .get("/api/v1/recommendations?status=sent")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent = all["total"].as_i64().unwrap();
+        if sent == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent, 2);
+    let outbox: Vec<serde_json::Value> = c
+        .get("/api/v1/channels/sms/outbox")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outbox.len(), 2);
+
+    // Re-delivering the same events changes nothing.
+    let again = c.ingest(&three_subscribers()).await;
+    assert_eq!(again["accepted"], 9);
+    let stats: serde_json::Value = c
+        .get("/api/v1/engine/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["events"]["duplicates"], 9);
+    assert_eq!(stats["events"]["recommendations"], 2);
+    assert_eq!(c.recs("8613900000001").await.len(), 1);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn scenario_offers_on_sqlite() {
+    scenario_offers(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn scenario_offers_on_postgres() {
+    scenario_offers(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn state_and_cooldowns_survive_a_restart() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&[
+        "dynamic/roaming-welcome.rhai",
+        "dynamic/missed-call-reminder.rhai",
+    ]);
+    let m = "8613900000005";
+    {
+        let app = App::start(config(&db.url, rules.path())).await.unwrap();
+        let c = Client::new(&app);
+        c.ingest(&[
+            ev(
+                "r1",
+                "location_update",
+                m,
+                "2026-11-23T08:00:00+08:00",
+                json!({"country": "JP", "roaming": true}),
+            ),
+            ev("p1", "power_off", m, "2026-11-23T22:00:00+08:00", json!({})),
+            ev(
+                "p2",
+                "missed_call",
+                m,
+                "2026-11-23T22:10:00+08:00",
+                json!({"reason": "powered_off"}),
+            ),
+            ev(
+                "p3",
+                "missed_call",
+                m,
+                "2026-11-23T22:20:00+08:00",
+                json!({"reason": "powered_off"}),
+            ),
+        ])
+        .await;
+        app.shutdown().await.unwrap();
+    }
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    c.ingest(&[
+        ev(
+            "p4",
+            "missed_call",
+            m,
+            "2026-11-23T22:30:00+08:00",
+            json!({"reason": "powered_off"}),
+        ),
+        ev("p5", "power_on", m, "2026-11-24T07:00:00+08:00", json!({})),
+        // Same country again within the 7-day cooldown: decided, but suppressed.
+        ev(
+            "r2",
+            "location_update",
+            m,
+            "2026-11-24T09:00:00+08:00",
+            json!({"country": "JP", "roaming": true}),
+        ),
+        // An event id seen before the restart is still a duplicate.
+        ev(
+            "p2",
+            "missed_call",
+            m,
+            "2026-11-23T22:10:00+08:00",
+            json!({"reason": "powered_off"}),
+        ),
+    ])
+    .await;
+    let recs = c.recs(m).await;
+    let codes: Vec<(&str, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["offer_code"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        codes
+            .iter()
+            .any(|(c, s)| *c == "MCR-MONTHLY" && *s != "suppressed"),
+        "missed calls counted across the restart: {codes:?}"
+    );
+    let again: Vec<_> = recs
+        .iter()
+        .filter(|r| r["trigger_event_id"] == "r2")
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["status"], "suppressed");
+    assert_eq!(again[0]["reason"], "cooldown");
+    let stats: serde_json::Value = c
+        .get("/api/v1/engine/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["events"]["duplicates"], 1);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_events_are_rejected_with_the_field_and_kept() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+
+    // A single bad event: 400 naming the field.
+    let r = c
+        .post("/api/v1/events")
+        .json(&json!({"id": "x", "type": "sms", "msisdn": "12ab", "ts": "2026-11-23T08:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["field"], "msisdn");
+
+    // A batch: good ones go through, bad ones are listed.
+    let batch = json!([
+        {"id": "g1", "type": "location_update", "msisdn": "8613900000001", "ts": "2026-11-23T08:00:00+08:00", "attrs": {"country": "KR", "roaming": true}},
+        {"id": "b1", "type": "call", "msisdn": "8613900000001", "ts": "yesterday"},
+        {"id": "b2", "type": "call", "msisdn": "8613900000001", "ts": "2026-11-23T08:00:00Z", "attrs": {"duration_s": "long"}},
+        "not an object"
+    ]);
+    let r = c
+        .post("/api/v1/events?wait=true")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 1);
+    let fields: Vec<&str> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["ts", "attrs.duration_s", "body"]);
+
+    // NDJSON with a broken line.
+    let nd = "{\"id\":\"n1\",\"type\":\"sms\",\"msisdn\":\"8613900000001\",\"ts\":\"2026-11-23T08:00:00Z\"}\n{oops\n";
+    let r = c
+        .post("/api/v1/events?wait=true")
+        .header("content-type", "application/x-ndjson")
+        .body(nd)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["rejected"][0]["at"], 2);
+
+    // A custom type no rule listens to, and a late event, are dead-lettered by the engine.
+    c.ingest(&[
+        ev(
+            "u1",
+            "app_install",
+            "8613900000001",
+            "2026-11-23T08:00:00+08:00",
+            json!({}),
+        ),
+        ev(
+            "l1",
+            "sms",
+            "8613900000001",
+            "2026-11-23T01:00:00+08:00",
+            json!({}),
+        ),
+    ])
+    .await;
+
+    // Oversized events are refused, not truncated into something else.
+    let huge = json!({"id": "h", "type": "sms", "msisdn": "8613900000001", "ts": "2026-11-23T08:00:00Z", "attrs": {"blob": "x".repeat(70_000)}});
+    let r = c.post("/api/v1/events").json(&huge).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    let dl: serde_json::Value = c
+        .get("/api/v1/dead-letters?limit=100")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dl["total"], 8, "{dl:#}");
+    let reasons: Vec<String> = dl["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown event type")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("lateness")),
+        "{reasons:?}"
+    );
+    // The good event still produced its offer.
+    assert_eq!(c.recs("8613900000001").await.len(), 1);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_call_is_authenticated_and_authorised() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    for path in [
+        "/api/v1/recommendations",
+        "/api/v1/engine/stats",
+        "/api/v1/rules",
+        "/api/v1/dead-letters",
+    ] {
+        let r = c
+            .http
+            .get(format!("{}{}", c.base, path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = c.with_key("wrong").get(path).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+    let r = c
+        .http
+        .post(format!("{}/api/v1/events", c.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get("/api/v1/recommendations?status=bogus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .get("/api/v1/recommendations?limit=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.shutdown().await.unwrap();
+}
+
+const PORTAL_RULE: &str = r#"
+#{
+    id: "portal-roam",
+    name: "Roaming pop-up",
+    kind: "dynamic",
+    events: ["location_update"],
+    when: #{ roaming: true },
+    channels: ["portal"],
+    offer: #{ code: "POP-{country}", validity: "1d" },
+    message: "Travelling to {country}?",
+};
+"#;
+
+#[tokio::test]
+async fn portal_offers_are_pushed_live_and_answers_close_the_loop() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = rules_dir(&[("portal.rhai", PORTAL_RULE)]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    let m = "8613900000007";
+    let mut stream = c
+        .get(&format!("/api/v1/portal/{m}/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // Another subscriber's offer must not appear on this stream.
+    c.ingest(&[
+        ev(
+            "o1",
+            "location_update",
+            "8613900000008",
+            "2026-11-23T08:00:00+08:00",
+            json!({"country": "FR", "roaming": true}),
+        ),
+        ev(
+            "m1",
+            "location_update",
+            m,
+            "2026-11-23T08:00:00+08:00",
+            json!({"country": "TH", "roaming": true}),
+        ),
+    ])
+    .await;
+    let mut got = String::new();
+    while !got.contains("POP-TH") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("pushed within 5s")
+            .unwrap()
+            .unwrap();
+        got.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(got.contains("event: offer"), "{got}");
+    assert!(!got.contains("POP-FR"), "{got}");
+    drop(stream);
+
+    let nbo: Vec<serde_json::Value> = c
+        .get(&format!("/api/v1/subscribers/{m}/next-best-offers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nbo.len(), 1);
+    let id = nbo[0]["id"].as_str().unwrap().to_string();
+    let r = c
+        .post(&format!("/api/v1/recommendations/{id}/response"))
+        .json(&json!({"outcome": "accepted", "reason": "clicked"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rec: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(rec["status"], "accepted");
+    // Answered offers are no longer next-best.
+    let nbo: Vec<serde_json::Value> = c
+        .get(&format!("/api/v1/subscribers/{m}/next-best-offers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(nbo.is_empty());
+    let r = c
+        .post(&format!("/api/v1/recommendations/{id}/response"))
+        .json(&json!({"outcome": "maybe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rules_reload_swaps_atomically_and_refuses_broken_sets() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = rules_dir(&[("portal.rhai", PORTAL_RULE)]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    std::fs::write(rules.path().join("broken.rhai"), "#{ id: \"broken\" ").unwrap();
+    let r = c.post("/api/v1/rules/reload").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("broken.rhai:1:"),
+        "{body}"
+    );
+    std::fs::remove_file(rules.path().join("broken.rhai")).unwrap();
+    std::fs::write(
+        rules.path().join("second.rhai"),
+        PORTAL_RULE.replace("portal-roam", "portal-roam-2"),
+    )
+    .unwrap();
+    let r = c.post("/api/v1/rules/reload").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Vec<serde_json::Value> = c
+        .get("/api/v1/rules")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    app.shutdown().await.unwrap();
+}
+
+/// A Kannel-like gateway on loopback: records every `sendsms` request.
+async fn fake_gateway(
+    fail_first: usize,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+) {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/cgi-bin/sendsms",
+        axum::routing::get(move |Query(q): Query<HashMap<String, String>>| {
+            let seen = s2.clone();
+            let calls = calls.clone();
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < fail_first {
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy");
+                }
+                seen.lock().unwrap().push(q);
+                (axum::http::StatusCode::ACCEPTED, "0: Accepted for delivery")
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/cgi-bin/sendsms"), seen)
+}
+
+#[tokio::test]
+async fn sms_goes_through_an_http_gateway_with_retries_and_delivery_reports() {
+    let (url, seen) = fake_gateway(1).await;
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
+    let mut cfg = config(&db.url, rules.path());
+    cfg.channels.sms.mode = "http".into();
+    cfg.channels.sms.gateway_url = url;
+    cfg.channels.sms.dlr_url = "http://127.0.0.1/dlr?id={id}&status=%d".into();
+    let app = App::start(cfg).await.unwrap();
+    let c = Client::new(&app);
+    c.ingest(&[ev(
+        "g1",
+        "location_update",
+        "8613900000011",
+        "2026-11-23T08:00:00+08:00",
+        json!({"country": "JP", "roaming": true}),
+    )])
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = seen.lock().unwrap().clone();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), 1, "one send after one retry");
+    assert_eq!(got[0]["to"], "8613900000011");
+    assert_eq!(got[0]["coding"], "2", "Chinese text goes as UCS-2");
+    assert!(got[0]["text"].contains("日本"), "{:?}", got[0]);
+    let rec_id = c.recs("8613900000011").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        got[0]["dlr-url"],
+        format!("http://127.0.0.1/dlr?id={rec_id}&status=%d")
+    );
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = c.recs("8613900000011").await[0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if status == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "sent");
+    let r = c
+        .get(&format!("/api/v1/channels/sms/dlr?id={rec_id}&status=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(c.recs("8613900000011").await[0]["status"], "delivered");
+    let r = c
+        .get(&format!("/api/v1/channels/sms/dlr?id={rec_id}&status=99"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.shutdown().await.unwrap();
+}

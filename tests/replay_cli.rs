@@ -1,0 +1,190 @@
+//! The command line as a marketer or operator uses it: replay, rules check, rules test.
+
+mod engine_support;
+
+use std::process::Command;
+
+use engine_support::*;
+
+fn kairos() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
+    c.current_dir(repo());
+    c.env_remove("KAIROS_CONFIG");
+    c
+}
+
+fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("events.ndjson");
+    let lines: Vec<String> = three_subscribers().iter().map(|e| e.to_string()).collect();
+    std::fs::write(&p, lines.join("\n") + "\n{broken line\n").unwrap();
+    p
+}
+
+#[test]
+fn replay_on_the_standard_pack_offers_to_the_roamer_and_three_missed_calls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write_events(dir.path());
+    let out = dir.path().join("recs.ndjson");
+    let run = kairos()
+        .args(["replay", "--events"])
+        .arg(&events)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let recs: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let proposed: Vec<(&str, &str)> = recs
+        .iter()
+        .filter(|r| r["status"] == "proposed")
+        .map(|r| {
+            (
+                r["msisdn"].as_str().unwrap(),
+                r["offer_code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        proposed,
+        vec![
+            ("8613900000001", "ROAM-JP-7D"),
+            ("8613900000002", "MCR-MONTHLY")
+        ],
+        "{recs:#?}"
+    );
+    assert!(recs.iter().all(|r| r["msisdn"] != "8613900000003"));
+    // Summary on stderr: counts and the rejected line with its number.
+    assert!(stderr.contains("replayed 10 events"), "{stderr}");
+    assert!(stderr.contains("1 rejected"), "{stderr}");
+    assert!(stderr.contains("line 10: body"), "{stderr}");
+    assert!(stderr.contains("roaming-welcome"), "{stderr}");
+
+    // Deterministic: a second run writes the same bytes.
+    let out2 = dir.path().join("recs2.ndjson");
+    let run = kairos()
+        .args(["replay", "--events"])
+        .arg(&events)
+        .arg("--out")
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+}
+
+#[test]
+fn replay_reads_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write_events(dir.path());
+    let profiles = dir.path().join("profiles.ndjson");
+    // This roamer opted out of SMS: the offer goes to the portal instead.
+    std::fs::write(
+        &profiles,
+        r#"{"msisdn":"8613900000001","language":"en","opt_outs":["sms"]}"#,
+    )
+    .unwrap();
+    let run = kairos()
+        .args(["replay", "--events"])
+        .arg(&events)
+        .arg("--profiles")
+        .arg(&profiles)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let roam: serde_json::Value = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["rule_id"] == "roaming-welcome")
+        .unwrap();
+    assert_eq!(roam["channel"], "portal");
+    assert!(
+        roam["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Welcome to Japan"),
+        "{roam}"
+    );
+}
+
+#[test]
+fn rules_check_and_test_pass_on_the_standard_pack() {
+    let run = kairos()
+        .args(["rules", "check", "rules/"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("rules OK"));
+    let run = kairos().args(["rules", "test", "rules/"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
+
+#[test]
+fn rules_check_reports_file_line_and_problem() {
+    let dir = rules_dir(&[(
+        "bad.rhai",
+        "#{\n    id: \"bad\",\n    name: \"Bad\",\n    kind: \"dynamic\",\n    events: [\"sms\"],\n    channels: [\"sms\"],\n    offer: #{ code: \"X\" },\n    message: \"x\",\n};\nfn condition(event, profile) {\n    sms_today() > 3\n}\n",
+    )]);
+    let run = kairos()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("bad.rhai:11:5: unknown function sms_today()"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rules_test_fails_when_a_rule_does_not_do_what_its_test_says() {
+    let src = std::fs::read_to_string(repo().join("rules/dynamic/roaming-welcome.rhai")).unwrap();
+    let dir = rules_dir(&[(
+        "r.rhai",
+        &src.replace("expect: [\"ROAM-JP-7D\"],", "expect: [\"ROAM-XX\"],"),
+    )]);
+    let run = kairos()
+        .args(["rules", "test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("FAIL  roaming-welcome"), "{stdout}");
+    assert!(
+        stdout.contains("expected offers [\"ROAM-XX\"], got [\"ROAM-JP-7D\"]"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(&cfg, "[engine]\nworkerz = 3\n").unwrap();
+    let run = kairos()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["rules", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("workerz"));
+}

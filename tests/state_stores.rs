@@ -1,0 +1,134 @@
+//! Subscriber state in each durable home: SQLite, PostgreSQL and Redis, for real.
+
+mod engine_support;
+
+use engine_support::*;
+use kairos::event::Msisdn;
+use kairos::state::{RedisStateStore, SqlStateStore, StateStore};
+use kairos::store::Db;
+
+async fn round_trip(store: &dyn StateStore) {
+    let a = Msisdn::parse(&format!("86139{:08}", rand_u32() % 100_000_000)).unwrap();
+    let b = Msisdn::parse(&format!("86138{:08}", rand_u32() % 100_000_000)).unwrap();
+    assert_eq!(store.load(&[a, b]).await.unwrap(), vec![None, None]);
+    store.save(&[(a, vec![1, 2, 3])]).await.unwrap();
+    store.save(&[(a, vec![4, 5]), (b, vec![9])]).await.unwrap();
+    assert_eq!(
+        store.load(&[b, a]).await.unwrap(),
+        vec![Some(vec![9]), Some(vec![4, 5])]
+    );
+    // Many keys in one call (chunked on SQL).
+    let many: Vec<(Msisdn, Vec<u8>)> = (0..450u64)
+        .map(|i| {
+            (
+                Msisdn::parse(&format!("8612{:09}", i)).unwrap(),
+                vec![i as u8],
+            )
+        })
+        .collect();
+    store.save(&many).await.unwrap();
+    let keys: Vec<Msisdn> = many.iter().map(|(m, _)| *m).collect();
+    let got = store.load(&keys).await.unwrap();
+    assert_eq!(got.len(), 450);
+    assert!(got
+        .iter()
+        .zip(&many)
+        .all(|(g, (_, v))| g.as_ref() == Some(v)));
+}
+
+fn rand_u32() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
+}
+
+#[tokio::test]
+async fn sqlite_state_store() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let store = SqlStateStore::new(Db::connect(&db.url, 2).await.unwrap());
+    round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_state_store() {
+    let db = fresh_db(Backend::Postgres).await;
+    let store = SqlStateStore::new(Db::connect(&db.url, 2).await.unwrap());
+    round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn redis_state_store() {
+    let url =
+        std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisStateStore::connect(&url, &prefix)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is required: {e}"));
+    round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn the_app_keeps_state_in_redis_when_configured() {
+    use serde_json::json;
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/missed-call-reminder.rhai"]);
+    let mut cfg = config(&db.url, rules.path());
+    cfg.state.backend = "redis".into();
+    cfg.state.redis_url =
+        std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    // A number no other test uses, so Redis may be shared between runs.
+    let m = format!("8615{:09}", rand_u32() % 1_000_000_000);
+    {
+        let app = kairos::app::App::start(cfg.clone()).await.unwrap();
+        let c = Client::new(&app);
+        c.ingest(&[
+            ev(
+                &format!("{m}-1"),
+                "power_off",
+                &m,
+                "2026-11-23T22:00:00+08:00",
+                json!({}),
+            ),
+            ev(
+                &format!("{m}-2"),
+                "missed_call",
+                &m,
+                "2026-11-23T22:10:00+08:00",
+                json!({}),
+            ),
+            ev(
+                &format!("{m}-3"),
+                "missed_call",
+                &m,
+                "2026-11-23T22:20:00+08:00",
+                json!({}),
+            ),
+        ])
+        .await;
+        app.shutdown().await.unwrap();
+    }
+    // A different database: only Redis can carry the count across.
+    let db2 = fresh_db(Backend::Sqlite).await;
+    cfg.database.url = db2.url.clone();
+    let app = kairos::app::App::start(cfg).await.unwrap();
+    let c = Client::new(&app);
+    c.ingest(&[
+        ev(
+            &format!("{m}-4"),
+            "missed_call",
+            &m,
+            "2026-11-23T22:30:00+08:00",
+            json!({}),
+        ),
+        ev(
+            &format!("{m}-5"),
+            "power_on",
+            &m,
+            "2026-11-24T07:00:00+08:00",
+            json!({}),
+        ),
+    ])
+    .await;
+    let recs = c.recs(&m).await;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["offer_code"], "MCR-MONTHLY");
+    app.shutdown().await.unwrap();
+}
