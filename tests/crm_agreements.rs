@@ -1,7 +1,7 @@
 //! Agreements (合同) and the contract reminder job: the account manager gets a notice, the
 //! engine a `contract_expiring` event, once per contract period.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::on_both;

@@ -1,6 +1,6 @@
 //! Auth: login, sessions, API keys, the users API and the bootstrap admin key.
 
-mod common;
+use crate::common;
 
 use common::{on_both, on_both_urls, PASSWORD};
 use reqwest::Method;

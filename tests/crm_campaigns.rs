@@ -1,7 +1,7 @@
 //! Segments, campaigns and launches through the real engine, on SQLite and PostgreSQL.
 
-mod common;
-mod real_engine;
+use crate::common;
+use crate::real_engine;
 
 use common::world::{id, world};
 use common::{on_both, TestApp};

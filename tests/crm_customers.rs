@@ -1,6 +1,6 @@
 //! Customers, parties, members, contacts and consents: lifecycles, validation, concurrency.
 
-mod common;
+use crate::common;
 
 use common::on_both;
 use serde_json::json;

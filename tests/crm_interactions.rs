@@ -1,7 +1,7 @@
 //! Interaction history (TMF683-like): one timeline per customer merging offers, responses,
 //! recorded interactions, service requests, opportunity follow-ups and retention activities.
 
-mod common;
+use crate::common;
 
 use common::on_both;
 use common::world::{id, world};

@@ -1,7 +1,7 @@
 //! Opportunities (商机): from accepted offers, agent entry and enterprise requests; enforced
 //! stages, won/lost with a reason, follow-ups, scope.
 
-mod common;
+use crate::common;
 
 use common::on_both;
 use common::world::{id, world};

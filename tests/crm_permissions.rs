@@ -1,7 +1,7 @@
 //! The permission matrix and data scopes: who may do what, and whom they may see. Out-of-scope
 //! records must look exactly like missing ones (404), in gets, updates, lists and filters.
 
-mod common;
+use crate::common;
 
 use common::world::{id, world};
 use common::{on_both, Actor, TestApp};

@@ -1,6 +1,6 @@
 //! Accounts, lines, catalog, subscriptions and the loyalty ledger.
 
-mod common;
+use crate::common;
 
 use common::on_both;
 use serde_json::json;

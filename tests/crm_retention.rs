@@ -1,7 +1,7 @@
 //! Retention (维系挽留): cases opened by churn warnings and by hand, activities (tasks,
 //! visits, call-backs, care), outcomes, scope.
 
-mod common;
+use crate::common;
 
 use common::world::{id, world};
 use common::{on_both, TestApp};

@@ -1,7 +1,7 @@
 //! Service requests (业务申请 / 流程审批 / 业务处理): the configurable approval workflow,
 //! processing with feedback, history, escalation of overdue requests and scope.
 
-mod common;
+use crate::common;
 
 use common::world::{id, world};
 use common::{on_both, Actor, TestApp};

@@ -1,6 +1,6 @@
 //! Offer statistics by campaign, rule, channel, team and period; JSON and CSV; scoped.
 
-mod common;
+use crate::common;
 
 use common::world::world;
 use common::{on_both, TestApp};

@@ -1,7 +1,7 @@
 //! TMF680 queryProductRecommendation and TMF681 communicationMessage round trips.
 
-mod common;
-mod real_engine;
+use crate::common;
+use crate::real_engine;
 
 use common::on_both;
 use common::world::world;

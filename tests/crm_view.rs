@@ -1,6 +1,6 @@
 //! Customer 360, the engine seams (profile source, profile_change events) and the OpenAPI doc.
 
-mod common;
+use crate::common;
 
 use common::on_both;
 use kairos::event::Msisdn;

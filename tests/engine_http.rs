@@ -1,7 +1,7 @@
 //! The whole product in-process over HTTP: ingest -> rules -> decisions -> store, on SQLite
 //! and PostgreSQL, with restarts.
 
-mod engine_support;
+use crate::engine_support;
 
 use engine_support::*;
 use kairos::app::App;

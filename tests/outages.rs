@@ -1,6 +1,6 @@
 //! Losing the state store mid-stream: the engine stalls and retries, and loses nothing.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::process::{Child, Command};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The command line as a marketer or operator uses it: replay, rules check, rules test.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::process::Command;
 

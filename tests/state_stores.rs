@@ -1,6 +1,6 @@
 //! Subscriber state in each durable home: SQLite, PostgreSQL and Redis, for real.
 
-mod engine_support;
+use crate::engine_support;
 
 use engine_support::*;
 use kairos::event::Msisdn;

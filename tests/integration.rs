@@ -1,0 +1,25 @@
+//! One integration-test binary: every feature suite is a module here, so CI links the app
+//! once instead of once per file (linking dominates build time and disk on small machines).
+
+mod common;
+mod engine_support;
+mod real_engine;
+
+mod crm_agreements;
+mod crm_auth;
+mod crm_campaigns;
+mod crm_customers;
+mod crm_interactions;
+mod crm_opportunities;
+mod crm_permissions;
+mod crm_products;
+mod crm_retention;
+mod crm_service_requests;
+mod crm_stats;
+mod crm_tmf;
+mod crm_view;
+mod engine_http;
+mod outages;
+mod replay_cli;
+mod rules_docs;
+mod state_stores;
