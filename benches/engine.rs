@@ -11,11 +11,15 @@ use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairos::config::Config;
 use kairos::decision::Policy;
-use kairos::engine::{MatchSettings, Shard};
+use kairos::engine::{MatchSettings, Shard, WARM_GROUP};
 use kairos::event::{decode, decode_str};
 use kairos::ports::{Profile, Status};
 use kairos::rules::{load_sources, RuleSet};
 use kairos::sim::Simulator;
+
+// The allocator the `kairos` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SUBSCRIBERS: u64 = 1_000_000;
 const BATCH: usize = 100_000;
@@ -98,19 +102,24 @@ impl Bench {
         let mut recs = Vec::new();
         let mut fails = Vec::new();
         let mut offers = 0;
-        for l in lines {
-            let ev = Arc::new(decode_str(l).unwrap());
-            recs.clear();
-            let _ = self.shard.process(
-                &self.rules,
-                &self.settings,
-                &self.policy,
-                &self.profile,
-                &ev,
-                &mut recs,
-                &mut fails,
-            );
-            offers += recs.len();
+        let mut group = Vec::with_capacity(WARM_GROUP);
+        for chunk in lines.chunks(WARM_GROUP) {
+            group.clear();
+            group.extend(chunk.iter().map(|l| Arc::new(decode_str(l).unwrap())));
+            self.shard.warm(group.iter().map(|e| &e.msisdn));
+            for ev in &group {
+                recs.clear();
+                let _ = self.shard.process(
+                    &self.rules,
+                    &self.settings,
+                    &self.policy,
+                    &self.profile,
+                    ev,
+                    &mut recs,
+                    &mut fails,
+                );
+                offers += recs.len();
+            }
         }
         offers
     }

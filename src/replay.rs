@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::decision::Policy;
-use crate::engine::{MatchSettings, Shard, Skip};
-use crate::event::{decode_str, Msisdn};
+use crate::engine::{MatchSettings, Shard, Skip, WARM_GROUP};
+use crate::event::{decode_str, Event, Msisdn};
 use crate::ports::{Profile, Recommendation, Status};
 use crate::rules::RuleSet;
 
@@ -62,55 +62,68 @@ pub fn replay(
     let mut recs: Vec<Recommendation> = Vec::new();
     let mut failures = Vec::new();
     let mut bytes = 0u64;
-    for (n, line) in input.lines().enumerate() {
-        let line = line?;
-        bytes += line.len() as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        s.events += 1;
-        let ev = match decode_str(&line) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                s.rejected += 1;
-                if s.first_rejections.len() < 10 {
-                    s.first_rejections.push(format!("line {}: {e}", n + 1));
-                }
+    let mut lines = input.lines().enumerate();
+    let mut group: Vec<Arc<Event>> = Vec::with_capacity(WARM_GROUP);
+    let mut done = false;
+    while !done {
+        // Decode a group ahead, so the state of its subscribers can be fetched together.
+        group.clear();
+        while group.len() < WARM_GROUP {
+            let Some((n, line)) = lines.next() else {
+                done = true;
+                break;
+            };
+            let line = line?;
+            bytes += line.len() as u64 + 1;
+            if line.trim().is_empty() {
                 continue;
             }
-        };
-        recs.clear();
-        failures.clear();
-        match shard.process(
-            rules,
-            &settings,
-            &policy,
-            &default_profile,
-            &ev,
-            &mut recs,
-            &mut failures,
-        ) {
-            Ok(()) => {}
-            Err(Skip::Duplicate) => s.duplicates += 1,
-            Err(Skip::Late { .. }) => s.late += 1,
-            Err(Skip::UnknownType) => s.unknown_type += 1,
-        }
-        s.rule_errors += failures.len() as u64;
-        for r in &recs {
-            let e = s.per_rule.entry(r.rule_id.clone()).or_default();
-            e.matched += 1;
-            match (&r.status, &r.reason) {
-                (Status::Suppressed, Some(reason)) => {
-                    *e.suppressed.entry(reason.clone()).or_default() += 1
+            s.events += 1;
+            match decode_str(&line) {
+                Ok(e) => group.push(Arc::new(e)),
+                Err(e) => {
+                    s.rejected += 1;
+                    if s.first_rejections.len() < 10 {
+                        s.first_rejections.push(format!("line {}: {e}", n + 1));
+                    }
                 }
-                _ => e.proposed += 1,
             }
-            serde_json::to_writer(&mut out, r)?;
-            out.write_all(b"\n")?;
-            s.recommendations += 1;
+            if s.events % 65536 == 0 {
+                progress(bytes);
+            }
         }
-        if s.events % 65536 == 0 {
-            progress(bytes);
+        shard.warm(group.iter().map(|e| &e.msisdn));
+        for ev in &group {
+            recs.clear();
+            failures.clear();
+            match shard.process(
+                rules,
+                &settings,
+                &policy,
+                &default_profile,
+                ev,
+                &mut recs,
+                &mut failures,
+            ) {
+                Ok(()) => {}
+                Err(Skip::Duplicate) => s.duplicates += 1,
+                Err(Skip::Late { .. }) => s.late += 1,
+                Err(Skip::UnknownType) => s.unknown_type += 1,
+            }
+            s.rule_errors += failures.len() as u64;
+            for r in &recs {
+                let e = s.per_rule.entry(r.rule_id.clone()).or_default();
+                e.matched += 1;
+                match (&r.status, &r.reason) {
+                    (Status::Suppressed, Some(reason)) => {
+                        *e.suppressed.entry(reason.clone()).or_default() += 1
+                    }
+                    _ => e.proposed += 1,
+                }
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+                s.recommendations += 1;
+            }
         }
     }
     progress(bytes);

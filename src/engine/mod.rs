@@ -21,7 +21,7 @@ use crate::state::SubscriberState;
 
 pub use golden::{run_rule_tests, test_dir, TestOutcome, TEST_MSISDN};
 pub use render::render;
-pub use shard::{Shard, ShardEntry};
+pub use shard::{Shard, ShardEntry, WARM_GROUP};
 
 /// Settings the matcher needs, resolved once from config.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ pub fn evaluate(
     if st.seen(&ev.id) {
         return Err(Skip::Duplicate);
     }
-    let ty = ev.kind.as_str();
+    let ty = &ev.kind;
     if matches!(ev.kind, EventType::Custom(_)) && !rules.subscribes(ty) {
         return Err(Skip::UnknownType);
     }

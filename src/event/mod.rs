@@ -141,3 +141,45 @@ impl serde::Serialize for Event {
         m.end()
     }
 }
+
+/// A map keyed by event type: contract types by array index (no hashing on the hot path),
+/// custom types by name.
+#[derive(Debug, Clone)]
+pub struct TypeMap<T> {
+    known: Vec<Option<T>>,
+    custom: ahash::HashMap<SmolStr, T>,
+}
+
+impl<T> Default for TypeMap<T> {
+    fn default() -> Self {
+        TypeMap {
+            known: std::iter::repeat_with(|| None)
+                .take(Known::ALL.len())
+                .collect(),
+            custom: Default::default(),
+        }
+    }
+}
+
+impl<T: Default> TypeMap<T> {
+    /// The entry for a type name, created empty if absent. Names that are not snake_case
+    /// are kept as custom names (they can never match an event).
+    pub fn entry(&mut self, name: &str) -> &mut T {
+        match Known::from_name(name) {
+            Some(k) => self.known[k as usize].get_or_insert_with(T::default),
+            None => self.custom.entry(SmolStr::new(name)).or_default(),
+        }
+    }
+}
+
+impl<T> TypeMap<T> {
+    pub fn get(&self, ty: &EventType) -> Option<&T> {
+        match ty {
+            EventType::Known(k) => self.known[*k as usize].as_ref(),
+            EventType::Custom(name) => self.custom.get(name.as_str()),
+        }
+    }
+    pub fn contains(&self, ty: &EventType) -> bool {
+        self.get(ty).is_some()
+    }
+}

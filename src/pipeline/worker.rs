@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Deps, Work};
-use crate::engine::{Shard, Skip};
+use crate::engine::{Shard, Skip, WARM_GROUP};
 use crate::event::Msisdn;
 use crate::ports::{Recommendation, Status};
 use crate::state::SubscriberState;
@@ -136,6 +136,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
     let mut replies: Vec<(oneshot::Sender<Vec<Recommendation>>, std::ops::Range<usize>)> =
         Vec::new();
     let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut upcoming: Vec<Msisdn> = Vec::with_capacity(deps.batch_size);
     while let Some(first) = rx.recv().await {
         batch.clear();
         batch.push(first);
@@ -149,9 +150,20 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         let rules = deps.rules.load_full();
         recs.clear();
         dead.clear();
+        upcoming.clear();
+        upcoming.extend(batch.iter().filter_map(|w| match w {
+            Work::Event(ev) => Some(ev.msisdn),
+            _ => None,
+        }));
+        let mut next = 0;
         for w in batch.drain(..) {
             match w {
                 Work::Event(ev) => {
+                    if next % WARM_GROUP == 0 {
+                        let end = (next + WARM_GROUP).min(upcoming.len());
+                        shard.warm(&upcoming[next..end]);
+                    }
+                    next += 1;
                     failures.clear();
                     let r = shard.process(
                         &rules,

@@ -14,8 +14,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use smol_str::SmolStr;
-
 pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{explain_error, load_dir, load_sources, RuleError, RuleErrors};
@@ -26,6 +24,7 @@ pub use sandbox::{
 };
 
 use crate::config::ScriptLimits;
+use crate::event::{EventType, TypeMap};
 use crate::state::StateSpec;
 
 /// Live counters per rule; they survive in the rule set that owns them.
@@ -69,7 +68,7 @@ impl std::fmt::Debug for Rule {
 /// All loaded rules, indexed by the event types they listen to.
 pub struct RuleSet {
     pub rules: Vec<Arc<Rule>>,
-    by_type: ahash::HashMap<SmolStr, Vec<usize>>,
+    by_type: TypeMap<Vec<usize>>,
     pub spec: Arc<StateSpec>,
     pub engine: Arc<rhai::Engine>,
     pub limits: ScriptLimits,
@@ -90,7 +89,7 @@ impl RuleSet {
         engine: rhai::Engine,
         limits: ScriptLimits,
     ) -> Self {
-        let mut by_type: ahash::HashMap<SmolStr, Vec<usize>> = Default::default();
+        let mut by_type: TypeMap<Vec<usize>> = Default::default();
         let mut rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
         // Higher priority first, so arbitration ties keep a predictable order.
         rules.sort_by(|a, b| {
@@ -101,7 +100,7 @@ impl RuleSet {
         });
         for (i, r) in rules.iter().enumerate() {
             for t in &r.meta.events {
-                by_type.entry(SmolStr::new(t.as_str())).or_default().push(i);
+                by_type.entry(t.as_str()).push(i);
             }
         }
         RuleSet {
@@ -123,15 +122,15 @@ impl RuleSet {
     }
 
     /// Rules subscribed to an event type; never the whole set.
-    pub fn for_type(&self, ty: &str) -> impl Iterator<Item = &Arc<Rule>> {
+    pub fn for_type(&self, ty: &EventType) -> impl Iterator<Item = &Arc<Rule>> {
         self.by_type
             .get(ty)
             .into_iter()
             .flat_map(move |ix| ix.iter().map(move |i| &self.rules[*i]))
     }
 
-    pub fn subscribes(&self, ty: &str) -> bool {
-        self.by_type.contains_key(ty)
+    pub fn subscribes(&self, ty: &EventType) -> bool {
+        self.by_type.contains(ty)
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {

@@ -42,8 +42,8 @@ fn one_error(src: &str) -> RuleError {
 fn a_good_rule_loads_with_its_state() {
     let set = load(GOOD).unwrap();
     assert_eq!(set.rules.len(), 1);
-    assert_eq!(set.for_type("sms").count(), 1);
-    assert_eq!(set.for_type("call").count(), 0);
+    assert_eq!(set.for_type(&EventType::parse("sms").unwrap()).count(), 1);
+    assert_eq!(set.for_type(&EventType::parse("call").unwrap()).count(), 0);
     // count(sms, 24h) from `when`, sum(topup...) from the condition.
     assert_eq!(set.spec.defs.len(), 2);
     assert!(set.rules[0].has_condition);

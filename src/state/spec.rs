@@ -5,6 +5,8 @@
 
 use smol_str::SmolStr;
 
+use crate::event::{EventType, TypeMap};
+
 /// FNV-1a, 32 bit, fed as text.
 struct Fnv(u32);
 
@@ -163,7 +165,7 @@ pub struct TypeUpdates {
 #[derive(Debug, Default, Clone)]
 pub struct StateSpec {
     pub defs: Vec<SeriesDef>,
-    by_type: ahash::HashMap<SmolStr, TypeUpdates>,
+    by_type: TypeMap<TypeUpdates>,
     /// The longest window span, bounding how long buckets are kept.
     pub max_span_secs: i64,
 }
@@ -203,10 +205,10 @@ impl StateSpec {
     }
 
     fn entry(&mut self, ty: &str) -> &mut TypeUpdates {
-        self.by_type.entry(SmolStr::new(ty)).or_default()
+        self.by_type.entry(ty)
     }
 
-    pub fn updates_for(&self, ty: &str) -> Option<&TypeUpdates> {
+    pub fn updates_for(&self, ty: &EventType) -> Option<&TypeUpdates> {
         self.by_type.get(ty)
     }
 
@@ -229,6 +231,10 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ty(name: &str) -> EventType {
+        EventType::parse(name).unwrap()
+    }
 
     #[test]
     fn fingerprints_are_stable_and_distinct() {
@@ -267,9 +273,21 @@ mod tests {
         };
         let spec = StateSpec::new([d.clone(), d]);
         assert_eq!(spec.defs.len(), 1);
-        assert_eq!(spec.updates_for("missed_call").unwrap().since_inc.len(), 1);
-        assert_eq!(spec.updates_for("power_off").unwrap().since_reset.len(), 1);
-        assert!(spec.updates_for("sms").is_none());
+        assert_eq!(
+            spec.updates_for(&ty("missed_call"))
+                .unwrap()
+                .since_inc
+                .len(),
+            1
+        );
+        assert_eq!(
+            spec.updates_for(&ty("power_off"))
+                .unwrap()
+                .since_reset
+                .len(),
+            1
+        );
+        assert!(spec.updates_for(&ty("sms")).is_none());
     }
 }
 

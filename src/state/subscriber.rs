@@ -132,7 +132,7 @@ impl SubscriberState {
         local_month: i32,
         lateness: i64,
     ) {
-        let Some(upd) = spec.updates_for(ev.kind.as_str()) else {
+        let Some(upd) = spec.updates_for(&ev.kind) else {
             return;
         };
         let now = ev.epoch();
@@ -251,7 +251,7 @@ impl SubscriberState {
     /// Phase 2: history that describes what came before the current event.
     pub fn apply_history(&mut self, spec: &StateSpec, ev: &Event) {
         let now = ev.epoch();
-        if let Some(upd) = spec.updates_for(ev.kind.as_str()) {
+        if let Some(upd) = spec.updates_for(&ev.kind) {
             for (fp, def, filter) in &upd.lasts {
                 if !Filter::passes(filter, ev) {
                     continue;
