@@ -129,9 +129,26 @@ impl Filter {
     pub fn passes(f: &Option<Filter>, ev: &crate::event::Event) -> bool {
         match f {
             None => true,
-            Some(f) => ev
-                .attr(&f.attr)
-                .is_some_and(|v| v.to_string() == f.value.as_str()),
+            Some(f) => ev.attr(&f.attr).is_some_and(|v| f.matches(v)),
+        }
+    }
+
+    /// Whether the value's text form is the filter's value, without formatting it (this runs
+    /// for every event of a filtered type).
+    fn matches(&self, v: &crate::event::AttrValue) -> bool {
+        use crate::event::AttrValue;
+        let want = self.value.as_str();
+        match v {
+            AttrValue::Str(s) => s == want,
+            AttrValue::Bool(b) => want == if *b { "true" } else { "false" },
+            AttrValue::Int(i) => {
+                // Only the canonical text of the number: "3", not "03" or "+3".
+                let digits = want.strip_prefix('-').unwrap_or(want);
+                let canonical =
+                    !digits.starts_with('+') && (digits == "0" || !digits.starts_with('0'));
+                canonical && want != "-0" && want.parse::<i64>().is_ok_and(|w| w == *i)
+            }
+            other => other.to_string() == want,
         }
     }
 }
@@ -234,6 +251,27 @@ mod tests {
 
     fn ty(name: &str) -> EventType {
         EventType::parse(name).unwrap()
+    }
+
+    #[test]
+    fn filters_compare_the_text_form_of_values() {
+        use crate::event::AttrValue;
+        let f = |v: &str| split_filter(&format!("call[x={v}]")).1.unwrap();
+        assert!(f("true").matches(&AttrValue::Bool(true)));
+        assert!(!f("true").matches(&AttrValue::Bool(false)));
+        assert!(f("FR").matches(&AttrValue::Str("FR".into())));
+        assert!(!f("FR").matches(&AttrValue::Str("fr".into())));
+        assert!(f("3").matches(&AttrValue::Int(3)));
+        assert!(f("-12").matches(&AttrValue::Int(-12)));
+        assert!(f("0").matches(&AttrValue::Int(0)));
+        for not_canonical in ["03", "+3", "-0", "3.0"] {
+            let want = if not_canonical == "-0" { 0 } else { 3 };
+            assert!(
+                !f(not_canonical).matches(&AttrValue::Int(want)),
+                "{not_canonical}"
+            );
+        }
+        assert!(f("2.5").matches(&AttrValue::Float(2.5)));
     }
 
     #[test]

@@ -107,8 +107,12 @@ pub fn id_hash(id: &str) -> u64 {
 }
 
 fn value_hash(v: Option<&AttrValue>) -> u32 {
-    let text = v.map(|v| v.to_string()).unwrap_or_default();
-    id_hash(&text) as u32
+    // The hash of the value's text form (it is persisted): text is hashed as it is.
+    match v {
+        Some(AttrValue::Str(s)) => id_hash(s) as u32,
+        Some(other) => id_hash(&other.to_string()) as u32,
+        None => id_hash("") as u32,
+    }
 }
 
 impl SubscriberState {
