@@ -175,20 +175,28 @@ pub fn evaluate(
         settings.lateness_secs,
     );
 
+    // The facts scripts see. The state moves into them (no copy) for as long as scripts run,
+    // and moves back after the last rule.
     let mut shared: Option<SharedFacts> = None;
     for rule in rules.for_type(ty) {
         let m = &rule.meta;
         if m.active_from.is_some_and(|f| ev.ts < f) || m.active_until.is_some_and(|u| ev.ts > u) {
             continue;
         }
-        let facts = Facts {
-            event: ev,
-            profile,
-            state: st,
-            now,
-            local,
+        let passes = {
+            let facts = match &shared {
+                Some(s) => s.0.facts(),
+                None => Facts {
+                    event: ev,
+                    profile,
+                    state: st,
+                    now,
+                    local,
+                },
+            };
+            m.filters.iter().all(|p| p.holds(&facts))
         };
-        if !m.filters.iter().all(|p| p.holds(&facts)) {
+        if !passes {
             continue;
         }
         rule.stats
@@ -199,13 +207,14 @@ pub fn evaluate(
                 SharedFacts(Arc::new(OwnedFacts {
                     event: ev.clone(),
                     profile: profile.clone(),
-                    state: st.clone(),
+                    state: std::mem::take(st),
                     now,
                     local,
                 }))
             })
             .clone();
-        match run_rule(rules, settings, rule, ev, profile, tag, &facts) {
+        let facts = tag.0.facts();
+        match run_rule(rules, settings, rule, ev, profile, tag.clone(), &facts) {
             Ok(Some(c)) => {
                 rule.stats
                     .matched
@@ -224,6 +233,13 @@ pub fn evaluate(
                 });
             }
         }
+    }
+    if let Some(SharedFacts(owned)) = shared {
+        // Scripts cannot keep the facts, so this is the last reference; copy only if not.
+        *st = match Arc::try_unwrap(owned) {
+            Ok(o) => o.state,
+            Err(still_shared) => still_shared.state.clone(),
+        };
     }
     st.apply_history(&rules.spec, ev);
     if ev.kind == EventType::Known(Known::Complaint) {

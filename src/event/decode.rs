@@ -67,7 +67,12 @@ pub fn decode_value(v: &serde_json::Value) -> Result<Event, DecodeError> {
 }
 
 fn validate(raw: Raw<'_>) -> Result<Event, DecodeError> {
-    let id_len = raw.id.chars().count();
+    // Up to 128 bytes is up to 128 characters: count them only for longer ids.
+    let id_len = if raw.id.len() <= 128 {
+        raw.id.len()
+    } else {
+        raw.id.chars().count()
+    };
     if !(1..=128).contains(&id_len) {
         return Err(DecodeError::new(
             "id",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 
-use super::facts::{profile_fact, Fact, SharedFacts};
+use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts};
 use super::query::{parse_call, STATE_FUNCTIONS};
 use crate::config::ScriptLimits;
 use crate::event::{AttrValue, Event};
@@ -55,10 +55,16 @@ fn event_get(e: &mut EventView, key: &str) -> Dynamic {
     }
 }
 
-fn facts_of(ctx: &NativeCallContext) -> Result<SharedFacts, Box<EvalAltResult>> {
-    ctx.tag()
-        .and_then(|t| t.clone().try_cast::<SharedFacts>())
-        .ok_or_else(|| "state functions can only be used inside condition() and offer()".into())
+/// Runs `f` on the facts of the evaluation in progress (borrowed from the call's tag).
+fn with_facts<T>(
+    ctx: &NativeCallContext,
+    f: impl FnOnce(&OwnedFacts) -> T,
+) -> Result<T, Box<EvalAltResult>> {
+    let shared = ctx
+        .tag()
+        .and_then(|t| t.read_lock::<SharedFacts>())
+        .ok_or("state functions can only be used inside condition() and offer()")?;
+    Ok(f(&shared.0))
 }
 
 fn state_call(
@@ -66,9 +72,8 @@ fn state_call(
     name: &str,
     args: &[&str],
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    let facts = facts_of(ctx)?;
     let q = parse_call(name, args).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
-    Ok(facts.0.facts().query(&q).to_dynamic())
+    with_facts(ctx, |facts| facts.facts().query(&q).to_dynamic())
 }
 
 /// Tiers in ascending value, for `tier_rank()`.
@@ -166,7 +171,7 @@ fn register_helpers(engine: &mut Engine) {
         .register_fn(
             "local_hour",
             |ctx: NativeCallContext| -> Result<i64, Box<EvalAltResult>> {
-                Ok(i64::from(facts_of(&ctx)?.0.local.hour))
+                with_facts(&ctx, |f| i64::from(f.local.hour))
             },
         )
         .register_fn("money", |c: i64| {
