@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use smol_str::SmolStr;
+use thin_vec::ThinVec;
 
 use super::spec::{Agg, Calendar, Filter, SeriesDef, StateSpec};
 use crate::event::{AttrValue, Event};
@@ -45,7 +46,7 @@ pub struct WindowData {
     pub fp: u32,
     pub buckets: SmallVec<[Bucket; 2]>,
     /// For distinct counts: (bucket idx, value hash), capped.
-    pub seen: Vec<(u32, u32)>,
+    pub seen: ThinVec<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,16 +78,18 @@ pub const MAX_DISTINCT: usize = 64;
 /// Recent event ids remembered for de-duplication.
 pub const RECENT_IDS: usize = 8;
 
+/// Series lists are thin vectors (one pointer each, length on the heap): the state sits
+/// inline in the shard's hash map, and a smaller entry spans fewer cache lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SubscriberState {
     /// Latest event time seen (epoch seconds); lateness is measured against it.
     pub watermark: i64,
-    pub windows: Vec<WindowData>,
-    pub calendars: Vec<CalendarData>,
-    pub lasts: Vec<LastData>,
-    pub since: Vec<SinceData>,
+    pub windows: ThinVec<WindowData>,
+    pub calendars: ThinVec<CalendarData>,
+    pub lasts: ThinVec<LastData>,
+    pub since: ThinVec<SinceData>,
     /// (rule+offer key, epoch until which the cooldown holds).
-    pub cooldowns: Vec<(u32, i64)>,
+    pub cooldowns: ThinVec<(u32, i64)>,
     /// Hashes of recent event ids, newest last.
     pub recent_ids: SmallVec<[u64; RECENT_IDS]>,
     /// Marketing messages sent on the local day `sent_day`.
@@ -296,7 +299,7 @@ impl SubscriberState {
                 self.windows.push(WindowData {
                     fp,
                     buckets: SmallVec::new(),
-                    seen: Vec::new(),
+                    seen: ThinVec::new(),
                 });
                 self.windows.len() - 1
             }
@@ -432,19 +435,21 @@ impl SubscriberState {
         use std::mem::size_of;
         let spill =
             |cap: usize, inline: usize, elem: usize| if cap > inline { cap * elem } else { 0 };
+        // A thin vector's length and capacity live in its heap block, when it has one.
+        let thin = |cap: usize, elem: usize| if cap > 0 { 16 + cap * elem } else { 0 };
         size_of::<Self>()
-            + self.windows.capacity() * size_of::<WindowData>()
+            + thin(self.windows.capacity(), size_of::<WindowData>())
             + self
                 .windows
                 .iter()
                 .map(|w| {
-                    spill(w.buckets.capacity(), 2, size_of::<Bucket>()) + w.seen.capacity() * 8
+                    spill(w.buckets.capacity(), 2, size_of::<Bucket>()) + thin(w.seen.capacity(), 8)
                 })
                 .sum::<usize>()
-            + self.calendars.capacity() * size_of::<CalendarData>()
-            + self.lasts.capacity() * size_of::<LastData>()
-            + self.since.capacity() * size_of::<SinceData>()
-            + self.cooldowns.capacity() * 16
+            + thin(self.calendars.capacity(), size_of::<CalendarData>())
+            + thin(self.lasts.capacity(), size_of::<LastData>())
+            + thin(self.since.capacity(), size_of::<SinceData>())
+            + thin(self.cooldowns.capacity(), 16)
             + spill(self.recent_ids.capacity(), RECENT_IDS, 8)
     }
 

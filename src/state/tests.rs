@@ -260,3 +260,15 @@ fn filtered_series_count_only_matching_events() {
     assert_eq!(st.window(&intl, now), 2.0);
     assert_eq!(st.window(&all, now), 5.0);
 }
+
+#[test]
+fn thin_vectors_encode_like_vectors_so_saved_state_still_loads() {
+    // State saved before the lists became thin vectors must decode unchanged.
+    let cfg = bincode::config::standard();
+    let items = vec![(7u32, 1_700_000_000i64), (9, -1)];
+    let thin: thin_vec::ThinVec<(u32, i64)> = items.iter().copied().collect();
+    assert_eq!(
+        bincode::serde::encode_to_vec(&items, cfg).unwrap(),
+        bincode::serde::encode_to_vec(&thin, cfg).unwrap()
+    );
+}
