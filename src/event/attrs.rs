@@ -191,12 +191,34 @@ impl<'de> Visitor<'de> for AttrsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attrs, A::Error> {
         // One allocation sized for the contract's largest types (a call has eight).
         let mut out = Attrs(Vec::with_capacity(map.size_hint().unwrap_or(8)));
-        while let Some(k) = map.next_key::<SmolStr>()? {
+        while let Some(AttrKey(k)) = map.next_key::<AttrKey>()? {
             let v: AttrValue = map.next_value()?;
             // No duplicate check here (it is quadratic): `get` reads the last one.
             out.0.push((k, v));
         }
         Ok(out)
+    }
+}
+
+/// An attribute name: the contract's names are shared statics, not copied per event.
+struct AttrKey(SmolStr);
+
+impl<'de> serde::Deserialize<'de> for AttrKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = AttrKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an attribute name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AttrKey, E> {
+                Ok(AttrKey(match super::contract_attr_name(v) {
+                    Some(name) => SmolStr::new_static(name),
+                    None => SmolStr::new(v),
+                }))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 

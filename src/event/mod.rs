@@ -38,6 +38,12 @@ macro_rules! known_types {
                 match self { $(Known::$variant => &[$(($attr, AttrKind::$kind)),*]),* }
             }
         }
+
+        /// The contract's name for an attribute, shared by every event that carries it.
+        #[allow(unreachable_patterns)] // names shared by several types repeat
+        pub(crate) fn contract_attr_name(s: &str) -> Option<&'static str> {
+            match s { $($($attr => Some($attr),)*)* _ => None }
+        }
     };
 }
 

@@ -169,3 +169,16 @@ fn duplicate_attribute_keys_last_one_wins() {
     );
     assert_eq!(e.attr("peer").and_then(|v| v.as_str()), Some("b"));
 }
+
+#[test]
+fn contract_attribute_names_are_shared_and_others_kept_as_sent() {
+    assert_eq!(super::contract_attr_name("duration_s"), Some("duration_s"));
+    assert_eq!(super::contract_attr_name("roaming"), Some("roaming"));
+    assert_eq!(super::contract_attr_name("loyalty_tier"), None);
+    let e = decode(
+        br#"{"id":"a","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"duration_s":5,"loyalty_tier":"gold"}}"#,
+    )
+    .unwrap();
+    assert_eq!(e.attr("duration_s"), Some(&AttrValue::Int(5)));
+    assert_eq!(e.attr("loyalty_tier"), Some(&AttrValue::Str("gold".into())));
+}
