@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthHandle, DbAuthenticator};
 use crate::channels::{Dispatcher, Registry};
 use crate::config::Config;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub events: Arc<dyn EventSink>,
     /// The engine's offers and usage, for the 360 view and campaigns.
     pub offers: Arc<dyn OfferBook>,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl FromRef<AppState> for AuthHandle {
@@ -158,6 +160,7 @@ impl App {
             channels,
             events: parts.events,
             offers: parts.offers,
+            login_throttle: Arc::new(LoginThrottle::new(config.auth.login_attempts_per_minute)),
         };
         let listener = TcpListener::bind(&config.http.addr).await?;
         let addr = listener.local_addr()?;

@@ -165,12 +165,23 @@ impl Default for StateConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// API key of the built-in admin, created at first start. When empty a random key is
     /// generated and printed once.
     pub bootstrap_admin_key: String,
+    /// Password logins allowed per username per minute; more get `429` until it refills.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_admin_key: String::new(),
+            login_attempts_per_minute: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -22,6 +22,26 @@ async fn unauthenticated_and_bad_credentials_get_401() {
 }
 
 #[tokio::test]
+async fn password_guessing_is_throttled_per_username() {
+    on_both(async |t| {
+        t.user("amy", "account_manager", json!({})).await; // one login
+        t.user("bob", "account_manager", json!({})).await;
+        // Ten attempts a minute per name by default: nine more wrong guesses, then 429,
+        // even with the right password.
+        for _ in 0..9 {
+            assert_eq!(t.login("amy", "guess").await.status, 401);
+        }
+        let r = t.login("amy", "guess").await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.body["error"], "too_many_requests");
+        assert_eq!(t.login("AMY", PASSWORD).await.status, 429);
+        // Someone else's account is not locked by it.
+        t.login("bob", PASSWORD).await.expect(200);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn login_gives_a_session_that_logout_ends() {
     on_both(async |t| {
         let amy = t

@@ -64,11 +64,17 @@ pub struct LoginResponse {
 
 /// Exchanges a username and password for a session token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = crate::http::error::ErrorBody),
+        (status = 429, description = "Too many attempts for this username; see Retry-After", body = crate::http::error::ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    st.login_throttle
+        .attempt(&req.username)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        })?;
     let mut sql = Sql::new(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.username = "
     ));

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod db;
+pub mod throttle;
 
 use std::sync::Arc;
 
