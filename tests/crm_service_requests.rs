@@ -190,6 +190,18 @@ async fn enterprise_admins_and_configurable_workflows() {
         let r = t.post(t.admin(), &format!("{p}/approve"), json!({})).await.expect(200);
         assert_eq!(r["status"], "in_progress");
         assert_eq!(notice_kinds(t, &w.ent_admin).await, ["approval"]);
+
+        // Four eyes: a team lead who raises a request cannot approve its team-lead step.
+        let own = t
+            .post(&w.lead.token, "/api/v1/service-requests", json!({"customer_id": w.c1, "request_type": "cancellation", "title": "Cancel line 1002"}))
+            .await
+            .expect(201);
+        let p = format!("/api/v1/service-requests/{}", id(&own));
+        let resp = t.post(&w.lead.token, &format!("{p}/approve"), json!({})).await;
+        assert_eq!(resp.status, 403, "{}", resp.body);
+        assert!(resp.body["message"].as_str().unwrap().contains("other than its requester"));
+        let r = t.post(t.admin(), &format!("{p}/approve"), json!({})).await.expect(200);
+        assert_eq!(r["current_step"], 1);
     })
     .await;
 }

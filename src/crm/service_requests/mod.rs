@@ -374,6 +374,12 @@ pub async fn approve(
     let d: Decision = body_or_default(&body)?;
     validate::opt_text("note", d.note.as_deref(), 2000)?;
     let (tx, before) = for_decision(&st, &p, &id).await?;
+    // Four eyes, as for campaigns: whoever raised a request does not approve it.
+    if before.requester_id == p.id {
+        return Err(ApiError::Forbidden(
+            "a request must be approved by someone other than its requester".into(),
+        ));
+    }
     let mut after = before.clone();
     after.current_step += 1;
     let last = after.current_step as usize >= after.approval_steps.len();
