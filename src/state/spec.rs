@@ -123,6 +123,9 @@ impl SeriesDef {
 pub struct Filter {
     pub attr: SmolStr,
     pub value: SmolStr,
+    /// `value` as an integer when it is one in canonical form ("3", not "03" or "+3"), worked
+    /// out once here so integer attributes compare without formatting.
+    int: Option<i64>,
 }
 
 impl Filter {
@@ -141,13 +144,7 @@ impl Filter {
         match v {
             AttrValue::Str(s) => s == want,
             AttrValue::Bool(b) => want == if *b { "true" } else { "false" },
-            AttrValue::Int(i) => {
-                // Only the canonical text of the number: "3", not "03" or "+3".
-                let digits = want.strip_prefix('-').unwrap_or(want);
-                let canonical =
-                    !digits.starts_with('+') && (digits == "0" || !digits.starts_with('0'));
-                canonical && want != "-0" && want.parse::<i64>().is_ok_and(|w| w == *i)
-            }
+            AttrValue::Int(i) => self.int == Some(*i),
             other => other.to_string() == want,
         }
     }
@@ -158,9 +155,13 @@ pub fn split_filter(ty: &str) -> (&str, Option<Filter>) {
     match ty.split_once('[') {
         Some((base, rest)) => {
             let inner = rest.trim_end_matches(']');
-            let filter = inner.split_once('=').map(|(a, v)| Filter {
-                attr: SmolStr::new(a.trim()),
-                value: SmolStr::new(v.trim()),
+            let filter = inner.split_once('=').map(|(a, v)| {
+                let value = v.trim();
+                Filter {
+                    attr: SmolStr::new(a.trim()),
+                    value: SmolStr::new(value),
+                    int: value.parse::<i64>().ok().filter(|n| n.to_string() == value),
+                }
             });
             (base.trim(), filter)
         }
