@@ -11,7 +11,7 @@ use crate::engine::Candidate;
 use crate::event::Msisdn;
 use crate::ports::{Profile, Recommendation, Status};
 use crate::rules::{Category, LocalTime};
-use crate::state::{id_hash, SubscriberState};
+use crate::state::{id_hash_parts, SubscriberState};
 
 /// One offer to decide on, from a rule match or a campaign / touchpoint request.
 #[derive(Debug, Clone)]
@@ -85,20 +85,27 @@ pub fn recommendation_id(
     trigger: &Trigger,
     channel: &str,
 ) -> String {
-    let t = match trigger {
-        Trigger::Event(id) => format!("e:{id}"),
-        Trigger::Campaign(id) => format!("c:{id}"),
-        Trigger::Request(id) => format!("q:{id}"),
+    use std::fmt::Write;
+    let (kind, id) = match trigger {
+        Trigger::Event(id) => ("e:", id),
+        Trigger::Campaign(id) => ("c:", id),
+        Trigger::Request(id) => ("q:", id),
     };
-    let name = format!("{rule_id}|{msisdn}|{t}|{channel}");
-    format!(
-        "r-{}",
+    // "{rule_id}|{msisdn}|{kind}{id}|{channel}", built in one buffer (this runs per decision).
+    let mut name = String::with_capacity(rule_id.len() + id.len() + channel.len() + 24);
+    let _ = write!(name, "{rule_id}|{msisdn}|{kind}{id}|{channel}");
+    let mut out = String::with_capacity(34);
+    out.push_str("r-");
+    let _ = write!(
+        out,
+        "{}",
         Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).simple()
-    )
+    );
+    out
 }
 
 fn cooldown_key(rule_id: &str, offer_code: &str) -> u32 {
-    id_hash(&format!("{rule_id}|{offer_code}")) as u32
+    id_hash_parts(&[rule_id, "|", offer_code]) as u32
 }
 
 impl Policy {

@@ -214,3 +214,19 @@ fn ids_are_stable_per_rule_subscriber_trigger_and_channel() {
     );
     assert!(recommendation_id("r", m(), &t, "sms").starts_with("r-"));
 }
+
+#[test]
+fn ids_and_cooldown_keys_keep_their_persisted_form() {
+    // Stored recommendations and cooldowns are found again only if these never change.
+    let id = recommendation_id("roaming-welcome", m(), &Trigger::Event("e-1".into()), "sms");
+    let name = "roaming-welcome|8613900000001|e:e-1|sms";
+    let want = Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).simple();
+    assert_eq!(id, format!("r-{want}"));
+    let campaign = recommendation_id("r", m(), &Trigger::Campaign("c9".into()), "agent");
+    let want = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"r|8613900000001|c:c9|agent").simple();
+    assert_eq!(campaign, format!("r-{want}"));
+    assert_eq!(
+        cooldown_key("sms-bundle", "SMS-BUNDLE-200"),
+        crate::state::id_hash("sms-bundle|SMS-BUNDLE-200") as u32
+    );
+}

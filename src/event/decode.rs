@@ -36,8 +36,9 @@ struct Raw<'a> {
     msisdn: Cow<'a, str>,
     #[serde(borrow)]
     ts: Cow<'a, str>,
+    /// Absent or `null` is no attributes.
     #[serde(default)]
-    attrs: Option<Attrs>,
+    attrs: Attrs,
 }
 
 /// Decodes one event from its JSON bytes.
@@ -96,11 +97,12 @@ fn validate(raw: Raw<'_>) -> Result<Event, DecodeError> {
             ),
         )
     })?;
-    let attrs = raw.attrs.unwrap_or_default();
+    let attrs = raw.attrs;
     if let EventType::Known(k) = kind {
-        for (name, want) in k.attrs() {
-            if let Some(v) = attrs.get(name) {
-                check_kind(name, *want, v)?;
+        // Every value is checked, duplicates included: a repeated key cannot hide a bad one.
+        for (name, v) in &attrs.0 {
+            if let Some(want) = k.attr_kind(name) {
+                check_kind(name, want, v)?;
             }
         }
     }

@@ -37,6 +37,12 @@ macro_rules! known_types {
             pub fn attrs(self) -> &'static [(&'static str, AttrKind)] {
                 match self { $(Known::$variant => &[$(($attr, AttrKind::$kind)),*]),* }
             }
+            /// The JSON kind the contract gives `name` in this type, if it lists it.
+            pub fn attr_kind(self, name: &str) -> Option<AttrKind> {
+                match self {
+                    $(Known::$variant => match name { $($attr => Some(AttrKind::$kind),)* _ => None }),*
+                }
+            }
         }
 
         /// The contract's name for an attribute, shared by every event that carries it.

@@ -182,3 +182,26 @@ fn contract_attribute_names_are_shared_and_others_kept_as_sent() {
     assert_eq!(e.attr("duration_s"), Some(&AttrValue::Int(5)));
     assert_eq!(e.attr("loyalty_tier"), Some(&AttrValue::Str("gold".into())));
 }
+
+#[test]
+fn a_repeated_key_cannot_hide_a_value_of_the_wrong_kind() {
+    let e = err(
+        r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"duration_s":"long","duration_s":30}}"#,
+    );
+    assert_eq!(e.field, "attrs.duration_s");
+    // An attribute another type lists, sent with a type that does not, is kept as it is.
+    let e = ok(
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"duration_s":"long"}}"#,
+    );
+    assert_eq!(e.attr("duration_s").and_then(|v| v.as_str()), Some("long"));
+}
+
+#[test]
+fn each_type_knows_the_kind_of_its_own_attributes() {
+    for k in Known::ALL {
+        for (name, kind) in k.attrs() {
+            assert_eq!(k.attr_kind(name), Some(*kind), "{}.{name}", k.as_str());
+        }
+        assert_eq!(k.attr_kind("not_in_the_contract"), None);
+    }
+}

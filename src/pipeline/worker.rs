@@ -88,7 +88,7 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
                 agg,
                 span_secs,
             } => {
-                let v = st.window(def, st.watermark);
+                let v = st.window(&def.clone().into(), st.watermark);
                 let name = format!(
                     "{:?}({ty}{}, {}s)",
                     agg,
@@ -107,11 +107,11 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
             }
             crate::state::SeriesDef::CountSince { ty, reset } => (
                 format!("count_since({ty}, {reset})"),
-                serde_json::json!(st.count_since(def)),
+                serde_json::json!(st.count_since(&def.clone().into())),
             ),
             crate::state::SeriesDef::Last { ty, attr: None } => (
                 format!("last_seen({ty})"),
-                st.last(def)
+                st.last(&def.clone().into())
                     .and_then(|l| chrono::DateTime::from_timestamp(l.ts, 0))
                     .map(|t| serde_json::json!(t.to_rfc3339()))
                     .unwrap_or(serde_json::Value::Null),

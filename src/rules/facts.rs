@@ -132,7 +132,7 @@ impl Facts<'_> {
                 }
             }
             StateQuery::Calendar(d, period) => {
-                let unit_now = match d {
+                let unit_now = match &d.def {
                     crate::state::SeriesDef::Calendar {
                         unit: crate::state::Calendar::Day,
                         ..
@@ -159,7 +159,7 @@ impl Facts<'_> {
                 .unwrap_or(Fact::None),
             StateQuery::CountSince(d) => Fact::Num(f64::from(st.count_since(d))),
             StateQuery::Changed(d) => {
-                let crate::state::SeriesDef::Last { attr: Some(a), .. } = d else {
+                let crate::state::SeriesDef::Last { attr: Some(a), .. } = &d.def else {
                     return Fact::Bool(false);
                 };
                 let cur = Fact::from_attr(self.event.attr(a));
@@ -170,7 +170,7 @@ impl Facts<'_> {
                 Fact::Bool(cur != Fact::None && before != Fact::None && cur != before)
             }
             StateQuery::Growth(d) => {
-                let crate::state::SeriesDef::Last { attr: Some(a), .. } = d else {
+                let crate::state::SeriesDef::Last { attr: Some(a), .. } = &d.def else {
                     return Fact::None;
                 };
                 let cur = self.event.attr(a).and_then(|v| v.as_f64());

@@ -4,7 +4,7 @@
 use smol_str::SmolStr;
 
 use crate::event::EventType;
-use crate::state::{parse_duration_secs, Agg, Calendar, SeriesDef};
+use crate::state::{parse_duration_secs, Agg, Calendar, Series, SeriesDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
@@ -14,28 +14,28 @@ pub enum Period {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateQuery {
-    Window(SeriesDef),
+    Window(Series),
     /// sum / count over the same window.
     Avg {
-        sum: SeriesDef,
-        count: SeriesDef,
+        sum: Series,
+        count: Series,
     },
-    Calendar(SeriesDef, Period),
-    Last(SeriesDef),
-    Previous(SeriesDef),
-    SecondsSince(SeriesDef),
-    CountSince(SeriesDef),
+    Calendar(Series, Period),
+    Last(Series),
+    Previous(Series),
+    SecondsSince(Series),
+    CountSince(Series),
     /// Percent change of the current event's attribute over the last one of the same type.
-    Growth(SeriesDef),
+    Growth(Series),
     /// Whether the current event's attribute differs from the last one of the same type.
-    Changed(SeriesDef),
+    Changed(Series),
 }
 
 impl StateQuery {
     /// The series this query needs kept.
     pub fn defs(&self) -> Vec<SeriesDef> {
         match self {
-            StateQuery::Avg { sum, count } => vec![sum.clone(), count.clone()],
+            StateQuery::Avg { sum, count } => vec![sum.def.clone(), count.def.clone()],
             StateQuery::Window(d)
             | StateQuery::Calendar(d, _)
             | StateQuery::Last(d)
@@ -43,7 +43,7 @@ impl StateQuery {
             | StateQuery::SecondsSince(d)
             | StateQuery::CountSince(d)
             | StateQuery::Growth(d)
-            | StateQuery::Changed(d) => vec![d.clone()],
+            | StateQuery::Changed(d) => vec![d.def.clone()],
         }
     }
 }
@@ -118,26 +118,29 @@ pub fn parse_call(name: &str, args: &[&str]) -> Result<StateQuery, String> {
             args.len()
         ));
     }
-    let window = |agg, a: Option<&str>, w: &str| -> Result<SeriesDef, String> {
+    let window = |agg, a: Option<&str>, w: &str| -> Result<Series, String> {
         Ok(SeriesDef::Window {
             ty: ty(args[0])?,
             attr: a.map(attr).transpose()?,
             agg,
             span_secs: parse_duration_secs(w)?,
-        })
+        }
+        .into())
     };
-    let cal = |a: Option<&str>, unit| -> Result<SeriesDef, String> {
+    let cal = |a: Option<&str>, unit| -> Result<Series, String> {
         Ok(SeriesDef::Calendar {
             ty: ty(args[0])?,
             attr: a.map(attr).transpose()?,
             unit,
-        })
+        }
+        .into())
     };
-    let last = |a: Option<&str>| -> Result<SeriesDef, String> {
+    let last = |a: Option<&str>| -> Result<Series, String> {
         Ok(SeriesDef::Last {
             ty: ty(args[0])?,
             attr: a.map(attr).transpose()?,
-        })
+        }
+        .into())
     };
     Ok(match name {
         "count" => StateQuery::Window(window(Agg::Count, None, args[1])?),
@@ -164,10 +167,13 @@ pub fn parse_call(name: &str, args: &[&str]) -> Result<StateQuery, String> {
         "seconds_since" => StateQuery::SecondsSince(last(None)?),
         "growth_pct" => StateQuery::Growth(last(Some(args[1]))?),
         "changed" => StateQuery::Changed(last(Some(args[1]))?),
-        "count_since" => StateQuery::CountSince(SeriesDef::CountSince {
-            ty: ty(args[0])?,
-            reset: ty(args[1])?,
-        }),
+        "count_since" => StateQuery::CountSince(
+            SeriesDef::CountSince {
+                ty: ty(args[0])?,
+                reset: ty(args[1])?,
+            }
+            .into(),
+        ),
         _ => unreachable!("listed in STATE_FUNCTIONS"),
     })
 }
@@ -199,8 +205,11 @@ mod tests {
     fn parses_calls_and_expressions() {
         assert!(matches!(
             parse_call("count", &["sms", "24h"]),
-            Ok(StateQuery::Window(SeriesDef::Window {
-                span_secs: 86400,
+            Ok(StateQuery::Window(Series {
+                def: SeriesDef::Window {
+                    span_secs: 86400,
+                    ..
+                },
                 ..
             }))
         ));
@@ -231,7 +240,11 @@ mod filter_tests {
     #[test]
     fn types_may_carry_an_attribute_filter() {
         let q = parse_call("count", &["call[international=true]", "7d"]).unwrap();
-        let StateQuery::Window(SeriesDef::Window { ty, .. }) = q else {
+        let StateQuery::Window(Series {
+            def: SeriesDef::Window { ty, .. },
+            ..
+        }) = q
+        else {
             panic!()
         };
         assert_eq!(ty, "call[international=true]");

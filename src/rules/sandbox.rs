@@ -1,14 +1,18 @@
 //! The Rhai engine every rule runs in: limits on operations, depth, sizes and wall-clock
 //! time; no `eval`, no modules, no file or network access; the built-in functions.
 
-use std::cell::Cell;
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 
 use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts};
-use super::query::{parse_call, STATE_FUNCTIONS};
+use smol_str::SmolStr;
+
+use super::query::{parse_call, StateQuery, STATE_FUNCTIONS};
 use crate::config::ScriptLimits;
 use crate::event::{AttrValue, Event};
 use crate::ports::Profile;
@@ -16,7 +20,17 @@ use crate::ports::Profile;
 thread_local! {
     /// Wall-clock deadline of the evaluation running on this thread.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// State queries already parsed, by call (function and literal arguments). Scripts make
+    /// the same few calls on every event, and parsing one cost more than answering it.
+    static PARSED: RefCell<HashMap<u64, ParsedCall>> = RefCell::default();
 }
+
+/// A call's words (function name, then arguments) and what they parse to.
+type ParsedCall = (Vec<SmolStr>, Arc<StateQuery>);
+
+/// Distinct calls remembered per thread; a script that builds arguments on the fly cannot
+/// grow the cache without bound (it starts over when full).
+const PARSED_CAP: usize = 1024;
 
 /// Runs `f` with a wall-clock budget enforced by the engine's progress callback.
 pub fn with_deadline<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
@@ -72,8 +86,39 @@ fn state_call(
     name: &str,
     args: &[&str],
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    let q = parse_call(name, args).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    let q = parsed_call(name, args).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
     with_facts(ctx, |facts| facts.facts().query(&q).to_dynamic())
+}
+
+/// [`parse_call`], remembered per thread. Errors are not kept: the rule fails either way.
+fn parsed_call(name: &str, args: &[&str]) -> Result<Arc<StateQuery>, String> {
+    static SEED: LazyLock<ahash::RandomState> = LazyLock::new(ahash::RandomState::new);
+    let mut h = SEED.build_hasher();
+    name.hash(&mut h);
+    args.hash(&mut h);
+    let key = h.finish();
+    let same = |k: &[SmolStr]| k[0] == name && k[1..].iter().eq(args.iter());
+    let hit = PARSED.with(|p| {
+        p.borrow()
+            .get(&key)
+            .filter(|(k, _)| same(k))
+            .map(|(_, q)| q.clone())
+    });
+    if let Some(q) = hit {
+        return Ok(q);
+    }
+    let q = Arc::new(parse_call(name, args)?);
+    PARSED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() >= PARSED_CAP {
+            p.clear();
+        }
+        let k = std::iter::once(name)
+            .chain(args.iter().copied())
+            .map(SmolStr::new);
+        p.insert(key, (k.collect(), q.clone()));
+    });
+    Ok(q)
 }
 
 /// Tiers in ascending value, for `tier_rank()`.
@@ -252,5 +297,38 @@ impl Fact {
             Fact::Text(t) => t.to_string(),
             Fact::Bool(b) => b.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_calls_are_remembered_by_their_arguments() {
+        let a = parsed_call("count", &["sms", "24h"]).unwrap();
+        let again = parsed_call("count", &["sms", "24h"]).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "the second call reuses the first parse"
+        );
+        let other = parsed_call("count", &["sms", "7d"]).unwrap();
+        assert_ne!(a, other);
+        let bad = parsed_call("count", &["SMS!", "24h"]).unwrap_err();
+        assert!(bad.contains("not an event type"), "{bad}");
+        assert!(
+            parsed_call("count", &["SMS!", "24h"]).is_err(),
+            "and stays one"
+        );
+    }
+
+    #[test]
+    fn the_parse_cache_stays_bounded() {
+        for i in 0..(PARSED_CAP * 2) {
+            parsed_call("count", &["sms", &format!("{}s", i + 1)]).unwrap();
+        }
+        assert!(PARSED.with(|p| p.borrow().len()) <= PARSED_CAP);
+        let q = parsed_call("count", &["sms", "90s"]).unwrap();
+        assert_eq!(*q, parse_call("count", &["sms", "90s"]).unwrap());
     }
 }

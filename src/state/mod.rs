@@ -9,6 +9,8 @@ mod subscriber;
 #[cfg(test)]
 mod tests;
 
-pub use spec::{parse_duration_secs, split_filter, Agg, Calendar, Filter, SeriesDef, StateSpec};
+pub use spec::{
+    parse_duration_secs, split_filter, Agg, Calendar, Filter, Series, SeriesDef, StateSpec,
+};
 pub use store::{RedisStateStore, SqlStateStore, StateStore, StateStoreError};
-pub use subscriber::{id_hash, LastData, SubscriberState, Val};
+pub use subscriber::{id_hash, id_hash_parts, LastData, SubscriberState, Val};

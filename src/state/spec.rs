@@ -118,6 +118,21 @@ impl SeriesDef {
     }
 }
 
+/// A series definition with its fingerprint worked out once: rules query state on every
+/// event they see, and hashing the definition each time was a visible cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub def: SeriesDef,
+    pub fp: u32,
+}
+
+impl From<SeriesDef> for Series {
+    fn from(def: SeriesDef) -> Series {
+        let fp = def.fingerprint();
+        Series { def, fp }
+    }
+}
+
 /// `call[international=true]`: only events whose attribute has that value feed the series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {

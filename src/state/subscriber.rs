@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use smol_str::SmolStr;
 use thin_vec::ThinVec;
 
-use super::spec::{Agg, Calendar, Filter, SeriesDef, StateSpec};
+use super::spec::{Agg, Calendar, Filter, Series, SeriesDef, StateSpec};
 use crate::event::{AttrValue, Event};
 
 /// A value kept by `last()`: numbers and short text only (bounded size).
@@ -100,9 +100,14 @@ pub struct SubscriberState {
 }
 
 pub fn id_hash(id: &str) -> u64 {
+    id_hash_parts(&[id])
+}
+
+/// [`id_hash`] of the parts written one after the other, without joining them first.
+pub fn id_hash_parts(parts: &[&str]) -> u64 {
     // FNV-1a 64: stable across runs, unlike the std hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
+    for b in parts.iter().flat_map(|p| p.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -358,11 +363,11 @@ impl SubscriberState {
     // ---- queries (all relative to `now`, the current event's time) ----
 
     /// Sliding-window aggregate over (now - span, now].
-    pub fn window(&self, def: &SeriesDef, now: i64) -> f64 {
-        let SeriesDef::Window { agg, span_secs, .. } = def else {
+    pub fn window(&self, s: &Series, now: i64) -> f64 {
+        let SeriesDef::Window { agg, span_secs, .. } = &s.def else {
             return 0.0;
         };
-        let fp = def.fingerprint();
+        let fp = s.fp;
         let Some(w) = self.windows.iter().find(|w| w.fp == fp) else {
             return if *agg == Agg::Min || *agg == Agg::Max {
                 f64::NAN
@@ -398,8 +403,8 @@ impl SubscriberState {
     }
 
     /// Calendar aggregate for `period` (a local day or month number).
-    pub fn calendar(&self, def: &SeriesDef, period: i32) -> f64 {
-        let fp = def.fingerprint();
+    pub fn calendar(&self, s: &Series, period: i32) -> f64 {
+        let fp = s.fp;
         match self.calendars.iter().find(|c| c.fp == fp) {
             Some(c) if c.period == period => c.val,
             Some(c) if c.prev_period == period => c.prev_val,
@@ -407,13 +412,13 @@ impl SubscriberState {
         }
     }
 
-    pub fn last(&self, def: &SeriesDef) -> Option<&LastData> {
-        let fp = def.fingerprint();
+    pub fn last(&self, s: &Series) -> Option<&LastData> {
+        let fp = s.fp;
         self.lasts.iter().find(|l| l.fp == fp && l.ts != i64::MIN)
     }
 
-    pub fn count_since(&self, def: &SeriesDef) -> u32 {
-        let fp = def.fingerprint();
+    pub fn count_since(&self, s: &Series) -> u32 {
+        let fp = s.fp;
         self.since
             .iter()
             .find(|s| s.fp == fp)

@@ -32,10 +32,10 @@ fn sliding_count_includes_current_and_forgets_old() {
         apply(&mut st, &spec, &e);
     }
     let now = ev("sms", "2026-11-23T06:00:00Z", "{}").epoch();
-    assert_eq!(st.window(&def, now), 5.0);
+    assert_eq!(st.window(&def.clone().into(), now), 5.0);
     // A day and a bit later the window is empty again.
     let later = ev("sms", "2026-11-24T07:30:00Z", "{}").epoch();
-    assert_eq!(st.window(&def, later), 0.0);
+    assert_eq!(st.window(&def.clone().into(), later), 0.0);
 }
 
 #[test]
@@ -75,10 +75,10 @@ fn sums_min_max_distinct() {
         apply(&mut st, &spec, &e);
     }
     let now = ev("topup", "2026-11-10T00:00:00Z", "{}").epoch();
-    assert_eq!(st.window(&sum, now), 8000.0);
-    assert_eq!(st.window(&max, now), 5000.0);
-    assert_eq!(st.window(&min, now), 1000.0);
-    assert_eq!(st.window(&distinct, now), 2.0);
+    assert_eq!(st.window(&sum.clone().into(), now), 8000.0);
+    assert_eq!(st.window(&max.clone().into(), now), 5000.0);
+    assert_eq!(st.window(&min.clone().into(), now), 1000.0);
+    assert_eq!(st.window(&distinct.clone().into(), now), 2.0);
 }
 
 #[test]
@@ -91,12 +91,12 @@ fn late_events_land_in_their_window() {
     apply(&mut st, &spec, &ev("call", "2026-11-23T09:50:00Z", "{}"));
     let at_0955 = ev("call", "2026-11-23T09:55:00Z", "{}").epoch();
     assert_eq!(
-        st.window(&def, at_0955),
+        st.window(&def.clone().into(), at_0955),
         1.0,
         "only the 09:50 call is before 09:55"
     );
     let at_1000 = ev("call", "2026-11-23T10:00:00Z", "{}").epoch();
-    assert_eq!(st.window(&def, at_1000), 2.0);
+    assert_eq!(st.window(&def.clone().into(), at_1000), 2.0);
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn count_since_resets_on_the_other_type() {
         &spec,
         &ev("power_off", "2026-11-23T09:00:00Z", "{}"),
     );
-    assert_eq!(st.count_since(&def), 0);
+    assert_eq!(st.count_since(&def.clone().into()), 0);
     for m in 1..=3 {
         apply(
             &mut st,
@@ -129,7 +129,7 @@ fn count_since_resets_on_the_other_type() {
             ),
         );
     }
-    assert_eq!(st.count_since(&def), 3);
+    assert_eq!(st.count_since(&def.clone().into()), 3);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn last_keeps_previous_value_and_ignores_older() {
         &spec,
         &ev("bill", "2026-09-01T00:00:00Z", r#"{"amount_cents":1}"#),
     );
-    let l = st.last(&def).unwrap();
+    let l = st.last(&def.clone().into()).unwrap();
     assert_eq!(l.val, Val::Num(13500.0));
     assert_eq!(l.prev, Val::Num(10000.0));
 }
@@ -173,9 +173,9 @@ fn calendar_rolls_to_previous_period() {
     st.apply_aggregates(&spec, &e1, 0, 10, 3600);
     let e2 = ev("bill", "2026-11-05T00:00:00Z", r#"{"amount_cents":250}"#);
     st.apply_aggregates(&spec, &e2, 0, 11, 3600);
-    assert_eq!(st.calendar(&def, 11), 250.0);
-    assert_eq!(st.calendar(&def, 10), 100.0);
-    assert_eq!(st.calendar(&def, 9), 0.0);
+    assert_eq!(st.calendar(&def.clone().into(), 11), 250.0);
+    assert_eq!(st.calendar(&def.clone().into(), 10), 100.0);
+    assert_eq!(st.calendar(&def.clone().into(), 9), 0.0);
 }
 
 #[test]
@@ -257,8 +257,8 @@ fn filtered_series_count_only_matching_events() {
         apply(&mut st, &spec, &e);
     }
     let now = ev("call", "2026-11-26T12:00:00Z", "{}").epoch();
-    assert_eq!(st.window(&intl, now), 2.0);
-    assert_eq!(st.window(&all, now), 5.0);
+    assert_eq!(st.window(&intl.clone().into(), now), 2.0);
+    assert_eq!(st.window(&all.clone().into(), now), 5.0);
 }
 
 #[test]
