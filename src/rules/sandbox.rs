@@ -8,10 +8,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
-
-use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts};
 use smol_str::SmolStr;
 
+use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts};
 use super::query::{parse_call, StateQuery, STATE_FUNCTIONS};
 use crate::config::ScriptLimits;
 use crate::event::{AttrValue, Event};
