@@ -80,15 +80,15 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
     let rules = deps.rules.load();
     let st = &entry.state;
     let mut out = serde_json::Map::new();
-    for def in &rules.spec.defs {
-        let (key, value) = match def {
+    for series in &rules.spec.defs {
+        let (key, value) = match &series.def {
             crate::state::SeriesDef::Window {
                 ty,
                 attr,
                 agg,
                 span_secs,
             } => {
-                let v = st.window(&def.clone().into(), st.watermark);
+                let v = st.window(series, st.watermark);
                 let name = format!(
                     "{:?}({ty}{}, {}s)",
                     agg,
@@ -107,11 +107,11 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
             }
             crate::state::SeriesDef::CountSince { ty, reset } => (
                 format!("count_since({ty}, {reset})"),
-                serde_json::json!(st.count_since(&def.clone().into())),
+                serde_json::json!(st.count_since(series)),
             ),
             crate::state::SeriesDef::Last { ty, attr: None } => (
                 format!("last_seen({ty})"),
-                st.last(&def.clone().into())
+                st.last(series)
                     .and_then(|l| chrono::DateTime::from_timestamp(l.ts, 0))
                     .map(|t| serde_json::json!(t.to_rfc3339()))
                     .unwrap_or(serde_json::Value::Null),

@@ -197,7 +197,8 @@ pub struct TypeUpdates {
 /// Every series the rule set reads, indexed by the event type that updates it.
 #[derive(Debug, Default, Clone)]
 pub struct StateSpec {
-    pub defs: Vec<SeriesDef>,
+    /// Each series once, with its fingerprint.
+    pub defs: Vec<Series>,
     by_type: TypeMap<TypeUpdates>,
     /// The longest window span, bounding how long buckets are kept.
     pub max_span_secs: i64,
@@ -207,7 +208,7 @@ impl StateSpec {
     pub fn new(defs: impl IntoIterator<Item = SeriesDef>) -> StateSpec {
         let mut spec = StateSpec::default();
         for d in defs {
-            if spec.defs.contains(&d) {
+            if spec.contains(&d) {
                 continue;
             }
             let fp = d.fingerprint();
@@ -232,7 +233,7 @@ impl StateSpec {
                     spec.entry(base).since_reset.push((fp, f));
                 }
             }
-            spec.defs.push(d);
+            spec.defs.push(Series { def: d, fp });
         }
         spec
     }
@@ -246,7 +247,7 @@ impl StateSpec {
     }
 
     pub fn contains(&self, def: &SeriesDef) -> bool {
-        self.defs.contains(def)
+        self.defs.iter().any(|s| s.def == *def)
     }
 }
 

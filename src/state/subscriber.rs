@@ -428,7 +428,7 @@ impl SubscriberState {
 
     /// Drops series no rule reads any more (after a rule set change).
     pub fn retain_spec(&mut self, spec: &StateSpec) {
-        let live: Vec<u32> = spec.defs.iter().map(SeriesDef::fingerprint).collect();
+        let live: Vec<u32> = spec.defs.iter().map(|s| s.fp).collect();
         self.windows.retain(|w| live.contains(&w.fp));
         self.calendars.retain(|w| live.contains(&w.fp));
         self.lasts.retain(|w| live.contains(&w.fp));
