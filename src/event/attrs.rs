@@ -203,6 +203,14 @@ impl<'de> Visitor<'de> for AttrsVisitor {
 /// An attribute name: the contract's names are shared statics, not copied per event.
 struct AttrKey(SmolStr);
 
+/// The contract's names as shared statics, any other name as sent.
+pub(super) fn intern_key(k: &str) -> SmolStr {
+    match super::contract_attr_name(k) {
+        Some(name) => SmolStr::new_static(name),
+        None => SmolStr::new(k),
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for AttrKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
@@ -212,10 +220,7 @@ impl<'de> serde::Deserialize<'de> for AttrKey {
                 f.write_str("an attribute name")
             }
             fn visit_str<E>(self, v: &str) -> Result<AttrKey, E> {
-                Ok(AttrKey(match super::contract_attr_name(v) {
-                    Some(name) => SmolStr::new_static(name),
-                    None => SmolStr::new(v),
-                }))
+                Ok(AttrKey(intern_key(v)))
             }
         }
         d.deserialize_str(KeyVisitor)

@@ -3,6 +3,7 @@
 mod attrs;
 mod decode;
 mod msisdn;
+mod scan;
 #[cfg(test)]
 mod tests;
 

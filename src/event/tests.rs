@@ -205,3 +205,117 @@ fn each_type_knows_the_kind_of_its_own_attributes() {
         assert_eq!(k.attr_kind("not_in_the_contract"), None);
     }
 }
+
+#[test]
+fn attributes_after_a_nested_value_are_read() {
+    let e = ok(
+        r#"{"id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z",
+        "attrs":{"a":{"b":[1,2,{"c":3}]},"duration_s":30,"x":[[1],[2]],"peer":"p"},"after":{"k":1}}"#,
+    );
+    assert_eq!(e.attr("duration_s"), Some(&AttrValue::Int(30)));
+    assert_eq!(e.attr("peer").and_then(|v| v.as_str()), Some("p"));
+    assert_eq!(e.attrs.0.len(), 4);
+    let Some(AttrValue::Json(a)) = e.attr("a") else {
+        panic!("nested kept as JSON")
+    };
+    assert_eq!(a["b"][2]["c"], 3);
+}
+
+#[test]
+fn invalid_utf8_is_rejected_as_the_body() {
+    let mut bytes = br#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z","attrs":{"peer":"XX"}}"#.to_vec();
+    let at = bytes.iter().position(|b| *b == b'X').unwrap();
+    bytes[at] = 0xff;
+    assert_eq!(decode(&bytes).unwrap_err().field, "body");
+}
+
+/// The scan path must accept and reject exactly what serde_json does, with the same result.
+fn same_as_serde(bytes: &[u8]) {
+    let fast = decode(bytes);
+    let slow = super::decode::decode_with_serde(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    match (&fast, &slow) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+        (Err(a), Err(b)) => assert_eq!(a.field, b.field, "{text}"),
+        _ => panic!("{text}: fast {fast:?}, serde {slow:?}"),
+    }
+}
+
+#[test]
+fn the_scan_path_agrees_with_serde_json() {
+    let env = r#""id":"e1","type":"call","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z""#;
+    for attrs in [
+        r#"{"nested":{"a":[1,{"b":null}],"c":"d"},"duration_s":30,"peer":"x"}"#,
+        r#"{"big":18446744073709551615,"i64max":9223372036854775807,"neg":-9223372036854775808}"#,
+        r#"{"below":-9223372036854775809,"over":18446744073709551616}"#,
+        r#"{"z":-0,"zf":-0.0,"f":1.5e3,"e":2E-2,"lead":01}"#,
+        r#"{"huge":1e400}"#,
+        r#"{"s":"\u4e2d\u6587 \"q\" \\ \n","plain":"中文","e":""}"#,
+        r#"{"peer":"a","peer":"b","duration_s":"x"}"#,
+        r#"{"duration_s":1.5}"#,
+        r#"{ "answered" : true , "roaming":false,"x":null }"#,
+        r#"{"t":tru}"#,
+        r#"{"n":-}"#,
+        r#"{"n":12a}"#,
+        "null",
+        "{}",
+        "[]",
+        r#""text""#,
+        "7",
+    ] {
+        same_as_serde(format!("{{{env},\"attrs\":{attrs}}}").as_bytes());
+        same_as_serde(format!("{{\"extra\":{attrs},{env}}}").as_bytes());
+        same_as_serde(format!(" {{ \"attrs\" : {attrs} , {env} }} \n").as_bytes());
+    }
+    for json in [
+        "",
+        " ",
+        "{}",
+        "{\"id\":\"e1\"}",
+        r#"{"id":1,"type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+        r#"{"id":"a","id":"b","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+        r#"{"id":1,"id":"b","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"} trailing"#,
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z",}"#,
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}}"#,
+        r#"{"id":"e\ud800","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:15:00Z"}"#,
+        "{\"id\":\"e\u{1}\",\"type\":\"sms\",\"msisdn\":\"8613900000001\",\"ts\":\"2026-11-23T08:15:00Z\"}",
+    ] {
+        same_as_serde(json.as_bytes());
+    }
+}
+
+#[test]
+fn the_scan_path_agrees_with_serde_json_on_traffic_and_mutations() {
+    use rand::{Rng, SeedableRng};
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap();
+    let mut sim = crate::sim::Simulator::new(1000, 3);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    const ALPHABET: &[u8] = b"{}[]\":,\\ -+.0123456789eEtrufalsn\x01\xff";
+    let mut scanned = 0;
+    for _ in 0..3000 {
+        let line = sim.next_json(t0).to_string();
+        scanned += usize::from(super::scan::raw(&line).is_some());
+        same_as_serde(line.as_bytes());
+        for _ in 0..3 {
+            let mut b = line.clone().into_bytes();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..b.len());
+                let c = ALPHABET[rng.random_range(0..ALPHABET.len())];
+                match rng.random_range(0..3) {
+                    0 => b[at] = c,
+                    1 => b.insert(at, c),
+                    _ => {
+                        b.remove(at);
+                    }
+                }
+            }
+            same_as_serde(&b);
+        }
+    }
+    // Otherwise this would only be testing serde_json against itself.
+    assert!(
+        scanned > 2900,
+        "only {scanned} of 3000 simulated events took the scan path"
+    );
+}
