@@ -107,7 +107,7 @@ impl Shard {
             entry.dirty = true;
             if !candidates.is_empty() {
                 let proposals = candidates.iter().map(Proposal::from).collect();
-                let trigger = Trigger::Event(ev.id.to_string());
+                let trigger = Trigger::Event(ev.id.as_str().to_owned());
                 recs.extend(policy.decide(
                     proposals,
                     &mut entry.state,
