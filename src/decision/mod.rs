@@ -78,29 +78,43 @@ impl Policy {
 }
 
 /// Stable id: the same (rule, msisdn, trigger, channel) always yields the same id, so a
-/// replayed or redelivered event never creates a second recommendation.
+/// replayed or redelivered event never creates a second recommendation. It is the UUIDv5 of
+/// `{rule_id}|{msisdn}|{kind}{id}|{channel}` in the OID namespace, as `uuid` makes it; the
+/// SHA-1 comes from the `sha1` crate, which uses the CPU's SHA instructions where it has them
+/// (`uuid`'s own is portable code, and this runs for every decision).
 pub fn recommendation_id(
     rule_id: &str,
     msisdn: Msisdn,
     trigger: &Trigger,
     channel: &str,
 ) -> String {
-    use std::fmt::Write;
+    use sha1::{Digest, Sha1};
     let (kind, id) = match trigger {
         Trigger::Event(id) => ("e:", id),
         Trigger::Campaign(id) => ("c:", id),
         Trigger::Request(id) => ("q:", id),
     };
-    // "{rule_id}|{msisdn}|{kind}{id}|{channel}", built in one buffer (this runs per decision).
-    let mut name = String::with_capacity(rule_id.len() + id.len() + channel.len() + 24);
-    let _ = write!(name, "{rule_id}|{msisdn}|{kind}{id}|{channel}");
+    let mut h = Sha1::new();
+    h.update(Uuid::NAMESPACE_OID.as_bytes());
+    for part in [
+        rule_id,
+        "|",
+        msisdn.digits().as_str(),
+        "|",
+        kind,
+        id,
+        "|",
+        channel,
+    ] {
+        h.update(part);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
     let mut out = String::with_capacity(34);
     out.push_str("r-");
-    let _ = write!(
-        out,
-        "{}",
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).simple()
-    );
+    out.push_str(uuid.simple().encode_lower(&mut Uuid::encode_buffer()));
     out
 }
 

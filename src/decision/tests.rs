@@ -225,6 +225,14 @@ fn ids_and_cooldown_keys_keep_their_persisted_form() {
     let campaign = recommendation_id("r", m(), &Trigger::Campaign("c9".into()), "agent");
     let want = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"r|8613900000001|c:c9|agent").simple();
     assert_eq!(campaign, format!("r-{want}"));
+    let zeros = Msisdn::parse("0012345").unwrap();
+    let request = recommendation_id("é-rule", zeros, &Trigger::Request("q1".into()), "portal");
+    let want = Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        "é-rule|0012345|q:q1|portal".as_bytes(),
+    )
+    .simple();
+    assert_eq!(request, format!("r-{want}"));
     assert_eq!(
         cooldown_key("sms-bundle", "SMS-BUNDLE-200"),
         crate::state::id_hash("sms-bundle|SMS-BUNDLE-200") as u32

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 
-use chrono::DateTime;
 use serde::Deserialize;
 use smol_str::SmolStr;
 
@@ -97,7 +96,7 @@ fn validate(raw: Raw<'_>) -> Result<Event, DecodeError> {
     })?;
     let msisdn =
         Msisdn::parse(&raw.msisdn).map_err(|e| DecodeError::new("msisdn", e.to_string()))?;
-    let ts = DateTime::parse_from_rfc3339(&raw.ts).map_err(|e| {
+    let ts = super::rfc3339::parse(&raw.ts).map_err(|e| {
         DecodeError::new(
             "ts",
             format!(

@@ -3,6 +3,7 @@
 mod attrs;
 mod decode;
 mod msisdn;
+mod rfc3339;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -12,7 +13,7 @@ use smol_str::SmolStr;
 
 pub use attrs::{AttrValue, Attrs};
 pub use decode::{decode, decode_str, decode_value, DecodeError};
-pub use msisdn::{Msisdn, MsisdnError};
+pub use msisdn::{Msisdn, MsisdnDigits, MsisdnError};
 
 /// Event types of the contract; anything else snake_case is a custom type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
