@@ -19,7 +19,7 @@ use kairos::sim::Simulator;
 
 // The allocator the `kairos` binary runs with.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 const SUBSCRIBERS: u64 = 1_000_000;
 const BATCH: usize = 100_000;

@@ -24,7 +24,7 @@ use kairos::rules::load_dir;
 
 // The allocator the `kairos` binary runs with.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 fn main() {
     let path = std::env::args()

@@ -4,6 +4,7 @@
 //! The binary in `main.rs` only parses arguments and calls into this library, so tests
 //! start the whole product in-process.
 
+pub mod alloc;
 pub mod app;
 pub mod auth;
 pub mod channels;

@@ -1,7 +1,7 @@
 //! Thin binary: parse arguments and configuration, then call the library.
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
     kairos::cli::main()

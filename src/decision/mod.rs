@@ -26,15 +26,15 @@ pub struct Proposal {
     pub category: Category,
 }
 
-impl From<&Candidate> for Proposal {
-    fn from(c: &Candidate) -> Self {
+impl From<Candidate> for Proposal {
+    fn from(c: Candidate) -> Self {
         let m = &c.rule.meta;
         Proposal {
             rule_id: m.id.clone(),
-            offer_code: c.offer_code.clone(),
-            message: c.message.clone(),
+            offer_code: c.offer_code,
+            message: c.message,
             score: c.score,
-            channels: c.channels.clone().unwrap_or_else(|| m.channels.clone()),
+            channels: c.channels.unwrap_or_else(|| m.channels.clone()),
             validity_secs: m.validity_secs,
             cooldown_secs: m.cooldown_secs,
             category: m.category,

@@ -106,7 +106,7 @@ impl Shard {
         if result.is_ok() {
             entry.dirty = true;
             if !candidates.is_empty() {
-                let proposals = candidates.iter().map(Proposal::from).collect();
+                let proposals = candidates.drain(..).map(Proposal::from).collect();
                 let trigger = Trigger::Event(ev.id.as_str().to_owned());
                 recs.extend(policy.decide(
                     proposals,

@@ -149,7 +149,11 @@ pub fn build_engine(limits: &ScriptLimits) -> Engine {
         .set_max_variables(256)
         .set_max_functions(64)
         .set_strict_variables(true)
-        .set_fail_on_invalid_map_property(false);
+        .set_fail_on_invalid_map_property(false)
+        // Rhai interns every string a script assigns, in one cache behind a lock that all
+        // workers share. Event values (regions, numbers) change on every event, so the cache
+        // only churned: its evictions scan all 256 entries, ~1,400 instructions a string.
+        .set_max_strings_interned(0);
     engine.disable_symbol("eval");
     engine.on_progress(|ops| {
         if ops & 0x3ff == 0 {

@@ -160,3 +160,10 @@ fn functions_with_wrong_parameters_are_refused() {
     assert!(e.message.contains("must take two parameters"), "{e}");
     assert_eq!(e.line, 13);
 }
+
+#[test]
+fn scripts_share_no_string_cache_between_workers() {
+    // Rhai's default interner is one locked cache for all workers; it only churned here.
+    let engine = super::sandbox::build_engine(&ScriptLimits::default());
+    assert_eq!(engine.max_strings_interned(), 0);
+}
