@@ -287,7 +287,7 @@ fn the_scan_path_agrees_with_serde_json() {
 
 #[test]
 fn the_scan_path_agrees_with_serde_json_on_traffic_and_mutations() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap();
     let mut sim = crate::sim::Simulator::new(1000, 3);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
@@ -298,18 +298,7 @@ fn the_scan_path_agrees_with_serde_json_on_traffic_and_mutations() {
         scanned += usize::from(super::scan::raw(&line).is_some());
         same_as_serde(line.as_bytes());
         for _ in 0..3 {
-            let mut b = line.clone().into_bytes();
-            for _ in 0..rng.random_range(1..4) {
-                let at = rng.random_range(0..b.len());
-                let c = ALPHABET[rng.random_range(0..ALPHABET.len())];
-                match rng.random_range(0..3) {
-                    0 => b[at] = c,
-                    1 => b.insert(at, c),
-                    _ => {
-                        b.remove(at);
-                    }
-                }
-            }
+            let b = mutate(&mut rng, line.as_bytes(), ALPHABET, 1..4);
             same_as_serde(&b);
         }
     }
@@ -318,4 +307,28 @@ fn the_scan_path_agrees_with_serde_json_on_traffic_and_mutations() {
         scanned > 2900,
         "only {scanned} of 3000 simulated events took the scan path"
     );
+}
+
+/// `base` with a few random edits (replace, insert or remove a byte from `alphabet`): the
+/// inputs the fast decoders are held to their reference on.
+pub(super) fn mutate(
+    rng: &mut rand::rngs::SmallRng,
+    base: &[u8],
+    alphabet: &[u8],
+    edits: std::ops::Range<usize>,
+) -> Vec<u8> {
+    use rand::Rng;
+    let mut b = base.to_vec();
+    for _ in 0..rng.random_range(edits) {
+        let at = rng.random_range(0..b.len());
+        let c = alphabet[rng.random_range(0..alphabet.len())];
+        match rng.random_range(0..3) {
+            0 => b[at] = c,
+            1 => b.insert(at, c),
+            _ => {
+                b.remove(at);
+            }
+        }
+    }
+    b
 }
