@@ -374,6 +374,8 @@ async fn portal_offers_are_pushed_live_and_answers_close_the_loop() {
     let app = App::start(config(&db.url, rules.path())).await.unwrap();
     let c = Client::new(&app);
     let m = "8613900000007";
+    // Live offers are those not yet expired by the wall clock, so the events happen now.
+    let now = chrono::Utc::now().to_rfc3339();
     let mut stream = c
         .get(&format!("/api/v1/portal/{m}/stream"))
         .send()
@@ -386,14 +388,14 @@ async fn portal_offers_are_pushed_live_and_answers_close_the_loop() {
             "o1",
             "location_update",
             "8613900000008",
-            "2026-11-23T08:00:00+08:00",
+            &now,
             json!({"country": "FR", "roaming": true}),
         ),
         ev(
             "m1",
             "location_update",
             m,
-            "2026-11-23T08:00:00+08:00",
+            &now,
             json!({"country": "TH", "roaming": true}),
         ),
     ])
