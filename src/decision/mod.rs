@@ -109,9 +109,8 @@ pub fn recommendation_id(
         h.update(part);
     }
     let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
+    let head = digest[..16].try_into().expect("SHA-1 gives 20 bytes");
+    let uuid = uuid::Builder::from_sha1_bytes(head).into_uuid();
     let mut out = String::with_capacity(34);
     out.push_str("r-");
     out.push_str(uuid.simple().encode_lower(&mut Uuid::encode_buffer()));

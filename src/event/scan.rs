@@ -28,7 +28,7 @@ use super::{AttrValue, Attrs};
 const BLOCK: usize = 64;
 const MAX_BLOCKS: usize = 16;
 /// Longer lines take the full parser (events are ~200 bytes).
-pub(super) const MAX_LEN: usize = BLOCK * MAX_BLOCKS;
+const MAX_LEN: usize = BLOCK * MAX_BLOCKS;
 
 /// The envelope of `text`, or `None` when the line needs the full parser.
 pub(super) fn raw(text: &str) -> Option<Raw<'_>> {
