@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, TimeZone, Timelike};
+use chrono::TimeZone;
 
 use super::query::{Period, StateQuery};
 use crate::event::{AttrValue, Event};
@@ -54,15 +54,29 @@ impl LocalTime {
             tz_name.parse().unwrap_or(fallback)
         };
         let local = epoch + i64::from(utc_offset(tz, epoch));
-        let t = chrono::DateTime::from_timestamp(local, 0)
-            .unwrap_or_default()
-            .naive_utc();
+        let days = local.div_euclid(86_400);
+        let (year, month) = civil_from_days(days);
         LocalTime {
-            day: t.date().num_days_from_ce(),
-            month: t.year() * 12 + t.month0() as i32,
-            hour: t.hour(),
+            // Days from 0001-01-01 (day 1), as chrono's `num_days_from_ce` counts them.
+            day: (days + 719_163) as i32,
+            month: (year * 12) as i32 + month as i32 - 1,
+            hour: (local.rem_euclid(86_400) / 3_600) as u32,
         }
     }
+}
+
+/// Days since 1970-01-01 -> (year, month 1..=12) in the proleptic Gregorian calendar, by
+/// Howard Hinnant's `civil_from_days`: a few multiplications, where going through chrono's
+/// date types cost ~200 instructions per event.
+fn civil_from_days(days: i64) -> (i64, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month as u32)
 }
 
 /// A value a query returns.
@@ -97,7 +111,7 @@ impl Fact {
             Fact::None => rhai::Dynamic::UNIT,
             Fact::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => rhai::Dynamic::from(*n as i64),
             Fact::Num(n) => rhai::Dynamic::from(*n),
-            Fact::Text(t) => rhai::Dynamic::from(t.to_string()),
+            Fact::Text(t) => rhai::ImmutableString::from(t.as_str()).into(),
             Fact::Bool(b) => rhai::Dynamic::from(*b),
         }
     }
@@ -199,6 +213,23 @@ impl Facts<'_> {
     }
 }
 
+/// The profile's own fields, as [`profile_fact`] names them; anything else is read from the
+/// CRM's extra fields.
+pub const PROFILE_FIELDS: &[&str] = &[
+    "known",
+    "value_tier",
+    "arpu_cents",
+    "plan",
+    "home_country",
+    "language",
+    "segment",
+    "tenure_months",
+    "credit_class",
+    "churn_score",
+    "timezone",
+    "customer_id",
+];
+
 pub fn profile_fact(p: &Profile, name: &str) -> Fact {
     match name {
         "known" => Fact::Bool(p.known),
@@ -251,6 +282,51 @@ impl OwnedFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_calendar_matches_chrono_across_centuries() {
+        use chrono::{Datelike, Timelike};
+        let utc = chrono_tz::Tz::UTC;
+        let check = |epoch: i64| {
+            let t = chrono::DateTime::from_timestamp(epoch, 0)
+                .unwrap()
+                .naive_utc();
+            let want = LocalTime {
+                day: t.date().num_days_from_ce(),
+                month: t.year() * 12 + t.month0() as i32,
+                hour: t.hour(),
+            };
+            assert_eq!(LocalTime::of(epoch, "UTC", utc), want, "{t}");
+        };
+        // Month and leap-day edges, before the epoch and after it, then a spread of times.
+        for edge in [
+            "1600-02-29T23:59:59Z",
+            "1899-12-31T23:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2000-03-01T00:00:00Z",
+            "2026-11-30T23:59:59Z",
+            "2026-12-01T00:00:00Z",
+            "2100-02-28T23:59:59Z",
+            "2100-03-01T00:00:00Z",
+            "2400-02-29T01:00:00Z",
+        ] {
+            let e = chrono::DateTime::parse_from_rfc3339(edge)
+                .unwrap()
+                .timestamp();
+            for d in [-1, 0, 1] {
+                check(e + d);
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check((x % 25_000_000_000) as i64 - 12_500_000_000);
+        }
+    }
 
     #[test]
     fn local_time_follows_the_zone_and_its_daylight_saving() {

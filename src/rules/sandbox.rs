@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 use smol_str::SmolStr;
 
-use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts};
+use super::facts::{profile_fact, Fact, OwnedFacts, SharedFacts, PROFILE_FIELDS};
 use super::query::{parse_call, StateQuery, STATE_FUNCTIONS};
 use crate::config::ScriptLimits;
 use crate::event::{AttrValue, Event};
@@ -53,15 +53,20 @@ fn attr_dynamic(v: &AttrValue) -> Dynamic {
         AttrValue::Bool(b) => (*b).into(),
         AttrValue::Int(i) => (*i).into(),
         AttrValue::Float(f) => (*f).into(),
-        AttrValue::Str(s) => s.to_string().into(),
+        AttrValue::Str(s) => text(s),
         AttrValue::Json(j) => rhai::serde::to_dynamic(&**j).unwrap_or(Dynamic::UNIT),
     }
 }
 
+/// A script string straight from `s` (through a `String` it cost a second allocation).
+fn text(s: &str) -> Dynamic {
+    ImmutableString::from(s).into()
+}
+
 fn event_get(e: &mut EventView, key: &str) -> Dynamic {
     match key {
-        "id" => e.0.id.to_string().into(),
-        "type" => e.0.kind.as_str().to_string().into(),
+        "id" => text(&e.0.id),
+        "type" => text(e.0.kind.as_str()),
         "msisdn" => e.0.msisdn.to_string().into(),
         "ts" => e.0.ts.to_rfc3339().into(),
         _ => e.0.attr(key).map(attr_dynamic).unwrap_or(Dynamic::UNIT),
@@ -176,9 +181,31 @@ pub fn build_engine(limits: &ScriptLimits) -> Engine {
         .register_fn("opted_out", |p: &mut ProfileView, channel: &str| {
             p.0.opt_outs.iter().any(|c| c == channel || c == "all")
         });
+    register_getters(&mut engine);
     register_state_functions(&mut engine);
     register_helpers(&mut engine);
     engine
+}
+
+/// A getter per name a script is likely to read. Without one, Rhai looks for a getter,
+/// builds a "property not found" error with formatted type names, and only then falls back
+/// to the indexer: measured at ~3,500 instructions per `event.x`, several per rule call.
+/// Names not listed (custom attributes, extra CRM fields) still work through the indexer.
+fn register_getters(engine: &mut Engine) {
+    let mut names: Vec<&'static str> = vec!["id", "type", "msisdn", "ts"];
+    for k in crate::event::Known::ALL {
+        names.extend(k.attrs().iter().map(|(name, _)| *name));
+    }
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        engine.register_get(name, move |e: &mut EventView| event_get(e, name));
+    }
+    for &name in PROFILE_FIELDS {
+        engine.register_get(name, move |p: &mut ProfileView| {
+            profile_fact(&p.0, name).to_dynamic()
+        });
+    }
 }
 
 fn register_state_functions(engine: &mut Engine) {
@@ -306,6 +333,45 @@ impl Fact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn getters_and_the_indexer_read_the_same_values() {
+        let engine = build_engine(&ScriptLimits::default());
+        let ev = crate::event::decode_str(
+            r#"{"id":"e1","type":"location_update","msisdn":"8613900000001","ts":"2026-11-23T08:15:00+08:00","attrs":{"country":"JP","roaming":true,"loyalty":7}}"#,
+        )
+        .unwrap();
+        let mut profile = Profile {
+            value_tier: "gold".into(),
+            ..Profile::default()
+        };
+        profile.extra.insert("home_region".into(), "GD".into());
+        let mut scope = rhai::Scope::new();
+        scope.push("event", EventView(Arc::new(ev)));
+        scope.push("profile", ProfileView(Arc::new(profile)));
+        let both = |prop: &str, index: &str| {
+            let a: Dynamic = engine.eval_with_scope(&mut scope.clone(), prop).unwrap();
+            let b: Dynamic = engine.eval_with_scope(&mut scope.clone(), index).unwrap();
+            assert_eq!(a.to_string(), b.to_string(), "{prop} vs {index}");
+            a.to_string()
+        };
+        // Contract attributes and envelope fields have getters; the rest use the indexer.
+        assert_eq!(both("event.country", r#"event["country"]"#), "JP");
+        assert_eq!(both("event.roaming", r#"event["roaming"]"#), "true");
+        assert_eq!(both("event.loyalty", r#"event["loyalty"]"#), "7");
+        assert_eq!(both("event.type", r#"event["type"]"#), "location_update");
+        assert_eq!(both("event.msisdn", r#"event["msisdn"]"#), "8613900000001");
+        assert_eq!(both("event.mcc", r#"event["mcc"]"#), "", "absent is ()");
+        assert_eq!(
+            both("profile.value_tier", r#"profile["value_tier"]"#),
+            "gold"
+        );
+        assert_eq!(
+            both("profile.home_region", r#"profile["home_region"]"#),
+            "GD"
+        );
+        assert_eq!(both("profile.known", r#"profile["known"]"#), "false");
+    }
 
     #[test]
     fn parsed_calls_are_remembered_by_their_arguments() {
