@@ -6,7 +6,7 @@
 //! for `T`, a leap second, out-of-range fields, malformed text) goes to chrono, which also
 //! words the error. `tests` holds the two to the same results.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, ParseResult, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, ParseResult};
 
 pub(super) fn parse(s: &str) -> ParseResult<DateTime<FixedOffset>> {
     match fast(s.as_bytes()) {
@@ -16,6 +16,8 @@ pub(super) fn parse(s: &str) -> ParseResult<DateTime<FixedOffset>> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.F{1,9}](Z|±HH:MM)`, or `None` for chrono to decide.
+///
+/// Fixed positions after one length check, so the digit reads carry no bounds checks.
 fn fast(b: &[u8]) -> Option<DateTime<FixedOffset>> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
@@ -23,29 +25,33 @@ fn fast(b: &[u8]) -> Option<DateTime<FixedOffset>> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let year = num(&b[0..4])?;
-    let (month, day) = (num(&b[5..7])?, num(&b[8..10])?);
-    let (hour, min, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let year = two(b[0], b[1])? * 100 + two(b[2], b[3])?;
+    let (month, day) = (two(b[5], b[6])?, two(b[8], b[9])?);
+    let (hour, min, sec) = (two(b[11], b[12])?, two(b[14], b[15])?, two(b[17], b[18])?);
     if sec > 59 {
         return None;
     }
     let mut at = 19;
     let mut nanos = 0;
     if b[at] == b'.' {
-        let digits = b[at + 1..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        if !(1..=9).contains(&digits) {
+        at += 1;
+        let mut scale = 1_000_000_000;
+        while let Some(d) = b.get(at).and_then(|c| digit(*c)) {
+            if scale == 1 {
+                return None;
+            }
+            scale /= 10;
+            nanos += d * scale;
+            at += 1;
+        }
+        if scale == 1_000_000_000 {
             return None;
         }
-        nanos = num(&b[at + 1..at + 1 + digits])? * 10u32.pow(9 - digits as u32);
-        at += 1 + digits;
     }
     let offset_secs = match &b[at..] {
         [b'Z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -60,16 +66,22 @@ fn fast(b: &[u8]) -> Option<DateTime<FixedOffset>> {
     };
     let local = NaiveDate::from_ymd_opt(year as i32, month, day)?
         .and_hms_nano_opt(hour, min, sec, nanos)?;
-    FixedOffset::east_opt(offset_secs)?
-        .from_local_datetime(&local)
-        .single()
+    let offset = FixedOffset::east_opt(offset_secs)?;
+    // Always in range: the offset is under a day and the year within 0..=9999.
+    let utc = local.checked_sub_offset(offset)?;
+    Some(DateTime::from_naive_utc_and_offset(utc, offset))
 }
 
-/// Decimal digits only, as a number.
-fn num(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |n, &c| {
-        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-    })
+#[inline]
+fn digit(c: u8) -> Option<u32> {
+    let d = c.wrapping_sub(b'0');
+    (d < 10).then_some(u32::from(d))
+}
+
+/// Two decimal digits as a number.
+#[inline]
+fn two(a: u8, b: u8) -> Option<u32> {
+    Some(digit(a)? * 10 + digit(b)?)
 }
 
 #[cfg(test)]

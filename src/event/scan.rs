@@ -165,13 +165,21 @@ impl<'a> Scanner<'a> {
     /// escapes. Quotes are ASCII, so the slice between them is whole UTF-8.
     #[inline]
     fn string(&mut self) -> Option<&'a str> {
-        self.skip_spaces();
-        // Every quote before `pos` has been read, so the next one must open this string.
-        if self.next_quote()? != self.pos {
+        // Every quote before `pos` has been read, so the next one must open this string,
+        // with nothing but spaces before it.
+        let open = self.next_quote()?;
+        if open != self.pos
+            && self.text.as_bytes()[self.pos..open]
+                .iter()
+                .any(|&c| c != b' ')
+        {
             return None;
         }
         let end = self.next_quote()?;
-        let s = self.text.get(self.pos + 1..end)?;
+        // SAFETY: `open < end <= text.len()` (quote positions are in the line, in order),
+        // and both are positions of `"`, an ASCII byte, so both ends of the slice are
+        // character boundaries.
+        let s = unsafe { self.text.get_unchecked(open + 1..end) };
         self.pos = end + 1;
         Some(s)
     }
