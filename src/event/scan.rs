@@ -168,11 +168,8 @@ impl<'a> Scanner<'a> {
         // Every quote before `pos` has been read, so the next one must open this string,
         // with nothing but spaces before it.
         let open = self.next_quote()?;
-        if open != self.pos
-            && self.text.as_bytes()[self.pos..open]
-                .iter()
-                .any(|&c| c != b' ')
-        {
+        let gap = self.text.as_bytes().get(self.pos..open)?;
+        if gap.iter().any(|&c| c != b' ') {
             return None;
         }
         let end = self.next_quote()?;
