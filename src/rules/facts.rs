@@ -284,6 +284,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_listed_profile_field_is_one_profile_fact_reads_itself() {
+        // A name listed but not matched in `profile_fact` would read the CRM's extra fields
+        // through its fast getter instead of the profile's own field.
+        let mut p = Profile::default();
+        for &name in PROFILE_FIELDS {
+            p.extra.insert(name.to_string(), "from extra".into());
+        }
+        for &name in PROFILE_FIELDS {
+            assert_ne!(
+                profile_fact(&p, name),
+                Fact::Text("from extra".into()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn local_calendar_matches_chrono_across_centuries() {
         use chrono::{Datelike, Timelike};
         let utc = chrono_tz::Tz::UTC;
