@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthHandle, DbAuthenticator};
-use crate::channels::{Dispatcher, Registry};
+use crate::channels::{Dispatcher, OutboxSettings, Registry};
 use crate::config::Config;
 use crate::crm::profiles::{CrmLineScope, CrmProfiles};
 use crate::decision::Policy;
@@ -91,13 +91,19 @@ pub async fn build_pipeline(
         )
     })?;
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
-    let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    // Live traffic: an offer already expired by the wall clock is never sent.
+    policy.expire_on_arrival = config.engine.expire_on_arrival;
     let registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
     let recs = RecStore::new(db.clone());
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
         recs.clone(),
-        config.channels.max_per_second,
+        OutboxSettings {
+            max_per_second: config.channels.max_per_second,
+            sweep_every: std::time::Duration::from_secs(config.channels.outbox_sweep_secs.max(1)),
+            claim_for: std::time::Duration::from_secs(config.channels.claim_secs.max(1)),
+        },
     );
     let state: Arc<dyn StateStore> = match config.state.backend.as_str() {
         "embedded" => Arc::new(SqlStateStore::new(db.clone())),
@@ -121,6 +127,15 @@ pub async fn build_pipeline(
         metrics: Arc::new(Metrics::default()),
         default_profile,
         batch_size: config.engine.batch_size.max(1),
+        db: db.clone(),
+        max_cached_per_worker: (config.engine.max_subscribers_in_memory
+            / config.engine.workers.max(1))
+        .max(1),
+        ack_timeout: std::time::Duration::from_secs(
+            crate::state::parse_duration_secs(&config.engine.ack_timeout)
+                .map_err(|e| anyhow::anyhow!("engine.ack_timeout: {e}"))?
+                .max(1) as u64,
+        ),
     };
     let (pipeline, _workers) =
         Pipeline::start(deps, config.engine.workers, config.engine.queue_depth);

@@ -48,6 +48,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Largest accepted single event, in bytes.
     pub max_event_bytes: usize,
+    /// Rejected events of one request stored as dead letters at most; the rest are counted
+    /// (so a body of junk cannot flood the store or hold up other ingest).
+    pub max_dead_letters_per_request: usize,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +59,7 @@ impl Default for HttpConfig {
             addr: "127.0.0.1:8080".into(),
             max_body_bytes: 16 * 1024 * 1024,
             max_event_bytes: 64 * 1024,
+            max_dead_letters_per_request: 100,
         }
     }
 }
@@ -100,6 +104,17 @@ pub struct EngineConfig {
     pub daily_cap: u32,
     /// After a complaint, sales offers are held back this long.
     pub complaint_hold: String,
+    /// How far ahead of this machine's clock an event may be stamped; later ones are
+    /// rejected (one event from the year 9999 would make every later one "late").
+    pub max_future_skew: String,
+    /// Subscribers held in memory at most (across workers); the least recently used are
+    /// evicted, their state already stored, and loaded again on their next event.
+    pub max_subscribers_in_memory: usize,
+    /// How long ingest waits for its events to be committed before answering 503.
+    pub ack_timeout: String,
+    /// An offer whose validity already ended by the wall clock when its event arrives (an
+    /// event from long ago) is decided `expired` and never sent.
+    pub expire_on_arrival: bool,
 }
 
 impl Default for EngineConfig {
@@ -116,6 +131,10 @@ impl Default for EngineConfig {
             max_offers_per_event: 1,
             daily_cap: 3,
             complaint_hold: "7d".into(),
+            max_future_skew: "5m".into(),
+            max_subscribers_in_memory: 1_000_000,
+            ack_timeout: "10s".into(),
+            expire_on_arrival: true,
         }
     }
 }
@@ -194,6 +213,10 @@ pub struct ChannelsConfig {
     pub sms: SmsConfig,
     /// Messages per second per channel at most (governor); 0 = unlimited.
     pub max_per_second: u32,
+    /// How often the outbox is swept for queued offers nobody is delivering.
+    pub outbox_sweep_secs: u64,
+    /// How long a delivery claim holds: a crashed instance's offers are delivered after it.
+    pub claim_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -230,6 +253,8 @@ impl Default for ChannelsConfig {
             enabled: vec!["sms".into(), "portal".into(), "agent".into()],
             sms: SmsConfig::default(),
             max_per_second: 0,
+            outbox_sweep_secs: 5,
+            claim_secs: 60,
         }
     }
 }

@@ -65,6 +65,9 @@ pub enum PortError {
     Closed,
     #[error("{0}")]
     Invalid(String),
+    /// Not done in time; the caller may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Customer facts for the engine, looked up in batches.
@@ -77,7 +80,7 @@ pub trait ProfileSource: Send + Sync {
 /// Feeds events into the engine (CRM changes, contract reminders, HTTP ingest).
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync {
-    /// Returns once the events are accepted into the engine's queues (backpressure applies).
+    /// Returns once the events are durable: processed and committed (backpressure applies).
     async fn submit(&self, events: Vec<Event>) -> Result<(), PortError>;
 }
 

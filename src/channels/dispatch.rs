@@ -1,9 +1,13 @@
-//! Delivers queued recommendations: rate-limited per channel, retried with backoff on
-//! transient errors, status written back to the store.
+//! The outbox's deliverer: queued recommendations are stored first (the batch commit), then
+//! delivered from there. Fresh ones are handed over in memory; a sweep picks up, at start and
+//! every `channels.outbox_sweep_secs`, whatever is still queued (a crash, a full queue, another
+//! instance's leftovers) and expires what is past its expiry. A delivery claim in the store
+//! makes one deliverer at a time send a recommendation; a dead one's claim lapses.
+//! Rate-limited per channel, retried with backoff on transient errors, status written back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -16,20 +20,36 @@ use crate::ports::{Recommendation, Status};
 #[derive(Clone)]
 pub struct Dispatcher {
     tx: mpsc::Sender<Recommendation>,
+    /// Ids handed over and not yet done, so a sweep does not queue them twice.
+    pending: Arc<Mutex<HashSet<String>>>,
+}
+
+/// How the outbox is swept and claimed.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxSettings {
+    pub max_per_second: u32,
+    pub sweep_every: Duration,
+    /// How long a delivery claim holds; a crashed deliverer's claims lapse after it.
+    pub claim_for: Duration,
 }
 
 const RETRIES: u32 = 3;
+const QUEUE: usize = 4096;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 impl Dispatcher {
-    /// Starts the delivery task. It ends when every sender is dropped.
+    /// Starts the delivery task and the outbox sweep. They end when every handle is dropped.
     pub fn start(
         registry: Registry,
         store: RecStore,
-        max_per_second: u32,
+        settings: OutboxSettings,
     ) -> (Dispatcher, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Recommendation>(4096);
+        let (tx, mut rx) = mpsc::channel::<Recommendation>(QUEUE);
         let limiters: HashMap<String, Arc<DefaultDirectRateLimiter>> =
-            match NonZeroU32::new(max_per_second) {
+            match NonZeroU32::new(settings.max_per_second) {
                 Some(n) => registry
                     .names()
                     .into_iter()
@@ -37,21 +57,115 @@ impl Dispatcher {
                     .collect(),
                 None => HashMap::new(),
             };
+        let d = Dispatcher {
+            tx,
+            pending: Arc::default(),
+        };
+        let pending = d.pending.clone();
+        let deliver_store = store.clone();
         let handle = tokio::spawn(async move {
             while let Some(rec) = rx.recv().await {
-                let (status, reason) = deliver(&registry, &limiters, &rec).await;
-                if let Err(e) = store.set_status(&rec.id, status, reason.as_deref()).await {
-                    tracing::error!(rec = %rec.id, error = %e, "could not record delivery status");
+                if let Err(e) =
+                    deliver_once(&registry, &limiters, &deliver_store, &rec, settings).await
+                {
+                    tracing::error!(rec = %rec.id, error = %e, "delivery bookkeeping failed; the outbox sweep will retry");
+                }
+                pending.lock().expect("pending ids").remove(&rec.id);
+            }
+        });
+        let sweeper = d.downgrade();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(settings.sweep_every);
+            loop {
+                every.tick().await;
+                let Some(d) = sweeper.upgrade() else { break };
+                if let Err(e) = d.sweep(&store).await {
+                    tracing::warn!(error = %e, "outbox sweep failed; trying again later");
                 }
             }
         });
-        (Dispatcher { tx }, handle)
+        (d, handle)
     }
 
-    /// Queues for delivery; waits when the queue is full (backpressure to the engine).
-    pub async fn enqueue(&self, rec: Recommendation) -> bool {
-        self.tx.send(rec).await.is_ok()
+    /// Hands a freshly stored recommendation over for delivery, without waiting. False when
+    /// the queue is full or stopped: it stays queued in the store for the next sweep.
+    pub fn offer(&self, rec: Recommendation) -> bool {
+        let id = rec.id.clone();
+        if !self.pending.lock().expect("pending ids").insert(id.clone()) {
+            return true;
+        }
+        if self.tx.try_send(rec).is_err() {
+            self.pending.lock().expect("pending ids").remove(&id);
+            return false;
+        }
+        true
     }
+
+    /// Queues what the store holds as queued and nobody is delivering.
+    async fn sweep(&self, store: &RecStore) -> anyhow::Result<()> {
+        let batch = store.unclaimed_queued(now_ms(), QUEUE as i64).await?;
+        for rec in batch {
+            if !self.offer(rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn downgrade(&self) -> WeakDispatcher {
+        WeakDispatcher {
+            tx: self.tx.downgrade(),
+            pending: Arc::downgrade(&self.pending),
+        }
+    }
+}
+
+/// The sweep's handle: it must not keep the deliverer alive once the engine is gone.
+struct WeakDispatcher {
+    tx: mpsc::WeakSender<Recommendation>,
+    pending: std::sync::Weak<Mutex<HashSet<String>>>,
+}
+
+impl WeakDispatcher {
+    fn upgrade(&self) -> Option<Dispatcher> {
+        Some(Dispatcher {
+            tx: self.tx.upgrade()?,
+            pending: self.pending.upgrade()?,
+        })
+    }
+}
+
+/// Claims, then expires or delivers one recommendation and records the outcome.
+async fn deliver_once(
+    registry: &Registry,
+    limiters: &HashMap<String, Arc<DefaultDirectRateLimiter>>,
+    store: &RecStore,
+    rec: &Recommendation,
+    settings: OutboxSettings,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let now = now_ms();
+    let lease = settings.claim_for.as_millis() as i64;
+    if !store
+        .claim(&rec.id, now, now + lease)
+        .await
+        .context("claiming for delivery")?
+    {
+        return Ok(()); // delivered, expired or being delivered elsewhere
+    }
+    if rec.expires_at.timestamp_millis() <= now {
+        store
+            .set_status(&rec.id, Status::Expired, Some("expired_undelivered"))
+            .await
+            .context("expiring")?;
+        return Ok(());
+    }
+    let (status, reason) = deliver(registry, limiters, rec).await;
+    store
+        .set_status(&rec.id, status, reason.as_deref())
+        .await
+        .context("recording the delivery status")?;
+    Ok(())
 }
 
 async fn deliver(

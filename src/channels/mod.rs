@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::ports::{Recommendation, Status};
 
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, OutboxSettings};
 
 /// What a channel did with a recommendation.
 #[derive(Debug, Clone, PartialEq)]

@@ -123,11 +123,25 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
         tokio::spawn(simulate_traffic(pipeline.clone(), n, rate));
     }
     let console = tokio::spawn(console(pipeline));
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     console.abort();
-    println!("shutting down: finishing in-flight events");
+    println!("shutting down: no new requests; finishing and committing in-flight events");
     app.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what systemd and Kubernetes send): either stops cleanly.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 /// Feeds the simulator's events into the engine at `rate` per second, on wall-clock time.

@@ -60,6 +60,10 @@ pub struct Policy {
     /// Status of a decision that will go out: `queued` when channels deliver it,
     /// `proposed` in a replay, which contacts nobody.
     pub go_status: Status,
+    /// Live traffic: an offer whose validity has already ended by the wall clock (an event
+    /// from long ago) is decided `expired` and never sent. Off in replays, which run on
+    /// event time.
+    pub expire_on_arrival: bool,
 }
 
 impl Policy {
@@ -73,6 +77,7 @@ impl Policy {
             channels: c.channels.enabled.clone(),
             default_tz: m.default_tz,
             go_status: Status::Queued,
+            expire_on_arrival: false,
         })
     }
 }
@@ -145,6 +150,11 @@ impl Policy {
             st.sent_today = 0;
         }
         st.cooldowns.retain(|(_, until)| *until > now);
+        let wall = if self.expire_on_arrival {
+            chrono::Utc::now().timestamp()
+        } else {
+            i64::MIN
+        };
         let mut winners = 0usize;
         let mut out = Vec::with_capacity(proposals.len());
         for p in proposals {
@@ -162,7 +172,9 @@ impl Policy {
                 .unwrap_or_default();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
             let marketing = p.category != Category::Service;
-            let reason = if usable.is_empty() {
+            let reason = if now + p.validity_secs <= wall {
+                Some("expired_on_arrival")
+            } else if usable.is_empty() {
                 Some("channel_unavailable")
             } else if open.is_none() {
                 Some("opt_out")
@@ -211,10 +223,10 @@ impl Policy {
                 request_id,
                 decided_at: at,
                 expires_at: at + Duration::seconds(p.validity_secs),
-                status: if reason.is_some() {
-                    Status::Suppressed
-                } else {
-                    self.go_status
+                status: match reason {
+                    Some("expired_on_arrival") => Status::Expired,
+                    Some(_) => Status::Suppressed,
+                    None => self.go_status,
                 },
                 reason: reason.map(str::to_string),
             });

@@ -151,11 +151,15 @@ pub fn evaluate(
         return Err(Skip::UnknownType);
     }
     let now = ev.epoch();
-    if st.watermark != 0 && now < st.watermark - settings.lateness_secs {
+    // Older than the ids still remembered: it may be a duplicate, so it is refused as late.
+    if (st.watermark != 0 && now < st.watermark - settings.lateness_secs)
+        || st.before_seen_floor(now)
+    {
         return Err(Skip::Late {
             behind_secs: st.watermark - now,
         });
     }
+    st.forget_ids_before(st.watermark.max(now) - settings.lateness_secs);
     // Local calendar time costs a zone lookup: only worked out when something reads it.
     let needs_local = rules.subscribes(ty)
         || rules

@@ -18,12 +18,16 @@ pub struct ShardEntry {
     pub profile: Arc<Profile>,
     /// Changed since the last save.
     pub dirty: bool,
+    /// The [`Shard::tick`] it was last used in: eviction drops the oldest.
+    pub touched: u32,
 }
 
 #[derive(Default)]
 pub struct Shard {
     pub entries: HashMap<Msisdn, ShardEntry, ahash::RandomState>,
     candidates: Vec<Candidate>,
+    /// Counts batches, for least-recently-used eviction.
+    tick: u32,
 }
 
 impl Shard {
@@ -38,16 +42,69 @@ impl Shard {
                 state,
                 profile,
                 dirty: false,
+                touched: self.tick,
             },
         );
     }
 
     fn entry(&mut self, m: Msisdn, default_profile: &Arc<Profile>) -> &mut ShardEntry {
-        self.entries.entry(m).or_insert_with(|| ShardEntry {
+        let tick = self.tick;
+        let e = self.entries.entry(m).or_insert_with(|| ShardEntry {
             state: SubscriberState::default(),
             profile: default_profile.clone(),
             dirty: false,
-        })
+            touched: tick,
+        });
+        e.touched = tick;
+        e
+    }
+
+    /// Starts a new batch (the unit of recency for eviction).
+    pub fn tick(&mut self) {
+        self.tick = self.tick.saturating_add(1);
+    }
+
+    /// When more than `cap` subscribers are held, drops the least recently used saved ones
+    /// down to 90 % of `cap` (so eviction runs once per many batches, not every batch).
+    /// Returns how many were dropped. Only clean entries go: their state is in the store.
+    pub fn evict_to(&mut self, cap: usize) -> usize {
+        if self.entries.len() <= cap.max(1) {
+            return 0;
+        }
+        let keep = cap - cap / 10;
+        let mut ages: Vec<u32> = self
+            .entries
+            .values()
+            .filter(|e| !e.dirty)
+            .map(|e| e.touched)
+            .collect();
+        let drop = (self.entries.len() - keep).min(ages.len());
+        if drop == 0 {
+            return 0;
+        }
+        let (_, &mut threshold, _) = ages.select_nth_unstable(drop - 1);
+        let before = self.entries.len();
+        let mut budget = drop;
+        // Strictly older first, then as many of the threshold's tick as still needed.
+        self.entries.retain(|_, e| {
+            e.dirty || e.touched > threshold || {
+                if e.touched < threshold {
+                    budget -= 1;
+                    false
+                } else {
+                    true
+                }
+            }
+        });
+        self.entries.retain(|_, e| {
+            if budget > 0 && !e.dirty && e.touched == threshold {
+                budget -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        before - self.entries.len()
     }
 
     /// Touches the state of the subscribers of upcoming events, all at once. With a million

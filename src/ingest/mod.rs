@@ -1,5 +1,7 @@
 //! HTTP ingest: one event, a JSON array batch, or NDJSON. Bad events are rejected one by
-//! one with the field named and kept as dead letters; the good ones go on.
+//! one with the field named and kept as dead letters (a sample of them, per request); the
+//! good ones go on. A 2xx answer means the good events are durable: processed, and their
+//! state, dedup marks and decisions committed. A resend of the same events is harmless.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -13,7 +15,6 @@ use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::event::{decode, Event};
 use crate::http::ApiError;
-use crate::ports::EventSink;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/events", post(ingest))
@@ -21,7 +22,8 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct IngestParams {
-    /// Answer only after the events are processed and their decisions stored.
+    /// Carry the decisions made in the answer. Every answer comes after the events are
+    /// durable, with or without it.
     #[serde(default)]
     pub wait: bool,
 }
@@ -37,8 +39,15 @@ pub struct Rejection {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestResult {
+    /// Events taken and durable (processed, duplicates and late ones included: see `outcome`).
     pub accepted: usize,
+    /// The first rejected events (up to `http.max_dead_letters_per_request`), each kept as
+    /// a dead letter.
     pub rejected: Vec<Rejection>,
+    /// Every rejected event of the request, including those beyond the sample.
+    pub rejected_total: usize,
+    /// What became of the accepted events; `decisions` only with `?wait=true`.
+    pub outcome: crate::pipeline::Report,
 }
 
 /// Ingest events (single object, JSON array, or `application/x-ndjson`).
@@ -94,9 +103,17 @@ pub async fn ingest(
     } else {
         vec![(0, &body[..])]
     };
+    let now = chrono::Utc::now();
+    let max_skew = state.config.engine.max_future_skew.as_str();
+    let max_skew = chrono::Duration::seconds(
+        crate::state::parse_duration_secs(max_skew)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("engine.max_future_skew: {e}")))?,
+    );
+    let sample = state.config.http.max_dead_letters_per_request;
     let mut good: Vec<Event> = Vec::with_capacity(pieces.len());
     let mut bad = Vec::new();
     let mut rejected = Vec::new();
+    let mut rejected_total = 0usize;
     for (at, bytes) in pieces {
         let r = if bytes.len() > max_event {
             Err(crate::event::DecodeError {
@@ -107,18 +124,22 @@ pub async fn ingest(
                 ),
             })
         } else {
-            decode(bytes)
+            decode(bytes).and_then(|e| not_from_the_future(e, now, max_skew))
         };
         match r {
             Ok(e) => good.push(e),
             Err(e) => {
-                bad.push((
-                    "http".to_string(),
-                    Some(e.field.clone()),
-                    e.reason.clone(),
-                    bytes.to_vec(),
-                ));
-                rejected.push((at, e));
+                rejected_total += 1;
+                // Only a sample is stored and answered: the rest are counted.
+                if bad.len() < sample {
+                    bad.push((
+                        "http".to_string(),
+                        Some(e.field.clone()),
+                        e.reason.clone(),
+                        bytes.to_vec(),
+                    ));
+                    rejected.push((at, e));
+                }
             }
         }
     }
@@ -128,7 +149,7 @@ pub async fn ingest(
         .deps
         .metrics
         .rejected
-        .fetch_add(bad.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        .fetch_add(rejected_total as u64, std::sync::atomic::Ordering::Relaxed);
     let single_bad = !ndjson && trimmed.first() != Some(&b'[') && good.is_empty();
     let rejected: Vec<Rejection> = rejected
         .into_iter()
@@ -148,20 +169,48 @@ pub async fn ingest(
         ));
     }
     let accepted = good.len();
-    state
-        .pipeline
-        .submit(good)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let status = if params.wait {
+    let outcome = if good.is_empty() {
+        crate::pipeline::Report::default()
+    } else {
         state
             .pipeline
-            .flush()
+            .ingest(good, params.wait)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    };
+    let status = if params.wait {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(IngestResult { accepted, rejected })))
+    Ok((
+        status,
+        Json(IngestResult {
+            accepted,
+            rejected,
+            rejected_total,
+            outcome,
+        }),
+    ))
+}
+
+/// An event stamped further ahead than the allowed skew is refused: it would make every
+/// normal event of its subscriber "late" afterwards.
+fn not_from_the_future(
+    e: Event,
+    now: chrono::DateTime<chrono::Utc>,
+    max_skew: chrono::Duration,
+) -> Result<Event, crate::event::DecodeError> {
+    if e.ts.with_timezone(&chrono::Utc) > now + max_skew {
+        return Err(crate::event::DecodeError {
+            field: "ts".into(),
+            reason: format!(
+                "event time {} is more than {}s ahead of this server's clock ({})",
+                e.ts.to_rfc3339(),
+                max_skew.num_seconds(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
+    }
+    Ok(e)
 }

@@ -47,27 +47,42 @@ impl DeadLetters {
         &self,
         items: &[(String, Option<String>, String, Vec<u8>)],
     ) -> Result<Vec<String>, sqlx::Error> {
-        let mut ids = Vec::with_capacity(items.len());
         if items.is_empty() {
-            return Ok(ids);
+            return Ok(Vec::new());
         }
-        let now = crate::store::ts_text(chrono::Utc::now());
         let mut tx = self.db.pool.begin().await?;
-        for (source, field, reason, payload) in items {
-            let id = format!("dl-{}", uuid::Uuid::new_v4().simple());
-            let cut = &payload[..payload.len().min(MAX_PAYLOAD)];
-            sqlx::query("INSERT INTO dead_letters (id, received_at, source, field, reason, payload) VALUES ($1,$2,$3,$4,$5,$6)")
-                .bind(&id)
-                .bind(&now)
-                .bind(source)
-                .bind(field.clone())
-                .bind(reason)
-                .bind(String::from_utf8_lossy(cut).into_owned())
-                .execute(&mut *tx)
-                .await?;
-            ids.push(id);
-        }
+        let ids = Self::put_in(&mut tx, items).await?;
         tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// [`DeadLetters::put_many`] inside the caller's transaction (the worker's batch commit).
+    pub async fn put_in(
+        conn: &mut sqlx::AnyConnection,
+        items: &[(String, Option<String>, String, Vec<u8>)],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let mut ids = Vec::with_capacity(items.len());
+        let now = crate::store::ts_text(chrono::Utc::now());
+        for chunk in items.chunks(100) {
+            let sql = format!(
+                "INSERT INTO dead_letters (id, received_at, source, field, reason, payload) VALUES {}",
+                crate::store::placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (source, field, reason, payload) in chunk {
+                let id = format!("dl-{}", uuid::Uuid::new_v4().simple());
+                let cut = &payload[..payload.len().min(MAX_PAYLOAD)];
+                q = q
+                    .bind(id.clone())
+                    .bind(now.clone())
+                    .bind(source.clone())
+                    .bind(field.clone())
+                    .bind(reason.clone())
+                    .bind(String::from_utf8_lossy(cut).into_owned());
+                ids.push(id);
+            }
+            q.execute(&mut *conn).await?;
+        }
         Ok(ids)
     }
 

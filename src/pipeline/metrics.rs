@@ -14,6 +14,8 @@ pub struct Metrics {
     pub recommendations: AtomicU64,
     pub suppressed: AtomicU64,
     pub store_retries: AtomicU64,
+    /// Subscribers dropped from memory (least recently used; their state is stored).
+    pub evicted: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
@@ -28,6 +30,7 @@ pub struct MetricsSnapshot {
     pub recommendations: u64,
     pub suppressed: u64,
     pub store_retries: u64,
+    pub evicted: u64,
 }
 
 impl Metrics {
@@ -46,6 +49,7 @@ impl Metrics {
             recommendations: self.recommendations.load(Relaxed),
             suppressed: self.suppressed.load(Relaxed),
             store_retries: self.store_retries.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Sources -> partitioned workers -> state + decisions persisted -> channels.
 //!
 //! Subscribers are partitioned over workers by msisdn (as Kafka partitions would be), so a
-//! worker owns its subscribers' state outright. A worker takes a batch, loads what it lacks,
-//! runs the engine, persists state and decisions, and only then acknowledges and dispatches.
+//! worker owns its subscribers' state outright. A worker takes a batch (events of many
+//! requests: group commit), loads what it lacks, runs the engine, commits state, dedup marks,
+//! decisions and dead letters in one transaction, and only then acknowledges and dispatches.
+//! An acknowledgement therefore means durable: a crash after it loses nothing, a crash before
+//! it leaves the client to resend, and a resent event is recognised and changes nothing.
 
+mod commit;
 mod deadletter;
 mod metrics;
 mod recs;
@@ -41,10 +45,50 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
     pub default_profile: Arc<Profile>,
     pub batch_size: usize,
+    /// The database the batch commit writes decisions, dead letters (and embedded state) to.
+    pub db: crate::store::Db,
+    /// Subscribers each worker keeps in memory at most; the least recently used are evicted
+    /// (their state is saved) and loaded again when they next have an event.
+    pub max_cached_per_worker: usize,
+    /// How long a submit waits for its events to be durable before it answers unavailable.
+    pub ack_timeout: std::time::Duration,
+}
+
+/// What became of the events of one submission, once they are durable.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Report {
+    /// Events the engine ran (their decisions are stored).
+    pub processed: usize,
+    /// Events already seen: they changed nothing.
+    pub duplicates: usize,
+    /// Events too far behind the subscriber's newest one: kept as dead letters.
+    pub late: usize,
+    /// Events of a type outside the contract that no rule listens to: kept as dead letters.
+    pub unknown_type: usize,
+    /// The decisions made, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Recommendation>,
+}
+
+impl Report {
+    fn merge(&mut self, o: Report) {
+        self.processed += o.processed;
+        self.duplicates += o.duplicates;
+        self.late += o.late;
+        self.unknown_type += o.unknown_type;
+        self.decisions.extend(o.decisions);
+    }
+}
+
+/// Answered after the batch holding a submission's events is committed.
+pub(crate) struct Ack {
+    tx: oneshot::Sender<Report>,
+    decisions: bool,
 }
 
 pub(crate) enum Work {
-    Event(Arc<Event>),
+    /// One submission's events for one worker, in order.
+    Events(Vec<Arc<Event>>, Option<Ack>),
     Propose(OfferRequest, oneshot::Sender<Vec<Recommendation>>),
     Usage(Msisdn, oneshot::Sender<serde_json::Value>),
     /// Answered once everything queued before it is processed and persisted.
@@ -110,17 +154,52 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Hands events to their workers and waits until they are durable: processed, and their
+    /// state, dedup marks, decisions and dead letters committed. With `decisions`, the report
+    /// carries the decisions made. Gives up with [`PortError::Unavailable`] after the ack
+    /// timeout (a store is down): the events may still be processed, and a resend is safe.
+    pub async fn ingest(&self, events: Vec<Event>, decisions: bool) -> Result<Report, PortError> {
+        let n = self.workers.len();
+        self.deps.metrics.add_in(events.len() as u64);
+        let mut parts: Vec<Vec<Arc<Event>>> = vec![Vec::new(); n];
+        for e in events {
+            parts[e.msisdn.shard(n)].push(Arc::new(e));
+        }
+        let mut waits = Vec::new();
+        for (w, evs) in parts.into_iter().enumerate() {
+            if evs.is_empty() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            self.workers[w]
+                .send(Work::Events(evs, Some(Ack { tx, decisions })))
+                .await
+                .map_err(|_| PortError::Closed)?;
+            waits.push(rx);
+        }
+        let all = async {
+            let mut report = Report::default();
+            for w in waits {
+                report.merge(w.await.map_err(|_| PortError::Closed)?);
+            }
+            Ok(report)
+        };
+        match tokio::time::timeout(self.deps.ack_timeout, all).await {
+            Ok(r) => r,
+            Err(_) => Err(PortError::Unavailable(format!(
+                "events not yet durable after {:?} (a store is unavailable); \
+                 they may still be processed, and resending them is safe",
+                self.deps.ack_timeout
+            ))),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl EventSink for Pipeline {
     async fn submit(&self, events: Vec<Event>) -> Result<(), PortError> {
-        for e in events {
-            self.deps.metrics.add_in(1);
-            let w = self.worker_for(e.msisdn);
-            w.send(Work::Event(Arc::new(e)))
-                .await
-                .map_err(|_| PortError::Closed)?;
-        }
-        Ok(())
+        self.ingest(events, false).await.map(|_| ())
     }
 }
 

@@ -4,6 +4,9 @@ use crate::event::Msisdn;
 use crate::ports::{Recommendation, Status};
 use crate::store::Db;
 
+/// Rows per multi-row insert: 16 binds each stays far below both databases' bind limits.
+const ROWS_PER_INSERT: usize = 64;
+
 #[derive(Clone)]
 pub struct RecStore {
     db: Db,
@@ -38,43 +41,91 @@ impl RecStore {
         &self,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        if recs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut fresh = Vec::new();
         let mut tx = self.db.pool.begin().await?;
-        let base = seq_now();
-        for (i, r) in recs.iter().enumerate() {
-            let body = serde_json::to_string(r).expect("recommendations serialize");
-            let done = sqlx::query(
-                "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
-                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&r.id)
-            .bind(r.msisdn.to_string())
-            .bind(&r.rule_id)
-            .bind(&r.offer_code)
-            .bind(&r.channel)
-            .bind(&r.message)
-            .bind(r.score)
-            .bind(r.trigger_event_id.clone())
-            .bind(r.campaign_id.clone())
-            .bind(r.request_id.clone())
-            .bind(r.decided_at.to_rfc3339())
-            .bind(r.expires_at.to_rfc3339())
-            .bind(r.status.as_str())
-            .bind(r.reason.clone())
-            .bind(body)
-            .bind(base + i as i64)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                fresh.push(r.clone());
-            }
-        }
+        let fresh = Self::insert_in(&mut tx, recs).await?;
         tx.commit().await?;
         Ok(fresh)
+    }
+
+    /// [`RecStore::insert`] inside the caller's transaction (the worker's batch commit).
+    /// Many rows per statement: one statement per row cost more than the engine did.
+    pub async fn insert_in(
+        conn: &mut sqlx::AnyConnection,
+        recs: &[Recommendation],
+    ) -> Result<Vec<Recommendation>, sqlx::Error> {
+        const COLS: usize = 16;
+        let mut fresh_ids = std::collections::HashSet::new();
+        let base = seq_now();
+        for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
+            let sql = format!(
+                "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                crate::store::placeholders(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query_as::<_, (String,)>(&sql);
+            for (i, r) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(r).expect("recommendations serialize");
+                q = q
+                    .bind(r.id.clone())
+                    .bind(r.msisdn.to_string())
+                    .bind(r.rule_id.clone())
+                    .bind(r.offer_code.clone())
+                    .bind(r.channel.clone())
+                    .bind(r.message.clone())
+                    .bind(r.score)
+                    .bind(r.trigger_event_id.clone())
+                    .bind(r.campaign_id.clone())
+                    .bind(r.request_id.clone())
+                    .bind(r.decided_at.to_rfc3339())
+                    .bind(r.expires_at.to_rfc3339())
+                    .bind(r.status.as_str())
+                    .bind(r.reason.clone())
+                    .bind(body)
+                    .bind(base + (n * ROWS_PER_INSERT + i) as i64);
+            }
+            fresh_ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
+        }
+        Ok(recs
+            .iter()
+            .filter(|r| fresh_ids.contains(&r.id))
+            .cloned()
+            .collect())
+    }
+
+    /// Queued recommendations nobody holds a delivery claim on, oldest first.
+    pub async fn unclaimed_queued(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Recommendation>, sqlx::Error> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT body FROM recommendations WHERE status = 'queued' \
+             AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY seq LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(b,)| serde_json::from_str(&b).ok())
+            .collect())
+    }
+
+    /// Takes the right to deliver a queued recommendation until `until_ms`. False when it is
+    /// no longer queued or another deliverer holds an unexpired claim: then it is not sent.
+    pub async fn claim(&self, id: &str, now_ms: i64, until_ms: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE recommendations SET claimed_until = $1 WHERE id = $2 AND status = 'queued' \
+             AND (claimed_until IS NULL OR claimed_until < $3)",
+        )
+        .bind(until_ms)
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Sets a new status; returns the updated record.

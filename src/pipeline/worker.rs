@@ -1,4 +1,5 @@
-//! One worker: a batch at a time, state and decisions persisted before anything is answered.
+//! One worker: a batch at a time, committed (state, dedup marks, decisions, dead letters)
+//! before anything is answered or dispatched.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Deps, Work};
+use super::commit::{self, DeadRow};
+use super::{Deps, Report, Work};
 use crate::engine::{Shard, Skip, WARM_GROUP};
 use crate::event::Msisdn;
 use crate::ports::{Recommendation, Status};
@@ -39,14 +41,16 @@ async fn preload(shard: &mut Shard, deps: &Deps, batch: &[Work]) {
     let mut missing: Vec<Msisdn> = Vec::new();
     let mut seen = HashSet::new();
     for w in batch {
-        let m = match w {
-            Work::Event(e) => e.msisdn,
-            Work::Propose(r, _) => r.msisdn,
-            Work::Usage(m, _) => *m,
-            Work::Barrier(_) => continue,
+        let mut need = |m: Msisdn| {
+            if !shard.contains(&m) && seen.insert(m) {
+                missing.push(m);
+            }
         };
-        if !shard.contains(&m) && seen.insert(m) {
-            missing.push(m);
+        match w {
+            Work::Events(evs, _) => evs.iter().for_each(|e| need(e.msisdn)),
+            Work::Propose(r, _) => need(r.msisdn),
+            Work::Usage(m, _) => need(*m),
+            Work::Barrier(_) => {}
         }
     }
     if missing.is_empty() {
@@ -127,83 +131,109 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
+fn events_in(w: &Work) -> usize {
+    match w {
+        Work::Events(evs, _) => evs.len(),
+        _ => 1,
+    }
+}
+
 pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>) {
     let mut shard = Shard::default();
     let mut batch: Vec<Work> = Vec::with_capacity(deps.batch_size);
     let mut recs: Vec<Recommendation> = Vec::new();
     let mut failures = Vec::new();
-    let mut dead: Vec<(String, Option<String>, String, Vec<u8>)> = Vec::new();
+    let mut dead: Vec<DeadRow> = Vec::new();
+    let mut acks: Vec<(super::Ack, Report, std::ops::Range<usize>)> = Vec::new();
     let mut replies: Vec<(oneshot::Sender<Vec<Recommendation>>, std::ops::Range<usize>)> =
         Vec::new();
     let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
     let mut upcoming: Vec<Msisdn> = Vec::with_capacity(deps.batch_size);
     while let Some(first) = rx.recv().await {
+        // Whatever is queued, from any number of requests, shares this batch's commit.
         batch.clear();
+        let mut taken = events_in(&first);
         batch.push(first);
-        while batch.len() < deps.batch_size {
+        while taken < deps.batch_size {
             match rx.try_recv() {
-                Ok(w) => batch.push(w),
+                Ok(w) => {
+                    taken += events_in(&w);
+                    batch.push(w);
+                }
                 Err(_) => break,
             }
         }
+        shard.tick();
         preload(&mut shard, &deps, &batch).await;
         let rules = deps.rules.load_full();
         recs.clear();
         dead.clear();
         upcoming.clear();
-        upcoming.extend(batch.iter().filter_map(|w| match w {
-            Work::Event(ev) => Some(ev.msisdn),
-            _ => None,
-        }));
+        for w in &batch {
+            if let Work::Events(evs, _) = w {
+                upcoming.extend(evs.iter().map(|e| e.msisdn));
+            }
+        }
         let mut next = 0;
         for w in batch.drain(..) {
             match w {
-                Work::Event(ev) => {
-                    if next % WARM_GROUP == 0 {
-                        let end = (next + WARM_GROUP).min(upcoming.len());
-                        shard.warm(&upcoming[next..end]);
+                Work::Events(evs, ack) => {
+                    let start = recs.len();
+                    let mut report = Report::default();
+                    for ev in evs {
+                        if next % WARM_GROUP == 0 {
+                            let end = (next + WARM_GROUP).min(upcoming.len());
+                            shard.warm(&upcoming[next..end]);
+                        }
+                        next += 1;
+                        failures.clear();
+                        let r = shard.process(
+                            &rules,
+                            &deps.settings,
+                            &deps.policy,
+                            &deps.default_profile,
+                            &ev,
+                            &mut recs,
+                            &mut failures,
+                        );
+                        deps.metrics
+                            .rule_errors
+                            .fetch_add(failures.len() as u64, Relaxed);
+                        match r {
+                            Ok(()) => {
+                                report.processed += 1;
+                                deps.metrics.processed.fetch_add(1, Relaxed);
+                            }
+                            Err(Skip::Duplicate) => {
+                                report.duplicates += 1;
+                                deps.metrics.duplicates.fetch_add(1, Relaxed);
+                            }
+                            Err(Skip::Late { behind_secs }) => {
+                                report.late += 1;
+                                deps.metrics.late.fetch_add(1, Relaxed);
+                                let reason = format!("event time is {behind_secs}s behind this subscriber's latest event, more than the allowed lateness");
+                                dead.push((
+                                    "engine".into(),
+                                    Some("ts".into()),
+                                    reason,
+                                    ev.to_json().into_bytes(),
+                                ));
+                            }
+                            Err(Skip::UnknownType) => {
+                                report.unknown_type += 1;
+                                deps.metrics.unknown_type.fetch_add(1, Relaxed);
+                                let reason = format!("unknown event type {:?}: not in the contract and no rule listens to it", ev.kind.as_str());
+                                dead.push((
+                                    "engine".into(),
+                                    Some("type".into()),
+                                    reason,
+                                    ev.to_json().into_bytes(),
+                                ));
+                            }
+                        }
                     }
-                    next += 1;
-                    failures.clear();
-                    let r = shard.process(
-                        &rules,
-                        &deps.settings,
-                        &deps.policy,
-                        &deps.default_profile,
-                        &ev,
-                        &mut recs,
-                        &mut failures,
-                    );
-                    deps.metrics
-                        .rule_errors
-                        .fetch_add(failures.len() as u64, Relaxed);
-                    match r {
-                        Ok(()) => {
-                            deps.metrics.processed.fetch_add(1, Relaxed);
-                        }
-                        Err(Skip::Duplicate) => {
-                            deps.metrics.duplicates.fetch_add(1, Relaxed);
-                        }
-                        Err(Skip::Late { behind_secs }) => {
-                            deps.metrics.late.fetch_add(1, Relaxed);
-                            let reason = format!("event time is {behind_secs}s behind this subscriber's latest event, more than the allowed lateness");
-                            dead.push((
-                                "engine".into(),
-                                Some("ts".into()),
-                                reason,
-                                ev.to_json().into_bytes(),
-                            ));
-                        }
-                        Err(Skip::UnknownType) => {
-                            deps.metrics.unknown_type.fetch_add(1, Relaxed);
-                            let reason = format!("unknown event type {:?}: not in the contract and no rule listens to it", ev.kind.as_str());
-                            dead.push((
-                                "engine".into(),
-                                Some("type".into()),
-                                reason,
-                                ev.to_json().into_bytes(),
-                            ));
-                        }
+                    if let Some(a) = ack {
+                        acks.push((a, report, start..recs.len()));
                     }
                 }
                 Work::Propose(req, tx) => {
@@ -218,13 +248,20 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
             }
         }
         let dirty = shard.take_dirty();
-        persist(&deps, "saving subscriber state", || deps.state.save(&dirty)).await;
-        let fresh = persist(&deps, "saving recommendations", || deps.recs.insert(&recs)).await;
-        if !dead.is_empty() {
-            persist(&deps, "saving dead letters", || {
-                deps.dead_letters.put_many(&dead)
+        let (fresh, state_done) = persist(&deps, "committing the batch", || {
+            commit::decisions_and_state(&deps, &dirty, &recs, &dead)
+        })
+        .await;
+        if !state_done {
+            persist(&deps, "saving subscriber state", || {
+                commit::state_elsewhere(&deps, &dirty)
             })
             .await;
+        }
+        // Durable from here on: answer, dispatch, and make room.
+        let evicted = shard.evict_to(deps.max_cached_per_worker);
+        if evicted > 0 {
+            deps.metrics.evicted.fetch_add(evicted as u64, Relaxed);
         }
         deps.metrics
             .recommendations
@@ -236,18 +273,26 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 .count() as u64,
             Relaxed,
         );
-        if let Some(d) = &deps.dispatcher {
-            for r in fresh.into_iter().filter(|r| r.status == Status::Queued) {
-                if !d.enqueue(r).await {
-                    tracing::warn!(worker = id, "dispatcher stopped; offer stays queued");
-                }
+        for (a, mut report, range) in acks.drain(..) {
+            if a.decisions {
+                report.decisions = recs[range].to_vec();
             }
+            let _ = a.tx.send(report);
         }
         for (tx, range) in replies.drain(..) {
             let _ = tx.send(recs[range].to_vec());
         }
         for b in barriers.drain(..) {
             let _ = b.send(());
+        }
+        // Queued offers not handed over here (dispatcher full or gone) stay in the outbox,
+        // which the dispatcher sweeps.
+        if let Some(d) = &deps.dispatcher {
+            for r in fresh.into_iter().filter(|r| r.status == Status::Queued) {
+                if !d.offer(r) {
+                    break;
+                }
+            }
         }
     }
     tracing::debug!(worker = id, "worker stopped");

@@ -13,4 +13,4 @@ pub use spec::{
     parse_duration_secs, split_filter, Agg, Calendar, Filter, Series, SeriesDef, StateSpec,
 };
 pub use store::{RedisStateStore, SqlStateStore, StateStore, StateStoreError};
-pub use subscriber::{id_hash, id_hash_parts, LastData, SubscriberState, Val};
+pub use subscriber::{id_hash, id_hash_parts, LastData, SubscriberState, Val, MAX_SEEN_IDS};

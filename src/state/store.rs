@@ -18,8 +18,16 @@ pub enum StateStoreError {
 pub trait StateStore: Send + Sync {
     /// One entry per input, in order; `None` for subscribers never seen.
     async fn load(&self, keys: &[Msisdn]) -> Result<Vec<Option<Vec<u8>>>, StateStoreError>;
-    /// Writes all entries atomically enough that a crash keeps either old or new per key.
+    /// Writes all entries atomically: a crash keeps either all old or all new.
     async fn save(&self, entries: &[(Msisdn, Vec<u8>)]) -> Result<(), StateStoreError>;
+    /// Saves inside the caller's database transaction when the state lives in that
+    /// database, so state and the batch's decisions commit together; returns false when it
+    /// lives elsewhere, and the caller calls [`StateStore::save`] after its commit.
+    async fn save_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        entries: &[(Msisdn, Vec<u8>)],
+    ) -> Result<bool, StateStoreError>;
 }
 
 pub struct SqlStateStore {
@@ -55,24 +63,32 @@ impl StateStore for SqlStateStore {
     }
 
     async fn save(&self, entries: &[(Msisdn, Vec<u8>)]) -> Result<(), StateStoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let now = crate::store::ts_text(chrono::Utc::now());
         let mut tx = self.db.pool.begin().await?;
-        for (k, v) in entries {
-            sqlx::query(
-                "INSERT INTO subscriber_state (msisdn, state, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (msisdn) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )
-            .bind(k.to_string())
-            .bind(v.clone())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        self.save_in(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn save_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        entries: &[(Msisdn, Vec<u8>)],
+    ) -> Result<bool, StateStoreError> {
+        let now = crate::store::ts_text(chrono::Utc::now());
+        // Many rows per statement: a statement per subscriber cost more than the engine.
+        for chunk in entries.chunks(200) {
+            let sql = format!(
+                "INSERT INTO subscriber_state (msisdn, state, updated_at) VALUES {} \
+                 ON CONFLICT (msisdn) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                crate::store::placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (k, v) in chunk {
+                q = q.bind(k.to_string()).bind(v.clone()).bind(now.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(true)
     }
 }
 
@@ -86,7 +102,15 @@ pub struct RedisStateStore {
 impl RedisStateStore {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StateStoreError> {
         let client = redis::Client::open(url)?;
-        let conn = redis::aio::ConnectionManager::new(client).await?;
+        // Bounded waits: without them a request on a connection to a Redis that went away
+        // can wait forever, and the worker's own retry loop (which logs and counts) never
+        // gets to run again.
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(2))
+            .set_response_timeout(std::time::Duration::from_secs(5))
+            .set_number_of_retries(2)
+            .set_max_delay(1000);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, cfg).await?;
         Ok(RedisStateStore {
             conn,
             prefix: prefix.to_string(),
@@ -124,5 +148,13 @@ impl StateStore for RedisStateStore {
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    async fn save_in(
+        &self,
+        _conn: &mut sqlx::AnyConnection,
+        _entries: &[(Msisdn, Vec<u8>)],
+    ) -> Result<bool, StateStoreError> {
+        Ok(false)
     }
 }

@@ -75,8 +75,11 @@ pub struct SinceData {
 
 /// Distinct values remembered per window at most; beyond it counts saturate.
 pub const MAX_DISTINCT: usize = 64;
-/// Recent event ids remembered for de-duplication.
-pub const RECENT_IDS: usize = 8;
+/// Event ids remembered per subscriber at most. Ids are kept for the whole lateness window
+/// (anything older is refused as late anyway), so this only bounds a subscriber who sends
+/// more than this many events within the window; past it the oldest are forgotten and
+/// events older than the forgotten ones are refused as late (never processed twice).
+pub const MAX_SEEN_IDS: usize = 1024;
 
 /// Series lists are thin vectors (one pointer each, length on the heap): the state sits
 /// inline in the shard's hash map, and a smaller entry spans fewer cache lines.
@@ -90,8 +93,13 @@ pub struct SubscriberState {
     pub since: ThinVec<SinceData>,
     /// (rule+offer key, epoch until which the cooldown holds).
     pub cooldowns: ThinVec<(u32, i64)>,
-    /// Hashes of recent event ids, newest last.
-    pub recent_ids: SmallVec<[u64; RECENT_IDS]>,
+    /// Ids of the events inside the lateness window, oldest first: (event time in minutes
+    /// since the epoch, 32-bit fingerprint of the id). A fingerprint can collide: with `k`
+    /// ids in the window a new id is taken for a duplicate with probability `k / 2^32`
+    /// (about 2e-9 for a subscriber with ten events in the window).
+    pub seen_ids: ThinVec<(u32, u32)>,
+    /// Event time (minutes) before which ids may have been forgotten ([`MAX_SEEN_IDS`]).
+    pub seen_floor: u32,
     /// Marketing messages sent on the local day `sent_day`.
     pub sent_day: i32,
     pub sent_today: u16,
@@ -123,16 +131,43 @@ fn value_hash(v: Option<&AttrValue>) -> u32 {
     }
 }
 
+fn id_fingerprint(id: &str) -> u32 {
+    let h = id_hash(id);
+    (h ^ (h >> 32)) as u32
+}
+
+fn minute(epoch_secs: i64) -> u32 {
+    epoch_secs.div_euclid(60).clamp(0, u32::MAX as i64) as u32
+}
+
 impl SubscriberState {
     pub fn seen(&self, id: &str) -> bool {
-        self.recent_ids.contains(&id_hash(id))
+        let fp = id_fingerprint(id);
+        self.seen_ids.iter().any(|(_, f)| *f == fp)
     }
 
-    pub fn remember(&mut self, id: &str) {
-        if self.recent_ids.len() == RECENT_IDS {
-            self.recent_ids.remove(0);
+    /// True when an event at `epoch_secs` is older than the ids still remembered, so it
+    /// cannot be told from a duplicate.
+    pub fn before_seen_floor(&self, epoch_secs: i64) -> bool {
+        minute(epoch_secs) < self.seen_floor
+    }
+
+    /// Remembers an event id at its event time.
+    pub fn remember(&mut self, id: &str, epoch_secs: i64) {
+        if self.seen_ids.len() >= MAX_SEEN_IDS {
+            let (m, _) = self.seen_ids.remove(0);
+            self.seen_floor = self.seen_floor.max(m + 1);
         }
-        self.recent_ids.push(id_hash(id));
+        self.seen_ids.push((minute(epoch_secs), id_fingerprint(id)));
+    }
+
+    /// Forgets ids of events older than `keep_from` (epoch seconds): they are refused as late.
+    pub fn forget_ids_before(&mut self, keep_from: i64) {
+        // A minute's slack: ids are kept by the minute, lateness is checked by the second.
+        let keep = minute(keep_from).saturating_sub(1);
+        if self.seen_ids.first().is_some_and(|(m, _)| *m < keep) {
+            self.seen_ids.retain(|(m, _)| *m >= keep);
+        }
     }
 
     /// Phase 1: aggregates that include the current event (windows, calendars, since-counts).
@@ -294,7 +329,7 @@ impl SubscriberState {
             }
         }
         self.watermark = self.watermark.max(now);
-        self.remember(&ev.id);
+        self.remember(&ev.id, now);
     }
 
     fn window_mut(&mut self, fp: u32) -> &mut WindowData {
@@ -455,17 +490,81 @@ impl SubscriberState {
             + thin(self.lasts.capacity(), size_of::<LastData>())
             + thin(self.since.capacity(), size_of::<SinceData>())
             + thin(self.cooldowns.capacity(), 16)
-            + spill(self.recent_ids.capacity(), RECENT_IDS, 8)
+            + thin(self.seen_ids.capacity(), 8)
     }
 
+    /// Encoded as `[ENCODING_MARK, version, bincode...]`. Version 1 (before the mark) was
+    /// plain bincode; its first byte is a varint's, never 0xFF, so the two cannot be confused.
     pub fn to_bytes(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .expect("state always encodes")
+        let mut out = vec![ENCODING_MARK, ENCODING_VERSION];
+        bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
+            .expect("state always encodes");
+        out
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
-        bincode::serde::decode_from_slice(b, bincode::config::standard())
-            .map(|(s, _)| s)
-            .map_err(|e| e.to_string())
+        let cfg = bincode::config::standard();
+        match b {
+            [ENCODING_MARK, ENCODING_VERSION, rest @ ..] => {
+                bincode::serde::decode_from_slice(rest, cfg)
+                    .map(|(s, _)| s)
+                    .map_err(|e| e.to_string())
+            }
+            [ENCODING_MARK, v, ..] => Err(format!("unknown state encoding version {v}")),
+            _ => bincode::serde::decode_from_slice::<v1::State, _>(b, cfg)
+                .map(|(s, _)| s.into())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+const ENCODING_MARK: u8 = 0xFF;
+const ENCODING_VERSION: u8 = 2;
+
+/// The first stored form, read so state saved by earlier versions still loads.
+mod v1 {
+    use serde::Deserialize;
+    use smallvec::SmallVec;
+    use thin_vec::ThinVec;
+
+    use super::{CalendarData, LastData, SinceData, SubscriberState, WindowData};
+
+    #[derive(Deserialize)]
+    pub struct State {
+        watermark: i64,
+        windows: ThinVec<WindowData>,
+        calendars: ThinVec<CalendarData>,
+        lasts: ThinVec<LastData>,
+        since: ThinVec<SinceData>,
+        cooldowns: ThinVec<(u32, i64)>,
+        /// Full 64-bit id hashes, no times.
+        recent_ids: SmallVec<[u64; 8]>,
+        sent_day: i32,
+        sent_today: u16,
+        last_complaint: i64,
+    }
+
+    impl From<State> for SubscriberState {
+        fn from(s: State) -> Self {
+            // The old ring kept no times: its ids count as seen at the watermark.
+            let at = super::minute(s.watermark);
+            SubscriberState {
+                watermark: s.watermark,
+                windows: s.windows,
+                calendars: s.calendars,
+                lasts: s.lasts,
+                since: s.since,
+                cooldowns: s.cooldowns,
+                seen_ids: s
+                    .recent_ids
+                    .iter()
+                    .map(|h| (at, (h ^ (h >> 32)) as u32))
+                    .collect(),
+                seen_floor: 0,
+                sent_day: s.sent_day,
+                sent_today: s.sent_today,
+                last_complaint: s.last_complaint,
+            }
+        }
     }
 }

@@ -1,0 +1,55 @@
+//! The batch commit: everything a batch changed becomes durable at one point.
+//!
+//! Decisions, dead letters and (embedded default) subscriber state go in one SQL
+//! transaction. When state lives in Redis it is written after that transaction, atomically
+//! (`MULTI`): a crash between the two leaves the decisions stored and the state (with its
+//! dedup marks) old, so the resent events run again, decide the same recommendations under
+//! the same ids, and the insert keeps the stored ones. Nothing is lost and nothing doubles.
+//! The Kafka offset commit belongs after [`commit`] returns, at the same point.
+
+use anyhow::Context;
+
+use super::{DeadLetters, Deps, RecStore};
+use crate::event::Msisdn;
+use crate::ports::Recommendation;
+
+/// A dead letter as the worker collects it: source, field, reason, payload.
+pub type DeadRow = (String, Option<String>, String, Vec<u8>);
+
+/// Writes the batch's decisions, dead letters and state; returns the recommendations that
+/// were new (those already stored came from a redelivered event).
+pub async fn decisions_and_state(
+    deps: &Deps,
+    states: &[(Msisdn, Vec<u8>)],
+    recs: &[Recommendation],
+    dead: &[DeadRow],
+) -> anyhow::Result<(Vec<Recommendation>, bool)> {
+    if states.is_empty() && recs.is_empty() && dead.is_empty() {
+        return Ok((Vec::new(), true));
+    }
+    let mut tx = deps.db.pool.begin().await.context("beginning the batch")?;
+    let fresh = RecStore::insert_in(&mut tx, recs)
+        .await
+        .context("storing the batch's recommendations")?;
+    DeadLetters::put_in(&mut tx, dead)
+        .await
+        .context("storing the batch's dead letters")?;
+    let state_done = deps
+        .state
+        .save_in(&mut tx, states)
+        .await
+        .context("storing the batch's subscriber state")?;
+    tx.commit().await.context("committing the batch")?;
+    Ok((fresh, state_done))
+}
+
+/// The second step when state lives outside the database.
+pub async fn state_elsewhere(deps: &Deps, states: &[(Msisdn, Vec<u8>)]) -> anyhow::Result<()> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    deps.state
+        .save(states)
+        .await
+        .context("storing the batch's subscriber state")
+}
