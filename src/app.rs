@@ -153,7 +153,8 @@ impl App {
         });
         let state = AppState {
             config: Arc::new(config.clone()),
-            auth: AuthHandle(Arc::new(DbAuthenticator { db: db.clone() })),
+            auth: AuthHandle::new(Arc::new(DbAuthenticator { db: db.clone() }), &config.auth)
+                .map_err(anyhow::Error::msg)?,
             line_scope: Arc::new(CrmLineScope { db: db.clone() }),
             db,
             pipeline,
@@ -169,11 +170,15 @@ impl App {
         crate::crm::jobs::spawn(state.clone(), rx.clone());
         let app = router(state.clone());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
+            // Connection info gives handlers the client address the guess throttle keys on.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
         });
         Ok(App {
             state,

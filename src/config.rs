@@ -173,6 +173,15 @@ pub struct AuthConfig {
     pub bootstrap_admin_key: String,
     /// Password logins allowed per username per minute; more get `429` until it refills.
     pub login_attempts_per_minute: u32,
+    /// Failed credentials (wrong API key, unknown token, wrong password) allowed per client
+    /// address per minute, all at once if need be. Past it the address gets `429` with
+    /// `Retry-After` for every credential until the budget refills. Successes cost nothing.
+    pub failed_attempts_per_address_per_minute: u32,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client; without them
+    /// every client behind a proxy would share one failure budget.
+    pub trusted_proxies: Vec<String>,
+    /// Argon2 password hashes or checks running at once at most; more wait their turn.
+    pub password_hash_concurrency: usize,
 }
 
 impl Default for AuthConfig {
@@ -180,6 +189,9 @@ impl Default for AuthConfig {
         Self {
             bootstrap_admin_key: String::new(),
             login_attempts_per_minute: 10,
+            failed_attempts_per_address_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            password_hash_concurrency: 1,
         }
     }
 }
