@@ -138,8 +138,12 @@ impl App {
         App::start_inner(config, Some(parts)).await
     }
 
-    async fn start_inner(config: Config, parts: Option<AppParts>) -> anyhow::Result<App> {
+    async fn start_inner(mut config: Config, parts: Option<AppParts>) -> anyhow::Result<App> {
         let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        // Resolved before channels are built: the gateway signs delivery-report URLs with it
+        // and the callback verifies them with the same key.
+        config.channels.sms.dlr_secret =
+            crate::channels::sms::dlr::secret(&db, &config.channels.sms.dlr_secret).await?;
         if let Some(key) = crate::auth::db::bootstrap(&db, &config.auth.bootstrap_admin_key).await?
         {
             // Printed once, on purpose to stdout: the operator needs it to create real users.

@@ -218,8 +218,14 @@ pub struct SmsConfig {
     pub username: String,
     pub password: String,
     pub sender: String,
-    /// Delivery reports come back to this URL (`{id}` and `%d` are filled in).
+    /// Delivery reports come back to this URL: `{id}` becomes the message id, `{token}` its
+    /// signature (appended as `token=` when the template has no `{token}`), `%d` the status
+    /// (filled in by the gateway). Example:
+    /// `https://kairos.example/api/v1/channels/sms/dlr?id={id}&token={token}&status=%d`.
     pub dlr_url: String,
+    /// Key that signs delivery-report URLs. Empty: one is generated at first start and kept
+    /// in the database, so restarts and other instances share it.
+    pub dlr_secret: String,
 }
 
 impl Default for SmsConfig {
@@ -231,6 +237,7 @@ impl Default for SmsConfig {
             password: String::new(),
             sender: "10086".into(),
             dlr_url: String::new(),
+            dlr_secret: String::new(),
         }
     }
 }

@@ -23,4 +23,5 @@ mod engine_http;
 mod outages;
 mod replay_cli;
 mod rules_docs;
+mod sms_dlr;
 mod state_stores;
