@@ -22,6 +22,7 @@ mod crm_view;
 mod engine_http;
 mod outages;
 mod replay_cli;
+mod route_scope;
 mod rules_docs;
 mod sms_dlr;
 mod state_stores;
