@@ -50,6 +50,8 @@ fn per_minute_quota(per_minute: u32) -> Quota {
 /// An address may fail `per_minute` times at once, then one more time per `60 / per_minute`
 /// seconds. While it is over budget every credential it presents, right or wrong, gets `429`
 /// before being checked: otherwise a guesser would simply learn which guess was right.
+/// A client retrying with a logged-out or expired token spends the budget too (it cannot be
+/// told from a guess), so clients should log in again on the first 401.
 pub struct GuessThrottle {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses over budget and when they may try again. Usually empty.
