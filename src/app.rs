@@ -153,8 +153,12 @@ impl App {
         App::start_inner(config, Some(parts)).await
     }
 
-    async fn start_inner(config: Config, parts: Option<AppParts>) -> anyhow::Result<App> {
+    async fn start_inner(mut config: Config, parts: Option<AppParts>) -> anyhow::Result<App> {
         let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        // Resolved before channels are built: the gateway signs delivery-report URLs with it
+        // and the callback verifies them with the same key.
+        config.channels.sms.dlr_secret =
+            crate::channels::sms::dlr::secret(&db, &config.channels.sms.dlr_secret).await?;
         if let Some(key) = crate::auth::db::bootstrap(&db, &config.auth.bootstrap_admin_key).await?
         {
             // Printed once, on purpose to stdout: the operator needs it to create real users.
@@ -168,7 +172,8 @@ impl App {
         });
         let state = AppState {
             config: Arc::new(config.clone()),
-            auth: AuthHandle(Arc::new(DbAuthenticator { db: db.clone() })),
+            auth: AuthHandle::new(Arc::new(DbAuthenticator { db: db.clone() }), &config.auth)
+                .map_err(anyhow::Error::msg)?,
             line_scope: Arc::new(CrmLineScope { db: db.clone() }),
             db,
             pipeline,
@@ -184,11 +189,15 @@ impl App {
         crate::crm::jobs::spawn(state.clone(), rx.clone());
         let app = router(state.clone());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
+            // Connection info gives handlers the client address the guess throttle keys on.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
         });
         Ok(App {
             state,

@@ -192,6 +192,15 @@ pub struct AuthConfig {
     pub bootstrap_admin_key: String,
     /// Password logins allowed per username per minute; more get `429` until it refills.
     pub login_attempts_per_minute: u32,
+    /// Failed credentials (wrong API key, unknown token, wrong password) allowed per client
+    /// address per minute, all at once if need be. Past it the address gets `429` with
+    /// `Retry-After` for every credential until the budget refills. Successes cost nothing.
+    pub failed_attempts_per_address_per_minute: u32,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client; without them
+    /// every client behind a proxy would share one failure budget.
+    pub trusted_proxies: Vec<String>,
+    /// Argon2 password hashes or checks running at once at most; more wait their turn.
+    pub password_hash_concurrency: usize,
 }
 
 impl Default for AuthConfig {
@@ -199,6 +208,9 @@ impl Default for AuthConfig {
         Self {
             bootstrap_admin_key: String::new(),
             login_attempts_per_minute: 10,
+            failed_attempts_per_address_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            password_hash_concurrency: 1,
         }
     }
 }
@@ -229,8 +241,14 @@ pub struct SmsConfig {
     pub username: String,
     pub password: String,
     pub sender: String,
-    /// Delivery reports come back to this URL (`{id}` and `%d` are filled in).
+    /// Delivery reports come back to this URL: `{id}` becomes the message id, `{token}` its
+    /// signature (appended as `token=` when the template has no `{token}`), `%d` the status
+    /// (filled in by the gateway). Example:
+    /// `https://kairos.example/api/v1/channels/sms/dlr?id={id}&token={token}&status=%d`.
     pub dlr_url: String,
+    /// Key that signs delivery-report URLs. Empty: one is generated at first start and kept
+    /// in the database, so restarts and other instances share it.
+    pub dlr_secret: String,
 }
 
 impl Default for SmsConfig {
@@ -242,6 +260,7 @@ impl Default for SmsConfig {
             password: String::new(),
             sender: "10086".into(),
             dlr_url: String::new(),
+            dlr_secret: String::new(),
         }
     }
 }

@@ -5,6 +5,7 @@ mod common;
 mod engine_support;
 mod real_engine;
 
+mod auth_throttle;
 mod crm_agreements;
 mod crm_auth;
 mod crm_campaigns;
@@ -21,5 +22,7 @@ mod crm_view;
 mod engine_http;
 mod outages;
 mod replay_cli;
+mod route_scope;
 mod rules_docs;
+mod sms_dlr;
 mod state_stores;

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::db::{self, hash_secret, new_secret, UserRow, USER_COLUMNS};
-use super::{Permission, Principal, Role};
+use super::{too_many, ClientAddr, Permission, Principal, Role};
 use crate::app::AppState;
 use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::http::{check_version, expected_version, nullable, Tagged};
@@ -23,15 +23,12 @@ use crate::http::{ApiError, ApiJson};
 pub enum AdminError {
     #[error("role {0} needs {1}")]
     MissingAssignment(&'static str, &'static str),
-    #[error("password hashing failed")]
-    Hash,
 }
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> ApiError {
         match &e {
             AdminError::MissingAssignment(_, field) => ApiError::field(*field, e.to_string()),
-            AdminError::Hash => ApiError::internal(anyhow::anyhow!(e.to_string())),
         }
     }
 }
@@ -65,30 +62,28 @@ pub struct LoginResponse {
 /// Exchanges a username and password for a session token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = crate::http::error::ErrorBody),
-        (status = 429, description = "Too many attempts for this username; see Retry-After", body = crate::http::error::ErrorBody)))]
+        (status = 429, description = "Too many attempts for this username, or too many failures from this address; see Retry-After", body = crate::http::error::ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    st.login_throttle
-        .attempt(&req.username)
-        .map_err(|wait| ApiError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        })?;
+    // The address check comes first: a sprayer over its budget costs no lookup or argon2.
+    st.auth.guesses.check(addr).map_err(too_many)?;
+    st.login_throttle.attempt(&req.username).map_err(too_many)?;
     let mut sql = Sql::new(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.username = "
     ));
     sql.bind(req.username.as_str()).push(" AND u.active = 1");
     let user: Option<UserRow> = sql.query_as().fetch_optional(&st.db.pool).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password = req.password;
-    // Argon2 is CPU-heavy by design: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || db::verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = st.auth.passwords.verify(req.password, stored).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => return Err(ApiError::Unauthenticated),
+        _ => {
+            st.auth.guesses.failed(addr).map_err(too_many)?;
+            return Err(ApiError::Unauthenticated);
+        }
     };
     // Expired sessions are useless; clearing them here keeps the table small without a job.
     sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
@@ -275,13 +270,6 @@ fn check_password(pw: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn hash(pw: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || db::hash_password(&pw))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|_| AdminError::Hash.into())
-}
-
 const USER_SPEC: ListSpec = ListSpec {
     filters: &[
         ("username", "u.username", FilterKind::Text),
@@ -346,7 +334,7 @@ pub async fn create_user(
     let password_hash = match req.password {
         Some(pw) => {
             check_password(&pw)?;
-            Some(hash(pw).await?)
+            Some(st.auth.passwords.hash(pw).await?)
         }
         None => None,
     };
@@ -439,7 +427,7 @@ pub async fn update_user(
     let new_hash = match patch.password {
         Some(pw) => {
             check_password(&pw)?;
-            Some(hash(pw).await?)
+            Some(st.auth.passwords.hash(pw).await?)
         }
         None => None,
     };

@@ -2,10 +2,12 @@
 //!
 //! Every request carries `Authorization: Bearer <token>` (a person's session token or a
 //! system's API key) or `X-Api-Key: <key>`. A [`Role`] decides what one may do; a data
-//! [`Scope`] decides whom one may see.
+//! [`Scope`] decides whom one may see. Failed credentials are throttled per client address
+//! ([`throttle::GuessThrottle`]).
 
 pub mod admin;
 pub mod db;
+pub mod passwords;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -189,9 +191,46 @@ pub trait Authenticator: Send + Sync {
     async fn authenticate(&self, token: &str) -> Result<Option<Principal>, AuthError>;
 }
 
-/// The authenticator the app state hands to extractors.
+/// What the app state hands to extractors: who a credential is, how many failures each
+/// address has left, and the bounded argon2 runner.
 #[derive(Clone)]
-pub struct AuthHandle(pub Arc<dyn Authenticator>);
+pub struct AuthHandle {
+    pub authenticator: Arc<dyn Authenticator>,
+    pub guesses: Arc<throttle::GuessThrottle>,
+    pub passwords: Arc<passwords::PasswordWork>,
+}
+
+impl AuthHandle {
+    /// From the `auth` config section; an unparsable trusted proxy address is an error.
+    pub fn new(
+        authenticator: Arc<dyn Authenticator>,
+        c: &crate::config::AuthConfig,
+    ) -> Result<AuthHandle, String> {
+        let proxies = c
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("auth.trusted_proxies: {s:?} is not an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AuthHandle {
+            authenticator,
+            guesses: Arc::new(throttle::GuessThrottle::new(
+                c.failed_attempts_per_address_per_minute,
+                proxies,
+            )),
+            passwords: Arc::new(passwords::PasswordWork::new(c.password_hash_concurrency)),
+        })
+    }
+}
+
+/// `429` with the wait rounded up to whole seconds (`Retry-After`).
+pub fn too_many(wait: std::time::Duration) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
+}
 
 fn credential(parts: &Parts) -> Option<&str> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
@@ -218,11 +257,33 @@ where
             return Err(ApiError::Unauthenticated);
         }
         let auth = AuthHandle::from_ref(state);
-        match auth.0.authenticate(token).await {
+        let addr = auth.guesses.client(parts);
+        auth.guesses.check(addr).map_err(too_many)?;
+        match auth.authenticator.authenticate(token).await {
             Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(ApiError::Unauthenticated),
+            Ok(None) => {
+                auth.guesses.failed(addr).map_err(too_many)?;
+                Err(ApiError::Unauthenticated)
+            }
             Err(e) => Err(ApiError::internal(e)),
         }
+    }
+}
+
+/// The caller's address as the guess throttle sees it (see [`throttle::GuessThrottle::client`]).
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    S: Send + Sync,
+    AuthHandle: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            AuthHandle::from_ref(state).guesses.client(parts),
+        ))
     }
 }
 

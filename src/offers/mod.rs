@@ -296,18 +296,31 @@ pub struct DlrParams {
     pub id: String,
     /// Kannel delivery status: 1 delivered, 2 failed, 4 buffered, 8 accepted by the SMSC, 16 rejected.
     pub status: i64,
+    /// The message's signature from the same URL (see `channels.sms.dlr_url`).
+    pub token: Option<String>,
 }
 
 /// Delivery report from the SMS gateway (Kannel `dlr-url` callback).
+///
+/// Authenticated only by the per-message `token` in the URL, never by a bearer: the gateway
+/// cannot send one, and a person's credentials must not reach another customer's message.
+/// A missing or wrong token answers 403 before anything is read.
 #[utoipa::path(get, path = "/api/v1/channels/sms/dlr", tag = "channels", params(DlrParams),
-    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn sms_dlr(
     State(state): State<AppState>,
-    who: Principal,
     Query(p): Query<DlrParams>,
 ) -> Result<Json<Recommendation>, ApiError> {
-    who.require(Permission::SendMessages)?;
+    let secret = &state.config.channels.sms.dlr_secret;
+    let signed = p
+        .token
+        .as_deref()
+        .is_some_and(|t| !secret.is_empty() && crate::channels::sms::dlr::verify(secret, &p.id, t));
+    if !signed {
+        return Err(ApiError::Forbidden(
+            "delivery report without a valid token for this message".into(),
+        ));
+    }
     let (status, reason) = match p.status {
         1 => (Status::Delivered, None),
         2 => (Status::Failed, Some("undelivered")),

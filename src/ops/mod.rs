@@ -9,9 +9,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::{Permission, Principal};
+use crate::auth::{Permission, Principal, Scope};
 use crate::channels::sms::OutboxEntry;
+use crate::event::Msisdn;
 use crate::http::ApiError;
+use crate::offers::check_line;
 use crate::pipeline::{DeadLetter, MetricsSnapshot};
 
 pub fn router() -> Router<AppState> {
@@ -161,6 +163,12 @@ pub struct DeadLetterPage {
 }
 
 /// Rejected events with their reasons, newest first.
+///
+/// Operations only: the caller needs an all-customers scope (admin, marketer), not just
+/// `ReadEngineStats`. A dead letter is a raw payload that failed validation, so its msisdn is
+/// often missing or malformed and cannot be matched to a customer; filtering by line scope
+/// would either hide most of them or leak the unattributable ones. Team leads and region
+/// heads get 403 and ask operations.
 #[utoipa::path(get, path = "/api/v1/dead-letters", tag = "engine", params(PageParams),
     responses((status = 200, body = DeadLetterPage), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn dead_letters(
@@ -169,6 +177,12 @@ pub async fn dead_letters(
     Query(p): Query<PageParams>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     who.require(Permission::ReadEngineStats)?;
+    if who.scope != Scope::All {
+        return Err(ApiError::Forbidden(
+            "dead letters hold other customers' raw events: an all-customers role reads them"
+                .into(),
+        ));
+    }
     let (items, total) = state
         .pipeline
         .deps
@@ -185,21 +199,35 @@ pub struct OutboxParams {
 }
 
 /// Messages the embedded SMS channel "sent" (nothing leaves the machine in outbox mode).
+///
+/// Like the recommendation list: all-customers roles see every message; scoped roles must
+/// name one number in `to`, which must be a line they may see (else 404, as for unknown lines).
 #[utoipa::path(get, path = "/api/v1/channels/sms/outbox", tag = "channels", params(OutboxParams),
-    responses((status = 200, body = Vec<OutboxEntry>), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn outbox(
     State(state): State<AppState>,
     who: Principal,
     Query(p): Query<OutboxParams>,
 ) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
     who.require(Permission::ReadEngineStats)?;
+    let to = match p.to.as_deref() {
+        Some(t) => {
+            let m = Msisdn::parse(t).map_err(|e| ApiError::field("to", e.to_string()))?;
+            check_line(&state, &who, m).await?;
+            Some(m.to_string())
+        }
+        None if who.scope != Scope::All => {
+            return Err(ApiError::field("to", "is required for your data scope"));
+        }
+        None => None,
+    };
     let o = state
         .channels
         .sms_outbox
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("sms outbox (sms mode is not outbox)".into()))?;
     Ok(Json(o.recent(
-        p.to.as_deref(),
+        to.as_deref(),
         p.limit.unwrap_or(100).clamp(1, 1000),
     )))
 }

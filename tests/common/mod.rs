@@ -201,15 +201,24 @@ fn config(url: String) -> Config {
 
 impl TestApp {
     pub async fn start(backend: Backend, url: String) -> TestApp {
+        TestApp::start_config(backend, url, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with `tweak` applied to the test config first.
+    pub async fn start_config(
+        backend: Backend,
+        url: String,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let mut cfg = config(url);
+        tweak(&mut cfg);
         let events = Arc::new(RecordingSink::default());
         let offers = Arc::new(VecOfferBook::default());
         let parts = AppParts {
             events: events.clone(),
             offers: offers.clone(),
         };
-        let app = App::start_with(config(url), parts)
-            .await
-            .expect("app starts");
+        let app = App::start_with(cfg, parts).await.expect("app starts");
         TestApp {
             base: format!("http://{}", app.addr),
             app,
@@ -361,7 +370,19 @@ impl TestApp {
         .expect(201)
     }
 
-    async fn stop(self) {
+    /// Stores a recommendation in the engine's own store, as a decision would.
+    pub async fn store_rec(&self, rec: &Recommendation) {
+        self.app
+            .state
+            .pipeline
+            .deps
+            .recs
+            .insert(std::slice::from_ref(rec))
+            .await
+            .expect("recommendation stored");
+    }
+
+    pub async fn stop(self) {
         self.app.state.db.pool.close().await;
         self.app.shutdown().await.expect("clean shutdown");
     }
@@ -369,12 +390,38 @@ impl TestApp {
 
 /// Runs `body` against a fresh SQLite file and a fresh PostgreSQL database.
 pub async fn on_both(body: impl AsyncFn(&TestApp)) {
+    on_both_with(|_| {}, body).await;
+}
+
+/// [`on_both`] with `tweak` applied to each app's config.
+pub async fn on_both_with(tweak: impl Fn(&mut Config), body: impl AsyncFn(&TestApp)) {
     on_both_urls(async |backend, url| {
-        let t = TestApp::start(backend, url).await;
+        let t = TestApp::start_config(backend, url, &tweak).await;
         body(&t).await;
         t.stop().await;
     })
     .await;
+}
+
+/// An SMS offer for `msisdn`, queued, valid for a day from now.
+pub fn sms_rec(id: &str, msisdn: &str) -> Recommendation {
+    let now = chrono::Utc::now().fixed_offset();
+    Recommendation {
+        id: id.into(),
+        msisdn: Msisdn::parse(msisdn).expect("test msisdn"),
+        rule_id: "test-rule".into(),
+        offer_code: "TEST-OFFER".into(),
+        channel: "sms".into(),
+        message: format!("Offer for {msisdn}"),
+        score: 0.5,
+        trigger_event_id: None,
+        campaign_id: None,
+        request_id: None,
+        decided_at: now,
+        expires_at: now + chrono::Duration::days(1),
+        status: Status::Queued,
+        reason: None,
+    }
 }
 
 /// Runs `body` with the URL of a fresh, empty database on each backend (for tests that need

@@ -19,6 +19,13 @@ impl HttpGateway {
         if c.gateway_url.is_empty() {
             return Err("channels.sms.gateway_url is required when mode = \"http\"".into());
         }
+        if !c.dlr_url.is_empty() && c.dlr_secret.is_empty() {
+            // The app fills it in (config or database) before building channels; an empty key
+            // would sign every URL with a key anyone can compute.
+            return Err(
+                "channels.sms.dlr_secret is not set: delivery-report URLs cannot be signed".into(),
+            );
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -33,7 +40,7 @@ impl HttpGateway {
     pub async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
         let (coding, _) = segments(&rec.message);
         let to = rec.msisdn.to_string();
-        let dlr = self.config.dlr_url.replace("{id}", &rec.id);
+        let dlr = super::dlr::url(&self.config.dlr_url, &self.config.dlr_secret, &rec.id);
         let mut q: Vec<(&str, &str)> = vec![
             ("username", &self.config.username),
             ("password", &self.config.password),

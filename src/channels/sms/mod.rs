@@ -1,5 +1,6 @@
 //! SMS: an outbox on the embedded default, or a Kannel-style HTTP `sendsms` gateway.
 
+pub mod dlr;
 mod gateway;
 mod outbox;
 #[cfg(test)]
