@@ -100,6 +100,9 @@ pub struct EngineConfig {
     pub daily_cap: u32,
     /// After a complaint, sales offers are held back this long.
     pub complaint_hold: String,
+    /// A rule that fails (an error or a limit hit) on this many evaluations in a row is
+    /// quarantined: skipped on every later event until the rules are reloaded. 0 = never.
+    pub quarantine_after: u32,
 }
 
 impl Default for EngineConfig {
@@ -116,11 +119,14 @@ impl Default for EngineConfig {
             max_offers_per_event: 1,
             daily_cap: 3,
             complaint_hold: "7d".into(),
+            quarantine_after: 5,
         }
     }
 }
 
-/// Sandbox limits applied to every rule script evaluation.
+/// Sandbox limits applied to every rule script evaluation. The defaults fit a streaming
+/// engine: the standard pack needs under 100 operations a run (microseconds), so a run that
+/// needs 100 times that is a bug, and its cost is paid on every event of its type.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScriptLimits {
@@ -137,13 +143,15 @@ pub struct ScriptLimits {
 impl Default for ScriptLimits {
     fn default() -> Self {
         Self {
-            max_operations: 200_000,
+            max_operations: 10_000,
             max_call_levels: 32,
             max_expr_depth: 64,
             max_string_bytes: 64 * 1024,
-            max_array_len: 10_000,
+            // Every assignment of a list copies it, so with long lists one operation costs
+            // as much as thousands: the operation bound alone would not bound the time.
+            max_array_len: 1_000,
             max_map_len: 1_000,
-            deadline_ms: 50,
+            deadline_ms: 5,
         }
     }
 }
