@@ -29,6 +29,8 @@ pub struct Summary {
     pub late: u64,
     pub unknown_type: u64,
     pub rule_errors: u64,
+    /// Rules quarantined during the replay, in the order they tripped, with the last error.
+    pub quarantined: Vec<(String, String)>,
     pub recommendations: u64,
     pub per_rule: BTreeMap<String, RuleSummary>,
     /// First few rejections, with their line numbers.
@@ -111,6 +113,12 @@ pub fn replay(
                 Err(Skip::UnknownType) => s.unknown_type += 1,
             }
             s.rule_errors += failures.len() as u64;
+            s.quarantined.extend(
+                failures
+                    .iter()
+                    .filter(|f| f.quarantined)
+                    .map(|f| (f.rule_id.clone(), f.message.clone())),
+            );
             for r in &recs {
                 let e = s.per_rule.entry(r.rule_id.clone()).or_default();
                 e.matched += 1;
@@ -235,6 +243,9 @@ fn print_summary(s: &Summary, took: std::time::Duration) {
     );
     for r in &s.first_rejections {
         eprintln!("  rejected {r}");
+    }
+    for (id, why) in &s.quarantined {
+        eprintln!("  quarantined {id}: {why}");
     }
     eprintln!(
         "{:<28} {:>8} {:>9}  suppressed",

@@ -597,3 +597,108 @@ async fn sms_goes_through_an_http_gateway_with_retries_and_delivery_reports() {
     assert_eq!(r.status(), 400);
     app.shutdown().await.unwrap();
 }
+
+/// The loaded rules and the engine stats, by rule id.
+async fn rule_views(c: &Client) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let list: Vec<serde_json::Value> = c
+        .get("/api/v1/rules")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stats: serde_json::Value = c
+        .get("/api/v1/engine/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let info = list.into_iter().find(|r| r["id"] == "grow-array").unwrap();
+    let counts = stats["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "grow-array")
+        .unwrap()
+        .clone();
+    (info, counts, stats)
+}
+
+#[tokio::test]
+async fn a_failing_rule_is_quarantined_shown_as_such_and_lifted_by_a_reload() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = rules_dir(&[("portal.rhai", PORTAL_RULE), ("grow.rhai", GROW_ARRAY_RULE)]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    let roam = |i: usize| {
+        ev(
+            &format!("q{i}"),
+            "location_update",
+            &format!("86139002{i:05}"),
+            "2026-11-23T08:15:00+08:00",
+            json!({"country": "JP", "roaming": true}),
+        )
+    };
+    // Two workers share the rule set: the five failures in a row may come from either.
+    c.ingest(&(0..8).map(roam).collect::<Vec<_>>()).await;
+
+    let (info, counts, stats) = rule_views(&c).await;
+    assert_eq!(info["quarantined"], true, "{info}");
+    let q = &info["quarantine"];
+    assert!(
+        q["reason"].as_str().unwrap().starts_with("condition()"),
+        "{q}"
+    );
+    assert_eq!(q["failures"], 5);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(q["since"].as_str().unwrap()).is_ok(),
+        "{q}"
+    );
+    assert!(q["event_id"].as_str().unwrap().starts_with('q'), "{q}");
+    assert_eq!(counts["quarantined"], true);
+    assert_eq!(counts["errors"], 5, "not run once quarantined: {counts}");
+    assert_eq!(stats["quarantined_rules"], 1);
+    assert_eq!(stats["events"]["rule_quarantines"], 1);
+    assert_eq!(stats["events"]["rule_errors"], 5);
+    // The other rule offered on every event.
+    let portal = stats["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "portal-roam")
+        .unwrap();
+    assert_eq!(portal["matched"], 8, "{portal}");
+
+    // Fixed and reloaded: back in service, and it runs without failing.
+    std::fs::write(
+        rules.path().join("grow.rhai"),
+        GROW_ARRAY_RULE.replace(
+            "let seen = [];\n    loop { seen.push(event.country); let copy = seen; }",
+            "let seen = [event.country];\n    seen.len() > 1",
+        ),
+    )
+    .unwrap();
+    let r = c.post("/api/v1/rules/reload").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (info, counts, stats) = rule_views(&c).await;
+    assert_eq!(info["quarantined"], false, "{info}");
+    assert!(info["quarantine"].is_null(), "{info}");
+    assert_eq!(stats["quarantined_rules"], 0);
+    assert_eq!(
+        stats["events"]["rule_quarantines"], 1,
+        "the count keeps past quarantines"
+    );
+    assert_eq!(counts["evaluated"], 0);
+    c.ingest(&(8..16).map(roam).collect::<Vec<_>>()).await;
+    let (info, counts, stats) = rule_views(&c).await;
+    assert_eq!(info["quarantined"], false);
+    assert_eq!(
+        (counts["evaluated"].clone(), counts["errors"].clone()),
+        (json!(8), json!(0))
+    );
+    assert_eq!(stats["events"]["rule_errors"], 5, "no new failures");
+    app.shutdown().await.unwrap();
+}

@@ -188,3 +188,54 @@ fn bad_configuration_is_refused_with_the_key() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("workerz"));
 }
+
+/// Replays `events` with the rules in `rules`; returns the recommendations file and stderr.
+fn replay_with(rules: &std::path::Path, events: &std::path::Path, out: &std::path::Path) -> String {
+    let run = kairos()
+        .args(["replay", "--events"])
+        .arg(events)
+        .arg("--rules")
+        .arg(rules)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_rule_that_fails_on_every_event_is_quarantined_and_the_offers_do_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("roaming.ndjson");
+    std::fs::write(&events, roaming_events(2000).join("\n") + "\n").unwrap();
+    let pack = pack_with(&[]);
+    let hostile = pack_with(&[("grow-array.rhai", GROW_ARRAY_RULE)]);
+
+    let (clean, bad) = (
+        dir.path().join("clean.ndjson"),
+        dir.path().join("bad.ndjson"),
+    );
+    let clean_err = replay_with(pack.path(), &events, &clean);
+    let bad_err = replay_with(hostile.path(), &events, &bad);
+
+    let clean = std::fs::read_to_string(&clean).unwrap();
+    let bad = std::fs::read_to_string(&bad).unwrap();
+    assert!(
+        clean.lines().count() > 100,
+        "the stream yields offers to compare: {clean_err}"
+    );
+    // The same recommendations, byte for byte: the bad rule never offered, and after its
+    // breaker tripped it was not even run.
+    assert_eq!(clean, bad);
+    assert!(clean_err.contains("0 rule errors"), "{clean_err}");
+    assert!(!clean_err.contains("quarantined"), "{clean_err}");
+    // Five failures (the default `engine.quarantine_after`), then quarantined for good.
+    assert!(bad_err.contains(", 5 rule errors"), "{bad_err}");
+    assert!(
+        bad_err.contains("quarantined grow-array: condition()"),
+        "{bad_err}"
+    );
+    assert_eq!(bad_err.matches("quarantined grow-array").count(), 1);
+}

@@ -184,7 +184,7 @@ async fn console(pipeline: crate::pipeline::Pipeline) {
             .map(|(id, n)| format!("{id}={n}"))
             .collect();
         println!(
-            "events {:>9} ({:>6}/s)  offers {:>7} (+{})  suppressed {:>6}  rejected {}  late {}  dup {}  rule errors {}  | {}",
+            "events {:>9} ({:>6}/s)  offers {:>7} (+{})  suppressed {:>6}  rejected {}  late {}  dup {}  rule errors {}  quarantined {}  | {}",
             now.processed,
             (now.processed - last.processed) / 2,
             now.recommendations - now.suppressed,
@@ -194,6 +194,7 @@ async fn console(pipeline: crate::pipeline::Pipeline) {
             now.late,
             now.duplicates,
             now.rule_errors,
+            now.rule_quarantines,
             top.join(" ")
         );
         last = now;

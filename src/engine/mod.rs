@@ -30,6 +30,8 @@ pub struct MatchSettings {
     pub default_tz: chrono_tz::Tz,
     pub home_country: String,
     pub deadline: Duration,
+    /// Failures in a row that quarantine a rule (`engine.quarantine_after`); 0 = never.
+    pub quarantine_after: u32,
 }
 
 impl MatchSettings {
@@ -45,6 +47,7 @@ impl MatchSettings {
             })?,
             home_country: c.home_country.clone(),
             deadline: Duration::from_millis(c.limits.deadline_ms),
+            quarantine_after: c.quarantine_after,
         })
     }
 }
@@ -83,6 +86,8 @@ pub enum Skip {
 pub struct RuleFailure {
     pub rule_id: String,
     pub message: String,
+    /// This failure quarantined the rule (reported once, for the count in the metrics).
+    pub quarantined: bool,
 }
 
 /// Applies a `profile_change` to the cached profile, so rules see the new value.
@@ -183,6 +188,10 @@ pub fn evaluate(
     // and moves back after the last rule.
     let mut shared: Option<SharedFacts> = None;
     for rule in rules.for_type(ty) {
+        // Quarantined: the event goes on without the rule, at the cost of one load.
+        if rule.breaker.is_open() {
+            continue;
+        }
         let m = &rule.meta;
         if m.active_from.is_some_and(|f| ev.ts < f) || m.active_until.is_some_and(|u| ev.ts > u) {
             continue;
@@ -219,21 +228,32 @@ pub fn evaluate(
             .clone();
         let facts = tag.0.facts();
         match run_rule(rules, settings, rule, ev, profile, tag.clone(), &facts) {
-            Ok(Some(c)) => {
-                rule.stats
-                    .matched
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                out.push(c);
+            Ok(found) => {
+                rule.breaker.success();
+                if let Some(c) = found {
+                    rule.stats
+                        .matched
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    out.push(c);
+                }
             }
-            Ok(None) => {}
             Err(message) => {
                 rule.stats
                     .errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(rule = %m.id, file = %rule.file.display(), event = %ev.id, "rule skipped for this event: {message}");
+                let tripped = rule
+                    .breaker
+                    .failure(settings.quarantine_after, &message, &ev.id);
+                if let Some(q) = tripped {
+                    tracing::error!(rule = %m.id, file = %rule.file.display(), event = %ev.id, failures = q.failures,
+                        "rule quarantined: it is skipped on every event until the rules are reloaded; last error: {message}");
+                } else {
+                    tracing::warn!(rule = %m.id, file = %rule.file.display(), event = %ev.id, "rule skipped for this event: {message}");
+                }
                 failures.push(RuleFailure {
                     rule_id: m.id.clone(),
                     message,
+                    quarantined: tripped.is_some(),
                 });
             }
         }

@@ -266,3 +266,124 @@ fn changed_compares_with_the_previous_event() {
     }
     assert_eq!(codes, vec!["MOVED-SC", "MOVED-GD"]);
 }
+
+/// Grows a list on every run until a limit stops it (the list's size, the operation bound or
+/// the deadline, whichever comes first): the rule that stalled a replay.
+const GROW_ARRAY: &str = "fn condition(event, profile) { let seen = []; loop { seen.push(event.peer); let copy = seen; } }";
+
+#[test]
+fn a_rule_failing_run_after_run_is_quarantined_and_the_others_still_fire() {
+    let s = set(&[
+        ("grow.rhai", &rule("grow-array", GROW_ARRAY)),
+        (
+            "ok.rhai",
+            &rule("fine", "fn condition(event, profile) { true }"),
+        ),
+    ]);
+    let after = MatchSettings::default().quarantine_after;
+    assert_eq!(after, 5, "the documented default");
+    let grow = s.get("grow-array").unwrap();
+    for i in 1..=after + 3 {
+        let (recs, fails) = run(&s, &sms(&format!("e{i}")));
+        assert_eq!(recs.len(), 1, "event {i}: the good rule fires");
+        assert_eq!(recs[0].rule_id, "fine");
+        if i <= after {
+            assert_eq!(fails.len(), 1, "event {i}: {fails:?}");
+            assert!(fails[0].message.contains("limit"), "{}", fails[0].message);
+            assert_eq!(fails[0].quarantined, i == after, "trips on failure {after}");
+            assert_eq!(grow.breaker.is_open(), i == after);
+        } else {
+            assert!(
+                fails.is_empty(),
+                "event {i}: quarantined, not run: {fails:?}"
+            );
+        }
+    }
+    let (evaluated, _, errors) = grow.stats.snapshot();
+    assert_eq!((evaluated, errors), (after as u64, after as u64));
+    assert_eq!(s.get("fine").unwrap().stats.snapshot().0, after as u64 + 3);
+    let q = grow.breaker.quarantine().expect("why and since when");
+    assert_eq!(q.event_id, format!("e{after}"));
+    assert_eq!(q.failures, after);
+    assert!(q.reason.starts_with("condition()"), "{}", q.reason);
+}
+
+#[test]
+fn a_success_between_failures_keeps_a_rule_in_service() {
+    // Fails on odd event ids only: never `quarantine_after` failures in a row.
+    let flaky = rule(
+        "flaky",
+        r#"fn condition(event, profile) { if event.id.ends_with("1") || event.id.ends_with("3") || event.id.ends_with("5") || event.id.ends_with("7") || event.id.ends_with("9") { throw "odd" } true }"#,
+    );
+    let s = set(&[("flaky.rhai", &flaky)]);
+    let mut failed = 0;
+    for i in 1..=20 {
+        failed += run(&s, &sms(&format!("e{i}"))).1.len();
+    }
+    assert_eq!(failed, 10);
+    assert!(!s.get("flaky").unwrap().breaker.is_open());
+}
+
+#[test]
+fn quarantine_after_zero_never_quarantines() {
+    let s = set(&[("grow.rhai", &rule("grow-array", GROW_ARRAY))]);
+    let settings = MatchSettings {
+        quarantine_after: 0,
+        ..MatchSettings::default()
+    };
+    let p = Arc::new(Profile::default());
+    let mut st = crate::state::SubscriberState::default();
+    for i in 0..8 {
+        let (mut out, mut fails) = (Vec::new(), Vec::new());
+        evaluate(
+            &s,
+            &settings,
+            &mut st,
+            &p,
+            &sms(&format!("e{i}")),
+            &mut out,
+            &mut fails,
+        )
+        .unwrap();
+        assert_eq!(fails.len(), 1, "event {i}: still run, still failing");
+        assert!(!fails[0].quarantined);
+    }
+    assert!(!s.rules[0].breaker.is_open());
+}
+
+#[test]
+fn reloading_lifts_a_quarantine_and_a_still_bad_rule_trips_again() {
+    let after = MatchSettings::default().quarantine_after as usize;
+    let trip = |s: &RuleSet| -> Vec<usize> {
+        // Which events (1-based) the bad rule failed on, over twice the threshold.
+        (1..=2 * after)
+            .filter(|i| !run(s, &sms(&format!("e{i}"))).1.is_empty())
+            .collect()
+    };
+    let bad = set(&[("grow.rhai", &rule("grow-array", GROW_ARRAY))]);
+    assert_eq!(trip(&bad), (1..=after).collect::<Vec<_>>());
+    assert!(bad.rules[0].breaker.is_open());
+
+    // The same file loaded again is a new rule set: in service, and quarantined again
+    // after the same number of failures.
+    let reloaded = set(&[("grow.rhai", &rule("grow-array", GROW_ARRAY))]);
+    assert!(!reloaded.rules[0].breaker.is_open());
+    assert_eq!(trip(&reloaded), (1..=after).collect::<Vec<_>>());
+    assert!(reloaded.rules[0].breaker.is_open());
+
+    // Fixed and reloaded: it runs and offers on every event.
+    let fixed = set(&[(
+        "grow.rhai",
+        &rule(
+            "grow-array",
+            "fn condition(event, profile) { let seen = [event.peer]; seen.len() == 1 }",
+        ),
+    )]);
+    for i in 1..=2 * after {
+        let (recs, fails) = run(&fixed, &sms(&format!("e{i}")));
+        assert!(fails.is_empty(), "{fails:?}");
+        assert_eq!(recs.len(), 1);
+    }
+    assert!(!fixed.rules[0].breaker.is_open());
+    assert!(fixed.rules[0].breaker.quarantine().is_none());
+}

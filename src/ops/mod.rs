@@ -31,12 +31,17 @@ pub struct RuleCounts {
     pub evaluated: u64,
     pub matched: u64,
     pub errors: u64,
+    /// Taken out of service by its breaker until the rules are reloaded.
+    pub quarantined: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub events: MetricsSnapshot,
     pub rules: Vec<RuleCounts>,
+    /// Rules of the loaded set that are quarantined now (`events.rule_quarantines` counts
+    /// every quarantine since start, including those a reload lifted).
+    pub quarantined_rules: usize,
     pub channels: Vec<String>,
 }
 
@@ -47,6 +52,7 @@ pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json
     let rules = state.pipeline.rules();
     Ok(Json(Stats {
         events: state.pipeline.deps.metrics.snapshot(),
+        quarantined_rules: rules.rules.iter().filter(|r| r.breaker.is_open()).count(),
         rules: rules
             .rules
             .iter()
@@ -57,6 +63,7 @@ pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json
                     evaluated,
                     matched,
                     errors,
+                    quarantined: r.breaker.is_open(),
                 }
             })
             .collect(),
@@ -77,6 +84,10 @@ pub struct RuleInfo {
     pub offer_code: String,
     pub file: String,
     pub tests: usize,
+    /// Skipped on every event after repeated failures; a reload lifts it.
+    pub quarantined: bool,
+    /// Why and since when, while quarantined.
+    pub quarantine: Option<crate::rules::Quarantine>,
 }
 
 /// The loaded rules.
@@ -104,6 +115,8 @@ pub async fn rules(
                     offer_code: m.offer_code.clone(),
                     file: r.file.display().to_string(),
                     tests: r.tests.len(),
+                    quarantined: r.breaker.is_open(),
+                    quarantine: r.breaker.quarantine().cloned(),
                 }
             })
             .collect(),

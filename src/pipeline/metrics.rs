@@ -11,6 +11,9 @@ pub struct Metrics {
     pub late: AtomicU64,
     pub unknown_type: AtomicU64,
     pub rule_errors: AtomicU64,
+    /// Rules quarantined (their breaker tripped), over the process's life: a reload lifts
+    /// quarantines but does not take them back from this count.
+    pub rule_quarantines: AtomicU64,
     pub recommendations: AtomicU64,
     pub suppressed: AtomicU64,
     pub store_retries: AtomicU64,
@@ -27,6 +30,7 @@ pub struct MetricsSnapshot {
     pub late: u64,
     pub unknown_type: u64,
     pub rule_errors: u64,
+    pub rule_quarantines: u64,
     pub recommendations: u64,
     pub suppressed: u64,
     pub store_retries: u64,
@@ -46,6 +50,7 @@ impl Metrics {
             late: self.late.load(Relaxed),
             unknown_type: self.unknown_type.load(Relaxed),
             rule_errors: self.rule_errors.load(Relaxed),
+            rule_quarantines: self.rule_quarantines.load(Relaxed),
             recommendations: self.recommendations.load(Relaxed),
             suppressed: self.suppressed.load(Relaxed),
             store_retries: self.store_retries.load(Relaxed),

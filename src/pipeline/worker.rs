@@ -199,6 +199,10 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                         deps.metrics
                             .rule_errors
                             .fetch_add(failures.len() as u64, Relaxed);
+                        let tripped = failures.iter().filter(|f| f.quarantined).count();
+                        deps.metrics
+                            .rule_quarantines
+                            .fetch_add(tripped as u64, Relaxed);
                         match r {
                             Ok(()) => {
                                 report.processed += 1;

@@ -12,7 +12,7 @@ use rhai::{ASTNode, Expr, Map, Position};
 use super::meta::{self, MetaError};
 use super::query::{is_state_function, parse_call};
 use super::sandbox::{build_engine, with_deadline};
-use super::{Rule, RuleSet, RuleStats};
+use super::{Breaker, Rule, RuleSet, RuleStats};
 use crate::config::ScriptLimits;
 use crate::state::{SeriesDef, StateSpec};
 
@@ -259,6 +259,7 @@ fn compile_one(
             has_offer,
             tests,
             stats: RuleStats::default(),
+            breaker: Breaker::default(),
         },
         defs,
     })

@@ -1,6 +1,7 @@
 //! Marketers' rules: one Rhai file each under `rules/`, compiled once into an immutable
 //! [`RuleSet`] that workers share and that can be swapped whole (hot reload).
 
+mod breaker;
 mod facts;
 mod filter;
 mod load;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use breaker::{Breaker, Quarantine};
 pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{explain_error, load_dir, load_sources, RuleError, RuleErrors};
@@ -54,6 +56,8 @@ pub struct Rule {
     pub has_offer: bool,
     pub tests: Vec<RuleTest>,
     pub stats: RuleStats,
+    /// Quarantines the rule after repeated failures; reset by a reload (a new rule set).
+    pub breaker: Breaker,
 }
 
 impl std::fmt::Debug for Rule {

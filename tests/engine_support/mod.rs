@@ -258,3 +258,66 @@ pub fn copy_rules(names: &[&str]) -> tempfile::TempDir {
     }
     d
 }
+
+/// A rule that grows a list on every run until a sandbox limit stops it (the list's size,
+/// the operation bound or the deadline): the one that once stalled a replay for minutes.
+pub const GROW_ARRAY_RULE: &str = r#"#{
+    id: "grow-array", name: "Grows a list", kind: "dynamic", events: ["location_update"],
+    when: #{ roaming: true }, priority: 90, channels: ["sms"],
+    offer: #{ code: "NEVER" }, message: "never",
+};
+fn condition(event, profile) {
+    let seen = [];
+    loop { seen.push(event.country); let copy = seen; }
+}
+"#;
+
+/// `n` roaming location updates over 400 subscribers and a handful of countries, a minute
+/// apart, as NDJSON lines.
+pub fn roaming_events(n: usize) -> Vec<String> {
+    use serde_json::json;
+    let countries = [
+        ("JP", "440"),
+        ("KR", "450"),
+        ("TH", "520"),
+        ("US", "310"),
+        ("FR", "208"),
+    ];
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap();
+    (0..n)
+        .map(|i| {
+            let (country, mcc) = countries[(i / 400 + i % 3) % countries.len()];
+            let ts = start + chrono::Duration::minutes(i as i64);
+            ev(
+                &format!("r{i}"),
+                "location_update",
+                &format!("86139001{:05}", i % 400),
+                &ts.to_rfc3339(),
+                json!({"country": country, "mcc": mcc, "roaming": true}),
+            )
+            .to_string()
+        })
+        .collect()
+}
+
+/// A copy of the standard pack (subfolders included) plus the given files.
+pub fn pack_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let target = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy(&p, &target);
+            } else {
+                std::fs::copy(&p, &target).unwrap();
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    copy(&repo().join("rules"), d.path());
+    for (name, src) in files {
+        std::fs::write(d.path().join(name), src).unwrap();
+    }
+    d
+}
