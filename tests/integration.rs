@@ -6,6 +6,7 @@ mod engine_support;
 mod real_engine;
 
 mod auth_throttle;
+mod crash;
 mod crm_agreements;
 mod crm_auth;
 mod crm_campaigns;
@@ -19,6 +20,7 @@ mod crm_service_requests;
 mod crm_stats;
 mod crm_tmf;
 mod crm_view;
+mod durability;
 mod engine_http;
 mod outages;
 mod replay_cli;
