@@ -167,16 +167,20 @@ impl Pipeline {
             parts[e.msisdn.shard(n)].push(Arc::new(e));
         }
         let mut waits = Vec::new();
+        // In pieces of a batch at most: a large request then takes turns with the others
+        // instead of holding its workers for one long transaction.
+        let piece = self.deps.batch_size.max(1);
         for (w, evs) in parts.into_iter().enumerate() {
-            if evs.is_empty() {
-                continue;
+            let mut evs = evs.into_iter().peekable();
+            while evs.peek().is_some() {
+                let chunk: Vec<Arc<Event>> = evs.by_ref().take(piece).collect();
+                let (tx, rx) = oneshot::channel();
+                self.workers[w]
+                    .send(Work::Events(chunk, Some(Ack { tx, decisions })))
+                    .await
+                    .map_err(|_| PortError::Closed)?;
+                waits.push(rx);
             }
-            let (tx, rx) = oneshot::channel();
-            self.workers[w]
-                .send(Work::Events(evs, Some(Ack { tx, decisions })))
-                .await
-                .map_err(|_| PortError::Closed)?;
-            waits.push(rx);
         }
         let all = async {
             let mut report = Report::default();
