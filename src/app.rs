@@ -93,7 +93,7 @@ pub async fn build_pipeline(
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
     let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     // Live traffic: an offer already expired by the wall clock is never sent.
-    policy.expire_on_arrival = config.engine.expire_on_arrival;
+    policy.expire_on_arrival = config.engine.wall_clock_expiry;
     let registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
     let recs = RecStore::new(db.clone());
     let (dispatcher, _task) = Dispatcher::start(
@@ -103,6 +103,7 @@ pub async fn build_pipeline(
             max_per_second: config.channels.max_per_second,
             sweep_every: std::time::Duration::from_secs(config.channels.outbox_sweep_secs.max(1)),
             claim_for: std::time::Duration::from_secs(config.channels.claim_secs.max(1)),
+            expire_by_wall_clock: config.engine.wall_clock_expiry,
         },
     );
     let state: Arc<dyn StateStore> = match config.state.backend.as_str() {

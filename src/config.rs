@@ -112,9 +112,14 @@ pub struct EngineConfig {
     pub max_subscribers_in_memory: usize,
     /// How long ingest waits for its events to be committed before answering 503.
     pub ack_timeout: String,
-    /// An offer whose validity already ended by the wall clock when its event arrives (an
-    /// event from long ago) is decided `expired` and never sent.
-    pub expire_on_arrival: bool,
+    /// Event ids are remembered this far behind a subscriber's newest event (never less than
+    /// `lateness`), so a client's resend of the day is recognised; 8 bytes per id.
+    pub dedup_horizon: String,
+    /// Offers expire by the wall clock: one whose validity already ended when its event
+    /// arrives (an event from long ago) is decided `expired`, and the outbox expires what is
+    /// still undelivered past its expiry. Off only to run a historical scenario through the
+    /// live pipeline (demos, tests on fixed dates), where offers then live on event time.
+    pub wall_clock_expiry: bool,
     /// A rule that fails (an error or a limit hit) on this many evaluations in a row is
     /// quarantined: skipped on every later event until the rules are reloaded. 0 = never.
     pub quarantine_after: u32,
@@ -137,7 +142,8 @@ impl Default for EngineConfig {
             max_future_skew: "5m".into(),
             max_subscribers_in_memory: 1_000_000,
             ack_timeout: "10s".into(),
-            expire_on_arrival: true,
+            dedup_horizon: "24h".into(),
+            wall_clock_expiry: true,
             quarantine_after: 5,
         }
     }

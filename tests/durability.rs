@@ -33,7 +33,7 @@ async fn app_with(
     let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
     let mut cfg = config(&db.url, rules.path());
     // These tests send events of today: live behaviour, offers expired on arrival included.
-    cfg.engine.expire_on_arrival = true;
+    cfg.engine.wall_clock_expiry = true;
     tune(&mut cfg);
     let app = kairos::app::App::start(cfg).await.unwrap();
     (app, db, rules)
@@ -243,6 +243,7 @@ async fn offers_a_crash_left_queued_are_delivered_at_start_and_expired_ones_expi
         let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
         let mut cfg = config(&db.url, rules.path());
         cfg.channels.outbox_sweep_secs = 1;
+        cfg.engine.wall_clock_expiry = true;
         let app = kairos::app::App::start(cfg).await.unwrap();
         let c = Client::new(&app);
         let mut statuses = (Value::Null, Value::Null);

@@ -47,7 +47,7 @@ async fn delivery_reports_need_the_messages_own_token() {
                 .await;
             assert_eq!(r.status, 403, "{why}: {}", r.body);
         }
-        assert_eq!(status_of(t, "rec-a").await, "queued", "nothing was touched");
+        assert_eq!(status_of(t, "rec-a").await, "sent", "nothing was touched");
         // The right token alone (no bearer) records the report, for that message only.
         let token_a = dlr::token(&key, "rec-a");
         let r = t
@@ -62,7 +62,7 @@ async fn delivery_reports_need_the_messages_own_token() {
         let body = r.expect(200);
         assert_eq!(body["status"], "failed");
         assert_eq!(body["reason"], "undelivered");
-        assert_eq!(status_of(t, "rec-b").await, "queued");
+        assert_eq!(status_of(t, "rec-b").await, "sent");
         // POST works the same way (Kannel can be set to either).
         let r = t
             .call(
@@ -94,7 +94,7 @@ async fn a_bearer_does_not_authenticate_a_delivery_report() {
             let wrong = dlr::token(&secret(t), "rec-none");
             let r = t.get(&w.am1.token, &dlr_path(id, 2, Some(&wrong))).await;
             assert_eq!(r.status, 403, "{id}: {}", r.body);
-            assert_eq!(status_of(t, id).await, "queued", "{id}");
+            assert_eq!(status_of(t, id).await, "sent", "{id}");
         }
         // The document says so too: the callback has no bearer security requirement.
         let doc = t.get(t.admin(), "/api/v1/openapi.json").await.expect(200);

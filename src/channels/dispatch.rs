@@ -31,6 +31,8 @@ pub struct OutboxSettings {
     pub sweep_every: Duration,
     /// How long a delivery claim holds; a crashed deliverer's claims lapse after it.
     pub claim_for: Duration,
+    /// Expire what is past its expiry instead of delivering it (`engine.wall_clock_expiry`).
+    pub expire_by_wall_clock: bool,
 }
 
 const RETRIES: u32 = 3;
@@ -153,7 +155,7 @@ async fn deliver_once(
     {
         return Ok(()); // delivered, expired or being delivered elsewhere
     }
-    if rec.expires_at.timestamp_millis() <= now {
+    if settings.expire_by_wall_clock && rec.expires_at.timestamp_millis() <= now {
         store
             .set_status(&rec.id, Status::Expired, Some("expired_undelivered"))
             .await

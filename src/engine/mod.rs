@@ -27,6 +27,9 @@ pub use shard::{Shard, ShardEntry, WARM_GROUP};
 #[derive(Debug, Clone)]
 pub struct MatchSettings {
     pub lateness_secs: i64,
+    /// How far behind a subscriber's newest event ids are remembered (at least the lateness):
+    /// a resend within it is a duplicate, never run twice and never a dead letter.
+    pub dedup_secs: i64,
     pub default_tz: chrono_tz::Tz,
     pub home_country: String,
     pub deadline: Duration,
@@ -36,9 +39,13 @@ pub struct MatchSettings {
 
 impl MatchSettings {
     pub fn from_config(c: &crate::config::EngineConfig) -> Result<Self, String> {
+        let lateness_secs = crate::state::parse_duration_secs(&c.lateness)
+            .map_err(|e| format!("engine.lateness: {e}"))?;
+        let horizon = crate::state::parse_duration_secs(&c.dedup_horizon)
+            .map_err(|e| format!("engine.dedup_horizon: {e}"))?;
         Ok(MatchSettings {
-            lateness_secs: crate::state::parse_duration_secs(&c.lateness)
-                .map_err(|e| format!("engine.lateness: {e}"))?,
+            lateness_secs,
+            dedup_secs: horizon.max(lateness_secs),
             default_tz: c.default_timezone.parse().map_err(|_| {
                 format!(
                     "engine.default_timezone: {:?} is not an IANA time zone",
@@ -164,7 +171,7 @@ pub fn evaluate(
             behind_secs: st.watermark - now,
         });
     }
-    st.forget_ids_before(st.watermark.max(now) - settings.lateness_secs);
+    st.forget_ids_before(st.watermark.max(now) - settings.dedup_secs);
     // Local calendar time costs a zone lookup: only worked out when something reads it.
     let needs_local = rules.subscribes(ty)
         || rules

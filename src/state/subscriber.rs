@@ -75,9 +75,9 @@ pub struct SinceData {
 
 /// Distinct values remembered per window at most; beyond it counts saturate.
 pub const MAX_DISTINCT: usize = 64;
-/// Event ids remembered per subscriber at most. Ids are kept for the whole lateness window
-/// (anything older is refused as late anyway), so this only bounds a subscriber who sends
-/// more than this many events within the window; past it the oldest are forgotten and
+/// Event ids remembered per subscriber at most. Ids are kept for the dedup horizon (at
+/// least the lateness window: anything older is refused as late anyway), so this only bounds
+/// a subscriber who sends more than this many events within it; past it the oldest are forgotten and
 /// events older than the forgotten ones are refused as late (never processed twice).
 pub const MAX_SEEN_IDS: usize = 1024;
 
@@ -93,7 +93,7 @@ pub struct SubscriberState {
     pub since: ThinVec<SinceData>,
     /// (rule+offer key, epoch until which the cooldown holds).
     pub cooldowns: ThinVec<(u32, i64)>,
-    /// Ids of the events inside the lateness window, oldest first: (event time in minutes
+    /// Ids of the events inside the dedup horizon, oldest first: (event time in minutes
     /// since the epoch, 32-bit fingerprint of the id). A fingerprint can collide: with `k`
     /// ids in the window a new id is taken for a duplicate with probability `k / 2^32`
     /// (about 2e-9 for a subscriber with ten events in the window).

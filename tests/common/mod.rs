@@ -419,7 +419,9 @@ pub fn sms_rec(id: &str, msisdn: &str) -> Recommendation {
         request_id: None,
         decided_at: now,
         expires_at: now + chrono::Duration::days(1),
-        status: Status::Queued,
+        // Already handed to the gateway, as any message a delivery report is about: a queued
+        // one would be picked up and delivered by the outbox sweep meanwhile.
+        status: Status::Sent,
         reason: None,
     }
 }

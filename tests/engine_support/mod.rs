@@ -99,9 +99,9 @@ pub fn config(db_url: &str, rules: &Path) -> Config {
     c.auth.bootstrap_admin_key = ADMIN.into();
     c.engine.workers = 2;
     // The scenarios here happen on fixed days of November 2026, and their offers' validity
-    // has ended by the wall clock since; live traffic would decide them `expired` (that is
-    // tested on its own, with events of today).
-    c.engine.expire_on_arrival = false;
+    // has ended by the wall clock since; live traffic would decide them `expired` and the
+    // outbox would expire them (both tested on their own, with events of today).
+    c.engine.wall_clock_expiry = false;
     c
 }
 
