@@ -119,7 +119,7 @@ impl Status {
     }
 }
 
-/// The recommendation contract (`shared/spec/recommendations.md`).
+/// The recommendation contract (`docs/contract-recommendations.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendation {
     pub id: String,

@@ -1,4 +1,4 @@
-//! The event contract (`shared/spec/events.md`): one type every source decodes to.
+//! The event contract (`docs/contract-events.md`): one type every source decodes to.
 
 mod attrs;
 mod decode;
