@@ -193,7 +193,7 @@ pub trait OfferBook: Send + Sync {
 pub trait LineScope: Send + Sync {
     async fn may_see(
         &self,
-        who: &crate::auth::Principal,
+        who: &crate::access::Principal,
         msisdn: Msisdn,
     ) -> Result<bool, PortError>;
 }

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use super::db::{self, hash_secret, new_secret, UserRow, USER_COLUMNS};
 use super::{too_many, ClientAddr, Permission, Principal, Role};
 use crate::app::AppState;
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
+use crate::audit::{self, snapshot, Change};
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
-use crate::http::{ApiError, ApiJson};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -355,7 +355,7 @@ pub async fn create_user(
         version: 1,
     };
     check_assignment(role, &row)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_user_refs(&mut tx, &row).await?;
     Sql::insert(
         "users",
@@ -431,7 +431,7 @@ pub async fn update_user(
         }
         None => None,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load_user(&mut tx, &id).await?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
@@ -566,7 +566,7 @@ pub async fn create_key(
     if req.name.trim().is_empty() {
         return Err(ApiError::field("name", "must not be empty"));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     load_user(&mut tx, &req.user_id)
         .await
         .map_err(|_| ApiError::field("user_id", "no such user"))?;
@@ -646,7 +646,7 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageUsers)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let mut sql = Sql::new(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = "
     ));
@@ -755,7 +755,7 @@ pub async fn create_team(
         created_at: now_text(),
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "regions", "region_id", team.region_id.as_deref()).await?;
     Sql::insert(
         "teams",
@@ -820,7 +820,7 @@ pub async fn create_region(
         created_at: now_text(),
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "regions",
         vec![

@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 use crate::app::AppState;
 use crate::auth::admin;
 use crate::crm::{
-    accounts, agreements, audit, campaigns, catalog, consents, contacts, customers, interactions,
-    knowledge, lines, loyalty, notices, opportunities, parties, retention, segments,
+    accounts, agreements, audit_log, campaigns, catalog, consents, contacts, customers,
+    interactions, knowledge, lines, loyalty, notices, opportunities, parties, retention, segments,
     service_requests, stats, subscriptions, tmf, view,
 };
 
@@ -78,7 +78,7 @@ fn operation_id(method: &str, path: &str) -> String {
         admin::list_users, admin::create_user, admin::get_user, admin::update_user,
         admin::list_keys, admin::create_key, admin::revoke_key,
         admin::list_teams, admin::create_team, admin::list_regions, admin::create_region,
-        audit::list,
+        audit_log::list,
         parties::list, parties::create, parties::read, parties::update,
         customers::list, customers::create, customers::read, customers::update,
         customers::members::list, customers::members::create, customers::members::read,

@@ -3,6 +3,7 @@
 mod attrs;
 mod decode;
 mod msisdn;
+mod raw;
 mod rfc3339;
 mod scan;
 #[cfg(test)]

@@ -15,13 +15,13 @@ use serde::Deserialize;
 pub use repo::Agreement;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use crate::crm::validate;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -150,7 +150,7 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &a.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -200,7 +200,7 @@ pub async fn update(
 ) -> Result<Tagged<Agreement>, ApiError> {
     p.require(Permission::ManageContracts)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("agreement".into()))?;

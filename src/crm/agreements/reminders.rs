@@ -22,11 +22,11 @@ use smol_str::SmolStr;
 
 use super::repo::{self, Agreement};
 use crate::app::AppState;
-use crate::crm::audit::{self, snapshot, Change};
+use crate::audit::{self, snapshot, Change};
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::store::Sql;
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 use crate::ports::OfferRequest;
+use crate::store::Sql;
 
 /// One reminder sent.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -101,7 +101,7 @@ pub async fn run_once(st: &AppState, now: DateTime<Utc>) -> anyhow::Result<Remin
         let Some(days) = due(&before, now) else {
             continue;
         };
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         let mut after = before.clone();
         after.reminded_for = Some(before.end_date.clone());
         after.updated_at = crate::store::ts_text(now);

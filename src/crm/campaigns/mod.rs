@@ -20,17 +20,15 @@ use serde::Deserialize;
 pub use repo::{Campaign, Results, Run, Transition};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::segments::{self, require_marketing_read};
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
 use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
 /// Lines sent to the decision stage per `propose` call.
 pub const BATCH: i64 = 500;
@@ -169,7 +167,9 @@ fn validate(c: &Campaign) -> Result<(), ApiError> {
 }
 
 async fn check_segment(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), ApiError> {
-    crate::crm::store::check_ref(conn, "segments", "segment_id", Some(id)).await
+    crate::store::check_ref(conn, "segments", "segment_id", Some(id))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Attached rules must be loaded in the engine (checked when the plan is written).
@@ -297,7 +297,7 @@ pub async fn create(
     };
     validate(&c)?;
     check_rules(&st, &c)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_segment(&mut tx, &c.segment_id).await?;
     repo::insert(&mut tx, &c).await?;
     repo::record_transition(&mut tx, &c.id, None, "plan", &p.id, None).await?;
@@ -343,7 +343,7 @@ pub async fn update(
 ) -> Result<Tagged<Campaign>, ApiError> {
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     check_version(before.version, expected)?;
     if before.state != "plan" {
@@ -419,7 +419,7 @@ pub async fn transition(
     require_marketing_read(&p)?;
     validate::one_of("to", &req.to, STATES)?;
     validate::opt_text("note", req.note.as_deref(), 2000)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     let expected = match (headers.get(axum::http::header::IF_MATCH), req.version) {
         (None, None) => before.version,
@@ -516,7 +516,7 @@ pub async fn launch(
     p.require(Permission::ManageCampaigns)?;
     let started_at = now_text();
     let now = chrono::Utc::now();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     if !matches!(before.state.as_str(), "approved" | "active") {
         return Err(ApiError::Conflict(format!(
@@ -631,7 +631,7 @@ pub async fn launch(
         }
     }
     run.finished_at = now_text();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     repo::insert_run(&mut tx, &run).await?;
     audit::record(
         &mut tx,

@@ -14,14 +14,14 @@ use serde::Deserialize;
 pub use repo::Offering;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -182,7 +182,7 @@ pub async fn create(
         updated_at: now,
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     validate(&mut tx, &o).await?;
     repo::insert(&mut tx, &o)
         .await
@@ -231,7 +231,7 @@ pub async fn update(
 ) -> Result<Tagged<Offering>, ApiError> {
     p.require(Permission::ManageCatalog)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("offering".into()))?;

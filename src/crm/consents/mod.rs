@@ -10,17 +10,17 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
 use crate::crm::profiles::opt_outs;
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
 
@@ -174,7 +174,7 @@ pub async fn create(
         updated_at: now_text(),
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let old = opt_outs(&mut tx, &id).await?;
     Sql::insert(
@@ -225,7 +225,7 @@ pub async fn update(
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
     validate::opt_text("source", patch.source.as_deref(), 64)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM consents k WHERE k.id = "));
     sql.bind(consent_id.as_str())

@@ -13,16 +13,14 @@ use serde::Deserialize;
 pub use repo::ContactMedium;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
 use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -168,7 +166,7 @@ pub async fn create(
         version: 1,
     };
     validate(&m)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     repo::insert(&mut tx, &m).await?;
     audit::record(
@@ -215,7 +213,7 @@ pub async fn update(
 ) -> Result<Tagged<ContactMedium>, ApiError> {
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let before = repo::get(&mut tx, &id, &contact_id).await?;
     check_version(before.version, expected)?;
@@ -265,7 +263,7 @@ pub async fn remove(
     Path((id, contact_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let before = repo::get(&mut tx, &id, &contact_id).await?;
     sqlx::query("DELETE FROM contact_media WHERE id = $1")

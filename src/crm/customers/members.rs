@@ -10,16 +10,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::event::Msisdn;
-use crate::http::{ApiError, ApiJson};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
@@ -190,7 +190,7 @@ pub async fn create(
         version: 1,
     };
     validate(&m)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let mut v = values(&m);
     v.extend([
@@ -247,7 +247,7 @@ pub async fn update(
 ) -> Result<Tagged<Member>, ApiError> {
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let before = load(&mut tx, &id, &member_id).await?;
     check_version(before.version, expected)?;
@@ -307,7 +307,7 @@ pub async fn remove(
     Path((id, member_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let before = load(&mut tx, &id, &member_id).await?;
     sqlx::query("DELETE FROM enterprise_members WHERE id = $1")

@@ -14,17 +14,17 @@ use serde::Deserialize;
 pub use repo::Customer;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role, Scope};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::profiles::changes::{self, FieldChange};
 use crate::crm::scope::{customer_visible, push_customer_scope, require_operator_write};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -283,7 +283,7 @@ pub async fn create(
         version: 1,
     };
     validate(&c)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_parent(&mut tx, &p, c.parent_customer_id.as_deref()).await?;
     check_refs(&mut tx, &p, &c).await?;
     repo::insert(&mut tx, &c)
@@ -377,7 +377,7 @@ pub async fn update(
 ) -> Result<Tagged<Customer>, ApiError> {
     require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("customer".into()))?;

@@ -15,13 +15,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
 use crate::crm::validate;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
+use crate::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +122,7 @@ pub async fn create(
         actor_id: p.id.clone(),
         at,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &i.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;

@@ -11,14 +11,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -242,7 +242,7 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let mut v = values(&a);
     v.extend([
         ("id", a.id.as_str().into()),
@@ -295,7 +295,7 @@ pub async fn update(
 ) -> Result<Tagged<Article>, ApiError> {
     p.require(Permission::ManageKnowledge)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_article(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("article".into()))?;
@@ -345,7 +345,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_article(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("article".into()))?;
@@ -488,7 +488,7 @@ pub async fn create_announcement(
         updated_at: now,
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "announcements",
         vec![
@@ -531,7 +531,7 @@ pub async fn remove_announcement(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let mut sql = Sql::new(&format!(
         "SELECT {ANN_COLUMNS} FROM announcements a WHERE a.id = "
     ));

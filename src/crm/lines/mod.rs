@@ -13,17 +13,17 @@ use serde::Deserialize;
 pub use repo::Line;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
 use crate::event::{Msisdn, MsisdnError};
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{
+    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -151,7 +151,7 @@ pub async fn create(
         version: 1,
     };
     validate(&l)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &l.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -203,7 +203,7 @@ pub async fn update(
 ) -> Result<Tagged<Line>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &key)
         .await?
         .ok_or_else(|| ApiError::NotFound("line".into()))?;

@@ -10,14 +10,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
 use crate::http::{ApiError, ApiJson};
+use crate::store::{
+    fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoyaltyError {
@@ -143,7 +143,7 @@ pub async fn post_entry(
     } else {
         -req.points
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     // The guard in WHERE makes the check and the write one atomic step.
     let updated: Option<(i64,)> = sqlx::query_as(

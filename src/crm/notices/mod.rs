@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::auth::{Principal, Role, Scope};
-use crate::crm::store::{
+use crate::http::ApiError;
+use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::http::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -14,17 +14,17 @@ use serde::Deserialize;
 pub use repo::{FollowUp, Opportunity};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::{push_customer_scope, require_customer};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::ports::Status;
+use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, unique_violation, FilterKind, ListParams,
     ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
-use crate::ports::Status;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -196,7 +196,7 @@ pub async fn list(
 
 async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
     validate(&o)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
     repo::insert(&mut tx, &o)
         .await
@@ -372,7 +372,7 @@ pub async fn update(
 ) -> Result<Tagged<Opportunity>, ApiError> {
     require_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
@@ -503,7 +503,7 @@ pub async fn add_follow_up(
     if let Some(d) = &req.next_at {
         validate::date("next_at", d)?;
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let o = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;

@@ -13,17 +13,17 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -183,7 +183,7 @@ pub async fn open_for_churn(
     st: &AppState,
     customer_id: &str,
     score: f64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, crate::store::StoreError> {
     let warning = Warning {
         kind: "churn_score",
         score: Some(score),
@@ -199,7 +199,7 @@ pub async fn open_for_complaint(
     st: &AppState,
     customer_id: &str,
     subject: &str,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, crate::store::StoreError> {
     let warning = Warning {
         kind: "complaint",
         score: None,
@@ -216,7 +216,7 @@ pub const INACTIVITY_RULES: &[&str] = &["standby-winback"];
 
 /// Opens inactivity cases for decisions of [`INACTIVITY_RULES`] stored since the last run;
 /// returns how many cases it opened. Where it got to is kept in `job_marks`.
-pub async fn open_for_inactivity(st: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn open_for_inactivity(st: &AppState) -> Result<usize, crate::store::StoreError> {
     const MARK: &str = "retention_inactivity";
     let (from,): (i64,) =
         sqlx::query_as("SELECT COALESCE(MAX(value), 0) FROM job_marks WHERE name = $1")
@@ -255,7 +255,7 @@ pub async fn open_for_inactivity(st: &AppState) -> Result<usize, sqlx::Error> {
         last = seq;
     }
     if last > from {
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         sqlx::query("DELETE FROM job_marks WHERE name = $1")
             .bind(MARK)
             .execute(&mut *tx)
@@ -284,8 +284,8 @@ async fn open_automatic(
     customer_id: &str,
     w: Warning,
     actor: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+) -> Result<Option<String>, crate::store::StoreError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
     if open_case_of(&mut tx, customer_id).await?.is_some() {
         return Ok(None);
     }
@@ -401,7 +401,7 @@ pub async fn create(
     p.require(Permission::ManageRetention)?;
     validate::one_of("trigger_kind", &req.trigger_kind, TRIGGERS)?;
     validate::text("summary", &req.summary, 2000)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -467,7 +467,7 @@ pub async fn update(
 ) -> Result<Tagged<RetentionCase>, ApiError> {
     p.require(Permission::ManageRetention)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_case(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
@@ -556,7 +556,7 @@ pub async fn add_activity(
     if let Some(d) = &req.due_at {
         validate::date("due_at", d)?;
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let k = get_case(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("retention case".into()))?;

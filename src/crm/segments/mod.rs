@@ -13,16 +13,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -246,7 +246,7 @@ pub async fn create(
         version: 1,
     };
     validate(&s)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "segments",
         vec![
@@ -306,7 +306,7 @@ pub async fn update(
 ) -> Result<Tagged<Segment>, ApiError> {
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_segment(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("segment".into()))?;

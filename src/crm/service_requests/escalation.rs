@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::repo::{self, ServiceRequest};
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::store::Sql;
 use crate::http::ApiError;
+use crate::store::Sql;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Escalated {
@@ -87,7 +87,7 @@ pub async fn run_escalations(st: &AppState, now: DateTime<Utc>) -> anyhow::Resul
         if level <= before.escalation_level {
             continue;
         }
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         let mut after = before.clone();
         after.escalation_level = level;
         after.escalated = true;

@@ -22,16 +22,14 @@ use serde::Deserialize;
 pub use repo::{HistoryEntry, ServiceRequest};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::Tagged;
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -161,7 +159,7 @@ pub async fn create(
     validate::opt_text("description", req.description.as_deref(), 4000)?;
     let priority = req.priority.unwrap_or_else(|| "normal".into());
     validate::one_of("priority", &priority, &["low", "normal", "high", "urgent"])?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -342,7 +340,7 @@ async fn for_decision(
     id: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, ServiceRequest), ApiError> {
     p.require(Permission::ApproveServiceRequests)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let r = repo::get(&mut tx, p, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;
@@ -471,7 +469,7 @@ pub async fn transition(
             "enterprise admins may only close or cancel their requests".into(),
         ));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;

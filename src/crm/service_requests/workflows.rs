@@ -8,11 +8,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
-use crate::crm::store::{now_text, Sql};
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{now_text, Sql};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -132,7 +132,7 @@ pub async fn update(
     if !(1..=24 * 90).contains(&req.sla_hours) {
         return Err(ApiError::field("sla_hours", "must be between 1 and 2160"));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get(&mut tx, &request_type).await?;
     let now = now_text();
     let steps = serde_json::to_string(&req.steps).unwrap_or_else(|_| "[]".into());

@@ -16,8 +16,8 @@ use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::campaigns::repo::SENT_STATUSES;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::Sql;
 use crate::http::ApiError;
+use crate::store::Sql;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/stats/offers", get(offers))

@@ -15,12 +15,12 @@ use serde::Deserialize;
 pub use repo::Subscription;
 
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use lifecycle::LifecycleError;
 
 impl From<LifecycleError> for ApiError {
@@ -110,7 +110,7 @@ pub async fn create(
             "a new subscription starts as created, pendingActive or active",
         ));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -188,7 +188,7 @@ pub async fn update(
 ) -> Result<Tagged<Subscription>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("subscription".into()))?;

@@ -16,15 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, Characteristic};
 use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::Tagged;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{new_id, next_seq, now_text, Arg, Sql};
 use crate::crm::validate;
 use crate::event::Msisdn;
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
+use crate::store::{new_id, next_seq, now_text, Arg, Sql};
 
 pub const BASE: &str = "/tmf-api/communicationManagement/v4/communicationMessage";
 /// The rule id every TMF681 message is decided under.
@@ -358,7 +358,7 @@ pub async fn create(
         kind: "CommunicationMessage".into(),
     };
     let now = now_text();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "tmf_messages",
         vec![
@@ -458,11 +458,11 @@ pub async fn update(
     ApiJson(patch): ApiJson<CommunicationMessageUpdate>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
     p.require(Permission::SendMessages)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let (before, customer_id, version) = load(&mut tx, &p, &id).await?;
     if headers.contains_key(axum::http::header::IF_MATCH) {
-        let expected = crate::crm::http::expected_version(&headers, None)?;
-        crate::crm::http::check_version(version, expected)?;
+        let expected = crate::http::expected_version(&headers, None)?;
+        crate::http::check_version(version, expected)?;
     }
     if before.state != "initial" {
         return Err(ApiError::Conflict(format!(
@@ -535,7 +535,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::SendMessages)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let (before, customer_id, _) = load(&mut tx, &p, &id).await?;
     if before.state != "initial" {
         return Err(ApiError::Conflict(format!(

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::Sql;
 use crate::http::ApiError;
+use crate::store::Sql;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,10 +13,10 @@ use super::{count_headers, paging, visible_line, RelatedParty};
 use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::{customer_visible, push_customer_scope};
-use crate::crm::store::{new_id, next_seq, now_text, Sql};
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{Recommendation, Status};
+use crate::store::{new_id, next_seq, now_text, Sql};
 
 pub const BASE: &str = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
 
