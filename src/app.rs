@@ -7,39 +7,81 @@ use axum::extract::FromRef;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::admin::AdminState;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthHandle, DbAuthenticator};
 use crate::channels::{Dispatcher, OutboxSettings, Registry};
 use crate::config::Config;
 use crate::crm::profiles::{CrmLineScope, CrmProfiles};
+use crate::crm::CrmState;
 use crate::decision::Policy;
 use crate::engine::MatchSettings;
 use crate::pipeline::{DeadLetters, Deps, Metrics, Pipeline, RecStore};
-use crate::ports::{EventSink, LineScope, OfferBook, Profile, ProfileSource};
+use crate::ports::{EventSink, LineScope, OfferBook, Profile, ProfileSource, RuleCatalog};
 use crate::state::{RedisStateStore, SqlStateStore, StateStore};
 use crate::store::Db;
 
-/// Shared state handed to every feature router via `State`.
+/// Everything the product runs on. Feature routers never take it whole: each declares the
+/// state it needs ([`CrmState`], [`AdminState`]), built from this one by `FromRef` below.
+/// The engine-facing routers (ingest, offers, ops) drive the pipeline itself and take it all.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub auth: AuthHandle,
+    /// Database, config, auth and the engine's ports. Its fields read as this state's own
+    /// (`state.db`) through `Deref`.
+    pub crm: CrmState,
     /// The engine: ingest, workers, stores.
     pub pipeline: Pipeline,
     pub channels: Registry,
     /// Which lines a principal may see (CRM customer ownership).
     pub line_scope: Arc<dyn LineScope>,
-    /// Where CRM changes (`profile_change`, ...) go: the engine's ingest.
-    pub events: Arc<dyn EventSink>,
-    /// The engine's offers and usage, for the 360 view and campaigns.
-    pub offers: Arc<dyn OfferBook>,
     pub login_throttle: Arc<LoginThrottle>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = CrmState;
+    fn deref(&self) -> &CrmState {
+        &self.crm
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut CrmState {
+        &mut self.crm
+    }
 }
 
 impl FromRef<AppState> for AuthHandle {
     fn from_ref(s: &AppState) -> AuthHandle {
         s.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for CrmState {
+    fn from_ref(s: &AppState) -> CrmState {
+        s.crm.clone()
+    }
+}
+
+impl From<AppState> for CrmState {
+    fn from(s: AppState) -> CrmState {
+        s.crm
+    }
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(s: &AppState) -> AdminState {
+        AdminState {
+            db: s.db.clone(),
+            auth: s.auth.clone(),
+            login_throttle: s.login_throttle.clone(),
+        }
+    }
+}
+
+/// The CRM checks campaigns' rules against what the engine has loaded, through this port.
+impl RuleCatalog for Pipeline {
+    fn has_rule(&self, rule_id: &str) -> bool {
+        self.rules().rules.iter().any(|r| r.meta.id == rule_id)
     }
 }
 
@@ -64,8 +106,13 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ingest::router())
         .merge(crate::offers::router())
         .merge(crate::ops::router())
-        .nest("/api/v1", crate::crm::router())
-        .merge(crate::crm::tmf_router())
+        .nest(
+            "/api/v1",
+            crate::auth::admin::router()
+                .with_state(AdminState::from_ref(&state))
+                .merge(crate::crm::router().with_state(CrmState::from_ref(&state))),
+        )
+        .merge(crate::crm::tmf_router().with_state(CrmState::from_ref(&state)))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.http.max_body_bytes,
         ))
@@ -170,23 +217,27 @@ impl App {
             events: Arc::new(pipeline.clone()),
             offers: Arc::new(pipeline.clone()),
         });
-        let state = AppState {
+        let crm = CrmState {
             config: Arc::new(config.clone()),
             auth: AuthHandle::new(Arc::new(DbAuthenticator { db: db.clone() }), &config.auth)
                 .map_err(anyhow::Error::msg)?,
-            line_scope: Arc::new(CrmLineScope { db: db.clone() }),
-            db,
-            pipeline,
-            channels,
+            db: db.clone(),
             events: parts.events,
             offers: parts.offers,
+            rules: Arc::new(pipeline.clone()),
+        };
+        let state = AppState {
+            crm,
+            line_scope: Arc::new(CrmLineScope { db }),
+            pipeline,
+            channels,
             login_throttle: Arc::new(LoginThrottle::new(config.auth.login_attempts_per_minute)),
         };
         let listener = TcpListener::bind(&config.http.addr).await?;
         let addr = listener.local_addr()?;
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         // Contract reminders and service-request escalation, every crm.reminder_interval_secs.
-        crate::crm::jobs::spawn(state.clone(), rx.clone());
+        crate::crm::jobs::spawn(state.crm.clone(), rx.clone());
         let app = router(state.clone());
         let server = tokio::spawn(async move {
             // Connection info gives handlers the client address the guess throttle keys on.

@@ -1,6 +1,7 @@
 //! The seams between the engine and the rest of the product (CRM, HTTP, channels).
 //!
-//! The CRM implements [`ProfileSource`]; the engine implements [`EventSink`] and [`OfferBook`].
+//! The CRM implements [`ProfileSource`]; the engine implements [`EventSink`], [`OfferBook`]
+//! and [`RuleCatalog`].
 //! Both sides depend only on these traits, so either can be swapped (Redis state, Kafka
 //! ingest) without touching the other.
 
@@ -185,6 +186,11 @@ pub trait OfferBook: Send + Sync {
         actor: &str,
         reason: Option<String>,
     ) -> Result<Option<Recommendation>, PortError>;
+}
+
+/// The rules the engine has loaded, for the CRM to check what a campaign attaches.
+pub trait RuleCatalog: Send + Sync {
+    fn has_rule(&self, rule_id: &str) -> bool;
 }
 
 /// Whether a principal may see a subscriber line (data scope). The CRM implements it from

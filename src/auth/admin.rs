@@ -1,23 +1,40 @@
 //! Login and user administration: `/auth/*`, `/users`, `/api-keys`, `/teams`, `/regions`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::db::{self, hash_secret, new_secret, UserRow, USER_COLUMNS};
-use super::{too_many, ClientAddr, Permission, Principal, Role};
-use crate::app::AppState;
+use super::throttle::LoginThrottle;
+use super::{too_many, AuthHandle, ClientAddr, Permission, Principal, Role};
 use crate::audit::{self, snapshot, Change};
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::Db;
 use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
+
+/// What logins and user administration need: the user store, the credential checks and the
+/// per-username login throttle.
+#[derive(Clone)]
+pub struct AdminState {
+    pub db: Db,
+    pub auth: AuthHandle,
+    pub login_throttle: Arc<LoginThrottle>,
+}
+
+impl FromRef<AdminState> for AuthHandle {
+    fn from_ref(s: &AdminState) -> AuthHandle {
+        s.auth.clone()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -33,7 +50,7 @@ impl From<AdminError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<AdminState> {
     Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
@@ -64,7 +81,7 @@ pub struct LoginResponse {
     responses((status = 200, body = LoginResponse), (status = 401, body = crate::http::error::ErrorBody),
         (status = 429, description = "Too many attempts for this username, or too many failures from this address; see Retry-After", body = crate::http::error::ErrorBody)))]
 pub async fn login(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
@@ -111,7 +128,7 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204)), security(("bearer" = [])))]
 pub async fn logout(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     _p: Principal,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -287,7 +304,7 @@ const USER_SPEC: ListSpec = ListSpec {
         ("username" = Option<String>, Query), ("role" = Option<String>, Query), ("team_id" = Option<String>, Query), ("region_id" = Option<String>, Query)),
     responses((status = 200, body = Page<User>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_users(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<User>>, ApiError> {
@@ -321,7 +338,7 @@ async fn load_user(conn: &mut sqlx::AnyConnection, id: &str) -> Result<UserRow, 
     responses((status = 201, body = User), (status = 400, body = crate::http::error::ErrorBody), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_user(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<Tagged<User>, ApiError> {
@@ -402,7 +419,7 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = User), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_user(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<User>, ApiError> {
@@ -416,7 +433,7 @@ pub async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
     responses((status = 200, body = User), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_user(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -558,7 +575,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.key_prefix, k.user_id, k.created_at, 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "users", request_body = NewApiKey,
     responses((status = 201, body = CreatedApiKey)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_key(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     ApiJson(req): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
@@ -620,7 +637,7 @@ const KEY_SPEC: ListSpec = ListSpec {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("user_id" = Option<String>, Query)),
     responses((status = 200, body = Page<ApiKey>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_keys(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ApiKey>>, ApiError> {
@@ -641,7 +658,7 @@ pub async fn list_keys(
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn revoke_key(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -725,7 +742,7 @@ const NAME_SPEC: ListSpec = ListSpec {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
     responses((status = 200, body = Page<Team>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_teams(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Team>>, ApiError> {
@@ -740,7 +757,7 @@ pub async fn list_teams(
 #[utoipa::path(post, path = "/api/v1/teams", tag = "users", request_body = NewTeam,
     responses((status = 201, body = Team)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_team(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     ApiJson(req): ApiJson<NewTeam>,
 ) -> Result<Tagged<Team>, ApiError> {
@@ -791,7 +808,7 @@ pub async fn create_team(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
     responses((status = 200, body = Page<Region>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_regions(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Region>>, ApiError> {
@@ -806,7 +823,7 @@ pub async fn list_regions(
 #[utoipa::path(post, path = "/api/v1/regions", tag = "users", request_body = NewRegion,
     responses((status = 201, body = Region)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_region(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     p: Principal,
     ApiJson(req): ApiJson<NewRegion>,
 ) -> Result<Tagged<Region>, ApiError> {

@@ -25,6 +25,7 @@ pub mod retention;
 pub mod scope;
 pub mod segments;
 pub mod service_requests;
+mod state;
 pub mod stats;
 pub mod subscriptions;
 pub mod tmf;
@@ -33,11 +34,10 @@ pub mod view;
 
 use axum::Router;
 
-use crate::app::AppState;
+pub use state::CrmState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
-        .merge(crate::auth::admin::router())
         .merge(audit_log::router())
         .merge(customers::router())
         .merge(parties::router())
@@ -63,6 +63,6 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The TM Forum APIs (TMF680 recommendations, TMF681 communication), served at `/tmf-api`.
-pub fn tmf_router() -> Router<AppState> {
+pub fn tmf_router() -> Router<CrmState> {
     tmf::router()
 }

@@ -6,8 +6,8 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::app::AppState;
 use crate::auth::admin;
+use crate::crm::CrmState;
 use crate::crm::{
     accounts, agreements, audit_log, campaigns, catalog, consents, contacts, customers,
     interactions, knowledge, lines, loyalty, notices, opportunities, parties, retention, segments,
@@ -128,7 +128,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new().route("/openapi.json", get(|| async { Json(document()) }))
 }
 

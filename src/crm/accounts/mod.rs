@@ -12,16 +12,16 @@ use serde::Deserialize;
 
 pub use repo::Account;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/accounts", get(list).post(create))
         .route("/accounts/{id}", get(read).patch(update))
@@ -101,7 +101,7 @@ fn validate(a: &Account) -> Result<(), ApiError> {
         ("customer_id" = Option<String>, Query), ("state" = Option<String>, Query), ("account_type" = Option<String>, Query)),
     responses((status = 200, body = Page<Account>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Account>>, ApiError> {
@@ -115,7 +115,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount,
     responses((status = 201, body = Account), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAccount>,
 ) -> Result<Tagged<Account>, ApiError> {
@@ -162,7 +162,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = Account), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Account>, ApiError> {
@@ -177,7 +177,7 @@ pub async fn read(
     request_body = AccountPatch, responses((status = 200, body = Account), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,

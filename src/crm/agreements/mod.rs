@@ -14,16 +14,16 @@ use serde::Deserialize;
 
 pub use repo::Agreement;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/agreements", get(list).post(create))
         .route("/agreements/reminders/run", post(run_reminders))
@@ -113,7 +113,7 @@ fn validate(a: &Agreement) -> Result<(), ApiError> {
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("agreement_type" = Option<String>, Query)),
     responses((status = 200, body = Page<Agreement>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Agreement>>, ApiError> {
@@ -127,7 +127,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements", request_body = NewAgreement,
     responses((status = 201, body = Agreement), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAgreement>,
 ) -> Result<Tagged<Agreement>, ApiError> {
@@ -175,7 +175,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
     responses((status = 200, body = Agreement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Agreement>, ApiError> {
@@ -192,7 +192,7 @@ pub async fn read(
     request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -246,7 +246,7 @@ pub async fn update(
 #[utoipa::path(post, path = "/api/v1/agreements/reminders/run", tag = "agreements",
     responses((status = 200, body = reminders::ReminderRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn run_reminders(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<reminders::ReminderRun>, ApiError> {
     if p.role != Role::Admin {

@@ -21,9 +21,9 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 use super::repo::{self, Agreement};
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::crm::notices::{self, NewNotice};
+use crate::crm::CrmState;
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 use crate::ports::OfferRequest;
 use crate::store::Sql;
@@ -69,7 +69,7 @@ pub fn event_id(a: &Agreement) -> String {
 }
 
 /// Puts `reminded_for` back so the next run retries the event (the notice may repeat).
-async fn unmark(st: &AppState, before: &Agreement, version: i64) {
+async fn unmark(st: &CrmState, before: &Agreement, version: i64) {
     let mut sql = Sql::new("UPDATE agreements SET reminded_for = ");
     sql.bind(before.reminded_for.clone())
         .push(", version = version + 1 WHERE id = ")
@@ -86,7 +86,7 @@ async fn unmark(st: &AppState, before: &Agreement, version: i64) {
 }
 
 /// Runs the job once at `now`.
-pub async fn run_once(st: &AppState, now: DateTime<Utc>) -> anyhow::Result<ReminderRun> {
+pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<ReminderRun> {
     let today = now.date_naive().format("%Y-%m-%d").to_string();
     let mut sql = Sql::new(&format!(
         "SELECT {} FROM agreements g WHERE g.status = 'active' \

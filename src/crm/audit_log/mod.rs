@@ -7,9 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::scope::push_customer_scope;
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::{fetch_page, FilterKind, ListParams, ListSpec, Page, Sql};
 
@@ -74,7 +74,7 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "a.id",
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new().route("/audit", get(list))
 }
 
@@ -85,7 +85,7 @@ pub fn router() -> Router<AppState> {
         ("actor_id" = Option<String>, Query), ("customer_id" = Option<String>, Query)),
     responses((status = 200, body = Page<AuditEntry>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<AuditEntry>>, ApiError> {

@@ -19,11 +19,11 @@ use serde::Deserialize;
 
 pub use repo::{Campaign, Results, Run, Transition};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::segments::{self, require_marketing_read};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
@@ -44,7 +44,7 @@ pub const STATES: &[&str] = &[
 ];
 const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app"];
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/campaigns", get(list).post(create))
         .route("/campaigns/{id}", get(read).patch(update))
@@ -173,10 +173,9 @@ async fn check_segment(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), A
 }
 
 /// Attached rules must be loaded in the engine (checked when the plan is written).
-fn check_rules(st: &AppState, c: &Campaign) -> Result<(), ApiError> {
-    let set = st.pipeline.rules();
+fn check_rules(st: &CrmState, c: &Campaign) -> Result<(), ApiError> {
     for (i, id) in c.rule_ids.iter().enumerate() {
-        if !set.rules.iter().any(|r| &r.meta.id == id) {
+        if !st.rules.has_rule(id) {
             return Err(ApiError::field(
                 format!("rule_ids[{i}]"),
                 format!("no rule {id} is loaded"),
@@ -243,7 +242,7 @@ async fn save(
         ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
     responses((status = 200, body = Page<Campaign>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Campaign>>, ApiError> {
@@ -267,7 +266,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
     responses((status = 201, body = Campaign), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCampaign>,
 ) -> Result<Tagged<Campaign>, ApiError> {
@@ -321,7 +320,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Campaign>, ApiError> {
@@ -335,7 +334,7 @@ pub async fn read(
     responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -410,7 +409,7 @@ fn allowed(from: &str, to: &str) -> Result<Permission, ApiError> {
         (status = 404), (status = 409, description = "illegal transition"), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn transition(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -464,7 +463,7 @@ pub async fn transition(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Transition>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn history(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Transition>>, ApiError> {
@@ -477,7 +476,7 @@ pub async fn history(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Run>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn runs(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
@@ -490,7 +489,7 @@ pub async fn runs(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Results), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn results(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Results>, ApiError> {
@@ -509,7 +508,7 @@ fn render(template: &str, name: &str, msisdn: &str) -> String {
         (status = 503, description = "the engine did not accept the offers")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn launch(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {

@@ -13,17 +13,17 @@ use serde::Deserialize;
 
 pub use repo::Offering;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/catalog/offerings", get(list).post(create))
         .route("/catalog/offerings/{id}", get(read).patch(update))
@@ -135,7 +135,7 @@ async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), Ap
         ("q" = Option<String>, Query, description = "substring of name or code"), ("price_cents_max" = Option<i64>, Query)),
     responses((status = 200, body = Page<Offering>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Offering>>, ApiError> {
@@ -159,7 +159,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/catalog/offerings", tag = "catalog", request_body = NewOffering,
     responses((status = 201, body = Offering), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewOffering>,
 ) -> Result<Tagged<Offering>, ApiError> {
@@ -208,7 +208,7 @@ pub async fn create(
     params(("id" = String, Path, description = "offering id or code")),
     responses((status = 200, body = Offering), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Offering>, ApiError> {
@@ -223,7 +223,7 @@ pub async fn read(
     params(("id" = String, Path, description = "offering id or code")), request_body = OfferingPatch,
     responses((status = 200, body = Offering), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,

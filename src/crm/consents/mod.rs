@@ -9,13 +9,13 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
 use crate::crm::profiles::opt_outs;
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
@@ -87,7 +87,7 @@ pub struct ConsentPatch {
     pub version: Option<i64>,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/customers/{id}/consents", get(list).post(create))
         .route("/customers/{id}/consents/{consent_id}", patch(update))
@@ -121,7 +121,7 @@ const SPEC: ListSpec = ListSpec {
         ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query), ("granted" = Option<i64>, Query, description = "0 or 1")),
     responses((status = 200, body = Page<Consent>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -155,7 +155,7 @@ fn opt_out_change(old: Vec<String>, new: Vec<String>) -> Vec<FieldChange> {
     request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewConsent>,
@@ -216,7 +216,7 @@ pub async fn create(
     params(("id" = String, Path), ("consent_id" = String, Path)), request_body = ConsentPatch,
     responses((status = 200, body = Consent), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, consent_id)): Path<(String, String)>,
     headers: HeaderMap,

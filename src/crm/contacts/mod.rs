@@ -12,17 +12,17 @@ use serde::Deserialize;
 
 pub use repo::ContactMedium;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/customers/{id}/contacts", get(list).post(create))
         .route(
@@ -119,7 +119,7 @@ fn validate(m: &ContactMedium) -> Result<(), ApiError> {
         ("sort" = Option<String>, Query), ("medium_type" = Option<String>, Query)),
     responses((status = 200, body = Page<ContactMedium>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -142,7 +142,7 @@ pub async fn list(
     request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewContact>,
@@ -190,7 +190,7 @@ pub async fn create(
     params(("id" = String, Path), ("contact_id" = String, Path)),
     responses((status = 200, body = ContactMedium), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
 ) -> Result<Tagged<ContactMedium>, ApiError> {
@@ -205,7 +205,7 @@ pub async fn read(
     params(("id" = String, Path), ("contact_id" = String, Path)), request_body = ContactPatch,
     responses((status = 200, body = ContactMedium), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -258,7 +258,7 @@ pub async fn update(
     params(("id" = String, Path), ("contact_id" = String, Path)),
     responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

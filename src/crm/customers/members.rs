@@ -9,10 +9,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
@@ -81,7 +81,7 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "m.id",
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/customers/{id}/members", get(list).post(create))
         .route(
@@ -152,7 +152,7 @@ fn values(m: &Member) -> Vec<(&'static str, Arg)> {
         ("q" = Option<String>, Query, description = "substring of name or department")),
     responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -169,7 +169,7 @@ pub async fn list(
     request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewMember>,
@@ -224,7 +224,7 @@ pub async fn create(
     params(("id" = String, Path), ("member_id" = String, Path)),
     responses((status = 200, body = Member), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
 ) -> Result<Tagged<Member>, ApiError> {
@@ -239,7 +239,7 @@ pub async fn read(
     params(("id" = String, Path), ("member_id" = String, Path)), request_body = MemberPatch,
     responses((status = 200, body = Member), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -302,7 +302,7 @@ pub async fn update(
     params(("id" = String, Path), ("member_id" = String, Path)),
     responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

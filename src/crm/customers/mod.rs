@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 pub use repo::Customer;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role, Scope};
 use crate::crm::profiles::changes::{self, FieldChange};
 use crate::crm::scope::{customer_visible, push_customer_scope, require_operator_write};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
@@ -26,7 +26,7 @@ use crate::store::{
     Page, Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/customers", get(list).post(create))
         .route("/customers/{id}", get(read).patch(update))
@@ -228,7 +228,7 @@ async fn check_parent(
         ("loyalty_points_min" = Option<i64>, Query), ("arpu_cents_min" = Option<i64>, Query)),
     responses((status = 200, body = Page<Customer>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
@@ -245,7 +245,7 @@ pub async fn list(
     responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCustomer>,
 ) -> Result<Tagged<Customer>, ApiError> {
@@ -315,7 +315,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = Customer), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Customer>, ApiError> {
@@ -369,7 +369,7 @@ fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
         ("If-Match" = Option<String>, Header, description = "ETag of the version read")), request_body = CustomerPatch,
     responses((status = 200, body = Customer), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,

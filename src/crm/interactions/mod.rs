@@ -14,16 +14,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/interactions", post(create))
         .route("/customers/{id}/interactions", get(timeline))
@@ -89,7 +89,7 @@ pub const KINDS: &[&str] = &["visit", "call", "complaint", "email", "sms", "chat
 #[utoipa::path(post, path = "/api/v1/interactions", tag = "interactions", request_body = NewInteraction,
     responses((status = 201, body = Interaction), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewInteraction>,
 ) -> Result<(axum::http::StatusCode, Json<Interaction>), ApiError> {
@@ -253,7 +253,7 @@ fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i6
         ("source" = Option<String>, Query, description = "only this source")),
     responses((status = 200, body = Page<TimelineItem>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn timeline(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -337,7 +337,7 @@ pub async fn timeline(
 /// Visits and complaints recorded by staff are events for the engine too: a visit is a
 /// touchpoint (the agent gets next-best offers), a complaint holds back sales offers and
 /// triggers care. The record is committed already, so an engine failure is only logged.
-async fn emit_touchpoint(st: &AppState, i: &Interaction) {
+async fn emit_touchpoint(st: &CrmState, i: &Interaction) {
     let (ty, attrs) = match i.kind.as_str() {
         "visit" => (
             "visit",

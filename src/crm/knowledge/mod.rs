@@ -10,17 +10,17 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/knowledge", get(list).post(create))
         .route("/knowledge/{id}", get(read).patch(update).delete(remove))
@@ -191,7 +191,7 @@ pub struct ArticlePatch {
         ("q" = Option<String>, Query), ("tag" = Option<String>, Query), ("category" = Option<String>, Query)),
     responses((status = 200, body = Page<Article>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     _p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Article>>, ApiError> {
@@ -224,7 +224,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
     responses((status = 201, body = Article), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewArticle>,
 ) -> Result<Tagged<Article>, ApiError> {
@@ -273,7 +273,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
     responses((status = 200, body = Article), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     _p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Article>, ApiError> {
@@ -287,7 +287,7 @@ pub async fn read(
     request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -340,7 +340,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
     responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -418,7 +418,7 @@ fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("all" = Option<bool>, Query)),
     responses((status = 200, body = Page<Announcement>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_announcements(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Announcement>>, ApiError> {
@@ -448,7 +448,7 @@ pub async fn list_announcements(
 #[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
     responses((status = 201, body = Announcement), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_announcement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAnnouncement>,
 ) -> Result<Tagged<Announcement>, ApiError> {
@@ -526,7 +526,7 @@ pub async fn create_announcement(
 #[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
     responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove_announcement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -12,12 +12,12 @@ use serde::Deserialize;
 
 pub use repo::Line;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::{Msisdn, MsisdnError};
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
@@ -42,7 +42,7 @@ impl From<LineError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/lines", get(list).post(create))
         .route("/lines/{line}", get(read).patch(update))
@@ -117,7 +117,7 @@ async fn check_account(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), A
         ("status" = Option<String>, Query), ("plan" = Option<String>, Query)),
     responses((status = 200, body = Page<Line>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Line>>, ApiError> {
@@ -131,7 +131,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
     responses((status = 201, body = Line), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewLine>,
 ) -> Result<Tagged<Line>, ApiError> {
@@ -180,7 +180,7 @@ pub async fn create(
     params(("line" = String, Path, description = "line id or msisdn")),
     responses((status = 200, body = Line), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
 ) -> Result<Tagged<Line>, ApiError> {
@@ -195,7 +195,7 @@ pub async fn read(
     params(("line" = String, Path, description = "line id or msisdn")), request_body = LinePatch,
     responses((status = 200, body = Line), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
     headers: HeaderMap,

@@ -9,11 +9,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
@@ -63,7 +63,7 @@ pub struct LoyaltyStatement {
     pub entries: Page<LedgerEntry>,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new().route("/customers/{id}/loyalty", get(statement).post(post_entry))
 }
 
@@ -106,7 +106,7 @@ pub async fn recent(
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)),
     responses((status = 200, body = LoyaltyStatement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn statement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -127,7 +127,7 @@ pub async fn statement(
     responses((status = 201, body = LedgerEntry), (status = 400), (status = 404), (status = 409, description = "not enough points")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn post_entry(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LoyaltyRequest>,

@@ -9,14 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Principal, Role, Scope};
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/notices", get(list))
         .route("/notices/{id}/read", post(mark_read))
@@ -97,7 +97,7 @@ const SPEC: ListSpec = ListSpec {
         ("kind" = Option<String>, Query), ("unread" = Option<bool>, Query)),
     responses((status = 200, body = Page<Notice>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Notice>>, ApiError> {
@@ -119,7 +119,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/notices/{id}/read", tag = "notices", params(("id" = String, Path)),
     responses((status = 200, body = Notice), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn mark_read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {

@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 pub use repo::{FollowUp, Opportunity};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
@@ -26,7 +26,7 @@ use crate::store::{
     ListSpec, Page, Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/opportunities", get(list).post(create))
         .route(
@@ -183,7 +183,7 @@ pub async fn account_manager(
         ("source" = Option<String>, Query)),
     responses((status = 200, body = Page<Opportunity>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Opportunity>>, ApiError> {
@@ -194,7 +194,7 @@ pub async fn list(
     ))
 }
 
-async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
+async fn insert_new(st: &CrmState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
     validate(&o)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
@@ -222,7 +222,7 @@ async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Oppo
 #[utoipa::path(post, path = "/api/v1/opportunities", tag = "opportunities", request_body = NewOpportunity,
     responses((status = 201, body = Opportunity), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewOpportunity>,
 ) -> Result<Tagged<Opportunity>, ApiError> {
@@ -285,7 +285,7 @@ pub async fn create(
     params(("recommendation_id" = String, Path)), request_body(content = Option<FromOffer>),
     responses((status = 201, body = Opportunity), (status = 404), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn from_offer(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(rec_id): Path<String>,
     body: axum::body::Bytes,
@@ -348,7 +348,7 @@ pub async fn from_offer(
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
     responses((status = 200, body = Opportunity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Opportunity>, ApiError> {
@@ -364,7 +364,7 @@ pub async fn read(
     request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -467,7 +467,7 @@ pub async fn update(
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
     responses((status = 200, body = Vec<FollowUp>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_follow_ups(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<FollowUp>>, ApiError> {
@@ -487,7 +487,7 @@ pub async fn list_follow_ups(
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
     request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn add_follow_up(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewFollowUp>,

@@ -12,15 +12,15 @@ use serde::Deserialize;
 
 pub use repo::Party;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/parties", get(list).post(create))
         .route("/parties/{id}", get(read).patch(update))
@@ -110,7 +110,7 @@ fn validate(p: &Party) -> Result<(), ApiError> {
         ("family_name" = Option<String>, Query), ("trading_name" = Option<String>, Query), ("q" = Option<String>, Query, description = "substring of any name")),
     responses((status = 200, body = Page<Party>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Party>>, ApiError> {
@@ -130,7 +130,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/parties", tag = "parties", request_body = NewParty,
     responses((status = 201, body = Party), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewParty>,
 ) -> Result<Tagged<Party>, ApiError> {
@@ -173,7 +173,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
     responses((status = 200, body = Party), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Party>, ApiError> {
@@ -188,7 +188,7 @@ pub async fn read(
     request_body = PartyPatch, responses((status = 200, body = Party), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -12,12 +12,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
@@ -25,7 +25,7 @@ use crate::store::{
     Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/retention-cases", get(list).post(create))
         .route("/retention-cases/{id}", get(read).patch(update))
@@ -168,7 +168,7 @@ fn new_case(
 /// The churn warning hook, called after a customer update committed: when the score went from
 /// below `crm.churn_threshold` to at or above it and the customer has no open case, opens one
 /// owned by the account manager and tells them. Failures are logged (the update stands).
-pub async fn on_churn_score(st: &AppState, customer_id: &str, old: f64, new: f64) {
+pub async fn on_churn_score(st: &CrmState, customer_id: &str, old: f64, new: f64) {
     let threshold = st.config.crm.churn_threshold;
     if old >= threshold || new < threshold {
         return;
@@ -180,7 +180,7 @@ pub async fn on_churn_score(st: &AppState, customer_id: &str, old: f64, new: f64
 
 /// Opens a `churn_score` case unless one is open; returns its id when it opened one.
 pub async fn open_for_churn(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     score: f64,
 ) -> Result<Option<String>, crate::store::StoreError> {
@@ -196,7 +196,7 @@ pub async fn open_for_churn(
 
 /// Opens a `complaint` case for a complaint recorded by staff, unless one is open.
 pub async fn open_for_complaint(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     subject: &str,
 ) -> Result<Option<String>, crate::store::StoreError> {
@@ -216,7 +216,7 @@ pub const INACTIVITY_RULES: &[&str] = &["standby-winback"];
 
 /// Opens inactivity cases for decisions of [`INACTIVITY_RULES`] stored since the last run;
 /// returns how many cases it opened. Where it got to is kept in `job_marks`.
-pub async fn open_for_inactivity(st: &AppState) -> Result<usize, crate::store::StoreError> {
+pub async fn open_for_inactivity(st: &CrmState) -> Result<usize, crate::store::StoreError> {
     const MARK: &str = "retention_inactivity";
     let (from,): (i64,) =
         sqlx::query_as("SELECT COALESCE(MAX(value), 0) FROM job_marks WHERE name = $1")
@@ -280,7 +280,7 @@ struct Warning {
 }
 
 async fn open_automatic(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     w: Warning,
     actor: &str,
@@ -379,7 +379,7 @@ pub struct NewActivity {
         ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
     responses((status = 200, body = Page<RetentionCase>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<RetentionCase>>, ApiError> {
@@ -394,7 +394,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/retention-cases", tag = "retention", request_body = NewCase,
     responses((status = 201, body = RetentionCase), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCase>,
 ) -> Result<Tagged<RetentionCase>, ApiError> {
@@ -443,7 +443,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
     responses((status = 200, body = RetentionCase), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<RetentionCase>, ApiError> {
@@ -459,7 +459,7 @@ pub async fn read(
     request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -525,7 +525,7 @@ pub async fn update(
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Activity>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_activities(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Activity>>, ApiError> {
@@ -545,7 +545,7 @@ pub async fn list_activities(
 #[utoipa::path(post, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
     request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn add_activity(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewActivity>,

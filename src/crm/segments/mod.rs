@@ -12,11 +12,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
@@ -24,7 +24,7 @@ use crate::store::{
     Sql,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/segments", get(list).post(create))
         .route("/segments/{id}", get(read).patch(update))
@@ -205,7 +205,7 @@ fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
         ("name" = Option<String>, Query), ("created_by" = Option<String>, Query)),
     responses((status = 200, body = Page<Segment>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Segment>>, ApiError> {
@@ -229,7 +229,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
     responses((status = 201, body = Segment), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewSegment>,
 ) -> Result<Tagged<Segment>, ApiError> {
@@ -283,7 +283,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
     responses((status = 200, body = Segment), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Segment>, ApiError> {
@@ -298,7 +298,7 @@ pub async fn read(
     request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -357,7 +357,7 @@ pub async fn update(
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),
     responses((status = 200, body = SegmentCount), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn count(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<SegmentCount>, ApiError> {
@@ -383,7 +383,7 @@ pub async fn count(
     params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")),
     responses((status = 200, body = Preview), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn preview(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,

@@ -21,17 +21,17 @@ use serde::Deserialize;
 
 pub use repo::{HistoryEntry, ServiceRequest};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/service-requests", get(list).post(create))
         .route(
@@ -131,7 +131,7 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
         ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
     responses((status = 200, body = Page<ServiceRequest>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ServiceRequest>>, ApiError> {
@@ -149,7 +149,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/service-requests", tag = "service-requests", request_body = NewServiceRequest,
     responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewServiceRequest>,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
@@ -248,7 +248,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
     responses((status = 200, body = ServiceRequest), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
@@ -262,7 +262,7 @@ pub async fn read(
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
     responses((status = 200, body = Vec<HistoryEntry>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn history(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
@@ -335,7 +335,7 @@ async fn save(
 /// Loads a request for an approval decision: 403 without the permission, 404 out of scope,
 /// 409 when no approval is pending, 403 when the step needs another role.
 async fn for_decision(
-    st: &AppState,
+    st: &CrmState,
     p: &Principal,
     id: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, ServiceRequest), ApiError> {
@@ -364,7 +364,7 @@ async fn for_decision(
     request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn approve(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -413,7 +413,7 @@ pub async fn approve(
     request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn reject(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -452,7 +452,7 @@ pub async fn reject(
     request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn transition(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(t): ApiJson<Transition>,

@@ -7,14 +7,14 @@ use axum::routing::{self, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{now_text, Sql};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/workflows", routing::get(list))
         .route("/workflows/{request_type}", put(update))
@@ -95,7 +95,7 @@ const APPROVER_ROLES: &[&str] = &["team_lead", "region_head", "admin"];
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "service-requests",
     responses((status = 200, body = Vec<Workflow>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<Vec<Workflow>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
@@ -113,7 +113,7 @@ pub async fn list(
     responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(request_type): Path<String>,
     headers: HeaderMap,

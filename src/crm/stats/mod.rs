@@ -12,14 +12,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::campaigns::repo::SENT_STATUSES;
 use crate::crm::scope::push_customer_scope;
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::Sql;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new().route("/stats/offers", get(offers))
 }
 
@@ -135,7 +135,7 @@ pub fn to_csv(report: &StatReport) -> Result<String, ApiError> {
         (status = 400), (status = 403)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn offers(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 pub use repo::Subscription;
 
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
+use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
@@ -32,7 +32,7 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/subscriptions", get(list).post(create))
         .route("/subscriptions/{id}", get(read).patch(update))
@@ -84,7 +84,7 @@ fn stamp(s: &mut Subscription, now: &str) {
         ("offering_id" = Option<String>, Query), ("status" = Option<String>, Query)),
     responses((status = 200, body = Page<Subscription>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Subscription>>, ApiError> {
@@ -98,7 +98,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
     responses((status = 201, body = Subscription), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewSubscription>,
 ) -> Result<Tagged<Subscription>, ApiError> {
@@ -164,7 +164,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Subscription>, ApiError> {
@@ -180,7 +180,7 @@ pub async fn read(
     responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -15,11 +15,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, Characteristic};
-use crate::app::AppState;
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
@@ -30,7 +30,7 @@ pub const BASE: &str = "/tmf-api/communicationManagement/v4/communicationMessage
 /// The rule id every TMF681 message is decided under.
 pub const RULE_ID: &str = "tmf681";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new().route(BASE, get(list).post(create)).route(
         &format!("{BASE}/{{id}}"),
         get(read).patch(update).delete(remove),
@@ -186,7 +186,7 @@ async fn store_update(
 }
 
 /// Hands the message to the decision stage and sets its final state from the result.
-async fn send(st: &AppState, m: &mut CommunicationMessage) -> Result<(), ApiError> {
+async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiError> {
     let phone = m.receiver[0].phone_number.clone().unwrap_or_default();
     let msisdn: Msisdn = phone
         .parse()
@@ -259,7 +259,7 @@ async fn send(st: &AppState, m: &mut CommunicationMessage) -> Result<(), ApiErro
 /// is unreachable the message is stored as `failed` (`statusReason` `engine_unavailable`)
 /// rather than left `inProgress`, and the error is returned.
 async fn send_and_store(
-    st: &AppState,
+    st: &CrmState,
     m: &mut CommunicationMessage,
     version: i64,
 ) -> Result<i64, ApiError> {
@@ -282,7 +282,7 @@ async fn send_and_store(
         (status = 404, description = "receiver unknown or out of scope"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<CommunicationMessageCreate>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
@@ -402,7 +402,7 @@ pub async fn create(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
     responses((status = 200, body = Vec<CommunicationMessage>)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<Vec<CommunicationMessage>>), ApiError> {
@@ -436,7 +436,7 @@ pub async fn list(
     params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
@@ -451,7 +451,7 @@ pub async fn read(
         (status = 409, description = "no longer initial"), (status = 412)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -530,7 +530,7 @@ pub async fn update(
     responses((status = 204), (status = 404), (status = 409, description = "no longer initial")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

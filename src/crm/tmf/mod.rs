@@ -10,13 +10,13 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::Sql;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .merge(recommendation::router())
         .merge(communication::router())

@@ -10,9 +10,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, RelatedParty};
-use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::{customer_visible, push_customer_scope};
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{Recommendation, Status};
@@ -20,7 +20,7 @@ use crate::store::{new_id, next_seq, now_text, Sql};
 
 pub const BASE: &str = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route(BASE, get(list).post(create))
         .route(&format!("{BASE}/{{id}}"), get(read))
@@ -121,7 +121,7 @@ async fn offering(
         (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<QueryProductRecommendationCreate>,
 ) -> Result<(StatusCode, Json<QueryProductRecommendation>), ApiError> {
@@ -248,7 +248,7 @@ fn scoped(p: &Principal) -> Sql {
     responses((status = 200, body = Vec<QueryProductRecommendation>)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<Vec<QueryProductRecommendation>>), ApiError> {
@@ -279,7 +279,7 @@ pub async fn list(
     responses((status = 200, body = QueryProductRecommendation), (status = 404)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<QueryProductRecommendation>, ApiError> {

@@ -12,7 +12,6 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::crm::accounts::{self, Account};
 use crate::crm::consents::{self, Consent};
@@ -22,11 +21,12 @@ use crate::crm::lines::{self, Line};
 use crate::crm::loyalty::{self, LedgerEntry};
 use crate::crm::parties::{self, Party};
 use crate::crm::subscriptions::{self, Subscription};
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::ports::Recommendation;
 use sections::ViewContext;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<CrmState> {
     Router::new()
         .route("/customers/{id}/view", get(customer_view))
         .route("/lines/{line}/view", get(line_view))
@@ -92,7 +92,7 @@ fn section<T: Default>(name: &str, r: Result<T, String>, degraded: &mut Vec<Stri
 }
 
 /// Builds the view of a customer already known to be in the caller's scope.
-pub async fn build(st: &AppState, p: &Principal, c: Customer) -> Result<Customer360, ApiError> {
+pub async fn build(st: &CrmState, p: &Principal, c: Customer) -> Result<Customer360, ApiError> {
     let mut conn = st.db.pool.acquire().await?;
     let party = match &c.party_id {
         Some(id) => parties::repo::get(&mut conn, p, id).await?,
@@ -176,7 +176,7 @@ pub async fn build(st: &AppState, p: &Principal, c: Customer) -> Result<Customer
 #[utoipa::path(get, path = "/api/v1/customers/{id}/view", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = Customer360), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn customer_view(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Customer360>, ApiError> {
@@ -191,7 +191,7 @@ pub async fn customer_view(
     params(("line" = String, Path, description = "msisdn or line id")),
     responses((status = 200, body = LineView), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn line_view(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {
