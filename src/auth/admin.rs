@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::db::{self, hash_secret, new_secret, UserRow, USER_COLUMNS};
@@ -20,6 +19,7 @@ use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// What logins and user administration need: the user store, the credential checks and the
 /// per-username login throttle.
@@ -50,17 +50,17 @@ impl From<AdminError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/users", get(list_users).post(create_user))
-        .route("/users/{id}", get(get_user).patch(update_user))
-        .route("/api-keys", get(list_keys).post(create_key))
-        .route("/api-keys/{id}", axum::routing::delete(revoke_key))
-        .route("/teams", get(list_teams).post(create_team))
-        .route("/regions", get(list_regions).post(create_region))
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(list_regions, create_region))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -156,7 +156,7 @@ pub struct Me {
 
 /// Who the caller is and what they may see.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
-    responses((status = 200, body = Me)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Me)))]
 pub async fn me(p: Principal) -> Json<Me> {
     Json(Me {
         id: p.id,
@@ -302,7 +302,7 @@ const USER_SPEC: ListSpec = ListSpec {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("username" = Option<String>, Query), ("role" = Option<String>, Query), ("team_id" = Option<String>, Query), ("region_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<User>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<User>)))]
 pub async fn list_users(
     State(st): State<AdminState>,
     p: Principal,
@@ -335,8 +335,7 @@ async fn load_user(conn: &mut sqlx::AnyConnection, id: &str) -> Result<UserRow, 
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = User), (status = 400, body = crate::http::error::ErrorBody), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = User), (status = 400, body = crate::http::error::ErrorBody), (status = 409)))]
 pub async fn create_user(
     State(st): State<AdminState>,
     p: Principal,
@@ -417,7 +416,7 @@ pub async fn create_user(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = User), (status = 404)))]
 pub async fn get_user(
     State(st): State<AdminState>,
     p: Principal,
@@ -431,7 +430,7 @@ pub async fn get_user(
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
-    responses((status = 200, body = User), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = User), (status = 404), (status = 412)))]
 pub async fn update_user(
     State(st): State<AdminState>,
     p: Principal,
@@ -573,7 +572,7 @@ pub struct CreatedApiKey {
 const KEY_COLUMNS: &str = "k.id, k.name, k.key_prefix, k.user_id, k.created_at, k.revoked_at";
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "users", request_body = NewApiKey,
-    responses((status = 201, body = CreatedApiKey)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = CreatedApiKey)))]
 pub async fn create_key(
     State(st): State<AdminState>,
     p: Principal,
@@ -635,7 +634,7 @@ const KEY_SPEC: ListSpec = ListSpec {
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "users",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("user_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<ApiKey>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<ApiKey>)))]
 pub async fn list_keys(
     State(st): State<AdminState>,
     p: Principal,
@@ -656,7 +655,7 @@ pub async fn list_keys(
 
 /// Revokes a key; the record stays for the audit trail.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn revoke_key(
     State(st): State<AdminState>,
     p: Principal,
@@ -740,7 +739,7 @@ const NAME_SPEC: ListSpec = ListSpec {
 
 #[utoipa::path(get, path = "/api/v1/teams", tag = "users",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
-    responses((status = 200, body = Page<Team>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Team>)))]
 pub async fn list_teams(
     State(st): State<AdminState>,
     p: Principal,
@@ -755,7 +754,7 @@ pub async fn list_teams(
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "users", request_body = NewTeam,
-    responses((status = 201, body = Team)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Team)))]
 pub async fn create_team(
     State(st): State<AdminState>,
     p: Principal,
@@ -806,7 +805,7 @@ pub async fn create_team(
 
 #[utoipa::path(get, path = "/api/v1/regions", tag = "users",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
-    responses((status = 200, body = Page<Region>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Region>)))]
 pub async fn list_regions(
     State(st): State<AdminState>,
     p: Principal,
@@ -821,7 +820,7 @@ pub async fn list_regions(
 }
 
 #[utoipa::path(post, path = "/api/v1/regions", tag = "users", request_body = NewRegion,
-    responses((status = 201, body = Region)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Region)))]
 pub async fn create_region(
     State(st): State<AdminState>,
     p: Principal,

@@ -32,12 +32,12 @@ pub mod tmf;
 pub mod validate;
 pub mod view;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use state::CrmState;
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
         .merge(audit_log::router())
         .merge(customers::router())
         .merge(parties::router())
@@ -59,10 +59,9 @@ pub fn router() -> Router<CrmState> {
         .merge(segments::router())
         .merge(campaigns::router())
         .merge(stats::router())
-        .merge(openapi::router())
 }
 
 /// The TM Forum APIs (TMF680 recommendations, TMF681 communication), served at `/tmf-api`.
-pub fn tmf_router() -> Router<CrmState> {
+pub fn tmf_router() -> OpenApiRouter<CrmState> {
     tmf::router()
 }

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Account;
@@ -20,11 +19,12 @@ use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/accounts", get(list).post(create))
-        .route("/accounts/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -99,7 +99,7 @@ fn validate(a: &Account) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("state" = Option<String>, Query), ("account_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<Account>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Account>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -113,7 +113,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = Account), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Account), (status = 400)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -160,7 +160,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 200, body = Account), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Account), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -174,8 +174,7 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    request_body = AccountPatch, responses((status = 200, body = Account), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = AccountPatch, responses((status = 200, body = Account), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

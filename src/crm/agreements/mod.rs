@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Agreement;
@@ -22,12 +21,13 @@ use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/agreements", get(list).post(create))
-        .route("/agreements/reminders/run", post(run_reminders))
-        .route("/agreements/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(run_reminders))
+        .routes(routes!(read, update))
 }
 
 pub const STATUSES: &[&str] = &["draft", "active", "expired", "terminated"];
@@ -111,7 +111,7 @@ fn validate(a: &Agreement) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/agreements", tag = "agreements",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("agreement_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<Agreement>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Agreement>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -125,7 +125,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements", request_body = NewAgreement,
-    responses((status = 201, body = Agreement), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Agreement), (status = 400)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -173,7 +173,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
-    responses((status = 200, body = Agreement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Agreement), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -189,8 +189,7 @@ pub async fn read(
 /// Updates a contract. A new `end_date` (renewal) clears the reminder so the new period is
 /// reminded again.
 #[utoipa::path(patch, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
-    request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -244,7 +243,7 @@ pub async fn update(
 
 /// Runs the contract reminder job now (admins).
 #[utoipa::path(post, path = "/api/v1/agreements/reminders/run", tag = "agreements",
-    responses((status = 200, body = reminders::ReminderRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = reminders::ReminderRun), (status = 403)))]
 pub async fn run_reminders(
     State(st): State<CrmState>,
     p: Principal,

@@ -13,8 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{Campaign, Results, Run, Transition};
@@ -29,6 +28,7 @@ use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Lines sent to the decision stage per `propose` call.
 pub const BATCH: i64 = 500;
@@ -44,15 +44,15 @@ pub const STATES: &[&str] = &[
 ];
 const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app"];
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/campaigns", get(list).post(create))
-        .route("/campaigns/{id}", get(read).patch(update))
-        .route("/campaigns/{id}/transition", post(transition))
-        .route("/campaigns/{id}/history", get(history))
-        .route("/campaigns/{id}/launch", post(launch))
-        .route("/campaigns/{id}/runs", get(runs))
-        .route("/campaigns/{id}/results", get(results))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(transition))
+        .routes(routes!(history))
+        .routes(routes!(launch))
+        .routes(routes!(runs))
+        .routes(routes!(results))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -240,7 +240,7 @@ async fn save(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
         ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Campaign>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Campaign>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -264,7 +264,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
-    responses((status = 201, body = Campaign), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Campaign), (status = 400)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -318,7 +318,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Campaign), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Campaign), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -331,8 +331,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     request_body = CampaignPatch,
-    responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -406,8 +405,7 @@ fn allowed(from: &str, to: &str) -> Result<Permission, ApiError> {
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/transition", tag = "campaigns", params(("id" = String, Path)),
     request_body = TransitionRequest,
     responses((status = 200, body = Campaign), (status = 400), (status = 403, description = "missing permission or self-approval"),
-        (status = 404), (status = 409, description = "illegal transition"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 404), (status = 409, description = "illegal transition"), (status = 412)))]
 pub async fn transition(
     State(st): State<CrmState>,
     p: Principal,
@@ -461,7 +459,7 @@ pub async fn transition(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Transition>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Transition>), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
@@ -474,7 +472,7 @@ pub async fn history(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Run>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Run>), (status = 404)))]
 pub async fn runs(
     State(st): State<CrmState>,
     p: Principal,
@@ -487,7 +485,7 @@ pub async fn runs(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Results), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Results), (status = 404)))]
 pub async fn results(
     State(st): State<CrmState>,
     p: Principal,
@@ -505,8 +503,7 @@ fn render(template: &str, name: &str, msisdn: &str) -> String {
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Run), (status = 404), (status = 409, description = "not approved/active or outside its period"),
-        (status = 503, description = "the engine did not accept the offers")),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 503, description = "the engine did not accept the offers")))]
 pub async fn launch(
     State(st): State<CrmState>,
     p: Principal,

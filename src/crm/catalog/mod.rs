@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Offering;
@@ -22,11 +21,12 @@ use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/catalog/offerings", get(list).post(create))
-        .route("/catalog/offerings/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -133,7 +133,7 @@ async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), Ap
         ("code" = Option<String>, Query), ("offering_type" = Option<String>, Query),
         ("lifecycle_status" = Option<String>, Query), ("is_bundle" = Option<i64>, Query, description = "0 or 1"),
         ("q" = Option<String>, Query, description = "substring of name or code"), ("price_cents_max" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Offering>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Offering>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -157,7 +157,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/catalog/offerings", tag = "catalog", request_body = NewOffering,
-    responses((status = 201, body = Offering), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Offering), (status = 400), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -206,7 +206,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
     params(("id" = String, Path, description = "offering id or code")),
-    responses((status = 200, body = Offering), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Offering), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -221,7 +221,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
     params(("id" = String, Path, description = "offering id or code")), request_body = OfferingPatch,
-    responses((status = 200, body = Offering), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Offering), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

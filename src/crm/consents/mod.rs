@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -21,6 +20,7 @@ use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
 
@@ -87,10 +87,10 @@ pub struct ConsentPatch {
     pub version: Option<i64>,
 }
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/customers/{id}/consents", get(list).post(create))
-        .route("/customers/{id}/consents/{consent_id}", patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update))
 }
 
 pub async fn for_customer(
@@ -119,7 +119,7 @@ const SPEC: ListSpec = ListSpec {
 #[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query), ("granted" = Option<i64>, Query, description = "0 or 1")),
-    responses((status = 200, body = Page<Consent>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Consent>), (status = 404)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -152,8 +152,7 @@ fn opt_out_change(old: Vec<String>, new: Vec<String>) -> Vec<FieldChange> {
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/consents", tag = "customers", params(("id" = String, Path)),
-    request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -214,7 +213,7 @@ pub async fn create(
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/consents/{consent_id}", tag = "customers",
     params(("id" = String, Path), ("consent_id" = String, Path)), request_body = ConsentPatch,
-    responses((status = 200, body = Consent), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Consent), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::ContactMedium;
@@ -21,14 +20,12 @@ use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/customers/{id}/contacts", get(list).post(create))
-        .route(
-            "/customers/{id}/contacts/{contact_id}",
-            get(read).patch(update).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -117,7 +114,7 @@ fn validate(m: &ContactMedium) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/customers/{id}/contacts", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
         ("sort" = Option<String>, Query), ("medium_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<ContactMedium>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<ContactMedium>), (status = 404)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -139,8 +136,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/contacts", tag = "customers", params(("id" = String, Path)),
-    request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -188,7 +184,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 200, body = ContactMedium), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ContactMedium), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -203,7 +199,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)), request_body = ContactPatch,
-    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -256,7 +252,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
     State(st): State<CrmState>,
     p: Principal,

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -20,6 +19,7 @@ use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
@@ -81,13 +81,10 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "m.id",
 };
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/customers/{id}/members", get(list).post(create))
-        .route(
-            "/customers/{id}/members/{member_id}",
-            get(read).patch(update).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 fn validate(m: &Member) -> Result<(), ApiError> {
@@ -150,7 +147,7 @@ fn values(m: &Member) -> Vec<(&'static str, Arg)> {
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("msisdn" = Option<String>, Query), ("department" = Option<String>, Query), ("status" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "substring of name or department")),
-    responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Member>), (status = 404)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -166,8 +163,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
-    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -222,7 +218,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 200, body = Member), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Member), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -237,7 +233,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)), request_body = MemberPatch,
-    responses((status = 200, body = Member), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Member), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -300,7 +296,7 @@ pub async fn update(
 /// Removes a member; the audit record keeps what was removed.
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
     State(st): State<CrmState>,
     p: Principal,

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Customer;
@@ -25,11 +24,12 @@ use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/customers", get(list).post(create))
-        .route("/customers/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
         .merge(members::router())
 }
 
@@ -226,7 +226,7 @@ async fn check_parent(
         ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
         ("churn_score_min" = Option<f64>, Query), ("churn_score_max" = Option<f64>, Query),
         ("loyalty_points_min" = Option<i64>, Query), ("arpu_cents_min" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Customer>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Customer>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -242,8 +242,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
-    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -313,7 +312,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
-    responses((status = 200, body = Customer), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Customer), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -367,7 +366,7 @@ fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "ETag of the version read")), request_body = CustomerPatch,
-    responses((status = 200, body = Customer), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Customer), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

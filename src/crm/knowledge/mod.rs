@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -19,16 +18,14 @@ use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/knowledge", get(list).post(create))
-        .route("/knowledge/{id}", get(read).patch(update).delete(remove))
-        .route(
-            "/announcements",
-            get(list_announcements).post(create_announcement),
-        )
-        .route("/announcements/{id}", delete(remove_announcement))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(list_announcements, create_announcement))
+        .routes(routes!(remove_announcement))
 }
 
 pub const CATEGORIES: &[&str] = &["product", "script", "case", "faq"];
@@ -189,7 +186,7 @@ pub struct ArticlePatch {
 #[utoipa::path(get, path = "/api/v1/knowledge", tag = "knowledge",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("q" = Option<String>, Query), ("tag" = Option<String>, Query), ("category" = Option<String>, Query)),
-    responses((status = 200, body = Page<Article>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Article>)))]
 pub async fn list(
     State(st): State<CrmState>,
     _p: Principal,
@@ -222,7 +219,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
-    responses((status = 201, body = Article), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Article), (status = 400), (status = 403)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -271,7 +268,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 200, body = Article), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Article), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     _p: Principal,
@@ -284,8 +281,7 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -338,7 +334,7 @@ pub async fn update(
 
 /// Deletes an article; the audit record keeps its last content.
 #[utoipa::path(delete, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
     State(st): State<CrmState>,
     p: Principal,
@@ -416,7 +412,7 @@ fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
 /// (writers only).
 #[utoipa::path(get, path = "/api/v1/announcements", tag = "knowledge",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("all" = Option<bool>, Query)),
-    responses((status = 200, body = Page<Announcement>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Announcement>)))]
 pub async fn list_announcements(
     State(st): State<CrmState>,
     p: Principal,
@@ -446,7 +442,7 @@ pub async fn list_announcements(
 }
 
 #[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
-    responses((status = 201, body = Announcement), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Announcement), (status = 400), (status = 403)))]
 pub async fn create_announcement(
     State(st): State<CrmState>,
     p: Principal,
@@ -524,7 +520,7 @@ pub async fn create_announcement(
 }
 
 #[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove_announcement(
     State(st): State<CrmState>,
     p: Principal,

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Line;
@@ -24,6 +23,7 @@ use crate::http::{ApiError, ApiJson};
 use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -42,10 +42,10 @@ impl From<LineError> for ApiError {
     }
 }
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/lines", get(list).post(create))
-        .route("/lines/{line}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -115,7 +115,7 @@ async fn check_account(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), A
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("msisdn" = Option<String>, Query), ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
         ("status" = Option<String>, Query), ("plan" = Option<String>, Query)),
-    responses((status = 200, body = Page<Line>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Line>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -129,7 +129,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
-    responses((status = 201, body = Line), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Line), (status = 400), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -178,7 +178,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
     params(("line" = String, Path, description = "line id or msisdn")),
-    responses((status = 200, body = Line), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Line), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -193,7 +193,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/lines/{line}", tag = "lines",
     params(("line" = String, Path, description = "line id or msisdn")), request_body = LinePatch,
-    responses((status = 200, body = Line), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Line), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

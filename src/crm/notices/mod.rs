@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 use crate::auth::{Principal, Role, Scope};
@@ -15,11 +14,12 @@ use crate::http::ApiError;
 use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/notices", get(list))
-        .route("/notices/{id}/read", post(mark_read))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mark_read))
 }
 
 /// A notice to one user.
@@ -95,7 +95,7 @@ const SPEC: ListSpec = ListSpec {
 #[utoipa::path(get, path = "/api/v1/notices", tag = "notices",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("kind" = Option<String>, Query), ("unread" = Option<bool>, Query)),
-    responses((status = 200, body = Page<Notice>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Notice>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -117,7 +117,7 @@ pub async fn list(
 
 /// Marks one of the caller's notices read.
 #[utoipa::path(post, path = "/api/v1/notices/{id}/read", tag = "notices", params(("id" = String, Path)),
-    responses((status = 200, body = Notice), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Notice), (status = 404)))]
 pub async fn mark_read(
     State(st): State<CrmState>,
     p: Principal,

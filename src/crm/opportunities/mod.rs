@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{FollowUp, Opportunity};
@@ -25,19 +24,14 @@ use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, unique_violation, FilterKind, ListParams,
     ListSpec, Page, Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/opportunities", get(list).post(create))
-        .route(
-            "/opportunities/from-offer/{recommendation_id}",
-            post(from_offer),
-        )
-        .route("/opportunities/{id}", get(read).patch(update))
-        .route(
-            "/opportunities/{id}/follow-ups",
-            get(list_follow_ups).post(add_follow_up),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(from_offer))
+        .routes(routes!(read, update))
+        .routes(routes!(list_follow_ups, add_follow_up))
 }
 
 pub const STAGES: &[&str] = &[
@@ -181,7 +175,7 @@ pub async fn account_manager(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
         ("source" = Option<String>, Query)),
-    responses((status = 200, body = Page<Opportunity>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Opportunity>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -220,7 +214,7 @@ async fn insert_new(st: &CrmState, p: &Principal, o: Opportunity) -> Result<Oppo
 
 /// Enters a lead. Enterprise admins may request one for their enterprise (source `enterprise`).
 #[utoipa::path(post, path = "/api/v1/opportunities", tag = "opportunities", request_body = NewOpportunity,
-    responses((status = 201, body = Opportunity), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Opportunity), (status = 400), (status = 403)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -283,7 +277,7 @@ pub async fn create(
 /// customer's account manager. One opportunity per recommendation (409 on a second).
 #[utoipa::path(post, path = "/api/v1/opportunities/from-offer/{recommendation_id}", tag = "opportunities",
     params(("recommendation_id" = String, Path)), request_body(content = Option<FromOffer>),
-    responses((status = 201, body = Opportunity), (status = 404), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Opportunity), (status = 404), (status = 409)))]
 pub async fn from_offer(
     State(st): State<CrmState>,
     p: Principal,
@@ -346,7 +340,7 @@ pub async fn from_offer(
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Opportunity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Opportunity), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -361,8 +355,7 @@ pub async fn read(
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.
 #[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -465,7 +458,7 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<FollowUp>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<FollowUp>), (status = 404)))]
 pub async fn list_follow_ups(
     State(st): State<CrmState>,
     p: Principal,
@@ -485,7 +478,7 @@ pub async fn list_follow_ups(
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)))]
 pub async fn add_follow_up(
     State(st): State<CrmState>,
     p: Principal,

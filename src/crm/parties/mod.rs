@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Party;
@@ -19,11 +18,12 @@ use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/parties", get(list).post(create))
-        .route("/parties/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -108,7 +108,7 @@ fn validate(p: &Party) -> Result<(), ApiError> {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("party_type" = Option<String>, Query), ("registration_number" = Option<String>, Query),
         ("family_name" = Option<String>, Query), ("trading_name" = Option<String>, Query), ("q" = Option<String>, Query, description = "substring of any name")),
-    responses((status = 200, body = Page<Party>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Party>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -128,7 +128,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/parties", tag = "parties", request_body = NewParty,
-    responses((status = 201, body = Party), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Party), (status = 400)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -171,7 +171,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
-    responses((status = 200, body = Party), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Party), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -185,8 +185,7 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
-    request_body = PartyPatch, responses((status = 200, body = Party), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = PartyPatch, responses((status = 200, body = Party), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -24,15 +23,13 @@ use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/retention-cases", get(list).post(create))
-        .route("/retention-cases/{id}", get(read).patch(update))
-        .route(
-            "/retention-cases/{id}/activities",
-            get(list_activities).post(add_activity),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(list_activities, add_activity))
 }
 
 /// A retention case.
@@ -377,7 +374,7 @@ pub struct NewActivity {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
         ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<RetentionCase>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<RetentionCase>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -392,7 +389,7 @@ pub async fn list(
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
 #[utoipa::path(post, path = "/api/v1/retention-cases", tag = "retention", request_body = NewCase,
-    responses((status = 201, body = RetentionCase), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = RetentionCase), (status = 400), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -441,7 +438,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = RetentionCase), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = RetentionCase), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -456,8 +453,7 @@ pub async fn read(
 
 /// Records the outcome (retained / lost close the case) or changes owner and summary.
 #[utoipa::path(patch, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -523,7 +519,7 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Activity>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Activity>), (status = 404)))]
 pub async fn list_activities(
     State(st): State<CrmState>,
     p: Principal,
@@ -543,7 +539,7 @@ pub async fn list_activities(
 
 /// Records a task, visit, call-back (回访) or care record.
 #[utoipa::path(post, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)))]
 pub async fn add_activity(
     State(st): State<CrmState>,
     p: Principal,

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -23,13 +22,14 @@ use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/segments", get(list).post(create))
-        .route("/segments/{id}", get(read).patch(update))
-        .route("/segments/{id}/count", post(count))
-        .route("/segments/{id}/preview", get(preview))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(count))
+        .routes(routes!(preview))
 }
 
 /// A segment as stored and answered.
@@ -203,7 +203,7 @@ fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
 #[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("name" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Segment>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Segment>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -227,7 +227,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
-    responses((status = 201, body = Segment), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Segment), (status = 400), (status = 409)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -281,7 +281,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    responses((status = 200, body = Segment), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Segment), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -295,8 +295,7 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -355,7 +354,7 @@ pub async fn update(
 }
 
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),
-    responses((status = 200, body = SegmentCount), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = SegmentCount), (status = 404)))]
 pub async fn count(
     State(st): State<CrmState>,
     p: Principal,
@@ -381,7 +380,7 @@ pub async fn count(
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}/preview", tag = "segments",
     params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")),
-    responses((status = 200, body = Preview), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Preview), (status = 404)))]
 pub async fn preview(
     State(st): State<CrmState>,
     p: Principal,

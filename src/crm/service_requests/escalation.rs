@@ -167,7 +167,7 @@ pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Resul
 
 /// Runs escalation now (admins).
 #[utoipa::path(post, path = "/api/v1/service-requests/escalations/run", tag = "service-requests",
-    responses((status = 200, body = EscalationRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = EscalationRun), (status = 403)))]
 pub async fn run_now(
     State(st): State<CrmState>,
     p: Principal,

@@ -15,8 +15,7 @@ pub mod workflows;
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{HistoryEntry, ServiceRequest};
@@ -30,19 +29,17 @@ use crate::crm::CrmState;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/service-requests", get(list).post(create))
-        .route(
-            "/service-requests/escalations/run",
-            post(escalation::run_now),
-        )
-        .route("/service-requests/{id}", get(read))
-        .route("/service-requests/{id}/history", get(history))
-        .route("/service-requests/{id}/approve", post(approve))
-        .route("/service-requests/{id}/reject", post(reject))
-        .route("/service-requests/{id}/transition", post(transition))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(escalation::run_now))
+        .routes(routes!(read))
+        .routes(routes!(history))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(transition))
         .merge(workflows::router())
 }
 
@@ -129,7 +126,7 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
         ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
-    responses((status = 200, body = Page<ServiceRequest>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<ServiceRequest>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -147,7 +144,7 @@ pub async fn list(
 
 /// Raises a request for a customer in scope (enterprise admins: their enterprise).
 #[utoipa::path(post, path = "/api/v1/service-requests", tag = "service-requests", request_body = NewServiceRequest,
-    responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -246,7 +243,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = ServiceRequest), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ServiceRequest), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -260,7 +257,7 @@ pub async fn read(
 }
 
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
@@ -361,8 +358,7 @@ async fn for_decision(
 
 /// Approves the current step; the last approval starts processing (`in_progress`).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/approve", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn approve(
     State(st): State<CrmState>,
     p: Principal,
@@ -410,8 +406,7 @@ pub async fn approve(
 
 /// Rejects the request at the current step (final).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/reject", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn reject(
     State(st): State<CrmState>,
     p: Principal,
@@ -449,8 +444,7 @@ pub async fn reject(
 /// Moves the request: start work, resolve (with feedback to the requester), close, reopen or
 /// cancel. Enterprise admins may only close or cancel; illegal moves answer 409.
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/transition", tag = "service-requests", params(("id" = String, Path)),
-    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn transition(
     State(st): State<CrmState>,
     p: Principal,

@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{self, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
@@ -13,11 +12,12 @@ use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{now_text, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/workflows", routing::get(list))
-        .route("/workflows/{request_type}", put(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(update))
 }
 
 /// Approval steps and SLA of one request type.
@@ -93,7 +93,7 @@ pub struct WorkflowUpdate {
 const APPROVER_ROLES: &[&str] = &["team_lead", "region_head", "admin"];
 
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "service-requests",
-    responses((status = 200, body = Vec<Workflow>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Workflow>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -110,8 +110,7 @@ pub async fn list(
 /// Sets the approval steps and SLA of a request type (admins).
 #[utoipa::path(put, path = "/api/v1/workflows/{request_type}", tag = "service-requests",
     params(("request_type" = String, Path)), request_body = WorkflowUpdate,
-    responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Subscription;
@@ -22,6 +21,7 @@ use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use lifecycle::LifecycleError;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> ApiError {
@@ -32,10 +32,10 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route("/subscriptions", get(list).post(create))
-        .route("/subscriptions/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -82,7 +82,7 @@ fn stamp(s: &mut Subscription, now: &str) {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("line_id" = Option<String>, Query),
         ("offering_id" = Option<String>, Query), ("status" = Option<String>, Query)),
-    responses((status = 200, body = Page<Subscription>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Subscription>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -96,7 +96,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
-    responses((status = 201, body = Subscription), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Subscription), (status = 400)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -162,7 +162,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Subscription), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -177,8 +177,7 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
     request_body = SubscriptionPatch,
-    responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, Characteristic};
@@ -25,16 +24,16 @@ use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
 use crate::store::{new_id, next_seq, now_text, Arg, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const BASE: &str = "/tmf-api/communicationManagement/v4/communicationMessage";
 /// The rule id every TMF681 message is decided under.
 pub const RULE_ID: &str = "tmf681";
 
-pub fn router() -> Router<CrmState> {
-    Router::new().route(BASE, get(list).post(create)).route(
-        &format!("{BASE}/{{id}}"),
-        get(read).patch(update).delete(remove),
-    )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -279,8 +278,7 @@ async fn send_and_store(
 #[utoipa::path(post, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
     request_body = CommunicationMessageCreate,
     responses((status = 201, body = CommunicationMessage), (status = 400, description = "names the missing or invalid field"),
-        (status = 404, description = "receiver unknown or out of scope"), (status = 503)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 404, description = "receiver unknown or out of scope"), (status = 503)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -400,7 +398,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
-    responses((status = 200, body = Vec<CommunicationMessage>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<CommunicationMessage>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -433,8 +431,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
-    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
@@ -448,8 +445,7 @@ pub async fn read(
 #[utoipa::path(patch, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
     params(("id" = String, Path)), request_body = CommunicationMessageUpdate,
     responses((status = 200, body = CommunicationMessage), (status = 400), (status = 404),
-        (status = 409, description = "no longer initial"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 409, description = "no longer initial"), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -527,8 +523,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404), (status = 409, description = "no longer initial")),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404), (status = 409, description = "no longer initial")))]
 pub async fn remove(
     State(st): State<CrmState>,
     p: Principal,

@@ -7,7 +7,6 @@ pub mod communication;
 pub mod recommendation;
 
 use axum::http::{HeaderMap, HeaderValue};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
@@ -15,9 +14,10 @@ use crate::crm::scope::push_customer_scope;
 use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::Sql;
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
         .merge(recommendation::router())
         .merge(communication::router())
 }

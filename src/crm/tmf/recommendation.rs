@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, RelatedParty};
@@ -17,13 +16,14 @@ use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{Recommendation, Status};
 use crate::store::{new_id, next_seq, now_text, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const BASE: &str = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
 
-pub fn router() -> Router<CrmState> {
-    Router::new()
-        .route(BASE, get(list).post(create))
-        .route(&format!("{BASE}/{{id}}"), get(read))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -118,8 +118,7 @@ async fn offering(
 #[utoipa::path(post, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation",
     tag = "tmf680", request_body = QueryProductRecommendationCreate,
     responses((status = 201, body = QueryProductRecommendation), (status = 400), (status = 404, description = "party unknown or out of scope"),
-        (status = 503)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 503)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -245,8 +244,7 @@ fn scoped(p: &Principal) -> Sql {
 
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation",
     tag = "tmf680", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Vec<QueryProductRecommendation>)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<QueryProductRecommendation>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
@@ -276,8 +274,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
     tag = "tmf680", params(("id" = String, Path)),
-    responses((status = 200, body = QueryProductRecommendation), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = QueryProductRecommendation), (status = 404)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
