@@ -41,6 +41,88 @@ pub async fn save_update(
     Ok(())
 }
 
+/// 412 unless a versioned write touched its row, i.e. the row was still at the version the
+/// client read.
+pub fn check_written(touched: bool) -> Result<(), ApiError> {
+    if touched {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
+}
+
+/// The tail of a versioned update once its write succeeded: the change recorded with both
+/// snapshots, in the same transaction, then the commit.
+pub async fn commit_update<T: Serialize>(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    actor: &Principal,
+    entity: &str,
+    entity_id: &str,
+    customer_id: Option<&str>,
+    before: &T,
+    after: &T,
+) -> Result<(), ApiError> {
+    record(
+        &mut tx,
+        actor,
+        Change {
+            entity,
+            entity_id,
+            action: "update",
+            customer_id,
+            before: snapshot(before),
+            after: snapshot(after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The tail of a create once its insert succeeded: the new record audited, then the commit.
+pub async fn commit_create<T: Serialize>(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    actor: &Principal,
+    entity: &str,
+    entity_id: &str,
+    customer_id: Option<&str>,
+    created: &T,
+) -> Result<(), ApiError> {
+    let change = Change {
+        entity,
+        entity_id,
+        action: "create",
+        customer_id,
+        before: None,
+        after: snapshot(created),
+    };
+    record(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The tail of a delete once its row is gone: the last state audited, then the commit.
+pub async fn commit_delete<T: Serialize>(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    actor: &Principal,
+    entity: &str,
+    entity_id: &str,
+    customer_id: Option<&str>,
+    deleted: &T,
+) -> Result<(), ApiError> {
+    let change = Change {
+        entity,
+        entity_id,
+        action: "delete",
+        customer_id,
+        before: snapshot(deleted),
+        after: None,
+    };
+    record(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Serializes a record for the `before`/`after` columns.
 pub fn snapshot<T: Serialize>(v: &T) -> Option<serde_json::Value> {
     serde_json::to_value(v).ok()

@@ -142,20 +142,7 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     repo::insert(&mut tx, &a).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "account",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "account", &a.id, Some(&a.customer_id), &a).await?;
     Ok(Tagged::created(1, a))
 }
 
@@ -190,10 +177,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound("account".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         account_type,
         state,

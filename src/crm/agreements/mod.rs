@@ -155,20 +155,7 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     repo::insert(&mut tx, &a).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "agreement",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "agreement", &a.id, Some(&a.customer_id), &a).await?;
     Ok(Tagged::created(1, a))
 }
 
@@ -205,10 +192,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         agreement_type,
         status,

@@ -119,12 +119,6 @@ pub struct TransitionRequest {
     pub version: Option<i64>,
 }
 
-fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
-}
-
 fn validate(c: &Campaign) -> Result<(), ApiError> {
     validate::text("name", &c.name, 200)?;
     validate::opt_text("description", c.description.as_deref(), 2000)?;
@@ -152,8 +146,8 @@ fn validate(c: &Campaign) -> Result<(), ApiError> {
     for (i, r) in c.rule_ids.iter().enumerate() {
         validate::text(&format!("rule_ids[{i}]"), r, 100)?;
     }
-    let start = parse_time("start_at", &c.start_at)?;
-    let end = parse_time("end_at", &c.end_at)?;
+    let start = validate::time("start_at", &c.start_at)?;
+    let end = validate::time("end_at", &c.end_at)?;
     if end <= start {
         return Err(ApiError::field("end_at", "must be after start_at"));
     }
@@ -300,20 +294,7 @@ pub async fn create(
     check_segment(&mut tx, &c.segment_id).await?;
     repo::insert(&mut tx, &c).await?;
     repo::record_transition(&mut tx, &c.id, None, "plan", &p.id, None).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "campaign",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "campaign", &c.id, None, &c).await?;
     Ok(Tagged::created(1, c))
 }
 
@@ -351,10 +332,7 @@ pub async fn update(
         )));
     }
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         segment_id,
         budget_cents,
@@ -520,8 +498,8 @@ pub async fn launch(
             before.state
         )));
     }
-    let start = parse_time("start_at", &before.start_at)?;
-    let end = parse_time("end_at", &before.end_at)?;
+    let start = validate::time("start_at", &before.start_at)?;
+    let end = validate::time("end_at", &before.end_at)?;
     if now < start || now > end {
         return Err(ApiError::Conflict(format!(
             "the campaign runs from {} to {}; it cannot be launched now",
@@ -629,20 +607,7 @@ pub async fn launch(
     run.finished_at = now_text();
     let mut tx = crate::store::begin_write(&st.db).await?;
     repo::insert_run(&mut tx, &run).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "campaign_run",
-            entity_id: &run.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&run),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "campaign_run", &run.id, None, &run).await?;
     match failure {
         Some(e) => Err(e),
         None => Ok(Json(run)),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 pub use repo::Offering;
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
@@ -187,20 +187,7 @@ pub async fn create(
     repo::insert(&mut tx, &o)
         .await
         .map_err(|e| unique_violation(e, "code"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "product_offering",
-            entity_id: &o.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&o),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "product_offering", &o.id, None, &o).await?;
     Ok(Tagged::created(1, o))
 }
 
@@ -237,10 +224,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound("offering".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         description,
         bundled_offering_ids,
@@ -260,23 +244,8 @@ pub async fn update(
     )
     .execute(&mut tx)
     .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "product_offering",
-            entity_id: &after.id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_update(tx, &p, "product_offering", &after.id, None, &before, &after).await?;
     Ok(Tagged::ok(after.version, after))
 }

@@ -193,20 +193,7 @@ pub async fn create(
     .await
     .map_err(|e| unique_violation(e, "consent for this channel and purpose"))?;
     let new = opt_outs(&mut tx, &id).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "consent",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "consent", &c.id, Some(&id), &c).await?;
     emit_for_customer(&st, &id, opt_out_change(old, new)).await;
     Ok(Tagged::created(1, c))
 }

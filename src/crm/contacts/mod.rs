@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 pub use repo::ContactMedium;
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
@@ -165,20 +165,7 @@ pub async fn create(
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     repo::insert(&mut tx, &m).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&m),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "contact_medium", &m.id, Some(&id), &m).await?;
     Ok(Tagged::created(1, m))
 }
 
@@ -214,10 +201,7 @@ pub async fn update(
     let before = repo::get(&mut tx, &id, &contact_id).await?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         contact_name,
         preferred,
         phone_number,
@@ -229,24 +213,18 @@ pub async fn update(
     );
     validate(&after)?;
     after.updated_at = now_text();
-    if !repo::update(&mut tx, &after, expected).await? {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(repo::update(&mut tx, &after, expected).await?)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &contact_id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "contact_medium",
+        &contact_id,
+        Some(&id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     Ok(Tagged::ok(after.version, after))
 }
 
@@ -266,19 +244,6 @@ pub async fn remove(
         .bind(contact_id.as_str())
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &contact_id,
-            action: "delete",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "contact_medium", &contact_id, Some(&id), &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
@@ -199,20 +199,7 @@ pub async fn create(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&m),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "enterprise_member", &m.id, Some(&id), &m).await?;
     Ok(Tagged::created(1, m))
 }
 
@@ -272,24 +259,18 @@ pub async fn update(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &member_id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "enterprise_member",
+        &member_id,
+        Some(&id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     Ok(Tagged::ok(after.version, after))
 }
 
@@ -310,19 +291,6 @@ pub async fn remove(
         .bind(member_id.as_str())
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &member_id,
-            action: "delete",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "enterprise_member", &member_id, Some(&id), &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -294,20 +294,7 @@ pub async fn create(
             "would put the customer outside your data scope",
         ));
     }
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "customer",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: Some(&c.id),
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "customer", &c.id, Some(&c.id), &c).await?;
     Ok(Tagged::created(c.version, c))
 }
 
@@ -326,10 +313,7 @@ pub async fn read(
 }
 
 fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { c.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => c;
         name,
         party_id,
         parent_customer_id,

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
@@ -143,20 +143,7 @@ pub async fn create(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "interaction",
-            entity_id: &i.id,
-            action: "create",
-            customer_id: Some(&i.customer_id),
-            before: None,
-            after: snapshot(&i),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "interaction", &i.id, Some(&i.customer_id), &i).await?;
     if i.kind == "complaint" {
         // A complaint is a churn warning: the account manager gets a retention case.
         if let Err(e) =

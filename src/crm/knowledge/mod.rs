@@ -138,19 +138,6 @@ async fn get_article(
         .map(Article::from))
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-fn like_pattern(s: &str) -> String {
-    let mut out = String::from("%");
-    for c in s.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 const SPEC: ListSpec = ListSpec {
     filters: &[("category", "k.category", FilterKind::Text)],
     sorts: &[
@@ -197,7 +184,7 @@ pub async fn list(
     let params = ListParams::parse(&SPEC, &q)?;
     let mut sql = Sql::new("knowledge_articles k WHERE 1=1");
     if let Some(t) = text {
-        let pat = like_pattern(t.trim());
+        let pat = crate::store::like_pattern(t.trim());
         sql.push(" AND (LOWER(k.title) LIKE ")
             .bind(pat.as_str())
             .push(" ESCAPE '\\' OR LOWER(k.body) LIKE ")
@@ -250,20 +237,7 @@ pub async fn create(
     Sql::insert("knowledge_articles", v)
         .execute(&mut tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "knowledge_article",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "knowledge_article", &a.id, None, &a).await?;
     Ok(Tagged::created(1, a))
 }
 
@@ -348,20 +322,7 @@ pub async fn remove(
     let mut sql = Sql::new("DELETE FROM knowledge_articles WHERE id = ");
     sql.bind(id.as_str());
     sql.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "knowledge_article",
-            entity_id: &id,
-            action: "delete",
-            customer_id: None,
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "knowledge_article", &id, None, &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -502,20 +463,7 @@ pub async fn create_announcement(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "announcement",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "announcement", &a.id, None, &a).await?;
     Ok(Tagged::created(1, a))
 }
 
@@ -540,19 +488,6 @@ pub async fn remove_announcement(
     let mut del = Sql::new("DELETE FROM announcements WHERE id = ");
     del.bind(id.as_str());
     del.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "announcement",
-            entity_id: &id,
-            action: "delete",
-            customer_id: None,
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "announcement", &id, None, &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 pub use repo::Line;
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
@@ -159,20 +159,7 @@ pub async fn create(
     repo::insert(&mut tx, &l)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "line",
-            entity_id: &l.id,
-            action: "create",
-            customer_id: Some(&l.customer_id),
-            before: None,
-            after: snapshot(&l),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "line", &l.id, Some(&l.customer_id), &l).await?;
     Ok(Tagged::created(1, l))
 }
 
@@ -227,24 +214,18 @@ pub async fn update(
     let n = Sql::update_versioned("lines", &before.id, expected, repo::values(&after))
         .execute(&mut tx)
         .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "line",
-            entity_id: &after.id,
-            action: "update",
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "line",
+        &after.id,
+        Some(&after.customer_id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     if before.plan != after.plan {
         let change = FieldChange {
             field: "plan",

@@ -528,20 +528,15 @@ pub async fn add_follow_up(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "opportunity_follow_up",
-            entity_id: &f.id,
-            action: "create",
-            customer_id: Some(&f.customer_id),
-            before: None,
-            after: snapshot(&f),
-        },
+        "opportunity_follow_up",
+        &f.id,
+        Some(&f.customer_id),
+        &f,
     )
     .await?;
-    tx.commit().await?;
     Ok((axum::http::StatusCode::CREATED, Json(f)))
 }
 

@@ -153,20 +153,7 @@ pub async fn create(
     validate(&party)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     repo::insert(&mut tx, &party).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "party",
-            entity_id: &party.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&party),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "party", &party.id, None, &party).await?;
     Ok(Tagged::created(1, party))
 }
 
@@ -201,10 +188,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound("party".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         given_name,
         family_name,
         trading_name,

@@ -420,20 +420,7 @@ pub async fn create(
         req.summary,
     );
     insert(&mut tx, &k).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "retention_case",
-            entity_id: &k.id,
-            action: "create",
-            customer_id: Some(&k.customer_id),
-            before: None,
-            after: snapshot(&k),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "retention_case", &k.id, Some(&k.customer_id), &k).await?;
     Ok(Tagged::created(1, k))
 }
 
@@ -584,19 +571,14 @@ pub async fn add_activity(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "retention_activity",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
+        "retention_activity",
+        &a.id,
+        Some(&a.customer_id),
+        &a,
     )
     .await?;
-    tx.commit().await?;
     Ok((axum::http::StatusCode::CREATED, Json(a)))
 }

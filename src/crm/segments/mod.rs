@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
@@ -263,20 +263,7 @@ pub async fn create(
     .execute(&mut tx)
     .await
     .map_err(|e| unique_violation(e, "name"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "segment",
-            entity_id: &s.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&s),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "segment", &s.id, None, &s).await?;
     Ok(Tagged::created(1, s))
 }
 
@@ -332,24 +319,9 @@ pub async fn update(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "name"))?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "segment",
-            entity_id: &id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_update(tx, &p, "segment", &id, None, &before, &after).await?;
     Ok(Tagged::ok(after.version, after))
 }
 

@@ -225,20 +225,7 @@ pub async fn create(
         )
         .await?;
     }
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "service_request",
-            entity_id: &r.id,
-            action: "create",
-            customer_id: Some(&r.customer_id),
-            before: None,
-            after: snapshot(&r),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "service_request", &r.id, Some(&r.customer_id), &r).await?;
     Ok(Tagged::created(1, r))
 }
 

@@ -144,20 +144,7 @@ pub async fn create(
     };
     stamp(&mut s, &now);
     repo::insert(&mut tx, &s).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "subscription",
-            entity_id: &s.id,
-            action: "create",
-            customer_id: Some(&s.customer_id),
-            before: None,
-            after: snapshot(&s),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "subscription", &s.id, Some(&s.customer_id), &s).await?;
     Ok(Tagged::created(1, s))
 }
 

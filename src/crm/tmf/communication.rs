@@ -130,12 +130,6 @@ fn channel_of(message_type: &str) -> Option<&'static str> {
     }
 }
 
-fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
-}
-
 fn validate_content(content: &str, subject: Option<&str>) -> Result<(), ApiError> {
     validate::text("content", content, 1000)?;
     validate::opt_text("subject", subject, 200)
@@ -327,7 +321,7 @@ pub async fn create(
     let scheduled = req
         .scheduled_send_time
         .as_deref()
-        .map(|t| parse_time("scheduledSendTime", t))
+        .map(|t| validate::time("scheduledSendTime", t))
         .transpose()?;
     let characteristic = req.characteristic.unwrap_or_default();
     if characteristic.len() > 20 {
@@ -374,20 +368,15 @@ pub async fn create(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "communication_message",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&customer_id),
-            before: None,
-            after: snapshot(&m),
-        },
+        "communication_message",
+        &m.id,
+        Some(&customer_id),
+        &m,
     )
     .await?;
-    tx.commit().await?;
     let version = if later {
         1
     } else {
@@ -478,7 +467,7 @@ pub async fn update(
         after.priority = Some(pr);
     }
     if let Some(t) = patch.scheduled_send_time {
-        parse_time("scheduledSendTime", &t)?;
+        validate::time("scheduledSendTime", &t)?;
         after.scheduled_send_time = Some(t);
     }
     validate_content(&after.content, after.subject.as_deref())?;
@@ -541,19 +530,14 @@ pub async fn remove(
     let mut sql = Sql::new("DELETE FROM tmf_messages WHERE id = ");
     sql.bind(id.as_str()).push(" AND state = 'initial'");
     sql.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
+    audit::commit_delete(
+        tx,
         &p,
-        Change {
-            entity: "communication_message",
-            entity_id: &id,
-            action: "delete",
-            customer_id: Some(&customer_id),
-            before: snapshot(&before),
-            after: None,
-        },
+        "communication_message",
+        &id,
+        Some(&customer_id),
+        &before,
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
