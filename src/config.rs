@@ -149,6 +149,18 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// `default_timezone` as a zone; the matcher and the contact policy both need it.
+    pub fn default_tz(&self) -> Result<chrono_tz::Tz, String> {
+        self.default_timezone.parse().map_err(|_| {
+            format!(
+                "engine.default_timezone: {:?} is not an IANA time zone",
+                self.default_timezone
+            )
+        })
+    }
+}
+
 /// Sandbox limits applied to every rule script evaluation. The defaults fit a streaming
 /// engine: the standard pack needs under 100 operations a run (microseconds), so a run that
 /// needs 100 times that is a bug, and its cost is paid on every event of its type.

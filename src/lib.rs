@@ -4,8 +4,10 @@
 //! The binary in `main.rs` only parses arguments and calls into this library, so tests
 //! start the whole product in-process.
 
+pub mod access;
 pub mod alloc;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod cli;

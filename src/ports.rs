@@ -1,6 +1,7 @@
 //! The seams between the engine and the rest of the product (CRM, HTTP, channels).
 //!
-//! The CRM implements [`ProfileSource`]; the engine implements [`EventSink`] and [`OfferBook`].
+//! The CRM implements [`ProfileSource`]; the engine implements [`EventSink`], [`OfferBook`]
+//! and [`RuleCatalog`].
 //! Both sides depend only on these traits, so either can be swapped (Redis state, Kafka
 //! ingest) without touching the other.
 
@@ -119,7 +120,7 @@ impl Status {
     }
 }
 
-/// The recommendation contract (`shared/spec/recommendations.md`).
+/// The recommendation contract (`docs/contract-recommendations.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendation {
     pub id: String,
@@ -187,13 +188,18 @@ pub trait OfferBook: Send + Sync {
     ) -> Result<Option<Recommendation>, PortError>;
 }
 
+/// The rules the engine has loaded, for the CRM to check what a campaign attaches.
+pub trait RuleCatalog: Send + Sync {
+    fn has_rule(&self, rule_id: &str) -> bool;
+}
+
 /// Whether a principal may see a subscriber line (data scope). The CRM implements it from
 /// customer ownership (`crm::profiles::CrmLineScope`).
 #[async_trait::async_trait]
 pub trait LineScope: Send + Sync {
     async fn may_see(
         &self,
-        who: &crate::auth::Principal,
+        who: &crate::access::Principal,
         msisdn: Msisdn,
     ) -> Result<bool, PortError>;
 }

@@ -5,6 +5,7 @@ mod common;
 mod engine_support;
 mod real_engine;
 
+mod architecture;
 mod auth_throttle;
 mod crash;
 mod crm_agreements;

@@ -12,8 +12,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{AuthError, Authenticator, Principal, Role, Scope};
-use crate::crm::store::{new_id, now_text, Sql};
 use crate::store::Db;
+use crate::store::{new_id, now_text, Sql};
 
 /// How long a login session lasts.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::AppState;
+use crate::crm::CrmState;
 
 /// Runs every job once at `now`; failures are logged, not returned (the next tick retries).
-pub async fn run_all(st: &AppState, now: DateTime<Utc>) {
+pub async fn run_all(st: &CrmState, now: DateTime<Utc>) {
     match crate::crm::agreements::reminders::run_once(st, now).await {
         Ok(run) if !run.reminded.is_empty() => {
             tracing::info!(count = run.reminded.len(), "contract reminders sent")
@@ -33,7 +33,8 @@ pub async fn run_all(st: &AppState, now: DateTime<Utc>) {
 
 /// One task ticking every `interval_secs` (first tick one interval after start) until `stop`
 /// turns true. Nothing is spawned when the interval is 0.
-pub fn spawn(st: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub fn spawn(st: impl Into<CrmState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let st: CrmState = st.into();
     let secs = st.config.crm.reminder_interval_secs;
     if secs == 0 {
         return;

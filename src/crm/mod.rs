@@ -1,31 +1,16 @@
 //! The CRM: customers and everything about them, behind `/api/v1`. Each feature folder owns
 //! its router and SQL; this module only merges them.
 //!
-//! Adding a feature (see `accounts/` as the model):
-//! - a migration `migrations/02xx_*.sql` in portable SQL: TEXT ids and RFC 3339 timestamps,
-//!   BIGINT numbers and 0/1 flags (no BOOLEAN: `sqlx::Any` cannot decode it on SQLite), and a
-//!   `version BIGINT` on every mutable table;
-//! - `repo.rs` with the record struct (`sqlx::FromRow` + `utoipa::ToSchema`), its column list
-//!   and SQL built with [`store::Sql`] (bound values only); reads of customer data join
-//!   `customers c` and call [`scope::push_customer_scope`], so out-of-scope ids are 404s;
-//! - `mod.rs` with thin handlers: `Principal::require`, [`store::ListParams`] with a
-//!   whitelist [`store::ListSpec`] and [`store::fetch_page`] for lists, [`http::Tagged`] for
-//!   `ETag`s, [`http::expected_version`] + [`http::check_version`] +
-//!   `Sql::update_versioned` for updates, [`store::begin_write`] for the transaction and
-//!   [`audit::record`] inside it; validation errors via [`validate`] or `ApiError::field`;
-//! - its `router()` merged below, its handlers listed in [`openapi::ApiDoc`], its section of
-//!   the 360 view in `view/sections.rs`, and tests in `tests/crm_*.rs` using
-//!   `tests/common` (`on_both`, `world()`).
+//! Adding an entity: the recipe in `docs/architecture.md` (model: `accounts/`).
 
 pub mod accounts;
 pub mod agreements;
-pub mod audit;
+pub mod audit_log;
 pub mod campaigns;
 pub mod catalog;
 pub mod consents;
 pub mod contacts;
 pub mod customers;
-pub mod http;
 pub mod interactions;
 pub mod jobs;
 pub mod knowledge;
@@ -40,21 +25,20 @@ pub mod retention;
 pub mod scope;
 pub mod segments;
 pub mod service_requests;
+mod state;
 pub mod stats;
-pub mod store;
 pub mod subscriptions;
 pub mod tmf;
 pub mod validate;
 pub mod view;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+pub use state::CrmState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(crate::auth::admin::router())
-        .merge(audit::router())
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .merge(audit_log::router())
         .merge(customers::router())
         .merge(parties::router())
         .merge(contacts::router())
@@ -75,10 +59,9 @@ pub fn router() -> Router<AppState> {
         .merge(segments::router())
         .merge(campaigns::router())
         .merge(stats::router())
-        .merge(openapi::router())
 }
 
 /// The TM Forum APIs (TMF680 recommendations, TMF681 communication), served at `/tmf-api`.
-pub fn tmf_router() -> Router<AppState> {
+pub fn tmf_router() -> OpenApiRouter<CrmState> {
     tmf::router()
 }

@@ -2,7 +2,7 @@
 //! id reaches a customer outside the caller's scope.
 
 use crate::auth::{Permission, Principal, Role, Scope};
-use crate::crm::store::Sql;
+use crate::store::Sql;
 
 /// Appends ` AND (...)` restricting customer alias `c` to the principal's scope.
 pub fn push_customer_scope(sql: &mut Sql, p: &Principal, c: &str) {

@@ -54,6 +54,13 @@ pub fn non_negative(field: &str, v: i64) -> Result<(), ApiError> {
 }
 
 /// `YYYY-MM-DD` or an RFC 3339 timestamp.
+/// An RFC 3339 time, as UTC.
+pub fn time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
+}
+
 pub fn date(field: &str, v: &str) -> Result<(), ApiError> {
     let ok = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
         || chrono::DateTime::parse_from_rfc3339(v).is_ok();

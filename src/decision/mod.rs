@@ -4,14 +4,26 @@
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, FixedOffset};
 use uuid::Uuid;
 
-use crate::engine::Candidate;
 use crate::event::Msisdn;
 use crate::ports::{Profile, Recommendation, Status};
-use crate::rules::{Category, LocalTime};
+use crate::rules::{Category, LocalTime, Rule};
 use crate::state::{id_hash_parts, SubscriberState};
+
+/// A rule match, before decisioning.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub rule: Arc<Rule>,
+    pub offer_code: String,
+    pub message: String,
+    pub score: f64,
+    /// Channels chosen by the rule's `offer()` for this offer, overriding the declaration.
+    pub channels: Option<Vec<String>>,
+}
 
 /// One offer to decide on, from a rule match or a campaign / touchpoint request.
 #[derive(Debug, Clone)]
@@ -68,14 +80,13 @@ pub struct Policy {
 
 impl Policy {
     pub fn from_config(c: &crate::config::Config) -> Result<Self, String> {
-        let m = crate::engine::MatchSettings::from_config(&c.engine)?;
         Ok(Policy {
             daily_cap: c.engine.daily_cap,
             complaint_hold_secs: crate::state::parse_duration_secs(&c.engine.complaint_hold)
                 .map_err(|e| format!("engine.complaint_hold: {e}"))?,
             max_offers_per_event: c.engine.max_offers_per_event.max(1),
             channels: c.channels.enabled.clone(),
-            default_tz: m.default_tz,
+            default_tz: c.engine.default_tz()?,
             go_status: Status::Queued,
             expire_on_arrival: false,
         })

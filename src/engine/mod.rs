@@ -19,6 +19,9 @@ use crate::rules::{
 };
 use crate::state::SubscriberState;
 
+// Defined beside the policy that consumes it, so decisioning does not depend on the matcher.
+pub use crate::decision::Candidate;
+
 pub use golden::{run_rule_tests, test_dir, TestOutcome, TEST_MSISDN};
 pub use render::render;
 pub use shard::{Shard, ShardEntry, WARM_GROUP};
@@ -46,12 +49,7 @@ impl MatchSettings {
         Ok(MatchSettings {
             lateness_secs,
             dedup_secs: horizon.max(lateness_secs),
-            default_tz: c.default_timezone.parse().map_err(|_| {
-                format!(
-                    "engine.default_timezone: {:?} is not an IANA time zone",
-                    c.default_timezone
-                )
-            })?,
+            default_tz: c.default_tz()?,
             home_country: c.home_country.clone(),
             deadline: Duration::from_millis(c.limits.deadline_ms),
             quarantine_after: c.quarantine_after,
@@ -64,17 +62,6 @@ impl Default for MatchSettings {
         MatchSettings::from_config(&crate::config::EngineConfig::default())
             .expect("defaults are valid")
     }
-}
-
-/// A rule match, before decisioning.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub rule: Arc<Rule>,
-    pub offer_code: String,
-    pub message: String,
-    pub score: f64,
-    /// Channels chosen by the rule's `offer()` for this offer, overriding the declaration.
-    pub channels: Option<Vec<String>>,
 }
 
 /// Why an event did not reach the rules.

@@ -1,11 +1,10 @@
 //! Bytes -> [`Event`], with a reason naming the field when the contract is broken.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use smol_str::SmolStr;
 
-use super::{AttrKind, AttrValue, Attrs, Event, EventType, Msisdn};
+use super::raw::Raw;
+use super::{AttrKind, AttrValue, Event, EventType, Msisdn};
 
 /// Why an event was rejected. `field` names the offending field (`ts`, `attrs.duration_s`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,22 +21,6 @@ impl DecodeError {
             reason: reason.into(),
         }
     }
-}
-
-/// Borrowing view of the envelope: decoding allocates only for attributes.
-#[derive(Deserialize)]
-pub(super) struct Raw<'a> {
-    #[serde(borrow)]
-    pub id: Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
-    #[serde(borrow)]
-    pub msisdn: Cow<'a, str>,
-    #[serde(borrow)]
-    pub ts: Cow<'a, str>,
-    /// Absent or `null` is no attributes.
-    #[serde(default)]
-    pub attrs: Attrs,
 }
 
 /// Decodes one event from its JSON bytes.

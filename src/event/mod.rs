@@ -1,8 +1,9 @@
-//! The event contract (`shared/spec/events.md`): one type every source decodes to.
+//! The event contract (`docs/contract-events.md`): one type every source decodes to.
 
 mod attrs;
 mod decode;
 mod msisdn;
+mod raw;
 mod rfc3339;
 mod scan;
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use smol_str::SmolStr;
 
 use super::attrs::intern_key;
-use super::decode::Raw;
+use super::raw::Raw;
 use super::{AttrValue, Attrs};
 
 const BLOCK: usize = 64;

@@ -114,6 +114,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Database failures: the ones a client can fix become 4xx; the rest are 500s whose log names
+/// the operation that failed.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Sql(sqlx::Error::RowNotFound)
+            | StoreError::Query {
+                source: sqlx::Error::RowNotFound,
+                ..
+            } => ApiError::NotFound("record".into()),
+            StoreError::Invalid { field, message } => ApiError::field(field, message),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {

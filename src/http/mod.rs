@@ -1,3 +1,7 @@
-//! Shared HTTP plumbing: the error type and extractors. Features own their routers.
+//! Shared HTTP plumbing: the error type, extractors, list parameters and optimistic versions.
+//! Features own their routers.
 pub mod error;
+pub mod list;
+pub mod version;
 pub use error::{ApiError, ApiJson};
+pub use version::{check_version, expected_version, nullable, Tagged};

@@ -5,8 +5,7 @@ use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -16,18 +15,16 @@ use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::pipeline::RecQuery;
 use crate::ports::{OfferBook, Recommendation, Status};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/recommendations", get(list))
-        .route("/api/v1/recommendations/{id}", get(one))
-        .route("/api/v1/recommendations/{id}/response", post(respond))
-        .route(
-            "/api/v1/subscribers/{msisdn}/next-best-offers",
-            get(next_best),
-        )
-        .route("/api/v1/portal/{msisdn}/stream", get(portal_stream))
-        .route("/api/v1/channels/sms/dlr", get(sms_dlr).post(sms_dlr))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(respond))
+        .routes(routes!(next_best))
+        .routes(routes!(portal_stream))
+        .routes(routes!(sms_dlr))
 }
 
 fn parse_msisdn(s: &str) -> Result<Msisdn, ApiError> {
@@ -305,7 +302,7 @@ pub struct DlrParams {
 /// Authenticated only by the per-message `token` in the URL, never by a bearer: the gateway
 /// cannot send one, and a person's credentials must not reach another customer's message.
 /// A missing or wrong token answers 403 before anything is read.
-#[utoipa::path(get, path = "/api/v1/channels/sms/dlr", tag = "channels", params(DlrParams),
+#[utoipa::path(method(get, post), path = "/api/v1/channels/sms/dlr", tag = "channels", params(DlrParams),
     responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn sms_dlr(
     State(state): State<AppState>,

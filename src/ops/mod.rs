@@ -4,8 +4,7 @@
 pub mod openapi;
 
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -15,14 +14,15 @@ use crate::event::Msisdn;
 use crate::http::ApiError;
 use crate::offers::check_line;
 use crate::pipeline::{DeadLetter, MetricsSnapshot};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/engine/stats", get(stats))
-        .route("/api/v1/rules", get(rules))
-        .route("/api/v1/rules/reload", post(reload))
-        .route("/api/v1/dead-letters", get(dead_letters))
-        .route("/api/v1/channels/sms/outbox", get(outbox))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stats))
+        .routes(routes!(rules))
+        .routes(routes!(reload))
+        .routes(routes!(dead_letters))
+        .routes(routes!(outbox))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

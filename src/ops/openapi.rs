@@ -1,27 +1,16 @@
-//! The engine's part of the OpenAPI document (ingest, offers, channels, rules, operations).
+//! The one documented route not registered through `routes!`: HTTP ingest keeps its own router
+//! (`ingest::router`), so its operation is listed here. Every other operation is gathered from
+//! the routers in `app.rs`.
 
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        crate::ingest::ingest,
-        crate::offers::list,
-        crate::offers::one,
-        crate::offers::respond,
-        crate::offers::next_best,
-        crate::offers::portal_stream,
-        crate::offers::sms_dlr,
-        super::stats,
-        super::rules,
-        super::reload,
-        super::dead_letters,
-        super::outbox,
-    ),
+    paths(crate::ingest::ingest),
     components(schemas(
         crate::http::error::ErrorBody,
         crate::ports::Recommendation,
         crate::ports::Status
     ))
 )]
-pub struct EngineApi;
+pub struct IngestApi;

@@ -1,18 +1,22 @@
 //! The SQL database: SQLite file by default, PostgreSQL when configured. One pool type
 //! (`sqlx::Any`), one set of portable migrations, so every query and test runs on both.
+//! The query kit every feature shares lives here too; it knows nothing of HTTP and answers
+//! with [`StoreError`], which `http::error` maps to a status.
+
+mod error;
+mod list;
+mod sql;
+mod write;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database url {0:?}: use sqlite://FILE or postgres://...")]
-    Url(String),
-}
+pub use error::{ResultExt, StoreError};
+pub use list::{
+    fetch_page, like_pattern, FilterKind, ListParams, ListSpec, Page, DEFAULT_LIMIT, MAX_LIMIT,
+};
+pub use sql::{Arg, Sql};
+pub use write::{begin_write, check_ref, new_id, next_seq, now_text, unique_violation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {

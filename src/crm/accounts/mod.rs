@@ -6,25 +6,25 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Account;
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/accounts", get(list).post(create))
-        .route("/accounts/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -99,9 +99,9 @@ fn validate(a: &Account) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("state" = Option<String>, Query), ("account_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<Account>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Account>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Account>>, ApiError> {
@@ -113,9 +113,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = Account), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Account), (status = 400)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAccount>,
 ) -> Result<Tagged<Account>, ApiError> {
@@ -137,32 +137,19 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &a.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     repo::insert(&mut tx, &a).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "account",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "account", &a.id, Some(&a.customer_id), &a).await?;
     Ok(Tagged::created(1, a))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 200, body = Account), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Account), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Account>, ApiError> {
@@ -174,10 +161,9 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    request_body = AccountPatch, responses((status = 200, body = Account), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = AccountPatch, responses((status = 200, body = Account), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -185,16 +171,13 @@ pub async fn update(
 ) -> Result<Tagged<Account>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("account".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         account_type,
         state,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A billing account (TMF666 BillingAccount).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -8,26 +8,26 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Agreement;
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agreements", get(list).post(create))
-        .route("/agreements/reminders/run", post(run_reminders))
-        .route("/agreements/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(run_reminders))
+        .routes(routes!(read, update))
 }
 
 pub const STATUSES: &[&str] = &["draft", "active", "expired", "terminated"];
@@ -111,9 +111,9 @@ fn validate(a: &Agreement) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/agreements", tag = "agreements",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("agreement_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<Agreement>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Agreement>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Agreement>>, ApiError> {
@@ -125,9 +125,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements", request_body = NewAgreement,
-    responses((status = 201, body = Agreement), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Agreement), (status = 400)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAgreement>,
 ) -> Result<Tagged<Agreement>, ApiError> {
@@ -150,32 +150,19 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &a.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     repo::insert(&mut tx, &a).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "agreement",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "agreement", &a.id, Some(&a.customer_id), &a).await?;
     Ok(Tagged::created(1, a))
 }
 
 #[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
-    responses((status = 200, body = Agreement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Agreement), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Agreement>, ApiError> {
@@ -189,10 +176,9 @@ pub async fn read(
 /// Updates a contract. A new `end_date` (renewal) clears the reminder so the new period is
 /// reminded again.
 #[utoipa::path(patch, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
-    request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = AgreementPatch, responses((status = 200, body = Agreement), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -200,16 +186,13 @@ pub async fn update(
 ) -> Result<Tagged<Agreement>, ApiError> {
     p.require(Permission::ManageContracts)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         agreement_type,
         status,
@@ -244,9 +227,9 @@ pub async fn update(
 
 /// Runs the contract reminder job now (admins).
 #[utoipa::path(post, path = "/api/v1/agreements/reminders/run", tag = "agreements",
-    responses((status = 200, body = reminders::ReminderRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = reminders::ReminderRun), (status = 403)))]
 pub async fn run_reminders(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<reminders::ReminderRun>, ApiError> {
     if p.role != Role::Admin {

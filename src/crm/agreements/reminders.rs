@@ -21,12 +21,12 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 use super::repo::{self, Agreement};
-use crate::app::AppState;
-use crate::crm::audit::{self, snapshot, Change};
+use crate::audit::{self, snapshot, Change};
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::store::Sql;
+use crate::crm::CrmState;
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 use crate::ports::OfferRequest;
+use crate::store::Sql;
 
 /// One reminder sent.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -69,7 +69,7 @@ pub fn event_id(a: &Agreement) -> String {
 }
 
 /// Puts `reminded_for` back so the next run retries the event (the notice may repeat).
-async fn unmark(st: &AppState, before: &Agreement, version: i64) {
+async fn unmark(st: &CrmState, before: &Agreement, version: i64) {
     let mut sql = Sql::new("UPDATE agreements SET reminded_for = ");
     sql.bind(before.reminded_for.clone())
         .push(", version = version + 1 WHERE id = ")
@@ -86,7 +86,7 @@ async fn unmark(st: &AppState, before: &Agreement, version: i64) {
 }
 
 /// Runs the job once at `now`.
-pub async fn run_once(st: &AppState, now: DateTime<Utc>) -> anyhow::Result<ReminderRun> {
+pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<ReminderRun> {
     let today = now.date_naive().format("%Y-%m-%d").to_string();
     let mut sql = Sql::new(&format!(
         "SELECT {} FROM agreements g WHERE g.status = 'active' \
@@ -101,7 +101,7 @@ pub async fn run_once(st: &AppState, now: DateTime<Utc>) -> anyhow::Result<Remin
         let Some(days) = due(&before, now) else {
             continue;
         };
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         let mut after = before.clone();
         after.reminded_for = Some(before.end_date.clone());
         after.updated_at = crate::store::ts_text(now);

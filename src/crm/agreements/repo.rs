@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A customer contract (合同; TMF651 Agreement).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

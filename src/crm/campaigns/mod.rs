@@ -13,24 +13,22 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{Campaign, Results, Run, Transition};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::segments::{self, require_marketing_read};
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Lines sent to the decision stage per `propose` call.
 pub const BATCH: i64 = 500;
@@ -46,15 +44,15 @@ pub const STATES: &[&str] = &[
 ];
 const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app"];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/campaigns", get(list).post(create))
-        .route("/campaigns/{id}", get(read).patch(update))
-        .route("/campaigns/{id}/transition", post(transition))
-        .route("/campaigns/{id}/history", get(history))
-        .route("/campaigns/{id}/launch", post(launch))
-        .route("/campaigns/{id}/runs", get(runs))
-        .route("/campaigns/{id}/results", get(results))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(transition))
+        .routes(routes!(history))
+        .routes(routes!(launch))
+        .routes(routes!(runs))
+        .routes(routes!(results))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -121,12 +119,6 @@ pub struct TransitionRequest {
     pub version: Option<i64>,
 }
 
-fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
-}
-
 fn validate(c: &Campaign) -> Result<(), ApiError> {
     validate::text("name", &c.name, 200)?;
     validate::opt_text("description", c.description.as_deref(), 2000)?;
@@ -154,8 +146,8 @@ fn validate(c: &Campaign) -> Result<(), ApiError> {
     for (i, r) in c.rule_ids.iter().enumerate() {
         validate::text(&format!("rule_ids[{i}]"), r, 100)?;
     }
-    let start = parse_time("start_at", &c.start_at)?;
-    let end = parse_time("end_at", &c.end_at)?;
+    let start = validate::time("start_at", &c.start_at)?;
+    let end = validate::time("end_at", &c.end_at)?;
     if end <= start {
         return Err(ApiError::field("end_at", "must be after start_at"));
     }
@@ -169,14 +161,15 @@ fn validate(c: &Campaign) -> Result<(), ApiError> {
 }
 
 async fn check_segment(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), ApiError> {
-    crate::crm::store::check_ref(conn, "segments", "segment_id", Some(id)).await
+    crate::store::check_ref(conn, "segments", "segment_id", Some(id))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Attached rules must be loaded in the engine (checked when the plan is written).
-fn check_rules(st: &AppState, c: &Campaign) -> Result<(), ApiError> {
-    let set = st.pipeline.rules();
+fn check_rules(st: &CrmState, c: &Campaign) -> Result<(), ApiError> {
     for (i, id) in c.rule_ids.iter().enumerate() {
-        if !set.rules.iter().any(|r| &r.meta.id == id) {
+        if !st.rules.has_rule(id) {
             return Err(ApiError::field(
                 format!("rule_ids[{i}]"),
                 format!("no rule {id} is loaded"),
@@ -241,9 +234,9 @@ async fn save(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
         ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Campaign>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Campaign>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Campaign>>, ApiError> {
@@ -265,9 +258,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
-    responses((status = 201, body = Campaign), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Campaign), (status = 400)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCampaign>,
 ) -> Result<Tagged<Campaign>, ApiError> {
@@ -297,31 +290,18 @@ pub async fn create(
     };
     validate(&c)?;
     check_rules(&st, &c)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_segment(&mut tx, &c.segment_id).await?;
     repo::insert(&mut tx, &c).await?;
     repo::record_transition(&mut tx, &c.id, None, "plan", &p.id, None).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "campaign",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "campaign", &c.id, None, &c).await?;
     Ok(Tagged::created(1, c))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Campaign), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Campaign), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Campaign>, ApiError> {
@@ -332,10 +312,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     request_body = CampaignPatch,
-    responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Campaign), (status = 404), (status = 409, description = "not in plan state"), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -343,7 +322,7 @@ pub async fn update(
 ) -> Result<Tagged<Campaign>, ApiError> {
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     check_version(before.version, expected)?;
     if before.state != "plan" {
@@ -353,10 +332,7 @@ pub async fn update(
         )));
     }
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         segment_id,
         budget_cents,
@@ -407,10 +383,9 @@ fn allowed(from: &str, to: &str) -> Result<Permission, ApiError> {
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/transition", tag = "campaigns", params(("id" = String, Path)),
     request_body = TransitionRequest,
     responses((status = 200, body = Campaign), (status = 400), (status = 403, description = "missing permission or self-approval"),
-        (status = 404), (status = 409, description = "illegal transition"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 404), (status = 409, description = "illegal transition"), (status = 412)))]
 pub async fn transition(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -419,7 +394,7 @@ pub async fn transition(
     require_marketing_read(&p)?;
     validate::one_of("to", &req.to, STATES)?;
     validate::opt_text("note", req.note.as_deref(), 2000)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     let expected = match (headers.get(axum::http::header::IF_MATCH), req.version) {
         (None, None) => before.version,
@@ -462,9 +437,9 @@ pub async fn transition(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Transition>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Transition>), (status = 404)))]
 pub async fn history(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Transition>>, ApiError> {
@@ -475,9 +450,9 @@ pub async fn history(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Run>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Run>), (status = 404)))]
 pub async fn runs(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
@@ -488,9 +463,9 @@ pub async fn runs(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Results), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Results), (status = 404)))]
 pub async fn results(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Results>, ApiError> {
@@ -506,17 +481,16 @@ fn render(template: &str, name: &str, msisdn: &str) -> String {
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Run), (status = 404), (status = 409, description = "not approved/active or outside its period"),
-        (status = 503, description = "the engine did not accept the offers")),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 503, description = "the engine did not accept the offers")))]
 pub async fn launch(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     p.require(Permission::ManageCampaigns)?;
     let started_at = now_text();
     let now = chrono::Utc::now();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = load(&mut tx, &id).await?;
     if !matches!(before.state.as_str(), "approved" | "active") {
         return Err(ApiError::Conflict(format!(
@@ -524,8 +498,8 @@ pub async fn launch(
             before.state
         )));
     }
-    let start = parse_time("start_at", &before.start_at)?;
-    let end = parse_time("end_at", &before.end_at)?;
+    let start = validate::time("start_at", &before.start_at)?;
+    let end = validate::time("end_at", &before.end_at)?;
     if now < start || now > end {
         return Err(ApiError::Conflict(format!(
             "the campaign runs from {} to {}; it cannot be launched now",
@@ -631,22 +605,9 @@ pub async fn launch(
         }
     }
     run.finished_at = now_text();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     repo::insert_run(&mut tx, &run).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "campaign_run",
-            entity_id: &run.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&run),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "campaign_run", &run.id, None, &run).await?;
     match failure {
         Some(e) => Err(e),
         None => Ok(Json(run)),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crm::store::{next_seq, now_text, Arg, Sql};
+use crate::store::{next_seq, now_text, Arg, Sql};
 
 /// A marketing campaign (营销计划).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -170,7 +170,7 @@ pub async fn record_transition(
     Sql::insert(
         "campaign_transitions",
         vec![
-            ("id", crate::crm::store::new_id().into()),
+            ("id", crate::store::new_id().into()),
             ("campaign_id", campaign_id.into()),
             ("from_state", from.map(str::to_string).into()),
             ("to_state", to.into()),

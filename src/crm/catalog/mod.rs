@@ -7,26 +7,26 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Offering;
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/catalog/offerings", get(list).post(create))
-        .route("/catalog/offerings/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -133,9 +133,9 @@ async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), Ap
         ("code" = Option<String>, Query), ("offering_type" = Option<String>, Query),
         ("lifecycle_status" = Option<String>, Query), ("is_bundle" = Option<i64>, Query, description = "0 or 1"),
         ("q" = Option<String>, Query, description = "substring of name or code"), ("price_cents_max" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Offering>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Offering>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Offering>>, ApiError> {
@@ -157,9 +157,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/catalog/offerings", tag = "catalog", request_body = NewOffering,
-    responses((status = 201, body = Offering), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Offering), (status = 400), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewOffering>,
 ) -> Result<Tagged<Offering>, ApiError> {
@@ -182,33 +182,20 @@ pub async fn create(
         updated_at: now,
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     validate(&mut tx, &o).await?;
     repo::insert(&mut tx, &o)
         .await
         .map_err(|e| unique_violation(e, "code"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "product_offering",
-            entity_id: &o.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&o),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "product_offering", &o.id, None, &o).await?;
     Ok(Tagged::created(1, o))
 }
 
 #[utoipa::path(get, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
     params(("id" = String, Path, description = "offering id or code")),
-    responses((status = 200, body = Offering), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Offering), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Offering>, ApiError> {
@@ -221,9 +208,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
     params(("id" = String, Path, description = "offering id or code")), request_body = OfferingPatch,
-    responses((status = 200, body = Offering), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Offering), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -231,16 +218,13 @@ pub async fn update(
 ) -> Result<Tagged<Offering>, ApiError> {
     p.require(Permission::ManageCatalog)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("offering".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         name,
         description,
         bundled_offering_ids,
@@ -260,23 +244,8 @@ pub async fn update(
     )
     .execute(&mut tx)
     .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "product_offering",
-            entity_id: &after.id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_update(tx, &p, "product_offering", &after.id, None, &before, &after).await?;
     Ok(Tagged::ok(after.version, after))
 }

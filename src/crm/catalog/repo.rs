@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,22 +5,22 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
 use crate::crm::profiles::opt_outs;
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
 
@@ -87,10 +87,10 @@ pub struct ConsentPatch {
     pub version: Option<i64>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/{id}/consents", get(list).post(create))
-        .route("/customers/{id}/consents/{consent_id}", patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update))
 }
 
 pub async fn for_customer(
@@ -119,9 +119,9 @@ const SPEC: ListSpec = ListSpec {
 #[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query), ("granted" = Option<i64>, Query, description = "0 or 1")),
-    responses((status = 200, body = Page<Consent>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Consent>), (status = 404)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -152,10 +152,9 @@ fn opt_out_change(old: Vec<String>, new: Vec<String>) -> Vec<FieldChange> {
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/consents", tag = "customers", params(("id" = String, Path)),
-    request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewConsent, responses((status = 201, body = Consent), (status = 400), (status = 404), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewConsent>,
@@ -174,7 +173,7 @@ pub async fn create(
         updated_at: now_text(),
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let old = opt_outs(&mut tx, &id).await?;
     Sql::insert(
@@ -194,29 +193,16 @@ pub async fn create(
     .await
     .map_err(|e| unique_violation(e, "consent for this channel and purpose"))?;
     let new = opt_outs(&mut tx, &id).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "consent",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "consent", &c.id, Some(&id), &c).await?;
     emit_for_customer(&st, &id, opt_out_change(old, new)).await;
     Ok(Tagged::created(1, c))
 }
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/consents/{consent_id}", tag = "customers",
     params(("id" = String, Path), ("consent_id" = String, Path)), request_body = ConsentPatch,
-    responses((status = 200, body = Consent), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Consent), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, consent_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -225,7 +211,7 @@ pub async fn update(
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
     validate::opt_text("source", patch.source.as_deref(), 64)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM consents k WHERE k.id = "));
     sql.bind(consent_id.as_str())

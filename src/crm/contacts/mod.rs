@@ -6,31 +6,26 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::ContactMedium;
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/{id}/contacts", get(list).post(create))
-        .route(
-            "/customers/{id}/contacts/{contact_id}",
-            get(read).patch(update).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -119,9 +114,9 @@ fn validate(m: &ContactMedium) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/customers/{id}/contacts", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
         ("sort" = Option<String>, Query), ("medium_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<ContactMedium>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<ContactMedium>), (status = 404)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -141,10 +136,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/contacts", tag = "customers", params(("id" = String, Path)),
-    request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewContact, responses((status = 201, body = ContactMedium), (status = 400), (status = 404)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewContact>,
@@ -168,31 +162,18 @@ pub async fn create(
         version: 1,
     };
     validate(&m)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     repo::insert(&mut tx, &m).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&m),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "contact_medium", &m.id, Some(&id), &m).await?;
     Ok(Tagged::created(1, m))
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 200, body = ContactMedium), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ContactMedium), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
 ) -> Result<Tagged<ContactMedium>, ApiError> {
@@ -205,9 +186,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)), request_body = ContactPatch,
-    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -215,15 +196,12 @@ pub async fn update(
 ) -> Result<Tagged<ContactMedium>, ApiError> {
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let before = repo::get(&mut tx, &id, &contact_id).await?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         contact_name,
         preferred,
         phone_number,
@@ -235,56 +213,37 @@ pub async fn update(
     );
     validate(&after)?;
     after.updated_at = now_text();
-    if !repo::update(&mut tx, &after, expected).await? {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(repo::update(&mut tx, &after, expected).await?)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &contact_id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "contact_medium",
+        &contact_id,
+        Some(&id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     Ok(Tagged::ok(after.version, after))
 }
 
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
     params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, contact_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let before = repo::get(&mut tx, &id, &contact_id).await?;
     sqlx::query("DELETE FROM contact_media WHERE id = $1")
         .bind(contact_id.as_str())
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "contact_medium",
-            entity_id: &contact_id,
-            action: "delete",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "contact_medium", &contact_id, Some(&id), &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crm::store::{Arg, Sql};
 use crate::http::ApiError;
+use crate::store::{Arg, Sql};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactMedium {

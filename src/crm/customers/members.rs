@@ -5,21 +5,21 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::event::Msisdn;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::event::Msisdn;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
@@ -81,13 +81,10 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "m.id",
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/{id}/members", get(list).post(create))
-        .route(
-            "/customers/{id}/members/{member_id}",
-            get(read).patch(update).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 fn validate(m: &Member) -> Result<(), ApiError> {
@@ -150,9 +147,9 @@ fn values(m: &Member) -> Vec<(&'static str, Arg)> {
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("msisdn" = Option<String>, Query), ("department" = Option<String>, Query), ("status" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "substring of name or department")),
-    responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Member>), (status = 404)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -166,10 +163,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
-    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewMember>,
@@ -190,7 +186,7 @@ pub async fn create(
         version: 1,
     };
     validate(&m)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let mut v = values(&m);
     v.extend([
@@ -203,28 +199,15 @@ pub async fn create(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&m),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "enterprise_member", &m.id, Some(&id), &m).await?;
     Ok(Tagged::created(1, m))
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 200, body = Member), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Member), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
 ) -> Result<Tagged<Member>, ApiError> {
@@ -237,9 +220,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)), request_body = MemberPatch,
-    responses((status = 200, body = Member), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Member), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -247,7 +230,7 @@ pub async fn update(
 ) -> Result<Tagged<Member>, ApiError> {
     p.require(Permission::WriteCustomers)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let before = load(&mut tx, &id, &member_id).await?;
     check_version(before.version, expected)?;
@@ -276,57 +259,38 @@ pub async fn update(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &member_id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "enterprise_member",
+        &member_id,
+        Some(&id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     Ok(Tagged::ok(after.version, after))
 }
 
 /// Removes a member; the audit record keeps what was removed.
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path((id, member_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let before = load(&mut tx, &id, &member_id).await?;
     sqlx::query("DELETE FROM enterprise_members WHERE id = $1")
         .bind(member_id.as_str())
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "enterprise_member",
-            entity_id: &member_id,
-            action: "delete",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "enterprise_member", &member_id, Some(&id), &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

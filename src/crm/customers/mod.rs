@@ -7,29 +7,29 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Customer;
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role, Scope};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::profiles::changes::{self, FieldChange};
 use crate::crm::scope::{customer_visible, push_customer_scope, require_operator_write};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
     Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers", get(list).post(create))
-        .route("/customers/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
         .merge(members::router())
 }
 
@@ -226,9 +226,9 @@ async fn check_parent(
         ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
         ("churn_score_min" = Option<f64>, Query), ("churn_score_max" = Option<f64>, Query),
         ("loyalty_points_min" = Option<i64>, Query), ("arpu_cents_min" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Customer>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Customer>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
@@ -242,10 +242,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
-    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCustomer>,
 ) -> Result<Tagged<Customer>, ApiError> {
@@ -283,7 +282,7 @@ pub async fn create(
         version: 1,
     };
     validate(&c)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_parent(&mut tx, &p, c.parent_customer_id.as_deref()).await?;
     check_refs(&mut tx, &p, &c).await?;
     repo::insert(&mut tx, &c)
@@ -295,27 +294,14 @@ pub async fn create(
             "would put the customer outside your data scope",
         ));
     }
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "customer",
-            entity_id: &c.id,
-            action: "create",
-            customer_id: Some(&c.id),
-            before: None,
-            after: snapshot(&c),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "customer", &c.id, Some(&c.id), &c).await?;
     Ok(Tagged::created(c.version, c))
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
-    responses((status = 200, body = Customer), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Customer), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Customer>, ApiError> {
@@ -327,10 +313,7 @@ pub async fn read(
 }
 
 fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { c.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => c;
         name,
         party_id,
         parent_customer_id,
@@ -367,9 +350,9 @@ fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
 
 #[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "ETag of the version read")), request_body = CustomerPatch,
-    responses((status = 200, body = Customer), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Customer), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -377,7 +360,7 @@ pub async fn update(
 ) -> Result<Tagged<Customer>, ApiError> {
     require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("customer".into()))?;

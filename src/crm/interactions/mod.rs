@@ -10,23 +10,23 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
+use crate::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/interactions", post(create))
-        .route("/customers/{id}/interactions", get(timeline))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(timeline))
 }
 
 /// Offers fetched per line for the timeline, and lines asked at most.
@@ -87,9 +87,9 @@ pub const KINDS: &[&str] = &["visit", "call", "complaint", "email", "sms", "chat
 
 /// Records an interaction with a customer in scope (agents, account managers, leads).
 #[utoipa::path(post, path = "/api/v1/interactions", tag = "interactions", request_body = NewInteraction,
-    responses((status = 201, body = Interaction), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Interaction), (status = 400), (status = 403)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewInteraction>,
 ) -> Result<(axum::http::StatusCode, Json<Interaction>), ApiError> {
@@ -122,7 +122,7 @@ pub async fn create(
         actor_id: p.id.clone(),
         at,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &i.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -143,20 +143,7 @@ pub async fn create(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "interaction",
-            entity_id: &i.id,
-            action: "create",
-            customer_id: Some(&i.customer_id),
-            before: None,
-            after: snapshot(&i),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "interaction", &i.id, Some(&i.customer_id), &i).await?;
     if i.kind == "complaint" {
         // A complaint is a churn warning: the account manager gets a retention case.
         if let Err(e) =
@@ -251,9 +238,9 @@ fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i6
 #[utoipa::path(get, path = "/api/v1/customers/{id}/interactions", tag = "interactions",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
         ("source" = Option<String>, Query, description = "only this source")),
-    responses((status = 200, body = Page<TimelineItem>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<TimelineItem>), (status = 404)))]
 pub async fn timeline(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -337,7 +324,7 @@ pub async fn timeline(
 /// Visits and complaints recorded by staff are events for the engine too: a visit is a
 /// touchpoint (the agent gets next-best offers), a complaint holds back sales offers and
 /// triggers care. The record is committed already, so an engine failure is only logged.
-async fn emit_touchpoint(st: &AppState, i: &Interaction) {
+async fn emit_touchpoint(st: &CrmState, i: &Interaction) {
     let (ty, attrs) = match i.kind.as_str() {
         "visit" => (
             "visit",

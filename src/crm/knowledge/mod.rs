@@ -6,29 +6,26 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/knowledge", get(list).post(create))
-        .route("/knowledge/{id}", get(read).patch(update).delete(remove))
-        .route(
-            "/announcements",
-            get(list_announcements).post(create_announcement),
-        )
-        .route("/announcements/{id}", delete(remove_announcement))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(list_announcements, create_announcement))
+        .routes(routes!(remove_announcement))
 }
 
 pub const CATEGORIES: &[&str] = &["product", "script", "case", "faq"];
@@ -141,19 +138,6 @@ async fn get_article(
         .map(Article::from))
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-fn like_pattern(s: &str) -> String {
-    let mut out = String::from("%");
-    for c in s.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 const SPEC: ListSpec = ListSpec {
     filters: &[("category", "k.category", FilterKind::Text)],
     sorts: &[
@@ -189,9 +173,9 @@ pub struct ArticlePatch {
 #[utoipa::path(get, path = "/api/v1/knowledge", tag = "knowledge",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("q" = Option<String>, Query), ("tag" = Option<String>, Query), ("category" = Option<String>, Query)),
-    responses((status = 200, body = Page<Article>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Article>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     _p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Article>>, ApiError> {
@@ -200,7 +184,7 @@ pub async fn list(
     let params = ListParams::parse(&SPEC, &q)?;
     let mut sql = Sql::new("knowledge_articles k WHERE 1=1");
     if let Some(t) = text {
-        let pat = like_pattern(t.trim());
+        let pat = crate::store::like_pattern(t.trim());
         sql.push(" AND (LOWER(k.title) LIKE ")
             .bind(pat.as_str())
             .push(" ESCAPE '\\' OR LOWER(k.body) LIKE ")
@@ -222,9 +206,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
-    responses((status = 201, body = Article), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Article), (status = 400), (status = 403)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewArticle>,
 ) -> Result<Tagged<Article>, ApiError> {
@@ -242,7 +226,7 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let mut v = values(&a);
     v.extend([
         ("id", a.id.as_str().into()),
@@ -253,27 +237,14 @@ pub async fn create(
     Sql::insert("knowledge_articles", v)
         .execute(&mut tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "knowledge_article",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "knowledge_article", &a.id, None, &a).await?;
     Ok(Tagged::created(1, a))
 }
 
 #[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 200, body = Article), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Article), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     _p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Article>, ApiError> {
@@ -284,10 +255,9 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -295,7 +265,7 @@ pub async fn update(
 ) -> Result<Tagged<Article>, ApiError> {
     p.require(Permission::ManageKnowledge)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_article(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("article".into()))?;
@@ -338,34 +308,21 @@ pub async fn update(
 
 /// Deletes an article; the audit record keeps its last content.
 #[utoipa::path(delete, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_article(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("article".into()))?;
     let mut sql = Sql::new("DELETE FROM knowledge_articles WHERE id = ");
     sql.bind(id.as_str());
     sql.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "knowledge_article",
-            entity_id: &id,
-            action: "delete",
-            customer_id: None,
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "knowledge_article", &id, None, &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -416,9 +373,9 @@ fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
 /// (writers only).
 #[utoipa::path(get, path = "/api/v1/announcements", tag = "knowledge",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("all" = Option<bool>, Query)),
-    responses((status = 200, body = Page<Announcement>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Announcement>)))]
 pub async fn list_announcements(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Announcement>>, ApiError> {
@@ -446,9 +403,9 @@ pub async fn list_announcements(
 }
 
 #[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
-    responses((status = 201, body = Announcement), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Announcement), (status = 400), (status = 403)))]
 pub async fn create_announcement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewAnnouncement>,
 ) -> Result<Tagged<Announcement>, ApiError> {
@@ -488,7 +445,7 @@ pub async fn create_announcement(
         updated_at: now,
         version: 1,
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "announcements",
         vec![
@@ -506,32 +463,19 @@ pub async fn create_announcement(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "announcement",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&a),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "announcement", &a.id, None, &a).await?;
     Ok(Tagged::created(1, a))
 }
 
 #[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404)))]
 pub async fn remove_announcement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let mut sql = Sql::new(&format!(
         "SELECT {ANN_COLUMNS} FROM announcements a WHERE a.id = "
     ));
@@ -544,19 +488,6 @@ pub async fn remove_announcement(
     let mut del = Sql::new("DELETE FROM announcements WHERE id = ");
     del.bind(id.as_str());
     del.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "announcement",
-            entity_id: &id,
-            action: "delete",
-            customer_id: None,
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_delete(tx, &p, "announcement", &id, None, &before).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,24 +6,24 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Line;
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::event::{Msisdn, MsisdnError};
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::event::{Msisdn, MsisdnError};
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -42,10 +42,10 @@ impl From<LineError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/lines", get(list).post(create))
-        .route("/lines/{line}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -115,9 +115,9 @@ async fn check_account(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), A
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("msisdn" = Option<String>, Query), ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
         ("status" = Option<String>, Query), ("plan" = Option<String>, Query)),
-    responses((status = 200, body = Page<Line>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Line>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Line>>, ApiError> {
@@ -129,9 +129,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
-    responses((status = 201, body = Line), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Line), (status = 400), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewLine>,
 ) -> Result<Tagged<Line>, ApiError> {
@@ -151,7 +151,7 @@ pub async fn create(
         version: 1,
     };
     validate(&l)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &l.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -159,28 +159,15 @@ pub async fn create(
     repo::insert(&mut tx, &l)
         .await
         .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "line",
-            entity_id: &l.id,
-            action: "create",
-            customer_id: Some(&l.customer_id),
-            before: None,
-            after: snapshot(&l),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "line", &l.id, Some(&l.customer_id), &l).await?;
     Ok(Tagged::created(1, l))
 }
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
     params(("line" = String, Path, description = "line id or msisdn")),
-    responses((status = 200, body = Line), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Line), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
 ) -> Result<Tagged<Line>, ApiError> {
@@ -193,9 +180,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/lines/{line}", tag = "lines",
     params(("line" = String, Path, description = "line id or msisdn")), request_body = LinePatch,
-    responses((status = 200, body = Line), (status = 404), (status = 412)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Line), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
     headers: HeaderMap,
@@ -203,7 +190,7 @@ pub async fn update(
 ) -> Result<Tagged<Line>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &key)
         .await?
         .ok_or_else(|| ApiError::NotFound("line".into()))?;
@@ -227,24 +214,18 @@ pub async fn update(
     let n = Sql::update_versioned("lines", &before.id, expected, repo::values(&after))
         .execute(&mut tx)
         .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
+    audit::commit_update(
+        tx,
         &p,
-        Change {
-            entity: "line",
-            entity_id: &after.id,
-            action: "update",
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        "line",
+        &after.id,
+        Some(&after.customer_id),
+        &before,
+        &after,
     )
     .await?;
-    tx.commit().await?;
     if before.plan != after.plan {
         let change = FieldChange {
             field: "plan",

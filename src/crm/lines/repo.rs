@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

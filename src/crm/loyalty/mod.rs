@@ -5,19 +5,19 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoyaltyError {
@@ -63,8 +63,8 @@ pub struct LoyaltyStatement {
     pub entries: Page<LedgerEntry>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/customers/{id}/loyalty", get(statement).post(post_entry))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new().routes(routes!(statement, post_entry))
 }
 
 const COLUMNS: &str = "e.id, e.customer_id, e.delta, e.balance_after, e.reason, e.actor_id, e.at";
@@ -104,9 +104,9 @@ pub async fn recent(
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/loyalty", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)),
-    responses((status = 200, body = LoyaltyStatement), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = LoyaltyStatement), (status = 404)))]
 pub async fn statement(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -124,10 +124,9 @@ pub async fn statement(
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/loyalty", tag = "customers", params(("id" = String, Path)),
     request_body = LoyaltyRequest,
-    responses((status = 201, body = LedgerEntry), (status = 400), (status = 404), (status = 409, description = "not enough points")),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = LedgerEntry), (status = 400), (status = 404), (status = 409, description = "not enough points")))]
 pub async fn post_entry(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LoyaltyRequest>,
@@ -143,7 +142,7 @@ pub async fn post_entry(
     } else {
         -req.points
     };
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     // The guard in WHERE makes the check and the write one atomic step.
     let updated: Option<(i64,)> = sqlx::query_as(

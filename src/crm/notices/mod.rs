@@ -5,21 +5,21 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Principal, Role, Scope};
-use crate::crm::store::{
+use crate::crm::CrmState;
+use crate::http::ApiError;
+use crate::store::{
     fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
-use crate::http::ApiError;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/notices", get(list))
-        .route("/notices/{id}/read", post(mark_read))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mark_read))
 }
 
 /// A notice to one user.
@@ -95,9 +95,9 @@ const SPEC: ListSpec = ListSpec {
 #[utoipa::path(get, path = "/api/v1/notices", tag = "notices",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("kind" = Option<String>, Query), ("unread" = Option<bool>, Query)),
-    responses((status = 200, body = Page<Notice>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Notice>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Notice>>, ApiError> {
@@ -117,9 +117,9 @@ pub async fn list(
 
 /// Marks one of the caller's notices read.
 #[utoipa::path(post, path = "/api/v1/notices/{id}/read", tag = "notices", params(("id" = String, Path)),
-    responses((status = 200, body = Notice), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Notice), (status = 404)))]
 pub async fn mark_read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Notice>, ApiError> {

@@ -7,37 +7,31 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{FollowUp, Opportunity};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::scope::{push_customer_scope, require_customer};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::ports::Status;
+use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, unique_violation, FilterKind, ListParams,
     ListSpec, Page, Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
-use crate::ports::Status;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/opportunities", get(list).post(create))
-        .route(
-            "/opportunities/from-offer/{recommendation_id}",
-            post(from_offer),
-        )
-        .route("/opportunities/{id}", get(read).patch(update))
-        .route(
-            "/opportunities/{id}/follow-ups",
-            get(list_follow_ups).post(add_follow_up),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(from_offer))
+        .routes(routes!(read, update))
+        .routes(routes!(list_follow_ups, add_follow_up))
 }
 
 pub const STAGES: &[&str] = &[
@@ -181,9 +175,9 @@ pub async fn account_manager(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
         ("source" = Option<String>, Query)),
-    responses((status = 200, body = Page<Opportunity>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Opportunity>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Opportunity>>, ApiError> {
@@ -194,9 +188,9 @@ pub async fn list(
     ))
 }
 
-async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
+async fn insert_new(st: &CrmState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
     validate(&o)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
     repo::insert(&mut tx, &o)
         .await
@@ -220,9 +214,9 @@ async fn insert_new(st: &AppState, p: &Principal, o: Opportunity) -> Result<Oppo
 
 /// Enters a lead. Enterprise admins may request one for their enterprise (source `enterprise`).
 #[utoipa::path(post, path = "/api/v1/opportunities", tag = "opportunities", request_body = NewOpportunity,
-    responses((status = 201, body = Opportunity), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Opportunity), (status = 400), (status = 403)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewOpportunity>,
 ) -> Result<Tagged<Opportunity>, ApiError> {
@@ -283,9 +277,9 @@ pub async fn create(
 /// customer's account manager. One opportunity per recommendation (409 on a second).
 #[utoipa::path(post, path = "/api/v1/opportunities/from-offer/{recommendation_id}", tag = "opportunities",
     params(("recommendation_id" = String, Path)), request_body(content = Option<FromOffer>),
-    responses((status = 201, body = Opportunity), (status = 404), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Opportunity), (status = 404), (status = 409)))]
 pub async fn from_offer(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(rec_id): Path<String>,
     body: axum::body::Bytes,
@@ -346,9 +340,9 @@ pub async fn from_offer(
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Opportunity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Opportunity), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Opportunity>, ApiError> {
@@ -361,10 +355,9 @@ pub async fn read(
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.
 #[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = OpportunityPatch, responses((status = 200, body = Opportunity), (status = 404), (status = 409), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -372,7 +365,7 @@ pub async fn update(
 ) -> Result<Tagged<Opportunity>, ApiError> {
     require_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
@@ -465,9 +458,9 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<FollowUp>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<FollowUp>), (status = 404)))]
 pub async fn list_follow_ups(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<FollowUp>>, ApiError> {
@@ -485,9 +478,9 @@ pub async fn list_follow_ups(
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewFollowUp, responses((status = 201, body = FollowUp), (status = 404)))]
 pub async fn add_follow_up(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewFollowUp>,
@@ -503,7 +496,7 @@ pub async fn add_follow_up(
     if let Some(d) = &req.next_at {
         validate::date("next_at", d)?;
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let o = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
@@ -535,20 +528,15 @@ pub async fn add_follow_up(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "opportunity_follow_up",
-            entity_id: &f.id,
-            action: "create",
-            customer_id: Some(&f.customer_id),
-            before: None,
-            after: snapshot(&f),
-        },
+        "opportunity_follow_up",
+        &f.id,
+        Some(&f.customer_id),
+        &f,
     )
     .await?;
-    tx.commit().await?;
     Ok((axum::http::StatusCode::CREATED, Json(f)))
 }
 

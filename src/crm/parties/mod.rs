@@ -6,26 +6,24 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Party;
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/parties", get(list).post(create))
-        .route("/parties/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -110,9 +108,9 @@ fn validate(p: &Party) -> Result<(), ApiError> {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("party_type" = Option<String>, Query), ("registration_number" = Option<String>, Query),
         ("family_name" = Option<String>, Query), ("trading_name" = Option<String>, Query), ("q" = Option<String>, Query, description = "substring of any name")),
-    responses((status = 200, body = Page<Party>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Party>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Party>>, ApiError> {
@@ -130,9 +128,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/parties", tag = "parties", request_body = NewParty,
-    responses((status = 201, body = Party), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Party), (status = 400)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewParty>,
 ) -> Result<Tagged<Party>, ApiError> {
@@ -153,29 +151,16 @@ pub async fn create(
         version: 1,
     };
     validate(&party)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     repo::insert(&mut tx, &party).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "party",
-            entity_id: &party.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&party),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "party", &party.id, None, &party).await?;
     Ok(Tagged::created(1, party))
 }
 
 #[utoipa::path(get, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
-    responses((status = 200, body = Party), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Party), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Party>, ApiError> {
@@ -187,10 +172,9 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
-    request_body = PartyPatch, responses((status = 200, body = Party), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = PartyPatch, responses((status = 200, body = Party), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -198,16 +182,13 @@ pub async fn update(
 ) -> Result<Tagged<Party>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("party".into()))?;
     check_version(before.version, expected)?;
     let mut after = before.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { after.$f = v; })* };
-    }
-    set!(
+    crate::apply_patch!(patch => after;
         given_name,
         family_name,
         trading_name,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Principal, Scope};
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A party (TMF632): an individual or an organization.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

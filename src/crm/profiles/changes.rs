@@ -3,7 +3,7 @@
 
 use smol_str::SmolStr;
 
-use crate::app::AppState;
+use crate::crm::CrmState;
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 
 /// One changed profile fact.
@@ -43,7 +43,7 @@ pub fn events(msisdns: &[String], changes: &[FieldChange]) -> Vec<Event> {
 
 /// Sends the events for `msisdns`. The change is already committed, so a failing engine is
 /// logged rather than turned into a failed request.
-pub async fn emit_for_lines(st: &AppState, msisdns: &[String], changes: Vec<FieldChange>) {
+pub async fn emit_for_lines(st: &CrmState, msisdns: &[String], changes: Vec<FieldChange>) {
     if changes.is_empty() || msisdns.is_empty() {
         return;
     }
@@ -54,7 +54,7 @@ pub async fn emit_for_lines(st: &AppState, msisdns: &[String], changes: Vec<Fiel
 }
 
 /// Sends the events for every line of `customer_id`.
-pub async fn emit_for_customer(st: &AppState, customer_id: &str, changes: Vec<FieldChange>) {
+pub async fn emit_for_customer(st: &CrmState, customer_id: &str, changes: Vec<FieldChange>) {
     if changes.is_empty() {
         return;
     }

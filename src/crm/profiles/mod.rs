@@ -88,7 +88,7 @@ impl ProfileSource for CrmProfiles {
             return Ok(Vec::new());
         }
         // One query per call: lines joined to customers, plus one row per marketing opt-out.
-        let mut sql = crate::crm::store::Sql::new(
+        let mut sql = crate::store::Sql::new(
             "SELECT l.msisdn, l.plan, l.status AS line_status, l.activated_at, \
              c.id AS customer_id, c.customer_type, c.parent_customer_id, c.region_id, \
              c.value_tier, c.arpu_cents, c.home_country, c.language, c.segment, c.industry, c.credit_class, \
@@ -156,7 +156,7 @@ impl LineScope for CrmLineScope {
         if who.scope == Scope::All {
             return Ok(true);
         }
-        let mut sql = crate::crm::store::Sql::new(
+        let mut sql = crate::store::Sql::new(
             "SELECT COUNT(*) FROM lines l JOIN customers c ON c.id = l.customer_id WHERE l.msisdn = ",
         );
         sql.bind(msisdn.to_string());

@@ -8,31 +8,28 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, nullable, Tagged};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     check_ref, fetch_page, new_id, next_seq, now_text, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/retention-cases", get(list).post(create))
-        .route("/retention-cases/{id}", get(read).patch(update))
-        .route(
-            "/retention-cases/{id}/activities",
-            get(list_activities).post(add_activity),
-        )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(list_activities, add_activity))
 }
 
 /// A retention case.
@@ -168,7 +165,7 @@ fn new_case(
 /// The churn warning hook, called after a customer update committed: when the score went from
 /// below `crm.churn_threshold` to at or above it and the customer has no open case, opens one
 /// owned by the account manager and tells them. Failures are logged (the update stands).
-pub async fn on_churn_score(st: &AppState, customer_id: &str, old: f64, new: f64) {
+pub async fn on_churn_score(st: &CrmState, customer_id: &str, old: f64, new: f64) {
     let threshold = st.config.crm.churn_threshold;
     if old >= threshold || new < threshold {
         return;
@@ -180,10 +177,10 @@ pub async fn on_churn_score(st: &AppState, customer_id: &str, old: f64, new: f64
 
 /// Opens a `churn_score` case unless one is open; returns its id when it opened one.
 pub async fn open_for_churn(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     score: f64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, crate::store::StoreError> {
     let warning = Warning {
         kind: "churn_score",
         score: Some(score),
@@ -196,10 +193,10 @@ pub async fn open_for_churn(
 
 /// Opens a `complaint` case for a complaint recorded by staff, unless one is open.
 pub async fn open_for_complaint(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     subject: &str,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, crate::store::StoreError> {
     let warning = Warning {
         kind: "complaint",
         score: None,
@@ -216,7 +213,7 @@ pub const INACTIVITY_RULES: &[&str] = &["standby-winback"];
 
 /// Opens inactivity cases for decisions of [`INACTIVITY_RULES`] stored since the last run;
 /// returns how many cases it opened. Where it got to is kept in `job_marks`.
-pub async fn open_for_inactivity(st: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn open_for_inactivity(st: &CrmState) -> Result<usize, crate::store::StoreError> {
     const MARK: &str = "retention_inactivity";
     let (from,): (i64,) =
         sqlx::query_as("SELECT COALESCE(MAX(value), 0) FROM job_marks WHERE name = $1")
@@ -255,7 +252,7 @@ pub async fn open_for_inactivity(st: &AppState) -> Result<usize, sqlx::Error> {
         last = seq;
     }
     if last > from {
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         sqlx::query("DELETE FROM job_marks WHERE name = $1")
             .bind(MARK)
             .execute(&mut *tx)
@@ -280,12 +277,12 @@ struct Warning {
 }
 
 async fn open_automatic(
-    st: &AppState,
+    st: &CrmState,
     customer_id: &str,
     w: Warning,
     actor: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+) -> Result<Option<String>, crate::store::StoreError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
     if open_case_of(&mut tx, customer_id).await?.is_some() {
         return Ok(None);
     }
@@ -377,9 +374,9 @@ pub struct NewActivity {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
         ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<RetentionCase>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<RetentionCase>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<RetentionCase>>, ApiError> {
@@ -392,16 +389,16 @@ pub async fn list(
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
 #[utoipa::path(post, path = "/api/v1/retention-cases", tag = "retention", request_body = NewCase,
-    responses((status = 201, body = RetentionCase), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = RetentionCase), (status = 400), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewCase>,
 ) -> Result<Tagged<RetentionCase>, ApiError> {
     p.require(Permission::ManageRetention)?;
     validate::one_of("trigger_kind", &req.trigger_kind, TRIGGERS)?;
     validate::text("summary", &req.summary, 2000)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -423,27 +420,14 @@ pub async fn create(
         req.summary,
     );
     insert(&mut tx, &k).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "retention_case",
-            entity_id: &k.id,
-            action: "create",
-            customer_id: Some(&k.customer_id),
-            before: None,
-            after: snapshot(&k),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "retention_case", &k.id, Some(&k.customer_id), &k).await?;
     Ok(Tagged::created(1, k))
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = RetentionCase), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = RetentionCase), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<RetentionCase>, ApiError> {
@@ -456,10 +440,9 @@ pub async fn read(
 
 /// Records the outcome (retained / lost close the case) or changes owner and summary.
 #[utoipa::path(patch, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -467,7 +450,7 @@ pub async fn update(
 ) -> Result<Tagged<RetentionCase>, ApiError> {
     p.require(Permission::ManageRetention)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_case(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
@@ -523,9 +506,9 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Activity>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Activity>), (status = 404)))]
 pub async fn list_activities(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Activity>>, ApiError> {
@@ -543,9 +526,9 @@ pub async fn list_activities(
 
 /// Records a task, visit, call-back (回访) or care record.
 #[utoipa::path(post, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    request_body = NewActivity, responses((status = 201, body = Activity), (status = 404)))]
 pub async fn add_activity(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewActivity>,
@@ -556,7 +539,7 @@ pub async fn add_activity(
     if let Some(d) = &req.due_at {
         validate::date("due_at", d)?;
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let k = get_case(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
@@ -588,19 +571,14 @@ pub async fn add_activity(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "retention_activity",
-            entity_id: &a.id,
-            action: "create",
-            customer_id: Some(&a.customer_id),
-            before: None,
-            after: snapshot(&a),
-        },
+        "retention_activity",
+        &a.id,
+        Some(&a.customer_id),
+        &a,
     )
     .await?;
-    tx.commit().await?;
     Ok((axum::http::StatusCode::CREATED, Json(a)))
 }

@@ -15,8 +15,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::crm::store::Sql;
 use crate::http::ApiError;
+use crate::store::Sql;
 
 const MAX_DEPTH: usize = 5;
 const MAX_LEAVES: usize = 100;

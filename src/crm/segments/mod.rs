@@ -8,28 +8,28 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{
+use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, Tagged};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{
     fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
-use crate::crm::validate;
-use crate::http::{ApiError, ApiJson};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/segments", get(list).post(create))
-        .route("/segments/{id}", get(read).patch(update))
-        .route("/segments/{id}/count", post(count))
-        .route("/segments/{id}/preview", get(preview))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(count))
+        .routes(routes!(preview))
 }
 
 /// A segment as stored and answered.
@@ -203,9 +203,9 @@ fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
 #[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("name" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Segment>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Segment>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Segment>>, ApiError> {
@@ -227,9 +227,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
-    responses((status = 201, body = Segment), (status = 400), (status = 409)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Segment), (status = 400), (status = 409)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewSegment>,
 ) -> Result<Tagged<Segment>, ApiError> {
@@ -246,7 +246,7 @@ pub async fn create(
         version: 1,
     };
     validate(&s)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "segments",
         vec![
@@ -263,27 +263,14 @@ pub async fn create(
     .execute(&mut tx)
     .await
     .map_err(|e| unique_violation(e, "name"))?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "segment",
-            entity_id: &s.id,
-            action: "create",
-            customer_id: None,
-            before: None,
-            after: snapshot(&s),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "segment", &s.id, None, &s).await?;
     Ok(Tagged::created(1, s))
 }
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    responses((status = 200, body = Segment), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Segment), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Segment>, ApiError> {
@@ -295,10 +282,9 @@ pub async fn read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -306,7 +292,7 @@ pub async fn update(
 ) -> Result<Tagged<Segment>, ApiError> {
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get_segment(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("segment".into()))?;
@@ -333,31 +319,16 @@ pub async fn update(
         .execute(&mut tx)
         .await
         .map_err(|e| unique_violation(e, "name"))?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    audit::check_written(n > 0)?;
     after.version += 1;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "segment",
-            entity_id: &id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_update(tx, &p, "segment", &id, None, &before, &after).await?;
     Ok(Tagged::ok(after.version, after))
 }
 
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),
-    responses((status = 200, body = SegmentCount), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = SegmentCount), (status = 404)))]
 pub async fn count(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<SegmentCount>, ApiError> {
@@ -381,9 +352,9 @@ pub async fn count(
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}/preview", tag = "segments",
     params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")),
-    responses((status = 200, body = Preview), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Preview), (status = 404)))]
 pub async fn preview(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,

@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::repo::{self, ServiceRequest};
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::store::Sql;
+use crate::crm::CrmState;
 use crate::http::ApiError;
+use crate::store::Sql;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Escalated {
@@ -71,7 +71,7 @@ async fn recipients(
 }
 
 /// Runs escalation once at `now`.
-pub async fn run_escalations(st: &AppState, now: DateTime<Utc>) -> anyhow::Result<EscalationRun> {
+pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<EscalationRun> {
     let mut sql = Sql::new(&format!(
         "SELECT {} FROM service_requests r WHERE r.status IN ('acknowledged', 'pending_approval', 'in_progress') \
          AND r.escalation_level < 2 AND r.due_at < ",
@@ -87,7 +87,7 @@ pub async fn run_escalations(st: &AppState, now: DateTime<Utc>) -> anyhow::Resul
         if level <= before.escalation_level {
             continue;
         }
-        let mut tx = crate::crm::store::begin_write(&st.db).await?;
+        let mut tx = crate::store::begin_write(&st.db).await?;
         let mut after = before.clone();
         after.escalation_level = level;
         after.escalated = true;
@@ -167,9 +167,9 @@ pub async fn run_escalations(st: &AppState, now: DateTime<Utc>) -> anyhow::Resul
 
 /// Runs escalation now (admins).
 #[utoipa::path(post, path = "/api/v1/service-requests/escalations/run", tag = "service-requests",
-    responses((status = 200, body = EscalationRun), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = EscalationRun), (status = 403)))]
 pub async fn run_now(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<EscalationRun>, ApiError> {
     if p.role != Role::Admin {

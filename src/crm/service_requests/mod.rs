@@ -15,36 +15,31 @@ pub mod workflows;
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::{HistoryEntry, ServiceRequest};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::Tagged;
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{
-    fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
 use crate::crm::validate;
+use crate::crm::CrmState;
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/service-requests", get(list).post(create))
-        .route(
-            "/service-requests/escalations/run",
-            post(escalation::run_now),
-        )
-        .route("/service-requests/{id}", get(read))
-        .route("/service-requests/{id}/history", get(history))
-        .route("/service-requests/{id}/approve", post(approve))
-        .route("/service-requests/{id}/reject", post(reject))
-        .route("/service-requests/{id}/transition", post(transition))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(escalation::run_now))
+        .routes(routes!(read))
+        .routes(routes!(history))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(transition))
         .merge(workflows::router())
 }
 
@@ -131,9 +126,9 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
         ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
-    responses((status = 200, body = Page<ServiceRequest>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<ServiceRequest>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ServiceRequest>>, ApiError> {
@@ -149,9 +144,9 @@ pub async fn list(
 
 /// Raises a request for a customer in scope (enterprise admins: their enterprise).
 #[utoipa::path(post, path = "/api/v1/service-requests", tag = "service-requests", request_body = NewServiceRequest,
-    responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = ServiceRequest), (status = 400), (status = 403)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewServiceRequest>,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
@@ -161,7 +156,7 @@ pub async fn create(
     validate::opt_text("description", req.description.as_deref(), 4000)?;
     let priority = req.priority.unwrap_or_else(|| "normal".into());
     validate::one_of("priority", &priority, &["low", "normal", "high", "urgent"])?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -230,27 +225,14 @@ pub async fn create(
         )
         .await?;
     }
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "service_request",
-            entity_id: &r.id,
-            action: "create",
-            customer_id: Some(&r.customer_id),
-            before: None,
-            after: snapshot(&r),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "service_request", &r.id, Some(&r.customer_id), &r).await?;
     Ok(Tagged::created(1, r))
 }
 
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = ServiceRequest), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = ServiceRequest), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
@@ -262,9 +244,9 @@ pub async fn read(
 }
 
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)))]
 pub async fn history(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
@@ -337,12 +319,12 @@ async fn save(
 /// Loads a request for an approval decision: 403 without the permission, 404 out of scope,
 /// 409 when no approval is pending, 403 when the step needs another role.
 async fn for_decision(
-    st: &AppState,
+    st: &CrmState,
     p: &Principal,
     id: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, ServiceRequest), ApiError> {
     p.require(Permission::ApproveServiceRequests)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let r = repo::get(&mut tx, p, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;
@@ -363,10 +345,9 @@ async fn for_decision(
 
 /// Approves the current step; the last approval starts processing (`in_progress`).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/approve", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn approve(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -412,10 +393,9 @@ pub async fn approve(
 
 /// Rejects the request at the current step (final).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/reject", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn reject(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -451,10 +431,9 @@ pub async fn reject(
 /// Moves the request: start work, resolve (with feedback to the requester), close, reopen or
 /// cancel. Enterprise admins may only close or cancel; illegal moves answer 409.
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/transition", tag = "service-requests", params(("id" = String, Path)),
-    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []), ("api_key" = [])))]
+    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
 pub async fn transition(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(t): ApiJson<Transition>,
@@ -471,7 +450,7 @@ pub async fn transition(
             "enterprise admins may only close or cancel their requests".into(),
         ));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;

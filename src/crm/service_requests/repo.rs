@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{new_id, next_seq, Arg, Sql};
+use crate::store::{new_id, next_seq, Arg, Sql};
 
 /// A service request / work order (业务申请; TMF621 TroubleTicket-like).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -3,21 +3,21 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{self, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
-use crate::crm::store::{now_text, Sql};
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{now_text, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/workflows", routing::get(list))
-        .route("/workflows/{request_type}", put(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(update))
 }
 
 /// Approval steps and SLA of one request type.
@@ -93,9 +93,9 @@ pub struct WorkflowUpdate {
 const APPROVER_ROLES: &[&str] = &["team_lead", "region_head", "admin"];
 
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "service-requests",
-    responses((status = 200, body = Vec<Workflow>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<Workflow>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<Vec<Workflow>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
@@ -110,10 +110,9 @@ pub async fn list(
 /// Sets the approval steps and SLA of a request type (admins).
 #[utoipa::path(put, path = "/api/v1/workflows/{request_type}", tag = "service-requests",
     params(("request_type" = String, Path)), request_body = WorkflowUpdate,
-    responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(request_type): Path<String>,
     headers: HeaderMap,
@@ -132,7 +131,7 @@ pub async fn update(
     if !(1..=24 * 90).contains(&req.sla_hours) {
         return Err(ApiError::field("sla_hours", "must be between 1 and 2160"));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = get(&mut tx, &request_type).await?;
     let now = now_text();
     let steps = serde_json::to_string(&req.steps).unwrap_or_else(|_| "[]".into());

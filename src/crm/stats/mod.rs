@@ -8,19 +8,19 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::campaigns::repo::SENT_STATUSES;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::Sql;
+use crate::crm::CrmState;
 use crate::http::ApiError;
+use crate::store::Sql;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/stats/offers", get(offers))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new().routes(routes!(offers))
 }
 
 /// One group's counts.
@@ -132,10 +132,9 @@ pub fn to_csv(report: &StatReport) -> Result<String, ApiError> {
         ("format" = Option<String>, Query, description = "json (default) or csv; `Accept: text/csv` also selects CSV")),
     responses((status = 200, description = "counts per group, as JSON or CSV",
             content((StatReport = "application/json"), (String = "text/csv"))),
-        (status = 400), (status = 403)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 400), (status = 403)))]
 pub async fn offers(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,

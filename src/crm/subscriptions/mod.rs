@@ -8,20 +8,20 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Subscription;
 
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::{check_version, expected_version, Tagged};
 use crate::crm::scope::require_customer;
-use crate::crm::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::crm::CrmState;
+use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use lifecycle::LifecycleError;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> ApiError {
@@ -32,10 +32,10 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/subscriptions", get(list).post(create))
-        .route("/subscriptions/{id}", get(read).patch(update))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -82,9 +82,9 @@ fn stamp(s: &mut Subscription, now: &str) {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("line_id" = Option<String>, Query),
         ("offering_id" = Option<String>, Query), ("status" = Option<String>, Query)),
-    responses((status = 200, body = Page<Subscription>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<Subscription>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Subscription>>, ApiError> {
@@ -96,9 +96,9 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
-    responses((status = 201, body = Subscription), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 201, body = Subscription), (status = 400)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<NewSubscription>,
 ) -> Result<Tagged<Subscription>, ApiError> {
@@ -110,7 +110,7 @@ pub async fn create(
             "a new subscription starts as created, pendingActive or active",
         ));
     }
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &req.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
@@ -144,27 +144,14 @@ pub async fn create(
     };
     stamp(&mut s, &now);
     repo::insert(&mut tx, &s).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "subscription",
-            entity_id: &s.id,
-            action: "create",
-            customer_id: Some(&s.customer_id),
-            before: None,
-            after: snapshot(&s),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit_create(tx, &p, "subscription", &s.id, Some(&s.customer_id), &s).await?;
     Ok(Tagged::created(1, s))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Subscription), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Subscription>, ApiError> {
@@ -177,10 +164,9 @@ pub async fn read(
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
     request_body = SubscriptionPatch,
-    responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Subscription), (status = 404), (status = 409, description = "transition not allowed"), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -188,7 +174,7 @@ pub async fn update(
 ) -> Result<Tagged<Subscription>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let before = repo::get(&mut tx, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("subscription".into()))?;

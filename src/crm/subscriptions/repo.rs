@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{Arg, Sql};
+use crate::store::{Arg, Sql};
 
 /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

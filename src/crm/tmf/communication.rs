@@ -10,31 +10,30 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, Characteristic};
-use crate::app::AppState;
+use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::audit::{self, snapshot, Change};
-use crate::crm::http::Tagged;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{new_id, next_seq, now_text, Arg, Sql};
 use crate::crm::validate;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
+use crate::store::{new_id, next_seq, now_text, Arg, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const BASE: &str = "/tmf-api/communicationManagement/v4/communicationMessage";
 /// The rule id every TMF681 message is decided under.
 pub const RULE_ID: &str = "tmf681";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(BASE, get(list).post(create)).route(
-        &format!("{BASE}/{{id}}"),
-        get(read).patch(update).delete(remove),
-    )
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -131,12 +130,6 @@ fn channel_of(message_type: &str) -> Option<&'static str> {
     }
 }
 
-fn parse_time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
-}
-
 fn validate_content(content: &str, subject: Option<&str>) -> Result<(), ApiError> {
     validate::text("content", content, 1000)?;
     validate::opt_text("subject", subject, 200)
@@ -186,7 +179,7 @@ async fn store_update(
 }
 
 /// Hands the message to the decision stage and sets its final state from the result.
-async fn send(st: &AppState, m: &mut CommunicationMessage) -> Result<(), ApiError> {
+async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiError> {
     let phone = m.receiver[0].phone_number.clone().unwrap_or_default();
     let msisdn: Msisdn = phone
         .parse()
@@ -259,7 +252,7 @@ async fn send(st: &AppState, m: &mut CommunicationMessage) -> Result<(), ApiErro
 /// is unreachable the message is stored as `failed` (`statusReason` `engine_unavailable`)
 /// rather than left `inProgress`, and the error is returned.
 async fn send_and_store(
-    st: &AppState,
+    st: &CrmState,
     m: &mut CommunicationMessage,
     version: i64,
 ) -> Result<i64, ApiError> {
@@ -279,10 +272,9 @@ async fn send_and_store(
 #[utoipa::path(post, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
     request_body = CommunicationMessageCreate,
     responses((status = 201, body = CommunicationMessage), (status = 400, description = "names the missing or invalid field"),
-        (status = 404, description = "receiver unknown or out of scope"), (status = 503)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 404, description = "receiver unknown or out of scope"), (status = 503)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<CommunicationMessageCreate>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
@@ -329,7 +321,7 @@ pub async fn create(
     let scheduled = req
         .scheduled_send_time
         .as_deref()
-        .map(|t| parse_time("scheduledSendTime", t))
+        .map(|t| validate::time("scheduledSendTime", t))
         .transpose()?;
     let characteristic = req.characteristic.unwrap_or_default();
     if characteristic.len() > 20 {
@@ -358,7 +350,7 @@ pub async fn create(
         kind: "CommunicationMessage".into(),
     };
     let now = now_text();
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     Sql::insert(
         "tmf_messages",
         vec![
@@ -376,20 +368,15 @@ pub async fn create(
     )
     .execute(&mut tx)
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit_create(
+        tx,
         &p,
-        Change {
-            entity: "communication_message",
-            entity_id: &m.id,
-            action: "create",
-            customer_id: Some(&customer_id),
-            before: None,
-            after: snapshot(&m),
-        },
+        "communication_message",
+        &m.id,
+        Some(&customer_id),
+        &m,
     )
     .await?;
-    tx.commit().await?;
     let version = if later {
         1
     } else {
@@ -400,9 +387,9 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
-    responses((status = 200, body = Vec<CommunicationMessage>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<CommunicationMessage>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<Vec<CommunicationMessage>>), ApiError> {
@@ -433,10 +420,9 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
-    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
@@ -448,21 +434,20 @@ pub async fn read(
 #[utoipa::path(patch, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
     params(("id" = String, Path)), request_body = CommunicationMessageUpdate,
     responses((status = 200, body = CommunicationMessage), (status = 400), (status = 404),
-        (status = 409, description = "no longer initial"), (status = 412)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 409, description = "no longer initial"), (status = 412)))]
 pub async fn update(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<CommunicationMessageUpdate>,
 ) -> Result<Tagged<CommunicationMessage>, ApiError> {
     p.require(Permission::SendMessages)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let (before, customer_id, version) = load(&mut tx, &p, &id).await?;
     if headers.contains_key(axum::http::header::IF_MATCH) {
-        let expected = crate::crm::http::expected_version(&headers, None)?;
-        crate::crm::http::check_version(version, expected)?;
+        let expected = crate::http::expected_version(&headers, None)?;
+        crate::http::check_version(version, expected)?;
     }
     if before.state != "initial" {
         return Err(ApiError::Conflict(format!(
@@ -482,7 +467,7 @@ pub async fn update(
         after.priority = Some(pr);
     }
     if let Some(t) = patch.scheduled_send_time {
-        parse_time("scheduledSendTime", &t)?;
+        validate::time("scheduledSendTime", &t)?;
         after.scheduled_send_time = Some(t);
     }
     validate_content(&after.content, after.subject.as_deref())?;
@@ -527,15 +512,14 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404), (status = 409, description = "no longer initial")),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 204), (status = 404), (status = 409, description = "no longer initial")))]
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::SendMessages)?;
-    let mut tx = crate::crm::store::begin_write(&st.db).await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let (before, customer_id, _) = load(&mut tx, &p, &id).await?;
     if before.state != "initial" {
         return Err(ApiError::Conflict(format!(
@@ -546,19 +530,14 @@ pub async fn remove(
     let mut sql = Sql::new("DELETE FROM tmf_messages WHERE id = ");
     sql.bind(id.as_str()).push(" AND state = 'initial'");
     sql.execute(&mut tx).await?;
-    audit::record(
-        &mut tx,
+    audit::commit_delete(
+        tx,
         &p,
-        Change {
-            entity: "communication_message",
-            entity_id: &id,
-            action: "delete",
-            customer_id: Some(&customer_id),
-            before: snapshot(&before),
-            after: None,
-        },
+        "communication_message",
+        &id,
+        Some(&customer_id),
+        &before,
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

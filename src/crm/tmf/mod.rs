@@ -7,17 +7,17 @@ pub mod communication;
 pub mod recommendation;
 
 use axum::http::{HeaderMap, HeaderValue};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::Sql;
+use crate::crm::CrmState;
 use crate::http::ApiError;
+use crate::store::Sql;
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
         .merge(recommendation::router())
         .merge(communication::router())
 }

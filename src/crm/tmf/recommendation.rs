@@ -5,25 +5,25 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{count_headers, paging, visible_line, RelatedParty};
-use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::{customer_visible, push_customer_scope};
-use crate::crm::store::{new_id, next_seq, now_text, Sql};
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{Recommendation, Status};
+use crate::store::{new_id, next_seq, now_text, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const BASE: &str = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(BASE, get(list).post(create))
-        .route(&format!("{BASE}/{{id}}"), get(read))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -118,10 +118,9 @@ async fn offering(
 #[utoipa::path(post, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation",
     tag = "tmf680", request_body = QueryProductRecommendationCreate,
     responses((status = 201, body = QueryProductRecommendation), (status = 400), (status = 404, description = "party unknown or out of scope"),
-        (status = 503)),
-    security(("bearer" = []), ("api_key" = [])))]
+        (status = 503)))]
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     ApiJson(req): ApiJson<QueryProductRecommendationCreate>,
 ) -> Result<(StatusCode, Json<QueryProductRecommendation>), ApiError> {
@@ -245,10 +244,9 @@ fn scoped(p: &Principal) -> Sql {
 
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation",
     tag = "tmf680", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Vec<QueryProductRecommendation>)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Vec<QueryProductRecommendation>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<Vec<QueryProductRecommendation>>), ApiError> {
@@ -276,10 +274,9 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
     tag = "tmf680", params(("id" = String, Path)),
-    responses((status = 200, body = QueryProductRecommendation), (status = 404)),
-    security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = QueryProductRecommendation), (status = 404)))]
 pub async fn read(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<QueryProductRecommendation>, ApiError> {

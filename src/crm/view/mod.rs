@@ -7,12 +7,10 @@ pub mod sections;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::crm::accounts::{self, Account};
 use crate::crm::consents::{self, Consent};
@@ -22,14 +20,16 @@ use crate::crm::lines::{self, Line};
 use crate::crm::loyalty::{self, LedgerEntry};
 use crate::crm::parties::{self, Party};
 use crate::crm::subscriptions::{self, Subscription};
+use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::ports::Recommendation;
 use sections::ViewContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/{id}/view", get(customer_view))
-        .route("/lines/{line}/view", get(line_view))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(customer_view))
+        .routes(routes!(line_view))
 }
 
 /// The value facts the engine and account managers look at first.
@@ -92,7 +92,7 @@ fn section<T: Default>(name: &str, r: Result<T, String>, degraded: &mut Vec<Stri
 }
 
 /// Builds the view of a customer already known to be in the caller's scope.
-pub async fn build(st: &AppState, p: &Principal, c: Customer) -> Result<Customer360, ApiError> {
+pub async fn build(st: &CrmState, p: &Principal, c: Customer) -> Result<Customer360, ApiError> {
     let mut conn = st.db.pool.acquire().await?;
     let party = match &c.party_id {
         Some(id) => parties::repo::get(&mut conn, p, id).await?,
@@ -174,9 +174,9 @@ pub async fn build(st: &AppState, p: &Principal, c: Customer) -> Result<Customer
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/view", tag = "customers", params(("id" = String, Path)),
-    responses((status = 200, body = Customer360), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Customer360), (status = 404)))]
 pub async fn customer_view(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Customer360>, ApiError> {
@@ -189,9 +189,9 @@ pub async fn customer_view(
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}/view", tag = "lines",
     params(("line" = String, Path, description = "msisdn or line id")),
-    responses((status = 200, body = LineView), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = LineView), (status = 404)))]
 pub async fn line_view(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Path(key): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::crm::customers::Customer;
 use crate::crm::lines::Line;
+use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::ports::Recommendation;
 
@@ -20,7 +20,7 @@ pub const MAX_OFFERS: usize = 20;
 
 /// What every section function gets.
 pub struct ViewContext<'a> {
-    pub st: &'a AppState,
+    pub st: &'a CrmState,
     pub principal: &'a Principal,
     pub customer: &'a Customer,
     pub lines: &'a [Line],

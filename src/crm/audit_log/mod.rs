@@ -1,85 +1,17 @@
-//! The audit trail: every CRM change is recorded in the same transaction as the change itself,
-//! so there is no write without its record. Readers see the history of customers in scope.
+//! `GET /audit`: the audit trail (written by `crate::audit`), for the customers in scope.
 
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::scope::push_customer_scope;
-use crate::crm::store::{
-    fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::crm::CrmState;
 use crate::http::ApiError;
-
-/// One change to record.
-pub struct Change<'a> {
-    pub entity: &'a str,
-    pub entity_id: &'a str,
-    /// `create`, `update`, `delete`, or a domain verb (`earn`, `transition`, ...).
-    pub action: &'a str,
-    /// The customer concerned, which decides who may read the record later.
-    pub customer_id: Option<&'a str>,
-    pub before: Option<serde_json::Value>,
-    pub after: Option<serde_json::Value>,
-}
-
-/// The tail every versioned update shares: write `values` only while the row is still at
-/// `expected` (otherwise 412), record the change beside it, commit.
-pub async fn save_update(
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
-    actor: &Principal,
-    table: &str,
-    expected: i64,
-    values: Vec<(&str, crate::crm::store::Arg)>,
-    change: Change<'_>,
-) -> Result<(), ApiError> {
-    let n = Sql::update_versioned(table, change.entity_id, expected, values)
-        .execute(&mut tx)
-        .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Serializes a record for the `before`/`after` columns.
-pub fn snapshot<T: Serialize>(v: &T) -> Option<serde_json::Value> {
-    serde_json::to_value(v).ok()
-}
-
-pub async fn record(
-    conn: &mut sqlx::AnyConnection,
-    actor: &Principal,
-    c: Change<'_>,
-) -> Result<(), sqlx::Error> {
-    let text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
-    Sql::insert(
-        "audit_log",
-        vec![
-            ("id", new_id().into()),
-            ("at", now_text().into()),
-            ("actor_id", actor.id.as_str().into()),
-            ("actor_name", actor.name.as_str().into()),
-            ("entity", c.entity.into()),
-            ("entity_id", c.entity_id.into()),
-            ("action", c.action.into()),
-            ("customer_id", c.customer_id.map(str::to_string).into()),
-            ("before_json", text(c.before).into()),
-            ("after_json", text(c.after).into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+use crate::store::{fetch_page, FilterKind, ListParams, ListSpec, Page, Sql};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, sqlx::FromRow)]
 struct AuditRow {
@@ -142,8 +74,8 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "a.id",
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// Audit log, newest first.
@@ -151,9 +83,9 @@ pub fn router() -> Router<AppState> {
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "at | -at"),
         ("entity" = Option<String>, Query), ("entity_id" = Option<String>, Query), ("action" = Option<String>, Query),
         ("actor_id" = Option<String>, Query), ("customer_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<AuditEntry>)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<AuditEntry>>, ApiError> {

@@ -75,6 +75,17 @@ where
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// Copies onto a record each field a PATCH body sets:
+/// `apply_patch!(patch => after; name, city)`. Fields absent from the body stay as they were.
+#[macro_export]
+macro_rules! apply_patch {
+    ($patch:ident => $record:ident; $($field:ident),* $(,)?) => {
+        $(if let Some(v) = $patch.$field {
+            $record.$field = v;
+        })*
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

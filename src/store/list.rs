@@ -1,0 +1,135 @@
+//! Paging: whitelisted filters and sorts applied to a query, and one page of its rows.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::FromRow;
+
+use super::{Arg, ResultExt, Sql, StoreError};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+
+/// How a query parameter filters: by equality on a column of this type.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterKind {
+    Text,
+    Int,
+    Float,
+}
+
+/// The filters and sorts a list endpoint accepts: `(query name, column expression)`.
+pub struct ListSpec {
+    pub filters: &'static [(&'static str, &'static str, FilterKind)],
+    pub sorts: &'static [(&'static str, &'static str)],
+    /// Column expression used when `?sort=` is absent.
+    pub default_sort: &'static str,
+    /// Unique column appended to every ordering so pages never overlap.
+    pub tiebreak: &'static str,
+}
+
+/// A parsed `?limit=&offset=&sort=&<filter>=` query, ready to apply to SQL. Parsing it from a
+/// query string is the HTTP layer's job (`http::list`).
+#[derive(Debug, Clone)]
+pub struct ListParams {
+    pub limit: i64,
+    pub offset: i64,
+    pub(crate) order_by: String,
+    /// `(column, operator, value)`; operators are literals from `http::list`.
+    pub(crate) filters: Vec<(&'static str, &'static str, Arg)>,
+    /// `(columns, pattern)` for `?q=`.
+    pub(crate) search: Option<(&'static [&'static str], String)>,
+}
+
+impl ListParams {
+    /// Appends ` AND col <op> $n` for every filter given, and the `q` search.
+    pub fn push_filters(&self, sql: &mut Sql) {
+        for (col, op, arg) in &self.filters {
+            sql.push(" AND ")
+                .push(col)
+                .push(" ")
+                .push(op)
+                .push(" ")
+                .bind(arg.clone());
+        }
+        if let Some((cols, pattern)) = &self.search {
+            sql.push(" AND (");
+            for (i, col) in cols.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("LOWER(")
+                    .push(col)
+                    .push(") LIKE ")
+                    .bind(pattern.as_str())
+                    .push(" ESCAPE '\\'");
+            }
+            sql.push(")");
+        }
+    }
+}
+
+/// `%text%`, lower-cased, with LIKE's wildcards escaped so `q=50%` means a literal `%`.
+pub fn like_pattern(q: &str) -> String {
+    let mut p = String::from("%");
+    for ch in q.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Matching records across all pages.
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Runs a list: `from_where` is `table alias [JOIN ...] WHERE ...` with scope already applied;
+/// filters, ordering and paging are added here.
+pub async fn fetch_page<T>(
+    pool: &sqlx::AnyPool,
+    columns: &str,
+    mut from_where: Sql,
+    params: &ListParams,
+) -> Result<Page<T>, StoreError>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    params.push_filters(&mut from_where);
+    let mut count = Sql::new("SELECT COUNT(*) AS n FROM ");
+    count.push(&from_where.text);
+    count.args = from_where.args.clone();
+    let total: (i64,) = count
+        .query_as()
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("counting {}", from_where.text))?;
+
+    let mut list = Sql::new(&format!("SELECT {columns} FROM "));
+    list.push(&from_where.text);
+    list.args = from_where.args;
+    list.push(" ORDER BY ")
+        .push(&params.order_by)
+        .push(" LIMIT ")
+        .bind(params.limit)
+        .push(" OFFSET ")
+        .bind(params.offset);
+    let items = list
+        .query_as::<T>()
+        .fetch_all(pool)
+        .await
+        .with_context(|| format!("listing {}", list.text))?;
+    Ok(Page {
+        items,
+        total: total.0,
+        limit: params.limit,
+        offset: params.offset,
+    })
+}

@@ -1,0 +1,158 @@
+//! SQL built piece by piece with positional binds. User input only ever reaches SQL as bound
+//! values; table and column names come from `'static` literals in the callers.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Any, AnyConnection, FromRow};
+
+/// A bound value. Only the types `sqlx::Any` encodes on both databases.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    NullText,
+    NullInt,
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(v)
+    }
+}
+impl From<f64> for Arg {
+    fn from(v: f64) -> Arg {
+        Arg::Float(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Int(v as i64)
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        v.map(Arg::Text).unwrap_or(Arg::NullText)
+    }
+}
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Arg {
+        v.clone().into()
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        v.map(Arg::Int).unwrap_or(Arg::NullInt)
+    }
+}
+
+/// SQL text with its positional (`$n`) arguments, built up piece by piece.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends trusted SQL text (never user input).
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a `$n` placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<Arg>) -> &mut Sql {
+        self.args.push(value.into());
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// `INSERT INTO table (c1, c2) VALUES ($1, $2)` from column/value pairs.
+    pub fn insert(table: &str, values: Vec<(&str, Arg)>) -> Sql {
+        let cols: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO {table} ({}) VALUES (",
+            cols.join(", ")
+        ));
+        for (i, (_, v)) in values.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v);
+        }
+        sql.push(")");
+        sql
+    }
+
+    /// `UPDATE table SET c1 = $1, ..., version = version + 1 WHERE id = $n AND version = $m`.
+    pub fn update_versioned(table: &str, id: &str, version: i64, values: Vec<(&str, Arg)>) -> Sql {
+        let mut sql = Sql::new(&format!("UPDATE {table} SET "));
+        for (col, v) in values {
+            sql.push(col).push(" = ").bind(v).push(", ");
+        }
+        sql.push("version = version + 1 WHERE id = ")
+            .bind(id)
+            .push(" AND version = ")
+            .bind(version);
+        sql
+    }
+
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
+                Arg::NullText => q.bind(Option::<String>::None),
+                Arg::NullInt => q.bind(Option::<i64>::None),
+            };
+        }
+        q
+    }
+
+    pub fn query_as<T>(&self) -> QueryAs<'_, Any, T, AnyArguments<'_>>
+    where
+        T: for<'r> FromRow<'r, AnyRow>,
+    {
+        let mut q = sqlx::query_as::<Any, T>(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
+                Arg::NullText => q.bind(Option::<String>::None),
+                Arg::NullInt => q.bind(Option::<i64>::None),
+            };
+        }
+        q
+    }
+
+    /// Runs a statement and returns the number of rows it touched.
+    pub async fn execute(&self, conn: &mut AnyConnection) -> Result<u64, sqlx::Error> {
+        Ok(self.query().execute(conn).await?.rows_affected())
+    }
+}
