@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::engine_support::repo;
+use crate::engine_support::{free_port, repo};
 
 const KEY: &str = "crash-test-admin-key";
 const BATCH: usize = 500;
@@ -17,14 +17,6 @@ const BATCH: usize = 500;
 struct Server {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn kairos() -> Command {

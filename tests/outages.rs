@@ -35,14 +35,6 @@ fn redis_on(port: u16) -> Child {
     panic!("redis-server did not start on {port}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_redis_outage_stalls_the_engine_and_loses_nothing() {
     let port = free_port();

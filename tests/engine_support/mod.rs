@@ -321,3 +321,12 @@ pub fn pack_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     d
 }
+
+/// A port nothing listens on right now, for a server or broker a test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
