@@ -40,13 +40,7 @@ async fn app_with(
 }
 
 async fn stats(c: &Client) -> Value {
-    c.get("/api/v1/engine/stats")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    c.get_json("/api/v1/engine/stats").await
 }
 
 #[tokio::test]
@@ -157,14 +151,7 @@ async fn a_flood_of_junk_lines_stores_a_sample_and_answers_small() {
     assert_eq!(v["accepted"], 1);
     assert_eq!(v["rejected_total"], lines);
     assert_eq!(v["rejected"].as_array().unwrap().len(), 100);
-    let dl: Value = c
-        .get("/api/v1/dead-letters?limit=1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dl = c.get_json("/api/v1/dead-letters?limit=1").await;
     assert_eq!(dl["total"], 100, "a sample is stored, the rest counted");
     assert_eq!(stats(&c).await["events"]["rejected"], lines);
     assert_eq!(
@@ -190,14 +177,9 @@ async fn an_offer_expired_before_its_event_arrived_is_decided_expired_and_never_
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let recs = c.recs(m).await;
     assert_eq!(recs[0]["status"], "expired");
-    let outbox: Value = c
-        .get(&format!("/api/v1/channels/sms/outbox?to={m}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox = c
+        .get_json(&format!("/api/v1/channels/sms/outbox?to={m}"))
+        .await;
     assert_eq!(outbox.as_array().map(Vec::len), Some(0), "{outbox}");
     app.shutdown().await.unwrap();
 }

@@ -83,26 +83,18 @@ impl Shard {
             return 0;
         }
         let (_, &mut threshold, _) = ages.select_nth_unstable(drop - 1);
+        // All saved entries older than the threshold go, then as many of its own tick as
+        // are still needed to reach `drop`.
+        let older = ages.iter().filter(|&&t| t < threshold).count();
+        let mut same_tick = drop - older;
         let before = self.entries.len();
-        let mut budget = drop;
-        // Strictly older first, then as many of the threshold's tick as still needed.
         self.entries.retain(|_, e| {
-            e.dirty || e.touched > threshold || {
-                if e.touched < threshold {
-                    budget -= 1;
-                    false
-                } else {
-                    true
-                }
+            let go =
+                !e.dirty && (e.touched < threshold || (e.touched == threshold && same_tick > 0));
+            if go && e.touched == threshold {
+                same_tick -= 1;
             }
-        });
-        self.entries.retain(|_, e| {
-            if budget > 0 && !e.dirty && e.touched == threshold {
-                budget -= 1;
-                false
-            } else {
-                true
-            }
+            !go
         });
         before - self.entries.len()
     }

@@ -387,3 +387,24 @@ fn reloading_lifts_a_quarantine_and_a_still_bad_rule_trips_again() {
     assert!(!fixed.rules[0].breaker.is_open());
     assert!(fixed.rules[0].breaker.quarantine().is_none());
 }
+
+#[test]
+fn eviction_drops_the_least_recently_used_saved_subscribers_only() {
+    use crate::event::Msisdn;
+    let mut shard = crate::engine::Shard::default();
+    let m = |i: u64| Msisdn::parse(&format!("86139000{i:05}")).unwrap();
+    let p = Arc::new(Profile::default());
+    for i in 0..20 {
+        shard.tick();
+        shard.insert(m(i), Default::default(), p.clone());
+    }
+    // The oldest is changed and not yet saved: it must stay whatever its age.
+    shard.entries.get_mut(&m(0)).unwrap().dirty = true;
+    assert_eq!(shard.evict_to(10), 11, "down to 90 % of the cap");
+    assert_eq!(shard.entries.len(), 9);
+    assert!(shard.contains(&m(0)), "unsaved state is never dropped");
+    for i in 12..20 {
+        assert!(shard.contains(&m(i)), "recent {i} kept");
+    }
+    assert_eq!(shard.evict_to(10), 0, "under the cap nothing goes");
+}

@@ -136,6 +136,10 @@ impl Client {
             .post(format!("{}{}", self.base, path))
             .bearer_auth(&self.key)
     }
+    /// GETs `path` and reads the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
     /// Ingests and waits until processed.
     pub async fn ingest(&self, events: &[serde_json::Value]) -> serde_json::Value {
         let r = self
