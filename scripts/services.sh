@@ -35,3 +35,20 @@ pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 ||
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
 echo "postgres: up"
+
+# The Kafka tests start their own brokers (Tansu, Kafka-compatible, in memory) on free ports,
+# so they can restart one mid-stream. Built once per machine: it takes minutes.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! have tansu; then
+  echo "tansu: installing (once per machine, several minutes)"
+  cargo install tansu --locked --features dynostore --quiet
+fi
+have tansu || { echo "tansu (the test Kafka broker) is not installed" >&2; exit 1; }
+echo "tansu: $(command -v tansu)"
+
+# An outside Kafka client for the tests, so Kairos is not only talking to itself.
+if ! python3 -c "import confluent_kafka" 2>/dev/null; then
+  python3 -m pip install --quiet confluent-kafka
+fi
+python3 -c "import confluent_kafka" || { echo "python confluent-kafka is not installed" >&2; exit 1; }
+echo "confluent-kafka: $(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0])')"

@@ -37,6 +37,8 @@ pub struct AppState {
     /// Which lines a principal may see (CRM customer ownership).
     pub line_scope: Arc<dyn LineScope>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// Kafka mode: ingest writes events here, and the consumer hands them to the pipeline.
+    pub event_log: Option<crate::kafka::EventLog>,
 }
 
 impl std::ops::Deref for AppState {
@@ -100,6 +102,7 @@ pub struct App {
     pub addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    source: Option<crate::kafka::Source>,
 }
 
 /// Every documented route, each registered once: `routes!` takes the method and path from the
@@ -184,6 +187,13 @@ pub async fn build_pipeline(
     // Live traffic: an offer already expired by the wall clock is never sent.
     policy.expire_on_arrival = config.engine.wall_clock_expiry;
     let registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
+    if config.state.backend == "redis" {
+        // Instances share Redis: a portal session sees offers decided on any of them.
+        registry
+            .portal
+            .relay_over_redis(&config.state.redis_url, &config.state.redis_prefix)
+            .await?;
+    }
     let recs = RecStore::new(db.clone());
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
@@ -197,7 +207,9 @@ pub async fn build_pipeline(
     );
     let state: Arc<dyn StateStore> = match config.state.backend.as_str() {
         "embedded" => Arc::new(SqlStateStore::new(db.clone())),
-        "redis" => Arc::new(RedisStateStore::connect(&config.state.redis_url, "kairos").await?),
+        "redis" => Arc::new(
+            RedisStateStore::connect(&config.state.redis_url, &config.state.redis_prefix).await?,
+        ),
         other => anyhow::bail!("state.backend: {other:?} is not \"embedded\" or \"redis\""),
     };
     let default_profile = Arc::new(Profile {
@@ -221,6 +233,11 @@ pub async fn build_pipeline(
         max_cached_per_worker: (config.engine.max_subscribers_in_memory
             / config.engine.workers.max(1))
         .max(1),
+        decision_log: if config.kafka.enabled() {
+            Some(Arc::new(crate::kafka::DecisionTopic::new(&config.kafka)?))
+        } else {
+            None
+        },
         ack_timeout: std::time::Duration::from_secs(
             crate::state::parse_duration_secs(&config.engine.ack_timeout)
                 .map_err(|e| anyhow::anyhow!("engine.ack_timeout: {e}"))?
@@ -256,8 +273,23 @@ impl App {
         }
         let (pipeline, channels) =
             build_pipeline(&config, &db, Arc::new(CrmProfiles { db: db.clone() })).await?;
+        let event_log = if config.kafka.enabled() {
+            if config.state.backend != "redis" {
+                tracing::warn!(
+                    "Kafka mode with state in the database: run one instance only \
+                     (several instances need state.backend = \"redis\", which fences a stalled owner)"
+                );
+            }
+            Some(crate::kafka::EventLog::new(&config.kafka)?)
+        } else {
+            None
+        };
         let parts = parts.unwrap_or_else(|| AppParts {
-            events: Arc::new(pipeline.clone()),
+            // In Kafka mode the CRM's events go through the log like everyone else's.
+            events: match &event_log {
+                Some(log) => Arc::new(log.clone()),
+                None => Arc::new(pipeline.clone()),
+            },
             offers: Arc::new(pipeline.clone()),
         });
         let crm = CrmState {
@@ -275,6 +307,7 @@ impl App {
             pipeline,
             channels,
             login_throttle: Arc::new(LoginThrottle::new(config.auth.login_attempts_per_minute)),
+            event_log,
         };
         let listener = TcpListener::bind(&config.http.addr).await?;
         let addr = listener.local_addr()?;
@@ -293,17 +326,32 @@ impl App {
             })
             .await
         });
+        let source = if config.kafka.enabled() {
+            Some(crate::kafka::Source::start(
+                &config.kafka,
+                config.http.max_event_bytes,
+                state.pipeline.clone(),
+                tokio::runtime::Handle::current(),
+            )?)
+        } else {
+            None
+        };
         Ok(App {
             state,
             addr,
             shutdown: tx,
             server,
+            source,
         })
     }
 
     /// Stops accepting requests, finishes in-flight ones and persists the engine's work.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        if let Some(source) = self.source.take() {
+            // Finishes and commits what it consumed, then leaves the group.
+            tokio::task::spawn_blocking(move || source.stop()).await?;
+        }
         // Long-lived streams (portal SSE) would hold graceful shutdown open forever.
         match tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await {
             Ok(joined) => joined??,

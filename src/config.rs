@@ -18,6 +18,47 @@ pub struct Config {
     pub auth: AuthConfig,
     pub channels: ChannelsConfig,
     pub crm: CrmConfig,
+    pub kafka: KafkaConfig,
+}
+
+/// Kafka mode: events come from a topic and every decision goes out on another. On when
+/// `brokers` is set (`KAIROS_KAFKA__BROKERS=host:9092`); off, ingest is HTTP only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated; empty = Kafka mode off.
+    pub brokers: String,
+    pub group_id: String,
+    pub events_topic: String,
+    pub recommendations_topic: String,
+    pub dead_letters_topic: String,
+    /// Batches consumed but not yet durable at most; the consumer pauses past it (a slow
+    /// store or channel slows consumption; memory stays bounded).
+    pub max_in_flight: usize,
+    /// Passed to librdkafka as they are, for consumer and producer alike
+    /// (`"session.timeout.ms" = "6000"`). In env vars write `_` for `.`:
+    /// `KAIROS_KAFKA__CLIENT__SESSION_TIMEOUT_MS=6000`.
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            group_id: "kairos".into(),
+            events_topic: "kairos.events".into(),
+            recommendations_topic: "kairos.recommendations".into(),
+            dead_letters_topic: "kairos.dead-letters".into(),
+            max_in_flight: 8,
+            client: Default::default(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn enabled(&self) -> bool {
+        !self.brokers.trim().is_empty()
+    }
 }
 
 /// CRM background jobs and thresholds.
@@ -199,6 +240,9 @@ pub struct StateConfig {
     /// `embedded` (in-process, persisted to the database) or `redis`.
     pub backend: String,
     pub redis_url: String,
+    /// Key prefix in Redis: instances of one deployment share it, two deployments on one
+    /// Redis do not.
+    pub redis_prefix: String,
 }
 
 impl Default for StateConfig {
@@ -206,6 +250,7 @@ impl Default for StateConfig {
         Self {
             backend: "embedded".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "kairos".into(),
         }
     }
 }

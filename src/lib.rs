@@ -18,6 +18,7 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod kafka;
 pub mod offers;
 pub mod ops;
 pub mod pipeline;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 /// The engine and what it is built from: it talks to the CRM only through `ports`.
 const ENGINE: &[&str] = &[
     "event", "rules", "state", "engine", "decision", "pipeline", "replay", "sim", "channels",
+    "kafka",
 ];
 /// What sits above the engine and must stay invisible to it.
 const ABOVE_ENGINE: &[&str] = &[

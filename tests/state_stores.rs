@@ -65,6 +65,36 @@ async fn redis_state_store() {
     round_trip(&store).await;
 }
 
+/// Two instances that both believe they own a subscriber (one stalled while its partitions
+/// moved): the newer owner's write stands, the older one's is refused and reported.
+#[tokio::test]
+async fn redis_refuses_a_stale_owners_write() {
+    let url =
+        std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
+    let old = RedisStateStore::connect(&url, &prefix).await.unwrap();
+    let new = RedisStateStore::connect(&url, &prefix).await.unwrap();
+    let e1 = old.take_ownership().await.unwrap();
+    let e2 = new.take_ownership().await.unwrap();
+    assert!(e2 > e1, "epochs grow: {e1} then {e2}");
+    let x = Msisdn::parse("8613900000001").unwrap();
+    let y = Msisdn::parse("8613900000002").unwrap();
+    assert!(old.save(&[(x, vec![1])]).await.unwrap().is_empty());
+    assert!(new.save(&[(x, vec![2])]).await.unwrap().is_empty());
+    // The stalled owner wakes up and writes both: x is the new owner's, y nobody else's.
+    let refused = old.save(&[(x, vec![3]), (y, vec![3])]).await.unwrap();
+    assert_eq!(refused, vec![x]);
+    assert_eq!(
+        new.load(&[x, y]).await.unwrap(),
+        vec![Some(vec![2]), Some(vec![3])]
+    );
+    // Once it owns them again (a later assignment), its writes stand.
+    old.take_ownership().await.unwrap();
+    assert!(old.save(&[(x, vec![4])]).await.unwrap().is_empty());
+    assert_eq!(new.load(&[x]).await.unwrap(), vec![Some(vec![4])]);
+    assert!(old.round_trips() >= 5);
+}
+
 #[tokio::test]
 async fn the_app_keeps_state_in_redis_when_configured() {
     use serde_json::json;

@@ -1,7 +1,8 @@
 //! HTTP ingest: one event, a JSON array batch, or NDJSON. Bad events are rejected one by
 //! one with the field named and kept as dead letters (a sample of them, per request); the
 //! good ones go on. A 2xx answer means the good events are durable: processed, and their
-//! state, dedup marks and decisions committed. A resend of the same events is harmless.
+//! state, dedup marks and decisions committed (in Kafka mode: written to the event log, from
+//! which the owning instance processes them). A resend of the same events is harmless.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -171,6 +172,21 @@ pub async fn ingest(
     let accepted = good.len();
     let outcome = if good.is_empty() {
         crate::pipeline::Report::default()
+    } else if let Some(log) = &state.event_log {
+        if params.wait {
+            return Err(ApiError::field(
+                "wait",
+                "in Kafka mode events are processed by the instance that owns their partition; \
+                 read decisions from the recommendations topic or GET /api/v1/offers",
+            ));
+        }
+        crate::pipeline::Report {
+            logged: log
+                .append(&good)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+            ..Default::default()
+        }
     } else {
         state
             .pipeline

@@ -51,7 +51,11 @@ pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json
     who.require(Permission::ReadEngineStats)?;
     let rules = state.pipeline.rules();
     Ok(Json(Stats {
-        events: state.pipeline.deps.metrics.snapshot(),
+        events: state
+            .pipeline
+            .deps
+            .metrics
+            .snapshot_with(state.pipeline.deps.state.round_trips()),
         quarantined_rules: rules.rules.iter().filter(|r| r.breaker.is_open()).count(),
         rules: rules
             .rules

@@ -5,7 +5,8 @@
 //! (`MULTI`): a crash between the two leaves the decisions stored and the state (with its
 //! dedup marks) old, so the resent events run again, decide the same recommendations under
 //! the same ids, and the insert keeps the stored ones. Nothing is lost and nothing doubles.
-//! The Kafka offset commit belongs after [`commit`] returns, at the same point.
+//! In Kafka mode the batch's decisions are then produced to the recommendations topic, and
+//! only after that are the events acknowledged, which lets the source commit their offsets.
 
 use anyhow::Context;
 
@@ -43,10 +44,14 @@ pub async fn decisions_and_state(
     Ok((fresh, state_done))
 }
 
-/// The second step when state lives outside the database.
-pub async fn state_elsewhere(deps: &Deps, states: &[(Msisdn, Vec<u8>)]) -> anyhow::Result<()> {
+/// The second step when state lives outside the database. Returns the subscribers whose
+/// write a newer owner fenced off.
+pub async fn state_elsewhere(
+    deps: &Deps,
+    states: &[(Msisdn, Vec<u8>)],
+) -> anyhow::Result<Vec<Msisdn>> {
     if states.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     deps.state
         .save(states)

@@ -19,6 +19,13 @@ pub struct Metrics {
     pub store_retries: AtomicU64,
     /// Subscribers dropped from memory (least recently used; their state is stored).
     pub evicted: AtomicU64,
+    /// State writes refused because a newer owner of the subscriber had written since
+    /// (this instance had stalled while its partitions moved).
+    pub state_fenced: AtomicU64,
+    /// Decisions produced to the recommendations topic (Kafka mode).
+    pub published: AtomicU64,
+    /// Caches dropped on a partition assignment or revocation (Kafka mode).
+    pub cache_drops: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
@@ -35,11 +42,23 @@ pub struct MetricsSnapshot {
     pub suppressed: u64,
     pub store_retries: u64,
     pub evicted: u64,
+    pub state_fenced: u64,
+    pub published: u64,
+    pub cache_drops: u64,
+    /// Requests sent to the state store (a pipelined batch counts once).
+    pub state_round_trips: u64,
 }
 
 impl Metrics {
     pub fn add_in(&self, n: u64) {
         self.events_in.fetch_add(n, Relaxed);
+    }
+    /// The counters, with the state store's round trips beside them.
+    pub fn snapshot_with(&self, state_round_trips: u64) -> MetricsSnapshot {
+        MetricsSnapshot {
+            state_round_trips,
+            ..self.snapshot()
+        }
     }
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
@@ -55,6 +74,10 @@ impl Metrics {
             suppressed: self.suppressed.load(Relaxed),
             store_retries: self.store_retries.load(Relaxed),
             evicted: self.evicted.load(Relaxed),
+            state_fenced: self.state_fenced.load(Relaxed),
+            published: self.published.load(Relaxed),
+            cache_drops: self.cache_drops.load(Relaxed),
+            state_round_trips: 0,
         }
     }
 }

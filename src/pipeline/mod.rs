@@ -52,6 +52,17 @@ pub struct Deps {
     pub max_cached_per_worker: usize,
     /// How long a submit waits for its events to be durable before it answers unavailable.
     pub ack_timeout: std::time::Duration,
+    /// Where every decision is published once its batch is committed (Kafka mode), before the
+    /// batch is acknowledged.
+    pub decision_log: Option<Arc<dyn DecisionLog>>,
+}
+
+/// A stream every decision goes out on (sent or suppressed, with its reason). Published
+/// after the batch's commit and before its acknowledgement, so a crash in between publishes
+/// again on redelivery: at least once, each decision under its stable id.
+#[async_trait::async_trait]
+pub trait DecisionLog: Send + Sync {
+    async fn publish(&self, recs: &[Recommendation]) -> anyhow::Result<()>;
 }
 
 /// What became of the events of one submission, once they are durable.
@@ -65,9 +76,17 @@ pub struct Report {
     pub late: usize,
     /// Events of a type outside the contract that no rule listens to: kept as dead letters.
     pub unknown_type: usize,
+    /// Events written to the event log (Kafka mode): the instance that owns each one's
+    /// partition processes it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logged: usize,
     /// The decisions made, when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Recommendation>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -76,6 +95,7 @@ impl Report {
         self.duplicates += o.duplicates;
         self.late += o.late;
         self.unknown_type += o.unknown_type;
+        self.logged += o.logged;
         self.decisions.extend(o.decisions);
     }
 }
@@ -93,6 +113,40 @@ pub(crate) enum Work {
     Usage(Msisdn, oneshot::Sender<serde_json::Value>),
     /// Answered once everything queued before it is processed and persisted.
     Barrier(oneshot::Sender<()>),
+    /// Like a barrier, then forgets every cached subscriber (their state is stored): the
+    /// next event of each loads what the shared store holds.
+    DropCache(oneshot::Sender<()>),
+}
+
+/// Events handed to workers, in order; resolves when all of them are durable.
+pub struct Pending {
+    waits: Vec<oneshot::Receiver<Report>>,
+    report: Report,
+}
+
+impl Pending {
+    /// The report once every part is committed, without waiting; `None` while some are not.
+    pub fn try_done(&mut self) -> Option<Result<Report, PortError>> {
+        while let Some(w) = self.waits.last_mut() {
+            match w.try_recv() {
+                Ok(r) => {
+                    self.report.merge(r);
+                    self.waits.pop();
+                }
+                Err(oneshot::error::TryRecvError::Empty) => return None,
+                Err(oneshot::error::TryRecvError::Closed) => return Some(Err(PortError::Closed)),
+            }
+        }
+        Some(Ok(std::mem::take(&mut self.report)))
+    }
+
+    /// Waits until every part is committed.
+    pub async fn done(mut self) -> Result<Report, PortError> {
+        for w in std::mem::take(&mut self.waits) {
+            self.report.merge(w.await.map_err(|_| PortError::Closed)?);
+        }
+        Ok(self.report)
+    }
 }
 
 #[derive(Clone)]
@@ -122,6 +176,11 @@ impl Pipeline {
             },
             handles,
         )
+    }
+
+    /// Worker shards.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
     }
 
     fn worker_for(&self, m: Msisdn) -> &mpsc::Sender<Work> {
@@ -160,6 +219,20 @@ impl Pipeline {
     /// carries the decisions made. Gives up with [`PortError::Unavailable`] after the ack
     /// timeout (a store is down): the events may still be processed, and a resend is safe.
     pub async fn ingest(&self, events: Vec<Event>, decisions: bool) -> Result<Report, PortError> {
+        let pending = self.enqueue(events, decisions).await?;
+        match tokio::time::timeout(self.deps.ack_timeout, pending.done()).await {
+            Ok(r) => r,
+            Err(_) => Err(PortError::Unavailable(format!(
+                "events not yet durable after {:?} (a store is unavailable); \
+                 they may still be processed, and resending them is safe",
+                self.deps.ack_timeout
+            ))),
+        }
+    }
+
+    /// Hands events to their workers in order (waiting while their queues are full) and
+    /// returns what resolves once they are durable.
+    pub async fn enqueue(&self, events: Vec<Event>, decisions: bool) -> Result<Pending, PortError> {
         let n = self.workers.len();
         self.deps.metrics.add_in(events.len() as u64);
         let mut parts: Vec<Vec<Arc<Event>>> = vec![Vec::new(); n];
@@ -182,21 +255,31 @@ impl Pipeline {
                 waits.push(rx);
             }
         }
-        let all = async {
-            let mut report = Report::default();
-            for w in waits {
-                report.merge(w.await.map_err(|_| PortError::Closed)?);
-            }
-            Ok(report)
-        };
-        match tokio::time::timeout(self.deps.ack_timeout, all).await {
-            Ok(r) => r,
-            Err(_) => Err(PortError::Unavailable(format!(
-                "events not yet durable after {:?} (a store is unavailable); \
-                 they may still be processed, and resending them is safe",
-                self.deps.ack_timeout
-            ))),
+        Ok(Pending {
+            waits,
+            report: Report::default(),
+        })
+    }
+
+    /// Waits until everything queued is durable, then empties every worker's cache (Kafka
+    /// mode, when partitions move: what this instance cached may be another's to change now).
+    pub async fn drop_cache(&self) -> Result<(), PortError> {
+        let mut waits = Vec::new();
+        for w in self.workers.iter() {
+            let (tx, rx) = oneshot::channel();
+            w.send(Work::DropCache(tx))
+                .await
+                .map_err(|_| PortError::Closed)?;
+            waits.push(rx);
         }
+        for w in waits {
+            w.await.map_err(|_| PortError::Closed)?;
+        }
+        self.deps
+            .metrics
+            .cache_drops
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ async fn preload(shard: &mut Shard, deps: &Deps, batch: &[Work]) {
             Work::Events(evs, _) => evs.iter().for_each(|e| need(e.msisdn)),
             Work::Propose(r, _) => need(r.msisdn),
             Work::Usage(m, _) => need(*m),
-            Work::Barrier(_) => {}
+            Work::Barrier(_) | Work::DropCache(_) => {}
         }
     }
     if missing.is_empty() {
@@ -148,6 +148,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
     let mut replies: Vec<(oneshot::Sender<Vec<Recommendation>>, std::ops::Range<usize>)> =
         Vec::new();
     let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut drop_cache = false;
     let mut upcoming: Vec<Msisdn> = Vec::with_capacity(deps.batch_size);
     while let Some(first) = rx.recv().await {
         // Whatever is queued, from any number of requests, shares this batch's commit.
@@ -249,6 +250,10 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                     let _ = tx.send(usage_json(&shard, &deps, m));
                 }
                 Work::Barrier(tx) => barriers.push(tx),
+                Work::DropCache(tx) => {
+                    drop_cache = true;
+                    barriers.push(tx);
+                }
             }
         }
         let dirty = shard.take_dirty();
@@ -257,10 +262,29 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         })
         .await;
         if !state_done {
-            persist(&deps, "saving subscriber state", || {
+            let fenced = persist(&deps, "saving subscriber state", || {
                 commit::state_elsewhere(&deps, &dirty)
             })
             .await;
+            // A newer owner holds these now: what this worker cached of them is stale.
+            for m in &fenced {
+                shard.entries.remove(m);
+            }
+            deps.metrics
+                .state_fenced
+                .fetch_add(fenced.len() as u64, Relaxed);
+        }
+        if let Some(log) = &deps.decision_log {
+            if !recs.is_empty() {
+                persist(&deps, "publishing the batch's decisions", || {
+                    log.publish(&recs)
+                })
+                .await;
+                deps.metrics.published.fetch_add(recs.len() as u64, Relaxed);
+            }
+        }
+        if std::mem::take(&mut drop_cache) {
+            shard.entries.clear();
         }
         // Durable from here on: answer, dispatch, and make room.
         let evicted = shard.evict_to(deps.max_cached_per_worker);

@@ -1,0 +1,51 @@
+//! Kafka mode: the event log in, the decision stream out.
+//!
+//! - [`source`]: a consumer group member. Each assigned partition's events go to the workers
+//!   in order; a batch's offsets are committed only once its state, dedup marks and decisions
+//!   are durable and its decisions are on the recommendations topic. Bad messages go to the
+//!   dead-letter topic with the reason and the original bytes.
+//! - [`sink`]: the producers: decisions to the recommendations topic, and (HTTP ingest in
+//!   Kafka mode) events to the events topic, so a 2xx means the event is in the log.
+//!
+//! Ownership of subscribers follows partitions: events are keyed by msisdn, so one
+//! subscriber's events are in one partition, consumed by one instance at a time. On every
+//! assignment or revocation the instance finishes and commits what is in flight and drops its
+//! cache; on assignment it takes a new owner epoch, which fences the state writes of any
+//! instance that stalled while its partitions moved (see `state::RedisStateStore`).
+
+pub mod sink;
+pub mod source;
+
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+pub use sink::{DecisionTopic, EventLog};
+pub use source::Source;
+
+/// The client settings both sides share: the brokers and the pass-through ones (`_` in a
+/// key stands for `.`, as env vars cannot carry dots).
+pub(crate) fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", cfg.brokers.trim());
+    for (k, v) in &cfg.client {
+        c.set(k.replace('_', "."), v);
+    }
+    c
+}
+
+/// A producer that writes each message once per send, in order per partition, and waits
+/// for every in-sync replica.
+pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        // Batches of decisions leave together; a few ms of lingering is most of the throughput.
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "30000");
+    // Pass-through settings win over these defaults.
+    for (k, v) in client_config(cfg).config_map() {
+        c.set(k, v);
+    }
+    c
+}
