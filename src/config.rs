@@ -424,4 +424,33 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn kafka_mode_is_off_by_default_and_on_by_env() {
+        assert!(!Config::default().kafka.enabled());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "k.toml",
+                "[kafka]\ngroup_id = \"g\"\n[kafka.client]\n\"fetch.min.bytes\" = \"1\"\n",
+            )?;
+            jail.set_env("KAIROS_KAFKA__BROKERS", "127.0.0.1:9092");
+            jail.set_env("KAIROS_KAFKA__CLIENT__SESSION_TIMEOUT_MS", "6000");
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert!(c.kafka.enabled());
+            assert_eq!(c.kafka.group_id, "g");
+            assert_eq!(c.kafka.events_topic, "kairos.events");
+            assert_eq!(c.kafka.client["session_timeout_ms"], "6000");
+            assert_eq!(c.kafka.client["fetch.min.bytes"], "1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_cluster_example_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert!(c.kafka.enabled());
+        assert_eq!(c.state.backend, "redis");
+        assert_eq!(c.kafka.client["session.timeout.ms"], "10000");
+    }
 }

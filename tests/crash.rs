@@ -19,7 +19,7 @@ struct Server {
     base: String,
 }
 
-fn kairos() -> Command {
+pub(crate) fn kairos() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
     c.env("KAIROS_ENGINE__RULES_DIR", repo().join("rules"))
         .env("KAIROS_CHANNELS__DIR", repo().join("channels"))
@@ -62,7 +62,7 @@ async fn start(db: &Path) -> Server {
 }
 
 /// Simulated traffic of the last half hour: roamers, missed calls, top-ups, bills...
-fn events(n: usize) -> Vec<String> {
+pub(crate) fn events(n: usize) -> Vec<String> {
     let mut sim = kairos::sim::Simulator::new(1500, 7);
     let mut clock = (chrono::Utc::now() - chrono::Duration::minutes(40)).fixed_offset();
     (0..n)
@@ -74,7 +74,7 @@ fn events(n: usize) -> Vec<String> {
 }
 
 /// `kairos replay` on the same events: rec id -> (status, reason).
-fn replay(file: &Path) -> BTreeMap<String, (String, Option<String>)> {
+pub(crate) fn replay(file: &Path) -> BTreeMap<String, (String, Option<String>)> {
     let out = file.with_extension("recs");
     let st = kairos()
         .args(["replay", "--events"])
@@ -172,7 +172,7 @@ async fn send(
     acked
 }
 
-fn kill_9(child: &mut Child) {
+pub(crate) fn kill_9(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -23,6 +23,7 @@ mod crm_tmf;
 mod crm_view;
 mod durability;
 mod engine_http;
+mod kafka;
 mod outages;
 mod replay_cli;
 mod route_scope;

@@ -24,12 +24,23 @@ pub use sink::{DecisionTopic, EventLog};
 pub use source::Source;
 
 /// The client settings both sides share: the brokers and the pass-through ones (`_` in a
-/// key stands for `.`, as env vars cannot carry dots).
+/// key stands for `.`, as env vars cannot carry dots; librdkafka's keys have no `_`).
+pub fn client_settings(cfg: &KafkaConfig) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(
+        "bootstrap.servers".to_string(),
+        cfg.brokers.trim().to_string(),
+    );
+    for (k, v) in &cfg.client {
+        m.insert(k.replace('_', "."), v.clone());
+    }
+    m
+}
+
 pub(crate) fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", cfg.brokers.trim());
-    for (k, v) in &cfg.client {
-        c.set(k.replace('_', "."), v);
+    for (k, v) in client_settings(cfg) {
+        c.set(k, v);
     }
     c
 }
@@ -48,4 +59,25 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         c.set(k, v);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pass_through_keys_take_dots_for_underscores() {
+        let mut cfg = crate::config::KafkaConfig {
+            brokers: " 127.0.0.1:9092 ".into(),
+            ..Default::default()
+        };
+        cfg.client
+            .insert("session_timeout_ms".into(), "6000".into());
+        cfg.client.insert("fetch.min.bytes".into(), "1".into());
+        let m = super::client_settings(&cfg);
+        assert_eq!(m["bootstrap.servers"], "127.0.0.1:9092");
+        assert_eq!(m["session.timeout.ms"], "6000");
+        assert_eq!(m["fetch.min.bytes"], "1");
+        let p = super::producer_config(&cfg);
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("session.timeout.ms"), Some("6000"));
+    }
 }
