@@ -38,7 +38,29 @@ pub struct KafkaConfig {
     /// Passed to librdkafka as they are, for consumer and producer alike
     /// (`"session.timeout.ms" = "6000"`). In env vars write `_` for `.`:
     /// `KAIROS_KAFKA__CLIENT__SESSION_TIMEOUT_MS=6000`.
-    pub client: std::collections::BTreeMap<String, String>,
+    pub client: std::collections::BTreeMap<String, ClientSetting>,
+}
+
+/// A pass-through client setting: librdkafka takes every value as text, while env vars and
+/// TOML may give numbers or booleans.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ClientSetting {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for ClientSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientSetting::Text(s) => f.write_str(s),
+            ClientSetting::Int(i) => write!(f, "{i}"),
+            ClientSetting::Float(x) => write!(f, "{x}"),
+            ClientSetting::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 impl Default for KafkaConfig {
@@ -439,18 +461,23 @@ mod tests {
             assert!(c.kafka.enabled());
             assert_eq!(c.kafka.group_id, "g");
             assert_eq!(c.kafka.events_topic, "kairos.events");
-            assert_eq!(c.kafka.client["session_timeout_ms"], "6000");
-            assert_eq!(c.kafka.client["fetch.min.bytes"], "1");
+            assert_eq!(c.kafka.client["session_timeout_ms"].to_string(), "6000");
+            assert_eq!(c.kafka.client["fetch.min.bytes"].to_string(), "1");
             Ok(())
         });
     }
 
     #[test]
     fn the_cluster_example_loads() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.toml");
-        let c = Config::load(Some(&path)).unwrap();
-        assert!(c.kafka.enabled());
-        assert_eq!(c.state.backend, "redis");
-        assert_eq!(c.kafka.client["session.timeout.ms"], "10000");
+        // In a jail: other tests set KAIROS_* variables.
+        figment::Jail::expect_with(|_| {
+            let path =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.toml");
+            let c = Config::load(Some(&path)).unwrap();
+            assert!(c.kafka.enabled());
+            assert_eq!(c.state.backend, "redis");
+            assert_eq!(c.kafka.client["session.timeout.ms"].to_string(), "10000");
+            Ok(())
+        });
     }
 }

@@ -32,7 +32,7 @@ pub fn client_settings(cfg: &KafkaConfig) -> std::collections::BTreeMap<String, 
         cfg.brokers.trim().to_string(),
     );
     for (k, v) in &cfg.client {
-        m.insert(k.replace('_', "."), v.clone());
+        m.insert(k.replace('_', "."), v.to_string());
     }
     m
 }
@@ -69,9 +69,11 @@ mod tests {
             brokers: " 127.0.0.1:9092 ".into(),
             ..Default::default()
         };
+        use crate::config::ClientSetting;
         cfg.client
-            .insert("session_timeout_ms".into(), "6000".into());
-        cfg.client.insert("fetch.min.bytes".into(), "1".into());
+            .insert("session_timeout_ms".into(), ClientSetting::Int(6000));
+        cfg.client
+            .insert("fetch.min.bytes".into(), ClientSetting::Text("1".into()));
         let m = super::client_settings(&cfg);
         assert_eq!(m["bootstrap.servers"], "127.0.0.1:9092");
         assert_eq!(m["session.timeout.ms"], "6000");
