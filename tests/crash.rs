@@ -23,7 +23,10 @@ pub(crate) fn kairos() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
     c.env("KAIROS_ENGINE__RULES_DIR", repo().join("rules"))
         .env("KAIROS_CHANNELS__DIR", repo().join("channels"))
-        .env("KAIROS_LOG", "warn");
+        .env(
+            "KAIROS_LOG",
+            std::env::var("KAIROS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     c
 }
 

@@ -38,6 +38,14 @@ pub enum ChannelError {
     Permanent(String),
 }
 
+/// The key a channel send carries so the receiving side can recognise a repeat: the outbox
+/// records its claim before each send, but a deliverer that crashes after sending and before
+/// recording `sent` leaves the offer to be sent again once its claim lapses. Same offer, same
+/// channel, same key, on every attempt and every instance.
+pub fn idempotency_key(rec: &Recommendation, channel: &str) -> String {
+    format!("{}:{channel}", rec.id)
+}
+
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     fn name(&self) -> &str;

@@ -88,6 +88,14 @@ impl Shared {
         }
     }
 
+    fn owned(&self, n: usize) {
+        self.pipeline
+            .deps
+            .metrics
+            .partitions_owned
+            .store(n as u64, Ordering::Relaxed);
+    }
+
     fn drop_cache(&self) {
         if let Err(e) = self.rt.block_on(self.pipeline.drop_cache()) {
             tracing::error!("kafka: dropping the cache failed: {e}");
@@ -103,6 +111,7 @@ impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = r {
             tracing::info!(partitions = tpl.count(), "kafka: partitions revoked");
+            self.0.owned(0);
             self.0.settle(c);
             self.0.drop_cache();
         }
@@ -130,6 +139,7 @@ impl ConsumerContext for Ctx {
                 epoch,
                 "kafka: partitions assigned"
             );
+            self.0.owned(tpl.count());
         }
     }
 }

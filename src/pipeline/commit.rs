@@ -5,8 +5,9 @@
 //! (`MULTI`): a crash between the two leaves the decisions stored and the state (with its
 //! dedup marks) old, so the resent events run again, decide the same recommendations under
 //! the same ids, and the insert keeps the stored ones. Nothing is lost and nothing doubles.
-//! In Kafka mode the batch's decisions are then produced to the recommendations topic, and
-//! only after that are the events acknowledged, which lets the source commit their offsets.
+//! In Kafka mode the batch's decisions are produced to the recommendations topic before this
+//! commit (a crash in between republishes them under the same ids), and the events are
+//! acknowledged after it, which lets the source commit their offsets.
 
 use anyhow::Context;
 

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Caches dropped on a partition assignment or revocation (Kafka mode).
     pub cache_drops: AtomicU64,
+    /// Partitions of the events topic this instance owns now (Kafka mode).
+    pub partitions_owned: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
@@ -45,6 +47,7 @@ pub struct MetricsSnapshot {
     pub state_fenced: u64,
     pub published: u64,
     pub cache_drops: u64,
+    pub partitions_owned: u64,
     /// Requests sent to the state store (a pipelined batch counts once).
     pub state_round_trips: u64,
 }
@@ -77,6 +80,7 @@ impl Metrics {
             state_fenced: self.state_fenced.load(Relaxed),
             published: self.published.load(Relaxed),
             cache_drops: self.cache_drops.load(Relaxed),
+            partitions_owned: self.partitions_owned.load(Relaxed),
             state_round_trips: 0,
         }
     }

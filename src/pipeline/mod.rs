@@ -58,8 +58,8 @@ pub struct Deps {
 }
 
 /// A stream every decision goes out on (sent or suppressed, with its reason). Published
-/// after the batch's commit and before its acknowledgement, so a crash in between publishes
-/// again on redelivery: at least once, each decision under its stable id.
+/// before the batch's commit, so a crash before the commit publishes again on redelivery:
+/// at least once, each decision under its stable id.
 #[async_trait::async_trait]
 pub trait DecisionLog: Send + Sync {
     async fn publish(&self, recs: &[Recommendation]) -> anyhow::Result<()>;

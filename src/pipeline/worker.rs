@@ -256,6 +256,19 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
             }
         }
+        // Published before anything is committed: a crash at any point before the state (with
+        // its dedup marks) is stored reruns these events, which decide and publish the same
+        // decisions under the same ids again. Published after, a crash in between would leave
+        // decisions stored but never on the stream.
+        if let Some(log) = &deps.decision_log {
+            if !recs.is_empty() {
+                persist(&deps, "publishing the batch's decisions", || {
+                    log.publish(&recs)
+                })
+                .await;
+                deps.metrics.published.fetch_add(recs.len() as u64, Relaxed);
+            }
+        }
         let dirty = shard.take_dirty();
         let (fresh, state_done) = persist(&deps, "committing the batch", || {
             commit::decisions_and_state(&deps, &dirty, &recs, &dead)
@@ -273,15 +286,6 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
             deps.metrics
                 .state_fenced
                 .fetch_add(fenced.len() as u64, Relaxed);
-        }
-        if let Some(log) = &deps.decision_log {
-            if !recs.is_empty() {
-                persist(&deps, "publishing the batch's decisions", || {
-                    log.publish(&recs)
-                })
-                .await;
-                deps.metrics.published.fetch_add(recs.len() as u64, Relaxed);
-            }
         }
         if std::mem::take(&mut drop_cache) {
             shard.entries.clear();

@@ -58,6 +58,10 @@ impl HttpGateway {
             .client
             .get(&self.url)
             .query(&q)
+            .header(
+                "Idempotency-Key",
+                crate::channels::idempotency_key(rec, "sms"),
+            )
             .send()
             .await
             .map_err(|e| ChannelError::Transient(format!("gateway unreachable: {e}")))?;
