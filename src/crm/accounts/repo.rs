@@ -1,10 +1,11 @@
-//! Billing account SQL, scoped through the owning customer.
+//! Billing account SQL, scoped through the owning customer; reads and writes go through
+//! the generic [`Entity`] recipe.
 
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{Arg, Entity, Sql};
 
 /// A billing account (TMF666 BillingAccount).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -40,19 +41,6 @@ pub fn scoped(p: &Principal) -> Sql {
     sql
 }
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Account>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND a.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
-}
-
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
@@ -64,28 +52,43 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(a: &Account) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", a.name.as_str().into()),
-        ("account_type", a.account_type.as_str().into()),
-        ("state", a.state.as_str().into()),
-        ("payment_method", (&a.payment_method).into()),
-        ("bill_cycle_day", a.bill_cycle_day.into()),
-        ("currency", a.currency.as_str().into()),
-        ("credit_limit_cents", a.credit_limit_cents.into()),
-        ("balance_cents", a.balance_cents.into()),
-        ("updated_at", a.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Account {
+    type Row = Self;
+    const TABLE: &'static str = "accounts";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "a.id";
+    const KIND: &'static str = "account";
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, a: &Account) -> Result<(), sqlx::Error> {
-    let mut v = values(a);
-    v.extend([
-        ("id", a.id.as_str().into()),
-        ("customer_id", a.customer_id.as_str().into()),
-        ("created_at", a.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("accounts", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn customer_id(&self) -> Option<&str> {
+        Some(&self.customer_id)
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("name", self.name.as_str().into()),
+            ("account_type", self.account_type.as_str().into()),
+            ("state", self.state.as_str().into()),
+            ("payment_method", (&self.payment_method).into()),
+            ("bill_cycle_day", self.bill_cycle_day.into()),
+            ("currency", self.currency.as_str().into()),
+            ("credit_limit_cents", self.credit_limit_cents.into()),
+            ("balance_cents", self.balance_cents.into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("customer_id", self.customer_id.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{Arg, Entity, Sql};
 
 /// A customer contract (合同; TMF651 Agreement).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -42,19 +42,6 @@ pub fn scoped(p: &Principal) -> Sql {
     sql
 }
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Agreement>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND g.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
-}
-
 /// A customer's contracts that are not terminated, soonest end first (360 view).
 pub async fn current_for_customer(
     conn: &mut sqlx::AnyConnection,
@@ -68,29 +55,44 @@ pub async fn current_for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(a: &Agreement) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", a.name.as_str().into()),
-        ("agreement_type", a.agreement_type.as_str().into()),
-        ("status", a.status.as_str().into()),
-        ("start_date", a.start_date.as_str().into()),
-        ("end_date", a.end_date.as_str().into()),
-        ("reminder_days", a.reminder_days.into()),
-        ("document_ref", (&a.document_ref).into()),
-        ("amount_cents", a.amount_cents.into()),
-        ("reminded_for", (&a.reminded_for).into()),
-        ("updated_at", a.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Agreement {
+    type Row = Self;
+    const TABLE: &'static str = "agreements";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "g.id";
+    const KIND: &'static str = "agreement";
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, a: &Agreement) -> Result<(), sqlx::Error> {
-    let mut v = values(a);
-    v.extend([
-        ("id", a.id.as_str().into()),
-        ("customer_id", a.customer_id.as_str().into()),
-        ("created_at", a.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("agreements", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn customer_id(&self) -> Option<&str> {
+        Some(&self.customer_id)
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("name", self.name.as_str().into()),
+            ("agreement_type", self.agreement_type.as_str().into()),
+            ("status", self.status.as_str().into()),
+            ("start_date", self.start_date.as_str().into()),
+            ("end_date", self.end_date.as_str().into()),
+            ("reminder_days", self.reminder_days.into()),
+            ("document_ref", (&self.document_ref).into()),
+            ("amount_cents", self.amount_cents.into()),
+            ("reminded_for", (&self.reminded_for).into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("customer_id", self.customer_id.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Arg, Entity, Sql, StoreError};
 
 /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,20 +79,17 @@ pub const COLUMNS: &str = "o.id, o.code, o.name, o.description, o.offering_type,
      o.bundled_offering_ids, o.price_cents, o.recurring_period, o.market_segments, o.channels, \
      o.lifecycle_status, o.created_at, o.updated_at, o.version";
 
+/// Every offering: the catalog is not scoped.
+pub fn all() -> Sql {
+    Sql::new("product_offerings o WHERE 1=1")
+}
+
 /// By id or by code.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     key: &str,
-) -> Result<Option<Offering>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM product_offerings o WHERE o.id = "
-    ));
-    sql.bind(key).push(" OR o.code = ").bind(key);
-    Ok(sql
-        .query_as::<Row>()
-        .fetch_optional(conn)
-        .await?
-        .map(Into::into))
+) -> Result<Option<Offering>, StoreError> {
+    entity::get(conn, all(), key).await
 }
 
 pub async fn count_existing(
@@ -114,30 +111,49 @@ fn json(v: &[String]) -> Arg {
     Arg::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
 }
 
-pub fn values(o: &Offering) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("code", o.code.as_str().into()),
-        ("name", o.name.as_str().into()),
-        ("description", (&o.description).into()),
-        ("offering_type", o.offering_type.as_str().into()),
-        ("is_bundle", o.is_bundle.into()),
-        ("bundled_offering_ids", json(&o.bundled_offering_ids)),
-        ("price_cents", o.price_cents.into()),
-        ("recurring_period", (&o.recurring_period).into()),
-        ("market_segments", json(&o.market_segments)),
-        ("channels", json(&o.channels)),
-        ("lifecycle_status", o.lifecycle_status.as_str().into()),
-        ("updated_at", o.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Offering {
+    type Row = Row;
+    const TABLE: &'static str = "product_offerings";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "o.id";
+    const KIND: &'static str = "product_offering";
+    const NOUN: &'static str = "offering";
+    const UNIQUE: Option<&'static str> = Some("code");
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), sqlx::Error> {
-    let mut v = values(o);
-    v.extend([
-        ("id", o.id.as_str().into()),
-        ("created_at", o.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("product_offerings", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn push_key(sql: &mut Sql, key: &str) {
+        sql.push(" AND (o.id = ")
+            .bind(key)
+            .push(" OR o.code = ")
+            .bind(key)
+            .push(")");
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("code", self.code.as_str().into()),
+            ("name", self.name.as_str().into()),
+            ("description", (&self.description).into()),
+            ("offering_type", self.offering_type.as_str().into()),
+            ("is_bundle", self.is_bundle.into()),
+            ("bundled_offering_ids", json(&self.bundled_offering_ids)),
+            ("price_cents", self.price_cents.into()),
+            ("recurring_period", (&self.recurring_period).into()),
+            ("market_segments", json(&self.market_segments)),
+            ("channels", json(&self.channels)),
+            ("lifecycle_status", self.lifecycle_status.as_str().into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![("created_at", self.created_at.as_str().into())]
+    }
 }

@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::ApiError;
-use crate::store::{Arg, Sql};
+use crate::store::{Arg, Entity, Sql};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactMedium {
@@ -68,20 +67,11 @@ pub const COLUMNS: &str = "m.id, m.customer_id, m.contact_name, m.medium_type, m
      m.phone_number, m.email_address, m.street1, m.city, m.post_code, m.country, m.created_at, \
      m.updated_at, m.version";
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<ContactMedium, ApiError> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM contact_media m WHERE m.id = "
-    ));
-    sql.bind(id).push(" AND m.customer_id = ").bind(customer_id);
-    sql.query_as::<Row>()
-        .fetch_optional(conn)
-        .await?
-        .map(Into::into)
-        .ok_or_else(|| ApiError::NotFound("contact".into()))
+/// A customer's contact media; the caller has checked the customer is in scope.
+pub fn of_customer(customer_id: &str) -> Sql {
+    let mut sql = Sql::new("contact_media m WHERE m.customer_id = ");
+    sql.bind(customer_id);
+    sql
 }
 
 pub async fn for_customer(
@@ -96,40 +86,45 @@ pub async fn for_customer(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-fn values(m: &ContactMedium) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("contact_name", (&m.contact_name).into()),
-        ("preferred", m.preferred.into()),
-        ("phone_number", (&m.phone_number).into()),
-        ("email_address", (&m.email_address).into()),
-        ("street1", (&m.street1).into()),
-        ("city", (&m.city).into()),
-        ("post_code", (&m.post_code).into()),
-        ("country", (&m.country).into()),
-        ("updated_at", m.updated_at.as_str().into()),
-    ]
-}
+impl Entity for ContactMedium {
+    type Row = Row;
+    const TABLE: &'static str = "contact_media";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "m.id";
+    const KIND: &'static str = "contact_medium";
+    const NOUN: &'static str = "contact";
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, m: &ContactMedium) -> Result<(), sqlx::Error> {
-    let mut v = values(m);
-    v.extend([
-        ("id", m.id.as_str().into()),
-        ("customer_id", m.customer_id.as_str().into()),
-        ("medium_type", m.medium_type.as_str().into()),
-        ("created_at", m.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("contact_media", v).execute(conn).await?;
-    Ok(())
-}
-
-pub async fn update(
-    conn: &mut sqlx::AnyConnection,
-    m: &ContactMedium,
-    expected: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = Sql::update_versioned("contact_media", &m.id, expected, values(m))
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn customer_id(&self) -> Option<&str> {
+        Some(&self.customer_id)
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("contact_name", (&self.contact_name).into()),
+            ("preferred", self.preferred.into()),
+            ("phone_number", (&self.phone_number).into()),
+            ("email_address", (&self.email_address).into()),
+            ("street1", (&self.street1).into()),
+            ("city", (&self.city).into()),
+            ("post_code", (&self.post_code).into()),
+            ("country", (&self.country).into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("customer_id", self.customer_id.as_str().into()),
+            ("medium_type", self.medium_type.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Arg, Entity, Sql, StoreError};
 
 /// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -34,22 +34,13 @@ pub fn scoped(p: &Principal) -> Sql {
     sql
 }
 
-/// By id, or by msisdn when `key` is all digits (ids are UUIDs, so never all digits).
+/// By id, or by msisdn when `key` is all digits.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     key: &str,
-) -> Result<Option<Line>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    if key.bytes().all(|b| b.is_ascii_digit()) {
-        sql.push(" AND l.msisdn = ").bind(key);
-    } else {
-        sql.push(" AND l.id = ").bind(key);
-    }
-    sql.query_as().fetch_optional(conn).await
+) -> Result<Option<Line>, StoreError> {
+    entity::get(conn, scoped(p), key).await
 }
 
 pub async fn for_customer(
@@ -63,28 +54,53 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(l: &Line) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("msisdn", l.msisdn.as_str().into()),
-        ("account_id", (&l.account_id).into()),
-        ("plan", l.plan.as_str().into()),
-        ("status", l.status.as_str().into()),
-        ("imsi", (&l.imsi).into()),
-        ("activated_at", l.activated_at.as_str().into()),
-        ("updated_at", l.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Line {
+    type Row = Self;
+    const TABLE: &'static str = "lines";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "l.id";
+    const KIND: &'static str = "line";
+    const UNIQUE: Option<&'static str> = Some("msisdn");
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), sqlx::Error> {
-    let mut v = values(l);
-    v.extend([
-        ("id", l.id.as_str().into()),
-        ("customer_id", l.customer_id.as_str().into()),
-        ("created_at", l.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("lines", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn customer_id(&self) -> Option<&str> {
+        Some(&self.customer_id)
+    }
+    /// Ids are UUIDs, so never all digits: an all-digit key is an msisdn.
+    fn push_key(sql: &mut Sql, key: &str) {
+        let col = if key.bytes().all(|b| b.is_ascii_digit()) {
+            " AND l.msisdn = "
+        } else {
+            " AND l.id = "
+        };
+        sql.push(col).bind(key);
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("msisdn", self.msisdn.as_str().into()),
+            ("account_id", (&self.account_id).into()),
+            ("plan", self.plan.as_str().into()),
+            ("status", self.status.as_str().into()),
+            ("imsi", (&self.imsi).into()),
+            ("activated_at", self.activated_at.as_str().into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("customer_id", self.customer_id.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }
 
 /// The account must belong to the line's customer.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Principal, Scope};
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Arg, Entity, Sql, StoreError};
 
 /// A party (TMF632): an individual or an organization.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -42,38 +42,54 @@ pub fn push_scope(sql: &mut Sql, pr: &Principal) {
     sql.push("))");
 }
 
+/// `parties p WHERE 1=1` plus the caller's scope.
+pub fn scoped(pr: &Principal) -> Sql {
+    let mut sql = Sql::new("parties p WHERE 1=1");
+    push_scope(&mut sql, pr);
+    sql
+}
+
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     pr: &Principal,
     id: &str,
-) -> Result<Option<Party>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM parties p WHERE p.id = "));
-    sql.bind(id);
-    push_scope(&mut sql, pr);
-    sql.query_as().fetch_optional(conn).await
+) -> Result<Option<Party>, StoreError> {
+    entity::get(conn, scoped(pr), id).await
 }
 
-pub fn values(p: &Party) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("party_type", p.party_type.as_str().into()),
-        ("given_name", (&p.given_name).into()),
-        ("family_name", (&p.family_name).into()),
-        ("trading_name", (&p.trading_name).into()),
-        ("registration_number", (&p.registration_number).into()),
-        ("birth_date", (&p.birth_date).into()),
-        ("nationality", (&p.nationality).into()),
-        ("updated_at", p.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Party {
+    type Row = Self;
+    const TABLE: &'static str = "parties";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "p.id";
+    const KIND: &'static str = "party";
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, p: &Party) -> Result<(), sqlx::Error> {
-    let mut v = values(p);
-    v.extend([
-        ("id", p.id.as_str().into()),
-        ("created_by", p.created_by.as_str().into()),
-        ("created_at", p.created_at.as_str().into()),
-        ("version", p.version.into()),
-    ]);
-    Sql::insert("parties", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("party_type", self.party_type.as_str().into()),
+            ("given_name", (&self.given_name).into()),
+            ("family_name", (&self.family_name).into()),
+            ("trading_name", (&self.trading_name).into()),
+            ("registration_number", (&self.registration_number).into()),
+            ("birth_date", (&self.birth_date).into()),
+            ("nationality", (&self.nationality).into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("created_by", self.created_by.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }

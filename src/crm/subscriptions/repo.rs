@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{Arg, Entity, Sql};
 
 /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -33,19 +33,6 @@ pub fn scoped(p: &Principal) -> Sql {
     sql
 }
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Subscription>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND s.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
-}
-
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
@@ -57,25 +44,40 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(s: &Subscription) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("status", s.status.as_str().into()),
-        ("start_date", (&s.start_date).into()),
-        ("termination_date", (&s.termination_date).into()),
-        ("updated_at", s.updated_at.as_str().into()),
-    ]
-}
+impl Entity for Subscription {
+    type Row = Self;
+    const TABLE: &'static str = "subscriptions";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "s.id";
+    const KIND: &'static str = "subscription";
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, s: &Subscription) -> Result<(), sqlx::Error> {
-    let mut v = values(s);
-    v.extend([
-        ("id", s.id.as_str().into()),
-        ("customer_id", s.customer_id.as_str().into()),
-        ("line_id", (&s.line_id).into()),
-        ("offering_id", s.offering_id.as_str().into()),
-        ("created_at", s.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("subscriptions", v).execute(conn).await?;
-    Ok(())
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn customer_id(&self) -> Option<&str> {
+        Some(&self.customer_id)
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("status", self.status.as_str().into()),
+            ("start_date", (&self.start_date).into()),
+            ("termination_date", (&self.termination_date).into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("customer_id", self.customer_id.as_str().into()),
+            ("line_id", (&self.line_id).into()),
+            ("offering_id", self.offering_id.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }
