@@ -126,3 +126,70 @@ pub async fn delete<E: Entity>(conn: &mut AnyConnection, id: &str) -> Result<(),
         .with_context(|| format!("deleting from {}", E::TABLE))?;
     Ok(())
 }
+
+/// Implements [`Entity`] for a record struct from its field lists, so an entity is declared
+/// in one place and bound by its fields' types:
+///
+/// ```ignore
+/// crate::entity! { Account in "accounts" as a, kind "account", owner customer_id;
+///     update name, state; stamp updated_at; insert customer_id, created_at }
+/// ```
+///
+/// `update` lists the columns a PATCH may change, `stamp` the column set to the time of each
+/// new version, `insert` the columns only an insert writes; `id` and `version` are implied.
+/// The columns read are all of them. Optional, in this order: `noun` (the 404's word, if not
+/// the kind), `unique` (the field a constraint failure is blamed on), `row` (the type read
+/// from SQL, if not the record), `owner` (the customer-id field the audit trail files it
+/// under), `key` (a `fn(&mut Sql, &str)` when the record is also addressed by something other
+/// than its id).
+#[macro_export]
+macro_rules! entity {
+    ($ty:ident in $table:literal as $alias:ident, kind $kind:literal
+        $(, noun $noun:literal)? $(, unique $unique:literal)? $(, row $row:ty)?
+        $(, owner $owner:ident)? $(, key $key:path)?;
+        update $($u:ident),+; $(stamp $stamp:ident;)? insert $($i:ident),+ $(,)?) => {
+        impl $crate::store::Entity for $ty {
+            type Row = $crate::entity!(@row $($row)?);
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static str = concat!(
+                stringify!($alias), ".id",
+                $(", ", stringify!($alias), ".", stringify!($u),)+
+                $(", ", stringify!($alias), ".", stringify!($stamp),)?
+                $(", ", stringify!($alias), ".", stringify!($i),)+
+                ", ", stringify!($alias), ".version"
+            );
+            const ID: &'static str = concat!(stringify!($alias), ".id");
+            const KIND: &'static str = $kind;
+            $(const NOUN: &'static str = $noun;)?
+            $(const UNIQUE: Option<&'static str> = Some($unique);)?
+
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn next_version(&mut self, _now: String) {
+                $(self.$stamp = _now;)?
+                self.version += 1;
+            }
+            fn values(&self) -> Vec<(&'static str, $crate::store::Arg)> {
+                vec![
+                    $((stringify!($u), $crate::store::Arg::from(&self.$u)),)+
+                    $((stringify!($stamp), $crate::store::Arg::from(&self.$stamp)),)?
+                ]
+            }
+            fn insert_only(&self) -> Vec<(&'static str, $crate::store::Arg)> {
+                vec![$((stringify!($i), $crate::store::Arg::from(&self.$i)),)+]
+            }
+            $(fn customer_id(&self) -> Option<&str> {
+                Some(&self.$owner)
+            })?
+            $(fn push_key(sql: &mut $crate::store::Sql, key: &str) {
+                $key(sql, key)
+            })?
+        }
+    };
+    (@row) => { Self };
+    (@row $row:ty) => { $row };
+}

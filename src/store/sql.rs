@@ -61,6 +61,34 @@ impl From<Option<i64>> for Arg {
     }
 }
 
+// By reference, for binding a record's fields where they are (`entity!`).
+impl From<&i64> for Arg {
+    fn from(v: &i64) -> Arg {
+        Arg::Int(*v)
+    }
+}
+impl From<&f64> for Arg {
+    fn from(v: &f64) -> Arg {
+        Arg::Float(*v)
+    }
+}
+impl From<&bool> for Arg {
+    fn from(v: &bool) -> Arg {
+        Arg::Int(*v as i64)
+    }
+}
+impl From<&Option<i64>> for Arg {
+    fn from(v: &Option<i64>) -> Arg {
+        (*v).into()
+    }
+}
+/// Lists are stored as JSON text: they are read whole, never queried.
+impl From<&Vec<String>> for Arg {
+    fn from(v: &Vec<String>) -> Arg {
+        Arg::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
+    }
+}
+
 /// SQL text with its positional (`$n`) arguments, built up piece by piece.
 #[derive(Debug, Clone, Default)]
 pub struct Sql {

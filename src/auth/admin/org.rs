@@ -12,7 +12,7 @@ use crate::crud;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
-    check_ref, new_id, now_text, Arg, Entity, FilterKind, ListParams, ListSpec, Page, Sql,
+    check_ref, new_id, now_text, Entity, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 
 /// A team or a region: both are a name, and teams belong to a region.
@@ -46,58 +46,11 @@ pub struct NewRegion {
     pub name: String,
 }
 
-impl Entity for Team {
-    type Row = Self;
-    const TABLE: &'static str = "teams";
-    const COLUMNS: &'static str = "t.id, t.name, t.region_id, t.created_at, t.version";
-    const ID: &'static str = "t.id";
-    const KIND: &'static str = "team";
-    const UNIQUE: Option<&'static str> = Some("name");
+crate::entity! { Team in "teams" as t, kind "team", unique "name";
+update name, region_id; insert created_at }
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, _now: String) {
-        self.version += 1;
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("name", self.name.as_str().into()),
-            ("region_id", (&self.region_id).into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![("created_at", self.created_at.as_str().into())]
-    }
-}
-
-impl Entity for Region {
-    type Row = Self;
-    const TABLE: &'static str = "regions";
-    const COLUMNS: &'static str = "t.id, t.name, t.created_at, t.version";
-    const ID: &'static str = "t.id";
-    const KIND: &'static str = "region";
-    const UNIQUE: Option<&'static str> = Some("name");
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, _now: String) {
-        self.version += 1;
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![("name", self.name.as_str().into())]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![("created_at", self.created_at.as_str().into())]
-    }
-}
+crate::entity! { Region in "regions" as t, kind "region", unique "name";
+update name; insert created_at }
 
 /// Both lists: the organisation is not scoped.
 fn all(table: &str) -> Sql {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Entity, Sql};
+use crate::store::{Entity, Sql};
 
 /// A billing account (TMF666 BillingAccount).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -30,9 +30,7 @@ pub struct Account {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "a.id, a.customer_id, a.name, a.account_type, a.state, \
-     a.payment_method, a.bill_cycle_day, a.currency, a.credit_limit_cents, a.balance_cents, \
-     a.created_at, a.updated_at, a.version";
+pub const COLUMNS: &str = <Account as Entity>::COLUMNS;
 
 /// `accounts a JOIN customers c ... WHERE 1=1` plus the caller's scope.
 pub fn scoped(p: &Principal) -> Sql {
@@ -52,43 +50,7 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-impl Entity for Account {
-    type Row = Self;
-    const TABLE: &'static str = "accounts";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "a.id";
-    const KIND: &'static str = "account";
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("name", self.name.as_str().into()),
-            ("account_type", self.account_type.as_str().into()),
-            ("state", self.state.as_str().into()),
-            ("payment_method", (&self.payment_method).into()),
-            ("bill_cycle_day", self.bill_cycle_day.into()),
-            ("currency", self.currency.as_str().into()),
-            ("credit_limit_cents", self.credit_limit_cents.into()),
-            ("balance_cents", self.balance_cents.into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { Account in "accounts" as a, kind "account", owner customer_id;
+update name, account_type, state, payment_method, bill_cycle_day, currency,
+    credit_limit_cents, balance_cents;
+stamp updated_at; insert customer_id, created_at }

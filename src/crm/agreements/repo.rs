@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Entity, Sql};
+use crate::store::{Entity, Sql};
 
 /// A customer contract (合同; TMF651 Agreement).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -32,9 +32,7 @@ pub struct Agreement {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "g.id, g.customer_id, g.name, g.agreement_type, g.status, \
-     g.start_date, g.end_date, g.reminder_days, g.document_ref, g.amount_cents, g.reminded_for, \
-     g.created_at, g.updated_at, g.version";
+pub const COLUMNS: &str = <Agreement as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("agreements g JOIN customers c ON c.id = g.customer_id WHERE 1=1");
@@ -55,44 +53,7 @@ pub async fn current_for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-impl Entity for Agreement {
-    type Row = Self;
-    const TABLE: &'static str = "agreements";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "g.id";
-    const KIND: &'static str = "agreement";
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("name", self.name.as_str().into()),
-            ("agreement_type", self.agreement_type.as_str().into()),
-            ("status", self.status.as_str().into()),
-            ("start_date", self.start_date.as_str().into()),
-            ("end_date", self.end_date.as_str().into()),
-            ("reminder_days", self.reminder_days.into()),
-            ("document_ref", (&self.document_ref).into()),
-            ("amount_cents", self.amount_cents.into()),
-            ("reminded_for", (&self.reminded_for).into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { Agreement in "agreements" as g, kind "agreement", owner customer_id;
+update name, agreement_type, status, start_date, end_date, reminder_days, document_ref,
+    amount_cents, reminded_for;
+stamp updated_at; insert customer_id, created_at }

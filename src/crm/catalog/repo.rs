@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{entity, Arg, Entity, Sql, StoreError};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,9 +75,7 @@ impl From<Row> for Offering {
     }
 }
 
-pub const COLUMNS: &str = "o.id, o.code, o.name, o.description, o.offering_type, o.is_bundle, \
-     o.bundled_offering_ids, o.price_cents, o.recurring_period, o.market_segments, o.channels, \
-     o.lifecycle_status, o.created_at, o.updated_at, o.version";
+pub const COLUMNS: &str = <Offering as Entity>::COLUMNS;
 
 /// Every offering: the catalog is not scoped.
 pub fn all() -> Sql {
@@ -107,53 +105,16 @@ pub async fn count_existing(
     Ok(n)
 }
 
-fn json(v: &[String]) -> Arg {
-    Arg::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
-}
+crate::entity! { Offering in "product_offerings" as o, kind "product_offering",
+noun "offering", unique "code", row Row, key by_id_or_code;
+update code, name, description, offering_type, is_bundle, bundled_offering_ids, price_cents,
+    recurring_period, market_segments, channels, lifecycle_status;
+stamp updated_at; insert created_at }
 
-impl Entity for Offering {
-    type Row = Row;
-    const TABLE: &'static str = "product_offerings";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "o.id";
-    const KIND: &'static str = "product_offering";
-    const NOUN: &'static str = "offering";
-    const UNIQUE: Option<&'static str> = Some("code");
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn push_key(sql: &mut Sql, key: &str) {
-        sql.push(" AND (o.id = ")
-            .bind(key)
-            .push(" OR o.code = ")
-            .bind(key)
-            .push(")");
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("code", self.code.as_str().into()),
-            ("name", self.name.as_str().into()),
-            ("description", (&self.description).into()),
-            ("offering_type", self.offering_type.as_str().into()),
-            ("is_bundle", self.is_bundle.into()),
-            ("bundled_offering_ids", json(&self.bundled_offering_ids)),
-            ("price_cents", self.price_cents.into()),
-            ("recurring_period", (&self.recurring_period).into()),
-            ("market_segments", json(&self.market_segments)),
-            ("channels", json(&self.channels)),
-            ("lifecycle_status", self.lifecycle_status.as_str().into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![("created_at", self.created_at.as_str().into())]
-    }
+fn by_id_or_code(sql: &mut Sql, key: &str) {
+    sql.push(" AND (o.id = ")
+        .bind(key)
+        .push(" OR o.code = ")
+        .bind(key)
+        .push(")");
 }

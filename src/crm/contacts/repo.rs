@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Arg, Entity, Sql};
+use crate::store::{Entity, Sql};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactMedium {
@@ -63,9 +63,7 @@ impl From<Row> for ContactMedium {
     }
 }
 
-pub const COLUMNS: &str = "m.id, m.customer_id, m.contact_name, m.medium_type, m.preferred, \
-     m.phone_number, m.email_address, m.street1, m.city, m.post_code, m.country, m.created_at, \
-     m.updated_at, m.version";
+pub const COLUMNS: &str = <ContactMedium as Entity>::COLUMNS;
 
 /// A customer's contact media; the caller has checked the customer is in scope.
 pub fn of_customer(customer_id: &str) -> Sql {
@@ -86,45 +84,7 @@ pub async fn for_customer(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-impl Entity for ContactMedium {
-    type Row = Row;
-    const TABLE: &'static str = "contact_media";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "m.id";
-    const KIND: &'static str = "contact_medium";
-    const NOUN: &'static str = "contact";
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("contact_name", (&self.contact_name).into()),
-            ("preferred", self.preferred.into()),
-            ("phone_number", (&self.phone_number).into()),
-            ("email_address", (&self.email_address).into()),
-            ("street1", (&self.street1).into()),
-            ("city", (&self.city).into()),
-            ("post_code", (&self.post_code).into()),
-            ("country", (&self.country).into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("medium_type", self.medium_type.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { ContactMedium in "contact_media" as m, kind "contact_medium", noun "contact",
+row Row, owner customer_id;
+update contact_name, preferred, phone_number, email_address, street1, city, post_code, country;
+stamp updated_at; insert customer_id, medium_type, created_at }

@@ -15,7 +15,7 @@ use crate::crud;
 use crate::event::Msisdn;
 use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, Arg, Entity, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -63,9 +63,6 @@ pub struct MemberPatch {
     pub status: Option<String>,
     pub version: Option<i64>,
 }
-
-const COLUMNS: &str = "m.id, m.customer_id, m.name, m.msisdn, m.department, m.title, m.email, \
-     m.status, m.created_at, m.updated_at, m.version";
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -120,46 +117,10 @@ fn of_enterprise(customer_id: &str) -> Sql {
     sql
 }
 
-impl Entity for Member {
-    type Row = Self;
-    const TABLE: &'static str = "enterprise_members";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "m.id";
-    const KIND: &'static str = "enterprise_member";
-    const NOUN: &'static str = "member";
-    const UNIQUE: Option<&'static str> = Some("msisdn");
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("name", self.name.as_str().into()),
-            ("msisdn", self.msisdn.as_str().into()),
-            ("department", (&self.department).into()),
-            ("title", (&self.title).into()),
-            ("email", (&self.email).into()),
-            ("status", self.status.as_str().into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { Member in "enterprise_members" as m, kind "enterprise_member", noun "member",
+unique "msisdn", owner customer_id;
+update name, msisdn, department, title, email, status;
+stamp updated_at; insert customer_id, created_at }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),

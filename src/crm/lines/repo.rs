@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{entity, Arg, Entity, Sql, StoreError};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -25,8 +25,7 @@ pub struct Line {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "l.id, l.msisdn, l.customer_id, l.account_id, l.plan, l.status, l.imsi, \
-     l.activated_at, l.created_at, l.updated_at, l.version";
+pub const COLUMNS: &str = <Line as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE 1=1");
@@ -54,53 +53,19 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-impl Entity for Line {
-    type Row = Self;
-    const TABLE: &'static str = "lines";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "l.id";
-    const KIND: &'static str = "line";
-    const UNIQUE: Option<&'static str> = Some("msisdn");
+crate::entity! { Line in "lines" as l, kind "line", unique "msisdn", owner customer_id,
+key by_id_or_msisdn;
+update msisdn, account_id, plan, status, imsi, activated_at;
+stamp updated_at; insert customer_id, created_at }
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    /// Ids are UUIDs, so never all digits: an all-digit key is an msisdn.
-    fn push_key(sql: &mut Sql, key: &str) {
-        let col = if key.bytes().all(|b| b.is_ascii_digit()) {
-            " AND l.msisdn = "
-        } else {
-            " AND l.id = "
-        };
-        sql.push(col).bind(key);
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("msisdn", self.msisdn.as_str().into()),
-            ("account_id", (&self.account_id).into()),
-            ("plan", self.plan.as_str().into()),
-            ("status", self.status.as_str().into()),
-            ("imsi", (&self.imsi).into()),
-            ("activated_at", self.activated_at.as_str().into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
+/// Ids are UUIDs, so never all digits: an all-digit key is an msisdn.
+fn by_id_or_msisdn(sql: &mut Sql, key: &str) {
+    let col = if key.bytes().all(|b| b.is_ascii_digit()) {
+        " AND l.msisdn = "
+    } else {
+        " AND l.id = "
+    };
+    sql.push(col).bind(key);
 }
 
 /// The account must belong to the line's customer.

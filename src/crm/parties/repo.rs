@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Principal, Scope};
 use crate::crm::scope::push_customer_scope;
-use crate::store::{entity, Arg, Entity, Sql, StoreError};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A party (TMF632): an individual or an organization.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -27,9 +27,7 @@ pub struct Party {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "p.id, p.party_type, p.given_name, p.family_name, p.trading_name, \
-     p.registration_number, p.birth_date, p.nationality, p.created_by, p.created_at, \
-     p.updated_at, p.version";
+pub const COLUMNS: &str = <Party as Entity>::COLUMNS;
 
 pub fn push_scope(sql: &mut Sql, pr: &Principal) {
     if pr.scope == Scope::All {
@@ -57,39 +55,7 @@ pub async fn get(
     entity::get(conn, scoped(pr), id).await
 }
 
-impl Entity for Party {
-    type Row = Self;
-    const TABLE: &'static str = "parties";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "p.id";
-    const KIND: &'static str = "party";
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("party_type", self.party_type.as_str().into()),
-            ("given_name", (&self.given_name).into()),
-            ("family_name", (&self.family_name).into()),
-            ("trading_name", (&self.trading_name).into()),
-            ("registration_number", (&self.registration_number).into()),
-            ("birth_date", (&self.birth_date).into()),
-            ("nationality", (&self.nationality).into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("created_by", self.created_by.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { Party in "parties" as p, kind "party";
+update party_type, given_name, family_name, trading_name, registration_number, birth_date,
+    nationality;
+stamp updated_at; insert created_by, created_at }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Entity, Sql};
+use crate::store::{Entity, Sql};
 
 /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -24,8 +24,7 @@ pub struct Subscription {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "s.id, s.customer_id, s.line_id, s.offering_id, s.status, \
-     s.start_date, s.termination_date, s.created_at, s.updated_at, s.version";
+pub const COLUMNS: &str = <Subscription as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("subscriptions s JOIN customers c ON c.id = s.customer_id WHERE 1=1");
@@ -44,40 +43,6 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-impl Entity for Subscription {
-    type Row = Self;
-    const TABLE: &'static str = "subscriptions";
-    const COLUMNS: &'static str = COLUMNS;
-    const ID: &'static str = "s.id";
-    const KIND: &'static str = "subscription";
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn next_version(&mut self, now: String) {
-        self.updated_at = now;
-        self.version += 1;
-    }
-    fn customer_id(&self) -> Option<&str> {
-        Some(&self.customer_id)
-    }
-    fn values(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("status", self.status.as_str().into()),
-            ("start_date", (&self.start_date).into()),
-            ("termination_date", (&self.termination_date).into()),
-            ("updated_at", self.updated_at.as_str().into()),
-        ]
-    }
-    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
-        vec![
-            ("customer_id", self.customer_id.as_str().into()),
-            ("line_id", (&self.line_id).into()),
-            ("offering_id", self.offering_id.as_str().into()),
-            ("created_at", self.created_at.as_str().into()),
-        ]
-    }
-}
+crate::entity! { Subscription in "subscriptions" as s, kind "subscription", owner customer_id;
+update status, start_date, termination_date;
+stamp updated_at; insert customer_id, line_id, offering_id, created_at }
