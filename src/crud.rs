@@ -78,21 +78,40 @@ pub async fn save<E: Entity>(
     actor: &Principal,
     action: &str,
     before: &E,
-    mut after: E,
+    after: E,
 ) -> Result<Tagged<E>, ApiError> {
+    let after = write(&mut tx, before, after).await?;
+    commit(tx, actor, action, before, &after).await?;
+    Ok(Tagged::ok(after.version(), after))
+}
+
+/// The write half of an update, for handlers that check something between writing and
+/// committing: `after` becomes the next version of `before`, or 412 if the row moved on.
+pub async fn write<E: Entity>(tx: &mut Tx, before: &E, mut after: E) -> Result<E, ApiError> {
     after.next_version(now_text());
-    audit::check_written(entity::update(&mut tx, &after, before.version()).await?)?;
+    audit::check_written(entity::update(tx, &after, before.version()).await?)?;
+    Ok(after)
+}
+
+/// The other half: the change recorded with both versions, then the commit.
+pub async fn commit<E: Entity>(
+    mut tx: Tx,
+    actor: &Principal,
+    action: &str,
+    before: &E,
+    after: &E,
+) -> Result<(), ApiError> {
     let change = Change {
         entity: E::KIND,
         entity_id: after.id(),
         action,
         customer_id: after.customer_id(),
         before: audit::snapshot(before),
-        after: audit::snapshot(&after),
+        after: audit::snapshot(after),
     };
     audit::record(&mut tx, actor, change).await?;
     tx.commit().await?;
-    Ok(Tagged::ok(after.version(), after))
+    Ok(())
 }
 
 /// Deletes `before` (read in `tx`), records its last state and commits: 204.
