@@ -82,6 +82,13 @@ impl From<&Option<i64>> for Arg {
         (*v).into()
     }
 }
+/// A missing float binds as a NULL integer: `Arg` has no float null, and the database casts
+/// it on assignment.
+impl From<&Option<f64>> for Arg {
+    fn from(v: &Option<f64>) -> Arg {
+        v.map(Arg::Float).unwrap_or(Arg::NullInt)
+    }
+}
 /// Lists are stored as JSON text: they are read whole, never queried.
 impl From<&Vec<String>> for Arg {
     fn from(v: &Vec<String>) -> Arg {
