@@ -82,6 +82,12 @@ impl From<&Option<i64>> for Arg {
         (*v).into()
     }
 }
+/// JSON documents are stored as their text.
+impl From<&serde_json::Value> for Arg {
+    fn from(v: &serde_json::Value) -> Arg {
+        Arg::Text(v.to_string())
+    }
+}
 /// A missing float binds as a NULL integer: `Arg` has no float null, and the database casts
 /// it on assignment.
 impl From<&Option<f64>> for Arg {
