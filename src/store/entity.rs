@@ -130,7 +130,7 @@ pub async fn delete<E: Entity>(conn: &mut AnyConnection, id: &str) -> Result<(),
 /// Implements [`Entity`] for a record struct from its field lists, so an entity is declared
 /// in one place and bound by its fields' types:
 ///
-/// ```ignore
+/// ```text
 /// crate::entity! { Account in "accounts" as a, kind "account", owner customer_id;
 ///     update name, state; stamp updated_at; insert customer_id, created_at }
 /// ```
