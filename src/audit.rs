@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::access::Principal;
 use crate::http::ApiError;
-use crate::store::{new_id, next_seq, now_text, Arg, Sql};
+use crate::store::{new_id, next_seq, now_text, Sql};
 
 /// One change to record.
 pub struct Change<'a> {
@@ -18,27 +18,6 @@ pub struct Change<'a> {
     pub customer_id: Option<&'a str>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
-}
-
-/// The tail every versioned update shares: write `values` only while the row is still at
-/// `expected` (otherwise 412), record the change beside it, commit.
-pub async fn save_update(
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
-    actor: &Principal,
-    table: &str,
-    expected: i64,
-    values: Vec<(&str, Arg)>,
-    change: Change<'_>,
-) -> Result<(), ApiError> {
-    let n = Sql::update_versioned(table, change.entity_id, expected, values)
-        .execute(&mut tx)
-        .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// 412 unless a versioned write touched its row, i.e. the row was still at the version the

@@ -13,6 +13,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod crm;
+pub mod crud;
 pub mod decision;
 pub mod engine;
 pub mod event;

@@ -11,7 +11,7 @@ const ENGINE: &[&str] = &[
 ];
 /// What sits above the engine and must stay invisible to it.
 const ABOVE_ENGINE: &[&str] = &[
-    "crm", "auth", "http", "app", "offers", "ops", "ingest", "audit", "cli",
+    "crm", "auth", "http", "app", "offers", "ops", "ingest", "audit", "crud", "cli",
 ];
 
 /// `(importing module, modules it may not import)`.
@@ -32,9 +32,13 @@ fn forbidden(module: &str) -> Vec<&'static str> {
             v
         }
         "http" => vec![
-            "crm", "auth", "app", "offers", "ops", "ingest", "audit", "cli",
+            "crm", "auth", "app", "offers", "ops", "ingest", "audit", "crud", "cli",
         ],
-        "audit" => vec!["crm", "auth", "app", "offers", "ops", "ingest", "cli"],
+        "audit" => vec![
+            "crm", "auth", "app", "offers", "ops", "ingest", "crud", "cli",
+        ],
+        // The entity recipe sits on the HTTP kit and the audit trail, below the features.
+        "crud" => vec!["crm", "auth", "app", "offers", "ops", "ingest", "cli"],
         "auth" => vec!["crm", "app", "offers", "ops", "ingest", "cli"],
         "crm" | "offers" | "ops" | "ingest" => vec!["app", "cli"],
         _ => Vec::new(),

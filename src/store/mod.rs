@@ -3,6 +3,7 @@
 //! The query kit every feature shares lives here too; it knows nothing of HTTP and answers
 //! with [`StoreError`], which `http::error` maps to a status.
 
+pub mod entity;
 mod error;
 mod list;
 mod sql;
@@ -11,6 +12,7 @@ mod write;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use entity::Entity;
 pub use error::{ResultExt, StoreError};
 pub use list::{
     fetch_page, like_pattern, FilterKind, ListParams, ListSpec, Page, DEFAULT_LIMIT, MAX_LIMIT,

@@ -61,6 +61,47 @@ impl From<Option<i64>> for Arg {
     }
 }
 
+// By reference, for binding a record's fields where they are (`entity!`).
+impl From<&i64> for Arg {
+    fn from(v: &i64) -> Arg {
+        Arg::Int(*v)
+    }
+}
+impl From<&f64> for Arg {
+    fn from(v: &f64) -> Arg {
+        Arg::Float(*v)
+    }
+}
+impl From<&bool> for Arg {
+    fn from(v: &bool) -> Arg {
+        Arg::Int(*v as i64)
+    }
+}
+impl From<&Option<i64>> for Arg {
+    fn from(v: &Option<i64>) -> Arg {
+        (*v).into()
+    }
+}
+/// JSON documents are stored as their text.
+impl From<&serde_json::Value> for Arg {
+    fn from(v: &serde_json::Value) -> Arg {
+        Arg::Text(v.to_string())
+    }
+}
+/// A missing float binds as a NULL integer: `Arg` has no float null, and the database casts
+/// it on assignment.
+impl From<&Option<f64>> for Arg {
+    fn from(v: &Option<f64>) -> Arg {
+        v.map(Arg::Float).unwrap_or(Arg::NullInt)
+    }
+}
+/// Lists are stored as JSON text: they are read whole, never queried.
+impl From<&Vec<String>> for Arg {
+    fn from(v: &Vec<String>) -> Arg {
+        Arg::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
+    }
+}
+
 /// SQL text with its positional (`$n`) arguments, built up piece by piece.
 #[derive(Debug, Clone, Default)]
 pub struct Sql {

@@ -7,17 +7,16 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
+use crate::crud;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
-    check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
-    Page, Sql,
+    check_ref, new_id, now_text, Entity, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 
 /// A team or a region: both are a name, and teams belong to a region.
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Team {
     pub id: String,
     pub name: String,
@@ -26,7 +25,7 @@ pub struct Team {
     pub version: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Region {
     pub id: String,
     pub name: String,
@@ -47,6 +46,17 @@ pub struct NewRegion {
     pub name: String,
 }
 
+crate::entity! { Team in "teams" as t, kind "team", unique "name";
+update name, region_id; insert created_at }
+
+crate::entity! { Region in "regions" as t, kind "region", unique "name";
+update name; insert created_at }
+
+/// Both lists: the organisation is not scoped.
+fn all(table: &str) -> Sql {
+    Sql::new(&format!("{table} t WHERE 1=1"))
+}
+
 const NAME_SPEC: ListSpec = ListSpec {
     filters: &[("name", "t.name", FilterKind::Text)],
     sorts: &[("name", "t.name")],
@@ -63,11 +73,12 @@ pub async fn list_teams(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Team>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&NAME_SPEC, &q)?;
-    let cols = "t.id, t.name, t.region_id, t.created_at, t.version";
-    Ok(Json(
-        fetch_page(&st.db.pool, cols, Sql::new("teams t WHERE 1=1"), &params).await?,
-    ))
+    crud::list(
+        &st.db,
+        all(Team::TABLE),
+        &ListParams::parse(&NAME_SPEC, &q)?,
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "users", request_body = NewTeam,
@@ -90,21 +101,7 @@ pub async fn create_team(
     };
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "regions", "region_id", team.region_id.as_deref()).await?;
-    Sql::insert(
-        "teams",
-        vec![
-            ("id", team.id.as_str().into()),
-            ("name", team.name.as_str().into()),
-            ("region_id", (&team.region_id).into()),
-            ("created_at", team.created_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "name"))?;
-    audit::commit_create(tx, &p, "team", &team.id, None, &team).await?;
-    Ok(Tagged::created(1, team))
+    crud::create(tx, &p, team).await
 }
 
 #[utoipa::path(get, path = "/api/v1/regions", tag = "users",
@@ -116,11 +113,12 @@ pub async fn list_regions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Region>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&NAME_SPEC, &q)?;
-    let cols = "t.id, t.name, t.created_at, t.version";
-    Ok(Json(
-        fetch_page(&st.db.pool, cols, Sql::new("regions t WHERE 1=1"), &params).await?,
-    ))
+    crud::list(
+        &st.db,
+        all(Region::TABLE),
+        &ListParams::parse(&NAME_SPEC, &q)?,
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/regions", tag = "users", request_body = NewRegion,
@@ -140,19 +138,6 @@ pub async fn create_region(
         created_at: now_text(),
         version: 1,
     };
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    Sql::insert(
-        "regions",
-        vec![
-            ("id", region.id.as_str().into()),
-            ("name", region.name.as_str().into()),
-            ("created_at", region.created_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "name"))?;
-    audit::commit_create(tx, &p, "region", &region.id, None, &region).await?;
-    Ok(Tagged::created(1, region))
+    let tx = crate::store::begin_write(&st.db).await?;
+    crud::create(tx, &p, region).await
 }

@@ -1,10 +1,11 @@
-//! Billing account SQL, scoped through the owning customer.
+//! Billing account SQL, scoped through the owning customer; reads and writes go through
+//! the generic [`Entity`] recipe.
 
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{Entity, Sql};
 
 /// A billing account (TMF666 BillingAccount).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -29,28 +30,13 @@ pub struct Account {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "a.id, a.customer_id, a.name, a.account_type, a.state, \
-     a.payment_method, a.bill_cycle_day, a.currency, a.credit_limit_cents, a.balance_cents, \
-     a.created_at, a.updated_at, a.version";
+pub const COLUMNS: &str = <Account as Entity>::COLUMNS;
 
 /// `accounts a JOIN customers c ... WHERE 1=1` plus the caller's scope.
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("accounts a JOIN customers c ON c.id = a.customer_id WHERE 1=1");
     push_customer_scope(&mut sql, p, "c");
     sql
-}
-
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Account>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND a.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
 }
 
 pub async fn for_customer(
@@ -64,28 +50,7 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(a: &Account) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", a.name.as_str().into()),
-        ("account_type", a.account_type.as_str().into()),
-        ("state", a.state.as_str().into()),
-        ("payment_method", (&a.payment_method).into()),
-        ("bill_cycle_day", a.bill_cycle_day.into()),
-        ("currency", a.currency.as_str().into()),
-        ("credit_limit_cents", a.credit_limit_cents.into()),
-        ("balance_cents", a.balance_cents.into()),
-        ("updated_at", a.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, a: &Account) -> Result<(), sqlx::Error> {
-    let mut v = values(a);
-    v.extend([
-        ("id", a.id.as_str().into()),
-        ("customer_id", a.customer_id.as_str().into()),
-        ("created_at", a.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("accounts", v).execute(conn).await?;
-    Ok(())
-}
+crate::entity! { Account in "accounts" as a, kind "account", owner customer_id;
+update name, account_type, state, payment_method, bill_cycle_day, currency,
+    credit_limit_cents, balance_cents;
+stamp updated_at; insert customer_id, created_at }

@@ -13,14 +13,14 @@ use serde::Deserialize;
 
 pub use repo::Agreement;
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -118,10 +118,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Agreement>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
 }
 
 #[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements", request_body = NewAgreement,
@@ -154,9 +151,7 @@ pub async fn create(
     require_customer(&mut tx, &p, &a.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
-    repo::insert(&mut tx, &a).await?;
-    audit::commit_create(tx, &p, "agreement", &a.id, Some(&a.customer_id), &a).await?;
-    Ok(Tagged::created(1, a))
+    crud::create(tx, &p, a).await
 }
 
 #[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements", params(("id" = String, Path)),
@@ -167,10 +162,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Agreement>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let a = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
-    Ok(Tagged::ok(a.version, a))
+    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 /// Updates a contract. A new `end_date` (renewal) clears the reminder so the new period is
@@ -187,10 +179,7 @@ pub async fn update(
     p.require(Permission::ManageContracts)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("agreement".into()))?;
-    check_version(before.version, expected)?;
+    let before: Agreement = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
     let mut after = before.clone();
     crate::apply_patch!(patch => after;
         name,
@@ -203,26 +192,7 @@ pub async fn update(
         amount_cents
     );
     validate(&after)?;
-    after.updated_at = now_text();
-    let values = repo::values(&after);
-    after.version += 1;
-    audit::save_update(
-        tx,
-        &p,
-        "agreements",
-        expected,
-        values,
-        Change {
-            entity: "agreement",
-            entity_id: &id,
-            action: "update",
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 /// Runs the contract reminder job now (admins).

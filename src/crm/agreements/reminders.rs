@@ -105,15 +105,7 @@ pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<Remin
         let mut after = before.clone();
         after.reminded_for = Some(before.end_date.clone());
         after.updated_at = crate::store::ts_text(now);
-        let n = Sql::update_versioned(
-            "agreements",
-            &before.id,
-            before.version,
-            repo::values(&after),
-        )
-        .execute(&mut tx)
-        .await?;
-        if n == 0 {
+        if !crate::store::entity::update(&mut tx, &after, before.version).await? {
             // Changed meanwhile (or another run got it): the next run looks again.
             continue;
         }

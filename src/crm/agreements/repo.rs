@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{Entity, Sql};
 
 /// A customer contract (合同; TMF651 Agreement).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -32,27 +32,12 @@ pub struct Agreement {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "g.id, g.customer_id, g.name, g.agreement_type, g.status, \
-     g.start_date, g.end_date, g.reminder_days, g.document_ref, g.amount_cents, g.reminded_for, \
-     g.created_at, g.updated_at, g.version";
+pub const COLUMNS: &str = <Agreement as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("agreements g JOIN customers c ON c.id = g.customer_id WHERE 1=1");
     push_customer_scope(&mut sql, p, "c");
     sql
-}
-
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Agreement>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND g.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
 }
 
 /// A customer's contracts that are not terminated, soonest end first (360 view).
@@ -68,29 +53,7 @@ pub async fn current_for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(a: &Agreement) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", a.name.as_str().into()),
-        ("agreement_type", a.agreement_type.as_str().into()),
-        ("status", a.status.as_str().into()),
-        ("start_date", a.start_date.as_str().into()),
-        ("end_date", a.end_date.as_str().into()),
-        ("reminder_days", a.reminder_days.into()),
-        ("document_ref", (&a.document_ref).into()),
-        ("amount_cents", a.amount_cents.into()),
-        ("reminded_for", (&a.reminded_for).into()),
-        ("updated_at", a.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, a: &Agreement) -> Result<(), sqlx::Error> {
-    let mut v = values(a);
-    v.extend([
-        ("id", a.id.as_str().into()),
-        ("customer_id", a.customer_id.as_str().into()),
-        ("created_at", a.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("agreements", v).execute(conn).await?;
-    Ok(())
-}
+crate::entity! { Agreement in "agreements" as g, kind "agreement", owner customer_id;
+update name, agreement_type, status, start_date, end_date, reminder_days, document_ref,
+    amount_cents, reminded_for;
+stamp updated_at; insert customer_id, created_at }

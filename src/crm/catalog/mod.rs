@@ -12,15 +12,13 @@ use serde::Deserialize;
 
 pub use repo::Offering;
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -141,19 +139,7 @@ pub async fn list(
 ) -> Result<Json<Page<Offering>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let params = ListParams::parse_with_search(&SPEC, &["o.name", "o.code"], &q)?;
-    let page: Page<repo::Row> = fetch_page(
-        &st.db.pool,
-        repo::COLUMNS,
-        Sql::new("product_offerings o WHERE 1=1"),
-        &params,
-    )
-    .await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    crud::list(&st.db, repo::all(), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/catalog/offerings", tag = "catalog", request_body = NewOffering,
@@ -184,11 +170,7 @@ pub async fn create(
     };
     let mut tx = crate::store::begin_write(&st.db).await?;
     validate(&mut tx, &o).await?;
-    repo::insert(&mut tx, &o)
-        .await
-        .map_err(|e| unique_violation(e, "code"))?;
-    audit::commit_create(tx, &p, "product_offering", &o.id, None, &o).await?;
-    Ok(Tagged::created(1, o))
+    crud::create(tx, &p, o).await
 }
 
 #[utoipa::path(get, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
@@ -200,10 +182,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Offering>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let o = repo::get(&mut *st.db.pool.acquire().await?, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("offering".into()))?;
-    Ok(Tagged::ok(o.version, o))
+    crud::read(&st.db, repo::all(), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
@@ -219,10 +198,7 @@ pub async fn update(
     p.require(Permission::ManageCatalog)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("offering".into()))?;
-    check_version(before.version, expected)?;
+    let before: Offering = crud::load_at(&mut tx, repo::all(), &id, expected).await?;
     let mut after = before.clone();
     crate::apply_patch!(patch => after;
         name,
@@ -235,17 +211,5 @@ pub async fn update(
         lifecycle_status
     );
     validate(&mut tx, &after).await?;
-    after.updated_at = now_text();
-    let n = Sql::update_versioned(
-        "product_offerings",
-        &before.id,
-        expected,
-        repo::values(&after),
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::check_written(n > 0)?;
-    after.version += 1;
-    audit::commit_update(tx, &p, "product_offering", &after.id, None, &before, &after).await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,24 +75,19 @@ impl From<Row> for Offering {
     }
 }
 
-pub const COLUMNS: &str = "o.id, o.code, o.name, o.description, o.offering_type, o.is_bundle, \
-     o.bundled_offering_ids, o.price_cents, o.recurring_period, o.market_segments, o.channels, \
-     o.lifecycle_status, o.created_at, o.updated_at, o.version";
+pub const COLUMNS: &str = <Offering as Entity>::COLUMNS;
+
+/// Every offering: the catalog is not scoped.
+pub fn all() -> Sql {
+    Sql::new("product_offerings o WHERE 1=1")
+}
 
 /// By id or by code.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     key: &str,
-) -> Result<Option<Offering>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM product_offerings o WHERE o.id = "
-    ));
-    sql.bind(key).push(" OR o.code = ").bind(key);
-    Ok(sql
-        .query_as::<Row>()
-        .fetch_optional(conn)
-        .await?
-        .map(Into::into))
+) -> Result<Option<Offering>, StoreError> {
+    entity::get(conn, all(), key).await
 }
 
 pub async fn count_existing(
@@ -110,34 +105,16 @@ pub async fn count_existing(
     Ok(n)
 }
 
-fn json(v: &[String]) -> Arg {
-    Arg::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
-}
+crate::entity! { Offering in "product_offerings" as o, kind "product_offering",
+noun "offering", unique "code", row Row, key by_id_or_code;
+update code, name, description, offering_type, is_bundle, bundled_offering_ids, price_cents,
+    recurring_period, market_segments, channels, lifecycle_status;
+stamp updated_at; insert created_at }
 
-pub fn values(o: &Offering) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("code", o.code.as_str().into()),
-        ("name", o.name.as_str().into()),
-        ("description", (&o.description).into()),
-        ("offering_type", o.offering_type.as_str().into()),
-        ("is_bundle", o.is_bundle.into()),
-        ("bundled_offering_ids", json(&o.bundled_offering_ids)),
-        ("price_cents", o.price_cents.into()),
-        ("recurring_period", (&o.recurring_period).into()),
-        ("market_segments", json(&o.market_segments)),
-        ("channels", json(&o.channels)),
-        ("lifecycle_status", o.lifecycle_status.as_str().into()),
-        ("updated_at", o.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), sqlx::Error> {
-    let mut v = values(o);
-    v.extend([
-        ("id", o.id.as_str().into()),
-        ("created_at", o.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("product_offerings", v).execute(conn).await?;
-    Ok(())
+fn by_id_or_code(sql: &mut Sql, key: &str) {
+    sql.push(" AND (o.id = ")
+        .bind(key)
+        .push(" OR o.code = ")
+        .bind(key)
+        .push(")");
 }

@@ -11,15 +11,15 @@ use serde::Deserialize;
 
 pub use repo::ContactMedium;
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -124,15 +124,7 @@ pub async fn list(
     p.require(Permission::ReadCustomers)?;
     let params = ListParams::parse(&SPEC, &q)?;
     require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    let mut sql = Sql::new("contact_media m WHERE m.customer_id = ");
-    sql.bind(id.as_str());
-    let page: Page<repo::Row> = fetch_page(&st.db.pool, repo::COLUMNS, sql, &params).await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    crud::list(&st.db, repo::of_customer(&id), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/contacts", tag = "customers", params(("id" = String, Path)),
@@ -164,9 +156,7 @@ pub async fn create(
     validate(&m)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
-    repo::insert(&mut tx, &m).await?;
-    audit::commit_create(tx, &p, "contact_medium", &m.id, Some(&id), &m).await?;
-    Ok(Tagged::created(1, m))
+    crud::create(tx, &p, m).await
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
@@ -180,7 +170,7 @@ pub async fn read(
     p.require(Permission::ReadCustomers)?;
     let mut conn = st.db.pool.acquire().await?;
     require_customer(&mut conn, &p, &id).await?;
-    let m = repo::get(&mut conn, &id, &contact_id).await?;
+    let m: ContactMedium = crud::load(&mut conn, repo::of_customer(&id), &contact_id).await?;
     Ok(Tagged::ok(m.version, m))
 }
 
@@ -198,8 +188,8 @@ pub async fn update(
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
-    let before = repo::get(&mut tx, &id, &contact_id).await?;
-    check_version(before.version, expected)?;
+    let before: ContactMedium =
+        crud::load_at(&mut tx, repo::of_customer(&id), &contact_id, expected).await?;
     let mut after = before.clone();
     crate::apply_patch!(patch => after;
         contact_name,
@@ -212,20 +202,7 @@ pub async fn update(
         country
     );
     validate(&after)?;
-    after.updated_at = now_text();
-    audit::check_written(repo::update(&mut tx, &after, expected).await?)?;
-    after.version += 1;
-    audit::commit_update(
-        tx,
-        &p,
-        "contact_medium",
-        &contact_id,
-        Some(&id),
-        &before,
-        &after,
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
@@ -239,11 +216,6 @@ pub async fn remove(
     p.require(Permission::WriteCustomers)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
-    let before = repo::get(&mut tx, &id, &contact_id).await?;
-    sqlx::query("DELETE FROM contact_media WHERE id = $1")
-        .bind(contact_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    audit::commit_delete(tx, &p, "contact_medium", &contact_id, Some(&id), &before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let before: ContactMedium = crud::load(&mut tx, repo::of_customer(&id), &contact_id).await?;
+    crud::delete(tx, &p, &before).await
 }

@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::ApiError;
-use crate::store::{Arg, Sql};
+use crate::store::{Entity, Sql};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactMedium {
@@ -64,24 +63,13 @@ impl From<Row> for ContactMedium {
     }
 }
 
-pub const COLUMNS: &str = "m.id, m.customer_id, m.contact_name, m.medium_type, m.preferred, \
-     m.phone_number, m.email_address, m.street1, m.city, m.post_code, m.country, m.created_at, \
-     m.updated_at, m.version";
+pub const COLUMNS: &str = <ContactMedium as Entity>::COLUMNS;
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<ContactMedium, ApiError> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM contact_media m WHERE m.id = "
-    ));
-    sql.bind(id).push(" AND m.customer_id = ").bind(customer_id);
-    sql.query_as::<Row>()
-        .fetch_optional(conn)
-        .await?
-        .map(Into::into)
-        .ok_or_else(|| ApiError::NotFound("contact".into()))
+/// A customer's contact media; the caller has checked the customer is in scope.
+pub fn of_customer(customer_id: &str) -> Sql {
+    let mut sql = Sql::new("contact_media m WHERE m.customer_id = ");
+    sql.bind(customer_id);
+    sql
 }
 
 pub async fn for_customer(
@@ -96,40 +84,7 @@ pub async fn for_customer(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-fn values(m: &ContactMedium) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("contact_name", (&m.contact_name).into()),
-        ("preferred", m.preferred.into()),
-        ("phone_number", (&m.phone_number).into()),
-        ("email_address", (&m.email_address).into()),
-        ("street1", (&m.street1).into()),
-        ("city", (&m.city).into()),
-        ("post_code", (&m.post_code).into()),
-        ("country", (&m.country).into()),
-        ("updated_at", m.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, m: &ContactMedium) -> Result<(), sqlx::Error> {
-    let mut v = values(m);
-    v.extend([
-        ("id", m.id.as_str().into()),
-        ("customer_id", m.customer_id.as_str().into()),
-        ("medium_type", m.medium_type.as_str().into()),
-        ("created_at", m.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("contact_media", v).execute(conn).await?;
-    Ok(())
-}
-
-pub async fn update(
-    conn: &mut sqlx::AnyConnection,
-    m: &ContactMedium,
-    expected: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = Sql::update_versioned("contact_media", &m.id, expected, values(m))
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
-}
+crate::entity! { ContactMedium in "contact_media" as m, kind "contact_medium", noun "contact",
+row Row, owner customer_id;
+update contact_name, preferred, phone_number, email_address, street1, city, post_code, country;
+stamp updated_at; insert customer_id, medium_type, created_at }

@@ -8,17 +8,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
-    Sql,
-};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -67,9 +64,6 @@ pub struct MemberPatch {
     pub version: Option<i64>,
 }
 
-const COLUMNS: &str = "m.id, m.customer_id, m.name, m.msisdn, m.department, m.title, m.email, \
-     m.status, m.created_at, m.updated_at, m.version";
-
 const SPEC: ListSpec = ListSpec {
     filters: &[
         ("msisdn", "m.msisdn", FilterKind::Text),
@@ -116,32 +110,17 @@ async fn enterprise(
     }
 }
 
-async fn load(
-    conn: &mut sqlx::AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<Member, ApiError> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM enterprise_members m WHERE m.id = "
-    ));
-    sql.bind(id).push(" AND m.customer_id = ").bind(customer_id);
-    sql.query_as()
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("member".into()))
+/// An enterprise's members; the caller has checked the enterprise is in scope.
+fn of_enterprise(customer_id: &str) -> Sql {
+    let mut sql = Sql::new("enterprise_members m WHERE m.customer_id = ");
+    sql.bind(customer_id);
+    sql
 }
 
-fn values(m: &Member) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", m.name.as_str().into()),
-        ("msisdn", m.msisdn.as_str().into()),
-        ("department", (&m.department).into()),
-        ("title", (&m.title).into()),
-        ("email", (&m.email).into()),
-        ("status", m.status.as_str().into()),
-        ("updated_at", m.updated_at.as_str().into()),
-    ]
-}
+crate::entity! { Member in "enterprise_members" as m, kind "enterprise_member", noun "member",
+unique "msisdn", owner customer_id;
+update name, msisdn, department, title, email, status;
+stamp updated_at; insert customer_id, created_at }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
@@ -157,9 +136,7 @@ pub async fn list(
     p.require(Permission::ReadCustomers)?;
     let params = ListParams::parse_with_search(&SPEC, &["m.name", "m.department"], &q)?;
     enterprise(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    let mut sql = Sql::new("enterprise_members m WHERE m.customer_id = ");
-    sql.bind(id.as_str());
-    Ok(Json(fetch_page(&st.db.pool, COLUMNS, sql, &params).await?))
+    crud::list(&st.db, of_enterprise(&id), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
@@ -188,19 +165,7 @@ pub async fn create(
     validate(&m)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
-    let mut v = values(&m);
-    v.extend([
-        ("id", m.id.as_str().into()),
-        ("customer_id", m.customer_id.as_str().into()),
-        ("created_at", m.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("enterprise_members", v)
-        .execute(&mut tx)
-        .await
-        .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::commit_create(tx, &p, "enterprise_member", &m.id, Some(&id), &m).await?;
-    Ok(Tagged::created(1, m))
+    crud::create(tx, &p, m).await
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
@@ -214,7 +179,7 @@ pub async fn read(
     p.require(Permission::ReadCustomers)?;
     let mut conn = st.db.pool.acquire().await?;
     enterprise(&mut conn, &p, &id).await?;
-    let m = load(&mut conn, &id, &member_id).await?;
+    let m: Member = crud::load(&mut conn, of_enterprise(&id), &member_id).await?;
     Ok(Tagged::ok(m.version, m))
 }
 
@@ -232,46 +197,11 @@ pub async fn update(
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
-    let before = load(&mut tx, &id, &member_id).await?;
-    check_version(before.version, expected)?;
+    let before: Member = crud::load_at(&mut tx, of_enterprise(&id), &member_id, expected).await?;
     let mut after = before.clone();
-    if let Some(v) = patch.name {
-        after.name = v;
-    }
-    if let Some(v) = patch.msisdn {
-        after.msisdn = v;
-    }
-    if let Some(v) = patch.department {
-        after.department = v;
-    }
-    if let Some(v) = patch.title {
-        after.title = v;
-    }
-    if let Some(v) = patch.email {
-        after.email = v;
-    }
-    if let Some(v) = patch.status {
-        after.status = v;
-    }
+    crate::apply_patch!(patch => after; name, msisdn, department, title, email, status);
     validate(&after)?;
-    after.updated_at = now_text();
-    let n = Sql::update_versioned("enterprise_members", &member_id, expected, values(&after))
-        .execute(&mut tx)
-        .await
-        .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::check_written(n > 0)?;
-    after.version += 1;
-    audit::commit_update(
-        tx,
-        &p,
-        "enterprise_member",
-        &member_id,
-        Some(&id),
-        &before,
-        &after,
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 /// Removes a member; the audit record keeps what was removed.
@@ -286,11 +216,6 @@ pub async fn remove(
     p.require(Permission::WriteCustomers)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
-    let before = load(&mut tx, &id, &member_id).await?;
-    sqlx::query("DELETE FROM enterprise_members WHERE id = $1")
-        .bind(member_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    audit::commit_delete(tx, &p, "enterprise_member", &member_id, Some(&id), &before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let before: Member = crud::load(&mut tx, of_enterprise(&id), &member_id).await?;
+    crud::delete(tx, &p, &before).await
 }

@@ -12,18 +12,16 @@ use serde::Deserialize;
 
 pub use repo::Customer;
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit;
 use crate::auth::{Permission, Principal, Role, Scope};
 use crate::crm::profiles::changes::{self, FieldChange};
-use crate::crm::scope::{customer_visible, push_customer_scope, require_operator_write};
+use crate::crm::scope::{customer_visible, require_operator_write};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
-    Page, Sql,
-};
+use crate::store::{check_ref, entity, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -234,11 +232,7 @@ pub async fn list(
 ) -> Result<Json<Page<Customer>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let params = ListParams::parse_with_search(&SPEC, &["c.name"], &q)?;
-    let mut sql = Sql::new("customers c WHERE 1=1");
-    push_customer_scope(&mut sql, &p, "c");
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, sql, &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
@@ -285,9 +279,7 @@ pub async fn create(
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_parent(&mut tx, &p, c.parent_customer_id.as_deref()).await?;
     check_refs(&mut tx, &p, &c).await?;
-    repo::insert(&mut tx, &c)
-        .await
-        .map_err(|e| unique_violation(e, "account_manager_id"))?;
+    entity::insert(&mut tx, &c).await?;
     if !customer_visible(&mut tx, &p, &c.id).await? {
         return Err(ApiError::field(
             scope_field(&p),
@@ -306,10 +298,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Customer>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let c = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("customer".into()))?;
-    Ok(Tagged::ok(c.version, c))
+    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
@@ -361,44 +350,21 @@ pub async fn update(
     require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("customer".into()))?;
-    check_version(before.version, expected)?;
-    let mut after = apply(before.clone(), patch);
+    let before: Customer = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
+    let after = apply(before.clone(), patch);
     validate(&after)?;
     if after.parent_customer_id != before.parent_customer_id {
         check_parent(&mut tx, &p, after.parent_customer_id.as_deref()).await?;
     }
     check_refs(&mut tx, &p, &after).await?;
-    after.updated_at = now_text();
-    if !repo::update(&mut tx, &after, expected)
-        .await
-        .map_err(|e| unique_violation(e, "account_manager_id"))?
-    {
-        return Err(ApiError::PreconditionFailed);
-    }
-    after.version += 1;
+    let after = crud::write(&mut tx, &before, after).await?;
     if !customer_visible(&mut tx, &p, &id).await? {
         return Err(ApiError::field(
             scope_field(&p),
             "would put the customer outside your data scope",
         ));
     }
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "customer",
-            entity_id: &id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    crud::commit(tx, &p, "update", &before, &after).await?;
     let diffs: Vec<FieldChange> = profile_facts(&before)
         .into_iter()
         .zip(profile_facts(&after))

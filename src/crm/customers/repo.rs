@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A customer (TMF629): the role a party plays towards the operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -41,67 +41,28 @@ pub struct Customer {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "c.id, c.name, c.customer_type, c.party_id, c.parent_customer_id, \
-     c.account_manager_id, c.region_id, c.value_tier, c.credit_class, c.loyalty_points, \
-     c.churn_score, c.arpu_cents, c.segment, c.industry, c.language, c.timezone, c.home_country, \
-     c.preferred_channel, c.status, c.created_at, c.updated_at, c.version";
+crate::entity! { Customer in "customers" as c, kind "customer", unique "account_manager_id",
+owner id;
+update name, customer_type, party_id, parent_customer_id, account_manager_id, region_id,
+    value_tier, credit_class, churn_score, arpu_cents, segment, industry, language, timezone,
+    home_country, preferred_channel, status;
+stamp updated_at; insert loyalty_points, created_at }
+
+pub const COLUMNS: &str = <Customer as Entity>::COLUMNS;
+
+/// `customers c WHERE 1=1` plus the caller's scope.
+pub fn scoped(p: &Principal) -> Sql {
+    let mut sql = Sql::new("customers c WHERE 1=1");
+    push_customer_scope(&mut sql, p, "c");
+    sql
+}
 
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     id: &str,
-) -> Result<Option<Customer>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM customers c WHERE c.id = "));
-    sql.bind(id);
-    push_customer_scope(&mut sql, p, "c");
-    sql.query_as().fetch_optional(conn).await
-}
-
-fn values(c: &Customer) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", c.name.as_str().into()),
-        ("customer_type", c.customer_type.as_str().into()),
-        ("party_id", (&c.party_id).into()),
-        ("parent_customer_id", (&c.parent_customer_id).into()),
-        ("account_manager_id", (&c.account_manager_id).into()),
-        ("region_id", (&c.region_id).into()),
-        ("value_tier", c.value_tier.as_str().into()),
-        ("credit_class", c.credit_class.as_str().into()),
-        ("churn_score", c.churn_score.into()),
-        ("arpu_cents", c.arpu_cents.into()),
-        ("segment", c.segment.as_str().into()),
-        ("industry", (&c.industry).into()),
-        ("language", c.language.as_str().into()),
-        ("timezone", c.timezone.as_str().into()),
-        ("home_country", c.home_country.as_str().into()),
-        ("preferred_channel", (&c.preferred_channel).into()),
-        ("status", c.status.as_str().into()),
-        ("updated_at", c.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, c: &Customer) -> Result<(), sqlx::Error> {
-    let mut v = values(c);
-    v.extend([
-        ("id", c.id.as_str().into()),
-        ("loyalty_points", c.loyalty_points.into()),
-        ("created_at", c.created_at.as_str().into()),
-        ("version", c.version.into()),
-    ]);
-    Sql::insert("customers", v).execute(conn).await?;
-    Ok(())
-}
-
-/// Writes `c` if the stored version is still `expected`; returns whether it did.
-pub async fn update(
-    conn: &mut sqlx::AnyConnection,
-    c: &Customer,
-    expected: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = Sql::update_versioned("customers", &c.id, expected, values(c))
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
+) -> Result<Option<Customer>, StoreError> {
+    entity::get(conn, scoped(p), id).await
 }
 
 /// Direct subsidiaries of an enterprise that the caller can see.

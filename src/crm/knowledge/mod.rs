@@ -9,15 +9,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, Tagged};
+use crate::crud;
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, now_text, Arg, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{new_id, now_text, Arg, Entity, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -46,7 +44,7 @@ pub struct Article {
 }
 
 #[derive(sqlx::FromRow)]
-struct ArticleRow {
+pub struct ArticleRow {
     id: String,
     category: String,
     title: String,
@@ -113,29 +111,44 @@ fn validate(a: &Article) -> Result<(), ApiError> {
     validate::text("body", &a.body, 100_000)
 }
 
-fn values(a: &Article) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("category", a.category.as_str().into()),
-        ("title", a.title.as_str().into()),
-        ("body", a.body.as_str().into()),
-        ("tags", tags_text(&a.tags).into()),
-        ("updated_at", a.updated_at.as_str().into()),
-    ]
+/// By hand rather than `entity!`: tags are stored as `,a,b,` text, not a JSON list.
+impl Entity for Article {
+    type Row = ArticleRow;
+    const TABLE: &'static str = "knowledge_articles";
+    const COLUMNS: &'static str = COLUMNS;
+    const ID: &'static str = "k.id";
+    const KIND: &'static str = "knowledge_article";
+    const NOUN: &'static str = "article";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn next_version(&mut self, now: String) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+    fn values(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("category", self.category.as_str().into()),
+            ("title", self.title.as_str().into()),
+            ("body", self.body.as_str().into()),
+            ("tags", tags_text(&self.tags).into()),
+            ("updated_at", self.updated_at.as_str().into()),
+        ]
+    }
+    fn insert_only(&self) -> Vec<(&'static str, Arg)> {
+        vec![
+            ("created_by", self.created_by.as_str().into()),
+            ("created_at", self.created_at.as_str().into()),
+        ]
+    }
 }
 
-async fn get_article(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-) -> Result<Option<Article>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM knowledge_articles k WHERE k.id = "
-    ));
-    sql.bind(id);
-    Ok(sql
-        .query_as::<ArticleRow>()
-        .fetch_optional(conn)
-        .await?
-        .map(Article::from))
+fn articles() -> Sql {
+    Sql::new("knowledge_articles k WHERE 1=1")
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -182,7 +195,7 @@ pub async fn list(
     let text = q.remove("q").filter(|s| !s.trim().is_empty());
     let tag = q.remove("tag").filter(|s| !s.trim().is_empty());
     let params = ListParams::parse(&SPEC, &q)?;
-    let mut sql = Sql::new("knowledge_articles k WHERE 1=1");
+    let mut sql = articles();
     if let Some(t) = text {
         let pat = crate::store::like_pattern(t.trim());
         sql.push(" AND (LOWER(k.title) LIKE ")
@@ -196,13 +209,7 @@ pub async fn list(
         sql.push(" AND k.tags LIKE ")
             .bind(format!("%,{},%", t.replace(['%', '_', '\\'], "")));
     }
-    let page: Page<ArticleRow> = fetch_page(&st.db.pool, COLUMNS, sql, &params).await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Article::from).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    crud::list(&st.db, sql, &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
@@ -226,19 +233,8 @@ pub async fn create(
         version: 1,
     };
     validate(&a)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let mut v = values(&a);
-    v.extend([
-        ("id", a.id.as_str().into()),
-        ("created_by", a.created_by.as_str().into()),
-        ("created_at", a.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("knowledge_articles", v)
-        .execute(&mut tx)
-        .await?;
-    audit::commit_create(tx, &p, "knowledge_article", &a.id, None, &a).await?;
-    Ok(Tagged::created(1, a))
+    let tx = crate::store::begin_write(&st.db).await?;
+    crud::create(tx, &p, a).await
 }
 
 #[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
@@ -248,10 +244,7 @@ pub async fn read(
     _p: Principal,
     Path(id): Path<String>,
 ) -> Result<Tagged<Article>, ApiError> {
-    let a = get_article(&mut *st.db.pool.acquire().await?, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("article".into()))?;
-    Ok(Tagged::ok(a.version, a))
+    crud::read(&st.db, articles(), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
@@ -266,44 +259,14 @@ pub async fn update(
     p.require(Permission::ManageKnowledge)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = get_article(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("article".into()))?;
-    check_version(before.version, expected)?;
+    let before: Article = crud::load_at(&mut tx, articles(), &id, expected).await?;
     let mut after = before.clone();
-    if let Some(v) = patch.category {
-        after.category = v;
-    }
-    if let Some(v) = patch.title {
-        after.title = v;
-    }
-    if let Some(v) = patch.body {
-        after.body = v;
-    }
+    crate::apply_patch!(patch => after; category, title, body);
     if let Some(v) = patch.tags {
         after.tags = normalize_tags(v)?;
     }
     validate(&after)?;
-    after.updated_at = now_text();
-    let values = values(&after);
-    after.version += 1;
-    audit::save_update(
-        tx,
-        &p,
-        "knowledge_articles",
-        expected,
-        values,
-        Change {
-            entity: "knowledge_article",
-            entity_id: &id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 /// Deletes an article; the audit record keeps its last content.
@@ -316,14 +279,8 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = get_article(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("article".into()))?;
-    let mut sql = Sql::new("DELETE FROM knowledge_articles WHERE id = ");
-    sql.bind(id.as_str());
-    sql.execute(&mut tx).await?;
-    audit::commit_delete(tx, &p, "knowledge_article", &id, None, &before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let before: Article = crud::load(&mut tx, articles(), &id).await?;
+    crud::delete(tx, &p, &before).await
 }
 
 /// An announcement (公告).
@@ -342,8 +299,9 @@ pub struct Announcement {
     pub version: i64,
 }
 
-const ANN_COLUMNS: &str = "a.id, a.title, a.body, a.audience_role, a.publish_from, \
-     a.publish_until, a.created_by, a.created_at, a.updated_at, a.version";
+crate::entity! { Announcement in "announcements" as a, kind "announcement";
+update title, body, audience_role, publish_from, publish_until;
+stamp updated_at; insert created_by, created_at }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -397,9 +355,7 @@ pub async fn list_announcements(
                 .push(")");
         }
     }
-    Ok(Json(
-        fetch_page(&st.db.pool, ANN_COLUMNS, sql, &params).await?,
-    ))
+    crud::list(&st.db, sql, &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
@@ -445,26 +401,8 @@ pub async fn create_announcement(
         updated_at: now,
         version: 1,
     };
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    Sql::insert(
-        "announcements",
-        vec![
-            ("id", a.id.as_str().into()),
-            ("title", a.title.as_str().into()),
-            ("body", a.body.as_str().into()),
-            ("audience_role", (&a.audience_role).into()),
-            ("publish_from", a.publish_from.as_str().into()),
-            ("publish_until", (&a.publish_until).into()),
-            ("created_by", a.created_by.as_str().into()),
-            ("created_at", a.created_at.as_str().into()),
-            ("updated_at", a.updated_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::commit_create(tx, &p, "announcement", &a.id, None, &a).await?;
-    Ok(Tagged::created(1, a))
+    let tx = crate::store::begin_write(&st.db).await?;
+    crud::create(tx, &p, a).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
@@ -476,18 +414,7 @@ pub async fn remove_announcement(
 ) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {ANN_COLUMNS} FROM announcements a WHERE a.id = "
-    ));
-    sql.bind(id.as_str());
-    let before: Announcement = sql
-        .query_as()
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("announcement".into()))?;
-    let mut del = Sql::new("DELETE FROM announcements WHERE id = ");
-    del.bind(id.as_str());
-    del.execute(&mut tx).await?;
-    audit::commit_delete(tx, &p, "announcement", &id, None, &before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let all = Sql::new("announcements a WHERE 1=1");
+    let before: Announcement = crud::load(&mut tx, all, &id).await?;
+    crud::delete(tx, &p, &before).await
 }

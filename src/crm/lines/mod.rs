@@ -11,18 +11,16 @@ use serde::Deserialize;
 
 pub use repo::Line;
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::event::{Msisdn, MsisdnError};
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -122,10 +120,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Line>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
 }
 
 #[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
@@ -156,11 +151,7 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     check_account(&mut tx, &l).await?;
-    repo::insert(&mut tx, &l)
-        .await
-        .map_err(|e| unique_violation(e, "msisdn"))?;
-    audit::commit_create(tx, &p, "line", &l.id, Some(&l.customer_id), &l).await?;
-    Ok(Tagged::created(1, l))
+    crud::create(tx, &p, l).await
 }
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
@@ -172,10 +163,7 @@ pub async fn read(
     Path(key): Path<String>,
 ) -> Result<Tagged<Line>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let l = repo::get(&mut *st.db.pool.acquire().await?, &p, &key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("line".into()))?;
-    Ok(Tagged::ok(l.version, l))
+    crud::read(&st.db, repo::scoped(&p), &key).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/lines/{line}", tag = "lines",
@@ -191,48 +179,19 @@ pub async fn update(
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("line".into()))?;
-    check_version(before.version, expected)?;
+    let before: Line = crud::load_at(&mut tx, repo::scoped(&p), &key, expected).await?;
     let mut after = before.clone();
-    if let Some(v) = patch.account_id {
-        after.account_id = v;
-    }
-    if let Some(v) = patch.plan {
-        after.plan = v;
-    }
-    if let Some(v) = patch.status {
-        after.status = v;
-    }
-    if let Some(v) = patch.imsi {
-        after.imsi = v;
-    }
+    crate::apply_patch!(patch => after; account_id, plan, status, imsi);
     validate(&after)?;
     check_account(&mut tx, &after).await?;
-    after.updated_at = now_text();
-    let n = Sql::update_versioned("lines", &before.id, expected, repo::values(&after))
-        .execute(&mut tx)
-        .await?;
-    audit::check_written(n > 0)?;
-    after.version += 1;
-    audit::commit_update(
-        tx,
-        &p,
-        "line",
-        &after.id,
-        Some(&after.customer_id),
-        &before,
-        &after,
-    )
-    .await?;
-    if before.plan != after.plan {
+    let after = crud::update(tx, &p, &before, after).await?;
+    if before.plan != after.body.plan {
         let change = FieldChange {
             field: "plan",
             old: before.plan.clone().into(),
-            new: after.plan.clone().into(),
+            new: after.body.plan.clone().into(),
         };
-        emit_for_lines(&st, std::slice::from_ref(&after.msisdn), vec![change]).await;
+        emit_for_lines(&st, std::slice::from_ref(&after.body.msisdn), vec![change]).await;
     }
-    Ok(Tagged::ok(after.version, after))
+    Ok(after)
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -25,8 +25,7 @@ pub struct Line {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "l.id, l.msisdn, l.customer_id, l.account_id, l.plan, l.status, l.imsi, \
-     l.activated_at, l.created_at, l.updated_at, l.version";
+pub const COLUMNS: &str = <Line as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE 1=1");
@@ -34,22 +33,13 @@ pub fn scoped(p: &Principal) -> Sql {
     sql
 }
 
-/// By id, or by msisdn when `key` is all digits (ids are UUIDs, so never all digits).
+/// By id, or by msisdn when `key` is all digits.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     key: &str,
-) -> Result<Option<Line>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    if key.bytes().all(|b| b.is_ascii_digit()) {
-        sql.push(" AND l.msisdn = ").bind(key);
-    } else {
-        sql.push(" AND l.id = ").bind(key);
-    }
-    sql.query_as().fetch_optional(conn).await
+) -> Result<Option<Line>, StoreError> {
+    entity::get(conn, scoped(p), key).await
 }
 
 pub async fn for_customer(
@@ -63,28 +53,19 @@ pub async fn for_customer(
     sql.query_as().fetch_all(conn).await
 }
 
-pub fn values(l: &Line) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("msisdn", l.msisdn.as_str().into()),
-        ("account_id", (&l.account_id).into()),
-        ("plan", l.plan.as_str().into()),
-        ("status", l.status.as_str().into()),
-        ("imsi", (&l.imsi).into()),
-        ("activated_at", l.activated_at.as_str().into()),
-        ("updated_at", l.updated_at.as_str().into()),
-    ]
-}
+crate::entity! { Line in "lines" as l, kind "line", unique "msisdn", owner customer_id,
+key by_id_or_msisdn;
+update msisdn, account_id, plan, status, imsi, activated_at;
+stamp updated_at; insert customer_id, created_at }
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), sqlx::Error> {
-    let mut v = values(l);
-    v.extend([
-        ("id", l.id.as_str().into()),
-        ("customer_id", l.customer_id.as_str().into()),
-        ("created_at", l.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("lines", v).execute(conn).await?;
-    Ok(())
+/// Ids are UUIDs, so never all digits: an all-digit key is an msisdn.
+fn by_id_or_msisdn(sql: &mut Sql, key: &str) {
+    let col = if key.bytes().all(|b| b.is_ascii_digit()) {
+        " AND l.msisdn = "
+    } else {
+        " AND l.id = "
+    };
+    sql.push(col).bind(key);
 }
 
 /// The account must belong to the line's customer.

@@ -12,17 +12,17 @@ use serde::Deserialize;
 
 pub use repo::{FollowUp, Opportunity};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit;
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
 use crate::store::{
-    check_ref, fetch_page, new_id, next_seq, now_text, unique_violation, FilterKind, ListParams,
-    ListSpec, Page, Sql,
+    check_ref, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -182,34 +182,14 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Opportunity>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
 }
 
 async fn insert_new(st: &CrmState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
     validate(&o)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
-    repo::insert(&mut tx, &o)
-        .await
-        .map_err(|e| unique_violation(e, "recommendation_id"))?;
-    audit::record(
-        &mut tx,
-        p,
-        Change {
-            entity: "opportunity",
-            entity_id: &o.id,
-            action: "create",
-            customer_id: Some(&o.customer_id),
-            before: None,
-            after: snapshot(&o),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(o)
+    Ok(crud::create(tx, p, o).await?.body)
 }
 
 /// Enters a lead. Enterprise admins may request one for their enterprise (source `enterprise`).
@@ -347,10 +327,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Opportunity>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let o = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
-    Ok(Tagged::ok(o.version, o))
+    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.
@@ -366,12 +343,8 @@ pub async fn update(
     require_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
-    check_version(before.version, expected)?;
+    let before: Opportunity = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
     let mut after = before.clone();
-    let now = now_text();
     if let Some(stage) = patch.stage.filter(|s| *s != before.stage) {
         validate::one_of("stage", &stage, STAGES)?;
         if !transition_allowed(&before.stage, &stage) {
@@ -391,7 +364,7 @@ pub async fn update(
                     "required when an opportunity is won or lost",
                 ));
             }
-            after.closed_at = Some(now.clone());
+            after.closed_at = Some(now_text());
         }
         after.probability = default_probability(&stage);
         after.stage = stage;
@@ -409,52 +382,17 @@ pub async fn update(
     if let Some(r) = patch.close_reason {
         after.close_reason = Some(r);
     }
-    if let Some(v) = patch.title {
-        after.title = v;
-    }
-    if let Some(v) = patch.probability {
-        after.probability = v;
-    }
-    if let Some(v) = patch.amount_cents {
-        after.amount_cents = v;
-    }
-    if let Some(v) = patch.owner_id {
-        after.owner_id = v;
-    }
-    if let Some(v) = patch.expected_close {
-        after.expected_close = v;
-    }
+    crate::apply_patch!(patch => after; title, probability, amount_cents, owner_id, expected_close);
     validate(&after)?;
     if after.owner_id != before.owner_id {
         check_ref(&mut tx, "users", "owner_id", after.owner_id.as_deref()).await?;
     }
-    after.updated_at = now;
-    let n = Sql::update_versioned("opportunities", &id, expected, repo::values(&after))
-        .execute(&mut tx)
-        .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    after.version += 1;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "opportunity",
-            entity_id: &id,
-            action: if after.stage != before.stage {
-                "transition"
-            } else {
-                "update"
-            },
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Tagged::ok(after.version, after))
+    let action = if after.stage != before.stage {
+        "transition"
+    } else {
+        "update"
+    };
+    crud::save(tx, &p, action, &before, after).await
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
@@ -466,9 +404,7 @@ pub async fn list_follow_ups(
 ) -> Result<Json<Vec<FollowUp>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let mut conn = st.db.pool.acquire().await?;
-    repo::get(&mut conn, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    crud::load::<Opportunity>(&mut conn, repo::scoped(&p), &id).await?;
     let mut sql = Sql::new(&format!(
         "SELECT {} FROM opportunity_follow_ups f WHERE f.opportunity_id = ",
         repo::FOLLOW_UP_COLUMNS
@@ -497,9 +433,7 @@ pub async fn add_follow_up(
         validate::date("next_at", d)?;
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let o = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("opportunity".into()))?;
+    let o: Opportunity = crud::load(&mut tx, repo::scoped(&p), &id).await?;
     let f = FollowUp {
         id: new_id(),
         opportunity_id: o.id.clone(),

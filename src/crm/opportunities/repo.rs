@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A sales opportunity (商机).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -48,9 +48,14 @@ pub struct FollowUp {
     pub at: String,
 }
 
-pub const COLUMNS: &str = "o.id, o.customer_id, o.title, o.source, o.recommendation_id, \
-     o.offer_code, o.stage, o.probability, o.amount_cents, o.owner_id, o.expected_close, \
-     o.close_reason, o.closed_at, o.created_by, o.created_at, o.updated_at, o.version";
+crate::entity! { Opportunity in "opportunities" as o, kind "opportunity",
+unique "recommendation_id", owner customer_id;
+update title, stage, probability, amount_cents, owner_id, expected_close, close_reason,
+    closed_at;
+stamp updated_at; insert customer_id, source, recommendation_id, offer_code, created_by,
+    created_at }
+
+pub const COLUMNS: &str = <Opportunity as Entity>::COLUMNS;
 
 pub const FOLLOW_UP_COLUMNS: &str =
     "f.id, f.opportunity_id, f.customer_id, f.kind, f.note, f.next_action, f.next_at, f.actor_id, f.at";
@@ -65,13 +70,8 @@ pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     id: &str,
-) -> Result<Option<Opportunity>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND o.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
+) -> Result<Option<Opportunity>, StoreError> {
+    entity::get(conn, scoped(p), id).await
 }
 
 /// Open opportunities of a customer, newest first (360 view).
@@ -87,34 +87,4 @@ pub async fn open_for_customer(
         .push(" ORDER BY o.created_at DESC, o.id LIMIT ")
         .bind(limit);
     sql.query_as().fetch_all(conn).await
-}
-
-pub fn values(o: &Opportunity) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("title", o.title.as_str().into()),
-        ("stage", o.stage.as_str().into()),
-        ("probability", o.probability.into()),
-        ("amount_cents", o.amount_cents.into()),
-        ("owner_id", (&o.owner_id).into()),
-        ("expected_close", (&o.expected_close).into()),
-        ("close_reason", (&o.close_reason).into()),
-        ("closed_at", (&o.closed_at).into()),
-        ("updated_at", o.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, o: &Opportunity) -> Result<(), sqlx::Error> {
-    let mut v = values(o);
-    v.extend([
-        ("id", o.id.as_str().into()),
-        ("customer_id", o.customer_id.as_str().into()),
-        ("source", o.source.as_str().into()),
-        ("recommendation_id", (&o.recommendation_id).into()),
-        ("offer_code", (&o.offer_code).into()),
-        ("created_by", o.created_by.as_str().into()),
-        ("created_at", o.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("opportunities", v).execute(conn).await?;
-    Ok(())
 }

@@ -11,13 +11,13 @@ use serde::Deserialize;
 
 pub use repo::Party;
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -120,11 +120,7 @@ pub async fn list(
         &["p.given_name", "p.family_name", "p.trading_name"],
         &q,
     )?;
-    let mut sql = Sql::new("parties p WHERE 1=1");
-    repo::push_scope(&mut sql, &p);
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, sql, &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/parties", tag = "parties", request_body = NewParty,
@@ -151,10 +147,8 @@ pub async fn create(
         version: 1,
     };
     validate(&party)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    repo::insert(&mut tx, &party).await?;
-    audit::commit_create(tx, &p, "party", &party.id, None, &party).await?;
-    Ok(Tagged::created(1, party))
+    let tx = crate::store::begin_write(&st.db).await?;
+    crud::create(tx, &p, party).await
 }
 
 #[utoipa::path(get, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
@@ -165,10 +159,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Party>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let party = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("party".into()))?;
-    Ok(Tagged::ok(party.version, party))
+    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/parties/{id}", tag = "parties", params(("id" = String, Path)),
@@ -183,10 +174,7 @@ pub async fn update(
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("party".into()))?;
-    check_version(before.version, expected)?;
+    let before: Party = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
     let mut after = before.clone();
     crate::apply_patch!(patch => after;
         given_name,
@@ -197,24 +185,5 @@ pub async fn update(
         nationality
     );
     validate(&after)?;
-    after.updated_at = now_text();
-    let values = repo::values(&after);
-    after.version += 1;
-    audit::save_update(
-        tx,
-        &p,
-        "parties",
-        expected,
-        values,
-        Change {
-            entity: "party",
-            entity_id: &id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }

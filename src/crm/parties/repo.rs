@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Principal, Scope};
 use crate::crm::scope::push_customer_scope;
-use crate::store::{Arg, Sql};
+use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A party (TMF632): an individual or an organization.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -27,9 +27,7 @@ pub struct Party {
     pub version: i64,
 }
 
-pub const COLUMNS: &str = "p.id, p.party_type, p.given_name, p.family_name, p.trading_name, \
-     p.registration_number, p.birth_date, p.nationality, p.created_by, p.created_at, \
-     p.updated_at, p.version";
+pub const COLUMNS: &str = <Party as Entity>::COLUMNS;
 
 pub fn push_scope(sql: &mut Sql, pr: &Principal) {
     if pr.scope == Scope::All {
@@ -42,38 +40,22 @@ pub fn push_scope(sql: &mut Sql, pr: &Principal) {
     sql.push("))");
 }
 
+/// `parties p WHERE 1=1` plus the caller's scope.
+pub fn scoped(pr: &Principal) -> Sql {
+    let mut sql = Sql::new("parties p WHERE 1=1");
+    push_scope(&mut sql, pr);
+    sql
+}
+
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     pr: &Principal,
     id: &str,
-) -> Result<Option<Party>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM parties p WHERE p.id = "));
-    sql.bind(id);
-    push_scope(&mut sql, pr);
-    sql.query_as().fetch_optional(conn).await
+) -> Result<Option<Party>, StoreError> {
+    entity::get(conn, scoped(pr), id).await
 }
 
-pub fn values(p: &Party) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("party_type", p.party_type.as_str().into()),
-        ("given_name", (&p.given_name).into()),
-        ("family_name", (&p.family_name).into()),
-        ("trading_name", (&p.trading_name).into()),
-        ("registration_number", (&p.registration_number).into()),
-        ("birth_date", (&p.birth_date).into()),
-        ("nationality", (&p.nationality).into()),
-        ("updated_at", p.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, p: &Party) -> Result<(), sqlx::Error> {
-    let mut v = values(p);
-    v.extend([
-        ("id", p.id.as_str().into()),
-        ("created_by", p.created_by.as_str().into()),
-        ("created_at", p.created_at.as_str().into()),
-        ("version", p.version.into()),
-    ]);
-    Sql::insert("parties", v).execute(conn).await?;
-    Ok(())
-}
+crate::entity! { Party in "parties" as p, kind "party";
+update party_type, given_name, family_name, trading_name, registration_number, birth_date,
+    nationality;
+stamp updated_at; insert created_by, created_at }

@@ -17,10 +17,11 @@ use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
-    check_ref, fetch_page, new_id, next_seq, now_text, Arg, FilterKind, ListParams, ListSpec, Page,
+    check_ref, entity, new_id, next_seq, now_text, Entity, FilterKind, ListParams, ListSpec, Page,
     Sql,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -69,8 +70,12 @@ pub struct Activity {
     pub at: String,
 }
 
-pub const COLUMNS: &str = "k.id, k.customer_id, k.trigger_kind, k.churn_score, k.status, \
-     k.outcome, k.owner_id, k.summary, k.closed_at, k.created_at, k.updated_at, k.version";
+crate::entity! { RetentionCase in "retention_cases" as k, kind "retention_case",
+noun "retention case", owner customer_id;
+update status, outcome, owner_id, summary, closed_at;
+stamp updated_at; insert customer_id, trigger_kind, churn_score, created_at }
+
+pub const COLUMNS: &str = <RetentionCase as Entity>::COLUMNS;
 const ACTIVITY_COLUMNS: &str =
     "x.id, x.case_id, x.customer_id, x.kind, x.note, x.due_at, x.done, x.actor_id, x.at";
 
@@ -82,47 +87,6 @@ pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("retention_cases k JOIN customers c ON c.id = k.customer_id WHERE 1=1");
     push_customer_scope(&mut sql, p, "c");
     sql
-}
-
-pub async fn get_case(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<RetentionCase>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND k.id = ").bind(id);
-    sql.query_as().fetch_optional(conn).await
-}
-
-fn values(k: &RetentionCase) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("status", k.status.as_str().into()),
-        ("outcome", k.outcome.as_str().into()),
-        ("owner_id", (&k.owner_id).into()),
-        ("summary", k.summary.as_str().into()),
-        ("closed_at", (&k.closed_at).into()),
-        ("updated_at", k.updated_at.as_str().into()),
-    ]
-}
-
-async fn insert(conn: &mut sqlx::AnyConnection, k: &RetentionCase) -> Result<(), sqlx::Error> {
-    let mut v = values(k);
-    v.extend([
-        ("id", k.id.as_str().into()),
-        ("customer_id", k.customer_id.as_str().into()),
-        ("trigger_kind", k.trigger_kind.as_str().into()),
-        (
-            "churn_score",
-            k.churn_score.map(Arg::Float).unwrap_or(Arg::NullInt),
-        ),
-        ("created_at", k.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("retention_cases", v).execute(conn).await?;
-    Ok(())
 }
 
 async fn open_case_of(
@@ -288,7 +252,7 @@ async fn open_automatic(
     }
     let owner = crate::crm::opportunities::account_manager(&mut tx, customer_id).await?;
     let k = new_case(customer_id, w.kind, w.score, owner.clone(), w.summary);
-    insert(&mut tx, &k).await?;
+    entity::insert(&mut tx, &k).await?;
     if let Some(user) = &owner {
         notices::notify(
             &mut tx,
@@ -382,9 +346,7 @@ pub async fn list(
 ) -> Result<Json<Page<RetentionCase>>, ApiError> {
     p.require(Permission::ManageRetention)?;
     let params = ListParams::parse(&SPEC, &q)?;
-    Ok(Json(
-        fetch_page(&st.db.pool, COLUMNS, scoped(&p), &params).await?,
-    ))
+    crud::list(&st.db, scoped(&p), &params).await
 }
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
@@ -419,9 +381,7 @@ pub async fn create(
         owner,
         req.summary,
     );
-    insert(&mut tx, &k).await?;
-    audit::commit_create(tx, &p, "retention_case", &k.id, Some(&k.customer_id), &k).await?;
-    Ok(Tagged::created(1, k))
+    crud::create(tx, &p, k).await
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
@@ -432,10 +392,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<RetentionCase>, ApiError> {
     p.require(Permission::ManageRetention)?;
-    let k = get_case(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
-    Ok(Tagged::ok(k.version, k))
+    crud::read(&st.db, scoped(&p), &id).await
 }
 
 /// Records the outcome (retained / lost close the case) or changes owner and summary.
@@ -451,12 +408,8 @@ pub async fn update(
     p.require(Permission::ManageRetention)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = get_case(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
-    check_version(before.version, expected)?;
+    let before: RetentionCase = crud::load_at(&mut tx, scoped(&p), &id, expected).await?;
     let mut after = before.clone();
-    let now = now_text();
     if let Some(o) = patch.outcome {
         validate::one_of("outcome", &o, OUTCOMES)?;
         if o == "pending" {
@@ -471,7 +424,7 @@ pub async fn update(
             after.closed_at = None;
         } else {
             after.status = "closed".into();
-            after.closed_at = Some(now.clone());
+            after.closed_at = Some(now_text());
         }
         after.outcome = o;
     }
@@ -483,26 +436,7 @@ pub async fn update(
         check_ref(&mut tx, "users", "owner_id", o.as_deref()).await?;
         after.owner_id = o;
     }
-    after.updated_at = now;
-    let values = values(&after);
-    after.version += 1;
-    audit::save_update(
-        tx,
-        &p,
-        "retention_cases",
-        expected,
-        values,
-        Change {
-            entity: "retention_case",
-            entity_id: &id,
-            action: "update",
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
@@ -514,9 +448,7 @@ pub async fn list_activities(
 ) -> Result<Json<Vec<Activity>>, ApiError> {
     p.require(Permission::ManageRetention)?;
     let mut conn = st.db.pool.acquire().await?;
-    get_case(&mut conn, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    crud::load::<RetentionCase>(&mut conn, scoped(&p), &id).await?;
     let mut sql = Sql::new(&format!(
         "SELECT {ACTIVITY_COLUMNS} FROM retention_activities x WHERE x.case_id = "
     ));
@@ -540,9 +472,7 @@ pub async fn add_activity(
         validate::date("due_at", d)?;
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let k = get_case(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("retention case".into()))?;
+    let k: RetentionCase = crud::load(&mut tx, scoped(&p), &id).await?;
     let a = Activity {
         id: new_id(),
         case_id: k.id.clone(),

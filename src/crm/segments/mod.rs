@@ -11,16 +11,15 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, Tagged};
+use crate::crud;
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
-    fetch_page, new_id, now_text, unique_violation, Arg, FilterKind, ListParams, ListSpec, Page,
-    Sql,
+    entity, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql, StoreError,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -74,8 +73,12 @@ impl From<SegmentRow> for Segment {
     }
 }
 
-const COLUMNS: &str =
-    "s.id, s.name, s.description, s.criteria, s.created_by, s.created_at, s.updated_at, s.version";
+crate::entity! { Segment in "segments" as s, kind "segment", unique "name", row SegmentRow;
+update name, description, criteria; stamp updated_at; insert created_by, created_at }
+
+fn all() -> Sql {
+    Sql::new("segments s WHERE 1=1")
+}
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -156,14 +159,8 @@ fn validate(s: &Segment) -> Result<criteria::Node, ApiError> {
 pub async fn get_segment(
     conn: &mut sqlx::AnyConnection,
     id: &str,
-) -> Result<Option<Segment>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM segments s WHERE s.id = "));
-    sql.bind(id);
-    Ok(sql
-        .query_as::<SegmentRow>()
-        .fetch_optional(conn)
-        .await?
-        .map(Segment::from))
+) -> Result<Option<Segment>, StoreError> {
+    entity::get(conn, all(), id).await
 }
 
 /// `lines l JOIN customers c ... WHERE` active lines matching `node`, in `p`'s scope.
@@ -211,19 +208,7 @@ pub async fn list(
 ) -> Result<Json<Page<Segment>>, ApiError> {
     require_marketing_read(&p)?;
     let params = ListParams::parse(&SPEC, &q)?;
-    let page: Page<SegmentRow> = fetch_page(
-        &st.db.pool,
-        COLUMNS,
-        Sql::new("segments s WHERE 1=1"),
-        &params,
-    )
-    .await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Segment::from).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    crud::list(&st.db, all(), &params).await
 }
 
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
@@ -246,25 +231,8 @@ pub async fn create(
         version: 1,
     };
     validate(&s)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    Sql::insert(
-        "segments",
-        vec![
-            ("id", s.id.as_str().into()),
-            ("name", s.name.as_str().into()),
-            ("description", (&s.description).into()),
-            ("criteria", s.criteria.to_string().into()),
-            ("created_by", s.created_by.as_str().into()),
-            ("created_at", s.created_at.as_str().into()),
-            ("updated_at", s.updated_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "name"))?;
-    audit::commit_create(tx, &p, "segment", &s.id, None, &s).await?;
-    Ok(Tagged::created(1, s))
+    let tx = crate::store::begin_write(&st.db).await?;
+    crud::create(tx, &p, s).await
 }
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
@@ -275,10 +243,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Segment>, ApiError> {
     require_marketing_read(&p)?;
-    let s = get_segment(&mut *st.db.pool.acquire().await?, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
-    Ok(Tagged::ok(s.version, s))
+    crud::read(&st.db, all(), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
@@ -293,36 +258,15 @@ pub async fn update(
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = get_segment(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
-    check_version(before.version, expected)?;
+    let before: Segment = crud::load_at(&mut tx, all(), &id, expected).await?;
     let mut after = before.clone();
-    if let Some(v) = patch.name {
-        after.name = v;
-    }
+    crate::apply_patch!(patch => after; name);
     if let Some(v) = patch.description {
         after.description = Some(v);
     }
-    if let Some(v) = patch.criteria {
-        after.criteria = v;
-    }
+    crate::apply_patch!(patch => after; criteria);
     validate(&after)?;
-    after.updated_at = now_text();
-    let values: Vec<(&str, Arg)> = vec![
-        ("name", after.name.as_str().into()),
-        ("description", (&after.description).into()),
-        ("criteria", after.criteria.to_string().into()),
-        ("updated_at", after.updated_at.as_str().into()),
-    ];
-    let n = Sql::update_versioned("segments", &id, expected, values)
-        .execute(&mut tx)
-        .await
-        .map_err(|e| unique_violation(e, "name"))?;
-    audit::check_written(n > 0)?;
-    after.version += 1;
-    audit::commit_update(tx, &p, "segment", &id, None, &before, &after).await?;
-    Ok(Tagged::ok(after.version, after))
+    crud::update(tx, &p, &before, after).await
 }
 
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),

@@ -13,13 +13,13 @@ use serde::Deserialize;
 
 pub use repo::Subscription;
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, Tagged};
+use crate::crud;
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use lifecycle::LifecycleError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -89,10 +89,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Subscription>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?,
-    ))
+    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
@@ -143,9 +140,7 @@ pub async fn create(
         version: 1,
     };
     stamp(&mut s, &now);
-    repo::insert(&mut tx, &s).await?;
-    audit::commit_create(tx, &p, "subscription", &s.id, Some(&s.customer_id), &s).await?;
-    Ok(Tagged::created(1, s))
+    crud::create(tx, &p, s).await
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
@@ -156,10 +151,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Tagged<Subscription>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let s = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("subscription".into()))?;
-    Ok(Tagged::ok(s.version, s))
+    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
@@ -175,33 +167,10 @@ pub async fn update(
     crate::crm::scope::require_operator_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("subscription".into()))?;
-    check_version(before.version, expected)?;
+    let before: Subscription = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
     lifecycle::check(&before.status, &patch.status)?;
     let mut after = before.clone();
     after.status = patch.status;
-    let now = now_text();
-    stamp(&mut after, &now);
-    after.updated_at = now;
-    let values = repo::values(&after);
-    after.version += 1;
-    audit::save_update(
-        tx,
-        &p,
-        "subscriptions",
-        expected,
-        values,
-        Change {
-            entity: "subscription",
-            entity_id: &id,
-            action: "transition",
-            customer_id: Some(&after.customer_id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    stamp(&mut after, &now_text());
+    crud::save(tx, &p, "transition", &before, after).await
 }
