@@ -101,14 +101,17 @@ impl Drop for Broker {
 /// remembers every request: (offer id from the delivery-report URL, idempotency key).
 struct Gateway {
     url: String,
-    sent: Arc<Mutex<Vec<(String, String)>>>,
+    sent: Requests,
 }
+
+/// (offer id, idempotency key) of every request the gateway took.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
 
 async fn gateway() -> Gateway {
     use axum::extract::{Query, State};
-    let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sent: Requests = Arc::default();
     async fn sendsms(
-        State(sent): State<Arc<Mutex<Vec<(String, String)>>>>,
+        State(sent): State<Requests>,
         headers: axum::http::HeaderMap,
         Query(q): Query<BTreeMap<String, String>>,
     ) -> &'static str {
