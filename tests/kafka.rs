@@ -36,20 +36,35 @@ fn port_open(port: u16) -> bool {
 pub(crate) struct Broker {
     child: Child,
     pub port: u16,
+    storage: String,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
+    /// A broker that keeps nothing: enough for every test but the restart.
     pub fn start() -> Broker {
-        let port = free_port();
-        // Tansu reads a `.env` from its working directory: give it an empty one.
+        Broker::launch(
+            free_port(),
+            tempfile::tempdir().unwrap(),
+            "memory://tansu/".into(),
+        )
+    }
+
+    /// A broker that keeps its log in a SQLite file, so it can be restarted.
+    pub fn start_persistent() -> Broker {
         let dir = tempfile::tempdir().unwrap();
+        let storage = format!("sqlite://{}", dir.path().join("tansu.db").display());
+        Broker::launch(free_port(), dir, storage)
+    }
+
+    fn launch(port: u16, dir: tempfile::TempDir, storage: String) -> Broker {
+        // Tansu reads a `.env` from its working directory: give it an empty one.
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu())
             .current_dir(dir.path())
-            .args(["broker", "--kafka-listener-url", &url])
-            .args(["--kafka-advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", &storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,8 +80,19 @@ impl Broker {
         Broker {
             child,
             port,
+            storage,
             _dir: dir,
         }
+    }
+
+    /// Kills the broker (SIGKILL) and starts it again on the same port and storage.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down_for);
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let again = Broker::launch(self.port, dir, self.storage.clone());
+        *self = again;
     }
 
     pub fn addr(&self) -> String {
@@ -674,6 +700,26 @@ async fn redis_going_away_stalls_and_resumes_without_loss() {
     let twice = d.assert_matches(&truth).await;
     eprintln!("kafka redis outage: {twice} ids published twice");
     kill_9(&mut r);
+}
+
+/// The broker is killed and restarted mid-stream: the producer and the consumer reconnect,
+/// consumption resumes from the committed offsets, and nothing is lost or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
+    let mut broker = Broker::start_persistent();
+    let d = Deployment::new(&broker, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = events(6000);
+    let truth = truth_of(dir.path(), &lines);
+    let a = d.instance().await;
+    wait_split(&[&a], 2).await;
+    d.produce(&lines[..3000]).await;
+    wait_processed(&a, 500, 60).await;
+    broker.restart(Duration::from_secs(2));
+    d.produce(&lines[3000..]).await;
+    d.settle(&truth, 90).await;
+    let twice = d.assert_matches(&truth).await;
+    eprintln!("kafka broker restart: {twice} ids published twice");
 }
 
 /// The outside client: produces the events (keyed by msisdn) and four bad messages, then
