@@ -36,12 +36,20 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='tes
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
 echo "postgres: up"
 
-# The Kafka tests start their own brokers (Tansu, Kafka-compatible, in memory) on free ports,
-# so they can restart one mid-stream. Built once per machine: it takes minutes.
+# The Kafka tests start their own brokers (Tansu, Kafka-compatible) on free ports: in memory,
+# or on a SQLite file for the one that is restarted mid-stream. Built once per machine (it
+# takes minutes); rebuilt only when the installed one lacks a storage engine the tests use.
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! have tansu; then
+tansu_features() {
+  python3 - <<'PY' 2>/dev/null
+import json, os
+d = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))
+print(" ".join(f for k, v in d["installs"].items() if k.startswith("tansu ") for f in v["features"]))
+PY
+}
+if ! have tansu || ! tansu_features | grep -qw libsql || ! tansu_features | grep -qw dynostore; then
   echo "tansu: installing (once per machine, several minutes)"
-  cargo install tansu --locked --features dynostore --quiet
+  cargo install tansu --locked --features dynostore,libsql --quiet
 fi
 have tansu || { echo "tansu (the test Kafka broker) is not installed" >&2; exit 1; }
 echo "tansu: $(command -v tansu)"
