@@ -39,6 +39,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Kafka mode: ingest writes events here, and the consumer hands them to the pipeline.
     pub event_log: Option<crate::kafka::EventLog>,
+    /// Instances sharing Redis announce rule reloads to each other here.
+    pub reload_bus: Option<crate::ops::reload::ReloadBus>,
 }
 
 impl std::ops::Deref for AppState {
@@ -301,7 +303,21 @@ impl App {
             offers: parts.offers,
             rules: Arc::new(pipeline.clone()),
         };
+        let reload_bus = if config.state.backend == "redis" {
+            Some(
+                crate::ops::reload::ReloadBus::start(
+                    &config.state.redis_url,
+                    &config.state.redis_prefix,
+                    crm.config.clone(),
+                    pipeline.clone(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let state = AppState {
+            reload_bus,
             crm,
             line_scope: Arc::new(CrmLineScope { db }),
             pipeline,

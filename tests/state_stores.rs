@@ -212,3 +212,72 @@ async fn portal_offers_cross_instances_over_redis() {
     // The sender's own sessions hear it through the same relay.
     assert_eq!(on_a.recv().await.unwrap().id, rec.id);
 }
+
+/// A reload asked of one instance reloads every instance that shares its Redis.
+#[tokio::test]
+async fn a_rule_reload_reaches_every_instance() {
+    let url =
+        std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
+    let (db_a, db_b) = (
+        fresh_db(Backend::Sqlite).await,
+        fresh_db(Backend::Sqlite).await,
+    );
+    let rules = copy_rules(&[
+        "dynamic/missed-call-reminder.rhai",
+        "dynamic/roaming-welcome.rhai",
+    ]);
+    let start = |db: &str| {
+        let mut cfg = config(db, rules.path());
+        cfg.state.backend = "redis".into();
+        cfg.state.redis_url = url.clone();
+        cfg.state.redis_prefix = prefix.clone();
+        kairos::app::App::start(cfg)
+    };
+    let a = start(&db_a.url).await.unwrap();
+    let b = start(&db_b.url).await.unwrap();
+    assert_eq!(b.state.pipeline.rules().rules.len(), 2);
+    // Both listeners are subscribed (they connect in the background).
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let topic = format!("{prefix}:rules-reload");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&topic)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if n == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listeners not subscribed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The deployment's rules change, and a marketer reloads on instance A only.
+    std::fs::remove_file(rules.path().join("roaming-welcome.rhai")).unwrap();
+    let c = Client::new(&a);
+    let r: serde_json::Value = c
+        .http
+        .post(format!("{}/api/v1/rules/reload", c.base))
+        .bearer_auth(&c.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["rules"], 1, "{r}");
+    assert_eq!(r["instances_notified"], 2, "{r}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.state.pipeline.rules().rules.len() != 1 {
+        assert!(std::time::Instant::now() < deadline, "B never reloaded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -16,6 +16,8 @@ use crate::offers::check_line;
 use crate::pipeline::{DeadLetter, MetricsSnapshot};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub mod reload;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats))
@@ -131,9 +133,13 @@ pub async fn rules(
 pub struct ReloadResult {
     pub rules: usize,
     pub state_series: usize,
+    /// Instances told to reload too (this one included), when instances share Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances_notified: Option<i64>,
 }
 
-/// Recompile `rules/` and swap the rule set atomically; on any error nothing changes.
+/// Recompile `rules/` and swap the rule set atomically; on any error nothing changes. With
+/// instances sharing Redis, every other instance is told to reload its rules too.
 #[utoipa::path(post, path = "/api/v1/rules/reload", tag = "rules",
     responses((status = 200, body = ReloadResult), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn reload(
@@ -141,25 +147,22 @@ pub async fn reload(
     who: Principal,
 ) -> Result<Json<ReloadResult>, ApiError> {
     who.require(Permission::ManageRules)?;
-    let cfg = state.config.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        crate::rules::load_dir(
-            &cfg.engine.rules_dir,
-            &cfg.engine.limits,
-            &cfg.channels.enabled,
-        )
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match loaded {
-        Ok(set) => {
-            let out = ReloadResult {
-                rules: set.rules.len(),
-                state_series: set.spec.defs.len(),
+    match reload::load_and_swap(&state.config, &state.pipeline).await {
+        Ok(l) => {
+            tracing::info!(rules = l.rules, by = %who.id, "rules reloaded");
+            let instances_notified = match &state.reload_bus {
+                Some(bus) => Some(
+                    bus.announce(&who.id)
+                        .await
+                        .map_err(|e| ApiError::internal(e.context("announcing the reload")))?,
+                ),
+                None => None,
             };
-            state.pipeline.swap_rules(set);
-            tracing::info!(rules = out.rules, by = %who.id, "rules reloaded");
-            Ok(Json(out))
+            Ok(Json(ReloadResult {
+                rules: l.rules,
+                state_series: l.state_series,
+                instances_notified,
+            }))
         }
         Err(errs) => Err(ApiError::bad_request(format!(
             "rules not reloaded:\n{errs}"
