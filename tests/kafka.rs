@@ -53,8 +53,8 @@ impl Broker {
     /// A broker that keeps its log in a SQLite file, so it can be restarted.
     pub fn start_persistent() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let storage = format!("sqlite://{}", dir.path().join("tansu.db").display());
-        Broker::launch(free_port(), dir, storage)
+        // Relative to the broker's working directory, the temp dir.
+        Broker::launch(free_port(), dir, "sqlite://tansu.db".into())
     }
 
     fn launch(port: u16, dir: tempfile::TempDir, storage: String) -> Broker {
