@@ -519,7 +519,7 @@ async fn an_outside_client_feeds_events_and_reads_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let lines = events(3000);
     let truth = truth_of(dir.path(), &lines);
-    let _a = d.instance().await;
+    let a = d.instance().await;
     let script = dir.path().join("client.py");
     std::fs::write(&script, PY_CLIENT).unwrap();
     let events_file = dir.path().join("events.ndjson");
