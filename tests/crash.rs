@@ -32,7 +32,7 @@ pub(crate) fn kairos() -> Command {
 
 async fn start(db: &Path) -> Server {
     let port = free_port();
-    let mut child = kairos()
+    let child = kairos()
         .arg("serve")
         .env(
             "KAIROS_DATABASE__URL",
@@ -46,6 +46,12 @@ async fn start(db: &Path) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("the kairos binary starts");
+    let (child, base) = healthy(child, port).await;
+    Server { child, base }
+}
+
+/// Waits until the started binary answers `/health` on `port`; returns it and its base URL.
+pub(crate) async fn healthy(mut child: Child, port: u16) -> (Child, String) {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -56,7 +62,7 @@ async fn start(db: &Path) -> Server {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Server { child, base };
+            return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

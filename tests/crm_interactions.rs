@@ -5,28 +5,11 @@ use crate::common;
 
 use common::on_both;
 use common::world::{id, world};
-use kairos::event::Msisdn;
 use kairos::ports::{Recommendation, Status};
 use serde_json::{json, Value};
 
 fn rec(id: &str, msisdn: &str, at: &str, status: Status) -> Recommendation {
-    let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
-    Recommendation {
-        id: id.into(),
-        msisdn: Msisdn::parse(msisdn).unwrap(),
-        rule_id: "r1".into(),
-        offer_code: "DATA_10G".into(),
-        channel: "sms".into(),
-        message: "10 GB for 30".into(),
-        score: 0.9,
-        trigger_event_id: None,
-        campaign_id: None,
-        request_id: None,
-        decided_at: at,
-        expires_at: at + chrono::Duration::days(1),
-        status,
-        reason: None,
-    }
+    common::offer(id, msisdn, at, status)
 }
 
 fn sources(page: &Value) -> Vec<String> {

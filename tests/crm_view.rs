@@ -9,24 +9,12 @@ use reqwest::Method;
 use serde_json::json;
 
 fn rec(id: &str, msisdn: &str, minute: u32) -> Recommendation {
-    let at = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00+08:00"))
-        .unwrap();
-    Recommendation {
-        id: id.into(),
-        msisdn: Msisdn::parse(msisdn).unwrap(),
-        rule_id: "r1".into(),
-        offer_code: "DATA_10G".into(),
-        channel: "sms".into(),
-        message: "10 GB for 30".into(),
-        score: 0.9,
-        trigger_event_id: None,
-        campaign_id: None,
-        request_id: None,
-        decided_at: at,
-        expires_at: at + chrono::Duration::days(1),
-        status: Status::Sent,
-        reason: None,
-    }
+    common::offer(
+        id,
+        msisdn,
+        &format!("2026-11-23T10:{minute:02}:00+08:00"),
+        Status::Sent,
+    )
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::crash::{events, kairos, kill_9, replay};
+use crate::crash::{events, healthy, kairos, kill_9, replay};
 use crate::engine_support::{free_port, fresh_db, Backend, TestDb};
 
 const KEY: &str = "kafka-test-admin-key";
@@ -202,7 +202,7 @@ impl Deployment {
     /// Starts an instance and waits until it answers.
     pub async fn instance(&self) -> Instance {
         let port = free_port();
-        let mut child = kairos()
+        let child = kairos()
             .arg("serve")
             .env("KAIROS_DATABASE__URL", &self.db.url)
             .env("KAIROS_HTTP__ADDR", format!("127.0.0.1:{port}"))
@@ -236,22 +236,8 @@ impl Deployment {
             })
             .spawn()
             .expect("the kairos binary starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http
-                .get(format!("{base}/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Instance { child, base };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        kill_9(&mut child);
-        panic!("kairos did not answer /health within 30 s");
+        let (child, base) = healthy(child, port).await;
+        Instance { child, base }
     }
 
     pub async fn produce(&self, lines: &[String]) {
@@ -586,6 +572,25 @@ async fn an_outside_client_feeds_events_and_reads_decisions() {
         twice, 0,
         "one instance, no crash: every decision published once"
     );
+
+    // HTTP ingest in Kafka mode answers once the event is in the log; the consumer takes it.
+    let before = a.stats().await["events"]["processed"].as_u64().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", a.base))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"id": "via-http-1", "type": "power_on",
+            "msisdn": "8613900000077", "ts": chrono::Utc::now().to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["outcome"]["logged"], 1, "{body}");
+    wait_processed(&a, before + 1, 30).await;
+    let on_log = d.read_all(&d.events, Duration::from_secs(1));
+    assert!(on_log
+        .iter()
+        .any(|m| m.key() == Some(b"8613900000077".as_slice())));
 }
 
 /// Tansu 0.6 drops a member whose session expired without starting a new generation, so

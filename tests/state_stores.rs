@@ -169,7 +169,6 @@ async fn the_app_keeps_state_in_redis_when_configured() {
 async fn portal_offers_cross_instances_over_redis() {
     use kairos::channels::portal::PortalHub;
     use kairos::channels::Channel;
-    use kairos::ports::{Recommendation, Status};
     let url =
         std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
@@ -178,23 +177,13 @@ async fn portal_offers_cross_instances_over_redis() {
     b.relay_over_redis(&url, &prefix).await.unwrap();
     let mut on_b = b.subscribe();
     let mut on_a = a.subscribe();
-    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
-    let rec = Recommendation {
-        id: "r-portal-1".into(),
-        msisdn: Msisdn::parse("8613900000001").unwrap(),
-        rule_id: "r1".into(),
-        offer_code: "DATA_10G".into(),
-        channel: "portal".into(),
-        message: "10 GB for 30".into(),
-        score: 0.9,
-        trigger_event_id: None,
-        campaign_id: None,
-        request_id: None,
-        decided_at: at,
-        expires_at: at + chrono::Duration::days(1),
-        status: Status::Queued,
-        reason: None,
-    };
+    let mut rec = crate::common::offer(
+        "r-portal-1",
+        "8613900000001",
+        "2026-11-23T10:00:00+08:00",
+        kairos::ports::Status::Queued,
+    );
+    rec.channel = "portal".into();
     // The listeners subscribe in the background: send until one arrives.
     let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {

@@ -189,12 +189,16 @@ impl Pipeline {
 
     /// Waits until every worker has processed and persisted what was queued before.
     pub async fn flush(&self) -> Result<(), PortError> {
+        self.every_worker(Work::Barrier).await
+    }
+
+    /// Sends each worker a message that answers once what was queued before it is durable,
+    /// and waits for all the answers.
+    async fn every_worker(&self, work: fn(oneshot::Sender<()>) -> Work) -> Result<(), PortError> {
         let mut waits = Vec::new();
         for w in self.workers.iter() {
             let (tx, rx) = oneshot::channel();
-            w.send(Work::Barrier(tx))
-                .await
-                .map_err(|_| PortError::Closed)?;
+            w.send(work(tx)).await.map_err(|_| PortError::Closed)?;
             waits.push(rx);
         }
         for w in waits {
@@ -264,17 +268,7 @@ impl Pipeline {
     /// Waits until everything queued is durable, then empties every worker's cache (Kafka
     /// mode, when partitions move: what this instance cached may be another's to change now).
     pub async fn drop_cache(&self) -> Result<(), PortError> {
-        let mut waits = Vec::new();
-        for w in self.workers.iter() {
-            let (tx, rx) = oneshot::channel();
-            w.send(Work::DropCache(tx))
-                .await
-                .map_err(|_| PortError::Closed)?;
-            waits.push(rx);
-        }
-        for w in waits {
-            w.await.map_err(|_| PortError::Closed)?;
-        }
+        self.every_worker(Work::DropCache).await?;
         self.deps
             .metrics
             .cache_drops

@@ -452,3 +452,30 @@ pub async fn on_both_urls(body: impl AsyncFn(Backend, String)) {
             .expect("drop test database");
     }
 }
+
+/// A sent-by-SMS offer decided at `at` (RFC 3339), valid for a day, for tests that need
+/// recommendations in the store without running the engine.
+pub fn offer(
+    id: &str,
+    msisdn: &str,
+    at: &str,
+    status: kairos::ports::Status,
+) -> kairos::ports::Recommendation {
+    let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    kairos::ports::Recommendation {
+        id: id.into(),
+        msisdn: kairos::event::Msisdn::parse(msisdn).unwrap(),
+        rule_id: "r1".into(),
+        offer_code: "DATA_10G".into(),
+        channel: "sms".into(),
+        message: "10 GB for 30".into(),
+        score: 0.9,
+        trigger_event_id: None,
+        campaign_id: None,
+        request_id: None,
+        decided_at: at,
+        expires_at: at + chrono::Duration::days(1),
+        status,
+        reason: None,
+    }
+}
