@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run). Starts the services the tests need when absent,
-# then runs the layers: format, lints, unit + integration tests (SQLite, PostgreSQL, Redis),
+# then runs the layers: format, lints, unit + integration tests (SQLite, PostgreSQL, Redis,
+# Kafka-compatible brokers, Python's confluent-kafka as an outside client),
 # the rule pack's golden tests, and the API fuzzer against a live server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export KAIROS_TEST_PG_URL="${KAIROS_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export KAIROS_TEST_REDIS_URL="${KAIROS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+# The Kafka tests start `tansu` brokers; services.sh installs it here when absent.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s ==\n' "$*"; }
 
