@@ -235,6 +235,7 @@ pub async fn build_pipeline(
         max_cached_per_worker: (config.engine.max_subscribers_in_memory
             / config.engine.workers.max(1))
         .max(1),
+        events_own: config.kafka.enabled(),
         decision_log: if config.kafka.enabled() {
             Some(Arc::new(crate::kafka::DecisionTopic::new(&config.kafka)?))
         } else {

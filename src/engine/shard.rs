@@ -20,6 +20,8 @@ pub struct ShardEntry {
     pub dirty: bool,
     /// The [`Shard::tick`] it was last used in: eviction drops the oldest.
     pub touched: u32,
+    /// An event of this subscriber came to this shard (see [`Shard::events_own`]).
+    pub owned: bool,
 }
 
 #[derive(Default)]
@@ -28,6 +30,11 @@ pub struct Shard {
     candidates: Vec<Candidate>,
     /// Counts batches, for least-recently-used eviction.
     tick: u32,
+    /// Only the events' owner may save a subscriber's state (Kafka mode: the instance that
+    /// owns the subscriber's partition). A touchpoint or campaign request for a subscriber
+    /// this shard has no events for is answered from the stored state, and what it changes
+    /// (caps, cooldowns) stays in this shard's memory: saving it would race the owner.
+    pub events_own: bool,
 }
 
 impl Shard {
@@ -43,6 +50,7 @@ impl Shard {
                 profile,
                 dirty: false,
                 touched: self.tick,
+                owned: false,
             },
         );
     }
@@ -54,6 +62,7 @@ impl Shard {
             profile: default_profile.clone(),
             dirty: false,
             touched: tick,
+            owned: false,
         });
         e.touched = tick;
         e
@@ -140,6 +149,7 @@ impl Shard {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let entry = self.entry(ev.msisdn, default_profile);
+        entry.owned = true;
         if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
             apply_profile_change(Arc::make_mut(&mut entry.profile), ev);
         }
@@ -178,8 +188,11 @@ impl Shard {
         default_profile: &Arc<Profile>,
         req: &OfferRequest,
     ) -> Vec<Recommendation> {
+        let events_own = self.events_own;
         let entry = self.entry(req.msisdn, default_profile);
-        entry.dirty = true;
+        if !events_own || entry.owned {
+            entry.dirty = true;
+        }
         let trigger = match (&req.campaign_id, &req.request_id) {
             (Some(c), _) => Trigger::Campaign(c.clone()),
             (None, Some(r)) => Trigger::Request(r.clone()),

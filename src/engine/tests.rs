@@ -408,3 +408,54 @@ fn eviction_drops_the_least_recently_used_saved_subscribers_only() {
     }
     assert_eq!(shard.evict_to(10), 0, "under the cap nothing goes");
 }
+
+/// Kafka mode: a touchpoint request for a subscriber whose events another instance consumes
+/// changes nothing that is saved; once this shard has the subscriber's events, it does.
+#[test]
+fn only_the_events_owner_saves_what_a_touchpoint_changes() {
+    let mut shard = Shard::default();
+    shard.events_own = true;
+    let cfg = crate::config::Config::default();
+    let policy = Policy::from_config(&cfg).unwrap();
+    let profile = Arc::new(Profile::default());
+    let req = crate::ports::OfferRequest {
+        msisdn: crate::event::Msisdn::parse("8613900000001").unwrap(),
+        campaign_id: None,
+        request_id: Some("visit-1".into()),
+        rule_id: "store-visit".into(),
+        offer_code: "DATA_10G".into(),
+        message: "10 GB".into(),
+        channels: vec!["agent".into()],
+        score: 0.5,
+        valid_for_secs: 3600,
+        at: chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap(),
+    };
+    assert_eq!(shard.propose(&policy, &profile, &req).len(), 1);
+    assert!(shard.take_dirty().is_empty(), "not this instance's to save");
+    let set = set(&[(
+        "ok.rhai",
+        &rule("fine", "fn condition(event, profile) { true }"),
+    )]);
+    let (mut recs, mut fails) = (Vec::new(), Vec::new());
+    shard
+        .process(
+            &set,
+            &MatchSettings::default(),
+            &policy,
+            &profile,
+            &sms("e1"),
+            &mut recs,
+            &mut fails,
+        )
+        .unwrap();
+    assert_eq!(shard.take_dirty().len(), 1);
+    shard.propose(
+        &policy,
+        &profile,
+        &crate::ports::OfferRequest {
+            request_id: Some("visit-2".into()),
+            ..req
+        },
+    );
+    assert_eq!(shard.take_dirty().len(), 1, "its owner saves it");
+}

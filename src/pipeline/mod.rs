@@ -52,9 +52,11 @@ pub struct Deps {
     pub max_cached_per_worker: usize,
     /// How long a submit waits for its events to be durable before it answers unavailable.
     pub ack_timeout: std::time::Duration,
-    /// Where every decision is published once its batch is committed (Kafka mode), before the
-    /// batch is acknowledged.
+    /// Where every decision is published (Kafka mode), before the batch is committed.
     pub decision_log: Option<Arc<dyn DecisionLog>>,
+    /// Subscribers are owned by whoever consumes their events' partition (Kafka mode): state
+    /// is saved only for subscribers this instance has events for.
+    pub events_own: bool,
 }
 
 /// A stream every decision goes out on (sent or suppressed, with its reason). Published
