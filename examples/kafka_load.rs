@@ -12,6 +12,7 @@
 //!     --events 1000000 --subscribers 1000000 \
 //!     --redis redis://127.0.0.1:6379 --pg postgres://postgres@127.0.0.1:5432/test
 //! ```
+//! `--paced-rate N` paces the latency run at N events/s instead of half the bare rate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ struct Args {
     redis: String,
     pg: String,
     paced_secs: u64,
+    paced_rate: Option<usize>,
 }
 
 fn args() -> Args {
@@ -46,6 +48,7 @@ fn args() -> Args {
         redis: "redis://127.0.0.1:6379".into(),
         pg: "postgres://postgres@127.0.0.1:5432/test".into(),
         paced_secs: 10,
+        paced_rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +61,7 @@ fn args() -> Args {
             "--redis" => a.redis = val(),
             "--pg" => a.pg = val(),
             "--paced-secs" => a.paced_secs = val().parse().expect("--paced-secs N"),
+            "--paced-rate" => a.paced_rate = Some(val().parse().expect("--paced-rate N")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -217,9 +221,9 @@ async fn main() -> anyhow::Result<()> {
         a.subscribers
     );
 
-    // Half the bare consumer's rate, paced, with each decision's latency from its event's
+    // Half the bare consumer's rate (or `--paced-rate`), paced, with each decision's latency from its event's
     // production to its arrival on the output topic.
-    let rate = (bare / 2.0) as usize;
+    let rate = a.paced_rate.unwrap_or((bare / 2.0) as usize);
     let paced = traffic(
         rate * a.paced_secs as usize,
         a.subscribers,
@@ -230,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("group.id", format!("latency-{tag}"))
+        .set("fetch.wait.max.ms", "5")
         .set("auto.offset.reset", "latest")
         .create()?;
     reader.subscribe(&[&recs])?;

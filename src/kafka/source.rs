@@ -167,7 +167,10 @@ impl Source {
         cc.set("group.id", &cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // A fetch returns after at most this long even with little data: the latency
+            // budget is milliseconds (librdkafka's 500 ms default was most of it).
+            .set("fetch.wait.max.ms", "5");
         for (k, v) in super::client_config(cfg).config_map() {
             cc.set(k, v);
         }
