@@ -313,15 +313,22 @@ async fn crash_and_resend(stop: &dyn Fn(&mut Child), kill_points: &[(usize, u64)
     };
     kill_9(&mut server.child);
 
-    let lost: Vec<&String> = truth
-        .keys()
-        .filter(|id| !got.recs.contains_key(*id))
-        .collect();
-    let extra: Vec<&String> = got
+    let got: BTreeMap<String, (String, Option<String>)> = got
         .recs
-        .keys()
-        .filter(|id| !truth.contains_key(*id))
+        .into_iter()
+        .map(|(id, (s, r, _))| (id, (s, r)))
         .collect();
+    assert_same_decisions(&truth, &got);
+}
+
+/// The stored decisions (id -> status, reason) are exactly the replay's: none lost, none
+/// extra, each with the replay's status and reason (what the replay would send is sent).
+pub(crate) fn assert_same_decisions(
+    truth: &BTreeMap<String, (String, Option<String>)>,
+    got: &BTreeMap<String, (String, Option<String>)>,
+) {
+    let lost: Vec<&String> = truth.keys().filter(|id| !got.contains_key(*id)).collect();
+    let extra: Vec<&String> = got.keys().filter(|id| !truth.contains_key(*id)).collect();
     assert!(
         lost.is_empty(),
         "{} offers lost: {:?}",
@@ -334,8 +341,8 @@ async fn crash_and_resend(stop: &dyn Fn(&mut Child), kill_points: &[(usize, u64)
         extra.len(),
         &extra[..extra.len().min(5)]
     );
-    for (id, (status, reason)) in &truth {
-        let (s, r, _) = &got.recs[id];
+    for (id, (status, reason)) in truth {
+        let (s, r) = &got[id];
         if status == "proposed" {
             assert!(
                 matches!(s.as_str(), "sent" | "delivered"),

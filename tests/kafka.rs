@@ -19,7 +19,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::crash::{events, healthy, kairos, kill_9, replay};
+use crate::crash::{assert_same_decisions, events, healthy, kairos, kill_9, replay};
 use crate::engine_support::{free_port, fresh_db, Backend, TestDb};
 
 const KEY: &str = "kafka-test-admin-key";
@@ -350,35 +350,7 @@ impl Deployment {
         truth: &BTreeMap<String, (String, Option<String>)>,
     ) -> usize {
         let got = self.stored().await;
-        let lost: Vec<&String> = truth.keys().filter(|id| !got.contains_key(*id)).collect();
-        let extra: Vec<&String> = got.keys().filter(|id| !truth.contains_key(*id)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} decisions lost: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        );
-        assert!(
-            extra.is_empty(),
-            "{} decisions the replay did not make (an event applied twice?): {:?}",
-            extra.len(),
-            &extra[..extra.len().min(5)]
-        );
-        for (id, (status, reason)) in truth {
-            let (s, r) = &got[id];
-            if status == "proposed" {
-                assert!(
-                    matches!(s.as_str(), "sent" | "delivered"),
-                    "{id}: the replay would send it, stored {s} ({r:?})"
-                );
-            } else {
-                assert_eq!(
-                    (s, r),
-                    (status, reason),
-                    "{id}: same decision as the replay"
-                );
-            }
-        }
+        assert_same_decisions(truth, &got);
         let published = self.published();
         let on_topic: BTreeSet<&String> = published.keys().collect();
         let expected: BTreeSet<&String> = truth.keys().collect();
