@@ -12,7 +12,8 @@
 //!     --events 1000000 --subscribers 1000000 \
 //!     --redis redis://127.0.0.1:6379 --pg postgres://postgres@127.0.0.1:5432/test
 //! ```
-//! `--paced-rate N` paces the latency run at N events/s instead of half the bare rate.
+//! `--paced-rate N` paces the latency run at N events/s instead of half the bare rate;
+//! `--batch N` sets `kafka.batch_size`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ struct Args {
     pg: String,
     paced_secs: u64,
     paced_rate: Option<usize>,
+    batch: usize,
 }
 
 fn args() -> Args {
@@ -49,6 +51,7 @@ fn args() -> Args {
         pg: "postgres://postgres@127.0.0.1:5432/test".into(),
         paced_secs: 10,
         paced_rate: None,
+        batch: kairos::config::Config::default().kafka.batch_size,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +65,7 @@ fn args() -> Args {
             "--pg" => a.pg = val(),
             "--paced-secs" => a.paced_secs = val().parse().expect("--paced-secs N"),
             "--paced-rate" => a.paced_rate = Some(val().parse().expect("--paced-rate N")),
+            "--batch" => a.batch = val().parse().expect("--batch N"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -181,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = kairos::config::Config::default();
     cfg.database.url = format!("{base}/{db_name}");
     cfg.database.max_connections = 16;
+    cfg.kafka.batch_size = a.batch;
     cfg.http.addr = "127.0.0.1:0".into();
     cfg.auth.bootstrap_admin_key = "load-key".into();
     cfg.state.backend = "redis".into();
@@ -205,8 +210,19 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Done when the last decisions are on the output topic (published before each commit).
+    let mut last = (metrics.snapshot().published, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = metrics.snapshot().published;
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+    }
     let (t0, n0) = first.unwrap_or((Instant::now(), 0));
-    let kairos_rate = (a.events - n0) as f64 / t0.elapsed().as_secs_f64();
+    let kairos_rate = (a.events - n0) as f64 / (last.1 - t0).as_secs_f64();
     let snap = metrics.snapshot();
     let trips = app.state.pipeline.deps.state.round_trips();
     println!(

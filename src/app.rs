@@ -230,7 +230,12 @@ pub async fn build_pipeline(
         dispatcher: Some(dispatcher),
         metrics: Arc::new(Metrics::default()),
         default_profile,
-        batch_size: config.engine.batch_size.max(1),
+        batch_size: if config.kafka.enabled() {
+            config.kafka.batch_size
+        } else {
+            config.engine.batch_size
+        }
+        .max(1),
         db: db.clone(),
         max_cached_per_worker: (config.engine.max_subscribers_in_memory
             / config.engine.workers.max(1))
