@@ -251,9 +251,7 @@ async fn a_rule_reload_reaches_every_instance() {
     std::fs::remove_file(rules.path().join("roaming-welcome.rhai")).unwrap();
     let c = Client::new(&a);
     let r: serde_json::Value = c
-        .http
-        .post(format!("{}/api/v1/rules/reload", c.base))
-        .bearer_auth(&c.key)
+        .post("/api/v1/rules/reload")
         .send()
         .await
         .unwrap()

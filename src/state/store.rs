@@ -199,6 +199,8 @@ impl StateStore for RedisStateStore {
         // One subscriber per script call keeps every call within one cluster slot; MULTI makes
         // the batch all-or-nothing on a single Redis.
         pipe.atomic();
+        // Loaded with every batch, not once: a restarted Redis has forgotten its scripts, and
+        // the script is a few hundred bytes beside a batch of states.
         pipe.load_script(&self.fenced_write).ignore();
         for (k, v) in entries {
             let mut framed = Vec::with_capacity(17 + v.len());
