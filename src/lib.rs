@@ -24,6 +24,7 @@ pub mod offers;
 pub mod ops;
 pub mod pipeline;
 pub mod ports;
+pub mod pubsub;
 pub mod replay;
 pub mod rules;
 pub mod sim;

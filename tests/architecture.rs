@@ -21,7 +21,7 @@ fn forbidden(module: &str) -> Vec<&'static str> {
     }
     match module {
         // The seams and the kits underneath everything.
-        "ports" | "access" | "store" | "config" | "alloc" => {
+        "ports" | "access" | "store" | "config" | "alloc" | "pubsub" => {
             let mut v = ABOVE_ENGINE.to_vec();
             v.extend(ENGINE.iter().filter(|m| **m != "event"));
             if module != "ports" {

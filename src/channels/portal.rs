@@ -7,24 +7,18 @@
 //! keeps nothing: a session that was not connected reads the inbox when it connects.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::ports::Recommendation;
+use crate::pubsub::Publisher;
 
 use super::{Channel, ChannelError, Delivery};
 
 #[derive(Clone)]
 pub struct PortalHub {
     tx: broadcast::Sender<Recommendation>,
-    relay: Arc<OnceLock<Relay>>,
-}
-
-struct Relay {
-    conn: redis::aio::ConnectionManager,
-    topic: String,
+    relay: Arc<OnceLock<Publisher>>,
 }
 
 impl Default for PortalHub {
@@ -43,40 +37,20 @@ impl PortalHub {
         self.tx.subscribe()
     }
 
-    /// Relays offers between instances over Redis pub/sub on `{prefix}:portal`. The
-    /// listener reconnects by itself when Redis goes away.
+    /// Relays offers between instances over Redis pub/sub on `{prefix}:portal`.
     pub async fn relay_over_redis(&self, url: &str, prefix: &str) -> anyhow::Result<()> {
-        let client = redis::Client::open(url)?;
-        let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
-        let topic = format!("{prefix}:portal");
         let tx = self.tx.clone();
-        let listen = topic.clone();
-        tokio::spawn(async move {
-            loop {
-                match client.get_async_pubsub().await {
-                    Ok(mut ps) => {
-                        if let Err(e) = ps.subscribe(&listen).await {
-                            tracing::warn!("portal relay: subscribing failed: {e}");
-                        } else {
-                            let mut msgs = ps.on_message();
-                            while let Some(msg) = msgs.next().await {
-                                match serde_json::from_slice::<Recommendation>(
-                                    msg.get_payload_bytes(),
-                                ) {
-                                    Ok(r) => {
-                                        let _ = tx.send(r);
-                                    }
-                                    Err(e) => tracing::warn!("portal relay: unreadable offer: {e}"),
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!("portal relay: Redis unavailable: {e}"),
+        let publisher = crate::pubsub::connect(url, format!("{prefix}:portal"), move |bytes| {
+            match serde_json::from_slice::<Recommendation>(&bytes) {
+                Ok(r) => {
+                    let _ = tx.send(r);
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(e) => tracing::warn!("portal relay: unreadable offer: {e}"),
             }
-        });
-        let _ = self.relay.set(Relay { conn, topic });
+            async {}
+        })
+        .await?;
+        let _ = self.relay.set(publisher);
         Ok(())
     }
 }
@@ -90,11 +64,8 @@ impl Channel for PortalHub {
         match self.relay.get() {
             Some(relay) => {
                 let json = serde_json::to_vec(rec).expect("recommendations always serialize");
-                let mut conn = relay.conn.clone();
-                redis::cmd("PUBLISH")
-                    .arg(&relay.topic)
-                    .arg(json)
-                    .query_async::<i64>(&mut conn)
+                relay
+                    .publish(&json)
                     .await
                     .map_err(|e| ChannelError::Transient(format!("portal relay: {e}")))?;
             }

@@ -1,0 +1,54 @@
+//! Redis pub/sub between instances: a publisher, and a listener that reconnects by itself.
+//! Pub/sub keeps nothing: what is published while an instance is not listening is missed,
+//! so it carries only what has a durable home elsewhere (offers in the store, rules on disk).
+
+use futures::StreamExt;
+
+/// Publishes on one channel.
+#[derive(Clone)]
+pub struct Publisher {
+    conn: redis::aio::ConnectionManager,
+    topic: String,
+}
+
+impl Publisher {
+    /// Returns how many listeners (on every instance, this one included) got the message.
+    pub async fn publish(&self, payload: &[u8]) -> redis::RedisResult<i64> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(&self.topic)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+    }
+}
+
+/// Connects a publisher on `topic` and listens on it in the background, handing each
+/// message's payload to `on`; a lost connection is retried every half second.
+pub async fn connect<F, Fut>(url: &str, topic: String, mut on: F) -> anyhow::Result<Publisher>
+where
+    F: FnMut(Vec<u8>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let client = redis::Client::open(url)?;
+    let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+    let listen = topic.clone();
+    tokio::spawn(async move {
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut ps) => match ps.subscribe(&listen).await {
+                    Ok(()) => {
+                        let mut msgs = ps.on_message();
+                        while let Some(msg) = msgs.next().await {
+                            on(msg.get_payload_bytes().to_vec()).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(topic = %listen, "pub/sub: subscribing failed: {e}"),
+                },
+                Err(e) => tracing::warn!(topic = %listen, "pub/sub: Redis unavailable: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    Ok(Publisher { conn, topic })
+}
