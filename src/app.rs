@@ -18,7 +18,7 @@ use crate::crm::profiles::{CrmLineScope, CrmProfiles};
 use crate::crm::CrmState;
 use crate::decision::Policy;
 use crate::engine::MatchSettings;
-use crate::pipeline::{DeadLetters, Deps, Metrics, Pipeline, RecStore};
+use crate::pipeline::{DeadLetters, DecisionLog, Deps, Metrics, Pipeline, RecStore};
 use crate::ports::{EventSink, LineScope, OfferBook, Profile, ProfileSource, RuleCatalog};
 use crate::state::{RedisStateStore, SqlStateStore, StateStore};
 use crate::store::Db;
@@ -172,6 +172,7 @@ pub async fn build_pipeline(
     config: &Config,
     db: &Db,
     profiles: Arc<dyn ProfileSource>,
+    producer: Option<&rdkafka::producer::FutureProducer>,
 ) -> anyhow::Result<(Pipeline, Registry)> {
     let rules = crate::rules::load_dir(
         &config.engine.rules_dir,
@@ -241,11 +242,9 @@ pub async fn build_pipeline(
             / config.engine.workers.max(1))
         .max(1),
         events_own: config.kafka.enabled(),
-        decision_log: if config.kafka.enabled() {
-            Some(Arc::new(crate::kafka::DecisionTopic::new(&config.kafka)?))
-        } else {
-            None
-        },
+        decision_log: producer.map(|p| {
+            Arc::new(crate::kafka::DecisionTopic::new(p, &config.kafka)) as Arc<dyn DecisionLog>
+        }),
         ack_timeout: std::time::Duration::from_secs(
             crate::state::parse_duration_secs(&config.engine.ack_timeout)
                 .map_err(|e| anyhow::anyhow!("engine.ack_timeout: {e}"))?
@@ -279,19 +278,28 @@ impl App {
             // Printed once, on purpose to stdout: the operator needs it to create real users.
             println!("kairos: generated admin API key (shown once, store it now): {key}");
         }
-        let (pipeline, channels) =
-            build_pipeline(&config, &db, Arc::new(CrmProfiles { db: db.clone() })).await?;
-        let event_log = if config.kafka.enabled() {
-            if config.state.backend != "redis" {
-                tracing::warn!(
-                    "Kafka mode with state in the database: run one instance only \
-                     (several instances need state.backend = \"redis\", which fences a stalled owner)"
-                );
-            }
-            Some(crate::kafka::EventLog::new(&config.kafka)?)
+        // Kafka mode: one producer for decisions, events from HTTP and dead letters.
+        let producer = if config.kafka.enabled() {
+            Some(crate::kafka::producer(&config.kafka)?)
         } else {
             None
         };
+        let (pipeline, channels) = build_pipeline(
+            &config,
+            &db,
+            Arc::new(CrmProfiles { db: db.clone() }),
+            producer.as_ref(),
+        )
+        .await?;
+        if config.kafka.enabled() && config.state.backend != "redis" {
+            tracing::warn!(
+                "Kafka mode with state in the database: run one instance only \
+                 (several instances need state.backend = \"redis\", which fences a stalled owner)"
+            );
+        }
+        let event_log = producer
+            .as_ref()
+            .map(|p| crate::kafka::EventLog::new(p, &config.kafka));
         let parts = parts.unwrap_or_else(|| AppParts {
             // In Kafka mode the CRM's events go through the log like everyone else's.
             events: match &event_log {
@@ -348,15 +356,15 @@ impl App {
             })
             .await
         });
-        let source = if config.kafka.enabled() {
-            Some(crate::kafka::Source::start(
+        let source = match &producer {
+            Some(p) => Some(crate::kafka::Source::start(
                 &config.kafka,
                 config.http.max_event_bytes,
                 state.pipeline.clone(),
+                p,
                 tokio::runtime::Handle::current(),
-            )?)
-        } else {
-            None
+            )?),
+            None => None,
         };
         Ok(App {
             state,

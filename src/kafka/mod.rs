@@ -20,7 +20,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
-pub use sink::{DecisionTopic, EventLog};
+pub use sink::{producer, DecisionTopic, EventLog};
 pub use source::Source;
 
 /// The client settings both sides share: the brokers and the pass-through ones (`_` in a

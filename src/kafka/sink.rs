@@ -14,6 +14,14 @@ use crate::ports::{EventSink, PortError, Recommendation};
 /// How long a send may wait for room in the producer's queue before it counts as failed.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
+/// The one producer an instance writes decisions, events and dead letters with (a producer
+/// is a client with its own connections and threads; clones share it).
+pub fn producer(cfg: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    super::producer_config(cfg)
+        .create()
+        .context("creating the Kafka producer")
+}
+
 /// Sends every `(key, payload)` and waits until the broker has each one.
 async fn send_all(
     producer: &FutureProducer,
@@ -43,13 +51,11 @@ pub struct DecisionTopic {
 }
 
 impl DecisionTopic {
-    pub fn new(cfg: &KafkaConfig) -> anyhow::Result<Self> {
-        Ok(DecisionTopic {
-            producer: super::producer_config(cfg)
-                .create()
-                .context("creating the recommendations producer")?,
+    pub fn new(producer: &FutureProducer, cfg: &KafkaConfig) -> Self {
+        DecisionTopic {
+            producer: producer.clone(),
             topic: cfg.recommendations_topic.clone(),
-        })
+        }
     }
 }
 
@@ -77,13 +83,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    pub fn new(cfg: &KafkaConfig) -> anyhow::Result<Self> {
-        Ok(EventLog {
-            producer: super::producer_config(cfg)
-                .create()
-                .context("creating the events producer")?,
+    pub fn new(producer: &FutureProducer, cfg: &KafkaConfig) -> Self {
+        EventLog {
+            producer: producer.clone(),
             topic: cfg.events_topic.clone(),
-        })
+        }
     }
 
     /// Writes the events to the log, each keyed by its msisdn (so a subscriber's events stay
@@ -130,13 +134,11 @@ pub struct Refused<'a> {
 }
 
 impl DeadLetterTopic {
-    pub fn new(cfg: &KafkaConfig) -> anyhow::Result<Self> {
-        Ok(DeadLetterTopic {
-            producer: super::producer_config(cfg)
-                .create()
-                .context("creating the dead-letter producer")?,
+    pub fn new(producer: &FutureProducer, cfg: &KafkaConfig) -> Self {
+        DeadLetterTopic {
+            producer: producer.clone(),
             topic: cfg.dead_letters_topic.clone(),
-        })
+        }
     }
 
     pub async fn put(&self, r: &Refused<'_>) -> anyhow::Result<()> {

@@ -155,6 +155,7 @@ impl Source {
         cfg: &KafkaConfig,
         max_event_bytes: usize,
         pipeline: Pipeline,
+        producer: &rdkafka::producer::FutureProducer,
         rt: Handle,
     ) -> anyhow::Result<Source> {
         let shared = Arc::new(Shared {
@@ -180,7 +181,7 @@ impl Source {
         consumer
             .subscribe(&[&cfg.events_topic])
             .with_context(|| format!("subscribing to {}", cfg.events_topic))?;
-        let dead = DeadLetterTopic::new(cfg)?;
+        let dead = DeadLetterTopic::new(producer, cfg);
         let stop = Arc::new(AtomicBool::new(false));
         let run = Run {
             consumer,
