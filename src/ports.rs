@@ -98,6 +98,9 @@ pub enum Status {
     Accepted,
     Declined,
     Expired,
+    /// Handed to a provider that never answered (a timeout after submit): it may or may not
+    /// have gone out, so it is never resent blindly.
+    Unknown,
 }
 
 impl Status {
@@ -113,6 +116,7 @@ impl Status {
             Status::Accepted => "accepted",
             Status::Declined => "declined",
             Status::Expired => "expired",
+            Status::Unknown => "unknown",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {

@@ -17,6 +17,7 @@ impl Channel for AgentDesk {
         Ok(Delivery {
             status: Status::Delivered,
             reason: None,
+            provider_id: None,
         })
     }
 }

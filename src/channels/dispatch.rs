@@ -63,6 +63,9 @@ impl Dispatcher {
             tx,
             pending: Arc::default(),
         };
+        if let Some(rx) = registry.take_receipts() {
+            tokio::spawn(record_receipts(store.clone(), rx));
+        }
         let pending = d.pending.clone();
         let deliver_store = store.clone();
         let handle = tokio::spawn(async move {
@@ -162,21 +165,55 @@ async fn deliver_once(
             .context("expiring")?;
         return Ok(());
     }
-    let (status, reason) = deliver(registry, limiters, rec).await;
+    let d = deliver(registry, limiters, rec).await;
     store
-        .set_status(&rec.id, status, reason.as_deref())
+        .set_delivery(
+            &rec.id,
+            d.status,
+            d.reason.as_deref(),
+            d.provider_id.as_deref(),
+        )
         .await
         .context("recording the delivery status")?;
     Ok(())
+}
+
+/// Writes what providers report later (delivery receipts) onto the offers they name.
+async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super::Receipt>) {
+    while let Some(r) = rx.recv().await {
+        let found = store.by_provider_id(&r.channel, &r.provider_id).await;
+        let outcome = match found {
+            Ok(Some(rec)) => store
+                .set_status(&rec.id, r.status, r.reason.as_deref())
+                .await
+                .map(|_| ()),
+            Ok(None) => {
+                tracing::warn!(channel = %r.channel, provider_id = %r.provider_id, "receipt for a message we do not know; ignored");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(channel = %r.channel, provider_id = %r.provider_id, error = %e, "receipt not recorded");
+        }
+    }
+}
+
+fn failed(reason: &str) -> super::Delivery {
+    super::Delivery {
+        status: Status::Failed,
+        reason: Some(reason.into()),
+        provider_id: None,
+    }
 }
 
 async fn deliver(
     registry: &Registry,
     limiters: &HashMap<String, Arc<DefaultDirectRateLimiter>>,
     rec: &Recommendation,
-) -> (Status, Option<String>) {
+) -> super::Delivery {
     let Some(ch) = registry.get(&rec.channel) else {
-        return (Status::Failed, Some("channel_unavailable".into()));
+        return failed("channel_unavailable");
     };
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=RETRIES {
@@ -184,10 +221,10 @@ async fn deliver(
             l.until_ready().await;
         }
         match ch.send(rec).await {
-            Ok(d) => return (d.status, d.reason),
+            Ok(d) => return d,
             Err(ChannelError::Permanent(e)) => {
                 tracing::warn!(rec = %rec.id, channel = %rec.channel, "delivery refused: {e}");
-                return (Status::Failed, Some("channel_refused".into()));
+                return failed("channel_refused");
             }
             Err(ChannelError::Transient(e)) => {
                 tracing::warn!(rec = %rec.id, channel = %rec.channel, attempt, "delivery failed, retrying: {e}");
@@ -198,5 +235,5 @@ async fn deliver(
             }
         }
     }
-    (Status::Failed, Some("channel_error".into()))
+    failed("channel_error")
 }

@@ -17,6 +17,9 @@ pub use dispatch::{Dispatcher, OutboxSettings};
 pub struct Delivery {
     pub status: Status,
     pub reason: Option<String>,
+    /// The provider's id for the message (an SMSC's `message_id`), kept so its receipts find
+    /// the offer.
+    pub provider_id: Option<String>,
 }
 
 impl Delivery {
@@ -24,6 +27,44 @@ impl Delivery {
         Delivery {
             status: Status::Sent,
             reason: None,
+            provider_id: None,
+        }
+    }
+
+    /// Accepted by a provider under its own message id.
+    pub fn sent_as(provider_id: impl Into<String>) -> Self {
+        Delivery {
+            provider_id: Some(provider_id.into()),
+            ..Delivery::sent()
+        }
+    }
+}
+
+/// A channel's later word on a message it sent: an SMSC's delivery receipt, found by the
+/// provider's id the send returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    pub channel: String,
+    pub provider_id: String,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// Where channels report receipts; the deliverer writes them to the store.
+#[derive(Clone)]
+pub struct Receipts {
+    tx: tokio::sync::mpsc::UnboundedSender<Receipt>,
+}
+
+impl Receipts {
+    pub fn new() -> (Receipts, tokio::sync::mpsc::UnboundedReceiver<Receipt>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Receipts { tx }, rx)
+    }
+
+    pub fn report(&self, r: Receipt) {
+        if self.tx.send(r).is_err() {
+            tracing::warn!("receipt arrived after the deliverer stopped; dropped");
         }
     }
 }
@@ -52,22 +93,45 @@ pub trait Channel: Send + Sync {
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError>;
 }
 
+type ReceiptQueue = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Receipt>>>>;
+
 /// The channels this instance delivers to, by name.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     channels: HashMap<String, Arc<dyn Channel>>,
     pub portal: portal::PortalHub,
     pub sms_outbox: Option<Arc<sms::Outbox>>,
+    /// Handed to channels that hear back from their provider later.
+    pub receipts: Receipts,
+    receipt_queue: ReceiptQueue,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let (receipts, rx) = Receipts::new();
+        Registry {
+            channels: HashMap::new(),
+            portal: portal::PortalHub::default(),
+            sms_outbox: None,
+            receipts,
+            receipt_queue: Arc::new(std::sync::Mutex::new(Some(rx))),
+        }
+    }
 }
 
 impl Registry {
+    /// The receipts channels report, for the one deliverer that records them.
+    pub fn take_receipts(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Receipt>> {
+        self.receipt_queue.lock().expect("receipt queue").take()
+    }
+
     /// The built-in channels named in config.
     pub fn from_config(c: &crate::config::ChannelsConfig) -> Result<Registry, String> {
         let mut reg = Registry::default();
         for name in &c.enabled {
             match name.as_str() {
                 "sms" => {
-                    let adapter = sms::build(&c.sms)?;
+                    let adapter = sms::build(&c.sms, reg.receipts.clone())?;
                     reg.sms_outbox = adapter.outbox();
                     reg.add(Arc::new(adapter));
                 }

@@ -152,6 +152,51 @@ impl RecStore {
         Ok(Some(r))
     }
 
+    /// Records a channel's answer: the status and the provider's message id.
+    pub async fn set_delivery(
+        &self,
+        id: &str,
+        status: Status,
+        reason: Option<&str>,
+        provider_id: Option<&str>,
+    ) -> Result<Option<Recommendation>, sqlx::Error> {
+        let r = self.set_status(id, status, reason).await?;
+        if let Some(pid) = provider_id {
+            sqlx::query("UPDATE recommendations SET provider_id = $1 WHERE id = $2")
+                .bind(pid)
+                .bind(id)
+                .execute(&self.db.pool)
+                .await?;
+        }
+        Ok(r)
+    }
+
+    /// The recommendation a provider knows as `provider_id` on `channel`.
+    pub async fn by_provider_id(
+        &self,
+        channel: &str,
+        provider_id: &str,
+    ) -> Result<Option<Recommendation>, sqlx::Error> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT body FROM recommendations WHERE channel = $1 AND provider_id = $2",
+        )
+        .bind(channel)
+        .bind(provider_id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.and_then(|(b,)| serde_json::from_str(&b).ok()))
+    }
+
+    /// The provider's message id, once a channel has given one.
+    pub async fn provider_id(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT provider_id FROM recommendations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(row.and_then(|(p,)| p))
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Recommendation>, sqlx::Error> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT body FROM recommendations WHERE id = $1")

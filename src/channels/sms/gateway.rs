@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::segments;
 use crate::channels::{ChannelError, Delivery};
 use crate::config::SmsConfig;
-use crate::ports::{Recommendation, Status};
+use crate::ports::Recommendation;
 
 pub struct HttpGateway {
     client: reqwest::Client,
@@ -68,10 +68,7 @@ impl HttpGateway {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if status.is_success() {
-            Ok(Delivery {
-                status: Status::Sent,
-                reason: None,
-            })
+            Ok(Delivery::sent())
         } else if status.as_u16() == 429 || status.is_server_error() {
             Err(ChannelError::Transient(format!(
                 "gateway answered {status}: {body}"

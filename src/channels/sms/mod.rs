@@ -29,7 +29,8 @@ impl SmsAdapter {
     }
 }
 
-pub fn build(c: &SmsConfig) -> Result<SmsAdapter, String> {
+/// The SMS adapter `channels.sms.mode` names; `receipts` takes what the provider reports later.
+pub fn build(c: &SmsConfig, _receipts: super::Receipts) -> Result<SmsAdapter, String> {
     match c.mode.as_str() {
         "outbox" => Ok(SmsAdapter::Outbox(Arc::new(Outbox::new(10_000)))),
         "http" => HttpGateway::new(c).map(SmsAdapter::Http),
