@@ -201,12 +201,7 @@ pub async fn build_pipeline(
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
         recs.clone(),
-        OutboxSettings {
-            max_per_second: config.channels.max_per_second,
-            sweep_every: std::time::Duration::from_secs(config.channels.outbox_sweep_secs.max(1)),
-            claim_for: std::time::Duration::from_secs(config.channels.claim_secs.max(1)),
-            expire_by_wall_clock: config.engine.wall_clock_expiry,
-        },
+        OutboxSettings::from_config(&config.channels, config.engine.wall_clock_expiry),
     );
     let state: Arc<dyn StateStore> = match config.state.backend.as_str() {
         "embedded" => Arc::new(SqlStateStore::new(db.clone())),

@@ -328,6 +328,26 @@ pub struct ChannelsConfig {
     pub outbox_sweep_secs: u64,
     /// How long a delivery claim holds: a crashed instance's offers are delivered after it.
     pub claim_secs: u64,
+    /// Sends in flight per channel at once (each channel has its own workers, so a slow
+    /// gateway holds up only its own offers).
+    pub concurrency: usize,
+    /// Attempts per offer before it is `failed`: a few quick ones, then later ones from the
+    /// outbox with exponential backoff, never past the offer's expiry.
+    pub max_attempts: u32,
+    /// First wait before a later attempt; doubles each time (with jitter) up to `retry_max_secs`.
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    /// Per-channel overrides of `max_per_second` and `concurrency`, by channel name
+    /// (`[channels.delivery.sms] max_per_second = 500`: the SMSC's contracted TPS).
+    pub delivery: std::collections::BTreeMap<String, ChannelDelivery>,
+}
+
+/// One channel's delivery limits; unset fields take the `[channels]` defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelDelivery {
+    pub max_per_second: Option<u32>,
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -373,6 +393,11 @@ impl Default for ChannelsConfig {
             max_per_second: 0,
             outbox_sweep_secs: 5,
             claim_secs: 60,
+            concurrency: 4,
+            max_attempts: 8,
+            retry_base_ms: 2_000,
+            retry_max_secs: 300,
+            delivery: Default::default(),
         }
     }
 }

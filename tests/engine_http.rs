@@ -590,6 +590,17 @@ async fn sms_goes_through_an_http_gateway_with_retries_and_delivery_reports() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(status, "sent");
+    // The 503 was retried within the one attempt; the outbox counted that attempt.
+    let d: serde_json::Value = c
+        .get(&format!("/api/v1/recommendations/{rec_id}/delivery"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["next_attempt_at"], serde_json::Value::Null);
     let r = dlr(1).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(c.recs("8613900000011").await[0]["status"], "delivered");

@@ -21,6 +21,7 @@ mod crm_service_requests;
 mod crm_stats;
 mod crm_tmf;
 mod crm_view;
+mod delivery;
 mod durability;
 mod engine_http;
 mod kafka;

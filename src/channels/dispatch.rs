@@ -1,181 +1,370 @@
-//! The outbox's deliverer: queued recommendations are stored first (the batch commit), then
-//! delivered from there. Fresh ones are handed over in memory; a sweep picks up, at start and
-//! every `channels.outbox_sweep_secs`, whatever is still queued (a crash, a full queue, another
-//! instance's leftovers) and expires what is past its expiry. A delivery claim in the store
-//! makes one deliverer at a time send a recommendation; a dead one's claim lapses.
-//! Rate-limited per channel, retried with backoff on transient errors, status written back.
+//! The outbox's deliverer. Queued recommendations are stored first (the batch commit), then
+//! delivered from there: fresh ones are handed over in memory; a sweep picks up, at start and
+//! every `channels.outbox_sweep_secs`, whatever is due (a crash, a full queue, another
+//! instance's leftovers, a later attempt after a transient failure).
+//!
+//! Each channel is a lane of its own: its own queue, workers (`concurrency`) and rate limit
+//! (governor), so one slow or broken gateway holds up only its own offers. Before a send the
+//! deliverer claims the offer in the store and counts the attempt; the claim is what makes a
+//! retry, a restart or another instance never send it twice, and the channel's idempotency key
+//! (`channels::idempotency_key`) covers the one gap left: a crash after sending and before
+//! recording. Transient errors are retried a few times at once, then later from the outbox
+//! with exponential backoff and jitter; permanent ones are not retried.
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::mpsc;
+use rand::Rng;
+use tokio::sync::{mpsc, Semaphore};
 
-use super::{ChannelError, Registry};
+use super::{Channel, ChannelError, Delivery, Registry};
 use crate::pipeline::RecStore;
 use crate::ports::{Recommendation, Status};
 
-#[derive(Clone)]
-pub struct Dispatcher {
-    tx: mpsc::Sender<Recommendation>,
-    /// Ids handed over and not yet done, so a sweep does not queue them twice.
-    pending: Arc<Mutex<HashSet<String>>>,
-}
-
-/// How the outbox is swept and claimed.
-#[derive(Debug, Clone, Copy)]
+/// How the outbox delivers, sweeps and claims.
+#[derive(Debug, Clone)]
 pub struct OutboxSettings {
-    pub max_per_second: u32,
     pub sweep_every: Duration,
     /// How long a delivery claim holds; a crashed deliverer's claims lapse after it.
     pub claim_for: Duration,
     /// Expire what is past its expiry instead of delivering it (`engine.wall_clock_expiry`).
     pub expire_by_wall_clock: bool,
+    /// Attempts before an offer is `failed`.
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Per channel: sends per second at most (0 = unlimited) and sends in flight at once.
+    pub lanes: HashMap<String, LaneLimits>,
+    pub default_lane: LaneLimits,
 }
 
-const RETRIES: u32 = 3;
+#[derive(Debug, Clone, Copy)]
+pub struct LaneLimits {
+    pub max_per_second: u32,
+    pub concurrency: usize,
+}
+
+impl OutboxSettings {
+    pub fn from_config(c: &crate::config::ChannelsConfig, expire_by_wall_clock: bool) -> Self {
+        let default_lane = LaneLimits {
+            max_per_second: c.max_per_second,
+            concurrency: c.concurrency.max(1),
+        };
+        OutboxSettings {
+            sweep_every: Duration::from_secs(c.outbox_sweep_secs.max(1)),
+            claim_for: Duration::from_secs(c.claim_secs.max(1)),
+            expire_by_wall_clock,
+            max_attempts: c.max_attempts.max(1),
+            retry_base: Duration::from_millis(c.retry_base_ms.max(1)),
+            retry_max: Duration::from_secs(c.retry_max_secs.max(1)),
+            lanes: c
+                .delivery
+                .iter()
+                .map(|(name, d)| {
+                    let limits = LaneLimits {
+                        max_per_second: d.max_per_second.unwrap_or(default_lane.max_per_second),
+                        concurrency: d.concurrency.unwrap_or(default_lane.concurrency).max(1),
+                    };
+                    (name.clone(), limits)
+                })
+                .collect(),
+            default_lane,
+        }
+    }
+
+    fn lane(&self, channel: &str) -> LaneLimits {
+        self.lanes
+            .get(channel)
+            .copied()
+            .unwrap_or(self.default_lane)
+    }
+
+    /// The wait before attempt `attempt + 1`: doubling from `retry_base`, capped, and spread
+    /// by +-50 % so offers that failed together (an outage) do not all come back at once.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .retry_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        doubled
+            .min(self.retry_max)
+            .mul_f64(rand::rng().random_range(0.5..1.5))
+    }
+}
+
+/// Tries within one attempt, for blips (a dropped connection, a momentary 503).
+const QUICK_TRIES: u32 = 3;
+const QUICK_PAUSE: Duration = Duration::from_millis(100);
+/// Offers waiting in memory per lane; more stay in the store for the next sweep.
 const QUEUE: usize = 4096;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// An offer handed to a lane, and whether an earlier send of it was interrupted.
+struct Job {
+    rec: Recommendation,
+    interrupted: bool,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    lanes: Arc<HashMap<String, mpsc::Sender<Job>>>,
+    /// Ids handed over and not yet done, so a sweep does not queue them twice.
+    pending: Arc<Mutex<HashSet<String>>>,
+    store: RecStore,
+}
+
+/// What every lane shares.
+struct Lane {
+    channel: Arc<dyn Channel>,
+    store: RecStore,
+    settings: OutboxSettings,
+    limiter: Option<DefaultDirectRateLimiter>,
+    pending: Arc<Mutex<HashSet<String>>>,
+}
+
 impl Dispatcher {
-    /// Starts the delivery task and the outbox sweep. They end when every handle is dropped.
+    /// Starts one lane per channel, the receipt recorder and the outbox sweep. They end when
+    /// every handle is dropped.
     pub fn start(
         registry: Registry,
         store: RecStore,
         settings: OutboxSettings,
     ) -> (Dispatcher, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Recommendation>(QUEUE);
-        let limiters: HashMap<String, Arc<DefaultDirectRateLimiter>> =
-            match NonZeroU32::new(settings.max_per_second) {
-                Some(n) => registry
-                    .names()
-                    .into_iter()
-                    .map(|c| (c, Arc::new(RateLimiter::direct(Quota::per_second(n)))))
-                    .collect(),
-                None => HashMap::new(),
-            };
-        let d = Dispatcher {
-            tx,
-            pending: Arc::default(),
-        };
+        let pending: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut senders = HashMap::new();
+        let mut lanes = Vec::new();
+        for name in registry.names() {
+            let channel = registry.get(&name).expect("named channel").clone();
+            let limits = settings.lane(&name);
+            let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+            senders.insert(name, tx);
+            let lane = Arc::new(Lane {
+                channel,
+                store: store.clone(),
+                settings: settings.clone(),
+                limiter: NonZeroU32::new(limits.max_per_second)
+                    .map(|n| RateLimiter::direct(Quota::per_second(n))),
+                pending: pending.clone(),
+            });
+            lanes.push(tokio::spawn(run_lane(lane, rx, limits.concurrency)));
+        }
         if let Some(rx) = registry.take_receipts() {
             tokio::spawn(record_receipts(store.clone(), rx));
         }
-        let pending = d.pending.clone();
-        let deliver_store = store.clone();
-        let handle = tokio::spawn(async move {
-            while let Some(rec) = rx.recv().await {
-                if let Err(e) =
-                    deliver_once(&registry, &limiters, &deliver_store, &rec, settings).await
-                {
-                    tracing::error!(rec = %rec.id, error = %e, "delivery bookkeeping failed; the outbox sweep will retry");
-                }
-                pending.lock().expect("pending ids").remove(&rec.id);
-            }
-        });
-        let sweeper = d.downgrade();
+        let d = Dispatcher {
+            lanes: Arc::new(senders),
+            pending,
+            store: store.clone(),
+        };
+        let sweeper = Arc::downgrade(&d.lanes);
+        let (sweep_pending, every) = (d.pending.clone(), settings.sweep_every);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(settings.sweep_every);
+            let mut tick = tokio::time::interval(every);
             loop {
-                every.tick().await;
-                let Some(d) = sweeper.upgrade() else { break };
-                if let Err(e) = d.sweep(&store).await {
+                tick.tick().await;
+                let Some(d) = upgrade(&sweeper, &sweep_pending, &store) else {
+                    break;
+                };
+                if let Err(e) = d.sweep().await {
                     tracing::warn!(error = %e, "outbox sweep failed; trying again later");
                 }
+            }
+        });
+        let handle = tokio::spawn(async move {
+            for lane in lanes {
+                let _ = lane.await;
             }
         });
         (d, handle)
     }
 
     /// Hands a freshly stored recommendation over for delivery, without waiting. False when
-    /// the queue is full or stopped: it stays queued in the store for the next sweep.
+    /// its lane is full or stopped: it stays queued in the store for the next sweep.
     pub fn offer(&self, rec: Recommendation) -> bool {
-        let id = rec.id.clone();
+        self.hand_over(Job {
+            rec,
+            interrupted: false,
+        })
+    }
+
+    fn hand_over(&self, job: Job) -> bool {
+        let id = job.rec.id.clone();
+        let Some(lane) = self.lanes.get(&job.rec.channel) else {
+            // Not a channel this instance has (a rule names one that was switched off).
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fail_unroutable(&store, &job.rec).await {
+                    tracing::error!(rec = %job.rec.id, error = %e, "could not mark an offer for an unknown channel");
+                }
+            });
+            return true;
+        };
         if !self.pending.lock().expect("pending ids").insert(id.clone()) {
             return true;
         }
-        if self.tx.try_send(rec).is_err() {
+        if lane.try_send(job).is_err() {
             self.pending.lock().expect("pending ids").remove(&id);
             return false;
         }
         true
     }
 
-    /// Queues what the store holds as queued and nobody is delivering.
-    async fn sweep(&self, store: &RecStore) -> anyhow::Result<()> {
-        let batch = store.unclaimed_queued(now_ms(), QUEUE as i64).await?;
-        for rec in batch {
-            if !self.offer(rec) {
-                break;
+    /// Queues, lane by lane, what the store holds as due and nobody is delivering.
+    async fn sweep(&self) -> anyhow::Result<()> {
+        for channel in self.lanes.keys() {
+            let due = self.store.due(channel, now_ms(), QUEUE as i64).await?;
+            for (rec, interrupted) in due {
+                if !self.hand_over(Job { rec, interrupted }) {
+                    break;
+                }
             }
         }
         Ok(())
     }
+}
 
-    fn downgrade(&self) -> WeakDispatcher {
-        WeakDispatcher {
-            tx: self.tx.downgrade(),
-            pending: Arc::downgrade(&self.pending),
+/// The sweep's handle must not keep the lanes alive once the engine is gone.
+fn upgrade(
+    lanes: &Weak<HashMap<String, mpsc::Sender<Job>>>,
+    pending: &Arc<Mutex<HashSet<String>>>,
+    store: &RecStore,
+) -> Option<Dispatcher> {
+    Some(Dispatcher {
+        lanes: lanes.upgrade()?,
+        pending: pending.clone(),
+        store: store.clone(),
+    })
+}
+
+async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Result<()> {
+    let now = now_ms();
+    if store.claim(&rec.id, now, now + 60_000).await?.is_some() {
+        store
+            .set_status(&rec.id, Status::Failed, Some("channel_unavailable"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// One channel's workers: at most `concurrency` sends at once, in the order handed over.
+async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    while let Some(job) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let lane = lane.clone();
+        tokio::spawn(async move {
+            let id = job.rec.id.clone();
+            if let Err(e) = lane.deliver(&job).await {
+                tracing::error!(rec = %id, channel = %lane.channel.name(), error = %e, "delivery bookkeeping failed; the outbox sweep will retry");
+            }
+            lane.pending.lock().expect("pending ids").remove(&id);
+            drop(slot);
+        });
+    }
+    // Let sends in flight finish before the lane reports itself stopped.
+    let _ = slots.acquire_many(concurrency as u32).await;
+}
+
+impl Lane {
+    /// Claims, then expires, delivers or reschedules one offer and records the outcome.
+    async fn deliver(&self, job: &Job) -> anyhow::Result<()> {
+        let rec = &job.rec;
+        if let Some(l) = &self.limiter {
+            // Wait for the rate before claiming, so a claim covers only the send itself.
+            l.until_ready().await;
+        }
+        let now = now_ms();
+        let lease = self.settings.claim_for.as_millis() as i64;
+        let Some(attempt) = self
+            .store
+            .claim(&rec.id, now, now + lease)
+            .await
+            .context("claiming for delivery")?
+        else {
+            return Ok(()); // delivered, expired or being delivered elsewhere
+        };
+        if self.settings.expire_by_wall_clock && rec.expires_at.timestamp_millis() <= now {
+            return self
+                .record(rec, Status::Expired, "expired_undelivered")
+                .await;
+        }
+        if job.interrupted && !self.channel.idempotent() {
+            // A deliverer died mid-send: the provider may have the message, and it cannot
+            // tell a repeat from a new one. Someone decides; Kairos does not resend blindly.
+            return self.record(rec, Status::Unknown, "interrupted_send").await;
+        }
+        match self.send(rec).await {
+            Ok(d) => self
+                .store
+                .set_delivery(
+                    &rec.id,
+                    d.status,
+                    d.reason.as_deref(),
+                    d.provider_id.as_deref(),
+                )
+                .await
+                .map(|_| ())
+                .context("recording the delivery status"),
+            Err(ChannelError::Permanent(e)) => {
+                tracing::warn!(rec = %rec.id, channel = %rec.channel, "delivery refused: {e}");
+                self.record(rec, Status::Failed, "channel_refused").await
+            }
+            Err(ChannelError::Transient(e)) if attempt >= self.settings.max_attempts => {
+                tracing::warn!(rec = %rec.id, channel = %rec.channel, attempt, "delivery failed for good: {e}");
+                self.record(rec, Status::Failed, "channel_error").await
+            }
+            Err(ChannelError::Transient(e)) => {
+                let wait = self.settings.backoff(attempt);
+                tracing::info!(rec = %rec.id, channel = %rec.channel, attempt, ?wait, "delivery failed, trying again later: {e}");
+                self.store
+                    .retry_later(&rec.id, now_ms() + wait.as_millis() as i64, "retrying")
+                    .await
+                    .context("rescheduling")
+            }
         }
     }
-}
 
-/// The sweep's handle: it must not keep the deliverer alive once the engine is gone.
-struct WeakDispatcher {
-    tx: mpsc::WeakSender<Recommendation>,
-    pending: std::sync::Weak<Mutex<HashSet<String>>>,
-}
-
-impl WeakDispatcher {
-    fn upgrade(&self) -> Option<Dispatcher> {
-        Some(Dispatcher {
-            tx: self.tx.upgrade()?,
-            pending: self.pending.upgrade()?,
-        })
-    }
-}
-
-/// Claims, then expires or delivers one recommendation and records the outcome.
-async fn deliver_once(
-    registry: &Registry,
-    limiters: &HashMap<String, Arc<DefaultDirectRateLimiter>>,
-    store: &RecStore,
-    rec: &Recommendation,
-    settings: OutboxSettings,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let now = now_ms();
-    let lease = settings.claim_for.as_millis() as i64;
-    if !store
-        .claim(&rec.id, now, now + lease)
-        .await
-        .context("claiming for delivery")?
-    {
-        return Ok(()); // delivered, expired or being delivered elsewhere
-    }
-    if settings.expire_by_wall_clock && rec.expires_at.timestamp_millis() <= now {
-        store
-            .set_status(&rec.id, Status::Expired, Some("expired_undelivered"))
+    async fn record(
+        &self,
+        rec: &Recommendation,
+        status: Status,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        self.store
+            .set_status(&rec.id, status, Some(reason))
             .await
-            .context("expiring")?;
-        return Ok(());
+            .map(|_| ())
+            .with_context(|| format!("recording {}", status.as_str()))
     }
-    let d = deliver(registry, limiters, rec).await;
-    store
-        .set_delivery(
-            &rec.id,
-            d.status,
-            d.reason.as_deref(),
-            d.provider_id.as_deref(),
-        )
-        .await
-        .context("recording the delivery status")?;
-    Ok(())
+
+    /// One attempt: a few quick tries while the error is transient.
+    async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
+        let mut pause = QUICK_PAUSE;
+        let mut tries = 1;
+        loop {
+            match self.channel.send(rec).await {
+                Err(ChannelError::Transient(e)) if tries < QUICK_TRIES => {
+                    tracing::debug!(rec = %rec.id, channel = %rec.channel, tries, "send failed, retrying at once: {e}");
+                    let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.5));
+                    tokio::time::sleep(jittered).await;
+                    pause *= 4;
+                    tries += 1;
+                    if let Some(l) = &self.limiter {
+                        l.until_ready().await;
+                    }
+                }
+                outcome => return outcome,
+            }
+        }
+    }
 }
 
 /// Writes what providers report later (delivery receipts) onto the offers they name.
@@ -199,41 +388,47 @@ async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super:
     }
 }
 
-fn failed(reason: &str) -> super::Delivery {
-    super::Delivery {
-        status: Status::Failed,
-        reason: Some(reason.into()),
-        provider_id: None,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn deliver(
-    registry: &Registry,
-    limiters: &HashMap<String, Arc<DefaultDirectRateLimiter>>,
-    rec: &Recommendation,
-) -> super::Delivery {
-    let Some(ch) = registry.get(&rec.channel) else {
-        return failed("channel_unavailable");
-    };
-    let mut backoff = Duration::from_millis(100);
-    for attempt in 1..=RETRIES {
-        if let Some(l) = limiters.get(&rec.channel) {
-            l.until_ready().await;
-        }
-        match ch.send(rec).await {
-            Ok(d) => return d,
-            Err(ChannelError::Permanent(e)) => {
-                tracing::warn!(rec = %rec.id, channel = %rec.channel, "delivery refused: {e}");
-                return failed("channel_refused");
-            }
-            Err(ChannelError::Transient(e)) => {
-                tracing::warn!(rec = %rec.id, channel = %rec.channel, attempt, "delivery failed, retrying: {e}");
-                if attempt < RETRIES {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 4;
-                }
+    fn settings() -> OutboxSettings {
+        let mut c = crate::config::ChannelsConfig {
+            retry_base_ms: 1_000,
+            retry_max_secs: 30,
+            max_per_second: 10,
+            ..Default::default()
+        };
+        c.delivery.insert(
+            "sms".into(),
+            crate::config::ChannelDelivery {
+                max_per_second: Some(500),
+                concurrency: None,
+            },
+        );
+        OutboxSettings::from_config(&c, true)
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let s = settings();
+        for attempt in 1..=12 {
+            let nominal = (1_000u64 << (attempt - 1)).min(30_000) as f64;
+            for _ in 0..50 {
+                let ms = s.backoff(attempt).as_millis() as f64;
+                assert!(
+                    ms >= nominal * 0.5 && ms <= nominal * 1.5,
+                    "attempt {attempt}: {ms} ms vs nominal {nominal}"
+                );
             }
         }
     }
-    failed("channel_error")
+
+    #[test]
+    fn lanes_take_their_own_limits_or_the_defaults() {
+        let s = settings();
+        assert_eq!(s.lane("sms").max_per_second, 500);
+        assert_eq!(s.lane("sms").concurrency, 4);
+        assert_eq!(s.lane("portal").max_per_second, 10);
+    }
 }

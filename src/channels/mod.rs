@@ -90,6 +90,12 @@ pub fn idempotency_key(rec: &Recommendation, channel: &str) -> String {
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     fn name(&self) -> &str;
+    /// True when sending the same offer twice does no harm: the receiving side recognises
+    /// the idempotency key or the offer id. False for a provider that cannot (an SMSC): a
+    /// send interrupted by a crash then becomes `unknown` instead of being sent again.
+    fn idempotent(&self) -> bool {
+        true
+    }
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError>;
 }
 

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(one))
+        .routes(routes!(delivery))
         .routes(routes!(respond))
         .routes(routes!(next_best))
         .routes(routes!(portal_stream))
@@ -134,6 +135,23 @@ pub async fn one(
         .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
     check_line(&state, &who, rec.msisdn).await?;
     Ok(Json(rec))
+}
+
+/// How delivery of one recommendation stands: attempts, the provider's message id, the next
+/// attempt after a transient failure (its status and reason are on the recommendation).
+#[utoipa::path(get, path = "/api/v1/recommendations/{id}/delivery", tag = "engine", params(("id" = String, Path)),
+    responses((status = 200, body = crate::pipeline::DeliveryRecord), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn delivery(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::pipeline::DeliveryRecord>, ApiError> {
+    let Json(rec) = one(State(state.clone()), who, Path(id.clone())).await?;
+    let record = state.pipeline.deps.recs.delivery(&rec.id).await?;
+    record
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

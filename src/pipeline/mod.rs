@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use deadletter::{DeadLetter, DeadLetters};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use recs::{RecQuery, RecStore};
+pub use recs::{DeliveryRecord, RecQuery, RecStore};
 
 use crate::channels::Dispatcher;
 use crate::decision::Policy;

@@ -12,6 +12,17 @@ pub struct RecStore {
     db: Db,
 }
 
+/// The outbox's bookkeeping for one offer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct DeliveryRecord {
+    /// Delivery attempts started (each tries a few times in quick succession).
+    pub attempts: u32,
+    /// The provider's message id (an SMSC's), once it accepted the message.
+    pub provider_id: Option<String>,
+    /// When a transiently failed offer is tried again.
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct RecQuery {
     pub msisdn: Option<Msisdn>,
@@ -93,39 +104,93 @@ impl RecStore {
             .collect())
     }
 
-    /// Queued recommendations nobody holds a delivery claim on, oldest first.
-    pub async fn unclaimed_queued(
+    /// Queued offers on `channel` that are due for delivery, oldest first: nobody holds a
+    /// claim on them and their next attempt (after a transient failure) is not in the future.
+    /// Each comes with whether an earlier send was interrupted: a claim that lapsed without
+    /// an outcome means a deliverer died mid-send, and the message may already be out.
+    pub async fn due(
         &self,
+        channel: &str,
         now_ms: i64,
         limit: i64,
-    ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT body FROM recommendations WHERE status = 'queued' \
-             AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY seq LIMIT $2",
+    ) -> Result<Vec<(Recommendation, bool)>, sqlx::Error> {
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT body, claimed_until FROM recommendations WHERE status = 'queued' AND channel = $1 \
+             AND (claimed_until IS NULL OR claimed_until < $2) \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $2) ORDER BY seq LIMIT $3",
         )
+        .bind(channel)
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.db.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(b,)| serde_json::from_str(&b).ok())
+            .filter_map(|(b, claim)| Some((serde_json::from_str(&b).ok()?, claim.is_some())))
             .collect())
     }
 
-    /// Takes the right to deliver a queued recommendation until `until_ms`. False when it is
-    /// no longer queued or another deliverer holds an unexpired claim: then it is not sent.
-    pub async fn claim(&self, id: &str, now_ms: i64, until_ms: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE recommendations SET claimed_until = $1 WHERE id = $2 AND status = 'queued' \
-             AND (claimed_until IS NULL OR claimed_until < $3)",
+    /// Takes the right to deliver a queued recommendation until `until_ms`, counting the
+    /// attempt before anything is sent. `None` when it is no longer queued or another
+    /// deliverer holds an unexpired claim: then it is not sent. Otherwise the attempt number.
+    pub async fn claim(
+        &self,
+        id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<u32>, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1 \
+             WHERE id = $2 AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
+             RETURNING attempts",
         )
         .bind(until_ms)
         .bind(id)
         .bind(now_ms)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.map(|(n,)| n as u32))
+    }
+
+    /// Gives a claimed offer back to the outbox after a transient failure, to be tried again
+    /// from `next_ms` on; `reason` says what went wrong, for whoever asks why it has not gone.
+    pub async fn retry_later(
+        &self,
+        id: &str,
+        next_ms: i64,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        let Some(mut r) = self.get(id).await? else {
+            return Ok(());
+        };
+        r.reason = Some(reason.to_string());
+        let body = serde_json::to_string(&r).expect("recommendations serialize");
+        sqlx::query(
+            "UPDATE recommendations SET claimed_until = NULL, next_attempt_at = $1, reason = $2, body = $3 \
+             WHERE id = $4 AND status = 'queued'",
+        )
+        .bind(next_ms)
+        .bind(reason)
+        .bind(body)
+        .bind(id)
         .execute(&self.db.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(())
+    }
+
+    /// How delivery of one offer stands: attempts so far, the provider's id, the next try.
+    pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, sqlx::Error> {
+        let row: Option<(i64, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT attempts, provider_id, next_attempt_at FROM recommendations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.map(|(attempts, provider_id, next)| DeliveryRecord {
+            attempts: attempts as u32,
+            provider_id,
+            next_attempt_at: next.and_then(chrono::DateTime::from_timestamp_millis),
+        }))
     }
 
     /// Sets a new status; returns the updated record.
