@@ -174,15 +174,17 @@ pub async fn build_pipeline(
     profiles: Arc<dyn ProfileSource>,
     producer: Option<&rdkafka::producer::FutureProducer>,
 ) -> anyhow::Result<(Pipeline, Registry)> {
-    let rules = crate::rules::load_dir(
+    let rules = crate::rules::load_all(
         &config.engine.rules_dir,
+        &config.channels.templates_dir(),
         &config.engine.limits,
         &config.channels.enabled,
     )
     .map_err(|e| {
         anyhow::anyhow!(
-            "rules in {} do not load:\n{e}",
-            config.engine.rules_dir.display()
+            "rules in {} or templates in {} do not load:\n{e}",
+            config.engine.rules_dir.display(),
+            config.channels.templates_dir().display()
         )
     })?;
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;

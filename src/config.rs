@@ -342,6 +342,13 @@ pub struct ChannelsConfig {
     pub delivery: std::collections::BTreeMap<String, ChannelDelivery>,
 }
 
+impl ChannelsConfig {
+    /// Where the message templates are: `templates/` under `channels.dir`.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.dir.join("templates")
+    }
+}
+
 /// One channel's delivery limits; unset fields take the `[channels]` defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

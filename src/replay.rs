@@ -182,7 +182,12 @@ pub fn run_cli(
     profiles: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let dir = rules_dir.unwrap_or(&config.engine.rules_dir);
-    let rules = match crate::rules::load_dir(dir, &config.engine.limits, &config.channels.enabled) {
+    let rules = match crate::rules::load_all(
+        dir,
+        &config.channels.templates_dir(),
+        &config.engine.limits,
+        &config.channels.enabled,
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

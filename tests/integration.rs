@@ -31,3 +31,4 @@ mod route_scope;
 mod rules_docs;
 mod sms_dlr;
 mod state_stores;
+mod templates;

@@ -203,21 +203,34 @@ async fn console(pipeline: crate::pipeline::Pipeline) {
 
 fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
-    match crate::rules::load_dir(&dir, &config.engine.limits, &config.channels.enabled) {
+    let templates = config.channels.templates_dir();
+    match crate::rules::load_all(
+        &dir,
+        &templates,
+        &config.engine.limits,
+        &config.channels.enabled,
+    ) {
         Ok(set) => {
             let tests: usize = set.rules.iter().map(|r| r.tests.len()).sum();
             println!(
-                "{} rules OK in {} ({} test cases, {} state series)",
+                "{} rules OK in {} ({} test cases, {} state series); {} message templates OK in {}",
                 set.rules.len(),
                 dir.display(),
                 tests,
-                set.spec.defs.len()
+                set.spec.defs.len(),
+                set.templates.len(),
+                templates.display()
             );
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
             eprintln!("{errs}");
-            eprintln!("{} problem(s) in {}", errs.0.len(), dir.display());
+            eprintln!(
+                "{} problem(s) in {} or {}",
+                errs.0.len(),
+                dir.display(),
+                templates.display()
+            );
             Ok(ExitCode::FAILURE)
         }
     }

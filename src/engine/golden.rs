@@ -114,6 +114,11 @@ fn run_one(rule: &Rule, t: &crate::rules::RuleTest, config: &Config) -> Result<(
 
 /// Loads `dir` and runs all rule tests; a summary line per rule file.
 pub fn test_dir(dir: &Path, config: &Config) -> Result<Vec<TestOutcome>, crate::rules::RuleErrors> {
-    let set = crate::rules::load_dir(dir, &config.engine.limits, &config.channels.enabled)?;
+    let set = crate::rules::load_all(
+        dir,
+        &config.channels.templates_dir(),
+        &config.engine.limits,
+        &config.channels.enabled,
+    )?;
     Ok(run_rule_tests(&set, config))
 }

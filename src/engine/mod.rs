@@ -352,20 +352,24 @@ fn run_rule(
         }
     }
     let lang = profile.language.as_str();
-    let template = message.unwrap_or_else(|| {
-        rule.meta
-            .message
-            .get(lang)
-            .or_else(|| rule.meta.message.get("en"))
-            .or_else(|| rule.meta.message.values().next())
-            .cloned()
-            .unwrap_or_default()
-    });
     let code_t = code.unwrap_or_else(|| rule.meta.offer_code.clone());
+    // The script's own text, else the operator's template for the offer, else the rule's.
+    let template = message
+        .as_deref()
+        .or_else(|| rules.templates.text(&code_t, lang))
+        .or_else(|| {
+            rule.meta
+                .message
+                .get(lang)
+                .or_else(|| rule.meta.message.get("en"))
+                .or_else(|| rule.meta.message.values().next())
+                .map(String::as_str)
+        })
+        .unwrap_or_default();
     Ok(Some(Candidate {
         rule: rule.clone(),
         offer_code: render(&code_t, &vars, facts),
-        message: render(&template, &vars, facts),
+        message: render(template, &vars, facts),
         score,
         channels,
     }))

@@ -16,8 +16,9 @@ pub struct Loaded {
 pub async fn load_and_swap(cfg: &Config, pipeline: &Pipeline) -> Result<Loaded, String> {
     let cfg = cfg.clone();
     let set = tokio::task::spawn_blocking(move || {
-        crate::rules::load_dir(
+        crate::rules::load_all(
             &cfg.engine.rules_dir,
+            &cfg.channels.templates_dir(),
             &cfg.engine.limits,
             &cfg.channels.enabled,
         )

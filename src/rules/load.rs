@@ -315,6 +315,19 @@ pub fn load_sources(
     ))
 }
 
+/// The rules under `rules_dir` with the message templates under `templates_dir`, checked
+/// against each other (what the engine runs and `kairos rules check` checks).
+pub fn load_all(
+    rules_dir: &Path,
+    templates_dir: &Path,
+    limits: &ScriptLimits,
+    channels: &[String],
+) -> Result<RuleSet, RuleErrors> {
+    let mut set = load_dir(rules_dir, limits, channels)?;
+    set.templates = std::sync::Arc::new(super::templates::load(templates_dir, &set)?);
+    Ok(set)
+}
+
 /// Loads every `*.rhai` file under `dir` (subfolders included), in path order.
 pub fn load_dir(
     dir: &Path,

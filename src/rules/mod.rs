@@ -8,6 +8,7 @@ mod load;
 mod meta;
 mod query;
 mod sandbox;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +19,7 @@ use std::sync::Arc;
 pub use breaker::{Breaker, Quarantine};
 pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
-pub use load::{explain_error, load_dir, load_sources, RuleError, RuleErrors};
+pub use load::{explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors};
 pub use meta::{Category, RuleKind, RuleMeta, RuleTest, FIELDS, STATIC_TYPES};
 pub use query::{StateQuery, STATE_FUNCTIONS};
 pub use sandbox::{
@@ -76,6 +77,8 @@ pub struct RuleSet {
     pub spec: Arc<StateSpec>,
     pub engine: Arc<rhai::Engine>,
     pub limits: ScriptLimits,
+    /// Message texts per offer and language that replace the rules' own (`channels/templates`).
+    pub templates: Arc<templates::Templates>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -113,6 +116,7 @@ impl RuleSet {
             spec: Arc::new(spec),
             engine: Arc::new(engine),
             limits,
+            templates: Arc::default(),
         }
     }
 
