@@ -177,6 +177,7 @@ pub async fn build_pipeline(
     let rules = crate::rules::load_all(
         &config.engine.rules_dir,
         &config.channels.templates_dir(),
+        crate::rules::templates::Offers::MayBeElsewhere,
         &config.engine.limits,
         &config.channels.enabled,
     )
@@ -191,7 +192,16 @@ pub async fn build_pipeline(
     let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     // Live traffic: an offer already expired by the wall clock is never sent.
     policy.expire_on_arrival = config.engine.wall_clock_expiry;
-    let registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
+    let mut registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
+    if config.channels.enabled.iter().any(|c| c == "kafka") {
+        let Some(producer) = producer else {
+            anyhow::bail!("channels.enabled names kafka, but kafka.brokers is not set");
+        };
+        registry.add(Arc::new(crate::channels::kafka::KafkaChannel::new(
+            producer,
+            &config.kafka.offers_topic,
+        )));
+    }
     if config.state.backend == "redis" {
         // Instances share Redis: a portal session sees offers decided on any of them.
         registry

@@ -32,6 +32,8 @@ pub struct KafkaConfig {
     pub events_topic: String,
     pub recommendations_topic: String,
     pub dead_letters_topic: String,
+    /// Where the `kafka` channel puts offers for channel systems downstream.
+    pub offers_topic: String,
     /// Batches consumed but not yet durable at most; the consumer pauses past it (a slow
     /// store or channel slows consumption; memory stays bounded).
     pub max_in_flight: usize,
@@ -76,6 +78,7 @@ impl Default for KafkaConfig {
             events_topic: "kairos.events".into(),
             recommendations_topic: "kairos.recommendations".into(),
             dead_letters_topic: "kairos.dead-letters".into(),
+            offers_topic: "kairos.offers".into(),
             max_in_flight: 8,
             batch_size: 8192,
             client: Default::default(),

@@ -185,6 +185,7 @@ pub fn run_cli(
     let rules = match crate::rules::load_all(
         dir,
         &config.channels.templates_dir(),
+        crate::rules::templates::Offers::MayBeElsewhere,
         &config.engine.limits,
         &config.channels.enabled,
     ) {

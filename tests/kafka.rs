@@ -201,8 +201,17 @@ impl Deployment {
 
     /// Starts an instance and waits until it answers.
     pub async fn instance(&self) -> Instance {
+        self.instance_with(&[]).await
+    }
+
+    /// An instance with more settings (env vars) on top of the deployment's.
+    pub async fn instance_with(&self, extra: &[(&str, String)]) -> Instance {
         let port = free_port();
-        let child = kairos()
+        let mut cmd = kairos();
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .arg("serve")
             .env("KAIROS_DATABASE__URL", &self.db.url)
             .env("KAIROS_HTTP__ADDR", format!("127.0.0.1:{port}"))
@@ -727,3 +736,88 @@ while len(ids) < int(expected) and time.time() < deadline:
 c.close()
 print(json.dumps({"ids": sorted(ids)}))
 "#;
+
+/// The `kafka` channel: offers a rule sends there reach the offers topic once each, as the
+/// contract's JSON keyed by msisdn with the idempotency key, and are recorded `sent` with
+/// where they landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_on_the_kafka_channel_reach_the_offers_topic_once() {
+    let broker = Broker::start();
+    let d = Deployment::new(&broker, 2).await;
+    let offers = format!("{}-offers", d.events);
+    broker.create_topic(&offers, 2).await;
+    let rules = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/dynamic/roaming-welcome.rhai"),
+    )
+    .unwrap();
+    let to_kafka = src.replace(r#"channels: ["sms", "portal"]"#, r#"channels: ["kafka"]"#);
+    assert_ne!(src, to_kafka, "the rule names its channels");
+    std::fs::write(rules.path().join("roaming-welcome.rhai"), to_kafka).unwrap();
+    let _a = d
+        .instance_with(&[
+            (
+                "KAIROS_ENGINE__RULES_DIR",
+                rules.path().display().to_string(),
+            ),
+            (
+                "KAIROS_CHANNELS__ENABLED",
+                "[sms,portal,agent,kafka]".into(),
+            ),
+            ("KAIROS_KAFKA__OFFERS_TOPIC", offers.clone()),
+        ])
+        .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            serde_json::json!({"id": format!("roam-{i}"), "type": "location_update",
+                "msisdn": format!("86139000090{i:02}"), "ts": now,
+                "attrs": {"country": "JP", "roaming": true}})
+            .to_string()
+        })
+        .collect();
+    d.produce(&lines).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        got = d.read_all(&offers, Duration::from_secs(1));
+        if got.len() >= 20 {
+            break;
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for m in &got {
+        let rec: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(m.key(), Some(rec["msisdn"].as_str().unwrap().as_bytes()));
+        assert_eq!(rec["channel"], "kafka");
+        assert_eq!(rec["offer_code"], "ROAM-JP-7D");
+        let h = m.headers().expect("headers");
+        let idem = h
+            .iter()
+            .find(|x| x.key == "kairos-idempotency-key")
+            .and_then(|x| x.value)
+            .expect("the idempotency key");
+        let id = rec["id"].as_str().unwrap().to_string();
+        assert_eq!(idem, format!("{id}:kafka").as_bytes());
+        assert!(ids.insert(id), "each offer once");
+    }
+    assert_eq!(ids.len(), 20, "one offer per roamer on the topic");
+    // Stored as sent (the outbox records it after the broker has it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored = d.stored().await;
+        let sent = ids
+            .iter()
+            .filter(|id| stored.get(*id).is_some_and(|(s, _)| s == "sent"))
+            .count();
+        if sent == ids.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sent} of {} recorded sent",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod agent;
 mod dispatch;
+pub mod kafka;
 pub mod portal;
 pub mod sms;
 
@@ -143,9 +144,11 @@ impl Registry {
                 }
                 "portal" => reg.add(Arc::new(reg.portal.clone())),
                 "agent" => reg.add(Arc::new(agent::AgentDesk)),
+                // Needs the instance's Kafka producer: added by the app once it has one.
+                "kafka" => {}
                 other => {
                     return Err(format!(
-                    "channels.enabled: unknown channel {other:?} (built-ins: sms, portal, agent)"
+                    "channels.enabled: unknown channel {other:?} (built-ins: sms, portal, agent, kafka)"
                 ))
                 }
             }

@@ -207,6 +207,7 @@ fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode
     match crate::rules::load_all(
         &dir,
         &templates,
+        crate::rules::templates::Offers::MustBeOffered,
         &config.engine.limits,
         &config.channels.enabled,
     ) {

@@ -117,6 +117,7 @@ pub fn test_dir(dir: &Path, config: &Config) -> Result<Vec<TestOutcome>, crate::
     let set = crate::rules::load_all(
         dir,
         &config.channels.templates_dir(),
+        crate::rules::templates::Offers::MayBeElsewhere,
         &config.engine.limits,
         &config.channels.enabled,
     )?;

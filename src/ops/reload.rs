@@ -19,6 +19,7 @@ pub async fn load_and_swap(cfg: &Config, pipeline: &Pipeline) -> Result<Loaded, 
         crate::rules::load_all(
             &cfg.engine.rules_dir,
             &cfg.channels.templates_dir(),
+            crate::rules::templates::Offers::MayBeElsewhere,
             &cfg.engine.limits,
             &cfg.channels.enabled,
         )

@@ -320,11 +320,12 @@ pub fn load_sources(
 pub fn load_all(
     rules_dir: &Path,
     templates_dir: &Path,
+    offers: super::templates::Offers,
     limits: &ScriptLimits,
     channels: &[String],
 ) -> Result<RuleSet, RuleErrors> {
     let mut set = load_dir(rules_dir, limits, channels)?;
-    set.templates = std::sync::Arc::new(super::templates::load(templates_dir, &set)?);
+    set.templates = std::sync::Arc::new(super::templates::load(templates_dir, &set, offers)?);
     Ok(set)
 }
 

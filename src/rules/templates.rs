@@ -85,9 +85,19 @@ struct Entry {
 /// Placeholders the engine fills whatever the rule: see `engine/render.rs`.
 const SPECIALS: &[&str] = &["msisdn", "country_name"];
 
+/// How templates for offers no loaded rule makes are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offers {
+    /// An error (`kairos rules check`, on the full rule pack).
+    MustBeOffered,
+    /// Kept with a warning: an instance may run a part of the pack, and a campaign or a
+    /// script may name the code.
+    MayBeElsewhere,
+}
+
 /// Loads and checks every `*.toml` under `dir` against the rules that will use them. A
 /// missing folder means no templates.
-pub fn load(dir: &Path, rules: &RuleSet) -> Result<Templates, RuleErrors> {
+pub fn load(dir: &Path, rules: &RuleSet, offers: Offers) -> Result<Templates, RuleErrors> {
     let mut out = Templates::default();
     if !dir.is_dir() {
         return Ok(out);
@@ -128,9 +138,13 @@ pub fn load(dir: &Path, rules: &RuleSet) -> Result<Templates, RuleErrors> {
                 .filter(|r| r.meta.offer_code == offer)
                 .map(|r| r.as_ref())
                 .collect();
-            if offering.is_empty() {
+            if offering.is_empty() && offers == Offers::MustBeOffered {
                 errors.push(here(entry.offer.span().start, unknown_offer(&offer, rules)));
                 continue;
+            }
+            if offering.is_empty() {
+                let e = here(entry.offer.span().start, unknown_offer(&offer, rules));
+                tracing::warn!("{e} (kept: its variables cannot be checked)");
             }
             let at = format!(
                 "{}:{}",
@@ -152,7 +166,15 @@ pub fn load(dir: &Path, rules: &RuleSet) -> Result<Templates, RuleErrors> {
                 ));
                 continue;
             }
-            let known = provided(&offering);
+            // With no rule to check against (kept above), any variable is taken.
+            let known = if offering.is_empty() {
+                Provided {
+                    names: BTreeSet::new(),
+                    open: true,
+                }
+            } else {
+                provided(&offering)
+            };
             let mut kept = BTreeMap::new();
             for (lang, t) in texts {
                 if !is_language_tag(lang) {
