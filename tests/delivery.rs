@@ -10,7 +10,7 @@ use crate::common;
 
 use common::on_both_urls;
 use kairos::channels::{
-    Channel, ChannelError, Delivery, Dispatcher, OutboxSettings, Receipt, Registry,
+    Channel, ChannelError, Delivery, Dispatcher, OutboxSettings, Receipt, Registry, Reply,
 };
 use kairos::pipeline::RecStore;
 use kairos::ports::{Recommendation, Status};
@@ -283,6 +283,32 @@ async fn receipts_find_their_offer_by_the_providers_id() {
         });
         until(&store, "b", Status::Delivered, 10).await;
         assert_eq!(store.get("a").await.unwrap().unwrap().status, Status::Sent);
+        // A reply ("Y" to an SMSC, relayed as a deliver_sm) answers the newest live offer;
+        // a receipt arriving after the answer does not undo it.
+        registry.receipts.reply(Reply {
+            channel: "sms".into(),
+            from: kairos::event::Msisdn::parse("8613900002001").unwrap(),
+            text: "Y".into(),
+        });
+        let answered = until(&store, "b", Status::Accepted, 10).await;
+        assert_eq!(answered.reason.as_deref(), Some("reply: Y"));
+        registry.receipts.report(Receipt {
+            channel: "sms".into(),
+            provider_id: store
+                .delivery("b")
+                .await
+                .unwrap()
+                .unwrap()
+                .provider_id
+                .unwrap(),
+            status: Status::Failed,
+            reason: Some("late".into()),
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            store.get("b").await.unwrap().unwrap().status,
+            Status::Accepted
+        );
     })
     .await;
 }

@@ -140,3 +140,117 @@ async fn the_signing_key_is_generated_once_and_shared_by_instances() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sms_replies_answer_the_newest_live_offer_with_the_deployments_token() {
+    on_both(async |t| {
+        t.store_rec(&sms_rec("older", "8613900001101")).await;
+        t.store_rec(&sms_rec("newer", "8613900001101")).await;
+        t.store_rec(&sms_rec("theirs", "8613900001102")).await;
+        let path = t
+            .get(t.admin(), "/api/v1/channels/sms/mo-url")
+            .await
+            .expect(200)["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = path.rsplit_once("token=").unwrap().1.to_string();
+        let mo = |from: &str, text: &str, token: Option<&str>| {
+            let mut p = format!(
+                "/api/v1/channels/sms/mo?from={}&text={}",
+                urlencoding(from),
+                urlencoding(text)
+            );
+            if let Some(t) = token {
+                p.push_str(&format!("&token={t}"));
+            }
+            p
+        };
+        // Without the token, or with a message's delivery-report token, nothing is read.
+        let dlr_token = dlr::token(&secret(t), "newer");
+        for bad in [None, Some(dlr_token.as_str()), Some("00")] {
+            let r = t
+                .call(
+                    Method::GET,
+                    &mo("8613900001101", "Y", bad),
+                    None,
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 403, "{bad:?}: {}", r.body);
+        }
+        assert_eq!(status_of(t, "newer").await, "sent");
+        // Staff other than administrators cannot read the token.
+        let agent = t.user("mo-agent", "agent", serde_json::json!({})).await;
+        let r = t.get(&agent.token, "/api/v1/channels/sms/mo-url").await;
+        assert_eq!(r.status, 403);
+
+        let r = t
+            .call(
+                Method::GET,
+                &mo("+8613900001101", "Y", Some(&token)),
+                None,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.expect(200)["recommendation_id"], "newer");
+        let rec = t
+            .get(t.admin(), "/api/v1/recommendations/newer")
+            .await
+            .expect(200);
+        assert_eq!(rec["status"], "accepted");
+        assert_eq!(rec["reason"], "reply: Y");
+        // The next answer goes to the offer still open; words that answer nothing change nothing.
+        let r = t
+            .call(
+                Method::POST,
+                &mo("8613900001101", "hello there", Some(&token)),
+                None,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.expect(200)["recommendation_id"], serde_json::Value::Null);
+        let r = t
+            .call(
+                Method::GET,
+                &mo("8613900001101", "不要", Some(&token)),
+                None,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.expect(200)["recommendation_id"], "older");
+        assert_eq!(status_of(t, "older").await, "declined");
+        assert_eq!(
+            status_of(t, "theirs").await,
+            "sent",
+            "another number's offer"
+        );
+        // Nothing left to answer.
+        let r = t
+            .call(
+                Method::GET,
+                &mo("8613900001101", "Y", Some(&token)),
+                None,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.expect(200)["recommendation_id"], serde_json::Value::Null);
+    })
+    .await;
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

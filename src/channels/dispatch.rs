@@ -367,11 +367,30 @@ impl Lane {
     }
 }
 
-/// Writes what providers report later (delivery receipts) onto the offers they name.
-async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super::Receipt>) {
-    while let Some(r) = rx.recv().await {
+/// Writes what providers report later onto the offers they name: delivery receipts by the
+/// provider's id, replies onto the offer they answer.
+async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super::Inbound>) {
+    while let Some(inbound) = rx.recv().await {
+        let r = match inbound {
+            super::Inbound::Receipt(r) => r,
+            super::Inbound::Reply(reply) => {
+                if let Err(e) = super::replies::answer(&store, &reply).await {
+                    tracing::error!(channel = %reply.channel, from = %reply.from, error = %e, "reply not recorded");
+                }
+                continue;
+            }
+        };
         let found = store.by_provider_id(&r.channel, &r.provider_id).await;
         let outcome = match found {
+            // Answers are final: a late receipt must not overwrite them.
+            Ok(Some(rec))
+                if matches!(
+                    rec.status,
+                    Status::Accepted | Status::Declined | Status::Expired
+                ) =>
+            {
+                Ok(())
+            }
             Ok(Some(rec)) => store
                 .set_status(&rec.id, r.status, r.reason.as_deref())
                 .await

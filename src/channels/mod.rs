@@ -4,6 +4,7 @@ pub mod agent;
 mod dispatch;
 pub mod kafka;
 pub mod portal;
+pub mod replies;
 pub mod sms;
 
 use std::collections::HashMap;
@@ -51,21 +52,44 @@ pub struct Receipt {
     pub reason: Option<String>,
 }
 
-/// Where channels report receipts; the deliverer writes them to the store.
+/// A subscriber's answer on a channel (an SMS reply "Y"), matched to the offer it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub channel: String,
+    pub from: crate::event::Msisdn,
+    pub text: String,
+}
+
+/// What channels hear back from providers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Receipt(Receipt),
+    Reply(Reply),
+}
+
+/// Where channels report receipts and replies; the deliverer writes them to the store.
 #[derive(Clone)]
 pub struct Receipts {
-    tx: tokio::sync::mpsc::UnboundedSender<Receipt>,
+    tx: tokio::sync::mpsc::UnboundedSender<Inbound>,
 }
 
 impl Receipts {
-    pub fn new() -> (Receipts, tokio::sync::mpsc::UnboundedReceiver<Receipt>) {
+    pub fn new() -> (Receipts, tokio::sync::mpsc::UnboundedReceiver<Inbound>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Receipts { tx }, rx)
     }
 
     pub fn report(&self, r: Receipt) {
-        if self.tx.send(r).is_err() {
-            tracing::warn!("receipt arrived after the deliverer stopped; dropped");
+        self.send(Inbound::Receipt(r));
+    }
+
+    pub fn reply(&self, r: Reply) {
+        self.send(Inbound::Reply(r));
+    }
+
+    fn send(&self, i: Inbound) {
+        if self.tx.send(i).is_err() {
+            tracing::warn!("a receipt or reply arrived after the deliverer stopped; dropped");
         }
     }
 }
@@ -100,7 +124,7 @@ pub trait Channel: Send + Sync {
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError>;
 }
 
-type ReceiptQueue = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Receipt>>>>;
+type ReceiptQueue = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Inbound>>>>;
 
 /// The channels this instance delivers to, by name.
 #[derive(Clone)]
@@ -128,7 +152,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The receipts channels report, for the one deliverer that records them.
-    pub fn take_receipts(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Receipt>> {
+    pub fn take_receipts(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Inbound>> {
         self.receipt_queue.lock().expect("receipt queue").take()
     }
 

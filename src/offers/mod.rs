@@ -17,6 +17,8 @@ use crate::pipeline::RecQuery;
 use crate::ports::{OfferBook, Recommendation, Status};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod sms_mo;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
@@ -26,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(next_best))
         .routes(routes!(portal_stream))
         .routes(routes!(sms_dlr))
+        .routes(routes!(sms_mo::incoming))
+        .routes(routes!(sms_mo::url))
 }
 
 fn parse_msisdn(s: &str) -> Result<Msisdn, ApiError> {

@@ -25,6 +25,24 @@ pub fn verify(secret: &str, id: &str, presented: &str) -> bool {
     }
 }
 
+/// The token of the incoming-SMS URL (`/api/v1/channels/sms/mo`): one per deployment, under
+/// its own domain so it is no message's delivery-report token.
+pub fn mo_token(secret: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    m.update(b"sms-mo\0");
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// True when `presented` is the incoming-SMS token; compared in constant time.
+pub fn verify_mo(secret: &str, presented: &str) -> bool {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    m.update(b"sms-mo\0");
+    match hex::decode(presented) {
+        Ok(bytes) => m.verify_slice(&bytes).is_ok(),
+        Err(_) => false,
+    }
+}
+
 fn mac(secret: &str, id: &str) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     // Domain-separated, so the key could sign other things later without tokens colliding.
