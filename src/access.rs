@@ -64,6 +64,8 @@ pub enum Permission {
     ReadAudit,
     ReadStatistics,
     SendMessages,
+    /// An enterprise's group SMS to its members.
+    MessageMembers,
 }
 
 impl Role {
@@ -107,6 +109,7 @@ impl Role {
                     | ReadStatistics
                     | ReadAudit
                     | SendMessages
+                    | MessageMembers
             ),
             AccountManager => matches!(
                 p,
@@ -119,12 +122,16 @@ impl Role {
                     | RaiseServiceRequests
                     | ManageRetention
                     | SendMessages
+                    | MessageMembers
             ),
             Agent => matches!(
                 p,
                 ReadRecommendations | RespondToOffers | ReadCustomers | RaiseServiceRequests
             ),
-            EnterpriseAdmin => matches!(p, ReadCustomers | WriteCustomers | RaiseServiceRequests),
+            EnterpriseAdmin => matches!(
+                p,
+                ReadCustomers | WriteCustomers | RaiseServiceRequests | MessageMembers
+            ),
         }
     }
 }

@@ -24,6 +24,7 @@ mod crm_view;
 mod delivery;
 mod durability;
 mod engine_http;
+mod group_sms;
 mod kafka;
 mod outages;
 mod replay_cli;

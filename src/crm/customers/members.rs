@@ -95,7 +95,7 @@ fn validate(m: &Member) -> Result<(), ApiError> {
 }
 
 /// 404 unless the enterprise is visible to the caller; members exist only under enterprises.
-async fn enterprise(
+pub(super) async fn enterprise(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     id: &str,

@@ -1,5 +1,6 @@
 //! `/customers`: individual and enterprise customers, with scope enforced in SQL.
 
+pub mod group_sms;
 pub mod members;
 pub mod repo;
 
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(list, create))
         .routes(routes!(read, update))
         .merge(members::router())
+        .routes(routes!(group_sms::send))
 }
 
 const SPEC: ListSpec = ListSpec {
