@@ -713,3 +713,83 @@ async fn a_failing_rule_is_quarantined_shown_as_such_and_lifted_by_a_reload() {
     assert_eq!(stats["events"]["rule_errors"], 5, "no new failures");
     app.shutdown().await.unwrap();
 }
+
+/// A Kannel-style gateway (a real HTTP server) that accepts each message and then calls the
+/// message's delivery-report URL itself, with `%d` filled in and no credentials of any kind.
+async fn kannel_like_gateway(
+    report: u32,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let called: Arc<Mutex<Vec<String>>> = Arc::default();
+    let c2 = called.clone();
+    let app = axum::Router::new().route(
+        "/cgi-bin/sendsms",
+        axum::routing::get(move |Query(q): Query<HashMap<String, String>>| {
+            let called = c2.clone();
+            async move {
+                let url = q
+                    .get("dlr-url")
+                    .cloned()
+                    .unwrap_or_default()
+                    .replace("%d", &report.to_string());
+                tokio::spawn(async move {
+                    // As Kannel does: after the SMSC's receipt, a plain GET of the URL.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let status = reqwest::get(&url)
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    called.lock().unwrap().push(format!("{status} {url}"));
+                });
+                (axum::http::StatusCode::ACCEPTED, "0: Accepted for delivery")
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/cgi-bin/sendsms"), called)
+}
+
+#[tokio::test]
+async fn a_kannel_gateway_reports_delivery_by_calling_the_signed_url_back() {
+    let (url, called) = kannel_like_gateway(2).await;
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
+    let mut cfg = config(&db.url, rules.path());
+    let port = crate::engine_support::free_port();
+    cfg.http.addr = format!("127.0.0.1:{port}");
+    cfg.channels.sms.mode = "http".into();
+    cfg.channels.sms.gateway_url = url;
+    cfg.channels.sms.dlr_url =
+        format!("http://127.0.0.1:{port}/api/v1/channels/sms/dlr?id={{id}}&status=%d");
+    let app = App::start(cfg).await.unwrap();
+    let c = Client::new(&app);
+    c.ingest(&[ev(
+        "k1",
+        "location_update",
+        "8613900000021",
+        "2026-11-23T08:00:00+08:00",
+        json!({"country": "JP", "roaming": true}),
+    )])
+    .await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = c.recs("8613900000021").await[0]["status"].clone();
+        if status == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let calls = called.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("200 "),
+        "the callback was taken: {calls:?}"
+    );
+    assert_eq!(status, "failed", "Kannel's 2 is undelivered");
+    assert_eq!(c.recs("8613900000021").await[0]["reason"], "undelivered");
+    app.shutdown().await.unwrap();
+}

@@ -1,0 +1,122 @@
+//! The outbox's own cost per recommendation, the network left out: a channel that answers at
+//! once, so what is measured is the deliverer (lane, claim, status written back) on SQLite and
+//! PostgreSQL (when `KAIROS_TEST_PG_URL` is set). Run: `cargo bench --bench outbox`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kairos::channels::{Channel, ChannelError, Delivery, Dispatcher, OutboxSettings, Registry};
+use kairos::pipeline::RecStore;
+use kairos::ports::{Recommendation, Status};
+use kairos::store::Db;
+
+struct Instant200 {
+    sent: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Channel for Instant200 {
+    fn name(&self) -> &str {
+        "sms"
+    }
+    async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(Delivery::sent_as(rec.id.clone()))
+    }
+}
+
+fn rec(batch: u64, i: u64) -> Recommendation {
+    let now = chrono::Utc::now().fixed_offset();
+    Recommendation {
+        id: format!("b{batch}-r{i}"),
+        msisdn: kairos::event::Msisdn::parse(&format!("86139{:08}", i % 100_000_000)).unwrap(),
+        rule_id: "bench".into(),
+        offer_code: "BENCH".into(),
+        channel: "sms".into(),
+        message: "Welcome to Japan! 1 GB of data for 7 days, reply Y to buy.".into(),
+        score: 0.5,
+        trigger_event_id: None,
+        campaign_id: None,
+        request_id: None,
+        decided_at: now,
+        expires_at: now + chrono::Duration::days(1),
+        status: Status::Queued,
+        reason: None,
+    }
+}
+
+/// Delivers `n` stored offers through a fresh deliverer; the time from hand-over to the last
+/// status written.
+async fn deliver(url: &str, batch: u64, n: u64) -> Duration {
+    let db = Db::connect(url, 8).await.unwrap();
+    let store = RecStore::new(db);
+    let recs: Vec<Recommendation> = (0..n).map(|i| rec(batch, i)).collect();
+    store.insert(&recs).await.unwrap();
+    let ch = Arc::new(Instant200 {
+        sent: AtomicU64::new(0),
+    });
+    let mut registry = Registry::default();
+    registry.add(ch.clone());
+    let c = kairos::config::ChannelsConfig {
+        concurrency: 16,
+        outbox_sweep_secs: 3600,
+        ..Default::default()
+    };
+    let (d, _) = Dispatcher::start(
+        registry,
+        store.clone(),
+        OutboxSettings::from_config(&c, true),
+    );
+    let start = Instant::now();
+    for r in recs {
+        assert!(d.offer(r), "the lane takes the batch");
+    }
+    let last = format!("b{batch}-r{}", n - 1);
+    loop {
+        let done = ch.sent.load(Ordering::Relaxed) == n
+            && store.get(&last).await.unwrap().unwrap().status == Status::Sent;
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut targets = vec![(
+        "sqlite",
+        format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display()),
+    )];
+    if let Ok(pg) = std::env::var("KAIROS_TEST_PG_URL") {
+        targets.push(("postgres", pg));
+    }
+    const N: u64 = 2_000;
+    let mut g = c.benchmark_group("outbox");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    let batch = AtomicU64::new(std::process::id() as u64 * 1_000_000);
+    for (name, url) in targets {
+        g.bench_function(format!("deliver_2000_{name}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let url = url.clone();
+                let first = batch.fetch_add(iters, Ordering::Relaxed);
+                async move {
+                    let mut total = Duration::ZERO;
+                    for k in 0..iters {
+                        total += deliver(&url, first + k, N).await;
+                    }
+                    total
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
