@@ -369,6 +369,8 @@ pub struct SmsConfig {
     pub gateway_url: String,
     pub username: String,
     pub password: String,
+    /// The sender id (a short code like `10086`: from an env var it reads as a number).
+    #[serde(deserialize_with = "text_or_number")]
     pub sender: String,
     /// Delivery reports come back to this URL: `{id}` becomes the message id, `{token}` its
     /// signature (appended as `token=` when the template has no `{token}`), `%d` the status
@@ -418,12 +420,50 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
 }
 
+/// Text that may have been written as a number (`KAIROS_CHANNELS__SMS__SENDER=10086`).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum T {
+        S(String),
+        U(u64),
+        I(i64),
+    }
+    Ok(match T::deserialize(d)? {
+        T::S(s) => s,
+        T::U(n) => n.to_string(),
+        T::I(n) => n.to_string(),
+    })
+}
+
 impl Config {
     /// Defaults, then `file` if given, then `KAIROS_*` environment variables.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             fig = fig.merge(Toml::file_exact(path));
+        }
+        // The operators' channel settings live beside the templates, in `channels.dir`:
+        // `channels.toml` holds what `[channels]` would, and wins over the main file.
+        let dir: PathBuf = fig
+            .extract_inner("channels.dir")
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        let settings = dir.join("channels.toml");
+        if settings.is_file() {
+            let text = std::fs::read_to_string(&settings).map_err(|e| {
+                ConfigError::Invalid(Box::new(figment::Error::from(format!(
+                    "{}: {e}",
+                    settings.display()
+                ))))
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                ConfigError::Invalid(Box::new(figment::Error::from(format!(
+                    "{}: {}",
+                    settings.display(),
+                    e.message()
+                ))))
+            })?;
+            fig = fig.merge(Serialized::default("channels", table));
         }
         // KAIROS_LOG, KAIROS_CONFIG and KAIROS_TEST_* belong to the binary and the tests.
         let env = Env::prefixed("KAIROS_")
@@ -460,6 +500,30 @@ mod tests {
             let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
             assert_eq!(c.engine.home_country, "DE");
             assert_eq!(c.engine.workers, 8);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn channel_settings_come_from_the_channels_folder_under_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_dir("ops")?;
+            jail.create_file(
+                "ops/channels.toml",
+                "max_per_second = 50\n[delivery.sms]\nmax_per_second = 500\n[sms]\nsender = \"1065\"\n",
+            )?;
+            jail.create_file("k.toml", "[channels]\ndir = \"ops\"\nmax_per_second = 10\n")?;
+            jail.set_env("KAIROS_CHANNELS__SMS__SENDER", "10086");
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert_eq!(
+                c.channels.max_per_second, 50,
+                "the folder wins over the file"
+            );
+            assert_eq!(c.channels.delivery["sms"].max_per_second, Some(500));
+            assert_eq!(c.channels.sms.sender, "10086", "env wins over both");
+            jail.create_file("ops/channels.toml", "max_per_secnd = 5\n")?;
+            let err = Config::load(Some(std::path::Path::new("k.toml"))).unwrap_err();
+            assert!(err.to_string().contains("max_per_secnd"), "{err}");
             Ok(())
         });
     }
