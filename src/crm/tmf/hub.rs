@@ -26,7 +26,7 @@ use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::CrmState;
 use crate::http::{ApiError, ApiJson};
-use crate::ports::Recommendation;
+use crate::ports::{Recommendation, Status};
 use crate::store::{new_id, now_text, Db, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -45,6 +45,8 @@ const MAX_ATTEMPTS: i64 = 12;
 /// A claimed delivery that never finished (a crashed instance) is tried again after this.
 const CLAIM_MILLIS: i64 = 30_000;
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Offers read per poll: the notifier falls behind a faster engine rather than slow it down.
+const SCAN_BATCH: i64 = 500;
 
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
@@ -414,19 +416,23 @@ async fn scan_offers(db: &Db) -> Result<(), sqlx::Error> {
         return Ok(());
     };
     let until = chrono::Utc::now().timestamp_micros() - SETTLE_MICROS;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT body, seq FROM recommendations WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT 500",
-    )
-    .bind(after)
-    .bind(until)
-    .fetch_all(&db.pool)
-    .await?;
-    let Some(last) = rows.last().map(|(_, s)| *s) else {
+    if until <= after {
         return Ok(());
-    };
-    let (listeners,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tmf_hub_subscriptions")
-        .fetch_one(&db.pool)
-        .await?;
+    }
+    let (listeners,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tmf_hub_subscriptions WHERE api = $1")
+            .bind(RECOMMENDATION_API)
+            .fetch_one(&db.pool)
+            .await?;
+    // Without TMF680 listeners only messages' offers matter: the rest is not even read.
+    let mut sql = Sql::new("SELECT body, seq FROM recommendations WHERE seq > ");
+    sql.bind(after).push(" AND seq <= ").bind(until);
+    if listeners == 0 {
+        sql.push(" AND rule_id = ")
+            .bind(super::communication::RULE_ID);
+    }
+    sql.push(&format!(" ORDER BY seq LIMIT {SCAN_BATCH}"));
+    let rows: Vec<(String, i64)> = sql.query_as().fetch_all(&db.pool).await?;
     for (body, _) in &rows {
         let Ok(rec) = serde_json::from_str::<Recommendation>(body) else {
             continue;
@@ -440,10 +446,15 @@ async fn scan_offers(db: &Db) -> Result<(), sqlx::Error> {
             offer_created(db, &rec).await?;
         }
     }
+    // A full batch may have more behind it; a short one read everything up to `until`.
+    let upto = match rows.last() {
+        Some((_, seq)) if rows.len() as i64 == SCAN_BATCH => *seq,
+        _ => until,
+    };
     // Only moves forward: two instances scanning the same rows queue each event once anyway
     // (the event key is unique per listener).
     sqlx::query("UPDATE tmf_hub_cursor SET seq = $1 WHERE name = $2 AND seq < $1")
-        .bind(last)
+        .bind(upto)
         .bind(CURSOR)
         .execute(&db.pool)
         .await?;
@@ -451,6 +462,13 @@ async fn scan_offers(db: &Db) -> Result<(), sqlx::Error> {
 }
 
 async fn offer_created(db: &Db, rec: &Recommendation) -> Result<(), sqlx::Error> {
+    // Decisions that never became an offer (opt-outs, caps) are nothing to announce.
+    if matches!(
+        rec.status,
+        Status::Suppressed | Status::Failed | Status::Expired
+    ) {
+        return Ok(());
+    }
     let row: Option<(String,)> = sqlx::query_as("SELECT customer_id FROM lines WHERE msisdn = $1")
         .bind(rec.msisdn.to_string())
         .fetch_optional(&db.pool)
