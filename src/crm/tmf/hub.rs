@@ -462,11 +462,13 @@ async fn scan_offers(db: &Db) -> Result<(), sqlx::Error> {
 }
 
 async fn offer_created(db: &Db, rec: &Recommendation) -> Result<(), sqlx::Error> {
-    // Decisions that never became an offer (opt-outs, caps) are nothing to announce.
+    // Decisions that never became an offer (opt-outs, caps) and messages are nothing to
+    // announce as recommendations.
     if matches!(
         rec.status,
         Status::Suppressed | Status::Failed | Status::Expired
-    ) {
+    ) || super::recommendation::NOT_OFFERS.contains(&rec.rule_id.as_str())
+    {
         return Ok(());
     }
     let row: Option<(String,)> = sqlx::query_as("SELECT customer_id FROM lines WHERE msisdn = $1")

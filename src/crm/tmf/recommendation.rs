@@ -406,8 +406,12 @@ pub async fn read(
     Ok(Json(select_fields(body, &q)))
 }
 
+/// Rules whose "offers" are messages someone sent (TMF681, enterprise group SMS), not
+/// recommendations: never TMF680 resources.
+pub const NOT_OFFERS: [&str; 2] = [RULE_ID_TMF681, crate::crm::customers::group_sms::RULE_ID];
+
 /// A recommendation the engine made on its own, if the caller sees its line's customer.
-/// TMF681 messages are not offers and are not answered here.
+/// Messages ([`NOT_OFFERS`]) are not answered here.
 async fn engine_made(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
@@ -417,7 +421,10 @@ async fn engine_made(
         "SELECT r.body, c.id FROM recommendations r JOIN lines l ON l.msisdn = r.msisdn \
          JOIN customers c ON c.id = l.customer_id WHERE r.id = ",
     );
-    sql.bind(id).push(" AND r.rule_id <> ").bind(RULE_ID_TMF681);
+    sql.bind(id);
+    for rule in NOT_OFFERS {
+        sql.push(" AND r.rule_id <> ").bind(rule);
+    }
     push_customer_scope(&mut sql, p, "c");
     let row: Option<(String, String)> = sql.query_as().fetch_optional(&mut *conn).await?;
     let Some((body, customer_id)) = row else {
