@@ -351,6 +351,8 @@ impl App {
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         // Contract reminders and service-request escalation, every crm.reminder_interval_secs.
         crate::crm::jobs::spawn(state.crm.clone(), rx.clone());
+        // TMF /hub listeners: new offers and message state changes, posted in the background.
+        crate::crm::tmf::hub::spawn(state.crm.clone(), rx.clone());
         let app = router(state.clone());
         let server = tokio::spawn(async move {
             // Connection info gives handlers the client address the guess throttle keys on.
@@ -425,6 +427,8 @@ mod tests {
             "/api/v1/stats/offers",
             "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
             "/tmf-api/communicationManagement/v4/communicationMessage/{id}",
+            "/tmf-api/recommendationManagement/v4/hub/{id}",
+            "/tmf-api/communicationManagement/v4/hub",
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing {path}");
         }

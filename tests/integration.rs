@@ -33,3 +33,4 @@ mod rules_docs;
 mod sms_dlr;
 mod state_stores;
 mod templates;
+mod tmf_conformance;

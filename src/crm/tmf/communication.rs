@@ -2,9 +2,11 @@
 //! decision stage (`OfferBook::propose`, rule `tmf681`), so contact caps, opt-outs and
 //! complaint holds apply as for any other marketing contact.
 //!
-//! States: `initial` (scheduled for later) -> `inProgress` (handed to the engine) ->
-//! `completed` (queued or sent on a channel) or `failed` (suppressed or failed, with the
-//! reason in `characteristic`); `initial -> cancelled` by PATCH. DELETE only while `initial`.
+//! States: `initial` (scheduled for later) -> `inProgress` (handed to the engine, waiting in
+//! its outbox) -> `completed` (a channel took it: sent or delivered) or `failed` (suppressed,
+//! failed or expired, with the reason in `characteristic`); `initial -> cancelled` by PATCH.
+//! DELETE only while `initial`. After the POST the state follows the engine's offer: the hub
+//! notifier ([`super::hub`]) applies its later statuses ([`follow`]) and tells listeners.
 
 use std::collections::HashMap;
 
@@ -13,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{count_headers, paging, visible_line, Characteristic};
+use super::{count_headers, paging, select_fields, visible_line, Characteristic};
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
@@ -120,6 +122,67 @@ pub struct CommunicationMessageUpdate {
     pub state: Option<String>,
 }
 
+/// The TMF681 state for the engine's status of the message's offer.
+pub fn state_for(status: Status) -> &'static str {
+    match status {
+        Status::Proposed | Status::Queued | Status::Deferred | Status::Unknown => "inProgress",
+        Status::Sent | Status::Delivered | Status::Accepted | Status::Declined => "completed",
+        Status::Failed | Status::Suppressed | Status::Expired => "failed",
+    }
+}
+
+/// Sets the state from the offer's status (`statusReason` when it failed).
+fn apply(m: &mut CommunicationMessage, status: Status, reason: Option<&str>) {
+    m.state = state_for(status).into();
+    m.characteristic.retain(|c| c.name != "statusReason");
+    match m.state.as_str() {
+        "completed" => m.send_time_complete = Some(now_text()),
+        "failed" => m.characteristic.push(Characteristic {
+            name: "statusReason".into(),
+            value: reason.unwrap_or(status.as_str()).into(),
+        }),
+        _ => {}
+    }
+}
+
+/// Brings a sent message up to its offer's later status (the channel's outcome). Returns the
+/// message and its customer when its state changed, for the state change event.
+pub async fn follow(
+    db: &crate::store::Db,
+    rec: &crate::ports::Recommendation,
+) -> Result<Option<(CommunicationMessage, String, i64)>, sqlx::Error> {
+    let Some(id) = rec.request_id.as_deref().filter(|_| rec.rule_id == RULE_ID) else {
+        return Ok(None);
+    };
+    let row: Option<Row> =
+        sqlx::query_as("SELECT body, customer_id, version FROM tmf_messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Ok(mut m) = serde_json::from_str::<CommunicationMessage>(&row.body) else {
+        return Ok(None);
+    };
+    let ours = m
+        .characteristic
+        .iter()
+        .any(|c| c.name == "recommendationId" && c.value == rec.id.as_str());
+    // Scheduled or cancelled messages have no offer yet; a newer send owns the state.
+    if !ours || matches!(m.state.as_str(), "initial" | "cancelled") {
+        return Ok(None);
+    }
+    if m.state == state_for(rec.status) {
+        return Ok(None);
+    }
+    apply(&mut m, rec.status, rec.reason.as_deref());
+    let mut conn = db.pool.acquire().await?;
+    match store_update(&mut conn, &m, row.version).await {
+        Ok(()) => Ok(Some((m, row.customer_id, row.version + 1))),
+        // Changed meanwhile (a PATCH): the next status change is applied over that.
+        Err(_) => Ok(None),
+    }
+}
+
 fn channel_of(message_type: &str) -> Option<&'static str> {
     match message_type.to_ascii_lowercase().as_str() {
         "sms" => Some("sms"),
@@ -213,15 +276,9 @@ async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiErro
         .map_err(|e| ApiError::Unavailable(format!("engine: {e}")))?;
     m.characteristic
         .retain(|c| c.name != "recommendationId" && c.name != "statusReason");
-    let delivered = recs.iter().find(|r| {
-        matches!(
-            r.status,
-            Status::Queued | Status::Deferred | Status::Sent | Status::Delivered
-        )
-    });
+    let delivered = recs.iter().find(|r| state_for(r.status) != "failed");
     if let Some(r) = delivered {
-        m.state = "completed".into();
-        m.send_time_complete = Some(now_text());
+        apply(m, r.status, r.reason.as_deref());
         m.characteristic.push(Characteristic {
             name: "recommendationId".into(),
             value: r.id.clone().into(),
@@ -254,8 +311,10 @@ async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiErro
 async fn send_and_store(
     st: &CrmState,
     m: &mut CommunicationMessage,
+    customer_id: &str,
     version: i64,
 ) -> Result<i64, ApiError> {
+    let before = m.state.clone();
     let sent = send(st, m).await;
     if sent.is_err() {
         m.state = "failed".into();
@@ -266,6 +325,9 @@ async fn send_and_store(
         });
     }
     store_update(&mut *st.db.pool.acquire().await?, m, version).await?;
+    if m.state != before {
+        super::hub::message_state_changed(&st.db, m, customer_id, version + 1).await;
+    }
     sent.map(|_| version + 1)
 }
 
@@ -380,19 +442,20 @@ pub async fn create(
     let version = if later {
         1
     } else {
-        send_and_store(&st, &mut m, 1).await?
+        send_and_store(&st, &mut m, &customer_id, 1).await?
     };
     Ok(Tagged::created(version, m))
 }
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage", tag = "tmf681",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
-    responses((status = 200, body = Vec<CommunicationMessage>)))]
+    params(("fields" = Option<String>, Query, description = "comma-separated attributes to return"),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("state" = Option<String>, Query)),
+    responses((status = 200, body = Vec<CommunicationMessage>, headers(("X-Total-Count" = i64), ("X-Result-Count" = i64)))))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<(HeaderMap, Json<Vec<CommunicationMessage>>), ApiError> {
+) -> Result<(HeaderMap, Json<serde_json::Value>), ApiError> {
     p.require(Permission::ReadRecommendations)?;
     let (limit, offset) = paging(&q)?;
     let mut from = Sql::new("tmf_messages m JOIN customers c ON c.id = m.customer_id WHERE 1=1");
@@ -416,19 +479,24 @@ pub async fn list(
         .into_iter()
         .filter_map(|(b,)| serde_json::from_str(&b).ok())
         .collect();
-    Ok((count_headers(total, items.len()), Json(items)))
+    let headers = count_headers(total, items.len());
+    let body = serde_json::to_value(items).map_err(ApiError::internal)?;
+    Ok((headers, Json(select_fields(body, &q))))
 }
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
-    params(("id" = String, Path)), responses((status = 200, body = CommunicationMessage), (status = 404)))]
+    params(("id" = String, Path), ("fields" = Option<String>, Query, description = "comma-separated attributes to return")),
+    responses((status = 200, body = CommunicationMessage), (status = 404, body = super::error::TmfError)))]
 pub async fn read(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Tagged<CommunicationMessage>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Tagged<serde_json::Value>, ApiError> {
     p.require(Permission::ReadRecommendations)?;
     let (m, _, version) = load(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    Ok(Tagged::ok(version, m))
+    let body = serde_json::to_value(m).map_err(ApiError::internal)?;
+    Ok(Tagged::ok(version, select_fields(body, &q)))
 }
 
 #[utoipa::path(patch, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
@@ -504,8 +572,11 @@ pub async fn update(
     .await?;
     tx.commit().await?;
     let mut version = version + 1;
+    if after.state != before.state {
+        super::hub::message_state_changed(&st.db, &after, &customer_id, version).await;
+    }
     if send_now {
-        version = send_and_store(&st, &mut after, version).await?;
+        version = send_and_store(&st, &mut after, &customer_id, version).await?;
     }
     Ok(Tagged::ok(version, after))
 }

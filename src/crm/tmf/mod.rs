@@ -1,9 +1,12 @@
 //! TM Forum Open APIs (v4) over the engine: TMF680 `queryProductRecommendation` and TMF681
-//! `communicationMessage`. Served under `/tmf-api`, not `/api/v1`; resources follow the v4
-//! shapes (`id`, `href`, `@type`, camelCase). The party or receiver decides the data scope:
-//! out-of-scope parties answer 404 like missing ones.
+//! `communicationMessage`, each with its `/hub` listeners. Served under `/tmf-api`, not
+//! `/api/v1`; resources follow the v4 shapes (`id`, `href`, `@type`, camelCase) and errors the
+//! TMF `Error` shape (`error.rs`). The party or receiver decides the data scope: out-of-scope
+//! parties answer 404 like missing ones. `docs/tmf.md` says what of the spec is supported.
 
 pub mod communication;
+pub mod error;
+pub mod hub;
 pub mod recommendation;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -20,14 +23,20 @@ pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .merge(recommendation::router())
         .merge(communication::router())
+        .merge(hub::router())
+        // Only these routes: the rest of the API keeps its own error body.
+        .layer(axum::middleware::map_response(error::to_tmf))
 }
 
-/// A reference to a party (TMF `RelatedParty`).
+/// A reference to a party (TMF `RelatedParty`; `id` and `@referredType` are required in
+/// what we answer, optional in what we are sent so a missing one is answered by name).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RelatedParty {
     /// A customer id or an MSISDN.
     pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +51,56 @@ pub struct Characteristic {
     pub name: String,
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
+}
+
+/// v4 has one `relatedParty` object on a QueryProductRecommendation; earlier clients (and rows
+/// stored before) sent a list. Both read as a list, the first entry being the party.
+pub fn one_or_many<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        One(T),
+    }
+    Ok(match Option::<OneOrMany<T>>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::Many(v)) => Some(v),
+        Some(OneOrMany::One(x)) => Some(vec![x]),
+    })
+}
+
+/// `?fields=a,b`: only those top-level attributes, plus `id`, `href` and `@type`, which TMF
+/// always returns so the answer stays addressable. Unknown names are ignored.
+pub fn select_fields(
+    v: serde_json::Value,
+    q: &std::collections::HashMap<String, String>,
+) -> serde_json::Value {
+    let Some(fields) = q.get("fields").filter(|f| !f.trim().is_empty()) else {
+        return v;
+    };
+    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
+    let keep = |obj: serde_json::Map<String, serde_json::Value>| {
+        obj.into_iter()
+            .filter(|(k, _)| {
+                matches!(k.as_str(), "id" | "href" | "@type") || wanted.contains(&k.as_str())
+            })
+            .collect::<serde_json::Map<_, _>>()
+    };
+    match v {
+        serde_json::Value::Object(o) => serde_json::Value::Object(keep(o)),
+        serde_json::Value::Array(a) => a
+            .into_iter()
+            .map(|x| match x {
+                serde_json::Value::Object(o) => serde_json::Value::Object(keep(o)),
+                other => other,
+            })
+            .collect(),
+        other => other,
+    }
 }
 
 /// `?limit=&offset=` of TMF lists (default 50, max 500).
