@@ -9,6 +9,10 @@ fn counts_segments_like_an_smsc() {
     assert_eq!(segments(&"欢".repeat(71)), ("ucs2", 2));
     assert_eq!(segments(&"欢".repeat(134)), ("ucs2", 2));
     assert_eq!(segments(&"欢".repeat(135)), ("ucs2", 3));
+    // Extension characters are GSM 7-bit, two septets each.
+    assert_eq!(segments("{50% off} €5"), ("gsm7", 1));
+    assert_eq!(segments(&"€".repeat(80)), ("gsm7", 1));
+    assert_eq!(segments(&"€".repeat(81)), ("gsm7", 2));
 }
 
 #[test]
