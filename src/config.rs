@@ -651,6 +651,7 @@ mod tests {
             assert_eq!(c.channels.sms.mode, "smpp");
             assert_eq!(c.channels.sms.smpp.port, 2775);
             assert!(!c.channels.sms.smpp.host.is_empty());
+            assert_eq!(c.channels.delivery["sms"].max_per_second, Some(50));
             Ok(())
         });
     }

@@ -459,7 +459,6 @@ async fn wrong_credentials_are_refused_and_nothing_is_submitted() {
 }
 
 #[tokio::test]
-#[ignore = "needs outbox retry-later"]
 async fn an_smsc_outage_loses_nothing_and_sends_nothing_twice() {
     let before = ["8613900009001", "8613900009002"];
     let during = ["8613900009011", "8613900009012", "8613900009013"];

@@ -51,6 +51,10 @@ impl Channel for SmsAdapter {
     fn name(&self) -> &str {
         "sms"
     }
+    /// An SMSC cannot tell a repeated `submit_sm` from a new message.
+    fn idempotent(&self) -> bool {
+        !matches!(self, SmsAdapter::Smpp(_))
+    }
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
         match self {
             SmsAdapter::Outbox(o) => o.send(rec),

@@ -45,3 +45,20 @@ fn outbox_is_bounded_and_filterable() {
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].recommendation_id, "r2");
 }
+
+#[tokio::test]
+async fn only_an_smsc_cannot_recognise_a_resend() {
+    use crate::channels::Channel;
+    let (receipts, _rx) = crate::channels::Receipts::new();
+    let mut c = crate::config::SmsConfig::default();
+    assert!(build(&c, receipts.clone()).unwrap().idempotent(), "outbox");
+    c.mode = "smpp".into();
+    c.smpp.host = "127.0.0.1".into();
+    c.smpp.system_id = "kairos".into();
+    let smpp = build(&c, receipts).unwrap();
+    assert!(matches!(smpp, SmsAdapter::Smpp(_)));
+    assert!(
+        !smpp.idempotent(),
+        "an interrupted submit must become unknown, not a resend"
+    );
+}
