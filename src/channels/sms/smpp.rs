@@ -227,7 +227,12 @@ impl SmppChannel {
                 }
                 Err(PartError::NoAnswer(why)) => {
                     tracing::warn!(rec = %rec.id, part = i + 1, ?why, "submit_sm written, no submit_sm_resp");
-                    return Ok(unknown("submit_timeout", first_id));
+                    let reason = match why {
+                        NoAnswer::Timeout => "submit_timeout",
+                        NoAnswer::ConnectionLost => "connection_lost",
+                    };
+                    // The first part's id, when it was taken: its receipt can still decide.
+                    return Ok(unknown(reason, first_id));
                 }
             }
         }
