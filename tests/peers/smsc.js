@@ -24,6 +24,8 @@
 //   --reject A,B           destinations answered ESME_RINVDSTADR
 //   --silent A,B           destinations whose submits are never answered
 //   --dlr-delay-ms N       wait before sending a receipt (default 300)
+//   --reply A=TEXT,B=TEXT  after the receipt to A, A writes back TEXT (a deliver_sm that is no
+//                          receipt: GSM 7-bit, or UCS-2 when TEXT needs it)
 // Prints "listening <port>" on stdout once it accepts connections.
 'use strict';
 
@@ -53,7 +55,7 @@ function options() {
   };
   const list = (name) => new Set(String(get(name, '')).split(',').filter((s) => s));
   const known = ['port', 'record', 'system-id', 'password', 'throttle-first', 'throttle-every',
-    'undeliv', 'reject', 'silent', 'dlr-delay-ms'];
+    'undeliv', 'reject', 'silent', 'dlr-delay-ms', 'reply'];
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw new Error(`unknown option --${k}`);
   }
@@ -68,6 +70,10 @@ function options() {
     reject: list('reject'),
     silent: list('silent'),
     dlrDelayMs: Number(get('dlr-delay-ms', 300)),
+    replies: new Map([...list('reply')].map((kv) => {
+      const i = kv.indexOf('=');
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    })),
   };
   if (!cfg.record) throw new Error('--record FILE is required');
   return cfg;
@@ -202,7 +208,26 @@ function onSubmit(session, pdu) {
       record({ type: 'deliver_sm_resp', message_id: id, status: resp.command_status });
     });
     record({ type: 'deliver_sm', message_id: id, destination: dest, stat });
+    if (cfg.replies.has(dest)) setTimeout(() => reply(session, dest, pdu.source_addr), 500);
   }, cfg.dlrDelayMs);
+}
+
+// The subscriber at `from` answers (once).
+function reply(session, from, to) {
+  const text = cfg.replies.get(from);
+  cfg.replies.delete(from);
+  if (session.closed) return;
+  const gsm = smpp.encodings.ASCII.match(text);
+  session.deliver_sm({
+    source_addr: from,
+    destination_addr: to,
+    esm_class: 0,
+    data_coding: gsm ? 0 : 8,
+    short_message: gsm ? smpp.gsmCoder.encode(text, 0) : smpp.encodings.UCS2.encode(text),
+  }, (resp) => {
+    record({ type: 'mo_resp', source: from, status: resp.command_status });
+  });
+  record({ type: 'mo', source: from, destination: to, text });
 }
 
 const server = smpp.createServer((session) => {

@@ -17,7 +17,7 @@
 //!
 //! Delivery receipts (`deliver_sm` with esm_class bit 0x04) are answered and reported to
 //! [`Receipts`] under the `message_id` they name. Other `deliver_sm`s are subscribers'
-//! messages to our sender and go to [`subscriber_message`].
+//! messages to our sender ([`subscriber_message`]), reported as replies.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -37,7 +37,7 @@ use rusmppc::{Client, ConnectionBuilder, Event};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use super::coding;
-use crate::channels::{ChannelError, Delivery, Receipt, Receipts};
+use crate::channels::{ChannelError, Delivery, Receipt, Receipts, Reply};
 use crate::config::SmppConfig;
 use crate::ports::{Recommendation, Status};
 
@@ -573,14 +573,27 @@ fn delivered(shared: &Shared, d: &DeliverSm) {
             None => tracing::debug!(%text, "delivery receipt with no final state; ignored"),
         }
     } else {
-        subscriber_message(d.source_addr.as_str(), d.destination_addr.as_str(), &text);
+        subscriber_message(
+            &shared.receipts,
+            d.source_addr.as_str(),
+            d.destination_addr.as_str(),
+            &text,
+        );
     }
 }
 
-/// A subscriber's message to our sender (a reply such as "YES" to an offer). Logged only:
-/// reading reply keywords is a later step, and it starts here.
-pub fn subscriber_message(from: &str, to: &str, text: &str) {
+/// A subscriber's message to our sender (a reply such as "Y" to an offer): handed on as a
+/// reply, which answers the newest live offer to that number (`channels::replies`).
+pub fn subscriber_message(receipts: &Receipts, from: &str, to: &str, text: &str) {
     tracing::info!(%from, %to, %text, "SMS from a subscriber");
+    match crate::event::Msisdn::parse(from) {
+        Ok(from) => receipts.reply(Reply {
+            channel: "sms".into(),
+            from,
+            text: text.to_string(),
+        }),
+        Err(e) => tracing::warn!(%from, "SMS from a number we cannot read ({e}); ignored"),
+    }
 }
 
 /// The receipt a delivery receipt's text says (SMPP v3.4 Appendix B:
