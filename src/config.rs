@@ -390,9 +390,12 @@ pub struct SmsConfig {
 pub struct SmppConfig {
     pub host: String,
     pub port: u16,
-    /// Bind credentials the SMSC gave this ESME.
+    /// Bind credentials the SMSC gave this ESME (digits from an env var read as text).
+    #[serde(deserialize_with = "text_or_number")]
     pub system_id: String,
+    #[serde(deserialize_with = "text_or_number")]
     pub password: String,
+    #[serde(deserialize_with = "text_or_number")]
     pub system_type: String,
     /// `transceiver` (submits and delivery receipts on one connection) or `transmitter`
     /// (submits only: receipts then need a receiver bind elsewhere, and offers stay `sent`).
@@ -630,12 +633,12 @@ mod tests {
                 "k.toml",
                 "[channels.sms]\nmode = \"smpp\"\n[channels.sms.smpp]\nhost = \"smsc\"\nsystem_id = \"kairos\"\n",
             )?;
-            jail.set_env("KAIROS_CHANNELS__SMS__SMPP__PASSWORD", "pw");
+            jail.set_env("KAIROS_CHANNELS__SMS__SMPP__PASSWORD", "123456");
             jail.set_env("KAIROS_CHANNELS__SMS__SMPP__WINDOW", "4");
             let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
             let s = &c.channels.sms.smpp;
             assert_eq!((s.host.as_str(), s.system_id.as_str()), ("smsc", "kairos"));
-            assert_eq!((s.password.as_str(), s.window, s.port), ("pw", 4, 2775));
+            assert_eq!((s.password.as_str(), s.window, s.port), ("123456", 4, 2775));
             jail.create_file("k.toml", "[channels.sms.smpp]\nsystemid = \"x\"\n")?;
             let err = Config::load(Some(std::path::Path::new("k.toml"))).unwrap_err();
             assert!(err.to_string().contains("systemid"), "{err}");
