@@ -60,3 +60,17 @@ if ! python3 -c "import confluent_kafka" 2>/dev/null; then
 fi
 python3 -c "import confluent_kafka" || { echo "python confluent-kafka is not installed" >&2; exit 1; }
 echo "confluent-kafka: $(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0])')"
+
+# The SMPP tests run an SMSC written on the npm `smpp` package (tests/peers, pinned by its
+# package-lock.json): Node.js and npm are required, never skipped.
+if ! have node || ! have npm; then
+  apt_install nodejs npm || true
+fi
+have node || { echo "node (for the test SMSC in tests/peers) is not installed" >&2; exit 1; }
+have npm || { echo "npm (for the test SMSC in tests/peers) is not installed" >&2; exit 1; }
+peers="$(cd "$(dirname "$0")/.." && pwd)/tests/peers"
+if [ ! -d "$peers/node_modules/smpp" ]; then
+  (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+[ -d "$peers/node_modules/smpp" ] || { echo "tests/peers: npm ci did not install smpp" >&2; exit 1; }
+echo "test SMSC: node $(node --version), smpp $(cd "$peers" && node -p 'require("smpp/package.json").version')"

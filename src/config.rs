@@ -363,8 +363,8 @@ pub struct ChannelDelivery {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsConfig {
-    /// `outbox` (embedded: kept for inspection, nothing leaves the machine) or `http`
-    /// (a Kannel-style `sendsms` gateway).
+    /// `outbox` (embedded: kept for inspection, nothing leaves the machine), `http`
+    /// (a Kannel-style `sendsms` gateway) or `smpp` (an SMSC over SMPP v3.4, `[channels.sms.smpp]`).
     pub mode: String,
     pub gateway_url: String,
     pub username: String,
@@ -380,6 +380,53 @@ pub struct SmsConfig {
     /// Key that signs delivery-report URLs. Empty: one is generated at first start and kept
     /// in the database, so restarts and other instances share it.
     pub dlr_secret: String,
+    /// The SMSC when `mode = "smpp"`.
+    pub smpp: SmppConfig,
+}
+
+/// An SMSC over SMPP v3.4. The source address of every message is `channels.sms.sender`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppConfig {
+    pub host: String,
+    pub port: u16,
+    /// Bind credentials the SMSC gave this ESME (digits from an env var read as text).
+    #[serde(deserialize_with = "text_or_number")]
+    pub system_id: String,
+    #[serde(deserialize_with = "text_or_number")]
+    pub password: String,
+    #[serde(deserialize_with = "text_or_number")]
+    pub system_type: String,
+    /// `transceiver` (submits and delivery receipts on one connection) or `transmitter`
+    /// (submits only: receipts then need a receiver bind elsewhere, and offers stay `sent`).
+    pub bind: String,
+    /// Submits awaiting their `submit_sm_resp` at most (the SMSC's window).
+    pub window: usize,
+    /// Keepalive: an `enquire_link` this often; 0 = never.
+    pub enquire_link_secs: u64,
+    /// How long a written `submit_sm` waits for its response; past it the offer is `unknown`
+    /// (it may have gone out) and never resent blindly.
+    pub submit_timeout_secs: u64,
+    /// Wait before reconnecting after the connection drops or a bind fails; doubles on each
+    /// failure up to 30 times this (at most 5 minutes), back to this after a bind.
+    pub reconnect_secs: u64,
+}
+
+impl Default for SmppConfig {
+    fn default() -> Self {
+        SmppConfig {
+            host: String::new(),
+            port: 2775,
+            system_id: String::new(),
+            password: String::new(),
+            system_type: String::new(),
+            bind: "transceiver".into(),
+            window: 10,
+            enquire_link_secs: 30,
+            submit_timeout_secs: 10,
+            reconnect_secs: 1,
+        }
+    }
 }
 
 impl Default for SmsConfig {
@@ -392,6 +439,7 @@ impl Default for SmsConfig {
             sender: "10086".into(),
             dlr_url: String::new(),
             dlr_secret: String::new(),
+            smpp: SmppConfig::default(),
         }
     }
 }
@@ -568,6 +616,45 @@ mod tests {
             assert_eq!(c.kafka.events_topic, "kairos.events");
             assert_eq!(c.kafka.client["session_timeout_ms"].to_string(), "6000");
             assert_eq!(c.kafka.client["fetch.min.bytes"].to_string(), "1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn smpp_section_has_defaults_env_and_rejects_typos() {
+        let d = SmppConfig::default();
+        assert_eq!(
+            (d.port, d.bind.as_str(), d.window),
+            (2775, "transceiver", 10)
+        );
+        assert_eq!((d.enquire_link_secs, d.submit_timeout_secs), (30, 10));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "k.toml",
+                "[channels.sms]\nmode = \"smpp\"\n[channels.sms.smpp]\nhost = \"smsc\"\nsystem_id = \"kairos\"\n",
+            )?;
+            jail.set_env("KAIROS_CHANNELS__SMS__SMPP__PASSWORD", "123456");
+            jail.set_env("KAIROS_CHANNELS__SMS__SMPP__WINDOW", "4");
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            let s = &c.channels.sms.smpp;
+            assert_eq!((s.host.as_str(), s.system_id.as_str()), ("smsc", "kairos"));
+            assert_eq!((s.password.as_str(), s.window, s.port), ("123456", 4, 2775));
+            jail.create_file("k.toml", "[channels.sms.smpp]\nsystemid = \"x\"\n")?;
+            let err = Config::load(Some(std::path::Path::new("k.toml"))).unwrap_err();
+            assert!(err.to_string().contains("systemid"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_smpp_example_loads() {
+        figment::Jail::expect_with(|_| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/smpp.toml");
+            let c = Config::load(Some(&path)).unwrap();
+            assert_eq!(c.channels.sms.mode, "smpp");
+            assert_eq!(c.channels.sms.smpp.port, 2775);
+            assert!(!c.channels.sms.smpp.host.is_empty());
+            assert_eq!(c.channels.delivery["sms"].max_per_second, Some(50));
             Ok(())
         });
     }

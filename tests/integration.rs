@@ -30,6 +30,7 @@ mod outages;
 mod replay_cli;
 mod route_scope;
 mod rules_docs;
+mod smpp;
 mod sms_dlr;
 mod state_stores;
 mod templates;

@@ -9,6 +9,10 @@ fn counts_segments_like_an_smsc() {
     assert_eq!(segments(&"欢".repeat(71)), ("ucs2", 2));
     assert_eq!(segments(&"欢".repeat(134)), ("ucs2", 2));
     assert_eq!(segments(&"欢".repeat(135)), ("ucs2", 3));
+    // Extension characters are GSM 7-bit, two septets each.
+    assert_eq!(segments("{50% off} €5"), ("gsm7", 1));
+    assert_eq!(segments(&"€".repeat(80)), ("gsm7", 1));
+    assert_eq!(segments(&"€".repeat(81)), ("gsm7", 2));
 }
 
 #[test]
@@ -40,4 +44,21 @@ fn outbox_is_bounded_and_filterable() {
     let mine = o.recent(Some("8613900000001"), 10);
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].recommendation_id, "r2");
+}
+
+#[tokio::test]
+async fn only_an_smsc_cannot_recognise_a_resend() {
+    use crate::channels::Channel;
+    let (receipts, _rx) = crate::channels::Receipts::new();
+    let mut c = crate::config::SmsConfig::default();
+    assert!(build(&c, receipts.clone()).unwrap().idempotent(), "outbox");
+    c.mode = "smpp".into();
+    c.smpp.host = "127.0.0.1".into();
+    c.smpp.system_id = "kairos".into();
+    let smpp = build(&c, receipts).unwrap();
+    assert!(matches!(smpp, SmsAdapter::Smpp(_)));
+    assert!(
+        !smpp.idempotent(),
+        "an interrupted submit must become unknown, not a resend"
+    );
 }
