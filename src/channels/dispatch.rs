@@ -380,31 +380,52 @@ async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super:
                 continue;
             }
         };
-        let found = store.by_provider_id(&r.channel, &r.provider_id).await;
-        let outcome = match found {
-            // Answers are final: a late receipt must not overwrite them.
-            Ok(Some(rec))
-                if matches!(
-                    rec.status,
-                    Status::Accepted | Status::Declined | Status::Expired
-                ) =>
-            {
-                Ok(())
+        // Not found yet is usual: an SMSC may send the receipt before the send's outcome
+        // (with the provider's id) is written. Looked for again a few times, off this loop.
+        match apply_receipt(&store, &r).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..RECEIPT_RETRIES {
+                        tokio::time::sleep(RECEIPT_WAIT).await;
+                        match apply_receipt(&store, &r).await {
+                            Ok(true) => return,
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::error!(channel = %r.channel, provider_id = %r.provider_id, error = %e, "receipt not recorded");
+                                return;
+                            }
+                        }
+                    }
+                    tracing::warn!(channel = %r.channel, provider_id = %r.provider_id, "receipt for a message we do not know; ignored");
+                });
             }
-            Ok(Some(rec)) => store
-                .set_status(&rec.id, r.status, r.reason.as_deref())
-                .await
-                .map(|_| ()),
-            Ok(None) => {
-                tracing::warn!(channel = %r.channel, provider_id = %r.provider_id, "receipt for a message we do not know; ignored");
-                Ok(())
+            Err(e) => {
+                tracing::error!(channel = %r.channel, provider_id = %r.provider_id, error = %e, "receipt not recorded");
             }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            tracing::error!(channel = %r.channel, provider_id = %r.provider_id, error = %e, "receipt not recorded");
         }
     }
+}
+
+const RECEIPT_RETRIES: u32 = 20;
+const RECEIPT_WAIT: Duration = Duration::from_millis(250);
+
+/// Writes one receipt onto its offer; false when no offer has that provider id (yet).
+async fn apply_receipt(store: &RecStore, r: &super::Receipt) -> Result<bool, sqlx::Error> {
+    let Some(rec) = store.by_provider_id(&r.channel, &r.provider_id).await? else {
+        return Ok(false);
+    };
+    // Answers are final: a late receipt must not overwrite them.
+    if !matches!(
+        rec.status,
+        Status::Accepted | Status::Declined | Status::Expired
+    ) {
+        store
+            .set_status(&rec.id, r.status, r.reason.as_deref())
+            .await?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

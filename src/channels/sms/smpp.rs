@@ -50,10 +50,6 @@ const ESME_RTHROTTLED: u32 = 0x58;
 const THROTTLE_RETRIES: u32 = 4;
 const THROTTLE_PAUSE: Duration = Duration::from_millis(250);
 
-/// Receipts are reported this long after they arrive. An SMSC may send one right behind the
-/// `submit_sm_resp`, before the deliverer has stored the message id it would be found by.
-const RECEIPT_HOLD: Duration = Duration::from_secs(1);
-
 /// How long connecting (TCP) may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -563,13 +559,8 @@ fn delivered(shared: &Shared, d: &DeliverSm) {
             _ => None,
         });
         match parse_receipt(&text, receipted_id.as_deref()) {
-            Some(r) => {
-                let receipts = shared.receipts.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RECEIPT_HOLD).await;
-                    receipts.report(r);
-                });
-            }
+            // One that arrives before the send's outcome is stored waits in the deliverer.
+            Some(r) => shared.receipts.report(r),
             None => tracing::debug!(%text, "delivery receipt with no final state; ignored"),
         }
     } else {
