@@ -569,6 +569,26 @@ mod tests {
     }
 
     #[test]
+    fn the_portal_section_has_defaults_and_reads_origins() {
+        let d = Config::default().channels.portal;
+        assert!(
+            d.origins.is_empty(),
+            "no foreign page is trusted by default"
+        );
+        assert_eq!(d.session_minutes, 30);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "k.toml",
+                "[channels.portal]\norigins = [\"https://my.example\"]\nsession_minutes = 5\n",
+            )?;
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert_eq!(c.channels.portal.origins, vec!["https://my.example"]);
+            assert_eq!(c.channels.portal.session_minutes, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_fields_are_rejected() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("k.toml", "[engine]\nhome_contry = \"DE\"\n")?;
