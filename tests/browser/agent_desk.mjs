@@ -37,7 +37,7 @@ await withBrowser('agent-desk', async (p, shot) => {
   const card = p.locator(`#offers .offer[data-offer-id="${id}"]`);
   if (!(await card.locator('.why').textContent()).includes('Rule')) throw new Error('no reasons shown');
   await card.getByRole('button', { name: 'Decline', exact: true }).click();
-  // The reason list has focus; pick with the keyboard's help of a label.
+  // The reason list is found by its label.
   await card.getByLabel('Reason').selectOption('price');
   await shot('declining');
   await card.getByRole('button', { name: 'Confirm decline' }).click();

@@ -40,7 +40,7 @@ await withBrowser('portal', async (p, shot) => {
   await p.getByRole('button', { name: 'Yes, I want it' }).waitFor();
   await shot('popup');
   say('READY');
-  // Keyboard: the pop-up takes focus; Tab to the accept button and press it.
+  // Keyboard: answer with Enter on the focused accept button.
   await p.getByRole('button', { name: 'Yes, I want it' }).focus();
   await p.keyboard.press('Enter');
   await p.locator('.kairos-portal .card.note').waitFor();
