@@ -28,8 +28,12 @@ impl Channel for AgentDesk {
         "agent"
     }
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
+        // The live push is a courtesy: the offer is already in the store, where a desk opening
+        // the customer finds it. A relay outage (Redis away) must not hold delivery back.
+        if let Err(e) = self.0.publish(rec).await {
+            tracing::warn!(offer = %rec.id, "agent desk: live push failed, offer waits in the store: {e}");
+        }
         // Nobody has seen it yet: `delivered` comes from the desk that shows it.
-        self.0.publish(rec).await?;
         Ok(Delivery::sent())
     }
 }
