@@ -74,3 +74,20 @@ if [ ! -d "$peers/node_modules/smpp" ]; then
 fi
 [ -d "$peers/node_modules/smpp" ] || { echo "tests/peers: npm ci did not install smpp" >&2; exit 1; }
 echo "test SMSC: node $(node --version), smpp $(cd "$peers" && node -p 'require("smpp/package.json").version')"
+# The browser tests (tests/browser.rs) drive the portal widget and the agent desktop in
+# Debian's Chromium through playwright-core, pinned in tests/browser/package-lock.json.
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
+[ -x /usr/bin/chromium ] || { echo "Chromium is not installed at /usr/bin/chromium" >&2; exit 1; }
+echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+if ! have node || ! have npm; then
+  apt_install nodejs npm
+fi
+have node || { echo "Node.js is not installed" >&2; exit 1; }
+if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
+  (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund --silent)
+fi
+[ -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ] ||
+  { echo "playwright-core is not installed in tests/browser" >&2; exit 1; }
+echo "node: $(node --version), playwright-core: installed"

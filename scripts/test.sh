@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run). Starts the services the tests need when absent,
 # then runs the layers: format, lints, unit + integration tests (SQLite, PostgreSQL, Redis,
-# Kafka-compatible brokers, Python's confluent-kafka as an outside client),
+# Kafka-compatible brokers, Python's confluent-kafka as an outside client, headless
+# Chromium for the portal widget and the agent desktop),
 # the rule pack's golden tests, and the API fuzzer against a live server.
 set -euo pipefail
 cd "$(dirname "$0")/.."

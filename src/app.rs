@@ -17,11 +17,14 @@ use crate::config::Config;
 use crate::crm::profiles::{CrmLineScope, CrmProfiles};
 use crate::crm::CrmState;
 use crate::decision::Policy;
+use crate::desk::DeskState;
 use crate::engine::MatchSettings;
 use crate::pipeline::{DeadLetters, DecisionLog, Deps, Metrics, Pipeline, RecStore};
+use crate::portal::PortalState;
 use crate::ports::{EventSink, LineScope, OfferBook, Profile, ProfileSource, RuleCatalog};
 use crate::state::{RedisStateStore, SqlStateStore, StateStore};
 use crate::store::Db;
+use crate::touch::Touchpoints;
 
 /// Everything the product runs on. Feature routers never take it whole: each declares the
 /// state it needs ([`CrmState`], [`AdminState`]), built from this one by `FromRef` below.
@@ -74,6 +77,40 @@ impl From<AppState> for CrmState {
     }
 }
 
+impl FromRef<AppState> for Touchpoints {
+    fn from_ref(s: &AppState) -> Touchpoints {
+        Touchpoints {
+            pipeline: s.pipeline.clone(),
+            event_log: s.event_log.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for PortalState {
+    fn from_ref(s: &AppState) -> PortalState {
+        PortalState {
+            config: s.config.clone(),
+            auth: s.auth.clone(),
+            line_scope: s.line_scope.clone(),
+            pipeline: s.pipeline.clone(),
+            hub: s.channels.portal.clone(),
+            touch: Touchpoints::from_ref(s),
+        }
+    }
+}
+
+impl FromRef<AppState> for DeskState {
+    fn from_ref(s: &AppState) -> DeskState {
+        DeskState {
+            auth: s.auth.clone(),
+            line_scope: s.line_scope.clone(),
+            pipeline: s.pipeline.clone(),
+            hub: s.channels.agent.clone(),
+            touch: Touchpoints::from_ref(s),
+        }
+    }
+}
+
 impl FromRef<AppState> for AdminState {
     fn from_ref(s: &AppState) -> AdminState {
         AdminState {
@@ -110,16 +147,27 @@ pub struct App {
 /// Every documented route, each registered once: `routes!` takes the method and path from the
 /// handler's `#[utoipa::path]`, so what is served and what is documented come from one place.
 /// Each part still needs its own state.
-fn api_parts() -> (
-    OpenApiRouter<AdminState>,
-    OpenApiRouter<CrmState>,
-    OpenApiRouter<AppState>,
-) {
-    (
-        crate::auth::admin::router(),
-        crate::crm::router().merge(crate::crm::tmf_router()),
-        crate::offers::router().merge(crate::ops::router()),
-    )
+struct ApiParts {
+    admin: OpenApiRouter<AdminState>,
+    crm: OpenApiRouter<CrmState>,
+    engine: OpenApiRouter<AppState>,
+    portal_sessions: OpenApiRouter<PortalState>,
+    /// Called from customers' browsers on the portal's origin: CORS applies to these alone.
+    portal_customer: OpenApiRouter<PortalState>,
+    desk: OpenApiRouter<DeskState>,
+    web: OpenApiRouter<()>,
+}
+
+fn api_parts() -> ApiParts {
+    ApiParts {
+        admin: crate::auth::admin::router(),
+        crm: crate::crm::router().merge(crate::crm::tmf_router()),
+        engine: crate::offers::router().merge(crate::ops::router()),
+        portal_sessions: crate::portal::sessions_router(),
+        portal_customer: crate::portal::customer_router(),
+        desk: crate::desk::router(),
+        web: crate::web::router(),
+    }
 }
 
 /// The API document: the frame, the routes' own operations and ingest's.
@@ -133,19 +181,37 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 /// The document served at `GET /api/v1/openapi.json`, without starting anything.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (admin, crm, engine) = api_parts();
-    let mut doc = admin.into_openapi();
-    doc.merge(crm.into_openapi());
-    doc.merge(engine.into_openapi());
+    let p = api_parts();
+    let mut doc = p.admin.into_openapi();
+    for part in [
+        p.crm.into_openapi(),
+        p.engine.into_openapi(),
+        p.portal_sessions.into_openapi(),
+        p.portal_customer.into_openapi(),
+        p.desk.into_openapi(),
+        p.web.into_openapi(),
+    ] {
+        doc.merge(part);
+    }
     complete(doc)
 }
 
 pub fn router(state: AppState) -> Router {
-    let (admin, crm, engine) = api_parts();
+    let p = api_parts();
+    // Checked at start (`App::start`); an origin that does not parse opens nothing here.
+    let cors = crate::portal::cors(&state.config.channels.portal.origins).unwrap_or_else(|e| {
+        tracing::error!("{e}");
+        tower_http::cors::CorsLayer::new()
+    });
+    let portal = PortalState::from_ref(&state);
     let (api, doc) = OpenApiRouter::new()
-        .merge(admin.with_state(AdminState::from_ref(&state)))
-        .merge(crm.with_state(CrmState::from_ref(&state)))
-        .merge(engine)
+        .merge(p.admin.with_state(AdminState::from_ref(&state)))
+        .merge(p.crm.with_state(CrmState::from_ref(&state)))
+        .merge(p.engine)
+        .merge(p.portal_sessions.with_state(portal.clone()))
+        .merge(p.portal_customer.layer(cors).with_state(portal))
+        .merge(p.desk.with_state(DeskState::from_ref(&state)))
+        .merge(p.web.with_state(()))
         .split_for_parts();
     // Built from the routers actually served, once at start.
     let doc = Arc::new(complete(doc));
@@ -206,6 +272,11 @@ pub async fn build_pipeline(
         // Instances share Redis: a portal session sees offers decided on any of them.
         registry
             .portal
+            .relay_over_redis(&config.state.redis_url, &config.state.redis_prefix)
+            .await?;
+        // And an agent desk sees offers for its open customer from any of them.
+        registry
+            .agent
             .relay_over_redis(&config.state.redis_url, &config.state.redis_prefix)
             .await?;
     }
@@ -280,6 +351,12 @@ impl App {
         // and the callback verifies them with the same key.
         config.channels.sms.dlr_secret =
             crate::channels::sms::dlr::secret(&db, &config.channels.sms.dlr_secret).await?;
+        // Every instance signs and checks portal sessions with the same key.
+        config.channels.portal.token_secret =
+            crate::portal::token::secret(&db, &config.channels.portal.token_secret).await?;
+        crate::portal::cors(&config.channels.portal.origins)
+            .map(drop)
+            .map_err(anyhow::Error::msg)?;
         if let Some(key) = crate::auth::db::bootstrap(&db, &config.auth.bootstrap_admin_key).await?
         {
             // Printed once, on purpose to stdout: the operator needs it to create real users.
@@ -425,6 +502,14 @@ mod tests {
             "/api/v1/segments/{id}/preview",
             "/api/v1/campaigns/{id}/launch",
             "/api/v1/stats/offers",
+            "/api/v1/portal/sessions",
+            "/api/v1/portal/stream",
+            "/api/v1/portal/offers/{id}/{action}",
+            "/api/v1/portal/touchpoints",
+            "/api/v1/agent/visits",
+            "/api/v1/agent/subscribers/{msisdn}/stream",
+            "/portal.js",
+            "/agent/",
             "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
             "/tmf-api/communicationManagement/v4/communicationMessage/{id}",
             "/tmf-api/recommendationManagement/v4/hub/{id}",
@@ -494,6 +579,7 @@ mod tests {
             &mut files,
         );
         let mut problems = Vec::new();
+        // Operations the annotations declare: one per method, so `method(get, post)` is two.
         let mut annotated = 0;
         for (file, text) in &files {
             for (i, _) in text.match_indices(".route(") {
@@ -515,7 +601,6 @@ mod tests {
             let mut rest = text.as_str();
             while let Some(i) = rest.find("#[utoipa::path(") {
                 rest = &rest[i + "#[utoipa::path(".len()..];
-                annotated += 1;
                 let head: String = rest.chars().take(300).collect();
                 let methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]
                     .into_iter()
@@ -526,6 +611,7 @@ mod tests {
                             || head.contains(&format!(" {m},"))
                     })
                     .collect();
+                annotated += methods.len();
                 let path = head
                     .split("path = \"")
                     .nth(1)
@@ -550,7 +636,6 @@ mod tests {
                     .count()
             })
             .sum();
-        // `sms_dlr` and `sms_mo::incoming` answer GET and POST under one annotation each.
-        assert_eq!(operations, annotated + 2, "operations in the document");
+        assert_eq!(operations, annotated, "operations in the document");
     }
 }

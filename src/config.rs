@@ -325,6 +325,7 @@ pub struct ChannelsConfig {
     /// Channels enabled; the built-ins are `sms`, `portal`, `agent`, `log`.
     pub enabled: Vec<String>,
     pub sms: SmsConfig,
+    pub portal: PortalConfig,
     /// Messages per second per channel at most (governor); 0 = unlimited.
     pub max_per_second: u32,
     /// How often the outbox is swept for queued offers nobody is delivering.
@@ -444,12 +445,37 @@ impl Default for SmsConfig {
     }
 }
 
+/// The customer portal: the sessions its backend mints and the pages allowed to call in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Web origins (`https://my.operator.example`) whose pages may call the portal routes
+    /// from the browser (CORS). Empty: only pages served by Kairos itself.
+    pub origins: Vec<String>,
+    /// How long a minted portal session token is valid, in minutes.
+    pub session_minutes: u64,
+    /// Key that signs portal session tokens. Empty: one is generated at first start and kept
+    /// in the database, so restarts and other instances share it.
+    pub token_secret: String,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            origins: Vec::new(),
+            session_minutes: 30,
+            token_secret: String::new(),
+        }
+    }
+}
+
 impl Default for ChannelsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("channels"),
             enabled: vec!["sms".into(), "portal".into(), "agent".into()],
             sms: SmsConfig::default(),
+            portal: PortalConfig::default(),
             max_per_second: 0,
             outbox_sweep_secs: 5,
             claim_secs: 60,
@@ -586,6 +612,26 @@ mod tests {
             assert_eq!(c.crm.churn_threshold, 0.7);
             jail.create_file("k.toml", "[crm]\nreminder_interval = 60\n")?;
             assert!(Config::load(Some(std::path::Path::new("k.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_portal_section_has_defaults_and_reads_origins() {
+        let d = Config::default().channels.portal;
+        assert!(
+            d.origins.is_empty(),
+            "no foreign page is trusted by default"
+        );
+        assert_eq!(d.session_minutes, 30);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "k.toml",
+                "[channels.portal]\norigins = [\"https://my.example\"]\nsession_minutes = 5\n",
+            )?;
+            let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
+            assert_eq!(c.channels.portal.origins, vec!["https://my.example"]);
+            assert_eq!(c.channels.portal.session_minutes, 5);
             Ok(())
         });
     }

@@ -11,7 +11,8 @@ const ENGINE: &[&str] = &[
 ];
 /// What sits above the engine and must stay invisible to it.
 const ABOVE_ENGINE: &[&str] = &[
-    "crm", "auth", "http", "app", "offers", "ops", "ingest", "audit", "crud", "cli",
+    "crm", "auth", "http", "app", "offers", "ops", "ingest", "audit", "crud", "cli", "portal",
+    "desk", "web", "touch",
 ];
 
 /// `(importing module, modules it may not import)`.
@@ -40,7 +41,9 @@ fn forbidden(module: &str) -> Vec<&'static str> {
         // The entity recipe sits on the HTTP kit and the audit trail, below the features.
         "crud" => vec!["crm", "auth", "app", "offers", "ops", "ingest", "cli"],
         "auth" => vec!["crm", "app", "offers", "ops", "ingest", "cli"],
-        "crm" | "offers" | "ops" | "ingest" => vec!["app", "cli"],
+        "crm" | "offers" | "ops" | "ingest" | "portal" | "desk" | "web" | "touch" => {
+            vec!["app", "cli"]
+        }
         _ => Vec::new(),
     }
 }

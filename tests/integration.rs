@@ -5,8 +5,10 @@ mod common;
 mod engine_support;
 mod real_engine;
 
+mod agent_desk;
 mod architecture;
 mod auth_throttle;
+mod browser;
 mod crash;
 mod crm_agreements;
 mod crm_auth;
@@ -27,6 +29,7 @@ mod engine_http;
 mod group_sms;
 mod kafka;
 mod outages;
+mod portal;
 mod replay_cli;
 mod route_scope;
 mod rules_docs;

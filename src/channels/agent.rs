@@ -1,23 +1,39 @@
-//! Agent desktop: offers wait in the recommendation store; the agent's page asks for the
-//! ranked next-best offers of the customer in front of them and answers accept / decline.
+//! Agent desktop: offers wait in the recommendation store and are pushed live to the desks
+//! that have the customer open (`crate::desk`). Sending only makes an offer available: it is
+//! `sent` until an agent's page has shown it, which marks it `delivered`.
 
-use crate::ports::{Recommendation, Status};
-
+use super::live::LiveHub;
 use super::{Channel, ChannelError, Delivery};
+use crate::ports::Recommendation;
 
-pub struct AgentDesk;
+#[derive(Clone)]
+pub struct AgentDesk(LiveHub);
+
+impl Default for AgentDesk {
+    fn default() -> Self {
+        AgentDesk(LiveHub::new("agent"))
+    }
+}
+
+impl std::ops::Deref for AgentDesk {
+    type Target = LiveHub;
+    fn deref(&self) -> &LiveHub {
+        &self.0
+    }
+}
 
 #[async_trait::async_trait]
 impl Channel for AgentDesk {
     fn name(&self) -> &str {
         "agent"
     }
-    async fn send(&self, _rec: &Recommendation) -> Result<Delivery, ChannelError> {
-        // Nothing to push: the desktop reads the store. The offer is now available to agents.
-        Ok(Delivery {
-            status: Status::Delivered,
-            reason: None,
-            provider_id: None,
-        })
+    async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
+        // The live push is a courtesy: the offer is already in the store, where a desk opening
+        // the customer finds it. A relay outage (Redis away) must not hold delivery back.
+        if let Err(e) = self.0.publish(rec).await {
+            tracing::warn!(offer = %rec.id, "agent desk: live push failed, offer waits in the store: {e}");
+        }
+        // Nobody has seen it yet: `delivered` comes from the desk that shows it.
+        Ok(Delivery::sent())
     }
 }

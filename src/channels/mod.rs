@@ -3,6 +3,7 @@
 pub mod agent;
 mod dispatch;
 pub mod kafka;
+pub mod live;
 pub mod portal;
 pub mod replies;
 pub mod sms;
@@ -131,6 +132,7 @@ type ReceiptQueue = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedRece
 pub struct Registry {
     channels: HashMap<String, Arc<dyn Channel>>,
     pub portal: portal::PortalHub,
+    pub agent: agent::AgentDesk,
     pub sms_outbox: Option<Arc<sms::Outbox>>,
     /// Handed to channels that hear back from their provider later.
     pub receipts: Receipts,
@@ -143,6 +145,7 @@ impl Default for Registry {
         Registry {
             channels: HashMap::new(),
             portal: portal::PortalHub::default(),
+            agent: agent::AgentDesk::default(),
             sms_outbox: None,
             receipts,
             receipt_queue: Arc::new(std::sync::Mutex::new(Some(rx))),
@@ -167,7 +170,7 @@ impl Registry {
                     reg.add(Arc::new(adapter));
                 }
                 "portal" => reg.add(Arc::new(reg.portal.clone())),
-                "agent" => reg.add(Arc::new(agent::AgentDesk)),
+                "agent" => reg.add(Arc::new(reg.agent.clone())),
                 // Needs the instance's Kafka producer: added by the app once it has one.
                 "kafka" => {}
                 other => {

@@ -1,0 +1,43 @@
+// Shared by the browser scenarios: start Chromium, report steps on stdout for the Rust side
+// (one `WORD value` per line), and fail loudly with the reason.
+import { chromium } from 'playwright-core';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CHROMIUM = process.env.KAIROS_CHROMIUM || '/usr/bin/chromium';
+
+export function say(word, value = '') {
+  process.stdout.write(`${word} ${value}\n`);
+}
+
+export async function withBrowser(name, body) {
+  if (!existsSync(CHROMIUM)) {
+    console.error(`Chromium not found at ${CHROMIUM}: run scripts/services.sh`);
+    process.exit(2);
+  }
+  // In containers Chromium runs as root, where its sandbox cannot start.
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page.setDefaultTimeout(15000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const shots = process.env.KAIROS_BROWSER_SCREENSHOTS;
+  const shot = async (label) => {
+    if (!shots) return;
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, `${name}-${label}.png`) });
+  };
+  try {
+    await body(page, shot);
+    if (errors.length) throw new Error(`errors on the page:\n${errors.join('\n')}`);
+    say('DONE');
+  } catch (e) {
+    await shot('failure').catch(() => {});
+    console.error(`${name}: ${e.stack || e}`);
+    if (errors.length) console.error(`page errors:\n${errors.join('\n')}`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
