@@ -349,8 +349,23 @@ impl Lane {
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
         let mut pause = QUICK_PAUSE;
         let mut tries = 1;
+        // A send must end within the claim: past it another deliverer may take the offer.
+        let limit = self.settings.claim_for.mul_f64(0.75);
         loop {
-            match self.channel.send(rec).await {
+            let outcome = match tokio::time::timeout(limit, self.channel.send(rec)).await {
+                Ok(outcome) => outcome,
+                // A provider that hangs holds up its lane; one that cannot tell repeats may
+                // have the message, so it is not sent again blindly.
+                Err(_) if !self.channel.idempotent() => Ok(Delivery {
+                    status: Status::Unknown,
+                    reason: Some("send_timeout".into()),
+                    provider_id: None,
+                }),
+                Err(_) => Err(ChannelError::Transient(format!(
+                    "no answer within {limit:?}"
+                ))),
+            };
+            match outcome {
                 Err(ChannelError::Transient(e)) if tries < QUICK_TRIES => {
                     tracing::debug!(rec = %rec.id, channel = %rec.channel, tries, "send failed, retrying at once: {e}");
                     let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.5));
