@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 use crate::event::Msisdn;
@@ -65,28 +64,9 @@ pub fn verify(secret: &str, token: &str, now: DateTime<Utc>) -> Result<Msisdn, T
     Msisdn::parse(m).map_err(|_| TokenError::Invalid)
 }
 
-/// The signing key: the configured one, else the one stored in the database, generated and
-/// stored on first use (an insert that loses a race with another instance keeps the winner's).
+/// The signing key (configured, else generated once into the database).
 pub async fn secret(db: &Db, configured: &str) -> Result<String, sqlx::Error> {
-    if !configured.is_empty() {
-        return Ok(configured.to_string());
-    }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    sqlx::query(
-        "INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(SECRET_NAME)
-    .bind(hex::encode(bytes))
-    .bind(crate::store::ts_text(Utc::now()))
-    .execute(&db.pool)
-    .await?;
-    let (value,): (String,) = sqlx::query_as("SELECT value FROM app_secrets WHERE name = $1")
-        .bind(SECRET_NAME)
-        .fetch_one(&db.pool)
-        .await?;
-    Ok(value)
+    crate::store::app_secret(db, SECRET_NAME, configured).await
 }
 
 #[cfg(test)]

@@ -92,3 +92,29 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
     }
     out
 }
+
+/// A signing key by name: the configured one, else the one in `app_secrets`, generated and
+/// stored on first use (an insert that loses a race with another instance keeps the winner's),
+/// so restarts and every instance share it.
+pub async fn app_secret(db: &Db, name: &str, configured: &str) -> Result<String, sqlx::Error> {
+    use rand::RngCore;
+    if !configured.is_empty() {
+        return Ok(configured.to_string());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    sqlx::query(
+        "INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(hex::encode(bytes))
+    .bind(ts_text(chrono::Utc::now()))
+    .execute(&db.pool)
+    .await?;
+    let (value,): (String,) = sqlx::query_as("SELECT value FROM app_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(value)
+}

@@ -4,7 +4,6 @@
 //! message; it opens nothing else, and ids (computable offline) are useless without it.
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 use crate::store::Db;
@@ -28,26 +27,27 @@ pub fn verify(secret: &str, id: &str, presented: &str) -> bool {
 /// The token of the incoming-SMS URL (`/api/v1/channels/sms/mo`): one per deployment, under
 /// its own domain so it is no message's delivery-report token.
 pub fn mo_token(secret: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    m.update(b"sms-mo\0");
-    hex::encode(m.finalize().into_bytes())
+    hex::encode(keyed(secret, b"sms-mo\0").finalize().into_bytes())
 }
 
 /// True when `presented` is the incoming-SMS token; compared in constant time.
 pub fn verify_mo(secret: &str, presented: &str) -> bool {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    m.update(b"sms-mo\0");
     match hex::decode(presented) {
-        Ok(bytes) => m.verify_slice(&bytes).is_ok(),
+        Ok(bytes) => keyed(secret, b"sms-mo\0").verify_slice(&bytes).is_ok(),
         Err(_) => false,
     }
 }
 
 fn mac(secret: &str, id: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     // Domain-separated, so the key could sign other things later without tokens colliding.
-    m.update(b"sms-dlr\0");
+    let mut m = keyed(secret, b"sms-dlr\0");
     m.update(id.as_bytes());
+    m
+}
+
+fn keyed(secret: &str, domain: &[u8]) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    m.update(domain);
     m
 }
 
@@ -67,28 +67,9 @@ pub fn url(template: &str, secret: &str, id: &str) -> String {
     }
 }
 
-/// The signing key: the configured one, else the one stored in the database, generated and
-/// stored on first use (an insert that loses a race with another instance keeps the winner's).
+/// The signing key (configured, else generated once into the database).
 pub async fn secret(db: &Db, configured: &str) -> Result<String, sqlx::Error> {
-    if !configured.is_empty() {
-        return Ok(configured.to_string());
-    }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    sqlx::query(
-        "INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(SECRET_NAME)
-    .bind(hex::encode(bytes))
-    .bind(crate::store::ts_text(chrono::Utc::now()))
-    .execute(&db.pool)
-    .await?;
-    let (value,): (String,) = sqlx::query_as("SELECT value FROM app_secrets WHERE name = $1")
-        .bind(SECRET_NAME)
-        .fetch_one(&db.pool)
-        .await?;
-    Ok(value)
+    crate::store::app_secret(db, SECRET_NAME, configured).await
 }
 
 #[cfg(test)]
