@@ -42,6 +42,7 @@ fn rec(batch: u64, i: u64) -> Recommendation {
         request_id: None,
         decided_at: now,
         expires_at: now + chrono::Duration::days(1),
+        not_before: None,
         status: Status::Queued,
         reason: None,
     }

@@ -145,6 +145,10 @@ pub struct Recommendation {
     pub decided_at: DateTime<FixedOffset>,
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: DateTime<FixedOffset>,
+    /// A `deferred` offer goes out from this time on (the end of the quiet hours it fell in).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_before: Option<DateTime<FixedOffset>>,
     pub status: Status,
     pub reason: Option<String>,
 }
@@ -166,6 +170,10 @@ pub struct OfferRequest {
     pub valid_for_secs: i64,
     /// Decision time (event time for the caps); now for live requests.
     pub at: DateTime<FixedOffset>,
+    /// Share held out as the campaign's control group (basis points); `None` takes the
+    /// contact policy's.
+    #[serde(default)]
+    pub control_bp: Option<u32>,
 }
 
 /// The engine's offers, for the 360 view, TMF680, agents and campaigns.

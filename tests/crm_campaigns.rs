@@ -243,7 +243,7 @@ async fn campaign_lifecycle_needs_a_second_person_to_approve() {
         let base = json!({"name": "Bad", "segment_id": sid, "offer_code": "DATA10", "message": "m",
             "channels": ["sms"], "start_at": start, "end_at": end});
         for (patch, field) in [
-            (json!({"control_pct": 10}), "control_pct"),
+            (json!({"control_pct": 60}), "control_pct"),
             (json!({"channels": ["fax"]}), "channels[0]"),
             (json!({"end_at": start}), "end_at"),
             (json!({"segment_id": "nope"}), "segment_id"),

@@ -182,6 +182,7 @@ fn winback(msisdn: &str, trigger: &str) -> kairos::ports::Recommendation {
         request_id: None,
         decided_at: at,
         expires_at: at,
+        not_before: None,
         status: kairos::ports::Status::Queued,
         reason: None,
     }

@@ -31,6 +31,7 @@ fn rec(
         request_id: None,
         decided_at,
         expires_at: decided_at + chrono::Duration::days(7),
+        not_before: None,
         status,
         reason: (status == Status::Suppressed).then(|| "opt_out".to_string()),
     }

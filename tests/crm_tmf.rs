@@ -54,6 +54,7 @@ fn offer(
         request_id: None,
         decided_at: now,
         expires_at: now + chrono::Duration::days(valid_days),
+        not_before: None,
         status,
         reason: None,
     }

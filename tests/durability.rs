@@ -199,6 +199,7 @@ fn rec(id: &str, msisdn: &str, expires_in_secs: i64) -> kairos::ports::Recommend
         request_id: None,
         decided_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::seconds(expires_in_secs),
+        not_before: None,
         status: kairos::ports::Status::Queued,
         reason: None,
     }

@@ -225,6 +225,7 @@ fn engine_offer(id: &str, msisdn: &str, code: &str) -> Recommendation {
         request_id: None,
         decided_at: now,
         expires_at: now + chrono::Duration::days(2),
+        not_before: None,
         status: Status::Queued,
         reason: None,
     }

@@ -204,13 +204,39 @@ async fn console(pipeline: crate::pipeline::Pipeline) {
 fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
     let templates = config.channels.templates_dir();
-    match crate::rules::load_all(
+    let loaded = crate::rules::load_all(
         &dir,
         &templates,
         crate::rules::templates::Offers::MustBeOffered,
         &config.engine.limits,
         &config.channels.enabled,
-    ) {
+    );
+    // The contact policy beside the rules is checked with them.
+    let policy = crate::decision::contact::load(&dir, &config.channels.enabled);
+    let loaded = match (loaded, policy) {
+        (Ok(set), Ok(p)) => {
+            println!(
+                "contact policy OK in {}: {} cap(s), quiet hours {}, control group {}%",
+                dir.join(crate::decision::contact::FILE).display(),
+                p.caps.len(),
+                p.quiet.as_ref().map_or("off".to_string(), |q| format!(
+                    "{}-{} on {}",
+                    q.from.format("%H:%M"),
+                    q.to.format("%H:%M"),
+                    q.channels.join(",")
+                )),
+                f64::from(p.holdout_bp) / 100.0
+            );
+            Ok(set)
+        }
+        (Ok(_), Err(e)) => Err(crate::rules::RuleErrors(vec![e])),
+        (Err(mut errs), Err(e)) => {
+            errs.0.push(e);
+            Err(errs)
+        }
+        (Err(errs), Ok(_)) => Err(errs),
+    };
+    match loaded {
         Ok(set) => {
             let tests: usize = set.rules.iter().map(|r| r.tests.len()).sum();
             println!(

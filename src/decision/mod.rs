@@ -1,6 +1,9 @@
 //! Between a rule match and a channel: contact policy and arbitration. Every decision,
 //! sent or not, becomes a recommendation with a status and a reason code.
 
+pub mod contact;
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod tests;
 
@@ -11,8 +14,10 @@ use uuid::Uuid;
 
 use crate::event::Msisdn;
 use crate::ports::{Profile, Recommendation, Status};
-use crate::rules::{Category, LocalTime, Rule};
-use crate::state::{id_hash_parts, SubscriberState};
+use crate::rules::{Category, Rule};
+use crate::state::{id_hash_parts, Contact, SubscriberState};
+
+pub use contact::ContactPolicy;
 
 /// A rule match, before decisioning.
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub struct Proposal {
     pub validity_secs: i64,
     pub cooldown_secs: i64,
     pub category: Category,
+    /// The rule's or campaign's own control-group share (basis points), over the policy's.
+    pub control_bp: Option<u32>,
 }
 
 impl From<Candidate> for Proposal {
@@ -50,6 +57,7 @@ impl From<Candidate> for Proposal {
             validity_secs: m.validity_secs,
             cooldown_secs: m.cooldown_secs,
             category: m.category,
+            control_bp: m.control_bp,
         }
     }
 }
@@ -64,7 +72,8 @@ pub enum Trigger {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub daily_cap: u32,
+    /// Caps, quiet hours and the control group (`rules/policy.toml` and `engine.daily_cap`).
+    pub contact: ContactPolicy,
     pub complaint_hold_secs: i64,
     pub max_offers_per_event: usize,
     pub channels: Vec<String>,
@@ -80,8 +89,20 @@ pub struct Policy {
 
 impl Policy {
     pub fn from_config(c: &crate::config::Config) -> Result<Self, String> {
+        let mut contact =
+            contact::load(&c.engine.rules_dir, &c.channels.enabled).map_err(|e| e.to_string())?;
+        // The configured daily cap is one more cap, across channels.
+        contact.caps.insert(
+            0,
+            contact::Cap::new(
+                "engine.daily_cap",
+                &[],
+                c.engine.daily_cap,
+                contact::Per::Day,
+            ),
+        );
         Ok(Policy {
-            daily_cap: c.engine.daily_cap,
+            contact,
             complaint_hold_secs: crate::state::parse_duration_secs(&c.engine.complaint_hold)
                 .map_err(|e| format!("engine.complaint_hold: {e}"))?,
             max_offers_per_event: c.engine.max_offers_per_event.max(1),
@@ -139,6 +160,12 @@ fn cooldown_key(rule_id: &str, offer_code: &str) -> u32 {
 
 impl Policy {
     /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
+    ///
+    /// Stages, in order, each naming its reason when it stops an offer: eligibility
+    /// (`expired_on_arrival`, `complaint_hold`), applicability (`channel_unavailable`,
+    /// `opt_out`), suitability (`cooldown`, `quiet_hours`, `frequency_cap`), then ranking
+    /// (`lost_arbitration`) and the control group (`control_group`). An offer that passes
+    /// is `queued`, or `deferred` to the end of the quiet hours it fell in.
     pub fn decide(
         &self,
         mut proposals: Vec<Proposal>,
@@ -155,12 +182,9 @@ impl Policy {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         let now = at.timestamp();
-        let day = LocalTime::of(now, &profile.timezone, self.default_tz).day;
-        if st.sent_day != day {
-            st.sent_day = day;
-            st.sent_today = 0;
-        }
+        let tz = self.zone_of(profile);
         st.cooldowns.retain(|(_, until)| *until > now);
+        st.forget_contacts_before(st.watermark.max(now) - self.contact.horizon_secs());
         let wall = if self.expire_on_arrival {
             chrono::Utc::now().timestamp()
         } else {
@@ -175,19 +199,58 @@ impl Policy {
                 .iter()
                 .filter(|c| self.channels.contains(c))
                 .collect();
-            let open = usable.iter().find(|c| !opted_out(c)).copied();
-            let channel = open
-                .or(usable.first().copied())
-                .or(p.channels.first())
-                .cloned()
-                .unwrap_or_default();
+            let open: Vec<&String> = usable.iter().copied().filter(|c| !opted_out(c)).collect();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
             let marketing = p.category != Category::Service;
-            let reason = if now + p.validity_secs <= wall {
+            let expires = now + p.validity_secs;
+            // The channel: the first open one whose caps and quiet hours let it go out in
+            // time, else the first open one (which then names why not).
+            let timed = |c: &String| {
+                let send_at = match marketing {
+                    true => self.contact.quiet_until(c, now, tz),
+                    false => None,
+                };
+                let when = send_at.unwrap_or(now);
+                let reason = if when >= expires {
+                    Some("quiet_hours")
+                } else if marketing
+                    && self
+                        .contact
+                        .cap_reached(&st.contacts, c, when, tz)
+                        .is_some()
+                {
+                    Some("frequency_cap")
+                } else {
+                    None
+                };
+                (send_at, reason)
+            };
+            let fit = open
+                .iter()
+                .map(|c| (*c, timed(c)))
+                .find(|(_, (_, r))| r.is_none());
+            let (channel, send_at, policy_reason) = match (fit, open.first()) {
+                (Some((c, (send_at, _))), _) => (c.clone(), send_at, None),
+                (None, Some(c)) => {
+                    let (send_at, r) = timed(c);
+                    ((*c).clone(), send_at, r)
+                }
+                (None, None) => (
+                    usable
+                        .first()
+                        .copied()
+                        .or(p.channels.first())
+                        .cloned()
+                        .unwrap_or_default(),
+                    None,
+                    None,
+                ),
+            };
+            let reason = if expires <= wall {
                 Some("expired_on_arrival")
             } else if usable.is_empty() {
                 Some("channel_unavailable")
-            } else if open.is_none() {
+            } else if open.is_empty() {
                 Some("opt_out")
             } else if st
                 .cooldowns
@@ -200,27 +263,35 @@ impl Policy {
                 && now - st.last_complaint < self.complaint_hold_secs
             {
                 Some("complaint_hold")
-            } else if marketing && u32::from(st.sent_today) >= self.daily_cap {
-                Some("frequency_cap")
+            } else if policy_reason.is_some() {
+                policy_reason
             } else if winners >= self.max_offers_per_event {
                 Some("lost_arbitration")
+            } else if self.in_control(&p, msisdn) {
+                Some("control_group")
             } else {
                 None
             };
-            if reason.is_none() {
+            if reason.is_none() || reason == Some("control_group") {
+                // The control group is treated as if sent in all but the sending: it takes
+                // the arbitration slot and the cooldown, so it does not get the runner-up.
                 winners += 1;
-                if marketing {
-                    st.sent_today = st.sent_today.saturating_add(1);
-                }
                 if p.cooldown_secs > 0 {
                     st.cooldowns.push((key, now + p.cooldown_secs));
                 }
+            }
+            if reason.is_none() && marketing {
+                st.log_contact(Contact::new(
+                    send_at.unwrap_or(now),
+                    contact::channel_key(&channel),
+                ));
             }
             let (trigger_event_id, campaign_id, request_id) = match trigger {
                 Trigger::Event(id) => (Some(id.clone()), None, None),
                 Trigger::Campaign(id) => (None, Some(id.clone()), None),
                 Trigger::Request(id) => (None, None, Some(id.clone())),
             };
+            let deferred = reason.is_none() && send_at.is_some();
             out.push(Recommendation {
                 id: recommendation_id(&p.rule_id, msisdn, trigger, &channel),
                 msisdn,
@@ -234,14 +305,38 @@ impl Policy {
                 request_id,
                 decided_at: at,
                 expires_at: at + Duration::seconds(p.validity_secs),
+                not_before: send_at
+                    .filter(|_| deferred)
+                    .and_then(|t| DateTime::from_timestamp(t, 0))
+                    .map(|t| t.with_timezone(at.offset())),
                 status: match reason {
                     Some("expired_on_arrival") => Status::Expired,
                     Some(_) => Status::Suppressed,
+                    None if deferred => Status::Deferred,
                     None => self.go_status,
                 },
-                reason: reason.map(str::to_string),
+                reason: match (reason, deferred) {
+                    (None, true) => Some("quiet_hours".to_string()),
+                    _ => reason.map(str::to_string),
+                },
             });
         }
         out
+    }
+
+    fn zone_of(&self, profile: &Profile) -> chrono_tz::Tz {
+        if profile.timezone == self.default_tz.name() {
+            self.default_tz
+        } else {
+            profile.timezone.parse().unwrap_or(self.default_tz)
+        }
+    }
+
+    /// Deterministic holdout: the same (rule, subscriber) is always in or always out.
+    fn in_control(&self, p: &Proposal, msisdn: Msisdn) -> bool {
+        let bp = p.control_bp.unwrap_or(self.contact.holdout_bp);
+        p.category != Category::Service
+            && bp > 0
+            && contact::draw_bp(&[&p.rule_id, "|", msisdn.digits().as_str()]) < bp
     }
 }

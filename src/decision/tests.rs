@@ -18,6 +18,7 @@ fn p(rule: &str, score: f64, channels: &[&str], category: Category) -> Proposal 
         validity_secs: 86400,
         cooldown_secs: 3600,
         category,
+        control_bp: None,
     }
 }
 

@@ -207,6 +207,7 @@ impl Shard {
             validity_secs: req.valid_for_secs,
             cooldown_secs: 0,
             category: Category::Sales,
+            control_bp: req.control_bp,
         };
         policy.decide(
             vec![proposal],

@@ -64,13 +64,13 @@ impl RecStore {
         conn: &mut sqlx::AnyConnection,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        const COLS: usize = 16;
+        const COLS: usize = 17;
         let mut fresh_ids = std::collections::HashSet::new();
         let base = seq_now();
         for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
-                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq) VALUES {} \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 crate::store::placeholders(chunk.len(), COLS)
             );
@@ -93,7 +93,9 @@ impl RecStore {
                     .bind(r.status.as_str())
                     .bind(r.reason.clone())
                     .bind(body)
-                    .bind(base + (n * ROWS_PER_INSERT + i) as i64);
+                    .bind(base + (n * ROWS_PER_INSERT + i) as i64)
+                    // A deferred offer is due at the end of its quiet hours.
+                    .bind(r.not_before.map(|t| t.timestamp_millis()));
             }
             fresh_ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }
@@ -104,8 +106,9 @@ impl RecStore {
             .collect())
     }
 
-    /// Queued offers on `channel` that are due for delivery, oldest first: nobody holds a
-    /// claim on them and their next attempt (after a transient failure) is not in the future.
+    /// Queued and deferred offers on `channel` that are due for delivery, oldest first:
+    /// nobody holds a claim on them and their next attempt (after a transient failure, or
+    /// the end of the quiet hours) is not in the future.
     /// Each comes with whether an earlier send was interrupted: a claim that lapsed without
     /// an outcome means a deliverer died mid-send, and the message may already be out.
     pub async fn due(
@@ -115,7 +118,7 @@ impl RecStore {
         limit: i64,
     ) -> Result<Vec<(Recommendation, bool)>, sqlx::Error> {
         let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT body, claimed_until FROM recommendations WHERE status = 'queued' AND channel = $1 \
+            "SELECT body, claimed_until FROM recommendations WHERE status IN ('queued', 'deferred') AND channel = $1 \
              AND (claimed_until IS NULL OR claimed_until < $2) \
              AND (next_attempt_at IS NULL OR next_attempt_at <= $2) ORDER BY seq LIMIT $3",
         )
@@ -130,8 +133,8 @@ impl RecStore {
             .collect())
     }
 
-    /// Takes the right to deliver a queued recommendation until `until_ms`, counting the
-    /// attempt before anything is sent. `None` when it is no longer queued or another
+    /// Takes the right to deliver a queued (or due deferred) recommendation until `until_ms`,
+    /// counting the attempt before anything is sent; a deferred one becomes queued. `None` when it is no longer queued or another
     /// deliverer holds an unexpired claim: then it is not sent. Otherwise the attempt number.
     pub async fn claim(
         &self,
@@ -140,8 +143,9 @@ impl RecStore {
         until_ms: i64,
     ) -> Result<Option<u32>, sqlx::Error> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1 \
-             WHERE id = $2 AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
+            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1, status = 'queued' \
+             WHERE id = $2 AND (claimed_until IS NULL OR claimed_until < $3) \
+             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= $3)) \
              RETURNING attempts",
         )
         .bind(until_ms)
@@ -164,6 +168,7 @@ impl RecStore {
             return Ok(());
         };
         r.reason = Some(reason.to_string());
+        r.status = Status::Queued;
         let body = serde_json::to_string(&r).expect("recommendations serialize");
         sqlx::query(
             "UPDATE recommendations SET claimed_until = NULL, next_attempt_at = $1, reason = $2, body = $3 \

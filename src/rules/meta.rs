@@ -54,6 +54,9 @@ pub struct RuleMeta {
     pub offer_code: String,
     pub validity_secs: i64,
     pub cooldown_secs: i64,
+    /// Share of matches held out as this rule's control group, in basis points; `None`
+    /// takes the contact policy's.
+    pub control_bp: Option<u32>,
     pub active_from: Option<DateTime<FixedOffset>>,
     pub active_until: Option<DateTime<FixedOffset>>,
     /// Message templates by language (`en`, `zh`, ...).
@@ -166,6 +169,7 @@ pub const FIELDS: &[&str] = &[
     "offer",
     "message",
     "cooldown",
+    "control",
     "active",
     "audience",
     "when",
@@ -291,6 +295,13 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
         None => 0,
         Some(v) => parse_duration_secs(&v).map_err(|e| err("cooldown", e))?,
     };
+    let control_bp = match text(map, "control", false)? {
+        None => None,
+        Some(v) => Some(
+            crate::state::parse_share_bp(&v)
+                .map_err(|e| err("control", format!("control: {e}")))?,
+        ),
+    };
     let (mut active_from, mut active_until) = (None, None);
     if let Some(active) = submap(map, "active")? {
         if let Some(f) = text(&active, "from", false).map_err(|e| err("active", e.message))? {
@@ -352,6 +363,7 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
         offer_code,
         validity_secs,
         cooldown_secs,
+        control_bp,
         active_from,
         active_until,
         message,

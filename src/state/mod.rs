@@ -10,7 +10,10 @@ mod subscriber;
 mod tests;
 
 pub use spec::{
-    parse_duration_secs, split_filter, Agg, Calendar, Filter, Series, SeriesDef, StateSpec,
+    parse_duration_secs, parse_share_bp, split_filter, Agg, Calendar, Filter, Series, SeriesDef,
+    StateSpec,
 };
 pub use store::{RedisStateStore, SqlStateStore, StateStore, StateStoreError};
-pub use subscriber::{id_hash, id_hash_parts, LastData, SubscriberState, Val, MAX_SEEN_IDS};
+pub use subscriber::{
+    id_hash, id_hash_parts, Contact, LastData, SubscriberState, Val, MAX_CONTACTS, MAX_SEEN_IDS,
+};

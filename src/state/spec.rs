@@ -262,6 +262,22 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     Ok(secs)
 }
 
+/// Parses a share like `"5%"` or `"0.5%"` into basis points.
+pub fn parse_share_bp(s: &str) -> Result<u32, String> {
+    let n = s
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("{s:?} must be a percentage like \"5%\""))?;
+    let pct: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} must be a percentage like \"5%\""))?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("{s:?} must be between 0% and 100%"));
+    }
+    Ok((pct * 100.0).round() as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

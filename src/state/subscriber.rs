@@ -100,12 +100,37 @@ pub struct SubscriberState {
     pub seen_ids: ThinVec<(u32, u32)>,
     /// Event time (minutes) before which ids may have been forgotten ([`MAX_SEEN_IDS`]).
     pub seen_floor: u32,
-    /// Marketing messages sent on the local day `sent_day`.
-    pub sent_day: i32,
-    pub sent_today: u16,
+    /// Marketing contacts (sent or due to be sent) inside the contact policy's horizon,
+    /// oldest first: what caps count.
+    pub contacts: ThinVec<Contact>,
     /// Time of the last complaint (0 = never); sales offers are held back after one.
     pub last_complaint: i64,
 }
+
+/// One marketing contact: when it goes out (minutes since the epoch, event time) and on
+/// which channel (`decision::contact::channel_key`; 0 when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub minute: u32,
+    pub channel: u32,
+}
+
+impl Contact {
+    pub fn new(epoch_secs: i64, channel: u32) -> Contact {
+        Contact {
+            minute: minute(epoch_secs),
+            channel,
+        }
+    }
+
+    /// Epoch seconds.
+    pub fn at(&self) -> i64 {
+        i64::from(self.minute) * 60
+    }
+}
+
+/// Contacts remembered per subscriber at most; past it the oldest are forgotten.
+pub const MAX_CONTACTS: usize = 256;
 
 pub fn id_hash(id: &str) -> u64 {
     id_hash_parts(&[id])
@@ -461,6 +486,27 @@ impl SubscriberState {
             .unwrap_or(0)
     }
 
+    /// Logs a marketing contact, keeping the log in time order and bounded.
+    pub fn log_contact(&mut self, c: Contact) {
+        if self.contacts.len() >= MAX_CONTACTS {
+            self.contacts.remove(0);
+        }
+        let pos = self
+            .contacts
+            .iter()
+            .rposition(|x| x.minute <= c.minute)
+            .map_or(0, |p| p + 1);
+        self.contacts.insert(pos, c);
+    }
+
+    /// Forgets contacts before `keep_from` (epoch seconds): no cap looks that far back.
+    pub fn forget_contacts_before(&mut self, keep_from: i64) {
+        let keep = minute(keep_from);
+        if self.contacts.first().is_some_and(|c| c.minute < keep) {
+            self.contacts.retain(|c| c.minute >= keep);
+        }
+    }
+
     /// Drops series no rule reads any more (after a rule set change).
     pub fn retain_spec(&mut self, spec: &StateSpec) {
         let live: Vec<u32> = spec.defs.iter().map(|s| s.fp).collect();
@@ -491,10 +537,12 @@ impl SubscriberState {
             + thin(self.since.capacity(), size_of::<SinceData>())
             + thin(self.cooldowns.capacity(), 16)
             + thin(self.seen_ids.capacity(), 8)
+            + thin(self.contacts.capacity(), 8)
     }
 
     /// Encoded as `[ENCODING_MARK, version, bincode...]`. Version 1 (before the mark) was
     /// plain bincode; its first byte is a varint's, never 0xFF, so the two cannot be confused.
+    /// Version 2 counted marketing messages per local day instead of logging contacts.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![ENCODING_MARK, ENCODING_VERSION];
         bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
@@ -510,6 +558,11 @@ impl SubscriberState {
                     .map(|(s, _)| s)
                     .map_err(|e| e.to_string())
             }
+            [ENCODING_MARK, 2, rest @ ..] => {
+                bincode::serde::decode_from_slice::<v2::State, _>(rest, cfg)
+                    .map(|(s, _)| s.into())
+                    .map_err(|e| e.to_string())
+            }
             [ENCODING_MARK, v, ..] => Err(format!("unknown state encoding version {v}")),
             _ => bincode::serde::decode_from_slice::<v1::State, _>(b, cfg)
                 .map(|(s, _)| s.into())
@@ -519,7 +572,7 @@ impl SubscriberState {
 }
 
 const ENCODING_MARK: u8 = 0xFF;
-const ENCODING_VERSION: u8 = 2;
+const ENCODING_VERSION: u8 = 3;
 
 /// The first stored form, read so state saved by earlier versions still loads.
 mod v1 {
@@ -539,6 +592,7 @@ mod v1 {
         cooldowns: ThinVec<(u32, i64)>,
         /// Full 64-bit id hashes, no times.
         recent_ids: SmallVec<[u64; 8]>,
+        #[allow(dead_code)] // the day is implied by the watermark
         sent_day: i32,
         sent_today: u16,
         last_complaint: i64,
@@ -561,8 +615,54 @@ mod v1 {
                     .map(|h| (at, (h ^ (h >> 32)) as u32))
                     .collect(),
                 seen_floor: 0,
-                sent_day: s.sent_day,
-                sent_today: s.sent_today,
+                contacts: super::v2::day_count_as_contacts(s.watermark, s.sent_today),
+                last_complaint: s.last_complaint,
+            }
+        }
+    }
+}
+
+/// The second stored form: a count of the day's marketing messages instead of a log.
+mod v2 {
+    use serde::Deserialize;
+    use thin_vec::ThinVec;
+
+    use super::{CalendarData, Contact, LastData, SinceData, SubscriberState, WindowData};
+
+    #[derive(Deserialize)]
+    pub struct State {
+        watermark: i64,
+        windows: ThinVec<WindowData>,
+        calendars: ThinVec<CalendarData>,
+        lasts: ThinVec<LastData>,
+        since: ThinVec<SinceData>,
+        cooldowns: ThinVec<(u32, i64)>,
+        seen_ids: ThinVec<(u32, u32)>,
+        seen_floor: u32,
+        #[allow(dead_code)] // the day is implied by the watermark below
+        sent_day: i32,
+        sent_today: u16,
+        last_complaint: i64,
+    }
+
+    /// The day's count becomes that many contacts of unknown channel at the last event
+    /// time: they still count against caps across channels, never against a channel's own.
+    pub fn day_count_as_contacts(watermark: i64, sent: u16) -> ThinVec<Contact> {
+        (0..sent).map(|_| Contact::new(watermark, 0)).collect()
+    }
+
+    impl From<State> for SubscriberState {
+        fn from(s: State) -> Self {
+            SubscriberState {
+                watermark: s.watermark,
+                windows: s.windows,
+                calendars: s.calendars,
+                lasts: s.lasts,
+                since: s.since,
+                cooldowns: s.cooldowns,
+                seen_ids: s.seen_ids,
+                seen_floor: s.seen_floor,
+                contacts: day_count_as_contacts(s.watermark, s.sent_today),
                 last_complaint: s.last_complaint,
             }
         }

@@ -247,7 +247,11 @@ fn state_of_the_first_encoding_still_loads() {
     assert_eq!(st.watermark, 1_790_000_000);
     assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
     assert!(st.seen("a") && st.seen("b") && !st.seen("c"));
-    assert_eq!((st.sent_day, st.sent_today), (20_700, 1));
+    // The day's one message carries over as one contact of unknown channel.
+    assert_eq!(
+        st.contacts.as_slice(),
+        &[crate::state::Contact::new(1_790_000_000, 0)]
+    );
     // Saved again, it is the new encoding, and reads back the same.
     let again = st.to_bytes();
     assert_eq!(again[0], 0xFF);
@@ -256,6 +260,55 @@ fn state_of_the_first_encoding_still_loads() {
 
 const OLD_BLOB: &str =
     "fc007762d5000000000107fc001a65d502fd8cec01864cdc63affda5f101864cdf63affbb8a10100";
+
+#[test]
+fn state_of_the_second_encoding_still_loads() {
+    // Version 2 counted the day's marketing messages instead of logging contacts.
+    #[derive(serde::Serialize)]
+    struct V2 {
+        watermark: i64,
+        windows: Vec<()>,
+        calendars: Vec<()>,
+        lasts: Vec<()>,
+        since: Vec<()>,
+        cooldowns: Vec<(u32, i64)>,
+        seen_ids: Vec<(u32, u32)>,
+        seen_floor: u32,
+        sent_day: i32,
+        sent_today: u16,
+        last_complaint: i64,
+    }
+    let old = V2 {
+        watermark: 1_790_000_000,
+        windows: vec![],
+        calendars: vec![],
+        lasts: vec![],
+        since: vec![],
+        cooldowns: vec![(7, 1_790_086_400)],
+        seen_ids: vec![(29_833_333, 42)],
+        seen_floor: 3,
+        sent_day: 20_700,
+        sent_today: 2,
+        last_complaint: 5,
+    };
+    let mut bytes = vec![0xFF, 2];
+    bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
+    assert_eq!(hex::encode(&bytes), V2_BLOB);
+    let st = SubscriberState::from_bytes(&bytes).unwrap();
+    assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
+    assert_eq!(st.seen_ids.as_slice(), &[(29_833_333, 42)]);
+    assert_eq!((st.seen_floor, st.last_complaint), (3, 5));
+    assert_eq!(st.contacts.len(), 2);
+    assert!(st
+        .contacts
+        .iter()
+        .all(|c| c.channel == 0 && c.at() <= st.watermark));
+    let again = st.to_bytes();
+    assert_eq!(&again[..2], &[0xFF, 3]);
+    assert_eq!(SubscriberState::from_bytes(&again).unwrap(), st);
+}
+
+const V2_BLOB: &str = "ff02fc007762d5000000000107fc001a65d501fc7538c7012a03fbb8a1020a";
 
 #[test]
 fn state_round_trips_and_stays_small() {

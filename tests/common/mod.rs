@@ -419,6 +419,7 @@ pub fn sms_rec(id: &str, msisdn: &str) -> Recommendation {
         request_id: None,
         decided_at: now,
         expires_at: now + chrono::Duration::days(1),
+        not_before: None,
         // Already handed to the gateway, as any message a delivery report is about: a queued
         // one would be picked up and delivered by the outbox sweep meanwhile.
         status: Status::Sent,
@@ -475,6 +476,7 @@ pub fn offer(
         request_id: None,
         decided_at: at,
         expires_at: at + chrono::Duration::days(1),
+        not_before: None,
         status,
         reason: None,
     }

@@ -31,6 +31,7 @@ fn outbox_is_bounded_and_filterable() {
         request_id: None,
         decided_at: chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap(),
         expires_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T08:00:00+08:00").unwrap(),
+        not_before: None,
         status: crate::ports::Status::Queued,
         reason: None,
     };

@@ -197,6 +197,7 @@ pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<Remin
                         score: 1.0,
                         valid_for_secs: 7 * 86_400,
                         at: now.fixed_offset(),
+                        control_bp: None,
                     };
                     // The notice is already committed: a failed SMS is logged, not retried.
                     match st.offers.propose(vec![req]).await {

@@ -151,10 +151,10 @@ fn validate(c: &Campaign) -> Result<(), ApiError> {
     if end <= start {
         return Err(ApiError::field("end_at", "must be after start_at"));
     }
-    if c.control_pct != 0 {
+    if !(0..=50).contains(&c.control_pct) {
         return Err(ApiError::field(
             "control_pct",
-            "must be 0: control groups are not available yet",
+            "must be between 0 and 50 (percent of the audience held out)",
         ));
     }
     Ok(())
@@ -572,6 +572,7 @@ pub async fn launch(
                 score: 1.0,
                 valid_for_secs: campaign.validity_secs,
                 at,
+                control_bp: Some((campaign.control_pct.clamp(0, 100) * 100) as u32),
             });
         }
         run.targeted += members.len() as i64;

@@ -131,6 +131,7 @@ pub async fn send(
             score: 0.5,
             valid_for_secs: 86_400,
             at: now,
+            control_bp: None,
         });
     }
     let decided =

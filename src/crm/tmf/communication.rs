@@ -271,6 +271,7 @@ async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiErro
             score: 1.0,
             valid_for_secs: 86_400,
             at: now.fixed_offset(),
+            control_bp: None,
         }])
         .await
         .map_err(|e| ApiError::Unavailable(format!("engine: {e}")))?;

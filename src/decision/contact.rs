@@ -1,0 +1,305 @@
+//! The marketer's contact policy, `rules/policy.toml`: caps per channel and across channels
+//! over calendar days and weeks (in the subscriber's time zone) or rolling windows, quiet
+//! hours that defer a message to the window's end, and the share held out as a control group.
+//!
+//! The file is optional; without it the policy is what `engine.daily_cap` says. Everything
+//! here works on event time, so a replay decides exactly as the live stream did.
+
+use std::path::Path;
+
+use chrono::{NaiveTime, TimeZone};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::rules::RuleError;
+use crate::state::{id_hash, parse_duration_secs, parse_share_bp, Contact};
+
+/// Where the policy lives, inside the rules directory.
+pub const FILE: &str = "policy.toml";
+
+/// The window a cap counts contacts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The subscriber's local calendar day.
+    Day,
+    /// The subscriber's local calendar week, Monday to Sunday.
+    Week,
+    /// Any window of this many seconds.
+    Rolling(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Cap {
+    pub name: String,
+    /// Channel hashes ([`channel_key`]) the cap counts; empty counts every channel.
+    channels: Vec<u32>,
+    pub max: u32,
+    pub per: Per,
+}
+
+impl Cap {
+    pub fn new(name: &str, channels: &[String], max: u32, per: Per) -> Cap {
+        Cap {
+            name: name.to_string(),
+            channels: channels.iter().map(|c| channel_key(c)).collect(),
+            max,
+            per,
+        }
+    }
+
+    fn counts(&self, channel: u32) -> bool {
+        self.channels.is_empty() || self.channels.contains(&channel)
+    }
+}
+
+/// Local hours in which messages on `channels` wait; `from` > `to` spans midnight.
+#[derive(Debug, Clone)]
+pub struct Quiet {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactPolicy {
+    pub caps: Vec<Cap>,
+    pub quiet: Option<Quiet>,
+    /// Share of each rule's audience held out as its control group, in basis points
+    /// (1/100 of a percent); a rule's own `control` overrides it.
+    pub holdout_bp: u32,
+}
+
+/// The key contacts are logged under: a 32-bit hash of the channel name. 0 stands for
+/// contacts of unknown channel (state stored before channels were logged).
+pub fn channel_key(channel: &str) -> u32 {
+    (id_hash(channel) as u32).max(1)
+}
+
+/// Local day number (days since 0001-01-01, Monday) of `epoch` in `tz`.
+fn local_day(tz: chrono_tz::Tz, epoch: i64) -> i64 {
+    let dt = chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default();
+    i64::from(chrono::Datelike::num_days_from_ce(
+        &dt.with_timezone(&tz).date_naive(),
+    ))
+}
+
+impl ContactPolicy {
+    /// How far back contacts must be remembered for these caps.
+    pub fn horizon_secs(&self) -> i64 {
+        self.caps
+            .iter()
+            .map(|c| match c.per {
+                // A local day is at most 26 hours long; a week at most 7 of them.
+                Per::Day => 2 * 86_400,
+                Per::Week => 8 * 86_400,
+                Per::Rolling(s) => s,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The first cap a marketing contact on `channel` at `at` would break, given the log.
+    /// Rolling windows count contacts on both sides of `at` (an out-of-order event must not
+    /// push a later window over its cap); calendar windows count the period `at` falls in.
+    pub fn cap_reached(
+        &self,
+        log: &[Contact],
+        channel: &str,
+        at: i64,
+        tz: chrono_tz::Tz,
+    ) -> Option<&Cap> {
+        let key = channel_key(channel);
+        let day = local_day(tz, at);
+        self.caps.iter().filter(|c| c.counts(key)).find(|cap| {
+            let used = log
+                .iter()
+                .filter(|c| c.channel == 0 || cap.counts(c.channel))
+                .filter(|c| {
+                    let t = c.at();
+                    match cap.per {
+                        Per::Day => local_day(tz, t) == day,
+                        Per::Week => {
+                            (local_day(tz, t) - 1).div_euclid(7) == (day - 1).div_euclid(7)
+                        }
+                        Per::Rolling(span) => (t - at).abs() < span,
+                    }
+                })
+                .count();
+            used >= cap.max as usize
+        })
+    }
+
+    /// When a message on `channel` decided at `at` may go out: `None` now, or the end of
+    /// the quiet hours it falls in, in the subscriber's zone.
+    pub fn quiet_until(&self, channel: &str, at: i64, tz: chrono_tz::Tz) -> Option<i64> {
+        let q = self.quiet.as_ref()?;
+        if !q.channels.iter().any(|c| c == channel) {
+            return None;
+        }
+        let local = chrono::DateTime::from_timestamp(at, 0)?
+            .with_timezone(&tz)
+            .naive_local();
+        let t = local.time();
+        let quiet = if q.from < q.to {
+            t >= q.from && t < q.to
+        } else {
+            t >= q.from || t < q.to
+        };
+        if !quiet {
+            return None;
+        }
+        let mut end = local.date().and_time(q.to);
+        if end <= local {
+            end += chrono::Duration::days(1);
+        }
+        // The window's end may not exist that day (a spring-forward gap): the first local
+        // minute after it that does.
+        (0..=180).find_map(|m| {
+            tz.from_local_datetime(&(end + chrono::Duration::minutes(m)))
+                .earliest()
+                .map(|d| d.timestamp())
+        })
+    }
+}
+
+/// A 0-10000 draw from `parts`, the same every time: who is in a control group.
+pub fn draw_bp(parts: &[&str]) -> u32 {
+    // FNV-1a then a 64-bit finalizer (splitmix64), so ids that differ in one digit spread
+    // over the whole range.
+    let mut z = crate::state::id_hash_parts(parts);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % 10_000) as u32
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    cap: Vec<RawCap>,
+    quiet_hours: Option<RawQuiet>,
+    control: Option<RawControl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    name: Option<String>,
+    #[serde(default)]
+    channels: Option<Spanned<Vec<String>>>,
+    max: u32,
+    per: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuiet {
+    from: Spanned<String>,
+    to: Spanned<String>,
+    channels: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    holdout: Spanned<String>,
+}
+
+/// Reads `dir/policy.toml`; no file is the default policy. Errors name file, line, column.
+pub fn load(dir: &Path, known_channels: &[String]) -> Result<ContactPolicy, RuleError> {
+    let path = dir.join(FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&path, &text, known_channels),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ContactPolicy::default()),
+        Err(e) => Err(RuleError {
+            file: path,
+            line: 0,
+            column: 0,
+            message: format!("cannot read the contact policy: {e}"),
+        }),
+    }
+}
+
+pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy, RuleError> {
+    let at = |offset: usize, message: String| {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        RuleError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let start = e.span().map_or(0, |s| s.start);
+        at(start, e.message().trim().to_string())
+    })?;
+    let channels_ok = |list: &Spanned<Vec<String>>| -> Result<(), RuleError> {
+        match list.get_ref().iter().find(|c| !known.contains(c)) {
+            Some(c) => Err(at(
+                list.span().start,
+                format!(
+                    "unknown channel {c:?}; the channels are: {}",
+                    known.join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    let mut policy = ContactPolicy::default();
+    for (i, c) in raw.cap.iter().enumerate() {
+        let per = match c.per.get_ref().as_str() {
+            "day" => Per::Day,
+            "week" => Per::Week,
+            other => Per::Rolling(parse_duration_secs(other).map_err(|e| {
+                at(
+                    c.per.span().start,
+                    format!("per: \"day\", \"week\" or a rolling window; {e}"),
+                )
+            })?),
+        };
+        let channels = match &c.channels {
+            Some(list) => {
+                channels_ok(list)?;
+                list.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
+        let name = c.name.clone().unwrap_or_else(|| format!("cap {}", i + 1));
+        policy.caps.push(Cap::new(&name, &channels, c.max, per));
+    }
+    if let Some(q) = raw.quiet_hours {
+        let time = |s: &Spanned<String>| {
+            let t = s.get_ref();
+            NaiveTime::parse_from_str(t, "%H:%M")
+                .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
+                .map_err(|_| {
+                    at(
+                        s.span().start,
+                        format!("{:?} must be a local time like \"21:00\"", s.get_ref()),
+                    )
+                })
+        };
+        let (from, to) = (time(&q.from)?, time(&q.to)?);
+        if from == to {
+            return Err(at(
+                q.to.span().start,
+                "quiet hours must not start and end at the same time".into(),
+            ));
+        }
+        channels_ok(&q.channels)?;
+        policy.quiet = Some(Quiet {
+            from,
+            to,
+            channels: q.channels.into_inner(),
+        });
+    }
+    if let Some(c) = raw.control {
+        policy.holdout_bp =
+            parse_share_bp(c.holdout.get_ref()).map_err(|e| at(c.holdout.span().start, e))?;
+    }
+    Ok(policy)
+}

@@ -1,0 +1,343 @@
+//! The contact policy on real time arithmetic: event times in zones with and without
+//! daylight saving, calendar and rolling windows, quiet hours, the control group.
+
+use std::path::Path;
+
+use super::contact::{self, Per};
+use super::*;
+use crate::ports::Profile;
+
+fn channels() -> Vec<String> {
+    ["sms", "portal", "agent"].map(String::from).to_vec()
+}
+
+/// The default policy (a daily cap out of the way) with `toml` as `rules/policy.toml`.
+fn policy(toml: &str) -> Policy {
+    let mut c = crate::config::Config::default();
+    c.engine.daily_cap = 100;
+    c.engine.max_offers_per_event = 1;
+    c.channels.enabled = channels();
+    let mut pol = Policy::from_config(&c).unwrap();
+    let file = contact::parse(Path::new("policy.toml"), toml, &channels()).unwrap();
+    pol.contact.caps.extend(file.caps);
+    pol.contact.quiet = file.quiet;
+    pol.contact.holdout_bp = file.holdout_bp;
+    pol
+}
+
+fn offer(rule: &str, channels: &[&str], category: Category) -> Proposal {
+    Proposal {
+        rule_id: rule.into(),
+        offer_code: format!("{rule}-O"),
+        message: "m".into(),
+        score: 0.5,
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+        validity_secs: 3 * 86400,
+        cooldown_secs: 0,
+        category,
+        control_bp: None,
+    }
+}
+
+fn at(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+fn m() -> Msisdn {
+    Msisdn::parse("8613900000001").unwrap()
+}
+
+fn in_zone(tz: &str) -> Profile {
+    Profile {
+        timezone: tz.into(),
+        ..Profile::default()
+    }
+}
+
+/// Decides one offer of a fresh rule (no cooldown in the way) at `t`.
+fn go(
+    pol: &Policy,
+    st: &mut SubscriberState,
+    prof: &Profile,
+    chans: &[&str],
+    t: &str,
+) -> Recommendation {
+    let rule = format!("r{}", at(t).timestamp());
+    pol.decide(
+        vec![offer(&rule, chans, Category::Sales)],
+        st,
+        prof,
+        m(),
+        &Trigger::Event(format!("e-{t}")),
+        at(t),
+    )
+    .remove(0)
+}
+
+#[test]
+fn one_sms_a_local_day_over_a_daylight_saving_change() {
+    let pol =
+        policy("[[cap]]\nname = \"one SMS a day\"\nchannels = [\"sms\"]\nmax = 1\nper = \"day\"\n");
+    // Berlin leaves summer time on 2026-10-25: that day has 25 hours.
+    let prof = in_zone("Europe/Berlin");
+    let mut st = SubscriberState::default();
+    let first = go(&pol, &mut st, &prof, &["sms"], "2026-10-25T00:30:00+02:00");
+    assert_eq!((first.status, first.reason), (Status::Queued, None));
+    // 23:30 local is 25 hours later and still the same local day.
+    let late = go(&pol, &mut st, &prof, &["sms"], "2026-10-25T23:30:00+01:00");
+    assert_eq!(late.reason.as_deref(), Some("frequency_cap"));
+    // A cap on SMS leaves the portal free: the offer goes there instead.
+    let other = go(
+        &pol,
+        &mut st,
+        &prof,
+        &["sms", "portal"],
+        "2026-10-25T23:40:00+01:00",
+    );
+    assert_eq!(
+        (other.channel.as_str(), other.status),
+        ("portal", Status::Queued)
+    );
+    let next = go(&pol, &mut st, &prof, &["sms"], "2026-10-26T00:05:00+01:00");
+    assert_eq!((next.status, next.reason), (Status::Queued, None));
+}
+
+#[test]
+fn three_marketing_messages_a_local_week_from_monday() {
+    let pol = policy("[[cap]]\nmax = 3\nper = \"week\"\n");
+    // New York leaves summer time on Sunday 2026-11-01; weeks start on Monday locally.
+    let prof = in_zone("America/New_York");
+    let mut st = SubscriberState::default();
+    for t in [
+        "2026-10-26T09:00:00-04:00",
+        "2026-10-28T09:00:00-04:00",
+        "2026-10-31T09:00:00-04:00",
+    ] {
+        assert_eq!(go(&pol, &mut st, &prof, &["sms"], t).reason, None, "{t}");
+    }
+    // Across channels: the portal counts too. Sunday 23:30 EST is Monday 04:30 UTC.
+    let sunday = go(
+        &pol,
+        &mut st,
+        &prof,
+        &["portal"],
+        "2026-11-01T23:30:00-05:00",
+    );
+    assert_eq!(sunday.reason.as_deref(), Some("frequency_cap"));
+    let monday = go(
+        &pol,
+        &mut st,
+        &prof,
+        &["portal"],
+        "2026-11-02T00:10:00-05:00",
+    );
+    assert_eq!(monday.reason, None);
+}
+
+#[test]
+fn rolling_windows_count_both_sides_of_a_late_event() {
+    let pol = policy("[[cap]]\nchannels = [\"sms\"]\nmax = 1\nper = \"24h\"\n");
+    let prof = Profile::default();
+    let mut st = SubscriberState::default();
+    assert_eq!(
+        go(&pol, &mut st, &prof, &["sms"], "2026-11-23T10:00:00+08:00").reason,
+        None
+    );
+    // Past local midnight, but within 24 hours: still capped.
+    let within = go(&pol, &mut st, &prof, &["sms"], "2026-11-24T09:58:00+08:00");
+    assert_eq!(within.reason.as_deref(), Some("frequency_cap"));
+    // A late event an hour before the first send would put two in one window.
+    let late = go(&pol, &mut st, &prof, &["sms"], "2026-11-23T09:00:00+08:00");
+    assert_eq!(late.reason.as_deref(), Some("frequency_cap"));
+    let after = go(&pol, &mut st, &prof, &["sms"], "2026-11-24T10:00:00+08:00");
+    assert_eq!(after.reason, None);
+}
+
+#[test]
+fn a_quiet_hour_sms_is_deferred_to_the_window_end_and_portal_is_not() {
+    let pol = policy("[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"sms\"]\n");
+    let prof = Profile::default(); // Asia/Shanghai
+    let mut st = SubscriberState::default();
+    let sms = go(&pol, &mut st, &prof, &["sms"], "2026-11-23T22:30:00+08:00");
+    assert_eq!(sms.status, Status::Deferred);
+    assert_eq!(sms.reason.as_deref(), Some("quiet_hours"));
+    assert_eq!(sms.not_before, Some(at("2026-11-24T08:00:00+08:00")));
+    // After midnight the end is the same morning.
+    let early = go(&pol, &mut st, &prof, &["sms"], "2026-11-24T06:00:00+08:00");
+    assert_eq!(early.not_before, Some(at("2026-11-24T08:00:00+08:00")));
+    let portal = go(
+        &pol,
+        &mut st,
+        &prof,
+        &["portal"],
+        "2026-11-23T22:30:00+08:00",
+    );
+    assert_eq!((portal.status, portal.not_before), (Status::Queued, None));
+    let day = go(&pol, &mut st, &prof, &["sms"], "2026-11-24T12:00:00+08:00");
+    assert_eq!((day.status, day.not_before), (Status::Queued, None));
+    // Service messages are not held.
+    let svc = pol
+        .decide(
+            vec![offer("svc", &["sms"], Category::Service)],
+            &mut st,
+            &prof,
+            m(),
+            &Trigger::Event("svc".into()),
+            at("2026-11-23T23:00:00+08:00"),
+        )
+        .remove(0);
+    assert_eq!(svc.status, Status::Queued);
+    // An offer that would expire before the morning is not sent at all.
+    let mut short = offer("short", &["sms"], Category::Sales);
+    short.validity_secs = 3600;
+    let gone = pol
+        .decide(
+            vec![short],
+            &mut st,
+            &prof,
+            m(),
+            &Trigger::Event("short".into()),
+            at("2026-11-23T22:00:00+08:00"),
+        )
+        .remove(0);
+    assert_eq!(
+        (gone.status, gone.reason.as_deref()),
+        (Status::Suppressed, Some("quiet_hours"))
+    );
+}
+
+#[test]
+fn quiet_hours_end_in_local_time_across_a_spring_forward_gap() {
+    // Berlin skips 02:00-03:00 on 2026-03-29: a window ending at 02:30 ends at 03:00 CEST.
+    let pol = policy("[quiet_hours]\nfrom = \"22:00\"\nto = \"02:30\"\nchannels = [\"sms\"]\n");
+    let mut st = SubscriberState::default();
+    let r = go(
+        &pol,
+        &mut st,
+        &in_zone("Europe/Berlin"),
+        &["sms"],
+        "2026-03-28T23:00:00+01:00",
+    );
+    assert_eq!(r.not_before, Some(at("2026-03-29T03:00:00+02:00")));
+}
+
+#[test]
+fn a_deferred_message_counts_on_the_day_it_goes_out() {
+    let pol = policy(
+        "[[cap]]\nchannels = [\"sms\"]\nmax = 1\nper = \"day\"\n\n\
+         [quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"sms\"]\n",
+    );
+    let prof = Profile::default();
+    let mut st = SubscriberState::default();
+    let evening = go(&pol, &mut st, &prof, &["sms"], "2026-11-23T22:00:00+08:00");
+    assert_eq!(evening.status, Status::Deferred);
+    // It goes out on the 24th: the 24th's SMS is taken, the 23rd's is not.
+    let noon = go(&pol, &mut st, &prof, &["sms"], "2026-11-24T12:00:00+08:00");
+    assert_eq!(noon.reason.as_deref(), Some("frequency_cap"));
+}
+
+#[test]
+fn the_control_group_is_stable_and_its_share_is_on_target() {
+    let pol = policy("[control]\nholdout = \"10%\"\n");
+    let prof = Profile::default();
+    let decide = |n: u64, rule: &str| {
+        let msisdn = Msisdn::parse(&format!("86139{n:08}")).unwrap();
+        let mut st = SubscriberState::default();
+        pol.decide(
+            vec![
+                offer(rule, &["sms"], Category::Sales),
+                Proposal {
+                    score: 0.1,
+                    ..offer("runner-up", &["sms"], Category::Sales)
+                },
+            ],
+            &mut st,
+            &prof,
+            msisdn,
+            &Trigger::Event(format!("e{n}")),
+            at("2026-11-23T10:00:00+08:00"),
+        )
+    };
+    let n = 100_000u64;
+    let mut held = 0;
+    for i in 0..n {
+        let recs = decide(i, "welcome");
+        if recs[0].reason.as_deref() == Some("control_group") {
+            held += 1;
+            assert_eq!(recs[0].status, Status::Suppressed);
+            // Held out in place of the winner: the runner-up is not sent instead.
+            assert_eq!(recs[1].reason.as_deref(), Some("lost_arbitration"));
+        } else {
+            assert_eq!(recs[0].status, Status::Queued);
+        }
+    }
+    let share = held as f64 / n as f64;
+    assert!((share - 0.10).abs() < 0.01, "control share {share}");
+    // The same subscriber is always in or always out; another rule draws anew.
+    let members: Vec<bool> = (0..1000)
+        .map(|i| decide(i, "welcome")[0].reason.as_deref() == Some("control_group"))
+        .collect();
+    let again: Vec<bool> = (0..1000)
+        .map(|i| decide(i, "welcome")[0].reason.as_deref() == Some("control_group"))
+        .collect();
+    assert_eq!(members, again);
+    let other: Vec<bool> = (0..1000)
+        .map(|i| decide(i, "other-rule")[0].reason.as_deref() == Some("control_group"))
+        .collect();
+    assert_ne!(members, other);
+    // A rule's own share overrides the policy's; service messages are never held out.
+    let mut none = offer("welcome", &["sms"], Category::Sales);
+    none.control_bp = Some(0);
+    let mut svc = offer("notice", &["sms"], Category::Service);
+    svc.control_bp = Some(10_000);
+    for i in 0..200 {
+        let msisdn = Msisdn::parse(&format!("86139{i:08}")).unwrap();
+        for p in [none.clone(), svc.clone()] {
+            let r = pol
+                .decide(
+                    vec![p],
+                    &mut SubscriberState::default(),
+                    &prof,
+                    msisdn,
+                    &Trigger::Event("x".into()),
+                    at("2026-11-23T10:00:00+08:00"),
+                )
+                .remove(0);
+            assert_eq!(r.status, Status::Queued);
+        }
+    }
+}
+
+#[test]
+fn contacts_are_forgotten_past_the_longest_window() {
+    let pol = policy("[[cap]]\nmax = 5\nper = \"7d\"\n");
+    assert_eq!(pol.contact.horizon_secs(), 7 * 86400);
+    assert!(matches!(pol.contact.caps[1].per, Per::Rolling(s) if s == 7 * 86400));
+    let prof = Profile::default();
+    let mut st = SubscriberState::default();
+    go(&pol, &mut st, &prof, &["sms"], "2026-11-01T10:00:00+08:00");
+    go(&pol, &mut st, &prof, &["sms"], "2026-11-05T10:00:00+08:00");
+    assert_eq!(st.contacts.len(), 2);
+    go(&pol, &mut st, &prof, &["sms"], "2026-11-20T10:00:00+08:00");
+    assert_eq!(st.contacts.len(), 1, "only the last week's contact is kept");
+}
+
+#[test]
+fn policy_files_are_checked_with_line_and_column() {
+    let bad =
+        |toml: &str| contact::parse(Path::new("rules/policy.toml"), toml, &channels()).unwrap_err();
+    let e = bad("[[cap]]\nmax = 1\nper = \"fortnight\"\n");
+    assert_eq!((e.line, e.column), (3, 7), "{e}");
+    assert!(e.message.contains("\"day\", \"week\""), "{e}");
+    let e = bad("[[cap]]\nmax = 1\nper = \"day\"\nchannels = [\"fax\"]\n");
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("unknown channel \"fax\""), "{e}");
+    let e = bad("[quiet_hours]\nfrom = \"9pm\"\nto = \"08:00\"\nchannels = [\"sms\"]\n");
+    assert_eq!(e.line, 2, "{e}");
+    let e = bad("[control]\nholdout = \"110%\"\n");
+    assert_eq!(e.line, 2, "{e}");
+    let e = bad("\n[[cap]]\nmax = 1\nper = \"day\"\nlimit = 3\n");
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("unknown field"), "{e}");
+    assert!(e.to_string().starts_with("rules/policy.toml:5:"), "{e}");
+}
