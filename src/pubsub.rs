@@ -31,7 +31,15 @@ where
     Fut: std::future::Future<Output = ()> + Send,
 {
     let client = redis::Client::open(url)?;
-    let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+    // Bounded waits, as for the state store: with the defaults (no timeouts) a publish on a
+    // connection to a Redis that went away and came back can hang forever, and every later
+    // publish with it (the offers stay queued long after Redis is back).
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(1))
+        .set_response_timeout(std::time::Duration::from_secs(1))
+        .set_number_of_retries(2)
+        .set_max_delay(1000);
+    let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await?;
     let listen = topic.clone();
     tokio::spawn(async move {
         loop {

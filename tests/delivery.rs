@@ -178,6 +178,48 @@ async fn transient_failures_are_tried_again_later_until_one_goes_through() {
     .await;
 }
 
+/// A quiet-hours offer is stored `deferred` until its `not_before`: handing it over early
+/// sends nothing, and the outbox sweep sends it once the time has come, once.
+#[tokio::test]
+async fn a_deferred_offer_goes_out_at_its_time_and_not_before() {
+    on_both_urls(async |_, url| {
+        let sms = Arc::new(scripted("sms", |n| {
+            Ok(Delivery::sent_as(format!("smsc-{n}")))
+        }));
+        let mut r = queued("night", "sms");
+        let due = chrono::Utc::now().fixed_offset() + chrono::Duration::seconds(3);
+        r.status = Status::Deferred;
+        r.reason = Some("quiet_hours".into());
+        r.not_before = Some(due);
+        let (store, d, _) = deliver(&url, vec![sms.clone()], settings(|_| {}), &[r.clone()]).await;
+        // Offered again and swept meanwhile: still nothing before its time.
+        d.offer(r.clone());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            sms.calls.load(Ordering::SeqCst),
+            0,
+            "nothing sent in the quiet hours"
+        );
+        let stored = store.get("night").await.unwrap().unwrap();
+        assert_eq!(stored.status, Status::Deferred);
+        let next = store
+            .delivery("night")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_at;
+        assert_eq!(
+            next.map(|t| t.timestamp_millis()),
+            Some(due.timestamp_millis())
+        );
+        let sent = until(&store, "night", Status::Sent, 10).await;
+        assert!(chrono::Utc::now() >= due, "sent after its time");
+        assert_eq!(sent.not_before, Some(due));
+        assert_eq!(sms.calls.load(Ordering::SeqCst), 1, "sent once");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn permanent_refusals_are_not_retried_and_transient_ones_give_up() {
     on_both_urls(async |_, url| {
