@@ -401,6 +401,8 @@ impl App {
             offers: parts.offers,
             rules: Arc::new(pipeline.clone()),
         };
+        // Answers to offers go back into the stream like the CRM's own events.
+        pipeline.deps.recs.feed_answers_to(crm.events.clone());
         let reload_bus = if config.state.backend == "redis" {
             Some(
                 crate::ops::reload::ReloadBus::start(

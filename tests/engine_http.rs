@@ -793,3 +793,64 @@ async fn a_kannel_gateway_reports_delivery_by_calling_the_signed_url_back() {
     assert_eq!(c.recs("8613900000021").await[0]["reason"], "undelivered");
     app.shutdown().await.unwrap();
 }
+
+/// The loop closed through the real pipeline: an answer recorded over the API comes back to
+/// the engine as an `offer_response` event, and the contact policy holds the declined offer
+/// back while other offers still go out.
+#[tokio::test]
+async fn a_declined_offer_is_not_made_again_while_the_policy_holds_it() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = rules_dir(&[
+        ("portal.rhai", PORTAL_RULE),
+        (
+            "policy.toml",
+            "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\n",
+        ),
+    ]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    let m = "8613900000021";
+    let roam = |id: &str, country: &str| {
+        ev(
+            id,
+            "location_update",
+            m,
+            &chrono::Utc::now().to_rfc3339(),
+            json!({"country": country, "roaming": true}),
+        )
+    };
+    let first = c.ingest(&[roam("t1", "TH")]).await;
+    let offer = &first["outcome"]["decisions"][0];
+    assert_eq!(offer["offer_code"], "POP-TH", "{first}");
+    assert_eq!(offer["reason"], serde_json::Value::Null, "{first}");
+    let id = offer["id"].as_str().unwrap();
+    let r = c
+        .post(&format!("/api/v1/recommendations/{id}/response"))
+        .json(&json!({"outcome": "declined", "reason": "not travelling"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The API answers once the `offer_response` event is committed, so the next event of
+    // the subscriber is decided with the answer in its state.
+    let again = c.ingest(&[roam("t2", "TH")]).await;
+    assert_eq!(
+        again["outcome"]["decisions"][0]["status"], "suppressed",
+        "{again}"
+    );
+    assert_eq!(
+        again["outcome"]["decisions"][0]["reason"], "after_declined",
+        "{again}"
+    );
+    let other = c.ingest(&[roam("t3", "FR")]).await;
+    assert_eq!(
+        other["outcome"]["decisions"][0]["offer_code"], "POP-FR",
+        "{other}"
+    );
+    assert_eq!(
+        other["outcome"]["decisions"][0]["reason"],
+        serde_json::Value::Null,
+        "{other}"
+    );
+    app.shutdown().await.unwrap();
+}

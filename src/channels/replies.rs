@@ -23,7 +23,7 @@ pub fn interpret(text: &str) -> Option<Status> {
 /// Records `reply` as the answer to the newest offer it can answer: sent or delivered to that
 /// number on that channel and not expired. Returns the offer's id, or `None` when the text is
 /// not an answer or there is nothing to answer.
-pub async fn answer(store: &RecStore, reply: &Reply) -> Result<Option<String>, sqlx::Error> {
+pub async fn answer(store: &RecStore, reply: &Reply) -> anyhow::Result<Option<String>> {
     let Some(outcome) = interpret(&reply.text) else {
         tracing::info!(channel = %reply.channel, from = %reply.from, "a reply that is not an answer to an offer; not recorded");
         return Ok(None);
@@ -46,10 +46,7 @@ pub async fn answer(store: &RecStore, reply: &Reply) -> Result<Option<String>, s
     };
     let why = format!("reply: {}", reply.text.trim());
     let actor = format!("{}:{}", reply.channel, reply.from);
-    store
-        .record_response(&rec, outcome, &actor, Some(&why))
-        .await?;
-    store.set_status(&rec.id, outcome, Some(&why)).await?;
+    store.answer(&rec, outcome, &actor, Some(&why)).await?;
     Ok(Some(rec.id))
 }
 

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::rules::RuleError;
-use crate::state::{id_hash, parse_duration_secs, parse_share_bp, Contact};
+use crate::state::{
+    id_hash, offer_key, parse_duration_secs, parse_share_bp, Contact, Outcome, OutcomeKind,
+};
 
 /// Where the policy lives, inside the rules directory.
 pub const FILE: &str = "policy.toml";
@@ -60,9 +62,20 @@ pub struct Quiet {
     pub channels: Vec<String>,
 }
 
+/// After `times` answers of a kind to one offer within `within`, the offer is not made
+/// again for `hold` (seconds) from the last of them.
+#[derive(Debug, Clone)]
+pub struct Suppress {
+    pub after: OutcomeKind,
+    pub times: u32,
+    pub within: i64,
+    pub hold: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ContactPolicy {
     pub caps: Vec<Cap>,
+    pub suppress: Vec<Suppress>,
     pub quiet: Option<Quiet>,
     /// Share of each rule's audience held out as its control group, in basis points
     /// (1/100 of a percent); a rule's own `control` overrides it.
@@ -96,6 +109,50 @@ impl ContactPolicy {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// How far back answers must be remembered for the suppression rules.
+    pub fn outcome_horizon_secs(&self) -> i64 {
+        self.suppress
+            .iter()
+            .map(|s| s.within + s.hold)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The reason (`after_declined`, ...) the subscriber's answers to `offer_code` hold it
+    /// back at `now`, if one does: an answer of the rule's kind less than `hold` ago that,
+    /// with the ones before it within `within`, makes `times`.
+    pub fn after_outcome(
+        &self,
+        log: &[Outcome],
+        offer_code: &str,
+        now: i64,
+    ) -> Option<&'static str> {
+        if self.suppress.is_empty() {
+            return None;
+        }
+        let key = offer_key(offer_code);
+        self.suppress.iter().find_map(|rule| {
+            let times: Vec<i64> = log
+                .iter()
+                .filter(|o| o.offer == key && o.kind == rule.after && o.at() <= now)
+                .map(Outcome::at)
+                .collect();
+            let holds = times.iter().any(|&t| {
+                now - t < rule.hold
+                    && times
+                        .iter()
+                        .filter(|&&u| u <= t && t - u < rule.within)
+                        .count()
+                        >= rule.times as usize
+            });
+            holds.then_some(match rule.after {
+                OutcomeKind::Accepted => "after_accepted",
+                OutcomeKind::Declined => "after_declined",
+                OutcomeKind::Ignored => "after_ignored",
+            })
+        })
     }
 
     /// The first cap a marketing contact on `channel` at `at` would break, given the log.
@@ -178,6 +235,8 @@ pub fn draw_bp(parts: &[&str]) -> u32 {
 struct RawFile {
     #[serde(default)]
     cap: Vec<RawCap>,
+    #[serde(default)]
+    suppress: Vec<RawSuppress>,
     quiet_hours: Option<RawQuiet>,
     control: Option<RawControl>,
 }
@@ -190,6 +249,16 @@ struct RawCap {
     channels: Option<Spanned<Vec<String>>>,
     max: u32,
     per: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuppress {
+    after: Spanned<String>,
+    times: Option<u32>,
+    within: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    hold: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +339,31 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
         };
         let name = c.name.clone().unwrap_or_else(|| format!("cap {}", i + 1));
         policy.caps.push(Cap::new(&name, &channels, c.max, per));
+    }
+    for r in &raw.suppress {
+        let after = OutcomeKind::parse(r.after.get_ref()).ok_or_else(|| {
+            at(
+                r.after.span().start,
+                format!(
+                    "after: {:?} is not \"accepted\", \"declined\" or \"ignored\"",
+                    r.after.get_ref()
+                ),
+            )
+        })?;
+        let span = |s: &Spanned<String>, what: &str| {
+            parse_duration_secs(s.get_ref()).map_err(|e| at(s.span().start, format!("{what}: {e}")))
+        };
+        let hold = span(&r.hold, "for")?;
+        let within = match &r.within {
+            Some(w) => span(w, "within")?,
+            None => hold,
+        };
+        policy.suppress.push(Suppress {
+            after,
+            times: r.times.unwrap_or(1).max(1),
+            within,
+            hold,
+        });
     }
     if let Some(q) = raw.quiet_hours {
         let time = |s: &Spanned<String>| {

@@ -20,6 +20,7 @@ fn policy(toml: &str) -> Policy {
     let mut pol = Policy::from_config(&c).unwrap();
     let file = contact::parse(Path::new("policy.toml"), toml, &channels()).unwrap();
     pol.contact.caps.extend(file.caps);
+    pol.contact.suppress = file.suppress;
     pol.contact.quiet = file.quiet;
     pol.contact.holdout_bp = file.holdout_bp;
     pol
@@ -340,4 +341,81 @@ fn policy_files_are_checked_with_line_and_column() {
     assert_eq!(e.line, 5, "{e}");
     assert!(e.message.contains("unknown field"), "{e}");
     assert!(e.to_string().starts_with("rules/policy.toml:5:"), "{e}");
+}
+
+fn answered(st: &mut SubscriberState, offer_code: &str, outcome: &str, t: &str) {
+    st.log_outcome(crate::state::Outcome {
+        minute: (at(t).timestamp() / 60) as u32,
+        offer: crate::state::offer_key(offer_code),
+        kind: crate::state::OutcomeKind::parse(outcome).unwrap(),
+    });
+}
+
+#[test]
+fn ignored_twice_in_thirty_days_holds_the_offer_for_sixty() {
+    let pol =
+        policy("[[suppress]]\nafter = \"ignored\"\ntimes = 2\nwithin = \"30d\"\nfor = \"60d\"\n");
+    let prof = Profile::default();
+    let decide = |st: &mut SubscriberState, t: &str| {
+        pol.decide(
+            vec![offer("any-rule", &["sms"], Category::Sales)],
+            st,
+            &prof,
+            m(),
+            &Trigger::Event(format!("e-{t}")),
+            at(t),
+        )
+        .remove(0)
+        .reason
+    };
+    let mut st = SubscriberState::default();
+    answered(
+        &mut st,
+        "any-rule-O",
+        "ignored",
+        "2026-10-01T10:00:00+08:00",
+    );
+    assert_eq!(
+        decide(&mut st, "2026-10-05T10:00:00+08:00"),
+        None,
+        "once is not twice"
+    );
+    // Another offer's answers do not count.
+    answered(&mut st, "other-O", "ignored", "2026-10-06T10:00:00+08:00");
+    assert_eq!(decide(&mut st, "2026-10-07T10:00:00+08:00"), None);
+    answered(
+        &mut st,
+        "any-rule-O",
+        "ignored",
+        "2026-10-20T10:00:00+08:00",
+    );
+    assert_eq!(
+        decide(&mut st, "2026-10-21T10:00:00+08:00").as_deref(),
+        Some("after_ignored")
+    );
+    assert_eq!(
+        decide(&mut st, "2026-12-18T10:00:00+08:00").as_deref(),
+        Some("after_ignored"),
+        "59 days after the second"
+    );
+    assert_eq!(
+        decide(&mut st, "2026-12-19T10:05:00+08:00"),
+        None,
+        "60 days after"
+    );
+    // Two ignores further apart than 30 days do not add up.
+    let mut apart = SubscriberState::default();
+    answered(
+        &mut apart,
+        "any-rule-O",
+        "ignored",
+        "2026-10-01T10:00:00+08:00",
+    );
+    answered(
+        &mut apart,
+        "any-rule-O",
+        "ignored",
+        "2026-11-05T10:00:00+08:00",
+    );
+    assert_eq!(decide(&mut apart, "2026-11-06T10:00:00+08:00"), None);
 }

@@ -163,7 +163,8 @@ impl Policy {
     ///
     /// Stages, in order, each naming its reason when it stops an offer: eligibility
     /// (`expired_on_arrival`, `complaint_hold`), applicability (`channel_unavailable`,
-    /// `opt_out`), suitability (`cooldown`, `quiet_hours`, `frequency_cap`), then ranking
+    /// `opt_out`), suitability (`cooldown`, `after_declined` / `after_ignored` /
+    /// `after_accepted`, `quiet_hours`, `frequency_cap`), then ranking
     /// (`lost_arbitration`) and the control group (`control_group`). An offer that passes
     /// is `queued`, or `deferred` to the end of the quiet hours it fell in.
     pub fn decide(
@@ -184,7 +185,9 @@ impl Policy {
         let now = at.timestamp();
         let tz = self.zone_of(profile);
         st.cooldowns.retain(|(_, until)| *until > now);
-        st.forget_contacts_before(st.watermark.max(now) - self.contact.horizon_secs());
+        let horizon = st.watermark.max(now);
+        st.forget_contacts_before(horizon - self.contact.horizon_secs());
+        st.forget_outcomes_before(horizon - self.contact.outcome_horizon_secs());
         let wall = if self.expire_on_arrival {
             chrono::Utc::now().timestamp()
         } else {
@@ -258,6 +261,11 @@ impl Policy {
                 .any(|(k, until)| *k == key && *until > now)
             {
                 Some("cooldown")
+            } else if let Some(after) = marketing
+                .then(|| self.contact.after_outcome(&st.outcomes, &p.offer_code, now))
+                .flatten()
+            {
+                Some(after)
             } else if p.category == Category::Sales
                 && st.last_complaint != 0
                 && now - st.last_complaint < self.complaint_hold_secs

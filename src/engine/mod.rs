@@ -263,6 +263,12 @@ pub fn evaluate(
     if ev.kind == EventType::Known(Known::Complaint) {
         st.last_complaint = st.last_complaint.max(now);
     }
+    // Answers reach the state as events, so a replay suppresses exactly as the live run did.
+    if ev.kind == EventType::Known(Known::OfferResponse) {
+        if let Some(o) = crate::state::Outcome::from_event(ev) {
+            st.log_outcome(o);
+        }
+    }
     Ok(())
 }
 

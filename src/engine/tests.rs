@@ -460,3 +460,69 @@ fn only_the_events_owner_saves_what_a_touchpoint_changes() {
     );
     assert_eq!(shard.take_dirty().len(), 1, "its owner saves it");
 }
+
+/// Answers come back as `offer_response` events: after a decline the offer is held back for
+/// the policy's time, and the same stream run twice decides the same, answers included.
+#[test]
+fn a_declined_offer_is_held_back_and_replays_decide_the_same() {
+    let s = set(&[(
+        "a.rhai",
+        &rule("bundle", "fn condition(event, profile) { true }"),
+    )]);
+    let stream = [
+        r#"{"id":"e1","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"peer":"p"}}"#,
+        r#"{"id":"a1","type":"offer_response","msisdn":"8613900000001","ts":"2026-11-23T08:05:00+08:00","attrs":{"recommendation_id":"r-1","rule_id":"bundle","offer_code":"bundle-OFFER","outcome":"declined","channel":"sms"}}"#,
+        r#"{"id":"e2","type":"sms","msisdn":"8613900000001","ts":"2026-11-25T08:00:00+08:00","attrs":{"peer":"p"}}"#,
+        // A resent answer is a duplicate: it changes nothing.
+        r#"{"id":"a1","type":"offer_response","msisdn":"8613900000001","ts":"2026-11-23T08:05:00+08:00","attrs":{"recommendation_id":"r-1","rule_id":"bundle","offer_code":"bundle-OFFER","outcome":"declined","channel":"sms"}}"#,
+        r#"{"id":"e3","type":"sms","msisdn":"8613900000001","ts":"2026-12-08T08:06:00+08:00","attrs":{"peer":"p"}}"#,
+    ];
+    let go = || {
+        let mut cfg = crate::config::Config::default();
+        cfg.engine.daily_cap = 100;
+        let mut policy = Policy::from_config(&cfg).unwrap();
+        policy.go_status = Status::Proposed;
+        policy.contact.suppress = crate::decision::contact::parse(
+            std::path::Path::new("policy.toml"),
+            "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\n",
+            &cfg.channels.enabled,
+        )
+        .unwrap()
+        .suppress;
+        let mut shard = Shard::default();
+        let profile = Arc::new(Profile::default());
+        let (mut recs, mut fails) = (Vec::new(), Vec::new());
+        for line in stream {
+            let ev = Arc::new(decode(line.as_bytes()).unwrap());
+            let _ = shard.process(
+                &s,
+                &MatchSettings::default(),
+                &policy,
+                &profile,
+                &ev,
+                &mut recs,
+                &mut fails,
+            );
+        }
+        recs
+    };
+    let recs = go();
+    let reasons: Vec<(&str, Option<&str>)> = recs
+        .iter()
+        .map(|r| (r.trigger_event_id.as_deref().unwrap(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("e1", None),
+            ("e2", Some("after_declined")),
+            // 14 days after the answer the offer may be made again.
+            ("e3", None),
+        ]
+    );
+    let again = go();
+    assert_eq!(
+        serde_json::to_string(&recs).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
+}

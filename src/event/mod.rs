@@ -87,6 +87,7 @@ known_types! {
     Complaint => "complaint" { "category": Str, "severity": Any },
     ProfileChange => "profile_change" { "field": Str, "old": Any, "new": Any },
     ContractExpiring => "contract_expiring" { "contract_id": Str, "days_left": Int },
+    OfferResponse => "offer_response" { "recommendation_id": Str, "rule_id": Str, "offer_code": Str, "outcome": Str, "channel": Str },
 }
 
 impl EventType {

@@ -56,7 +56,9 @@ pub async fn incoming(
         from,
         text: p.text,
     };
-    let recommendation_id = replies::answer(&state.pipeline.deps.recs, &reply).await?;
+    let recommendation_id = replies::answer(&state.pipeline.deps.recs, &reply)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(MoOutcome { recommendation_id }))
 }
 

@@ -366,13 +366,8 @@ impl OfferBook for Pipeline {
         }
         self.deps
             .recs
-            .record_response(&rec, outcome, actor, reason.as_deref())
+            .answer(&rec, outcome, actor, reason.as_deref())
             .await
-            .map_err(storage)?;
-        self.deps
-            .recs
-            .set_status(id, outcome, reason.as_deref())
-            .await
-            .map_err(storage)
+            .map_err(|e| storage(format!("{e:#}")))
     }
 }

@@ -1,7 +1,11 @@
 //! Recommendations as stored: idempotent inserts (the id is stable), status updates, queries.
 
-use crate::event::Msisdn;
-use crate::ports::{Recommendation, Status};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+
+use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
+use crate::ports::{EventSink, Recommendation, Status};
 use crate::store::Db;
 
 /// Rows per multi-row insert: 16 binds each stays far below both databases' bind limits.
@@ -10,6 +14,8 @@ const ROWS_PER_INSERT: usize = 64;
 #[derive(Clone)]
 pub struct RecStore {
     db: Db,
+    /// Where answers go on to the engine (`RecStore::feed_answers_to`).
+    feedback: Arc<OnceLock<Arc<dyn EventSink>>>,
 }
 
 /// The outbox's bookkeeping for one offer.
@@ -43,7 +49,41 @@ fn seq_now() -> i64 {
 
 impl RecStore {
     pub fn new(db: Db) -> Self {
-        RecStore { db }
+        RecStore {
+            db,
+            feedback: Arc::default(),
+        }
+    }
+
+    /// Hands every answer recorded from now on to the engine as an `offer_response` event
+    /// through `sink` (the app's intake: the pipeline, or the Kafka log), so the contact
+    /// policy's suppression after declines and ignores sees it, in replays too.
+    pub fn feed_answers_to(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.feedback.set(sink);
+    }
+
+    /// Records an answer to an offer: the response, the offer's new status, then the
+    /// `offer_response` event. Returns the updated offer.
+    pub async fn answer(
+        &self,
+        rec: &Recommendation,
+        outcome: Status,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Option<Recommendation>> {
+        self.record_response(rec, outcome, actor, reason)
+            .await
+            .context("recording the response")?;
+        let updated = self
+            .set_status(&rec.id, outcome, reason)
+            .await
+            .context("setting the offer's status")?;
+        if let Some(sink) = self.feedback.get() {
+            sink.submit(vec![answer_event(rec, outcome)])
+                .await
+                .map_err(|e| anyhow::anyhow!("handing the answer to the engine: {e}"))?;
+        }
+        Ok(updated)
     }
 
     /// Inserts new recommendations; ones already stored (same id) are left as they are.
@@ -357,5 +397,32 @@ impl RecStore {
         .execute(&self.db.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// The `offer_response` event of an answer, at the time it was given. Its id is stable per
+/// offer and outcome, so a repeated answer is recognised as a duplicate.
+pub fn answer_event(rec: &Recommendation, outcome: Status) -> Event {
+    let kind = match outcome {
+        Status::Accepted => "accepted",
+        Status::Declined => "declined",
+        _ => "ignored",
+    };
+    let mut attrs = Attrs::default();
+    for (k, v) in [
+        ("recommendation_id", rec.id.as_str()),
+        ("rule_id", rec.rule_id.as_str()),
+        ("offer_code", rec.offer_code.as_str()),
+        ("outcome", kind),
+        ("channel", rec.channel.as_str()),
+    ] {
+        attrs.insert(k, AttrValue::Str(v.into()));
+    }
+    Event {
+        id: format!("answer-{}-{kind}", rec.id).into(),
+        kind: EventType::Known(Known::OfferResponse),
+        msisdn: rec.msisdn,
+        ts: chrono::Utc::now().with_timezone(rec.decided_at.offset()),
+        attrs,
     }
 }

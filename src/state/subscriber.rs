@@ -103,6 +103,9 @@ pub struct SubscriberState {
     /// Marketing contacts (sent or due to be sent) inside the contact policy's horizon,
     /// oldest first: what caps count.
     pub contacts: ThinVec<Contact>,
+    /// Answers to offers (`offer_response` events) inside the policy's horizon, oldest first:
+    /// what suppression after declines and ignores reads.
+    pub outcomes: ThinVec<Outcome>,
     /// Time of the last complaint (0 = never); sales offers are held back after one.
     pub last_complaint: i64,
 }
@@ -131,6 +134,68 @@ impl Contact {
 
 /// Contacts remembered per subscriber at most; past it the oldest are forgotten.
 pub const MAX_CONTACTS: usize = 256;
+
+/// How a subscriber answered an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutcomeKind {
+    Accepted,
+    Declined,
+    Ignored,
+}
+
+impl OutcomeKind {
+    pub fn parse(s: &str) -> Option<OutcomeKind> {
+        match s {
+            "accepted" => Some(OutcomeKind::Accepted),
+            "declined" => Some(OutcomeKind::Declined),
+            "ignored" => Some(OutcomeKind::Ignored),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Accepted => "accepted",
+            OutcomeKind::Declined => "declined",
+            OutcomeKind::Ignored => "ignored",
+        }
+    }
+}
+
+/// One answer: when (minutes since the epoch, event time), to which offer (a 32-bit hash of
+/// its code, [`offer_key`]) and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub minute: u32,
+    pub offer: u32,
+    pub kind: OutcomeKind,
+}
+
+impl Outcome {
+    /// The answer an `offer_response` event carries, if it names an offer and an outcome.
+    pub fn from_event(ev: &Event) -> Option<Outcome> {
+        let text = |k: &str| match ev.attr(k) {
+            Some(AttrValue::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        Some(Outcome {
+            minute: minute(ev.epoch()),
+            offer: offer_key(text("offer_code")?),
+            kind: OutcomeKind::parse(text("outcome")?)?,
+        })
+    }
+
+    pub fn at(&self) -> i64 {
+        i64::from(self.minute) * 60
+    }
+}
+
+/// The key answers are kept under: a 32-bit hash of the offer code.
+pub fn offer_key(offer_code: &str) -> u32 {
+    id_hash(offer_code) as u32
+}
+
+/// Answers remembered per subscriber at most.
+pub const MAX_OUTCOMES: usize = 64;
 
 pub fn id_hash(id: &str) -> u64 {
     id_hash_parts(&[id])
@@ -499,6 +564,27 @@ impl SubscriberState {
         self.contacts.insert(pos, c);
     }
 
+    /// Logs an answer to an offer, in time order, bounded.
+    pub fn log_outcome(&mut self, o: Outcome) {
+        if self.outcomes.len() >= MAX_OUTCOMES {
+            self.outcomes.remove(0);
+        }
+        let pos = self
+            .outcomes
+            .iter()
+            .rposition(|x| x.minute <= o.minute)
+            .map_or(0, |p| p + 1);
+        self.outcomes.insert(pos, o);
+    }
+
+    /// Forgets answers before `keep_from` (epoch seconds).
+    pub fn forget_outcomes_before(&mut self, keep_from: i64) {
+        let keep = minute(keep_from);
+        if self.outcomes.first().is_some_and(|o| o.minute < keep) {
+            self.outcomes.retain(|o| o.minute >= keep);
+        }
+    }
+
     /// Forgets contacts before `keep_from` (epoch seconds): no cap looks that far back.
     pub fn forget_contacts_before(&mut self, keep_from: i64) {
         let keep = minute(keep_from);
@@ -538,6 +624,7 @@ impl SubscriberState {
             + thin(self.cooldowns.capacity(), 16)
             + thin(self.seen_ids.capacity(), 8)
             + thin(self.contacts.capacity(), 8)
+            + thin(self.outcomes.capacity(), 12)
     }
 
     /// Encoded as `[ENCODING_MARK, version, bincode...]`. Version 1 (before the mark) was
@@ -616,6 +703,7 @@ mod v1 {
                     .collect(),
                 seen_floor: 0,
                 contacts: super::v2::day_count_as_contacts(s.watermark, s.sent_today),
+                outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
             }
         }
@@ -663,6 +751,7 @@ mod v2 {
                 seen_ids: s.seen_ids,
                 seen_floor: s.seen_floor,
                 contacts: day_count_as_contacts(s.watermark, s.sent_today),
+                outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
             }
         }
