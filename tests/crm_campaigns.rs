@@ -455,3 +455,119 @@ async fn launch_sends_to_the_segment_through_the_engine() {
     })
     .await;
 }
+
+/// A campaign with a control group: a share of the segment is held out (recorded
+/// `control_group`, never sent), and the results compare conversion of the two groups.
+#[tokio::test]
+async fn a_control_group_is_held_out_and_results_show_uplift() {
+    on_both_engine(async |t| {
+        let w = world(t).await;
+        let mk = &w.marketer.token;
+        let offering = t
+            .post(
+                t.admin(),
+                "/api/v1/catalog/offerings",
+                json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
+            )
+            .await
+            .expect(201);
+        let mut lines = Vec::new();
+        for i in 0..60 {
+            let c = t.customer(&format!("u{i}"), json!({})).await;
+            let cid = id(&c);
+            let line = t.line(&cid, &format!("86139100{i:05}")).await;
+            lines.push((cid, id(&line), line["msisdn"].as_str().unwrap().to_string()));
+        }
+        let seg = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
+            )
+            .await
+            .expect(201);
+        let (start, end) = period();
+        let c = t
+            .post(
+                mk,
+                "/api/v1/campaigns",
+                json!({"name": "Held out", "segment_id": id(&seg), "offer_code": "DATA10",
+                    "message": "Hi {name}, 10GB for you", "channels": ["agent"], "control_pct": 30,
+                    "start_at": start, "end_at": end}),
+            )
+            .await
+            .expect(201);
+        let cid = id(&c);
+        assert_eq!(c["control_pct"], 30);
+        go(t, mk, &cid, "submitted").await.expect(200);
+        go(t, &w.lead.token, &cid, "approved").await.expect(200);
+        let run = t
+            .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(200);
+        let held = run["suppressed_by_reason"]["control_group"].as_i64().unwrap_or(0);
+        assert_eq!(run["decided"], 63, "{run}");
+        assert!((5..=35).contains(&held), "about 30 % of 63 held out: {run}");
+        assert_eq!(run["sent"].as_i64().unwrap() + held, 63, "{run}");
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT msisdn, status, reason FROM recommendations WHERE campaign_id = $1",
+        )
+        .bind(&cid)
+        .fetch_all(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        let control: Vec<&String> = rows
+            .iter()
+            .filter(|(_, _, r)| r.as_deref() == Some("control_group"))
+            .map(|(m, s, _)| {
+                assert_eq!(s, "suppressed");
+                m
+            })
+            .collect();
+        assert_eq!(control.len() as i64, held);
+        // Launching again decides the same: the same subscribers are held out.
+        let again = t
+            .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(200);
+        assert_eq!(again["suppressed_by_reason"]["control_group"], held, "{again}");
+        // Six treated and two held-out subscribers take the product afterwards.
+        let (mut treated_buy, mut control_buy) = (0, 0);
+        for (cust, line, msisdn) in &lines {
+            let in_control = control.contains(&msisdn);
+            let buys = if in_control {
+                control_buy < 2
+            } else {
+                treated_buy < 6
+            };
+            if !buys {
+                continue;
+            }
+            *(if in_control { &mut control_buy } else { &mut treated_buy }) += 1;
+            t.post(
+                t.admin(),
+                "/api/v1/subscriptions",
+                json!({"customer_id": cust, "line_id": line, "offering_id": offering["id"]}),
+            )
+            .await
+            .expect(201);
+        }
+        assert_eq!((treated_buy, control_buy), (6, 2));
+        let results = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/results"))
+            .await
+            .expect(200);
+        let n_t = 63 - held;
+        assert_eq!(results["treated"]["subscribers"], n_t, "{results}");
+        assert_eq!(results["treated"]["converted"], 6, "{results}");
+        assert_eq!(results["control"]["subscribers"], held, "{results}");
+        assert_eq!(results["control"]["converted"], 2, "{results}");
+        let want = 6.0 / n_t as f64 - 2.0 / held as f64;
+        let got = results["uplift"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{results}");
+        let ci = results["uplift_ci"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(lo < got && got < hi, "{results}");
+    })
+    .await;
+}

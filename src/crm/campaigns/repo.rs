@@ -306,9 +306,81 @@ pub struct Results {
     pub revenue_cents: i64,
     /// Explains how revenue was computed or why it is partial.
     pub revenue_note: Option<String>,
-    /// Lift over the control group; null until control groups are available.
+    /// Conversion rate of the treated minus that of the control group (null without a
+    /// control group or before a launch).
     pub uplift: Option<f64>,
+    /// 95 % confidence interval of `uplift` (normal approximation for two proportions).
+    pub uplift_ci: Option<[f64; 2]>,
+    /// Those the campaign reached, and how many converted: took the offering (a subscription
+    /// to the product whose code is the offer code, on their line) after the first launch.
+    pub treated: Option<GroupResult>,
+    /// Those held out (`control_group`), and how many converted all the same.
+    pub control: Option<GroupResult>,
     pub control_pct: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GroupResult {
+    pub subscribers: i64,
+    pub converted: i64,
+    pub rate: f64,
+}
+
+impl GroupResult {
+    fn new(subscribers: i64, converted: i64) -> GroupResult {
+        let rate = if subscribers > 0 {
+            converted as f64 / subscribers as f64
+        } else {
+            0.0
+        };
+        GroupResult {
+            subscribers,
+            converted,
+            rate,
+        }
+    }
+}
+
+/// Uplift of `t` over `c` and its 95 % confidence interval.
+pub fn uplift(t: &GroupResult, c: &GroupResult) -> Option<(f64, [f64; 2])> {
+    if t.subscribers == 0 || c.subscribers == 0 {
+        return None;
+    }
+    let diff = t.rate - c.rate;
+    let se = (t.rate * (1.0 - t.rate) / t.subscribers as f64
+        + c.rate * (1.0 - c.rate) / c.subscribers as f64)
+        .sqrt();
+    Some((diff, [diff - 1.96 * se, diff + 1.96 * se]))
+}
+
+/// Treated and control subscribers of a campaign, and how many of each converted since
+/// `since` (the first launch): the same measure for both groups, so the difference is the
+/// campaign's effect.
+async fn groups(
+    conn: &mut sqlx::AnyConnection,
+    campaign_id: &str,
+    since: &str,
+) -> Result<(GroupResult, GroupResult), sqlx::Error> {
+    const GROUP: &str = "CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT)";
+    let mut sql = Sql::new(&format!(
+        "SELECT {GROUP}, COUNT(DISTINCT r.msisdn), \
+         COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM lines l \
+           JOIN subscriptions s ON s.line_id = l.id \
+           JOIN product_offerings po ON po.id = s.offering_id \
+           WHERE l.msisdn = r.msisdn AND po.code = r.offer_code AND s.created_at >= "
+    ));
+    sql.bind(since)
+        .push(") THEN r.msisdn END) FROM recommendations r WHERE r.campaign_id = ");
+    sql.bind(campaign_id).push(&format!(
+        " AND (r.reason = 'control_group' OR r.status IN {SENT_STATUSES}) GROUP BY {GROUP}"
+    ));
+    let rows: Vec<(i64, i64, i64)> = sql.query_as().fetch_all(&mut *conn).await?;
+    let group = |control: i64| {
+        rows.iter()
+            .find(|(c, _, _)| *c == control)
+            .map_or(GroupResult::new(0, 0), |(_, n, k)| GroupResult::new(*n, *k))
+    };
+    Ok((group(0), group(1)))
 }
 
 pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Results, sqlx::Error> {
@@ -339,6 +411,20 @@ pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Res
     rev.bind(c.id.as_str());
     let (revenue_cents, priced, total): (i64, i64, i64) =
         rev.query_as().fetch_one(&mut *conn).await?;
+    let mut first_run = Sql::new("SELECT MIN(started_at) FROM campaign_runs WHERE campaign_id = ");
+    first_run.bind(c.id.as_str());
+    let (since,): (Option<String>,) = first_run.query_as().fetch_one(&mut *conn).await?;
+    let (treated, control) = match since {
+        Some(since) if c.control_pct > 0 => {
+            let (t, k) = groups(conn, &c.id, &since).await?;
+            (Some(t), Some(k))
+        }
+        _ => (None, None),
+    };
+    let lift = treated
+        .as_ref()
+        .zip(control.as_ref())
+        .and_then(|(t, k)| uplift(t, k));
     let revenue_note = if priced < total {
         Some(format!(
             "{} accepted offer(s) have no catalog offering with code {}: counted as 0",
@@ -357,7 +443,10 @@ pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Res
         declined,
         revenue_cents,
         revenue_note,
-        uplift: None,
+        uplift: lift.map(|(u, _)| u),
+        uplift_ci: lift.map(|(_, ci)| ci),
+        treated,
+        control,
         control_pct: c.control_pct,
     })
 }
