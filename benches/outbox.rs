@@ -45,6 +45,7 @@ fn rec(batch: u64, i: u64) -> Recommendation {
         not_before: None,
         status: Status::Queued,
         reason: None,
+        explanation: None,
     }
 }
 

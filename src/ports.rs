@@ -151,6 +151,27 @@ pub struct Recommendation {
     pub not_before: Option<DateTime<FixedOffset>>,
     pub status: Status,
     pub reason: Option<String>,
+    /// Why: the arbitration's factors, and for an offer that lost, the one that won.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub explanation: Option<Explanation>,
+}
+
+/// How the decision stage ranked an offer: `priority = score x value x lever x channel`,
+/// the factors from the rule (`score`) and `[arbitration]` in `rules/policy.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Explanation {
+    pub priority: f64,
+    /// The rule's estimate that the subscriber takes the offer (its `offer()` score).
+    pub score: f64,
+    /// The offer's value weight (`[arbitration.offer_value]`, by offer code).
+    pub value: f64,
+    /// The business lever (`[arbitration.lever]`, by rule id).
+    pub lever: f64,
+    /// The channel's weight (`[arbitration.channel_weight]`).
+    pub channel: f64,
+    /// For `lost_arbitration`: the id of the offer that won.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub winner: Option<String>,
 }
 
 /// A proactive (campaign) or touchpoint offer to push through decisioning and channels.

@@ -185,6 +185,7 @@ fn winback(msisdn: &str, trigger: &str) -> kairos::ports::Recommendation {
         not_before: None,
         status: kairos::ports::Status::Queued,
         reason: None,
+        explanation: None,
     }
 }
 

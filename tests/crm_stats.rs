@@ -34,6 +34,7 @@ fn rec(
         not_before: None,
         status,
         reason: (status == Status::Suppressed).then(|| "opt_out".to_string()),
+        explanation: None,
     }
 }
 

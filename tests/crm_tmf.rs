@@ -57,6 +57,7 @@ fn offer(
         not_before: None,
         status,
         reason: None,
+        explanation: None,
     }
 }
 

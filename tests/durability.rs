@@ -202,6 +202,7 @@ fn rec(id: &str, msisdn: &str, expires_in_secs: i64) -> kairos::ports::Recommend
         not_before: None,
         status: kairos::ports::Status::Queued,
         reason: None,
+        explanation: None,
     }
 }
 

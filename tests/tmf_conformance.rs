@@ -228,6 +228,7 @@ fn engine_offer(id: &str, msisdn: &str, code: &str) -> Recommendation {
         not_before: None,
         status: Status::Queued,
         reason: None,
+        explanation: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! The file is optional; without it the policy is what `engine.daily_cap` says. Everything
 //! here works on event time, so a replay decides exactly as the live stream did.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{NaiveTime, TimeZone};
@@ -72,8 +73,30 @@ pub struct Suppress {
     pub hold: i64,
 }
 
+/// Weights the arbitration multiplies into an offer's priority; 1 where none is set.
+#[derive(Debug, Clone, Default)]
+pub struct Arbitration {
+    pub offer_value: HashMap<String, f64>,
+    pub lever: HashMap<String, f64>,
+    pub channel_weight: HashMap<String, f64>,
+}
+
+impl Arbitration {
+    pub fn value(&self, offer_code: &str) -> f64 {
+        self.offer_value.get(offer_code).copied().unwrap_or(1.0)
+    }
+    pub fn lever(&self, rule_id: &str) -> f64 {
+        self.lever.get(rule_id).copied().unwrap_or(1.0)
+    }
+    pub fn channel(&self, channel: &str) -> f64 {
+        self.channel_weight.get(channel).copied().unwrap_or(1.0)
+    }
+}
+
+/// The policy file: contact policy and the arbitration's weights.
 #[derive(Debug, Clone, Default)]
 pub struct ContactPolicy {
+    pub arbitration: Arbitration,
     pub caps: Vec<Cap>,
     pub suppress: Vec<Suppress>,
     pub quiet: Option<Quiet>,
@@ -239,6 +262,18 @@ struct RawFile {
     suppress: Vec<RawSuppress>,
     quiet_hours: Option<RawQuiet>,
     control: Option<RawControl>,
+    arbitration: Option<RawArbitration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArbitration {
+    #[serde(default)]
+    offer_value: HashMap<String, Spanned<f64>>,
+    #[serde(default)]
+    lever: HashMap<String, Spanned<f64>>,
+    #[serde(default)]
+    channel_weight: HashMap<String, Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +425,40 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
             to,
             channels: q.channels.into_inner(),
         });
+    }
+    if let Some(a) = raw.arbitration {
+        let weights = |m: HashMap<String, Spanned<f64>>, what: &str| {
+            m.into_iter()
+                .map(|(k, v)| {
+                    let w = *v.get_ref();
+                    if w.is_finite() && w >= 0.0 {
+                        Ok((k, w))
+                    } else {
+                        Err(at(
+                            v.span().start,
+                            format!("{what} {k:?}: a weight must be a number of 0 or more"),
+                        ))
+                    }
+                })
+                .collect::<Result<HashMap<_, _>, _>>()
+        };
+        for c in a.channel_weight.keys() {
+            if !known.contains(c) {
+                let span = a.channel_weight[c].span().start;
+                return Err(at(
+                    span,
+                    format!(
+                        "unknown channel {c:?}; the channels are: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        policy.arbitration = Arbitration {
+            offer_value: weights(a.offer_value, "offer_value")?,
+            lever: weights(a.lever, "lever")?,
+            channel_weight: weights(a.channel_weight, "channel_weight")?,
+        };
     }
     if let Some(c) = raw.control {
         policy.holdout_bp =

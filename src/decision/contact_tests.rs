@@ -419,3 +419,57 @@ fn ignored_twice_in_thirty_days_holds_the_offer_for_sixty() {
     );
     assert_eq!(decide(&mut apart, "2026-11-06T10:00:00+08:00"), None);
 }
+
+#[test]
+fn arbitration_ranks_by_score_value_lever_and_channel_and_names_the_winner() {
+    let mut pol = policy("");
+    pol.contact.arbitration = contact::parse(
+        Path::new("policy.toml"),
+        "[arbitration]\noffer_value = { big-O = 3.0 }\nlever = { push = 1.5 }\nchannel_weight = { portal = 0.5 }\n",
+        &channels(),
+    )
+    .unwrap()
+    .arbitration;
+    let mut st = SubscriberState::default();
+    let p = |rule: &str, score: f64, chans: &[&str]| Proposal {
+        score,
+        ..offer(rule, chans, Category::Sales)
+    };
+    let recs = pol.decide(
+        vec![
+            p("small", 0.6, &["sms"]),
+            p("big", 0.3, &["sms"]),
+            p("push", 0.5, &["portal"]),
+        ],
+        &mut st,
+        &Profile::default(),
+        m(),
+        &Trigger::Event("e".into()),
+        at("2026-11-23T10:00:00+08:00"),
+    );
+    let order: Vec<(&str, f64)> = recs
+        .iter()
+        .map(|r| (r.rule_id.as_str(), r.explanation.as_ref().unwrap().priority))
+        .collect();
+    // big: 0.3 x 3 = 0.9; small: 0.6; push: 0.5 x 1.5 x 0.5 = 0.375.
+    assert_eq!(order, vec![("big", 0.9), ("small", 0.6), ("push", 0.375)]);
+    assert_eq!(recs[0].reason, None);
+    let e = recs[2].explanation.as_ref().unwrap();
+    assert_eq!((e.score, e.value, e.lever, e.channel), (0.5, 1.0, 1.5, 0.5));
+    for loser in &recs[1..] {
+        assert_eq!(loser.reason.as_deref(), Some("lost_arbitration"));
+        assert_eq!(
+            loser.explanation.as_ref().unwrap().winner.as_deref(),
+            Some(recs[0].id.as_str())
+        );
+    }
+    assert_eq!(recs[0].explanation.as_ref().unwrap().winner, None);
+    let e = contact::parse(
+        Path::new("policy.toml"),
+        "[arbitration]\nchannel_weight = { fax = 2.0 }\n",
+        &channels(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("unknown channel \"fax\""), "{e}");
+    assert_eq!(e.line, 2, "{e}");
+}

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, FixedOffset};
 use uuid::Uuid;
 
 use crate::event::Msisdn;
-use crate::ports::{Profile, Recommendation, Status};
+use crate::ports::{Explanation, Profile, Recommendation, Status};
 use crate::rules::{Category, Rule};
 use crate::state::{id_hash_parts, Contact, SubscriberState};
 
@@ -169,19 +169,39 @@ impl Policy {
     /// is `queued`, or `deferred` to the end of the quiet hours it fell in.
     pub fn decide(
         &self,
-        mut proposals: Vec<Proposal>,
+        proposals: Vec<Proposal>,
         st: &mut SubscriberState,
         profile: &Profile,
         msisdn: Msisdn,
         trigger: &Trigger,
         at: DateTime<FixedOffset>,
     ) -> Vec<Recommendation> {
-        // Highest score wins; ties keep rule order (priority) from the rule set.
-        proposals.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        // Highest priority wins; ties keep rule order (priority) from the rule set.
+        let arb = &self.contact.arbitration;
+        let mut ranked: Vec<(f64, Explanation, Proposal)> = proposals
+            .into_iter()
+            .map(|p| {
+                let channel = p
+                    .channels
+                    .iter()
+                    .find(|c| self.channels.contains(c))
+                    .map_or(1.0, |c| arb.channel(c));
+                let (value, lever) = (arb.value(&p.offer_code), arb.lever(&p.rule_id));
+                let round = |x: f64| (x * 1000.0).round() / 1000.0;
+                let priority = p.score * value * lever * channel;
+                let e = Explanation {
+                    priority: round(priority),
+                    score: round(p.score),
+                    value,
+                    lever,
+                    channel,
+                    winner: None,
+                };
+                (priority, e, p)
+            })
+            .collect();
+        ranked
+            .sort_by(|(a, _, _), (b, _, _)| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
         let now = at.timestamp();
         let tz = self.zone_of(profile);
         st.cooldowns.retain(|(_, until)| *until > now);
@@ -194,8 +214,9 @@ impl Policy {
             i64::MIN
         };
         let mut winners = 0usize;
-        let mut out = Vec::with_capacity(proposals.len());
-        for p in proposals {
+        let mut first_winner: Option<String> = None;
+        let mut out = Vec::with_capacity(ranked.len());
+        for (_, mut explanation, p) in ranked {
             let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
             let usable: Vec<&String> = p
                 .channels
@@ -300,8 +321,16 @@ impl Policy {
                 Trigger::Request(id) => (None, None, Some(id.clone())),
             };
             let deferred = reason.is_none() && send_at.is_some();
+            let id = recommendation_id(&p.rule_id, msisdn, trigger, &channel);
+            if reason == Some("lost_arbitration") {
+                explanation.winner = first_winner.clone();
+            } else if first_winner.is_none()
+                && (reason.is_none() || reason == Some("control_group"))
+            {
+                first_winner = Some(id.clone());
+            }
             out.push(Recommendation {
-                id: recommendation_id(&p.rule_id, msisdn, trigger, &channel),
+                id,
                 msisdn,
                 rule_id: p.rule_id,
                 offer_code: p.offer_code,
@@ -327,6 +356,7 @@ impl Policy {
                     (None, true) => Some("quiet_hours".to_string()),
                     _ => reason.map(str::to_string),
                 },
+                explanation: Some(explanation),
             });
         }
         out

@@ -172,6 +172,10 @@ impl Facts<'_> {
                 .map(|l| Fact::Num((self.now - l.ts) as f64))
                 .unwrap_or(Fact::None),
             StateQuery::CountSince(d) => Fact::Num(f64::from(st.count_since(d))),
+            StateQuery::Dwell(d) => st
+                .last(d)
+                .map(|l| Fact::Num((self.now - l.ts) as f64))
+                .unwrap_or(Fact::None),
             StateQuery::Changed(d) => {
                 let crate::state::SeriesDef::Last { attr: Some(a), .. } = &d.def else {
                     return Fact::Bool(false);

@@ -29,6 +29,8 @@ pub enum StateQuery {
     Growth(Series),
     /// Whether the current event's attribute differs from the last one of the same type.
     Changed(Series),
+    /// Seconds the attribute has had its latest earlier value, up to the current event.
+    Dwell(Series),
 }
 
 impl StateQuery {
@@ -43,7 +45,8 @@ impl StateQuery {
             | StateQuery::SecondsSince(d)
             | StateQuery::CountSince(d)
             | StateQuery::Growth(d)
-            | StateQuery::Changed(d) => vec![d.def.clone()],
+            | StateQuery::Changed(d)
+            | StateQuery::Dwell(d) => vec![d.def.clone()],
         }
     }
 }
@@ -68,6 +71,7 @@ pub const STATE_FUNCTIONS: &[(&str, &str)] = &[
     ("count_since", "type, reset_type"),
     ("growth_pct", "type, attr"),
     ("changed", "type, attr"),
+    ("dwell_seconds", "type, attr"),
 ];
 
 pub fn is_state_function(name: &str) -> bool {
@@ -167,6 +171,13 @@ pub fn parse_call(name: &str, args: &[&str]) -> Result<StateQuery, String> {
         "seconds_since" => StateQuery::SecondsSince(last(None)?),
         "growth_pct" => StateQuery::Growth(last(Some(args[1]))?),
         "changed" => StateQuery::Changed(last(Some(args[1]))?),
+        "dwell_seconds" => StateQuery::Dwell(
+            SeriesDef::Dwell {
+                ty: ty(args[0])?,
+                attr: attr(args[1])?,
+            }
+            .into(),
+        ),
         "count_since" => StateQuery::CountSince(
             SeriesDef::CountSince {
                 ty: ty(args[0])?,

@@ -74,6 +74,11 @@ pub enum SeriesDef {
     Last { ty: SmolStr, attr: Option<SmolStr> },
     /// Events of `ty` since the last event of `reset`.
     CountSince { ty: SmolStr, reset: SmolStr },
+    /// The value of an attribute and since when it has had it (kept as a [`LastData`]
+    /// whose `ts` moves only when the value changes): dwell time in a region, a cell.
+    ///
+    /// [`LastData`]: super::LastData
+    Dwell { ty: SmolStr, attr: SmolStr },
 }
 
 impl SeriesDef {
@@ -108,6 +113,7 @@ impl SeriesDef {
             }
             SeriesDef::Last { ty, attr } => h.feed(&["l|", ty, "|", attr.as_deref().unwrap_or("")]),
             SeriesDef::CountSince { ty, reset } => h.feed(&["s|", ty, "|", reset]),
+            SeriesDef::Dwell { ty, attr } => h.feed(&["d|", ty, "|", attr]),
         }
         h.0
     }
@@ -222,7 +228,7 @@ impl StateSpec {
                     let (base, f) = split_filter(ty);
                     spec.entry(base).calendars.push((fp, d.clone(), f));
                 }
-                SeriesDef::Last { ty, .. } => {
+                SeriesDef::Last { ty, .. } | SeriesDef::Dwell { ty, .. } => {
                     let (base, f) = split_filter(ty);
                     spec.entry(base).lasts.push((fp, d.clone(), f));
                 }

@@ -393,16 +393,22 @@ impl SubscriberState {
                 if !Filter::passes(filter, ev) {
                     continue;
                 }
-                let SeriesDef::Last { attr, .. } = def else {
-                    continue;
+                let (attr, dwell) = match def {
+                    SeriesDef::Last { attr, .. } => (attr.as_deref(), false),
+                    SeriesDef::Dwell { attr, .. } => (Some(attr.as_str()), true),
+                    _ => continue,
                 };
-                let val = match attr.as_deref() {
+                let val = match attr {
                     None => Val::None,
                     Some(a) => Val::from_attr(ev.attr(a)),
                 };
                 let l = self.last_mut(*fp);
                 // A late event does not overwrite a newer "last".
-                if now >= l.ts {
+                if now < l.ts {
+                    continue;
+                }
+                // Dwell: the time moves only when the value changes.
+                if !dwell || l.ts == i64::MIN || l.val != val {
                     l.prev = std::mem::replace(&mut l.val, val);
                     l.ts = now;
                 }

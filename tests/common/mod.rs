@@ -424,6 +424,7 @@ pub fn sms_rec(id: &str, msisdn: &str) -> Recommendation {
         // one would be picked up and delivered by the outbox sweep meanwhile.
         status: Status::Sent,
         reason: None,
+        explanation: None,
     }
 }
 
@@ -479,5 +480,6 @@ pub fn offer(
         not_before: None,
         status,
         reason: None,
+        explanation: None,
     }
 }

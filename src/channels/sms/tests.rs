@@ -34,6 +34,7 @@ fn outbox_is_bounded_and_filterable() {
         not_before: None,
         status: crate::ports::Status::Queued,
         reason: None,
+        explanation: None,
     };
     for (i, to) in ["8613900000001", "8613900000002", "8613900000001"]
         .iter()
