@@ -153,6 +153,54 @@ fn rules_check_reports_file_line_and_problem() {
     );
 }
 
+/// The contact policy beside the rules is checked with them: a mistake names the file, the
+/// line and what is wrong, and a good one is summed up.
+#[test]
+fn rules_check_checks_the_contact_policy_too() {
+    let src = std::fs::read_to_string(repo().join("rules/dynamic/roaming-welcome.rhai")).unwrap();
+    let dir = rules_dir(&[
+        ("r.rhai", src.as_str()),
+        (
+            "policy.toml",
+            "[[cap]]\nmax = 1\nper = \"day\"\n\n[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"pager\"]\n",
+        ),
+    ]);
+    let run = kairos()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("policy.toml:8:12: unknown channel \"pager\""),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[cap]]\nmax = 1\nper = \"day\"\n\n[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"sms\"]\n",
+    )
+    .unwrap();
+    // No operator templates here: only the rule and its policy are checked.
+    let no_templates = tempfile::tempdir().unwrap();
+    let run = kairos()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .env("KAIROS_CHANNELS__DIR", no_templates.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("1 cap(s), quiet hours 21:00-08:00 on sms"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn rules_test_fails_when_a_rule_does_not_do_what_its_test_says() {
     let src = std::fs::read_to_string(repo().join("rules/dynamic/roaming-welcome.rhai")).unwrap();
