@@ -281,6 +281,11 @@ pub async fn build_pipeline(
             .await?;
     }
     let recs = RecStore::new(db.clone());
+    if let (Some(learned), Some(every)) =
+        (policy.propensity.clone(), policy.contact.learn_every_secs)
+    {
+        crate::pipeline::learn::spawn(recs.clone(), learned, every);
+    }
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
         recs.clone(),

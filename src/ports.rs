@@ -156,11 +156,17 @@ pub struct Recommendation {
     pub explanation: Option<Explanation>,
 }
 
-/// How the decision stage ranked an offer: `priority = score x value x lever x channel`,
-/// the factors from the rule (`score`) and `[arbitration]` in `rules/policy.toml`.
+/// How the decision stage ranked an offer: `priority = propensity x score x value x lever x
+/// channel`, the factors learned from answers (`propensity`), from the rule (`score`) and
+/// from `[arbitration]` in `rules/policy.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub priority: f64,
+    /// A draw from the offer's learned acceptance (`[propensity] learn`), 1 when not learning.
+    pub propensity: f64,
+    /// The acceptance rate the answers so far point to (when learning).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub acceptance: Option<f64>,
     /// The rule's estimate that the subscriber takes the offer (its `offer()` score).
     pub score: f64,
     /// The offer's value weight (`[arbitration.offer_value]`, by offer code).

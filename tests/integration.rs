@@ -23,6 +23,7 @@ mod crm_service_requests;
 mod crm_stats;
 mod crm_tmf;
 mod crm_view;
+mod decisioning;
 mod delivery;
 mod durability;
 mod engine_http;

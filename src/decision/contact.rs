@@ -97,6 +97,8 @@ impl Arbitration {
 #[derive(Debug, Clone, Default)]
 pub struct ContactPolicy {
     pub arbitration: Arbitration,
+    /// `[propensity] learn = true`: how often (seconds) the learned model is rebuilt.
+    pub learn_every_secs: Option<i64>,
     pub caps: Vec<Cap>,
     pub suppress: Vec<Suppress>,
     pub quiet: Option<Quiet>,
@@ -263,6 +265,14 @@ struct RawFile {
     quiet_hours: Option<RawQuiet>,
     control: Option<RawControl>,
     arbitration: Option<RawArbitration>,
+    propensity: Option<RawPropensity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPropensity {
+    learn: bool,
+    refresh: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +469,14 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
             lever: weights(a.lever, "lever")?,
             channel_weight: weights(a.channel_weight, "channel_weight")?,
         };
+    }
+    if let Some(p) = raw.propensity.filter(|p| p.learn) {
+        let every = match &p.refresh {
+            Some(r) => parse_duration_secs(r.get_ref())
+                .map_err(|e| at(r.span().start, format!("refresh: {e}")))?,
+            None => 60,
+        };
+        policy.learn_every_secs = Some(every);
     }
     if let Some(c) = raw.control {
         policy.holdout_bp =

@@ -4,6 +4,9 @@
 pub mod contact;
 #[cfg(test)]
 mod contact_tests;
+pub mod propensity;
+#[cfg(test)]
+mod propensity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +77,8 @@ pub enum Trigger {
 pub struct Policy {
     /// Caps, quiet hours and the control group (`rules/policy.toml` and `engine.daily_cap`).
     pub contact: ContactPolicy,
+    /// The model learned from answers, when `[propensity] learn` is on.
+    pub propensity: Option<propensity::Learned>,
     pub complaint_hold_secs: i64,
     pub max_offers_per_event: usize,
     pub channels: Vec<String>,
@@ -102,6 +107,9 @@ impl Policy {
             ),
         );
         Ok(Policy {
+            propensity: contact
+                .learn_every_secs
+                .map(|_| propensity::Learned::default()),
             contact,
             complaint_hold_secs: crate::state::parse_duration_secs(&c.engine.complaint_hold)
                 .map_err(|e| format!("engine.complaint_hold: {e}"))?,
@@ -178,6 +186,12 @@ impl Policy {
     ) -> Vec<Recommendation> {
         // Highest priority wins; ties keep rule order (priority) from the rule set.
         let arb = &self.contact.arbitration;
+        let model = self.propensity.as_ref().map(|l| l.current());
+        let trigger_key = match trigger {
+            Trigger::Event(id) => ("e:", id),
+            Trigger::Campaign(id) => ("c:", id),
+            Trigger::Request(id) => ("q:", id),
+        };
         let mut ranked: Vec<(f64, Explanation, Proposal)> = proposals
             .into_iter()
             .map(|p| {
@@ -188,9 +202,29 @@ impl Policy {
                     .map_or(1.0, |c| arb.channel(c));
                 let (value, lever) = (arb.value(&p.offer_code), arb.lever(&p.rule_id));
                 let round = |x: f64| (x * 1000.0).round() / 1000.0;
-                let priority = p.score * value * lever * channel;
+                // Thompson sampling, seeded by the decision's identity (replays agree).
+                let (propensity, acceptance) = match &model {
+                    Some(m) => {
+                        let seed = id_hash_parts(&[
+                            &p.rule_id,
+                            "|",
+                            msisdn.digits().as_str(),
+                            "|",
+                            trigger_key.0,
+                            trigger_key.1,
+                        ]);
+                        (
+                            m.sample(&p.offer_code, seed),
+                            Some(round(m.mean(&p.offer_code))),
+                        )
+                    }
+                    None => (1.0, None),
+                };
+                let priority = propensity * p.score * value * lever * channel;
                 let e = Explanation {
                     priority: round(priority),
+                    propensity: round(propensity),
+                    acceptance,
                     score: round(p.score),
                     value,
                     lever,

@@ -9,6 +9,7 @@
 
 mod commit;
 mod deadletter;
+pub mod learn;
 mod metrics;
 mod recs;
 mod worker;

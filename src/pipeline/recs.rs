@@ -223,6 +223,24 @@ impl RecStore {
         Ok(())
     }
 
+    /// Answers per offer code: (code, accepted, declined or ignored), what the propensity
+    /// model learns from. The latest answer to an offer counts, once.
+    pub async fn answer_counts(&self) -> Result<Vec<(String, u64, u64)>, sqlx::Error> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT offer_code, \
+             COALESCE(SUM(CASE WHEN status = 'accepted' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status IN ('declined', 'expired') THEN 1 ELSE 0 END), 0) \
+             FROM recommendations WHERE id IN (SELECT recommendation_id FROM offer_responses) \
+             GROUP BY offer_code",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(code, yes, no)| (code, yes.max(0) as u64, no.max(0) as u64))
+            .collect())
+    }
+
     /// How delivery of one offer stands: attempts so far, the provider's id, the next try.
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, sqlx::Error> {
         let row: Option<(i64, Option<String>, Option<i64>)> = sqlx::query_as(
