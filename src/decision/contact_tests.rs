@@ -28,15 +28,9 @@ fn policy(toml: &str) -> Policy {
 
 fn offer(rule: &str, channels: &[&str], category: Category) -> Proposal {
     Proposal {
-        rule_id: rule.into(),
-        offer_code: format!("{rule}-O"),
-        message: "m".into(),
-        score: 0.5,
-        channels: channels.iter().map(|c| c.to_string()).collect(),
         validity_secs: 3 * 86400,
         cooldown_secs: 0,
-        category,
-        control_bp: None,
+        ..super::tests::p(rule, 0.5, channels, category)
     }
 }
 

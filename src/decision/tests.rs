@@ -8,7 +8,8 @@ fn policy() -> Policy {
     Policy::from_config(&c).unwrap()
 }
 
-fn p(rule: &str, score: f64, channels: &[&str], category: Category) -> Proposal {
+/// A proposal of `rule` (offer `{rule}-O`), valid a day, with an hour's cooldown.
+pub(super) fn p(rule: &str, score: f64, channels: &[&str], category: Category) -> Proposal {
     Proposal {
         rule_id: rule.into(),
         offer_code: format!("{rule}-O"),

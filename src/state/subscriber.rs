@@ -197,6 +197,44 @@ pub fn offer_key(offer_code: &str) -> u32 {
 /// Answers remembered per subscriber at most.
 pub const MAX_OUTCOMES: usize = 64;
 
+/// An entry of a time-ordered log kept in the state (contacts, answers).
+trait Timed {
+    fn minute(&self) -> u32;
+}
+
+impl Timed for Contact {
+    fn minute(&self) -> u32 {
+        self.minute
+    }
+}
+
+impl Timed for Outcome {
+    fn minute(&self) -> u32 {
+        self.minute
+    }
+}
+
+/// Inserts `item` in time order (after entries of the same minute); past `max` entries the
+/// oldest is forgotten.
+fn log_in_order<T: Timed>(log: &mut ThinVec<T>, item: T, max: usize) {
+    if log.len() >= max {
+        log.remove(0);
+    }
+    let pos = log
+        .iter()
+        .rposition(|x| x.minute() <= item.minute())
+        .map_or(0, |p| p + 1);
+    log.insert(pos, item);
+}
+
+/// Drops the entries before `keep_from` (epoch seconds).
+fn forget_before<T: Timed>(log: &mut ThinVec<T>, keep_from: i64) {
+    let keep = minute(keep_from);
+    if log.first().is_some_and(|x| x.minute() < keep) {
+        log.retain(|x| x.minute() >= keep);
+    }
+}
+
 pub fn id_hash(id: &str) -> u64 {
     id_hash_parts(&[id])
 }
@@ -559,44 +597,22 @@ impl SubscriberState {
 
     /// Logs a marketing contact, keeping the log in time order and bounded.
     pub fn log_contact(&mut self, c: Contact) {
-        if self.contacts.len() >= MAX_CONTACTS {
-            self.contacts.remove(0);
-        }
-        let pos = self
-            .contacts
-            .iter()
-            .rposition(|x| x.minute <= c.minute)
-            .map_or(0, |p| p + 1);
-        self.contacts.insert(pos, c);
+        log_in_order(&mut self.contacts, c, MAX_CONTACTS);
     }
 
     /// Logs an answer to an offer, in time order, bounded.
     pub fn log_outcome(&mut self, o: Outcome) {
-        if self.outcomes.len() >= MAX_OUTCOMES {
-            self.outcomes.remove(0);
-        }
-        let pos = self
-            .outcomes
-            .iter()
-            .rposition(|x| x.minute <= o.minute)
-            .map_or(0, |p| p + 1);
-        self.outcomes.insert(pos, o);
+        log_in_order(&mut self.outcomes, o, MAX_OUTCOMES);
     }
 
     /// Forgets answers before `keep_from` (epoch seconds).
     pub fn forget_outcomes_before(&mut self, keep_from: i64) {
-        let keep = minute(keep_from);
-        if self.outcomes.first().is_some_and(|o| o.minute < keep) {
-            self.outcomes.retain(|o| o.minute >= keep);
-        }
+        forget_before(&mut self.outcomes, keep_from);
     }
 
     /// Forgets contacts before `keep_from` (epoch seconds): no cap looks that far back.
     pub fn forget_contacts_before(&mut self, keep_from: i64) {
-        let keep = minute(keep_from);
-        if self.contacts.first().is_some_and(|c| c.minute < keep) {
-            self.contacts.retain(|c| c.minute >= keep);
-        }
+        forget_before(&mut self.contacts, keep_from);
     }
 
     /// Drops series no rule reads any more (after a rule set change).
