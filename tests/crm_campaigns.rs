@@ -47,6 +47,28 @@ async fn campaign(t: &TestApp, token: &str, segment: &str, channels: Value) -> V
     .expect(201)
 }
 
+/// The catalog offering the campaigns here offer.
+async fn data10(t: &TestApp) -> Value {
+    t.post(
+        t.admin(),
+        "/api/v1/catalog/offerings",
+        json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
+    )
+    .await
+    .expect(201)
+}
+
+/// A segment of every individual customer.
+async fn individuals(t: &TestApp, token: &str) -> Value {
+    t.post(
+        token,
+        "/api/v1/segments",
+        json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
+    )
+    .await
+    .expect(201)
+}
+
 async fn go(t: &TestApp, token: &str, campaign: &str, to: &str) -> common::Resp {
     t.post(
         token,
@@ -363,21 +385,8 @@ async fn launch_sends_to_the_segment_through_the_engine() {
         )
         .await
         .expect(201);
-        t.post(
-            t.admin(),
-            "/api/v1/catalog/offerings",
-            json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
-        )
-        .await
-        .expect(201);
-        let seg = t
-            .post(
-                mk,
-                "/api/v1/segments",
-                json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
-            )
-            .await
-            .expect(201);
+        data10(t).await;
+        let seg = individuals(t, mk).await;
         let c = campaign(t, mk, &id(&seg), json!(["sms"])).await;
         let cid = id(&c);
         go(t, mk, &cid, "submitted").await.expect(200);
@@ -463,14 +472,7 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
     on_both_engine(async |t| {
         let w = world(t).await;
         let mk = &w.marketer.token;
-        let offering = t
-            .post(
-                t.admin(),
-                "/api/v1/catalog/offerings",
-                json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
-            )
-            .await
-            .expect(201);
+        let offering = data10(t).await;
         let mut lines = Vec::new();
         for i in 0..60 {
             let c = t.customer(&format!("u{i}"), json!({})).await;
@@ -478,14 +480,7 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
             let line = t.line(&cid, &format!("86139100{i:05}")).await;
             lines.push((cid, id(&line), line["msisdn"].as_str().unwrap().to_string()));
         }
-        let seg = t
-            .post(
-                mk,
-                "/api/v1/segments",
-                json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
-            )
-            .await
-            .expect(201);
+        let seg = individuals(t, mk).await;
         let (start, end) = period();
         let c = t
             .post(
@@ -505,7 +500,9 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
             .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
             .await
             .expect(200);
-        let held = run["suppressed_by_reason"]["control_group"].as_i64().unwrap_or(0);
+        let held = run["suppressed_by_reason"]["control_group"]
+            .as_i64()
+            .unwrap_or(0);
         assert_eq!(run["decided"], 63, "{run}");
         assert!((5..=35).contains(&held), "about 30 % of 63 held out: {run}");
         assert_eq!(run["sent"].as_i64().unwrap() + held, 63, "{run}");
@@ -530,7 +527,10 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
             .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
             .await
             .expect(200);
-        assert_eq!(again["suppressed_by_reason"]["control_group"], held, "{again}");
+        assert_eq!(
+            again["suppressed_by_reason"]["control_group"], held,
+            "{again}"
+        );
         // Six treated and two held-out subscribers take the product afterwards.
         let (mut treated_buy, mut control_buy) = (0, 0);
         for (cust, line, msisdn) in &lines {
@@ -543,7 +543,11 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
             if !buys {
                 continue;
             }
-            *(if in_control { &mut control_buy } else { &mut treated_buy }) += 1;
+            *(if in_control {
+                &mut control_buy
+            } else {
+                &mut treated_buy
+            }) += 1;
             t.post(
                 t.admin(),
                 "/api/v1/subscriptions",

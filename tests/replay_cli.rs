@@ -158,13 +158,10 @@ fn rules_check_reports_file_line_and_problem() {
 #[test]
 fn rules_check_checks_the_contact_policy_too() {
     let src = std::fs::read_to_string(repo().join("rules/dynamic/roaming-welcome.rhai")).unwrap();
-    let dir = rules_dir(&[
-        ("r.rhai", src.as_str()),
-        (
-            "policy.toml",
-            "[[cap]]\nmax = 1\nper = \"day\"\n\n[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"pager\"]\n",
-        ),
-    ]);
+    let policy = |channel: &str| {
+        format!("[[cap]]\nmax = 1\nper = \"day\"\n\n[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"{channel}\"]\n")
+    };
+    let dir = rules_dir(&[("r.rhai", src.as_str()), ("policy.toml", &policy("pager"))]);
     let run = kairos()
         .args(["rules", "check"])
         .arg(dir.path())
@@ -176,11 +173,7 @@ fn rules_check_checks_the_contact_policy_too() {
         stderr.contains("policy.toml:8:12: unknown channel \"pager\""),
         "{stderr}"
     );
-    std::fs::write(
-        dir.path().join("policy.toml"),
-        "[[cap]]\nmax = 1\nper = \"day\"\n\n[quiet_hours]\nfrom = \"21:00\"\nto = \"08:00\"\nchannels = [\"sms\"]\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("policy.toml"), policy("sms")).unwrap();
     // No operator templates here: only the rule and its policy are checked.
     let no_templates = tempfile::tempdir().unwrap();
     let run = kairos()
