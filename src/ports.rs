@@ -178,6 +178,9 @@ pub struct Explanation {
     /// For `lost_arbitration`: the id of the offer that won.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub winner: Option<String>,
+    /// The A/B variant of the message (`base` or a name from the rule's `variants`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub variant: Option<String>,
 }
 
 /// A proactive (campaign) or touchpoint offer to push through decisioning and channels.

@@ -31,6 +31,8 @@ pub struct Candidate {
     pub score: f64,
     /// Channels chosen by the rule's `offer()` for this offer, overriding the declaration.
     pub channels: Option<Vec<String>>,
+    /// The A/B variant of the message, when the rule tests some.
+    pub variant: Option<String>,
 }
 
 /// One offer to decide on, from a rule match or a campaign / touchpoint request.
@@ -46,6 +48,7 @@ pub struct Proposal {
     pub category: Category,
     /// The rule's or campaign's own control-group share (basis points), over the policy's.
     pub control_bp: Option<u32>,
+    pub variant: Option<String>,
 }
 
 impl From<Candidate> for Proposal {
@@ -61,6 +64,7 @@ impl From<Candidate> for Proposal {
             cooldown_secs: m.cooldown_secs,
             category: m.category,
             control_bp: m.control_bp,
+            variant: c.variant,
         }
     }
 }
@@ -230,6 +234,7 @@ impl Policy {
                     lever,
                     channel,
                     winner: None,
+                    variant: p.variant.clone(),
                 };
                 (priority, e, p)
             })

@@ -26,6 +26,7 @@ fn offer(code: &str) -> Proposal {
         cooldown_secs: 0,
         category: Category::Sales,
         control_bp: None,
+        variant: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub(super) fn p(rule: &str, score: f64, channels: &[&str], category: Category) -
         cooldown_secs: 3600,
         category,
         control_bp: None,
+        variant: None,
     }
 }
 

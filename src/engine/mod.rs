@@ -359,18 +359,18 @@ fn run_rule(
     }
     let lang = profile.language.as_str();
     let code_t = code.unwrap_or_else(|| rule.meta.offer_code.clone());
-    // The script's own text, else the operator's template for the offer, else the rule's.
+    let variant = variant_of(&rule.meta, ev.msisdn);
+    // The script's own text, else the A/B variant's, else the operator's template for the
+    // offer, else the rule's.
     let template = message
         .as_deref()
-        .or_else(|| rules.templates.text(&code_t, lang))
         .or_else(|| {
-            rule.meta
-                .message
-                .get(lang)
-                .or_else(|| rule.meta.message.get("en"))
-                .or_else(|| rule.meta.message.values().next())
-                .map(String::as_str)
+            variant
+                .and_then(|v| rule.meta.variants.get(v))
+                .and_then(|m| in_language(m, lang))
         })
+        .or_else(|| rules.templates.text(&code_t, lang))
+        .or_else(|| in_language(&rule.meta.message, lang))
         .unwrap_or_default();
     Ok(Some(Candidate {
         rule: rule.clone(),
@@ -378,5 +378,33 @@ fn run_rule(
         message: render(template, &vars, facts),
         score,
         channels,
+        variant: variant.map(str::to_string),
     }))
+}
+
+/// The A/B variant a subscriber sees of a rule with `variants`: the same one every time,
+/// the variants (`base` first, then by name) taking equal shares.
+/// The text in `lang`, else English, else any.
+fn in_language<'m>(
+    texts: &'m std::collections::BTreeMap<String, String>,
+    lang: &str,
+) -> Option<&'m str> {
+    texts
+        .get(lang)
+        .or_else(|| texts.get("en"))
+        .or_else(|| texts.values().next())
+        .map(String::as_str)
+}
+
+fn variant_of(meta: &crate::rules::RuleMeta, msisdn: crate::event::Msisdn) -> Option<&str> {
+    if meta.variants.is_empty() {
+        return None;
+    }
+    let n = meta.variants.len() as u32 + 1;
+    let draw =
+        crate::decision::contact::draw_bp(&[&meta.id, "|variant|", msisdn.digits().as_str()]);
+    match (draw * n / 10_000) as usize {
+        0 => Some(crate::rules::BASE_VARIANT),
+        i => meta.variants.keys().nth(i - 1).map(String::as_str),
+    }
 }

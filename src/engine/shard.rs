@@ -208,6 +208,7 @@ impl Shard {
             cooldown_secs: 0,
             category: Category::Sales,
             control_bp: req.control_bp,
+            variant: None,
         };
         policy.decide(
             vec![proposal],

@@ -526,3 +526,55 @@ fn a_declined_offer_is_held_back_and_replays_decide_the_same() {
         serde_json::to_string(&again).unwrap()
     );
 }
+
+/// An A/B test of messages: subscribers split evenly and for good between the rule's own
+/// message and its variants, each decision naming the variant it carries.
+#[test]
+fn message_variants_split_subscribers_evenly_and_stably() {
+    let src = r#"#{ id: "ab", name: "ab", kind: "dynamic", events: ["sms"], channels: ["sms"],
+        offer: #{ code: "AB-OFFER" }, message: "long text for {peer}",
+        variants: #{ short: #{ en: "short for {peer}", zh: "短信 {peer}" } } };"#;
+    let s = set(&[("ab.rhai", src)]);
+    let decide = |i: u32| {
+        let ev = Arc::new(
+            decode(format!(r#"{{"id":"e{i}","type":"sms","msisdn":"86139{i:08}","ts":"2026-11-23T08:00:00+08:00","attrs":{{"peer":"p{i}"}}}}"#).as_bytes())
+                .unwrap(),
+        );
+        run(&s, &ev).0.remove(0)
+    };
+    let mut short = 0;
+    for i in 0..4000 {
+        let r = decide(i);
+        let variant = r.explanation.as_ref().unwrap().variant.clone().unwrap();
+        match variant.as_str() {
+            "short" => {
+                short += 1;
+                // In the subscriber's language (zh by default), the base falling back to en.
+                assert_eq!(r.message, format!("短信 p{i}"));
+            }
+            "base" => assert_eq!(r.message, format!("long text for p{i}")),
+            other => panic!("variant {other}"),
+        }
+        if i < 200 {
+            assert_eq!(
+                decide(i).explanation.unwrap().variant.as_deref(),
+                Some(variant.as_str()),
+                "the same subscriber sees the same variant"
+            );
+        }
+    }
+    let share = f64::from(short) / 4000.0;
+    assert!((share - 0.5).abs() < 0.03, "short share {share}");
+    let bad = r#"#{ id: "ab2", name: "ab", kind: "dynamic", events: ["sms"], channels: ["sms"],
+        offer: #{ code: "X" }, message: "m", variants: #{ base: "again" } };"#;
+    let e = load_sources(
+        vec![(PathBuf::from("ab2.rhai"), bad.to_string())],
+        &ScriptLimits::default(),
+        &["sms".to_string()],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`base` is the name of `message`"),
+        "{e}"
+    );
+}

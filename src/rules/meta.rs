@@ -61,6 +61,9 @@ pub struct RuleMeta {
     pub active_until: Option<DateTime<FixedOffset>>,
     /// Message templates by language (`en`, `zh`, ...).
     pub message: BTreeMap<String, String>,
+    /// A/B test: other messages, by variant name, each by language. Subscribers are split
+    /// evenly and for good between `message` (variant `base`) and these.
+    pub variants: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(skip)]
     pub filters: Vec<Predicate>,
 }
@@ -168,6 +171,7 @@ pub const FIELDS: &[&str] = &[
     "channels",
     "offer",
     "message",
+    "variants",
     "cooldown",
     "control",
     "active",
@@ -311,30 +315,25 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
             active_until = Some(date("active", &u, true)?);
         }
     }
-    let mut message = BTreeMap::new();
-    match map.get("message") {
+    let message = match map.get("message") {
         None => {
             return Err(err(
                 "message",
                 "missing field `message` (text, or #{ en: \"...\", zh: \"...\" })",
             ))
         }
-        Some(v) => {
-            if let Some(s) = v.clone().try_cast::<rhai::ImmutableString>() {
-                message.insert("en".to_string(), s.to_string());
-            } else if let Some(m) = v.clone().try_cast::<Map>() {
-                for (lang, t) in m {
-                    let t = t.try_cast::<rhai::ImmutableString>().ok_or_else(|| {
-                        err("message", format!("message for {lang:?} must be text"))
-                    })?;
-                    message.insert(lang.to_string(), t.to_string());
-                }
-            } else {
+        Some(v) => texts("message", v)?,
+    };
+    let mut variants = BTreeMap::new();
+    if let Some(m) = submap(map, "variants")? {
+        for (name, v) in m {
+            if name.as_str() == BASE_VARIANT {
                 return Err(err(
-                    "message",
-                    "message must be text or #{ en: \"...\", zh: \"...\" }",
+                    "variants",
+                    format!("variants: `{BASE_VARIANT}` is the name of `message` itself"),
                 ));
             }
+            variants.insert(name.to_string(), texts("variants", &v)?);
         }
     }
     let mut filters = Vec::new();
@@ -367,8 +366,33 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
         active_from,
         active_until,
         message,
+        variants,
         filters,
     })
+}
+
+/// The variant name of the rule's own `message` in an A/B test.
+pub const BASE_VARIANT: &str = "base";
+
+/// A message: text (English) or texts by language.
+fn texts(field: &str, v: &Dynamic) -> Result<BTreeMap<String, String>, MetaError> {
+    let mut out = BTreeMap::new();
+    if let Some(s) = v.clone().try_cast::<rhai::ImmutableString>() {
+        out.insert("en".to_string(), s.to_string());
+    } else if let Some(m) = v.clone().try_cast::<Map>() {
+        for (lang, t) in m {
+            let t = t
+                .try_cast::<rhai::ImmutableString>()
+                .ok_or_else(|| err(field, format!("{field} for {lang:?} must be text")))?;
+            out.insert(lang.to_string(), t.to_string());
+        }
+    } else {
+        return Err(err(
+            field,
+            format!("{field} must be text or #{{ en: \"...\", zh: \"...\" }}"),
+        ));
+    }
+    Ok(out)
 }
 
 /// One golden test carried by a rule.

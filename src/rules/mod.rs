@@ -20,7 +20,7 @@ pub use breaker::{Breaker, Quarantine};
 pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors};
-pub use meta::{Category, RuleKind, RuleMeta, RuleTest, FIELDS, STATIC_TYPES};
+pub use meta::{Category, RuleKind, RuleMeta, RuleTest, BASE_VARIANT, FIELDS, STATIC_TYPES};
 pub use query::{StateQuery, STATE_FUNCTIONS};
 pub use sandbox::{
     country_name, country_name_in, with_deadline, EventView, ProfileView, HELPERS, TIERS,
