@@ -236,9 +236,11 @@ pub fn live(
         .filter(|r| r.expires_at > now)
         .filter(|r| channel.is_none_or(|c| r.channel == c))
         .collect();
+    // As the decision stage ranked them (priority with the policy's weights), else by score.
+    let rank = |r: &Recommendation| r.explanation.as_ref().map_or(r.score, |e| e.priority);
     v.sort_by(|a, b| {
-        b.score
-            .partial_cmp(&a.score)
+        rank(b)
+            .partial_cmp(&rank(a))
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(b.decided_at.cmp(&a.decided_at))
     });
@@ -377,4 +379,57 @@ pub async fn sms_dlr(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("recommendation {}", p.id)))?;
     Ok(Json(updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, score: f64, priority: Option<f64>, status: Status) -> Recommendation {
+        let now = chrono::Utc::now().fixed_offset();
+        Recommendation {
+            id: id.into(),
+            msisdn: crate::event::Msisdn::parse("8613900000001").unwrap(),
+            rule_id: "r".into(),
+            offer_code: id.to_uppercase(),
+            channel: "agent".into(),
+            message: "m".into(),
+            score,
+            trigger_event_id: None,
+            campaign_id: None,
+            request_id: None,
+            decided_at: now,
+            expires_at: now + chrono::Duration::days(1),
+            not_before: None,
+            status,
+            reason: None,
+            explanation: priority.map(|p| crate::ports::Explanation {
+                priority: p,
+                propensity: 1.0,
+                acceptance: None,
+                score,
+                value: p / score,
+                lever: 1.0,
+                channel: 1.0,
+                winner: None,
+                variant: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn next_best_offers_are_live_ones_in_the_decision_stages_order() {
+        let recs = vec![
+            rec("plain", 0.9, None, Status::Sent),
+            rec("valuable", 0.3, Some(1.2), Status::Delivered),
+            rec("weighed", 0.8, Some(0.4), Status::Queued),
+            rec("answered", 0.99, Some(5.0), Status::Accepted),
+            rec("held", 0.99, Some(5.0), Status::Suppressed),
+        ];
+        let ids: Vec<String> = live(recs, Some("agent"), chrono::Utc::now())
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["valuable", "plain", "weighed"]);
+    }
 }
