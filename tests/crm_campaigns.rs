@@ -575,3 +575,68 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
     })
     .await;
 }
+
+/// A rule's results against its control group: who it reached, who it held out, and who of
+/// each took the offering after the rule's decision about them.
+#[tokio::test]
+async fn rule_results_compare_reached_and_held_out_subscribers() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let offering = data10(t).await;
+        let store = kairos::pipeline::RecStore::new(t.app.state.db.clone());
+        let mut recs = Vec::new();
+        let mut lines = Vec::new();
+        for i in 0..10 {
+            let c = t.customer(&format!("r{i}"), json!({})).await;
+            let cid = id(&c);
+            let msisdn = format!("86139200{i:05}");
+            let line = t.line(&cid, &msisdn).await;
+            let mut r = common::sms_rec(&format!("rr-{i}"), &msisdn);
+            r.rule_id = "held-rule".into();
+            r.offer_code = "DATA10".into();
+            // Four held out, six reached.
+            if i < 4 {
+                r.status = kairos::ports::Status::Suppressed;
+                r.reason = Some("control_group".into());
+            }
+            // Decided a minute ago: what they buy now counts.
+            r.decided_at -= chrono::Duration::minutes(1);
+            recs.push(r);
+            lines.push((cid, id(&line)));
+        }
+        store.insert(&recs).await.unwrap();
+        // One held-out and three reached subscribers take the product.
+        for i in [0, 4, 5, 6] {
+            let (cust, line) = &lines[i];
+            t.post(
+                t.admin(),
+                "/api/v1/subscriptions",
+                json!({"customer_id": cust, "line_id": line, "offering_id": offering["id"]}),
+            )
+            .await
+            .expect(201);
+        }
+        let r = t
+            .get(&w.marketer.token, "/api/v1/rules/held-rule/results")
+            .await
+            .expect(200);
+        assert_eq!(r["treated"]["subscribers"], 6, "{r}");
+        assert_eq!(r["treated"]["converted"], 3, "{r}");
+        assert_eq!(r["control"]["subscribers"], 4, "{r}");
+        assert_eq!(r["control"]["converted"], 1, "{r}");
+        let got = r["uplift"].as_f64().unwrap();
+        assert!((got - (0.5 - 0.25)).abs() < 1e-9, "{r}");
+        let ci = r["uplift_ci"].as_array().unwrap();
+        assert!(ci[0].as_f64().unwrap() < got && got < ci[1].as_f64().unwrap());
+        // Agents do not read marketing results.
+        t.get(&w.agent.token, "/api/v1/rules/held-rule/results")
+            .await
+            .expect(403);
+        let none = t
+            .get(&w.marketer.token, "/api/v1/rules/no-such-rule/results")
+            .await
+            .expect(200);
+        assert!(none["uplift"].is_null(), "{none}");
+    })
+    .await;
+}

@@ -8,6 +8,7 @@
 //! the submitter.
 
 pub mod repo;
+pub mod rule_results;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -53,6 +54,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(launch))
         .routes(routes!(runs))
         .routes(routes!(results))
+        .routes(routes!(rule_results::results))
 }
 
 const SPEC: ListSpec = ListSpec {

@@ -327,7 +327,7 @@ pub struct GroupResult {
 }
 
 impl GroupResult {
-    fn new(subscribers: i64, converted: i64) -> GroupResult {
+    pub fn new(subscribers: i64, converted: i64) -> GroupResult {
         let rate = if subscribers > 0 {
             converted as f64 / subscribers as f64
         } else {
