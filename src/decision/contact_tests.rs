@@ -467,3 +467,45 @@ fn arbitration_ranks_by_score_value_lever_and_channel_and_names_the_winner() {
     assert!(e.message.contains("unknown channel \"fax\""), "{e}");
     assert_eq!(e.line, 2, "{e}");
 }
+
+#[test]
+fn the_channel_is_where_the_subscriber_is_then_the_one_they_prefer() {
+    let pol = policy("");
+    let mut st = SubscriberState::default();
+    let mut prefers_portal = Profile::default();
+    prefers_portal
+        .extra
+        .insert("preferred_channel".into(), serde_json::json!("portal"));
+    let decide = |p: Proposal, prof: &Profile, st: &mut SubscriberState| {
+        pol.decide(
+            vec![p],
+            st,
+            prof,
+            m(),
+            &Trigger::Event(format!("e{}", st.contacts.len())),
+            at("2026-11-23T10:00:00+08:00"),
+        )
+        .remove(0)
+    };
+    let listed = offer("a", &["sms", "portal", "agent"], Category::Sales);
+    assert_eq!(
+        decide(listed.clone(), &Profile::default(), &mut st).channel,
+        "sms"
+    );
+    assert_eq!(
+        decide(listed.clone(), &prefers_portal, &mut st).channel,
+        "portal"
+    );
+    // At a store the agent is in front of them: that wins over the preference.
+    let at_store = Proposal {
+        here: Some("agent".into()),
+        ..listed.clone()
+    };
+    assert_eq!(decide(at_store, &prefers_portal, &mut st).channel, "agent");
+    // A preference the rule does not list changes nothing; an opted-out one is skipped.
+    let sms_only = offer("b", &["sms"], Category::Sales);
+    assert_eq!(decide(sms_only, &prefers_portal, &mut st).channel, "sms");
+    let mut no_portal = prefers_portal.clone();
+    no_portal.opt_outs = vec!["portal".into()];
+    assert_eq!(decide(listed, &no_portal, &mut st).channel, "sms");
+}

@@ -49,6 +49,8 @@ pub struct Proposal {
     /// The rule's or campaign's own control-group share (basis points), over the policy's.
     pub control_bp: Option<u32>,
     pub variant: Option<String>,
+    /// The channel the subscriber is on right now (the event is a visit there): tried first.
+    pub here: Option<String>,
 }
 
 impl From<Candidate> for Proposal {
@@ -65,6 +67,7 @@ impl From<Candidate> for Proposal {
             category: m.category,
             control_bp: m.control_bp,
             variant: c.variant,
+            here: None,
         }
     }
 }
@@ -257,11 +260,26 @@ impl Policy {
         let mut out = Vec::with_capacity(ranked.len());
         for (_, mut explanation, p) in ranked {
             let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
-            let usable: Vec<&String> = p
+            // Channel coordination: where the subscriber is now, then the channel they prefer,
+            // then the rule's order; one channel per offer.
+            let mut usable: Vec<&String> = p
                 .channels
                 .iter()
                 .filter(|c| self.channels.contains(c))
                 .collect();
+            let preferred = profile
+                .extra
+                .get("preferred_channel")
+                .and_then(|v| v.as_str());
+            usable.sort_by_key(|c| {
+                if p.here.as_deref() == Some(c.as_str()) {
+                    0
+                } else if preferred == Some(c.as_str()) {
+                    1
+                } else {
+                    2
+                }
+            });
             let open: Vec<&String> = usable.iter().copied().filter(|c| !opted_out(c)).collect();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
             let marketing = p.category != Category::Service;

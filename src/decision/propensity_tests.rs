@@ -27,6 +27,7 @@ fn offer(code: &str) -> Proposal {
         category: Category::Sales,
         control_bp: None,
         variant: None,
+        here: None,
     }
 }
 

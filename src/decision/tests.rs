@@ -21,6 +21,7 @@ pub(super) fn p(rule: &str, score: f64, channels: &[&str], category: Category) -
         category,
         control_bp: None,
         variant: None,
+        here: None,
     }
 }
 

@@ -165,7 +165,23 @@ impl Shard {
         if result.is_ok() {
             entry.dirty = true;
             if !candidates.is_empty() {
-                let proposals = candidates.drain(..).map(Proposal::from).collect();
+                // A visit says where the subscriber can be reached now: on the portal or app,
+                // or with an agent (a store, the call centre, the agent desktop).
+                let here = (ev.kind == EventType::Known(Known::Visit))
+                    .then(|| ev.attr("channel").and_then(|c| c.as_str()))
+                    .flatten()
+                    .and_then(|c| match c {
+                        "portal" | "app" => Some("portal"),
+                        "agent" | "store" | "call_center" => Some("agent"),
+                        _ => None,
+                    });
+                let proposals = candidates
+                    .drain(..)
+                    .map(|c| Proposal {
+                        here: here.map(str::to_string),
+                        ..Proposal::from(c)
+                    })
+                    .collect();
                 let trigger = Trigger::Event(ev.id.as_str().to_owned());
                 recs.extend(policy.decide(
                     proposals,
@@ -209,6 +225,7 @@ impl Shard {
             category: Category::Sales,
             control_bp: req.control_bp,
             variant: None,
+            here: None,
         };
         policy.decide(
             vec![proposal],

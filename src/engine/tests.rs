@@ -578,3 +578,18 @@ fn message_variants_split_subscribers_evenly_and_stably() {
         "{e}"
     );
 }
+
+/// A visit says where the subscriber is: an app visit goes to the portal, a store visit to
+/// the agent, whatever order the rule lists its channels in.
+#[test]
+fn a_visit_sends_the_offer_where_the_subscriber_is() {
+    let src = r#"#{ id: "v", name: "v", kind: "dynamic", events: ["visit"], channels: ["sms", "portal", "agent"],
+        offer: #{ code: "V" }, message: "m" };"#;
+    let s = set(&[("v.rhai", src)]);
+    let visit = |id: &str, channel: &str| {
+        Arc::new(decode(format!(r#"{{"id":"{id}","type":"visit","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{{"channel":"{channel}"}}}}"#).as_bytes()).unwrap())
+    };
+    assert_eq!(run(&s, &visit("v1", "app")).0[0].channel, "portal");
+    assert_eq!(run(&s, &visit("v2", "store")).0[0].channel, "agent");
+    assert_eq!(run(&s, &visit("v3", "ivr")).0[0].channel, "sms");
+}
