@@ -167,6 +167,9 @@ pub struct Explanation {
     /// The acceptance rate the answers so far point to (when learning).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub acceptance: Option<f64>,
+    /// The segment propensity is learned for: the subscriber's value tier.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub segment: Option<String>,
     /// The rule's estimate that the subscriber takes the offer (its `offer()` score).
     pub score: f64,
     /// The offer's value weight (`[arbitration.offer_value]`, by offer code).

@@ -24,6 +24,26 @@ async fn stored_answers_become_the_learned_model() {
             r.offer_code = "POOR".into();
             recs.push(r);
         }
+        // One decided for a gold subscriber while learning: its segment is stored with it.
+        let mut gold = common::sms_rec("gold-1", "8613900007001");
+        gold.offer_code = "GOOD".into();
+        gold.explanation = Some(kairos::ports::Explanation {
+            priority: 0.5,
+            propensity: 0.5,
+            acceptance: Some(0.5),
+            segment: Some("gold".into()),
+            score: 0.5,
+            value: 1.0,
+            lever: 1.0,
+            channel: 1.0,
+            winner: None,
+            variant: None,
+        });
+        store.insert(std::slice::from_ref(&gold)).await.unwrap();
+        store
+            .answer(&gold, Status::Accepted, "test", None)
+            .await
+            .unwrap();
         store.insert(&recs).await.unwrap();
         // GOOD: 6 accepted, 2 declined, 1 ignored, 1 unanswered; POOR: 4 declined, the last
         // one first accepted then declined (the latest answer counts).
@@ -46,9 +66,22 @@ async fn stored_answers_become_the_learned_model() {
         let learned = Learned::default();
         learn::refresh(&store, &learned).await.unwrap();
         let model = learned.current();
-        assert_eq!(model.posterior("GOOD"), (7.0, 4.0));
-        assert_eq!(model.posterior("POOR"), (1.0, 5.0));
-        assert_eq!(model.posterior("NEW"), (1.0, 1.0), "no answers: the prior");
+        // Decided without a segment: `standard` (6 yes, 3 no), on the prior of the other
+        // segments' answers (gold: 1 yes), and the other way round.
+        assert_eq!(model.posterior("GOOD", "standard"), (8.0, 4.0));
+        assert_eq!(model.posterior("GOOD", "gold"), (8.0, 4.0));
+        assert_eq!(model.posterior("POOR", "standard"), (1.0, 5.0));
+        assert_eq!(
+            model.posterior("NEW", "standard"),
+            (1.0, 1.0),
+            "no answers: the prior"
+        );
+        // A segment with no answers of its own starts from all of the offer's (10 answers).
+        let (a, b) = model.posterior("GOOD", "platinum");
+        assert!(
+            (a - 8.0).abs() < 1e-9 && (b - 4.0).abs() < 1e-9,
+            "({a}, {b})"
+        );
     })
     .await;
 }

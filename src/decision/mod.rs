@@ -220,9 +220,10 @@ impl Policy {
                             trigger_key.0,
                             trigger_key.1,
                         ]);
+                        let segment = profile.value_tier.as_str();
                         (
-                            m.sample(&p.offer_code, seed),
-                            Some(round(m.mean(&p.offer_code))),
+                            m.sample(&p.offer_code, segment, seed),
+                            Some(round(m.mean(&p.offer_code, segment))),
                         )
                     }
                     None => (1.0, None),
@@ -232,6 +233,7 @@ impl Policy {
                     priority: round(priority),
                     propensity: round(propensity),
                     acceptance,
+                    segment: model.as_ref().map(|_| profile.value_tier.to_string()),
                     score: round(p.score),
                     value,
                     lever,

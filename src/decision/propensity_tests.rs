@@ -56,7 +56,7 @@ fn the_posterior_moves_to_the_observed_rate_and_the_better_offer_wins_more_often
         assert!(e.acceptance.is_some() && e.propensity > 0.0 && e.propensity < 1.0);
         good_wins.push(winner.offer_code == "GOOD");
         let took = world.random_bool(truth(&winner.offer_code));
-        model.record(&winner.offer_code, took);
+        model.record(&winner.offer_code, "standard", took);
         // The refresher swaps the model in every 100 answers.
         if i % 100 == 99 {
             learned.replace(model.clone());
@@ -67,10 +67,11 @@ fn the_posterior_moves_to_the_observed_rate_and_the_better_offer_wins_more_often
     assert!(early < 0.75, "both get tried at first: {early}");
     assert!(late > 0.9, "the better offer wins once learned: {late}");
     assert!(late > early);
-    let mean = model.mean("GOOD");
+    let mean = model.mean("GOOD", "standard");
     assert!((mean - 0.30).abs() < 0.05, "GOOD's posterior mean {mean}");
     // POOR was tried too (exploration), and its estimate points low.
-    assert!(model.mean("POOR") < 0.15, "{}", model.mean("POOR"));
+    let poor = model.mean("POOR", "standard");
+    assert!(poor < 0.15, "{poor}");
 }
 
 #[test]
@@ -78,8 +79,8 @@ fn the_same_model_and_stream_decide_the_same() {
     let pol = policy_learning();
     let learned = pol.propensity.clone().unwrap();
     learned.replace(Model::from_counts([
-        ("A".to_string(), 3, 7),
-        ("B".to_string(), 4, 6),
+        ("A".to_string(), "standard".to_string(), 3, 7),
+        ("B".to_string(), "standard".to_string(), 4, 6),
     ]));
     let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
     let run = || {
@@ -105,4 +106,20 @@ fn the_same_model_and_stream_decide_the_same() {
     // Close estimates: both offers still win sometimes.
     let a = one.iter().filter(|r| r[0].offer_code == "A").count();
     assert!(a > 30 && a < 270, "{a}");
+}
+
+#[test]
+fn a_segment_learns_its_own_rate_starting_from_the_offers() {
+    let mut model = Model::default();
+    // Gold subscribers take the offer 60 % of the time, standard ones 10 %.
+    for i in 0..1000 {
+        model.record("PACK", "gold", i % 10 < 6);
+        model.record("PACK", "standard", i % 10 < 1);
+    }
+    assert!((model.mean("PACK", "gold") - 0.6).abs() < 0.03);
+    assert!((model.mean("PACK", "standard") - 0.1).abs() < 0.03);
+    // A segment with no answers starts near the offer's overall rate (35 %), not at 50 %.
+    let new = model.mean("PACK", "platinum");
+    assert!((new - 0.35).abs() < 0.1, "{new}");
+    assert_eq!(model.posterior("NEW", "gold"), (1.0, 1.0));
 }

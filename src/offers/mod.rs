@@ -407,6 +407,7 @@ mod tests {
                 priority: p,
                 propensity: 1.0,
                 acceptance: None,
+                segment: None,
                 score,
                 value: p / score,
                 lever: 1.0,

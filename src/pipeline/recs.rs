@@ -104,13 +104,13 @@ impl RecStore {
         conn: &mut sqlx::AnyConnection,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        const COLS: usize = 17;
+        const COLS: usize = 18;
         let mut fresh_ids = std::collections::HashSet::new();
         let base = seq_now();
         for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
-                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at) VALUES {} \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 crate::store::placeholders(chunk.len(), COLS)
             );
@@ -135,7 +135,8 @@ impl RecStore {
                     .bind(body)
                     .bind(base + (n * ROWS_PER_INSERT + i) as i64)
                     // A deferred offer is due at the end of its quiet hours.
-                    .bind(r.not_before.map(|t| t.timestamp_millis()));
+                    .bind(r.not_before.map(|t| t.timestamp_millis()))
+                    .bind(r.explanation.as_ref().and_then(|e| e.segment.clone()));
             }
             fresh_ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }
@@ -223,21 +224,22 @@ impl RecStore {
         Ok(())
     }
 
-    /// Answers per offer code: (code, accepted, declined or ignored), what the propensity
-    /// model learns from. The latest answer to an offer counts, once.
-    pub async fn answer_counts(&self) -> Result<Vec<(String, u64, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT offer_code, \
+    /// Answers per offer code and segment: (code, segment, accepted, declined or ignored),
+    /// what the propensity model learns from. The latest answer to an offer counts, once;
+    /// offers decided without a segment count as `standard`.
+    pub async fn answer_counts(&self) -> Result<Vec<(String, String, u64, u64)>, sqlx::Error> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT offer_code, COALESCE(segment, 'standard'), \
              COALESCE(SUM(CASE WHEN status = 'accepted' THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN status IN ('declined', 'expired') THEN 1 ELSE 0 END), 0) \
              FROM recommendations WHERE id IN (SELECT recommendation_id FROM offer_responses) \
-             GROUP BY offer_code",
+             GROUP BY offer_code, COALESCE(segment, 'standard')",
         )
         .fetch_all(&self.db.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(code, yes, no)| (code, yes.max(0) as u64, no.max(0) as u64))
+            .map(|(code, segment, yes, no)| (code, segment, yes.max(0) as u64, no.max(0) as u64))
             .collect())
     }
 
