@@ -113,12 +113,9 @@ pub fn channel_key(channel: &str) -> u32 {
     (id_hash(channel) as u32).max(1)
 }
 
-/// Local day number (days since 0001-01-01, Monday) of `epoch` in `tz`.
+/// Local day number (days since 0001-01-01, a Monday, as day 1) of `epoch` in `tz`.
 fn local_day(tz: chrono_tz::Tz, epoch: i64) -> i64 {
-    let dt = chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default();
-    i64::from(chrono::Datelike::num_days_from_ce(
-        &dt.with_timezone(&tz).date_naive(),
-    ))
+    i64::from(crate::rules::LocalTime::in_zone(epoch, tz).day)
 }
 
 impl ContactPolicy {
@@ -242,17 +239,6 @@ impl ContactPolicy {
                 .map(|d| d.timestamp())
         })
     }
-}
-
-/// A 0-10000 draw from `parts`, the same every time: who is in a control group.
-pub fn draw_bp(parts: &[&str]) -> u32 {
-    // FNV-1a then a 64-bit finalizer (splitmix64), so ids that differ in one digit spread
-    // over the whole range.
-    let mut z = crate::state::id_hash_parts(parts);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z % 10_000) as u32
 }
 
 #[derive(Deserialize)]

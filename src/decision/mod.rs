@@ -80,6 +80,17 @@ pub enum Trigger {
     Request(String),
 }
 
+impl Trigger {
+    /// The trigger as identities spell it: a kind prefix (`e:`, `c:`, `q:`) and the id.
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            Trigger::Event(id) => ("e:", id),
+            Trigger::Campaign(id) => ("c:", id),
+            Trigger::Request(id) => ("q:", id),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Caps, quiet hours and the control group (`rules/policy.toml` and `engine.daily_cap`).
@@ -141,11 +152,7 @@ pub fn recommendation_id(
     channel: &str,
 ) -> String {
     use sha1::{Digest, Sha1};
-    let (kind, id) = match trigger {
-        Trigger::Event(id) => ("e:", id),
-        Trigger::Campaign(id) => ("c:", id),
-        Trigger::Request(id) => ("q:", id),
-    };
+    let (kind, id) = trigger.key();
     let mut h = Sha1::new();
     h.update(Uuid::NAMESPACE_OID.as_bytes());
     for part in [
@@ -194,14 +201,12 @@ impl Policy {
         // Highest priority wins; ties keep rule order (priority) from the rule set.
         let arb = &self.contact.arbitration;
         let model = self.propensity.as_ref().map(|l| l.current());
-        let trigger_key = match trigger {
-            Trigger::Event(id) => ("e:", id),
-            Trigger::Campaign(id) => ("c:", id),
-            Trigger::Request(id) => ("q:", id),
-        };
+        let (kind, trigger_id) = trigger.key();
         let mut ranked: Vec<(f64, Explanation, Proposal)> = proposals
             .into_iter()
             .map(|p| {
+                // Ranked by the weight of the rule's first usable channel: which channel it
+                // goes out on is known only after the caps of the winners before it.
                 let channel = p
                     .channels
                     .iter()
@@ -217,8 +222,8 @@ impl Policy {
                             "|",
                             msisdn.digits().as_str(),
                             "|",
-                            trigger_key.0,
-                            trigger_key.1,
+                            kind,
+                            trigger_id,
                         ]);
                         let segment = profile.value_tier.as_str();
                         (
@@ -247,7 +252,7 @@ impl Policy {
         ranked
             .sort_by(|(a, _, _), (b, _, _)| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
         let now = at.timestamp();
-        let tz = self.zone_of(profile);
+        let tz = crate::rules::zone(&profile.timezone, self.default_tz);
         st.cooldowns.retain(|(_, until)| *until > now);
         let horizon = st.watermark.max(now);
         st.forget_contacts_before(horizon - self.contact.horizon_secs());
@@ -421,19 +426,11 @@ impl Policy {
         out
     }
 
-    fn zone_of(&self, profile: &Profile) -> chrono_tz::Tz {
-        if profile.timezone == self.default_tz.name() {
-            self.default_tz
-        } else {
-            profile.timezone.parse().unwrap_or(self.default_tz)
-        }
-    }
-
     /// Deterministic holdout: the same (rule, subscriber) is always in or always out.
     fn in_control(&self, p: &Proposal, msisdn: Msisdn) -> bool {
         let bp = p.control_bp.unwrap_or(self.contact.holdout_bp);
         p.category != Category::Service
             && bp > 0
-            && contact::draw_bp(&[&p.rule_id, "|", msisdn.digits().as_str()]) < bp
+            && crate::state::draw_bp(&[&p.rule_id, "|", msisdn.digits().as_str()]) < bp
     }
 }

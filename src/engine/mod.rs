@@ -401,8 +401,7 @@ fn variant_of(meta: &crate::rules::RuleMeta, msisdn: crate::event::Msisdn) -> Op
         return None;
     }
     let n = meta.variants.len() as u32 + 1;
-    let draw =
-        crate::decision::contact::draw_bp(&[&meta.id, "|variant|", msisdn.digits().as_str()]);
+    let draw = crate::state::draw_bp(&[&meta.id, "|variant|", msisdn.digits().as_str()]);
     match (draw * n / 10_000) as usize {
         0 => Some(crate::rules::BASE_VARIANT),
         i => meta.variants.keys().nth(i - 1).map(String::as_str),

@@ -45,14 +45,22 @@ fn utc_offset(tz: chrono_tz::Tz, epoch: i64) -> i32 {
     off
 }
 
+/// The zone named `tz_name`, else `fallback` (the operator's zone).
+pub fn zone(tz_name: &str, fallback: chrono_tz::Tz) -> chrono_tz::Tz {
+    // Most subscribers live in the operator's zone: skip the zone-table lookup for them.
+    if tz_name == fallback.name() {
+        fallback
+    } else {
+        tz_name.parse().unwrap_or(fallback)
+    }
+}
+
 impl LocalTime {
     pub fn of(epoch: i64, tz_name: &str, fallback: chrono_tz::Tz) -> LocalTime {
-        // Most subscribers live in the operator's zone: skip the zone-table lookup for them.
-        let tz: chrono_tz::Tz = if tz_name == fallback.name() {
-            fallback
-        } else {
-            tz_name.parse().unwrap_or(fallback)
-        };
+        LocalTime::in_zone(epoch, zone(tz_name, fallback))
+    }
+
+    pub fn in_zone(epoch: i64, tz: chrono_tz::Tz) -> LocalTime {
         let local = epoch + i64::from(utc_offset(tz, epoch));
         let days = local.div_euclid(86_400);
         let (year, month) = civil_from_days(days);

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use breaker::{Breaker, Quarantine};
-pub use facts::{Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
+pub use facts::{zone, Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors};
 pub use meta::{Category, RuleKind, RuleMeta, RuleTest, BASE_VARIANT, FIELDS, STATIC_TYPES};

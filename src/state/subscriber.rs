@@ -250,6 +250,17 @@ pub fn id_hash_parts(parts: &[&str]) -> u64 {
     h
 }
 
+/// A 0-10000 draw from `parts`, the same every time: who is in a control group.
+pub fn draw_bp(parts: &[&str]) -> u32 {
+    // FNV-1a then a 64-bit finalizer (splitmix64), so ids that differ in one digit spread
+    // over the whole range.
+    let mut z = id_hash_parts(parts);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % 10_000) as u32
+}
+
 fn value_hash(v: Option<&AttrValue>) -> u32 {
     // The hash of the value's text form (it is persisted): text is hashed as it is.
     match v {
