@@ -1,5 +1,7 @@
 //! Engine throughput on the standard rule pack over a simulated stream of 1M subscribers,
-//! single core, JSON decode included; and how cost scales with unrelated rules.
+//! single core, JSON decode included; how cost scales with unrelated rules; and what the
+//! decision stage costs: the same stream with no decisions made (match only), with the
+//! default policy and with every section of the contact policy on (`FULL_POLICY`).
 //!
 //! `cargo bench --bench engine`
 
@@ -11,7 +13,7 @@ use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairos::config::Config;
 use kairos::decision::Policy;
-use kairos::engine::{MatchSettings, Shard, WARM_GROUP};
+use kairos::engine::{evaluate, MatchSettings, Shard, ShardEntry, WARM_GROUP};
 use kairos::event::{decode, decode_str};
 use kairos::ports::{Profile, Status};
 use kairos::rules::{load_sources, RuleSet};
@@ -59,22 +61,84 @@ fn unrelated(n: usize) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// A contact policy with every section on, learning included: what the decision stage
+/// costs when a marketer uses all of it.
+const FULL_POLICY: &str = r#"
+[[cap]]
+channels = ["sms"]
+max = 1
+per = "day"
+[[cap]]
+max = 3
+per = "week"
+[[cap]]
+channels = ["portal"]
+max = 5
+per = "24h"
+[[suppress]]
+after = "declined"
+for = "14d"
+[[suppress]]
+after = "ignored"
+times = 2
+within = "30d"
+for = "60d"
+[quiet_hours]
+from = "21:00"
+to = "08:00"
+channels = ["sms"]
+[control]
+holdout = "5%"
+[arbitration]
+channel_weight = { sms = 1.0, portal = 0.8 }
+lever = { roaming-welcome = 1.5 }
+top_n = { sms = 1, portal = 2 }
+channel_cost = { sms = 0.05, portal = 0.0, agent = 2.0 }
+[capacity]
+agent = 100000
+[eligibility]
+hold_when = { account_state = ["suspended"] }
+[propensity]
+learn = true
+"#;
+
+/// What decides after the match.
+enum Stage {
+    /// Nothing: candidates are matched and dropped (the engine's cost without decisions).
+    MatchOnly,
+    Default,
+    FullPolicy,
+}
+
 struct Bench {
     rules: RuleSet,
     settings: MatchSettings,
-    policy: Policy,
+    /// `None`: match only.
+    policy: Option<Policy>,
     profile: Arc<Profile>,
     shard: Shard,
     sim: Simulator,
     clock: DateTime<chrono::FixedOffset>,
+    candidates: Vec<kairos::engine::Candidate>,
 }
 
 impl Bench {
-    fn new(sources: Vec<(PathBuf, String)>) -> Bench {
-        let cfg = Config::default();
+    fn new(sources: Vec<(PathBuf, String)>, stage: Stage) -> Bench {
+        let mut cfg = Config::default();
         let rules = load_sources(sources, &cfg.engine.limits, &cfg.channels.enabled).unwrap();
-        let mut policy = Policy::from_config(&cfg).unwrap();
-        policy.go_status = Status::Proposed;
+        let dir = tempfile::tempdir().unwrap();
+        if let Stage::FullPolicy = stage {
+            std::fs::write(dir.path().join("policy.toml"), FULL_POLICY).unwrap();
+            cfg.engine.rules_dir = dir.path().to_path_buf();
+        }
+        let policy = match stage {
+            Stage::MatchOnly => None,
+            _ => {
+                let mut p = Policy::from_config(&cfg).unwrap();
+                p.go_status = Status::Proposed;
+                Some(p)
+            }
+        };
         Bench {
             rules,
             settings: MatchSettings::from_config(&cfg.engine).unwrap(),
@@ -83,6 +147,7 @@ impl Bench {
             shard: Shard::default(),
             sim: Simulator::new(SUBSCRIBERS, 7),
             clock: DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap(),
+            candidates: Vec::new(),
         }
     }
 
@@ -109,10 +174,14 @@ impl Bench {
             self.shard.warm(group.iter().map(|e| &e.msisdn));
             for ev in &group {
                 recs.clear();
+                let Some(policy) = &self.policy else {
+                    offers += self.match_only(ev, &mut fails);
+                    continue;
+                };
                 let _ = self.shard.process(
                     &self.rules,
                     &self.settings,
-                    &self.policy,
+                    policy,
                     &self.profile,
                     ev,
                     &mut recs,
@@ -125,8 +194,48 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// What [`Shard::process`] does before deciding: the candidates, counted and dropped.
+    fn match_only(
+        &mut self,
+        ev: &Arc<kairos::event::Event>,
+        fails: &mut Vec<kairos::engine::RuleFailure>,
+    ) -> usize {
+        let profile = &self.profile;
+        let e = self
+            .shard
+            .entries
+            .entry(ev.msisdn)
+            .or_insert_with(|| ShardEntry {
+                state: Default::default(),
+                profile: profile.clone(),
+                dirty: false,
+                touched: 0,
+                owned: true,
+            });
+        let mut cands = std::mem::take(&mut self.candidates);
+        cands.clear();
+        let _ = evaluate(
+            &self.rules,
+            &self.settings,
+            &mut e.state,
+            &e.profile,
+            ev,
+            &mut cands,
+            fails,
+        );
+        let n = cands.len();
+        self.candidates = cands;
+        n
+    }
+}
+
 fn measure(c: &mut Criterion, name: &str, sources: Vec<(PathBuf, String)>) {
-    let mut b = Bench::new(sources);
+    measure_stage(c, name, sources, Stage::Default)
+}
+
+fn measure_stage(c: &mut Criterion, name: &str, sources: Vec<(PathBuf, String)>, stage: Stage) {
+    let mut b = Bench::new(sources, stage);
     // Warm up: most of the 1M subscribers get state, as in steady operation.
     for _ in 0..10 {
         let lines = b.lines(BATCH);
@@ -186,6 +295,23 @@ fn standard_pack(c: &mut Criterion) {
     );
 }
 
+/// The decision stage's cost: the standard pack with no decisions, and with every section
+/// of the contact policy on, beside `standard_pack_1M_subscribers` (the default policy).
+fn decision_stage(c: &mut Criterion) {
+    measure_stage(
+        c,
+        "standard_pack_match_only_1M_subscribers",
+        pack_sources(),
+        Stage::MatchOnly,
+    );
+    measure_stage(
+        c,
+        "standard_pack_full_policy_1M_subscribers",
+        pack_sources(),
+        Stage::FullPolicy,
+    );
+}
+
 fn rule_scaling(c: &mut Criterion) {
     let pack = pack_sources();
     let n = pack.len();
@@ -214,5 +340,11 @@ fn decode_only(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode_only, standard_pack, rule_scaling);
+criterion_group!(
+    benches,
+    decode_only,
+    standard_pack,
+    decision_stage,
+    rule_scaling
+);
 criterion_main!(benches);

@@ -281,11 +281,6 @@ pub async fn build_pipeline(
             .await?;
     }
     let recs = RecStore::new(db.clone());
-    if let (Some(learned), Some(every)) =
-        (policy.propensity.clone(), policy.contact.learn_every_secs)
-    {
-        crate::pipeline::learn::spawn(recs.clone(), learned, every);
-    }
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
         recs.clone(),
@@ -306,7 +301,7 @@ pub async fn build_pipeline(
     let deps = Deps {
         rules: arc_swap::ArcSwap::from_pointee(rules),
         settings,
-        policy,
+        policy: arc_swap::ArcSwap::from_pointee(policy),
         state,
         profiles,
         recs,
@@ -336,6 +331,7 @@ pub async fn build_pipeline(
     };
     let (pipeline, _workers) =
         Pipeline::start(deps, config.engine.workers, config.engine.queue_depth);
+    crate::pipeline::learn::spawn(pipeline.deps.clone());
     Ok((pipeline, registry))
 }
 

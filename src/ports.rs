@@ -37,6 +37,32 @@ pub struct Profile {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl Profile {
+    /// A fact by the name rules read it under (`profile.<name>`), as JSON: the named fields
+    /// and anything in `extra`.
+    pub fn fact(&self, name: &str) -> Option<serde_json::Value> {
+        let text = |s: &SmolStr| Some(serde_json::Value::from(s.as_str()));
+        match name {
+            "value_tier" => text(&self.value_tier),
+            "plan" => text(&self.plan),
+            "segment" => text(&self.segment),
+            "credit_class" => text(&self.credit_class),
+            "language" => text(&self.language),
+            "home_country" => text(&self.home_country),
+            "customer_id" => self.customer_id.as_deref().map(Into::into),
+            _ => self.extra.get(name).cloned(),
+        }
+    }
+
+    /// Whether the subscriber already has the offering `code` (CRM `owned_offers`).
+    pub fn owns(&self, code: &str) -> bool {
+        self.extra
+            .get("owned_offers")
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| a.iter().any(|o| o.as_str() == Some(code)))
+    }
+}
+
 impl Default for Profile {
     fn default() -> Self {
         Profile {
@@ -184,6 +210,12 @@ pub struct Explanation {
     /// The A/B variant of the message (`base` or a name from the rule's `variants`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub variant: Option<String>,
+    /// What a contact on the chosen channel costs (`[arbitration.channel_cost]`), when set.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost: Option<f64>,
+    /// For `profile_hold`: the profile fact that holds offers back (`field=value`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hold: Option<String>,
 }
 
 /// A proactive (campaign) or touchpoint offer to push through decisioning and channels.
@@ -219,6 +251,13 @@ pub trait OfferBook: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Recommendation>, PortError>;
     async fn offer(&self, id: &str) -> Result<Option<Recommendation>, PortError>;
+    /// The line's live offers run through the decision stages again now (taken, declined,
+    /// opted out or held since drop out), re-ranked, best first; only `channel`'s if given.
+    async fn eligible_now(
+        &self,
+        msisdn: Msisdn,
+        channel: Option<&str>,
+    ) -> Result<Vec<Recommendation>, PortError>;
     /// Runs requests through the decision stage (caps, opt-outs) and channels.
     async fn propose(&self, reqs: Vec<OfferRequest>) -> Result<Vec<Recommendation>, PortError>;
     /// Real-time usage aggregates the engine keeps for a line (JSON object, may be empty).

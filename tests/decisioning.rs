@@ -38,6 +38,8 @@ async fn stored_answers_become_the_learned_model() {
             channel: 1.0,
             winner: None,
             variant: None,
+            cost: None,
+            hold: None,
         });
         store.insert(std::slice::from_ref(&gold)).await.unwrap();
         store

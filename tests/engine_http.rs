@@ -854,3 +854,81 @@ async fn a_declined_offer_is_not_made_again_while_the_policy_holds_it() {
     );
     app.shutdown().await.unwrap();
 }
+
+/// The contact policy is re-read by a rule reload, with no restart: a decline that did not
+/// hold the offer back before holds it back after `policy.toml` says so; a broken policy is
+/// refused with its line and nothing changes.
+#[tokio::test]
+async fn a_policy_edit_takes_effect_on_reload_without_a_restart() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = rules_dir(&[("portal.rhai", PORTAL_RULE)]);
+    let app = App::start(config(&db.url, rules.path())).await.unwrap();
+    let c = Client::new(&app);
+    let m = "8613900000022";
+    let roam = |id: &str, country: &str| {
+        ev(
+            id,
+            "location_update",
+            m,
+            &chrono::Utc::now().to_rfc3339(),
+            json!({"country": country, "roaming": true}),
+        )
+    };
+    let decline = |id: String| {
+        let c = &c;
+        async move {
+            let r = c
+                .post(&format!("/api/v1/recommendations/{id}/response"))
+                .json(&json!({"outcome": "declined"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let first = c.ingest(&[roam("p1", "TH")]).await;
+    decline(
+        first["outcome"]["decisions"][0]["id"]
+            .as_str()
+            .unwrap()
+            .into(),
+    )
+    .await;
+    // No policy yet: the declined offer is made again on the next trip.
+    let before = c.ingest(&[roam("p2", "TH")]).await;
+    let d = &before["outcome"]["decisions"][0];
+    assert_eq!(d["reason"], serde_json::Value::Null, "{before}");
+    decline(d["id"].as_str().unwrap().into()).await;
+
+    std::fs::write(
+        rules.path().join("policy.toml"),
+        "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\nwithin = \"nope\"\n",
+    )
+    .unwrap();
+    let r = c.post("/api/v1/rules/reload").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("policy.toml:4"), "{body}");
+    let still = c.ingest(&[roam("p3", "TH")]).await;
+    let d = &still["outcome"]["decisions"][0];
+    assert_eq!(
+        d["reason"],
+        serde_json::Value::Null,
+        "old policy kept: {still}"
+    );
+    decline(d["id"].as_str().unwrap().into()).await;
+
+    std::fs::write(
+        rules.path().join("policy.toml"),
+        "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\n",
+    )
+    .unwrap();
+    let r = c.post("/api/v1/rules/reload").send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let after = c.ingest(&[roam("p4", "TH")]).await;
+    assert_eq!(
+        after["outcome"]["decisions"][0]["reason"], "after_declined",
+        "{after}"
+    );
+    app.shutdown().await.unwrap();
+}

@@ -73,12 +73,19 @@ pub struct Suppress {
     pub hold: i64,
 }
 
-/// Weights the arbitration multiplies into an offer's priority; 1 where none is set.
+/// Weights the arbitration multiplies into an offer's priority (1 where none is set), how
+/// many offers each channel takes from one decision, and what a contact costs per channel.
 #[derive(Debug, Clone, Default)]
 pub struct Arbitration {
     pub offer_value: HashMap<String, f64>,
     pub lever: HashMap<String, f64>,
     pub channel_weight: HashMap<String, f64>,
+    /// Winners per channel in one decision; unlisted channels take as many as the decision
+    /// does (`engine.max_offers_per_event`).
+    pub top_n: HashMap<String, usize>,
+    /// What one contact costs on a channel: among channels equally near the subscriber, the
+    /// cheaper goes first.
+    pub channel_cost: HashMap<String, f64>,
 }
 
 impl Arbitration {
@@ -90,6 +97,9 @@ impl Arbitration {
     }
     pub fn channel(&self, channel: &str) -> f64 {
         self.channel_weight.get(channel).copied().unwrap_or(1.0)
+    }
+    pub fn cost(&self, channel: &str) -> Option<f64> {
+        self.channel_cost.get(channel).copied()
     }
 }
 
@@ -105,6 +115,26 @@ pub struct ContactPolicy {
     /// Share of each rule's audience held out as its control group, in basis points
     /// (1/100 of a percent); a rule's own `control` overrides it.
     pub holdout_bp: u32,
+    /// Offers a channel takes per day across all subscribers (`[capacity]`), by channel.
+    pub capacity: HashMap<String, u32>,
+    /// `[eligibility] hold_when`: profile facts (a field and the values) under which no
+    /// marketing offer is made - an account in collections, a line suspended, a blocklist.
+    pub hold_when: Vec<(String, Vec<serde_json::Value>)>,
+}
+
+impl ContactPolicy {
+    /// The first `hold_when` fact the profile has, as `field=value`.
+    pub fn held(&self, profile: &crate::ports::Profile) -> Option<String> {
+        self.hold_when.iter().find_map(|(field, values)| {
+            let v = profile.fact(field)?;
+            values.contains(&v).then(|| {
+                format!(
+                    "{field}={}",
+                    v.as_str().map_or(v.to_string(), str::to_string)
+                )
+            })
+        })
+    }
 }
 
 /// The key contacts are logged under: a 32-bit hash of the channel name. 0 stands for
@@ -252,6 +282,16 @@ struct RawFile {
     control: Option<RawControl>,
     arbitration: Option<RawArbitration>,
     propensity: Option<RawPropensity>,
+    #[serde(default)]
+    capacity: HashMap<String, Spanned<u32>>,
+    eligibility: Option<RawEligibility>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEligibility {
+    #[serde(default)]
+    hold_when: std::collections::BTreeMap<String, Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +310,10 @@ struct RawArbitration {
     lever: HashMap<String, Spanned<f64>>,
     #[serde(default)]
     channel_weight: HashMap<String, Spanned<f64>>,
+    #[serde(default)]
+    top_n: HashMap<String, Spanned<u32>>,
+    #[serde(default)]
+    channel_cost: HashMap<String, Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +392,20 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
             )),
             None => Ok(()),
         }
+    };
+    // Tables keyed by channel: each key must be a channel (errors at the value's place).
+    let channel_keys_ok = |keys: Vec<(&String, std::ops::Range<usize>)>| match keys
+        .into_iter()
+        .find(|(c, _)| !known.contains(c))
+    {
+        Some((c, span)) => Err(at(
+            span.start,
+            format!(
+                "unknown channel {c:?}; the channels are: {}",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
     };
     let mut policy = ContactPolicy::default();
     for (i, c) in raw.cap.iter().enumerate() {
@@ -438,24 +496,37 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
                 })
                 .collect::<Result<HashMap<_, _>, _>>()
         };
-        for c in a.channel_weight.keys() {
-            if !known.contains(c) {
-                let span = a.channel_weight[c].span().start;
+        let spans = a.channel_weight.iter().map(|(c, v)| (c, v.span()));
+        let spans = spans.chain(a.channel_cost.iter().map(|(c, v)| (c, v.span())));
+        channel_keys_ok(
+            spans
+                .chain(a.top_n.iter().map(|(c, v)| (c, v.span())))
+                .collect(),
+        )?;
+        let mut top_n = HashMap::new();
+        for (c, n) in a.top_n {
+            if *n.get_ref() == 0 {
                 return Err(at(
-                    span,
-                    format!(
-                        "unknown channel {c:?}; the channels are: {}",
-                        known.join(", ")
-                    ),
+                    n.span().start,
+                    format!("top_n {c:?}: a channel takes at least 1 offer (remove it from its rules instead)"),
                 ));
             }
+            top_n.insert(c, *n.get_ref() as usize);
         }
         policy.arbitration = Arbitration {
             offer_value: weights(a.offer_value, "offer_value")?,
             lever: weights(a.lever, "lever")?,
             channel_weight: weights(a.channel_weight, "channel_weight")?,
+            top_n,
+            channel_cost: weights(a.channel_cost, "channel_cost")?,
         };
     }
+    channel_keys_ok(raw.capacity.iter().map(|(c, v)| (c, v.span())).collect())?;
+    policy.capacity = raw
+        .capacity
+        .into_iter()
+        .map(|(c, n)| (c, *n.get_ref()))
+        .collect();
     if let Some(p) = raw.propensity.filter(|p| p.learn) {
         let every = match &p.refresh {
             Some(r) => parse_duration_secs(r.get_ref())
@@ -463,6 +534,27 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
             None => 60,
         };
         policy.learn_every_secs = Some(every);
+    }
+    if let Some(e) = raw.eligibility {
+        for (field, values) in e.hold_when {
+            let json: Result<Vec<serde_json::Value>, _> = values
+                .get_ref()
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(serde_json::Value::from(s.as_str())),
+                    toml::Value::Boolean(b) => Ok((*b).into()),
+                    toml::Value::Integer(i) => Ok((*i).into()),
+                    other => Err(other.type_str()),
+                })
+                .collect();
+            let json = json.map_err(|t| {
+                at(
+                    values.span().start,
+                    format!("hold_when {field:?}: values are text, true/false or whole numbers, not a {t}"),
+                )
+            })?;
+            policy.hold_when.push((field, json));
+        }
     }
     if let Some(c) = raw.control {
         policy.holdout_bp =

@@ -509,3 +509,139 @@ fn the_channel_is_where_the_subscriber_is_then_the_one_they_prefer() {
     no_portal.opt_outs = vec!["portal".into()];
     assert_eq!(decide(listed, &no_portal, &mut st).channel, "sms");
 }
+
+/// The whole policy file, parsed (the test `policy` keeps only some sections).
+fn with_file(mut pol: Policy, toml: &str) -> Policy {
+    let file = contact::parse(Path::new("policy.toml"), toml, &channels()).unwrap();
+    pol.contact.arbitration = file.arbitration;
+    pol.contact.capacity = file.capacity;
+    pol
+}
+
+#[test]
+fn top_n_per_channel_and_the_same_offer_goes_out_once() {
+    let mut pol = with_file(
+        policy(""),
+        "[arbitration]\ntop_n = { sms = 1, portal = 2 }\n",
+    );
+    pol.max_offers_per_event = 10;
+    let p = |rule: &str, score: f64, chans: &[&str]| Proposal {
+        score,
+        ..offer(rule, chans, Category::Sales)
+    };
+    let same_offer = Proposal {
+        offer_code: "a-O".into(),
+        ..p("a2", 0.85, &["portal"])
+    };
+    let recs = pol.decide(
+        vec![
+            p("a", 0.9, &["sms"]),
+            same_offer,
+            p("b", 0.8, &["sms", "portal"]),
+            p("c", 0.7, &["sms"]),
+            p("d", 0.6, &["portal"]),
+            p("e", 0.5, &["portal"]),
+        ],
+        &mut SubscriberState::default(),
+        &Profile::default(),
+        m(),
+        &Trigger::Event("e".into()),
+        at("2026-11-23T10:00:00+08:00"),
+    );
+    let got: Vec<(&str, &str, Option<&str>)> = recs
+        .iter()
+        .map(|r| (r.rule_id.as_str(), r.channel.as_str(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", "sms", None),
+            // a2 proposes a's offer: it does not go out a second time, on another channel.
+            ("a2", "portal", Some("lost_arbitration")),
+            // SMS takes one: b moves to the portal, c has nowhere else to go.
+            ("b", "portal", None),
+            ("c", "sms", Some("lost_arbitration")),
+            ("d", "portal", None),
+            ("e", "portal", Some("lost_arbitration")),
+        ]
+    );
+    let winner = |i: usize| recs[i].explanation.as_ref().unwrap().winner.clone();
+    assert_eq!(winner(1).as_deref(), Some(recs[0].id.as_str()));
+    assert_eq!(winner(3).as_deref(), Some(recs[0].id.as_str()));
+    assert_eq!(winner(5).as_deref(), Some(recs[2].id.as_str()));
+    let e = contact::parse(
+        Path::new("policy.toml"),
+        "[arbitration]\ntop_n = { sms = 0 }\n",
+        &channels(),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+}
+
+#[test]
+fn the_cheaper_channel_goes_first_and_the_cost_is_explained() {
+    let pol = with_file(
+        policy(""),
+        "[arbitration]\nchannel_cost = { sms = 0.05, agent = 3.0, portal = 0.0 }\n",
+    );
+    let mut st = SubscriberState::default();
+    let rec = go(
+        &pol,
+        &mut st,
+        &Profile::default(),
+        &["agent", "sms", "portal"],
+        "2026-11-23T10:00:00+08:00",
+    );
+    assert_eq!(rec.channel, "portal");
+    assert_eq!(rec.explanation.unwrap().cost, Some(0.0));
+    // Being somewhere still comes before cost: at a store, the agent it is.
+    let at_store = Proposal {
+        here: Some("agent".into()),
+        ..offer("s", &["sms", "agent"], Category::Sales)
+    };
+    let rec = pol
+        .decide(
+            vec![at_store],
+            &mut st,
+            &Profile::default(),
+            m(),
+            &Trigger::Event("store".into()),
+            at("2026-11-23T11:00:00+08:00"),
+        )
+        .remove(0);
+    assert_eq!(rec.channel, "agent");
+    assert_eq!(rec.explanation.unwrap().cost, Some(3.0));
+}
+
+#[test]
+fn a_channel_at_capacity_for_the_day_passes_offers_on_or_suppresses_them() {
+    let pol = with_file(policy(""), "[capacity]\nagent = 2\n");
+    // Every subscriber counts against the channel's day (the operator's zone, UTC+8 here).
+    let decide = |n: u32, chans: &[&str], t: &str| {
+        let who = Msisdn::parse(&format!("86139000001{n:02}")).unwrap();
+        pol.decide(
+            vec![offer("cb", chans, Category::Sales)],
+            &mut SubscriberState::default(),
+            &in_zone("Asia/Shanghai"),
+            who,
+            &Trigger::Event(format!("e{n}")),
+            at(t),
+        )
+        .remove(0)
+    };
+    let day = "2026-11-23T10:00:00+08:00";
+    assert_eq!(decide(1, &["agent", "sms"], day).channel, "agent");
+    assert_eq!(decide(2, &["agent", "sms"], day).channel, "agent");
+    let third = decide(3, &["agent", "sms"], day);
+    assert_eq!((third.channel.as_str(), third.reason), ("sms", None));
+    let fourth = decide(4, &["agent"], day);
+    assert_eq!(fourth.reason.as_deref(), Some("channel_capacity"));
+    // Suppressed offers take nothing; the next local day starts again.
+    let next = decide(5, &["agent"], "2026-11-24T00:10:00+08:00");
+    assert_eq!((next.channel.as_str(), next.reason), ("agent", None));
+    // A reload keeps the day's count.
+    let mut c = crate::config::Config::default();
+    c.channels.enabled = channels();
+    let reloaded = pol.reloaded(&c).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&reloaded.capacity, &pol.capacity));
+}

@@ -1,6 +1,7 @@
 //! Between a rule match and a channel: contact policy and arbitration. Every decision,
 //! sent or not, becomes a recommendation with a status and a reason code.
 
+pub mod capacity;
 pub mod contact;
 #[cfg(test)]
 mod contact_tests;
@@ -108,6 +109,8 @@ pub struct Policy {
     /// from long ago) is decided `expired` and never sent. Off in replays, which run on
     /// event time.
     pub expire_on_arrival: bool,
+    /// Offers each channel has taken today, against `[capacity]`; kept across reloads.
+    pub capacity: Arc<capacity::CapacityUse>,
 }
 
 impl Policy {
@@ -136,7 +139,22 @@ impl Policy {
             default_tz: c.engine.default_tz()?,
             go_status: Status::Queued,
             expire_on_arrival: false,
+            capacity: Arc::default(),
         })
+    }
+
+    /// The policy as `rules/policy.toml` says now, for a reload without a restart: what the
+    /// process set (live or replay status, wall-clock expiry) carries over, and so does the
+    /// learned model, which the refresher keeps filling.
+    pub fn reloaded(&self, c: &crate::config::Config) -> Result<Self, String> {
+        let mut next = Policy::from_config(c)?;
+        next.go_status = self.go_status;
+        next.expire_on_arrival = self.expire_on_arrival;
+        next.capacity = self.capacity.clone();
+        if next.propensity.is_some() {
+            next.propensity = self.propensity.clone().or(next.propensity);
+        }
+        Ok(next)
     }
 }
 
@@ -184,7 +202,7 @@ impl Policy {
     /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
     ///
     /// Stages, in order, each naming its reason when it stops an offer: eligibility
-    /// (`expired_on_arrival`, `complaint_hold`), applicability (`channel_unavailable`,
+    /// (`expired_on_arrival`, `already_owned`, `profile_hold`, `complaint_hold`), applicability (`channel_unavailable`,
     /// `opt_out`), suitability (`cooldown`, `after_declined` / `after_ignored` /
     /// `after_accepted`, `quiet_hours`, `frequency_cap`), then ranking
     /// (`lost_arbitration`) and the control group (`control_group`). An offer that passes
@@ -245,6 +263,8 @@ impl Policy {
                     channel,
                     winner: None,
                     variant: p.variant.clone(),
+                    cost: None,
+                    hold: None,
                 };
                 (priority, e, p)
             })
@@ -262,13 +282,14 @@ impl Policy {
         } else {
             i64::MIN
         };
-        let mut winners = 0usize;
-        let mut first_winner: Option<String> = None;
+        let op_day = |t: i64| i64::from(crate::rules::LocalTime::in_zone(t, self.default_tz).day);
+        // The decision's winners so far (control group included): (channel, offer, id).
+        let mut won: Vec<(String, String, String)> = Vec::new();
         let mut out = Vec::with_capacity(ranked.len());
         for (_, mut explanation, p) in ranked {
             let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
             // Channel coordination: where the subscriber is now, then the channel they prefer,
-            // then the rule's order; one channel per offer.
+            // then the cheaper, then the rule's order; one channel per offer.
             let mut usable: Vec<&String> = p
                 .channels
                 .iter()
@@ -278,7 +299,7 @@ impl Policy {
                 .extra
                 .get("preferred_channel")
                 .and_then(|v| v.as_str());
-            usable.sort_by_key(|c| {
+            let near = |c: &String| {
                 if p.here.as_deref() == Some(c.as_str()) {
                     0
                 } else if preferred == Some(c.as_str()) {
@@ -286,13 +307,21 @@ impl Policy {
                 } else {
                     2
                 }
-            });
+            };
+            let cost = |c: &String| arb.cost(c).unwrap_or(0.0);
+            usable.sort_by(|a, b| near(a).cmp(&near(b)).then(cost(a).total_cmp(&cost(b))));
             let open: Vec<&String> = usable.iter().copied().filter(|c| !opted_out(c)).collect();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
             let marketing = p.category != Category::Service;
             let expires = now + p.validity_secs;
-            // The channel: the first open one whose caps and quiet hours let it go out in
-            // time, else the first open one (which then names why not).
+            // The first winner on a channel, once the channel's `top_n` is taken.
+            let slot_taken = |c: &String| {
+                let n = arb.top_n.get(c)?;
+                let mut on = won.iter().filter(|w| &w.0 == c);
+                (on.clone().count() >= *n).then(|| on.next().map(|w| w.2.clone()))?
+            };
+            // The channel: the first open one whose caps, quiet hours, arbitration slots and
+            // capacity let it go out in time, else the first open one (which names why not).
             let timed = |c: &String| {
                 let send_at = match marketing {
                     true => self.contact.quiet_until(c, now, tz),
@@ -308,6 +337,12 @@ impl Policy {
                         .is_some()
                 {
                     Some("frequency_cap")
+                } else if marketing && slot_taken(c).is_some() {
+                    Some("lost_arbitration")
+                } else if self.contact.capacity.get(c).is_some_and(|&max| {
+                    self.capacity.used(contact::channel_key(c), op_day(when)) >= max
+                }) {
+                    Some("channel_capacity")
                 } else {
                     None
                 };
@@ -334,8 +369,18 @@ impl Policy {
                     None,
                 ),
             };
+            // The same offer goes out once, on one channel, whichever rules propose it.
+            let same_offer = won
+                .iter()
+                .find(|w| w.1 == p.offer_code)
+                .map(|w| w.2.clone());
+            let held = marketing.then(|| self.contact.held(profile)).flatten();
             let reason = if expires <= wall {
                 Some("expired_on_arrival")
+            } else if marketing && profile.owns(&p.offer_code) {
+                Some("already_owned")
+            } else if held.is_some() {
+                Some("profile_hold")
             } else if usable.is_empty() {
                 Some("channel_unavailable")
             } else if open.is_empty() {
@@ -356,28 +401,42 @@ impl Policy {
                 && now - st.last_complaint < self.complaint_hold_secs
             {
                 Some("complaint_hold")
+            } else if same_offer.is_some() {
+                Some("lost_arbitration")
             } else if policy_reason.is_some() {
                 policy_reason
-            } else if winners >= self.max_offers_per_event {
+            } else if won.len() >= self.max_offers_per_event {
                 Some("lost_arbitration")
             } else if self.in_control(&p, msisdn) {
                 Some("control_group")
             } else {
                 None
             };
+            let id = recommendation_id(&p.rule_id, msisdn, trigger, &channel);
+            if reason == Some("lost_arbitration") {
+                explanation.winner = same_offer
+                    .or_else(|| slot_taken(&channel))
+                    .or_else(|| won.first().map(|w| w.2.clone()));
+            }
+            explanation.cost = arb.cost(&channel);
+            explanation.hold = held;
             if reason.is_none() || reason == Some("control_group") {
                 // The control group is treated as if sent in all but the sending: it takes
                 // the arbitration slot and the cooldown, so it does not get the runner-up.
-                winners += 1;
+                won.push((channel.clone(), p.offer_code.clone(), id.clone()));
                 if p.cooldown_secs > 0 {
                     st.cooldowns.push((key, now + p.cooldown_secs));
                 }
             }
-            if reason.is_none() && marketing {
-                st.log_contact(Contact::new(
-                    send_at.unwrap_or(now),
-                    contact::channel_key(&channel),
-                ));
+            if reason.is_none() {
+                let when = send_at.unwrap_or(now);
+                if self.contact.capacity.contains_key(&channel) {
+                    self.capacity
+                        .take(contact::channel_key(&channel), op_day(when));
+                }
+                if marketing {
+                    st.log_contact(Contact::new(when, contact::channel_key(&channel)));
+                }
             }
             let (trigger_event_id, campaign_id, request_id) = match trigger {
                 Trigger::Event(id) => (Some(id.clone()), None, None),
@@ -385,14 +444,6 @@ impl Policy {
                 Trigger::Request(id) => (None, None, Some(id.clone())),
             };
             let deferred = reason.is_none() && send_at.is_some();
-            let id = recommendation_id(&p.rule_id, msisdn, trigger, &channel);
-            if reason == Some("lost_arbitration") {
-                explanation.winner = first_winner.clone();
-            } else if first_winner.is_none()
-                && (reason.is_none() || reason == Some("control_group"))
-            {
-                first_winner = Some(id.clone());
-            }
             out.push(Recommendation {
                 id,
                 msisdn,
@@ -424,6 +475,55 @@ impl Policy {
             });
         }
         out
+    }
+
+    /// A live offer, decided earlier, through the stages again at `now` (a touchpoint asks):
+    /// `None` when it would not be made now - the line owns it, a profile hold or an
+    /// opt-out of its channel came, an answer holds it back, a complaint holds sales, or its
+    /// channel is gone. What does not change after a decision (caps and cooldowns it used
+    /// itself, the control group) is not asked again. The kept offer's priority uses today's
+    /// weights and the learned acceptance rate (the mean, not a draw: asking twice ranks
+    /// the same).
+    pub fn still_eligible(
+        &self,
+        mut r: Recommendation,
+        category: Category,
+        st: &SubscriberState,
+        profile: &Profile,
+        now: i64,
+    ) -> Option<Recommendation> {
+        let marketing = category != Category::Service;
+        let opted_out = profile
+            .opt_outs
+            .iter()
+            .any(|o| o == r.channel.as_str() || o == "all");
+        let blocked = !self.channels.contains(&r.channel)
+            || (marketing
+                && (profile.owns(&r.offer_code)
+                    || self.contact.held(profile).is_some()
+                    || opted_out
+                    || self
+                        .contact
+                        .after_outcome(&st.outcomes, &r.offer_code, now)
+                        .is_some()))
+            || (category == Category::Sales
+                && st.last_complaint != 0
+                && now - st.last_complaint < self.complaint_hold_secs);
+        if blocked {
+            return None;
+        }
+        if let Some(e) = r.explanation.as_mut() {
+            let arb = &self.contact.arbitration;
+            let model = self.propensity.as_ref().map(|l| l.current());
+            let propensity = model.map_or(1.0, |m| m.mean(&r.offer_code, &profile.value_tier));
+            e.propensity = (propensity * 1000.0).round() / 1000.0;
+            e.value = arb.value(&r.offer_code);
+            e.lever = arb.lever(&r.rule_id);
+            e.channel = arb.channel(&r.channel);
+            let priority = propensity * e.score * e.value * e.lever * e.channel;
+            e.priority = (priority * 1000.0).round() / 1000.0;
+        }
+        Some(r)
     }
 
     /// Deterministic holdout: the same (rule, subscriber) is always in or always out.

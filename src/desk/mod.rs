@@ -118,12 +118,11 @@ async fn check(state: &DeskState, who: &Principal, raw: &str) -> Result<Msisdn, 
 }
 
 async fn ranked(state: &DeskState, m: Msisdn) -> Result<Vec<DeskOffer>, ApiError> {
-    let recs = state
+    let mut v = state
         .pipeline
-        .offers_for(m, 200)
+        .eligible_now(m, Some("agent"))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
-    let mut v = crate::offers::live(recs, Some("agent"), chrono::Utc::now());
     v.truncate(20);
     Ok(v.into_iter().map(|r| explain(&state.pipeline, r)).collect())
 }

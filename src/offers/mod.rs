@@ -219,35 +219,10 @@ pub struct NboParams {
     pub limit: Option<usize>,
 }
 
-/// Offers a subscriber can still take: not expired, not suppressed, not answered.
-pub fn live(
-    recs: Vec<Recommendation>,
-    channel: Option<&str>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<Recommendation> {
-    let mut v: Vec<Recommendation> = recs
-        .into_iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                Status::Proposed | Status::Queued | Status::Sent | Status::Delivered
-            )
-        })
-        .filter(|r| r.expires_at > now)
-        .filter(|r| channel.is_none_or(|c| r.channel == c))
-        .collect();
-    // As the decision stage ranked them (priority with the policy's weights), else by score.
-    let rank = |r: &Recommendation| r.explanation.as_ref().map_or(r.score, |e| e.priority);
-    v.sort_by(|a, b| {
-        rank(b)
-            .partial_cmp(&rank(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.decided_at.cmp(&a.decided_at))
-    });
-    v
-}
+pub use crate::pipeline::rank::live;
 
-/// Ranked next-best offers for the customer in front of an agent or on the portal.
+/// Ranked next-best offers for the customer in front of an agent or on the portal: the live
+/// offers run through the decision stages again now, best first.
 #[utoipa::path(get, path = "/api/v1/subscribers/{msisdn}/next-best-offers", tag = "engine", params(("msisdn" = String, Path), NboParams),
     responses((status = 200, body = Vec<Recommendation>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
     security(("bearer" = [])))]
@@ -260,12 +235,11 @@ pub async fn next_best(
     who.require(Permission::ReadRecommendations)?;
     let m = parse_msisdn(&msisdn)?;
     check_line(&state, &who, m).await?;
-    let recs = state
+    let mut v = state
         .pipeline
-        .offers_for(m, 200)
+        .eligible_now(m, p.channel.as_deref())
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
-    let mut v = live(recs, p.channel.as_deref(), chrono::Utc::now());
     v.truncate(p.limit.unwrap_or(5).clamp(1, 50));
     Ok(Json(v))
 }
@@ -414,6 +388,8 @@ mod tests {
                 channel: 1.0,
                 winner: None,
                 variant: None,
+                cost: None,
+                hold: None,
             }),
         }
     }

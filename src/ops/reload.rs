@@ -12,8 +12,10 @@ pub struct Loaded {
     pub state_series: usize,
 }
 
-/// Recompiles the rules folder and swaps the rule set in; on any error nothing changes.
+/// Recompiles the rules folder and re-reads its contact policy (`policy.toml`), then swaps
+/// both in; on any error in either nothing changes.
 pub async fn load_and_swap(cfg: &Config, pipeline: &Pipeline) -> Result<Loaded, String> {
+    let policy = pipeline.policy().reloaded(cfg)?;
     let cfg = cfg.clone();
     let set = tokio::task::spawn_blocking(move || {
         crate::rules::load_all(
@@ -32,6 +34,7 @@ pub async fn load_and_swap(cfg: &Config, pipeline: &Pipeline) -> Result<Loaded, 
         state_series: set.spec.defs.len(),
     };
     pipeline.swap_rules(set);
+    pipeline.swap_policy(policy);
     Ok(out)
 }
 

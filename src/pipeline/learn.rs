@@ -1,21 +1,32 @@
 //! Rebuilds the learned propensity model from the stored answers, every so often. All
 //! instances read the same database, so they learn the same model.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::RecStore;
+use super::{Deps, RecStore};
 use crate::decision::propensity::{Learned, Model};
 
-/// Refreshes `learned` from `store` now and then every `every_secs`, for as long as the
-/// runtime lives. A failed read keeps the last model.
-pub fn spawn(store: RecStore, learned: Learned, every_secs: i64) {
+/// How often a policy that does not learn is looked at again (a reload may switch it on).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// While the current policy learns (`[propensity] learn`, which a reload may switch on or
+/// off), refreshes its model from the stored answers at once and then every `refresh`, for
+/// as long as the runtime lives. A failed read keeps the last model.
+pub fn spawn(deps: Arc<Deps>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(every_secs.max(1) as u64));
         loop {
-            tick.tick().await;
-            if let Err(e) = refresh(&store, &learned).await {
+            let policy = deps.policy.load_full();
+            let (Some(learned), Some(every)) =
+                (&policy.propensity, policy.contact.learn_every_secs)
+            else {
+                tokio::time::sleep(IDLE_CHECK).await;
+                continue;
+            };
+            if let Err(e) = refresh(&deps.recs, learned).await {
                 tracing::warn!(error = %e, "propensity: reading the answers failed; keeping the last model");
             }
+            tokio::time::sleep(Duration::from_secs(every.max(1) as u64)).await;
         }
     });
 }

@@ -11,6 +11,7 @@ mod commit;
 mod deadletter;
 pub mod learn;
 mod metrics;
+pub mod rank;
 mod recs;
 mod worker;
 
@@ -37,7 +38,8 @@ use crate::state::StateStore;
 pub struct Deps {
     pub rules: ArcSwap<RuleSet>,
     pub settings: MatchSettings,
-    pub policy: Policy,
+    /// Swapped whole by a reload, like the rules.
+    pub policy: ArcSwap<Policy>,
     pub state: Arc<dyn StateStore>,
     pub profiles: Arc<dyn ProfileSource>,
     pub recs: RecStore,
@@ -114,6 +116,12 @@ pub(crate) enum Work {
     Events(Vec<Arc<Event>>, Option<Ack>),
     Propose(OfferRequest, oneshot::Sender<Vec<Recommendation>>),
     Usage(Msisdn, oneshot::Sender<serde_json::Value>),
+    /// Live offers of one subscriber, to run through the decision stages again now.
+    Recheck(
+        Msisdn,
+        Vec<Recommendation>,
+        oneshot::Sender<Vec<Recommendation>>,
+    ),
     /// Answered once everything queued before it is processed and persisted.
     Barrier(oneshot::Sender<()>),
     /// Like a barrier, then forgets every cached subscriber (their state is stored): the
@@ -217,6 +225,15 @@ impl Pipeline {
 
     pub fn rules(&self) -> Arc<RuleSet> {
         self.deps.rules.load_full()
+    }
+
+    /// Swaps in a new decision policy; batches in flight finish on the old one.
+    pub fn swap_policy(&self, policy: Policy) {
+        self.deps.policy.store(Arc::new(policy));
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.deps.policy.load_full()
     }
 }
 
@@ -330,6 +347,24 @@ impl OfferBook for Pipeline {
             out.extend(w.await.map_err(|_| PortError::Closed)?);
         }
         Ok(out)
+    }
+
+    async fn eligible_now(
+        &self,
+        msisdn: Msisdn,
+        channel: Option<&str>,
+    ) -> Result<Vec<Recommendation>, PortError> {
+        let now = chrono::Utc::now();
+        let live = rank::live(self.offers_for(msisdn, 200).await?, channel, now);
+        if live.is_empty() {
+            return Ok(live);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.worker_for(msisdn)
+            .send(Work::Recheck(msisdn, live, tx))
+            .await
+            .map_err(|_| PortError::Closed)?;
+        rx.await.map_err(|_| PortError::Closed)
     }
 
     async fn usage(&self, msisdn: Msisdn) -> Result<serde_json::Value, PortError> {

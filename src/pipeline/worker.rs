@@ -49,7 +49,7 @@ async fn preload(shard: &mut Shard, deps: &Deps, batch: &[Work]) {
         match w {
             Work::Events(evs, _) => evs.iter().for_each(|e| need(e.msisdn)),
             Work::Propose(r, _) => need(r.msisdn),
-            Work::Usage(m, _) => need(*m),
+            Work::Usage(m, _) | Work::Recheck(m, _, _) => need(*m),
             Work::Barrier(_) | Work::DropCache(_) => {}
         }
     }
@@ -168,6 +168,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         shard.tick();
         preload(&mut shard, &deps, &batch).await;
         let rules = deps.rules.load_full();
+        let policy = deps.policy.load_full();
         recs.clear();
         dead.clear();
         upcoming.clear();
@@ -192,7 +193,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                         let r = shard.process(
                             &rules,
                             &deps.settings,
-                            &deps.policy,
+                            &policy,
                             &deps.default_profile,
                             &ev,
                             &mut recs,
@@ -244,11 +245,19 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
                 Work::Propose(req, tx) => {
                     let start = recs.len();
-                    recs.extend(shard.propose(&deps.policy, &deps.default_profile, &req));
+                    recs.extend(shard.propose(&policy, &deps.default_profile, &req));
                     replies.push((tx, start..recs.len()));
                 }
                 Work::Usage(m, tx) => {
                     let _ = tx.send(usage_json(&shard, &deps, m));
+                }
+                Work::Recheck(m, live, tx) => {
+                    let _ = tx.send(match shard.entries.get(&m) {
+                        Some(e) => {
+                            super::rank::recheck(&policy, &rules, live, &e.state, &e.profile)
+                        }
+                        None => live,
+                    });
                 }
                 Work::Barrier(tx) => barriers.push(tx),
                 Work::DropCache(tx) => {

@@ -89,6 +89,18 @@ impl OfferBook for VecOfferBook {
             .find(|r| r.id == id)
             .cloned())
     }
+    async fn eligible_now(
+        &self,
+        m: Msisdn,
+        channel: Option<&str>,
+    ) -> Result<Vec<Recommendation>, PortError> {
+        let recs = self.offers_for(m, 200).await?;
+        Ok(kairos::pipeline::rank::live(
+            recs,
+            channel,
+            chrono::Utc::now(),
+        ))
+    }
     async fn propose(&self, reqs: Vec<OfferRequest>) -> Result<Vec<Recommendation>, PortError> {
         self.proposed.lock().unwrap().extend(reqs);
         Ok(Vec::new())

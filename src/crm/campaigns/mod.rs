@@ -9,6 +9,7 @@
 
 pub mod repo;
 pub mod rule_results;
+pub mod uplift;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::uplift::{revenue_uplift, uplift, GroupResult, Tally};
 use crate::store::{next_seq, now_text, Arg, Sql};
 
 /// A marketing campaign (营销计划).
@@ -311,46 +312,17 @@ pub struct Results {
     pub uplift: Option<f64>,
     /// 95 % confidence interval of `uplift` (normal approximation for two proportions).
     pub uplift_ci: Option<[f64; 2]>,
+    /// Revenue per subscriber (cents, the catalog price of what they took after the first
+    /// launch) of the treated minus that of the control group.
+    pub revenue_uplift: Option<f64>,
+    /// 95 % confidence interval of `revenue_uplift` (Welch).
+    pub revenue_uplift_ci: Option<[f64; 2]>,
     /// Those the campaign reached, and how many converted: took the offering (a subscription
     /// to the product whose code is the offer code, on their line) after the first launch.
     pub treated: Option<GroupResult>,
     /// Those held out (`control_group`), and how many converted all the same.
     pub control: Option<GroupResult>,
     pub control_pct: i64,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct GroupResult {
-    pub subscribers: i64,
-    pub converted: i64,
-    pub rate: f64,
-}
-
-impl GroupResult {
-    pub fn new(subscribers: i64, converted: i64) -> GroupResult {
-        let rate = if subscribers > 0 {
-            converted as f64 / subscribers as f64
-        } else {
-            0.0
-        };
-        GroupResult {
-            subscribers,
-            converted,
-            rate,
-        }
-    }
-}
-
-/// Uplift of `t` over `c` and its 95 % confidence interval.
-pub fn uplift(t: &GroupResult, c: &GroupResult) -> Option<(f64, [f64; 2])> {
-    if t.subscribers == 0 || c.subscribers == 0 {
-        return None;
-    }
-    let diff = t.rate - c.rate;
-    let se = (t.rate * (1.0 - t.rate) / t.subscribers as f64
-        + c.rate * (1.0 - c.rate) / c.subscribers as f64)
-        .sqrt();
-    Some((diff, [diff - 1.96 * se, diff + 1.96 * se]))
 }
 
 /// Treated and control subscribers of a campaign, and how many of each converted since
@@ -361,26 +333,28 @@ async fn groups(
     campaign_id: &str,
     since: &str,
 ) -> Result<(GroupResult, GroupResult), sqlx::Error> {
-    const GROUP: &str = "CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT)";
-    let mut sql = Sql::new(&format!(
-        "SELECT {GROUP}, COUNT(DISTINCT r.msisdn), \
-         COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM lines l \
-           JOIN subscriptions s ON s.line_id = l.id \
-           JOIN product_offerings po ON po.id = s.offering_id \
-           WHERE l.msisdn = r.msisdn AND po.code = r.offer_code AND s.created_at >= "
-    ));
+    let mut sql = Sql::new(
+        "SELECT r.msisdn, CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT), \
+         s.id, po.price_cents FROM recommendations r \
+         LEFT JOIN lines l ON l.msisdn = r.msisdn \
+         LEFT JOIN product_offerings po ON po.code = r.offer_code \
+         LEFT JOIN subscriptions s ON s.line_id = l.id AND s.offering_id = po.id AND s.created_at >= ",
+    );
     sql.bind(since)
-        .push(") THEN r.msisdn END) FROM recommendations r WHERE r.campaign_id = ");
-    sql.bind(campaign_id).push(&format!(
-        " AND (r.reason = 'control_group' OR r.status IN {SENT_STATUSES}) GROUP BY {GROUP}"
-    ));
-    let rows: Vec<(i64, i64, i64)> = sql.query_as().fetch_all(&mut *conn).await?;
-    let group = |control: i64| {
-        rows.iter()
-            .find(|(c, _, _)| *c == control)
-            .map_or(GroupResult::new(0, 0), |(_, n, k)| GroupResult::new(*n, *k))
-    };
-    Ok((group(0), group(1)))
+        .push(" WHERE r.campaign_id = ")
+        .bind(campaign_id)
+        .push(&format!(
+            " AND (r.reason = 'control_group' OR r.status IN {SENT_STATUSES})"
+        ));
+    let rows: Vec<(String, i64, Option<String>, Option<i64>)> =
+        sql.query_as().fetch_all(&mut *conn).await?;
+    let mut tally = Tally::default();
+    for (msisdn, control, sub, price) in rows {
+        // Purchases count from the first launch for everyone (`since`, in the join).
+        let bought = sub.map(|id| (id, 0, price.unwrap_or(0)));
+        tally.add(msisdn, control == 1, 0, bought);
+    }
+    Ok(tally.groups())
 }
 
 pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Results, sqlx::Error> {
@@ -421,10 +395,9 @@ pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Res
         }
         _ => (None, None),
     };
-    let lift = treated
-        .as_ref()
-        .zip(control.as_ref())
-        .and_then(|(t, k)| uplift(t, k));
+    let both = treated.as_ref().zip(control.as_ref());
+    let lift = both.and_then(|(t, k)| uplift(t, k));
+    let revenue_lift = both.and_then(|(t, k)| revenue_uplift(t, k));
     let revenue_note = if priced < total {
         Some(format!(
             "{} accepted offer(s) have no catalog offering with code {}: counted as 0",
@@ -445,6 +418,8 @@ pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Res
         revenue_note,
         uplift: lift.map(|(u, _)| u),
         uplift_ci: lift.map(|(_, ci)| ci),
+        revenue_uplift: revenue_lift.map(|(u, _)| u),
+        revenue_uplift_ci: revenue_lift.map(|(_, ci)| ci),
         treated,
         control,
         control_pct: c.control_pct,

@@ -2,13 +2,12 @@
 //! out (`control_group`), and how many of each took the offering afterwards. The same measure
 //! as a campaign's, with each subscriber's own decision time as the start.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 
-use super::repo::{uplift, GroupResult, SENT_STATUSES};
+use super::repo::SENT_STATUSES;
+use super::uplift::{revenue_uplift, uplift, GroupResult, Tally};
 use crate::auth::Principal;
 use crate::crm::segments::require_marketing_read;
 use crate::crm::CrmState;
@@ -30,6 +29,11 @@ pub struct RuleResults {
     pub uplift: Option<f64>,
     /// Its 95 % confidence interval.
     pub uplift_ci: Option<[f64; 2]>,
+    /// Revenue per subscriber (cents: the catalog price of what they took afterwards) of
+    /// the treated minus that of the control group.
+    pub revenue_uplift: Option<f64>,
+    /// Its 95 % confidence interval (Welch).
+    pub revenue_uplift_ci: Option<[f64; 2]>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rules/{id}/results", tag = "rules", params(("id" = String, Path)),
@@ -43,7 +47,8 @@ pub async fn results(
     let mut conn = st.db.pool.acquire().await?;
     let mut sql = Sql::new(
         "SELECT r.msisdn, r.decided_at, \
-         CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT), s.created_at \
+         CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT), \
+         s.id, s.created_at, po.price_cents \
          FROM recommendations r \
          LEFT JOIN lines l ON l.msisdn = r.msisdn \
          LEFT JOIN product_offerings po ON po.code = r.offer_code \
@@ -54,36 +59,39 @@ pub async fn results(
         " AND (r.reason = 'control_group' OR r.status IN {SENT_STATUSES}) ORDER BY r.seq DESC LIMIT "
     ));
     sql.bind(MAX_ROWS);
-    let rows: Vec<(String, String, i64, Option<String>)> =
-        sql.query_as().fetch_all(&mut *conn).await?;
-    // Per subscriber: held out or not, decided when (the first time), converted after it.
-    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
-    let mut by: HashMap<String, (bool, i64, Vec<i64>)> = HashMap::new();
-    for (msisdn, decided, control, bought) in rows {
-        let Some(at) = time(&decided) else { continue };
-        let e = by
-            .entry(msisdn)
-            .or_insert((control == 1, i64::MAX, Vec::new()));
-        e.1 = e.1.min(at.timestamp_millis());
-        if let Some(b) = bought.as_deref().and_then(time) {
-            e.2.push(b.timestamp_millis());
-        }
+    type Row = (
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sql.query_as().fetch_all(&mut *conn).await?;
+    // Per subscriber: held out or not, decided when (the first time), what they took after.
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    let mut tally = Tally::default();
+    for (msisdn, decided, control, sub, bought_at, price) in rows {
+        let Some(at) = ms(&decided) else { continue };
+        let bought = sub
+            .zip(bought_at.as_deref().and_then(ms))
+            .map(|(s, b)| (s, b, price.unwrap_or(0)));
+        tally.add(msisdn, control == 1, at, bought);
     }
-    let (mut t, mut c) = ((0, 0), (0, 0));
-    for (control, first, bought) in by.values() {
-        let group = if *control { &mut c } else { &mut t };
-        group.0 += 1;
-        if bought.iter().any(|b| b >= first) {
-            group.1 += 1;
-        }
-    }
-    let (treated, control) = (GroupResult::new(t.0, t.1), GroupResult::new(c.0, c.1));
+    let (treated, control): (GroupResult, GroupResult) = tally.groups();
     let lift = uplift(&treated, &control);
+    let revenue_lift = revenue_uplift(&treated, &control);
     Ok(Json(RuleResults {
         rule_id: id,
         treated,
         control,
         uplift: lift.map(|(u, _)| u),
         uplift_ci: lift.map(|(_, ci)| ci),
+        revenue_uplift: revenue_lift.map(|(u, _)| u),
+        revenue_uplift_ci: revenue_lift.map(|(_, ci)| ci),
     }))
 }

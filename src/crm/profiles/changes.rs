@@ -64,6 +64,30 @@ pub async fn emit_for_customer(st: &CrmState, customer_id: &str, changes: Vec<Fi
     }
 }
 
+/// Tells the engine what each line of `customer_id` owns now (`owned_offers`), after a
+/// subscription changed: an offer for what a line has just taken is not made again.
+pub async fn emit_owned(st: &CrmState, customer_id: &str) {
+    let lines = match crate::crm::customers::repo::msisdns(&st.db.pool, customer_id).await {
+        Ok(m) => m,
+        Err(e) => return tracing::warn!(error = %e, "could not load lines for profile_change"),
+    };
+    let owned = match super::owned_offers(&st.db.pool, &lines).await {
+        Ok(o) => o,
+        Err(e) => {
+            return tracing::warn!(error = %e, "could not load owned offers for profile_change")
+        }
+    };
+    for m in lines {
+        let codes = owned.get(&m).cloned().unwrap_or_default();
+        let change = FieldChange {
+            field: "owned_offers",
+            old: serde_json::Value::Null,
+            new: codes.into(),
+        };
+        emit_for_lines(st, std::slice::from_ref(&m), vec![change]).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,8 @@ struct Row {
     churn_score: f64,
     timezone: String,
     loyalty_points: i64,
+    customer_status: String,
+    account_state: Option<String>,
     opt_out: Option<String>,
 }
 
@@ -54,6 +56,10 @@ fn profile(r: &Row, now: chrono::DateTime<chrono::Utc>) -> Profile {
     extra.insert("customer_type".into(), r.customer_type.clone().into());
     extra.insert("line_status".into(), r.line_status.clone().into());
     extra.insert("loyalty_points".into(), r.loyalty_points.into());
+    extra.insert("customer_status".into(), r.customer_status.clone().into());
+    if let Some(a) = &r.account_state {
+        extra.insert("account_state".into(), a.clone().into());
+    }
     if let Some(p) = &r.parent_customer_id {
         extra.insert("enterprise_id".into(), p.clone().into());
     }
@@ -92,8 +98,10 @@ impl ProfileSource for CrmProfiles {
             "SELECT l.msisdn, l.plan, l.status AS line_status, l.activated_at, \
              c.id AS customer_id, c.customer_type, c.parent_customer_id, c.region_id, \
              c.value_tier, c.arpu_cents, c.home_country, c.language, c.segment, c.industry, c.credit_class, \
-             c.churn_score, c.timezone, c.loyalty_points, k.channel AS opt_out \
+             c.churn_score, c.timezone, c.loyalty_points, c.status AS customer_status, \
+             a.state AS account_state, k.channel AS opt_out \
              FROM lines l JOIN customers c ON c.id = l.customer_id \
+             LEFT JOIN accounts a ON a.id = l.account_id \
              LEFT JOIN consents k ON k.customer_id = c.id AND k.granted = 0 AND k.purpose = ",
         );
         sql.bind(MARKETING).push(" WHERE l.msisdn IN (");
@@ -122,11 +130,63 @@ impl ProfileSource for CrmProfiles {
                 p.opt_outs.push(SmolStr::new(ch));
             }
         }
+        for (m, codes) in owned_offers(&self.db.pool, &unique)
+            .await
+            .map_err(|e| PortError::Storage(e.to_string()))?
+        {
+            if let Some(p) = by_msisdn.get_mut(&m) {
+                p.extra.insert("owned_offers".into(), codes.into());
+            }
+        }
         Ok(msisdns
             .iter()
             .map(|m| by_msisdn.get(&m.to_string()).cloned())
             .collect())
     }
+}
+
+/// Subscription statuses under which a line has the offering (ordered, running or paused):
+/// offering it again would be offering what they have.
+const OWNED: &[&str] = &["created", "pendingActive", "active", "suspended"];
+
+/// The offering codes each line has: its own subscriptions and its customer's that belong
+/// to no one line, by msisdn (lines with none are left out).
+pub async fn owned_offers<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    msisdns: &[String],
+) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if msisdns.is_empty() {
+        return Ok(out);
+    }
+    let mut sql = crate::store::Sql::new(
+        "SELECT l.msisdn, o.code FROM lines l \
+         JOIN subscriptions s ON s.customer_id = l.customer_id \
+           AND (s.line_id IS NULL OR s.line_id = l.id) \
+         JOIN product_offerings o ON o.id = s.offering_id WHERE s.status IN (",
+    );
+    for (i, st) in OWNED.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(*st);
+    }
+    sql.push(") AND l.msisdn IN (");
+    for (i, m) in msisdns.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(m.as_str());
+    }
+    sql.push(") ORDER BY l.msisdn, o.code");
+    let rows: Vec<(String, String)> = sql.query_as().fetch_all(db).await?;
+    for (m, code) in rows {
+        let codes = out.entry(m).or_default();
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    Ok(out)
 }
 
 /// The opt-out list of a customer, as `Profile::opt_outs` shows it.

@@ -140,7 +140,10 @@ pub async fn create(
         version: 1,
     };
     stamp(&mut s, &now);
-    crud::create(tx, &p, s).await
+    let customer_id = s.customer_id.clone();
+    let created = crud::create(tx, &p, s).await?;
+    crate::crm::profiles::changes::emit_owned(&st, &customer_id).await;
+    Ok(created)
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
@@ -172,5 +175,7 @@ pub async fn update(
     let mut after = before.clone();
     after.status = patch.status;
     stamp(&mut after, &now_text());
-    crud::save(tx, &p, "transition", &before, after).await
+    let saved = crud::save(tx, &p, "transition", &before, after).await?;
+    crate::crm::profiles::changes::emit_owned(&st, &before.customer_id).await;
+    Ok(saved)
 }

@@ -15,7 +15,7 @@ use crate::crm::scope::{customer_visible, push_customer_scope};
 use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
-use crate::ports::{Recommendation, Status};
+use crate::ports::Recommendation;
 use crate::store::{new_id, next_seq, now_text, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -129,13 +129,6 @@ pub struct QueryProductRecommendationCreate {
 }
 
 /// Live offers: decided for a channel and not yet answered, expired or suppressed.
-fn current(r: &Recommendation, now: chrono::DateTime<chrono::Utc>) -> bool {
-    matches!(
-        r.status,
-        Status::Proposed | Status::Queued | Status::Deferred | Status::Sent | Status::Delivered
-    ) && r.expires_at.with_timezone(&chrono::Utc) > now
-}
-
 async fn offering(
     conn: &mut sqlx::AnyConnection,
     code: &str,
@@ -260,30 +253,24 @@ pub async fn create(
             (party_id.clone(), lines.into_iter().map(|(m,)| m).collect())
         }
     };
-    let now = chrono::Utc::now();
     let mut recs = Vec::new();
     for m in &msisdns {
         let Ok(msisdn) = m.parse::<Msisdn>() else {
             continue;
         };
+        // Through the decision stages again now, not only as decided earlier.
         let offers = st
             .offers
-            .offers_for(msisdn, 50)
+            .eligible_now(msisdn, None)
             .await
             .map_err(|e| ApiError::Unavailable(format!("engine: {e}")))?;
         recs.extend(
             offers
                 .into_iter()
-                .filter(|r| current(r, now))
                 .filter(|r| channels.is_empty() || channels.contains(&r.channel)),
         );
     }
-    recs.sort_by(|a, b| {
-        b.score
-            .partial_cmp(&a.score)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.decided_at.cmp(&a.decided_at))
-    });
+    crate::pipeline::rank::sort(&mut recs);
     let mut seen = std::collections::HashSet::new();
     recs.retain(|r| seen.insert(r.offer_code.clone()));
     let mut items = Vec::with_capacity(recs.len());
