@@ -572,6 +572,15 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
         let ci = results["uplift_ci"].as_array().unwrap();
         let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
         assert!(lo < got && got < hi, "{results}");
+        // Revenue: each purchase is the pack's 1500 cents.
+        assert_eq!(results["treated"]["revenue_cents"], 6 * 1500, "{results}");
+        assert_eq!(results["control"]["revenue_cents"], 2 * 1500, "{results}");
+        let want = 6.0 * 1500.0 / n_t as f64 - 2.0 * 1500.0 / held as f64;
+        let got = results["revenue_uplift"].as_f64().unwrap();
+        assert!((got - want).abs() < 0.01, "{results}");
+        let ci = results["revenue_uplift_ci"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(lo < got && got < hi, "{results}");
     })
     .await;
 }
@@ -628,6 +637,10 @@ async fn rule_results_compare_reached_and_held_out_subscribers() {
         assert!((got - (0.5 - 0.25)).abs() < 1e-9, "{r}");
         let ci = r["uplift_ci"].as_array().unwrap();
         assert!(ci[0].as_f64().unwrap() < got && got < ci[1].as_f64().unwrap());
+        // 3 x 1500 over 6 reached, 1500 over 4 held out.
+        assert_eq!(r["treated"]["revenue_per_subscriber"], 750.0, "{r}");
+        assert_eq!(r["control"]["revenue_per_subscriber"], 375.0, "{r}");
+        assert_eq!(r["revenue_uplift"], 375.0, "{r}");
         // Agents do not read marketing results.
         t.get(&w.agent.token, "/api/v1/rules/held-rule/results")
             .await
