@@ -64,6 +64,10 @@ pub fn replay(
     let mut recs: Vec<Recommendation> = Vec::new();
     let mut failures = Vec::new();
     let mut bytes = 0u64;
+    // Offers waiting for their arbitration window, by id: a better offer before it closes
+    // replaces one, and the replaced one is written again (a later line with the same id
+    // supersedes the earlier).
+    let mut waiting: HashMap<String, Recommendation> = HashMap::new();
     let mut lines = input.lines().enumerate();
     let mut group: Vec<Arc<Event>> = Vec::with_capacity(WARM_GROUP);
     let mut done = false;
@@ -119,7 +123,30 @@ pub fn replay(
                     .filter(|f| f.quarantined)
                     .map(|f| (f.rule_id.clone(), f.message.clone())),
             );
+            for v in shard.revoked.drain(..) {
+                let Some(mut r) = waiting.remove(&v.id) else {
+                    continue;
+                };
+                r.status = Status::Suppressed;
+                r.reason = Some("lost_arbitration".into());
+                r.not_before = None;
+                if let Some(e) = r.explanation.as_mut() {
+                    e.winner = Some(v.winner);
+                }
+                let e = s.per_rule.entry(r.rule_id.clone()).or_default();
+                e.proposed = e.proposed.saturating_sub(1);
+                *e.suppressed.entry("lost_arbitration".into()).or_default() += 1;
+                serde_json::to_writer(&mut out, &r)?;
+                out.write_all(b"\n")?;
+            }
+            if waiting.len() > 100_000 {
+                // Windows are minutes long: what closed before this event is settled.
+                waiting.retain(|_, r| r.not_before.is_none_or(|t| t > ev.ts));
+            }
             for r in &recs {
+                if r.reason.as_deref() == Some("arbitration_window") {
+                    waiting.insert(r.id.clone(), r.clone());
+                }
                 let e = s.per_rule.entry(r.rule_id.clone()).or_default();
                 e.matched += 1;
                 match (&r.status, &r.reason) {

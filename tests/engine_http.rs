@@ -932,3 +932,103 @@ async fn a_policy_edit_takes_effect_on_reload_without_a_restart() {
     );
     app.shutdown().await.unwrap();
 }
+
+/// Two SMS rules fire within the policy's arbitration window: the first waits for the window
+/// to close (`deferred`, `arbitration_window`), the better second takes its place, and only
+/// the second is ever sent; the first is recorded `lost_arbitration` naming it. Decided in
+/// separate requests (the stored offer is revised) and in one (revised before it is stored).
+#[tokio::test]
+async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one() {
+    let db = fresh_db(Backend::Sqlite).await;
+    let rule = |id: &str, ty: &str, priority: u32| {
+        format!(
+            r#"#{{ id: "{id}", name: "{id}", kind: "dynamic", events: ["{ty}"], channels: ["sms"],
+                priority: {priority}, offer: #{{ code: "{id}-O", validity: "1d" }}, message: "{id} for you" }};"#
+        )
+    };
+    let rules = rules_dir(&[
+        ("data.rhai", rule("data-pack", "data_session", 40).as_str()),
+        (
+            "roam.rhai",
+            rule("roam-pack", "location_update", 90).as_str(),
+        ),
+        (
+            "policy.toml",
+            "[arbitration]\nwindow = \"1m\"\nwindow_channels = [\"sms\"]\n",
+        ),
+    ]);
+    let mut cfg = config(&db.url, rules.path());
+    cfg.engine.wall_clock_expiry = true;
+    cfg.channels.outbox_sweep_secs = 1;
+    let app = App::start(cfg).await.unwrap();
+    let c = Client::new(&app);
+    // Event time a few minutes back: the window has closed by the wall clock, so the
+    // outbox sends the winner at once.
+    let ago = |s: i64| (chrono::Utc::now() - chrono::Duration::seconds(s)).to_rfc3339();
+    let data = |id: &str, m: &str, t: &str| ev(id, "data_session", m, t, json!({"mb": 10}));
+    let roam = |id: &str, m: &str, t: &str| {
+        ev(
+            id,
+            "location_update",
+            m,
+            t,
+            json!({"country": "JP", "roaming": true}),
+        )
+    };
+    let (a, b) = ("8613900000031", "8613900000032");
+    let first = c.ingest(&[data("w1", a, &ago(180))]).await;
+    let waiting = first["outcome"]["decisions"][0].clone();
+    assert_eq!(waiting["status"], "deferred", "{first}");
+    assert_eq!(waiting["reason"], "arbitration_window", "{first}");
+    let second = c.ingest(&[roam("w2", a, &ago(160))]).await;
+    let winner = second["outcome"]["decisions"][0].clone();
+    assert_eq!(winner["status"], "deferred", "{second}");
+    // Both of b's events in one request.
+    let both = c
+        .ingest(&[data("w3", b, &ago(180)), roam("w4", b, &ago(170))])
+        .await;
+    let (b_lost, b_won) = (
+        both["outcome"]["decisions"][0].clone(),
+        both["outcome"]["decisions"][1].clone(),
+    );
+    assert_eq!(b_lost["reason"], "lost_arbitration", "{both}");
+    assert_eq!(b_lost["explanation"]["winner"], b_won["id"], "{both}");
+    let status = |m: &'static str, id: serde_json::Value| {
+        let c = &c;
+        async move {
+            let recs = c.recs(m).await;
+            recs.into_iter()
+                .find(|r| r["id"] == id)
+                .unwrap_or_else(|| panic!("{id} stored"))
+        }
+    };
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        let outbox: Vec<serde_json::Value> = c
+            .get("/api/v1/channels/sms/outbox")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent = outbox;
+        if sent.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let texts: Vec<&str> = sent.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(texts, vec!["roam-pack for you"; 2], "{sent:?}");
+    let lost = status(a, waiting["id"].clone()).await;
+    assert_eq!(
+        (lost["status"].as_str(), lost["reason"].as_str()),
+        (Some("suppressed"), Some("lost_arbitration")),
+        "{lost}"
+    );
+    assert_eq!(lost["explanation"]["winner"], winner["id"], "{lost}");
+    assert_eq!(lost["not_before"], serde_json::Value::Null, "{lost}");
+    let won = status(a, winner["id"].clone()).await;
+    assert_eq!(won["status"], "sent", "{won}");
+    app.shutdown().await.unwrap();
+}

@@ -86,6 +86,12 @@ pub struct Arbitration {
     /// What one contact costs on a channel: among channels equally near the subscriber, the
     /// cheaper goes first.
     pub channel_cost: HashMap<String, f64>,
+    /// Offers decided for a subscriber within this many seconds of each other compete (0:
+    /// only the offers of one event do). A winner on a window channel waits until the window
+    /// closes; a better offer before then takes its place.
+    pub window_secs: i64,
+    /// The channels whose offers wait for the window (not the ones people are looking at).
+    pub window_channels: Vec<String>,
 }
 
 impl Arbitration {
@@ -314,6 +320,8 @@ struct RawArbitration {
     top_n: HashMap<String, Spanned<u32>>,
     #[serde(default)]
     channel_cost: HashMap<String, Spanned<f64>>,
+    window: Option<Spanned<String>>,
+    window_channels: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -513,12 +521,26 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
             }
             top_n.insert(c, *n.get_ref() as usize);
         }
+        let window_secs = match &a.window {
+            Some(w) => parse_duration_secs(w.get_ref())
+                .map_err(|e| at(w.span().start, format!("window: {e}")))?,
+            None => 0,
+        };
+        let window_channels = match a.window_channels {
+            Some(list) => {
+                channels_ok(&list)?;
+                list.into_inner()
+            }
+            None => vec!["sms".to_string()],
+        };
         policy.arbitration = Arbitration {
             offer_value: weights(a.offer_value, "offer_value")?,
             lever: weights(a.lever, "lever")?,
             channel_weight: weights(a.channel_weight, "channel_weight")?,
             top_n,
             channel_cost: weights(a.channel_cost, "channel_cost")?,
+            window_secs,
+            window_channels,
         };
     }
     channel_keys_ok(raw.capacity.iter().map(|(c, v)| (c, v.span())).collect())?;

@@ -645,3 +645,78 @@ fn a_channel_at_capacity_for_the_day_passes_offers_on_or_suppresses_them() {
     let reloaded = pol.reloaded(&c).unwrap();
     assert!(std::sync::Arc::ptr_eq(&reloaded.capacity, &pol.capacity));
 }
+
+#[test]
+fn offers_within_the_arbitration_window_compete_and_the_better_one_replaces_the_waiting_one() {
+    let pol = with_file(
+        policy(""),
+        "[arbitration]\nwindow = \"10m\"\nwindow_channels = [\"sms\"]\n",
+    );
+    let mut st = SubscriberState::default();
+    let mut revoked = Vec::new();
+    let mut decide = |rule: &str, score: f64, chans: &[&str], t: &str, st: &mut SubscriberState| {
+        let p = Proposal {
+            score,
+            cooldown_secs: 3600,
+            ..offer(rule, chans, Category::Sales)
+        };
+        let r = pol
+            .decide_revoking(
+                vec![p],
+                st,
+                &Profile::default(),
+                m(),
+                &Trigger::Event(format!("e-{rule}")),
+                at(t),
+                &mut revoked,
+            )
+            .remove(0);
+        (r, std::mem::take(&mut revoked))
+    };
+    // The first waits until the window closes, 10 minutes on.
+    let (first, none) = decide("a", 0.5, &["sms"], "2026-11-23T10:00:00+08:00", &mut st);
+    assert!(none.is_empty());
+    assert_eq!(
+        (first.status, first.reason.as_deref()),
+        (Status::Deferred, Some("arbitration_window"))
+    );
+    assert_eq!(first.not_before, Some(at("2026-11-23T10:10:00+08:00")));
+    // A worse one inside the window loses to it.
+    let (worse, none) = decide("b", 0.3, &["sms"], "2026-11-23T10:04:00+08:00", &mut st);
+    assert!(none.is_empty());
+    assert_eq!(worse.reason.as_deref(), Some("lost_arbitration"));
+    assert_eq!(
+        worse.explanation.unwrap().winner.as_deref(),
+        Some(first.id.as_str())
+    );
+    // A portal offer does not wait, and does not compete with the SMS.
+    let (portal, _) = decide("p", 0.2, &["portal"], "2026-11-23T10:05:00+08:00", &mut st);
+    assert_eq!((portal.status, portal.reason), (Status::Queued, None));
+    // A better one takes the waiting one's place, and its slot at the window's end.
+    let (better, replaced) = decide("c", 0.9, &["sms"], "2026-11-23T10:06:00+08:00", &mut st);
+    assert_eq!(better.status, Status::Deferred);
+    assert_eq!(better.not_before, first.not_before);
+    assert_eq!(
+        replaced,
+        vec![Revoked {
+            id: first.id.clone(),
+            winner: better.id.clone()
+        }]
+    );
+    // The replaced offer gave back its contact and its cooldown: rule `a` may offer again.
+    let sms = contact::channel_key("sms");
+    assert_eq!(st.contacts.iter().filter(|c| c.channel == sms).count(), 1);
+    assert_eq!(st.cooldowns.len(), 2, "{:?}", st.cooldowns);
+    // After the window closed, the next offer starts a new one.
+    let (later, none) = decide("d", 0.1, &["sms"], "2026-11-23T10:30:00+08:00", &mut st);
+    assert!(none.is_empty());
+    assert_eq!(later.reason.as_deref(), Some("arbitration_window"));
+    assert_eq!(later.not_before, Some(at("2026-11-23T10:40:00+08:00")));
+    let e = contact::parse(
+        Path::new("policy.toml"),
+        "[arbitration]\nwindow = \"soon\"\n",
+        &channels(),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+}

@@ -158,6 +158,26 @@ impl Policy {
     }
 }
 
+/// An offer of an earlier decision that a better one replaced in its arbitration window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked {
+    pub id: String,
+    /// The offer that took its place.
+    pub winner: String,
+}
+
+/// The UUID inside a recommendation id (`r-<32 hex>`), as a pending offer keeps it.
+fn pending_key(id: &str) -> [u8; 16] {
+    id.strip_prefix("r-")
+        .and_then(|h| Uuid::try_parse(h).ok())
+        .map_or([0; 16], |u| *u.as_bytes())
+}
+
+fn pending_id(q: &crate::state::Pending) -> String {
+    let uuid = Uuid::from_bytes(q.id);
+    format!("r-{}", uuid.simple())
+}
+
 /// Stable id: the same (rule, msisdn, trigger, channel) always yields the same id, so a
 /// replayed or redelivered event never creates a second recommendation. It is the UUIDv5 of
 /// `{rule_id}|{msisdn}|{kind}{id}|{channel}` in the OID namespace, as `uuid` makes it; the
@@ -215,6 +235,29 @@ impl Policy {
         msisdn: Msisdn,
         trigger: &Trigger,
         at: DateTime<FixedOffset>,
+    ) -> Vec<Recommendation> {
+        let mut revoked = Vec::new();
+        let out = self.decide_revoking(proposals, st, profile, msisdn, trigger, at, &mut revoked);
+        debug_assert!(
+            revoked.is_empty(),
+            "use decide_revoking with an arbitration window"
+        );
+        out
+    }
+
+    /// [`Policy::decide`], and the offers of earlier decisions still waiting for their
+    /// arbitration window that a better offer now replaces, pushed to `revoked`: whoever
+    /// stored them records them `lost_arbitration` (they were never sent).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_revoking(
+        &self,
+        proposals: Vec<Proposal>,
+        st: &mut SubscriberState,
+        profile: &Profile,
+        msisdn: Msisdn,
+        trigger: &Trigger,
+        at: DateTime<FixedOffset>,
+        revoked: &mut Vec<Revoked>,
     ) -> Vec<Recommendation> {
         // Highest priority wins; ties keep rule order (priority) from the rule set.
         let arb = &self.contact.arbitration;
@@ -277,6 +320,10 @@ impl Policy {
         let horizon = st.watermark.max(now);
         st.forget_contacts_before(horizon - self.contact.horizon_secs());
         st.forget_outcomes_before(horizon - self.contact.outcome_horizon_secs());
+        st.pending.retain(|q| q.until_secs() > now);
+        // Offers of earlier decisions still in their window (this decision's own winners
+        // compete through `top_n` instead).
+        let earlier = st.pending.len();
         let wall = if self.expire_on_arrival {
             chrono::Utc::now().timestamp()
         } else {
@@ -286,7 +333,7 @@ impl Policy {
         // The decision's winners so far (control group included): (channel, offer, id).
         let mut won: Vec<(String, String, String)> = Vec::new();
         let mut out = Vec::with_capacity(ranked.len());
-        for (_, mut explanation, p) in ranked {
+        for (priority, mut explanation, p) in ranked {
             let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
             // Channel coordination: where the subscriber is now, then the channel they prefer,
             // then the cheaper, then the rule's order; one channel per offer.
@@ -369,6 +416,22 @@ impl Policy {
                     None,
                 ),
             };
+            // An arbitration window open on the channel: the offer waiting in it wins unless
+            // this one is better.
+            let windowed =
+                marketing && arb.window_secs > 0 && arb.window_channels.contains(&channel);
+            let waiting = windowed
+                .then(|| {
+                    let key = contact::channel_key(&channel);
+                    st.pending[..earlier.min(st.pending.len())]
+                        .iter()
+                        .position(|q| q.channel == key)
+                })
+                .flatten();
+            let beaten_by = waiting
+                .map(|i| st.pending[i])
+                .filter(|q| f64::from(q.priority) >= priority)
+                .map(|q| pending_id(&q));
             // The same offer goes out once, on one channel, whichever rules propose it.
             let same_offer = won
                 .iter()
@@ -405,7 +468,7 @@ impl Policy {
                 Some("lost_arbitration")
             } else if policy_reason.is_some() {
                 policy_reason
-            } else if won.len() >= self.max_offers_per_event {
+            } else if beaten_by.is_some() || won.len() >= self.max_offers_per_event {
                 Some("lost_arbitration")
             } else if self.in_control(&p, msisdn) {
                 Some("control_group")
@@ -413,8 +476,41 @@ impl Policy {
                 None
             };
             let id = recommendation_id(&p.rule_id, msisdn, trigger, &channel);
+            let mut send_at = send_at;
+            let mut deferred_by = "quiet_hours";
+            if reason.is_none() && windowed {
+                // It waits for the window to close; a better offer before then replaces it.
+                let until = match waiting {
+                    Some(i) => {
+                        let q = st.pending.remove(i);
+                        st.unlog_contact(Contact::new(q.until_secs(), q.channel));
+                        if let Some(c) = st.cooldowns.iter().rposition(|(k, _)| *k == q.cooldown) {
+                            st.cooldowns.remove(c);
+                        }
+                        revoked.push(Revoked {
+                            id: pending_id(&q),
+                            winner: id.clone(),
+                        });
+                        q.until_secs()
+                    }
+                    None => now + arb.window_secs,
+                };
+                let go = send_at.unwrap_or(now).max(until);
+                send_at = Some(go);
+                deferred_by = "arbitration_window";
+                st.pending.push(crate::state::Pending {
+                    channel: contact::channel_key(&channel),
+                    // Whole minutes, rounded up: never before the window closes.
+                    until: (go.max(0) as u64).div_ceil(60) as u32,
+                    priority: priority as f32,
+                    cooldown: key,
+                    id: pending_key(&id),
+                });
+            }
             if reason == Some("lost_arbitration") {
-                explanation.winner = same_offer
+                explanation.winner = beaten_by
+                    .clone()
+                    .or(same_offer)
                     .or_else(|| slot_taken(&channel))
                     .or_else(|| won.first().map(|w| w.2.clone()));
             }
@@ -468,7 +564,7 @@ impl Policy {
                     None => self.go_status,
                 },
                 reason: match (reason, deferred) {
-                    (None, true) => Some("quiet_hours".to_string()),
+                    (None, true) => Some(deferred_by.to_string()),
                     _ => reason.map(str::to_string),
                 },
                 explanation: Some(explanation),

@@ -35,6 +35,9 @@ pub struct Shard {
     /// this shard has no events for is answered from the stored state, and what it changes
     /// (caps, cooldowns) stays in this shard's memory: saving it would race the owner.
     pub events_own: bool,
+    /// Offers of earlier decisions that better ones replaced in their arbitration window
+    /// (see [`Policy::decide_revoking`]); whoever stores decisions takes them from here.
+    pub revoked: Vec<crate::decision::Revoked>,
 }
 
 impl Shard {
@@ -148,6 +151,7 @@ impl Shard {
     ) -> Result<(), Skip> {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
+        let mut revoked = std::mem::take(&mut self.revoked);
         let entry = self.entry(ev.msisdn, default_profile);
         entry.owned = true;
         if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
@@ -183,17 +187,19 @@ impl Shard {
                     })
                     .collect();
                 let trigger = Trigger::Event(ev.id.as_str().to_owned());
-                recs.extend(policy.decide(
+                recs.extend(policy.decide_revoking(
                     proposals,
                     &mut entry.state,
                     &entry.profile,
                     ev.msisdn,
                     &trigger,
                     ev.ts,
+                    &mut revoked,
                 ));
             }
         }
         self.candidates = candidates;
+        self.revoked = revoked;
         result
     }
 
@@ -205,6 +211,7 @@ impl Shard {
         req: &OfferRequest,
     ) -> Vec<Recommendation> {
         let events_own = self.events_own;
+        let mut revoked = std::mem::take(&mut self.revoked);
         let entry = self.entry(req.msisdn, default_profile);
         if !events_own || entry.owned {
             entry.dirty = true;
@@ -227,14 +234,17 @@ impl Shard {
             variant: None,
             here: None,
         };
-        policy.decide(
+        let out = policy.decide_revoking(
             vec![proposal],
             &mut entry.state,
             &entry.profile,
             req.msisdn,
             &trigger,
             req.at,
-        )
+            &mut revoked,
+        );
+        self.revoked = revoked;
+        out
     }
 
     /// Encoded state of every subscriber changed since the last call.

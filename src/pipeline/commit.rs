@@ -18,12 +18,14 @@ use crate::ports::Recommendation;
 /// A dead letter as the worker collects it: source, field, reason, payload.
 pub type DeadRow = (String, Option<String>, String, Vec<u8>);
 
-/// Writes the batch's decisions, dead letters and state; returns the recommendations that
-/// were new (those already stored came from a redelivered event).
+/// Writes the batch's decisions (and the earlier ones it revised), dead letters and state;
+/// returns the recommendations that were new (those already stored came from a redelivered
+/// event).
 pub async fn decisions_and_state(
     deps: &Deps,
     states: &[(Msisdn, Vec<u8>)],
     recs: &[Recommendation],
+    revised: &[Recommendation],
     dead: &[DeadRow],
 ) -> anyhow::Result<(Vec<Recommendation>, bool)> {
     if states.is_empty() && recs.is_empty() && dead.is_empty() {
@@ -33,6 +35,9 @@ pub async fn decisions_and_state(
     let fresh = RecStore::insert_in(&mut tx, recs)
         .await
         .context("storing the batch's recommendations")?;
+    RecStore::revise_in(&mut tx, revised)
+        .await
+        .context("revising offers a better one replaced in their window")?;
     DeadLetters::put_in(&mut tx, dead)
         .await
         .context("storing the batch's dead letters")?;

@@ -98,6 +98,28 @@ impl RecStore {
         Ok(fresh)
     }
 
+    /// Records offers that a better one replaced in their arbitration window: only while
+    /// they still wait (`deferred`), so nothing that went out is rewritten.
+    pub async fn revise_in(
+        conn: &mut sqlx::AnyConnection,
+        recs: &[Recommendation],
+    ) -> Result<(), sqlx::Error> {
+        for r in recs {
+            let body = serde_json::to_string(r).expect("recommendations serialize");
+            sqlx::query(
+                "UPDATE recommendations SET status = $1, reason = $2, body = $3, next_attempt_at = NULL \
+                 WHERE id = $4 AND status = 'deferred'",
+            )
+            .bind(r.status.as_str())
+            .bind(r.reason.clone())
+            .bind(body)
+            .bind(r.id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// [`RecStore::insert`] inside the caller's transaction (the worker's batch commit).
     /// Many rows per statement: one statement per row cost more than the engine did.
     pub async fn insert_in(

@@ -77,6 +77,41 @@ async fn preload(shard: &mut Shard, deps: &Deps, batch: &[Work]) {
     }
 }
 
+/// Offers of earlier decisions that a better one replaced in their arbitration window
+/// become `lost_arbitration`, naming the winner: changed in place when this batch decided
+/// them, else read back (they were stored `deferred`, never sent) and returned to be
+/// written with the batch.
+async fn revise(
+    deps: &Deps,
+    recs: &mut [Recommendation],
+    revoked: &mut Vec<crate::decision::Revoked>,
+) -> Vec<Recommendation> {
+    let lost = |r: &mut Recommendation, winner: String| {
+        r.status = Status::Suppressed;
+        r.reason = Some("lost_arbitration".into());
+        r.not_before = None;
+        if let Some(e) = r.explanation.as_mut() {
+            e.winner = Some(winner);
+        }
+    };
+    let mut out = Vec::new();
+    for v in revoked.drain(..) {
+        if let Some(r) = recs.iter_mut().find(|r| r.id == v.id) {
+            lost(r, v.winner);
+            continue;
+        }
+        let stored = persist(deps, "reading an offer its window replaced", || {
+            deps.recs.get(&v.id)
+        })
+        .await;
+        if let Some(mut r) = stored.filter(|r| r.status == Status::Deferred) {
+            lost(&mut r, v.winner);
+            out.push(r);
+        }
+    }
+    out
+}
+
 fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
     let Some(entry) = shard.entries.get(&m) else {
         return serde_json::json!({});
@@ -270,18 +305,27 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         // its dedup marks) is stored reruns these events, which decide and publish the same
         // decisions under the same ids again. Published after, a crash in between would leave
         // decisions stored but never on the stream.
+        let revised = revise(&deps, &mut recs, &mut shard.revoked).await;
         if let Some(log) = &deps.decision_log {
-            if !recs.is_empty() {
+            if !recs.is_empty() || !revised.is_empty() {
                 persist(&deps, "publishing the batch's decisions", || {
                     log.publish(&recs)
                 })
                 .await;
-                deps.metrics.published.fetch_add(recs.len() as u64, Relaxed);
+                if !revised.is_empty() {
+                    persist(&deps, "publishing the batch's revised decisions", || {
+                        log.publish(&revised)
+                    })
+                    .await;
+                }
+                deps.metrics
+                    .published
+                    .fetch_add((recs.len() + revised.len()) as u64, Relaxed);
             }
         }
         let dirty = shard.take_dirty();
         let (fresh, state_done) = persist(&deps, "committing the batch", || {
-            commit::decisions_and_state(&deps, &dirty, &recs, &dead)
+            commit::decisions_and_state(&deps, &dirty, &recs, &revised, &dead)
         })
         .await;
         if !state_done {

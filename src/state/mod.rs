@@ -15,6 +15,6 @@ pub use spec::{
 };
 pub use store::{RedisStateStore, SqlStateStore, StateStore, StateStoreError};
 pub use subscriber::{
-    draw_bp, id_hash, id_hash_parts, offer_key, Contact, LastData, Outcome, OutcomeKind,
+    draw_bp, id_hash, id_hash_parts, offer_key, Contact, LastData, Outcome, OutcomeKind, Pending,
     SubscriberState, Val, MAX_CONTACTS, MAX_OUTCOMES, MAX_SEEN_IDS,
 };

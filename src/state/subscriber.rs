@@ -108,6 +108,28 @@ pub struct SubscriberState {
     pub outcomes: ThinVec<Outcome>,
     /// Time of the last complaint (0 = never); sales offers are held back after one.
     pub last_complaint: i64,
+    /// Offers waiting for their channel's arbitration window to close (`[arbitration]
+    /// window`): a better offer decided before then takes the place of one of these.
+    pub pending: ThinVec<Pending>,
+}
+
+/// An offer held until its channel's arbitration window closes: the channel, when it goes
+/// (minutes since the epoch), its priority, its cooldown key and its recommendation id (the
+/// UUID inside `r-<32 hex>`), so a better offer can take its place.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub channel: u32,
+    pub until: u32,
+    pub priority: f32,
+    pub cooldown: u32,
+    pub id: [u8; 16],
+}
+
+impl Pending {
+    /// Epoch seconds when the window closes.
+    pub fn until_secs(&self) -> i64 {
+        i64::from(self.until) * 60
+    }
 }
 
 /// One marketing contact: when it goes out (minutes since the epoch, event time) and on
@@ -611,6 +633,13 @@ impl SubscriberState {
         log_in_order(&mut self.contacts, c, MAX_CONTACTS);
     }
 
+    /// Takes back one logged contact (an offer replaced before it went out).
+    pub fn unlog_contact(&mut self, c: Contact) {
+        if let Some(i) = self.contacts.iter().rposition(|x| *x == c) {
+            self.contacts.remove(i);
+        }
+    }
+
     /// Logs an answer to an offer, in time order, bounded.
     pub fn log_outcome(&mut self, o: Outcome) {
         log_in_order(&mut self.outcomes, o, MAX_OUTCOMES);
@@ -658,11 +687,13 @@ impl SubscriberState {
             + thin(self.seen_ids.capacity(), 8)
             + thin(self.contacts.capacity(), 8)
             + thin(self.outcomes.capacity(), 12)
+            + thin(self.pending.capacity(), size_of::<Pending>())
     }
 
     /// Encoded as `[ENCODING_MARK, version, bincode...]`. Version 1 (before the mark) was
     /// plain bincode; its first byte is a varint's, never 0xFF, so the two cannot be confused.
-    /// Version 2 counted marketing messages per local day instead of logging contacts.
+    /// Version 2 counted marketing messages per local day instead of logging contacts;
+    /// version 3 had no offers pending an arbitration window.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![ENCODING_MARK, ENCODING_VERSION];
         bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
@@ -676,6 +707,11 @@ impl SubscriberState {
             [ENCODING_MARK, ENCODING_VERSION, rest @ ..] => {
                 bincode::serde::decode_from_slice(rest, cfg)
                     .map(|(s, _)| s)
+                    .map_err(|e| e.to_string())
+            }
+            [ENCODING_MARK, 3, rest @ ..] => {
+                bincode::serde::decode_from_slice::<v3::State, _>(rest, cfg)
+                    .map(|(s, _)| s.into())
                     .map_err(|e| e.to_string())
             }
             [ENCODING_MARK, 2, rest @ ..] => {
@@ -692,7 +728,7 @@ impl SubscriberState {
 }
 
 const ENCODING_MARK: u8 = 0xFF;
-const ENCODING_VERSION: u8 = 3;
+const ENCODING_VERSION: u8 = 4;
 
 /// The first stored form, read so state saved by earlier versions still loads.
 mod v1 {
@@ -738,6 +774,7 @@ mod v1 {
                 contacts: super::v2::day_count_as_contacts(s.watermark, s.sent_today),
                 outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
+                pending: ThinVec::new(),
             }
         }
     }
@@ -786,6 +823,49 @@ mod v2 {
                 contacts: day_count_as_contacts(s.watermark, s.sent_today),
                 outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
+                pending: ThinVec::new(),
+            }
+        }
+    }
+}
+
+/// The third stored form: no offers pending an arbitration window.
+mod v3 {
+    use serde::Deserialize;
+    use thin_vec::ThinVec;
+
+    use super::{CalendarData, Contact, LastData, Outcome, SinceData, SubscriberState, WindowData};
+
+    #[derive(Deserialize)]
+    pub struct State {
+        watermark: i64,
+        windows: ThinVec<WindowData>,
+        calendars: ThinVec<CalendarData>,
+        lasts: ThinVec<LastData>,
+        since: ThinVec<SinceData>,
+        cooldowns: ThinVec<(u32, i64)>,
+        seen_ids: ThinVec<(u32, u32)>,
+        seen_floor: u32,
+        contacts: ThinVec<Contact>,
+        outcomes: ThinVec<Outcome>,
+        last_complaint: i64,
+    }
+
+    impl From<State> for SubscriberState {
+        fn from(s: State) -> Self {
+            SubscriberState {
+                watermark: s.watermark,
+                windows: s.windows,
+                calendars: s.calendars,
+                lasts: s.lasts,
+                since: s.since,
+                cooldowns: s.cooldowns,
+                seen_ids: s.seen_ids,
+                seen_floor: s.seen_floor,
+                contacts: s.contacts,
+                outcomes: s.outcomes,
+                last_complaint: s.last_complaint,
+                pending: ThinVec::new(),
             }
         }
     }

@@ -304,7 +304,7 @@ fn state_of_the_second_encoding_still_loads() {
         .iter()
         .all(|c| c.channel == 0 && c.at() <= st.watermark));
     let again = st.to_bytes();
-    assert_eq!(&again[..2], &[0xFF, 3]);
+    assert_eq!(&again[..2], &[0xFF, 4]);
     assert_eq!(SubscriberState::from_bytes(&again).unwrap(), st);
 }
 
@@ -393,3 +393,56 @@ fn thin_vectors_encode_like_vectors_so_saved_state_still_loads() {
         bincode::serde::encode_to_vec(&thin, cfg).unwrap()
     );
 }
+
+#[test]
+fn state_of_the_third_encoding_still_loads() {
+    // Version 3 had no offers pending an arbitration window.
+    #[derive(serde::Serialize)]
+    struct V3 {
+        watermark: i64,
+        windows: Vec<()>,
+        calendars: Vec<()>,
+        lasts: Vec<()>,
+        since: Vec<()>,
+        cooldowns: Vec<(u32, i64)>,
+        seen_ids: Vec<(u32, u32)>,
+        seen_floor: u32,
+        contacts: Vec<(u32, u32)>,
+        outcomes: Vec<(u32, u32, u32)>,
+        last_complaint: i64,
+    }
+    let old = V3 {
+        watermark: 1_790_000_000,
+        windows: vec![],
+        calendars: vec![],
+        lasts: vec![],
+        since: vec![],
+        cooldowns: vec![(7, 1_790_086_400)],
+        seen_ids: vec![(29_833_333, 42)],
+        seen_floor: 3,
+        contacts: vec![(29_833_300, 11)],
+        // Declined (the enum's second variant).
+        outcomes: vec![(29_833_310, 99, 1)],
+        last_complaint: 5,
+    };
+    let mut bytes = vec![0xFF, 3];
+    bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
+    assert_eq!(hex::encode(&bytes), V3_BLOB);
+    let st = SubscriberState::from_bytes(&bytes).unwrap();
+    assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
+    assert_eq!(
+        st.contacts.as_slice(),
+        &[Contact {
+            minute: 29_833_300,
+            channel: 11
+        }]
+    );
+    assert_eq!(st.outcomes[0].kind, OutcomeKind::Declined);
+    assert!(st.pending.is_empty());
+    let again = st.to_bytes();
+    assert_eq!(&again[..2], &[0xFF, 4]);
+    assert_eq!(SubscriberState::from_bytes(&again).unwrap(), st);
+}
+
+const V3_BLOB: &str =
+    "ff03fc007762d5000000000107fc001a65d501fc7538c7012a0301fc5438c7010b01fc5e38c70163010a";
