@@ -54,6 +54,21 @@ impl Profile {
         }
     }
 
+    /// Whether the subscriber refused `channel` for messages of this kind: marketing (sales
+    /// and care) reads `opt_outs`, mandatory service messages the service refusals
+    /// (`service_opt_outs`), so a marketing opt-out never stops a service notice.
+    pub fn refuses(&self, channel: &str, service: bool) -> bool {
+        let hit = |c: &str| c == channel || c == "all";
+        if service {
+            self.extra
+                .get("service_opt_outs")
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| a.iter().filter_map(|c| c.as_str()).any(hit))
+        } else {
+            self.opt_outs.iter().any(|c| hit(c))
+        }
+    }
+
     /// Whether the subscriber already has the offering `code` (CRM `owned_offers`).
     pub fn owns(&self, code: &str) -> bool {
         self.extra

@@ -334,7 +334,8 @@ impl Policy {
         let mut won: Vec<(String, String, String)> = Vec::new();
         let mut out = Vec::with_capacity(ranked.len());
         for (priority, mut explanation, p) in ranked {
-            let opted_out = |c: &String| profile.opt_outs.iter().any(|o| o == c || o == "all");
+            let service = p.category == Category::Service;
+            let opted_out = |c: &String| profile.refuses(c, service);
             // Channel coordination: where the subscriber is now, then the channel they prefer,
             // then the cheaper, then the rule's order; one channel per offer.
             let mut usable: Vec<&String> = p
@@ -589,15 +590,12 @@ impl Policy {
         now: i64,
     ) -> Option<Recommendation> {
         let marketing = category != Category::Service;
-        let opted_out = profile
-            .opt_outs
-            .iter()
-            .any(|o| o == r.channel.as_str() || o == "all");
+        let opted_out = profile.refuses(&r.channel, !marketing);
         let blocked = !self.channels.contains(&r.channel)
+            || opted_out
             || (marketing
                 && (profile.owns(&r.offer_code)
                     || self.contact.held(profile).is_some()
-                    || opted_out
                     || self
                         .contact
                         .after_outcome(&st.outcomes, &r.offer_code, now)

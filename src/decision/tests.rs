@@ -242,3 +242,47 @@ fn ids_and_cooldown_keys_keep_their_persisted_form() {
         crate::state::id_hash("sms-bundle|SMS-BUNDLE-200") as u32
     );
 }
+
+#[test]
+fn opt_outs_are_per_purpose_a_service_notice_reads_only_service_refusals() {
+    let pol = policy();
+    let mut st = SubscriberState::default();
+    let mut prof = Profile {
+        opt_outs: vec!["all".into()],
+        ..Profile::default()
+    };
+    let decide = |rule: &str, cat: Category, prof: &Profile, st: &mut SubscriberState| {
+        pol.decide(
+            vec![p(rule, 0.5, &["sms"], cat)],
+            st,
+            prof,
+            m(),
+            &Trigger::Event(format!("e-{rule}")),
+            at("2026-11-23T08:00:00+08:00"),
+        )
+        .remove(0)
+    };
+    // Refused all marketing: sales and care stop, the contract notice still goes.
+    assert_eq!(
+        decide("s", Category::Sales, &prof, &mut st)
+            .reason
+            .as_deref(),
+        Some("opt_out")
+    );
+    assert_eq!(
+        decide("c", Category::Care, &prof, &mut st)
+            .reason
+            .as_deref(),
+        Some("opt_out")
+    );
+    assert_eq!(decide("n", Category::Service, &prof, &mut st).reason, None);
+    // Refused service messages by SMS: the notice stops.
+    prof.extra
+        .insert("service_opt_outs".into(), serde_json::json!(["sms"]));
+    assert_eq!(
+        decide("n2", Category::Service, &prof, &mut st)
+            .reason
+            .as_deref(),
+        Some("opt_out")
+    );
+}

@@ -287,24 +287,11 @@ impl RecStore {
         status: Status,
         reason: Option<&str>,
     ) -> Result<Option<Recommendation>, sqlx::Error> {
-        let Some(mut r) = self.get(id).await? else {
-            return Ok(None);
-        };
-        r.status = status;
-        r.reason = reason.map(str::to_string);
-        let body = serde_json::to_string(&r).expect("recommendations serialize");
-        sqlx::query("UPDATE recommendations SET status = $1, reason = $2, body = $3, seq = $4 WHERE id = $5")
-            .bind(status.as_str())
-            .bind(r.reason.clone())
-            .bind(body)
-            .bind(seq_now())
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(Some(r))
+        self.set_delivery(id, status, reason, None).await
     }
 
-    /// Records a channel's answer: the status and the provider's message id.
+    /// Records a channel's answer: the status and the provider's message id, in one write
+    /// (a receipt or a reader never sees the one without the other).
     pub async fn set_delivery(
         &self,
         id: &str,
@@ -312,15 +299,25 @@ impl RecStore {
         reason: Option<&str>,
         provider_id: Option<&str>,
     ) -> Result<Option<Recommendation>, sqlx::Error> {
-        let r = self.set_status(id, status, reason).await?;
-        if let Some(pid) = provider_id {
-            sqlx::query("UPDATE recommendations SET provider_id = $1 WHERE id = $2")
-                .bind(pid)
-                .bind(id)
-                .execute(&self.db.pool)
-                .await?;
-        }
-        Ok(r)
+        let Some(mut r) = self.get(id).await? else {
+            return Ok(None);
+        };
+        r.status = status;
+        r.reason = reason.map(str::to_string);
+        let body = serde_json::to_string(&r).expect("recommendations serialize");
+        sqlx::query(
+            "UPDATE recommendations SET status = $1, reason = $2, body = $3, seq = $4, \
+             provider_id = COALESCE($5, provider_id) WHERE id = $6",
+        )
+        .bind(status.as_str())
+        .bind(r.reason.clone())
+        .bind(body)
+        .bind(seq_now())
+        .bind(provider_id)
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(Some(r))
     }
 
     /// The recommendation a provider knows as `provider_id` on `channel`.

@@ -25,7 +25,8 @@ pub enum Category {
     Sales,
     /// Care and service messages: capped, never held back by complaints.
     Care,
-    /// Mandatory service notices: bypass marketing caps (still respect opt-out of `all`).
+    /// Mandatory service notices: bypass marketing caps and marketing opt-outs (a service
+    /// consent refused for the channel still stops them).
     Service,
 }
 

@@ -1,5 +1,6 @@
 //! `/customers/{id}/consents`: consent or opt-out per channel and purpose (TMF644-like).
-//! Marketing refusals become the engine's `opt_outs`, so changes emit `profile_change`.
+//! Marketing refusals become the engine's `opt_outs` and service refusals its
+//! `service_opt_outs`, so changes emit `profile_change`.
 
 use std::collections::HashMap;
 
@@ -11,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
-use crate::crm::profiles::opt_outs;
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
@@ -140,15 +140,30 @@ pub async fn list(
     }))
 }
 
-fn opt_out_change(old: Vec<String>, new: Vec<String>) -> Vec<FieldChange> {
-    if old == new {
-        return Vec::new();
-    }
-    vec![FieldChange {
-        field: "opt_outs",
-        old: old.into(),
-        new: new.into(),
-    }]
+/// The customer's refusals the engine reads: marketing (`opt_outs`) and service
+/// (`service_opt_outs`).
+async fn refusals(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<[Vec<String>; 2], sqlx::Error> {
+    use crate::crm::profiles::{refusals, MARKETING, SERVICE};
+    Ok([
+        refusals(conn, customer_id, MARKETING).await?,
+        refusals(conn, customer_id, SERVICE).await?,
+    ])
+}
+
+fn opt_out_change(old: [Vec<String>; 2], new: [Vec<String>; 2]) -> Vec<FieldChange> {
+    ["opt_outs", "service_opt_outs"]
+        .into_iter()
+        .zip(old.into_iter().zip(new))
+        .filter(|(_, (o, n))| o != n)
+        .map(|(field, (old, new))| FieldChange {
+            field,
+            old: old.into(),
+            new: new.into(),
+        })
+        .collect()
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/consents", tag = "customers", params(("id" = String, Path)),
@@ -175,7 +190,7 @@ pub async fn create(
     };
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
-    let old = opt_outs(&mut tx, &id).await?;
+    let old = refusals(&mut tx, &id).await?;
     Sql::insert(
         "consents",
         vec![
@@ -192,7 +207,7 @@ pub async fn create(
     .execute(&mut tx)
     .await
     .map_err(|e| unique_violation(e, "consent for this channel and purpose"))?;
-    let new = opt_outs(&mut tx, &id).await?;
+    let new = refusals(&mut tx, &id).await?;
     audit::commit_create(tx, &p, "consent", &c.id, Some(&id), &c).await?;
     emit_for_customer(&st, &id, opt_out_change(old, new)).await;
     Ok(Tagged::created(1, c))
@@ -224,7 +239,7 @@ pub async fn update(
         .map(Into::into)
         .ok_or_else(|| ApiError::NotFound("consent".into()))?;
     check_version(before.version, expected)?;
-    let old = opt_outs(&mut tx, &id).await?;
+    let old = refusals(&mut tx, &id).await?;
     let mut after = before.clone();
     if let Some(g) = patch.granted {
         after.granted = g;
@@ -249,7 +264,7 @@ pub async fn update(
         return Err(ApiError::PreconditionFailed);
     }
     after.version += 1;
-    let new = opt_outs(&mut tx, &id).await?;
+    let new = refusals(&mut tx, &id).await?;
     audit::record(
         &mut tx,
         &p,

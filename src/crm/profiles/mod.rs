@@ -15,6 +15,9 @@ use crate::store::Db;
 
 /// Consent purpose whose refusals become `Profile::opt_outs`.
 pub const MARKETING: &str = "marketing";
+/// Consent purpose whose refusals become the `service_opt_outs` fact: the channels mandatory
+/// service messages may not use (a marketing refusal does not stop those).
+pub const SERVICE: &str = "service";
 
 pub struct CrmProfiles {
     pub db: Db,
@@ -43,6 +46,7 @@ struct Row {
     customer_status: String,
     account_state: Option<String>,
     opt_out: Option<String>,
+    opt_out_purpose: Option<String>,
 }
 
 fn tenure_months(activated_at: &str, now: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -99,12 +103,15 @@ impl ProfileSource for CrmProfiles {
              c.id AS customer_id, c.customer_type, c.parent_customer_id, c.region_id, \
              c.value_tier, c.arpu_cents, c.home_country, c.language, c.segment, c.industry, c.credit_class, \
              c.churn_score, c.timezone, c.loyalty_points, c.status AS customer_status, \
-             a.state AS account_state, k.channel AS opt_out \
+             a.state AS account_state, k.channel AS opt_out, k.purpose AS opt_out_purpose \
              FROM lines l JOIN customers c ON c.id = l.customer_id \
              LEFT JOIN accounts a ON a.id = l.account_id \
-             LEFT JOIN consents k ON k.customer_id = c.id AND k.granted = 0 AND k.purpose = ",
+             LEFT JOIN consents k ON k.customer_id = c.id AND k.granted = 0 AND k.purpose IN (",
         );
-        sql.bind(MARKETING).push(" WHERE l.msisdn IN (");
+        sql.bind(MARKETING)
+            .push(", ")
+            .bind(SERVICE)
+            .push(") WHERE l.msisdn IN (");
         let mut unique: Vec<String> = msisdns.iter().map(|m| m.to_string()).collect();
         unique.sort();
         unique.dedup();
@@ -126,8 +133,18 @@ impl ProfileSource for CrmProfiles {
             let p = by_msisdn
                 .entry(r.msisdn.clone())
                 .or_insert_with(|| profile(r, now));
-            if let Some(ch) = &r.opt_out {
-                p.opt_outs.push(SmolStr::new(ch));
+            match (&r.opt_out, r.opt_out_purpose.as_deref()) {
+                (Some(ch), Some(SERVICE)) => {
+                    let list = p
+                        .extra
+                        .entry("service_opt_outs".into())
+                        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                    if let Some(a) = list.as_array_mut() {
+                        a.push(ch.as_str().into());
+                    }
+                }
+                (Some(ch), _) => p.opt_outs.push(SmolStr::new(ch)),
+                (None, _) => {}
             }
         }
         for (m, codes) in owned_offers(&self.db.pool, &unique)
@@ -194,12 +211,21 @@ pub async fn opt_outs(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
+    refusals(conn, customer_id, MARKETING).await
+}
+
+/// The channels a customer refused for `purpose`, in order.
+pub async fn refusals(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+    purpose: &str,
+) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT channel FROM consents WHERE customer_id = $1 AND purpose = $2 AND granted = 0 \
          ORDER BY channel",
     )
     .bind(customer_id)
-    .bind(MARKETING)
+    .bind(purpose)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(c,)| c).collect())
