@@ -126,6 +126,9 @@ pub struct ContactPolicy {
     /// `[eligibility] hold_when`: profile facts (a field and the values) under which no
     /// marketing offer is made - an account in collections, a line suspended, a blocklist.
     pub hold_when: Vec<(String, Vec<serde_json::Value>)>,
+    /// `[cooldown] offers`: after an offer goes out, no rule makes it again for this long
+    /// (seconds), by offer code; a rule's own `cooldown` holds that rule's offer besides.
+    pub offer_cooldowns: HashMap<String, i64>,
 }
 
 impl ContactPolicy {
@@ -291,6 +294,14 @@ struct RawFile {
     #[serde(default)]
     capacity: HashMap<String, Spanned<u32>>,
     eligibility: Option<RawEligibility>,
+    cooldown: Option<RawCooldown>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCooldown {
+    #[serde(default)]
+    offers: HashMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -576,6 +587,13 @@ pub fn parse(path: &Path, text: &str, known: &[String]) -> Result<ContactPolicy,
                 )
             })?;
             policy.hold_when.push((field, json));
+        }
+    }
+    if let Some(c) = raw.cooldown {
+        for (offer, d) in c.offers {
+            let secs = parse_duration_secs(d.get_ref())
+                .map_err(|e| at(d.span().start, format!("cooldown for offer {offer:?}: {e}")))?;
+            policy.offer_cooldowns.insert(offer, secs);
         }
     }
     if let Some(c) = raw.control {

@@ -515,6 +515,7 @@ fn with_file(mut pol: Policy, toml: &str) -> Policy {
     let file = contact::parse(Path::new("policy.toml"), toml, &channels()).unwrap();
     pol.contact.arbitration = file.arbitration;
     pol.contact.capacity = file.capacity;
+    pol.contact.offer_cooldowns = file.offer_cooldowns;
     pol
 }
 
@@ -715,6 +716,38 @@ fn offers_within_the_arbitration_window_compete_and_the_better_one_replaces_the_
     let e = contact::parse(
         Path::new("policy.toml"),
         "[arbitration]\nwindow = \"soon\"\n",
+        &channels(),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+}
+
+#[test]
+fn an_offer_cooldown_holds_the_offer_whichever_rule_makes_it() {
+    let pol = with_file(policy(""), "[cooldown]\noffers = { SHARED-O = \"7d\" }\n");
+    let mut st = SubscriberState::default();
+    let mut decide = |rule: &str, t: &str| {
+        let p = Proposal {
+            offer_code: "SHARED-O".into(),
+            ..offer(rule, &["sms"], Category::Sales)
+        };
+        pol.decide(
+            vec![p],
+            &mut st,
+            &Profile::default(),
+            m(),
+            &Trigger::Event(format!("e-{rule}-{t}")),
+            at(t),
+        )
+        .remove(0)
+    };
+    assert_eq!(decide("a", "2026-11-02T10:00:00+08:00").reason, None);
+    let other_rule = decide("b", "2026-11-05T10:00:00+08:00");
+    assert_eq!(other_rule.reason.as_deref(), Some("cooldown"));
+    assert_eq!(decide("b", "2026-11-09T10:01:00+08:00").reason, None);
+    let e = contact::parse(
+        Path::new("policy.toml"),
+        "[cooldown]\noffers = { X = \"a week\" }\n",
         &channels(),
     )
     .unwrap_err();

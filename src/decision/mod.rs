@@ -218,6 +218,11 @@ fn cooldown_key(rule_id: &str, offer_code: &str) -> u32 {
     id_hash_parts(&[rule_id, "|", offer_code]) as u32
 }
 
+/// The key of an offer's own cooldown (`[cooldown] offers`), whichever rule made it.
+fn offer_cooldown_key(offer_code: &str) -> u32 {
+    id_hash_parts(&["offer|", offer_code]) as u32
+}
+
 impl Policy {
     /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
     ///
@@ -360,6 +365,7 @@ impl Policy {
             usable.sort_by(|a, b| near(a).cmp(&near(b)).then(cost(a).total_cmp(&cost(b))));
             let open: Vec<&String> = usable.iter().copied().filter(|c| !opted_out(c)).collect();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
+            let offer_key = offer_cooldown_key(&p.offer_code);
             let marketing = p.category != Category::Service;
             let expires = now + p.validity_secs;
             // The first winner on a channel, once the channel's `top_n` is taken.
@@ -452,7 +458,7 @@ impl Policy {
             } else if st
                 .cooldowns
                 .iter()
-                .any(|(k, until)| *k == key && *until > now)
+                .any(|(k, until)| (*k == key || *k == offer_key) && *until > now)
             {
                 Some("cooldown")
             } else if let Some(after) = marketing
@@ -485,6 +491,7 @@ impl Policy {
                     Some(i) => {
                         let q = st.pending.remove(i);
                         st.unlog_contact(Contact::new(q.until_secs(), q.channel));
+                        // (An offer's own `[cooldown]` stays: holding it longer is the safe side.)
                         if let Some(c) = st.cooldowns.iter().rposition(|(k, _)| *k == q.cooldown) {
                             st.cooldowns.remove(c);
                         }
@@ -523,6 +530,9 @@ impl Policy {
                 won.push((channel.clone(), p.offer_code.clone(), id.clone()));
                 if p.cooldown_secs > 0 {
                     st.cooldowns.push((key, now + p.cooldown_secs));
+                }
+                if let Some(secs) = self.contact.offer_cooldowns.get(&p.offer_code) {
+                    st.cooldowns.push((offer_key, now + secs));
                 }
             }
             if reason.is_none() {
