@@ -51,6 +51,9 @@ enum Cmd {
         /// Optional NDJSON of profiles: {"msisdn": "...", "value_tier": "gold", ...}.
         #[arg(long)]
         profiles: Option<PathBuf>,
+        /// Cores to run on (default: all). The output is the same on any number.
+        #[arg(long)]
+        workers: Option<usize>,
     },
 }
 
@@ -86,12 +89,16 @@ pub fn main() -> ExitCode {
             rules,
             out,
             profiles,
+            workers,
         } => crate::replay::run_cli(
             &config,
             &events,
             rules.as_deref(),
             out.as_deref(),
             profiles.as_deref(),
+            workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
         ),
     };
     match result {
