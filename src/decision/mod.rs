@@ -335,15 +335,15 @@ impl Policy {
             i64::MIN
         };
         let op_day = |t: i64| i64::from(crate::rules::LocalTime::in_zone(t, self.default_tz).day);
-        // The decision's winners so far (control group included): (channel, offer, id).
-        let mut won: Vec<(String, String, String)> = Vec::new();
-        let mut out = Vec::with_capacity(ranked.len());
+        // The decision's winners so far (control group included), as places in `out`.
+        let mut won: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+        let mut out: Vec<Recommendation> = Vec::with_capacity(ranked.len());
         for (priority, mut explanation, p) in ranked {
             let service = p.category == Category::Service;
             let opted_out = |c: &String| profile.refuses(c, service);
             // Channel coordination: where the subscriber is now, then the channel they prefer,
             // then the cheaper, then the rule's order; one channel per offer.
-            let mut usable: Vec<&String> = p
+            let mut usable: smallvec::SmallVec<[&String; 4]> = p
                 .channels
                 .iter()
                 .filter(|c| self.channels.contains(c))
@@ -363,7 +363,8 @@ impl Policy {
             };
             let cost = |c: &String| arb.cost(c).unwrap_or(0.0);
             usable.sort_by(|a, b| near(a).cmp(&near(b)).then(cost(a).total_cmp(&cost(b))));
-            let open: Vec<&String> = usable.iter().copied().filter(|c| !opted_out(c)).collect();
+            let open: smallvec::SmallVec<[&String; 4]> =
+                usable.iter().copied().filter(|c| !opted_out(c)).collect();
             let key = cooldown_key(&p.rule_id, &p.offer_code);
             let offer_key = offer_cooldown_key(&p.offer_code);
             let marketing = p.category != Category::Service;
@@ -371,8 +372,8 @@ impl Policy {
             // The first winner on a channel, once the channel's `top_n` is taken.
             let slot_taken = |c: &String| {
                 let n = arb.top_n.get(c)?;
-                let mut on = won.iter().filter(|w| &w.0 == c);
-                (on.clone().count() >= *n).then(|| on.next().map(|w| w.2.clone()))?
+                let mut on = won.iter().map(|&i| &out[i]).filter(|r| &r.channel == c);
+                (on.clone().count() >= *n).then(|| on.next().map(|r| r.id.clone()))?
             };
             // The channel: the first open one whose caps, quiet hours, arbitration slots and
             // capacity let it go out in time, else the first open one (which names why not).
@@ -442,8 +443,9 @@ impl Policy {
             // The same offer goes out once, on one channel, whichever rules propose it.
             let same_offer = won
                 .iter()
-                .find(|w| w.1 == p.offer_code)
-                .map(|w| w.2.clone());
+                .map(|&i| &out[i])
+                .find(|r| r.offer_code == p.offer_code)
+                .map(|r| r.id.clone());
             let held = marketing.then(|| self.contact.held(profile)).flatten();
             let reason = if expires <= wall {
                 Some("expired_on_arrival")
@@ -520,14 +522,14 @@ impl Policy {
                     .clone()
                     .or(same_offer)
                     .or_else(|| slot_taken(&channel))
-                    .or_else(|| won.first().map(|w| w.2.clone()));
+                    .or_else(|| won.first().map(|&i| out[i].id.clone()));
             }
             explanation.cost = arb.cost(&channel);
             explanation.hold = held;
             if reason.is_none() || reason == Some("control_group") {
                 // The control group is treated as if sent in all but the sending: it takes
                 // the arbitration slot and the cooldown, so it does not get the runner-up.
-                won.push((channel.clone(), p.offer_code.clone(), id.clone()));
+                won.push(out.len());
                 if p.cooldown_secs > 0 {
                     st.cooldowns.push((key, now + p.cooldown_secs));
                 }
