@@ -50,9 +50,10 @@ fn unrelated(n: usize) -> Vec<(PathBuf, String)> {
     (0..n)
         .map(|i| {
             let src = format!(
-                r#"#{{ id: "other-{i}", name: "other {i}", kind: "dynamic", events: ["other_type_{}"], channels: ["sms"],
+                r#"#{{ id: "other-{i}", name: "other {i}", kind: "dynamic", events: ["other_type_{}"], custom_events: ["other_type_{}"], channels: ["sms"],
                 offer: #{{ code: "O{i}" }}, message: "x" }};
                 fn condition(event, profile) {{ count("other_type_{}", "24h") > 2 }}"#,
+                i % 50,
                 i % 50,
                 i % 50
             );

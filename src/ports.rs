@@ -13,6 +13,22 @@ use smol_str::SmolStr;
 
 use crate::event::{Event, Msisdn};
 
+/// Facts the CRM puts in `Profile::extra` for every line it knows (rules read them as
+/// `profile.<name>`; `kairos rules check` knows them).
+pub const CRM_FACTS: &[&str] = &[
+    "customer_type",
+    "line_status",
+    "loyalty_points",
+    "customer_status",
+    "account_state",
+    "enterprise_id",
+    "industry",
+    "region_id",
+    "owned_offers",
+    "service_opt_outs",
+    "preferred_channel",
+];
+
 /// What the engine knows about a subscriber from the CRM. Defaults where the CRM has no record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

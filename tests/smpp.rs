@@ -20,6 +20,7 @@ const SAY_RULE: &str = r#"
     name: "Says the event's text by SMS",
     kind: "dynamic",
     events: ["promo_ping"],
+    custom_events: ["promo_ping"],
     channels: ["sms"],
     offer: #{ code: "SAY-{tag}", validity: "1d" },
     message: "{text}",

@@ -180,6 +180,7 @@ fn compile_one(
     let meta_err = |e: MetaError| at(file, field_position(src, &e.field), e.message);
     let meta = meta::parse(&map, channels).map_err(meta_err)?;
     let tests = meta::parse_tests(&map).map_err(meta_err)?;
+    super::schema::check(&meta, src).map_err(|(pos, msg)| at(file, pos, msg))?;
 
     let mut has_condition = false;
     let mut has_offer = false;

@@ -67,6 +67,11 @@ pub struct RuleMeta {
     pub variants: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(skip)]
     pub filters: Vec<Predicate>,
+    /// Event types of the operator's own this rule listens to (outside the contract).
+    pub custom_events: Vec<String>,
+    /// Profile facts fed by `profile_change` events, beyond the profile's fields and the
+    /// CRM's facts.
+    pub profile_facts: Vec<String>,
 }
 
 fn ser_types<S: serde::Serializer>(v: &[EventType], s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +184,8 @@ pub const FIELDS: &[&str] = &[
     "audience",
     "when",
     "tests",
+    "custom_events",
+    "profile_facts",
 ];
 
 pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError> {
@@ -369,6 +376,8 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
         message,
         variants,
         filters,
+        custom_events: list(map, "custom_events")?,
+        profile_facts: list(map, "profile_facts")?,
     })
 }
 

@@ -8,6 +8,7 @@ mod load;
 mod meta;
 mod query;
 mod sandbox;
+mod schema;
 pub mod templates;
 #[cfg(test)]
 mod tests;

@@ -83,7 +83,7 @@ struct Entry {
 }
 
 /// Placeholders the engine fills whatever the rule: see `engine/render.rs`.
-const SPECIALS: &[&str] = &["msisdn", "country_name"];
+pub(crate) const SPECIALS: &[&str] = &["msisdn", "country_name"];
 
 /// How templates for offers no loaded rule makes are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +291,7 @@ pub fn placeholders(text: &str) -> Vec<String> {
 }
 
 /// The keys of every `vars: #{ key: ..., ... }` map literal in a script.
-fn vars_keys(src: &str) -> Vec<String> {
+pub(crate) fn vars_keys(src: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = src;
     while let Some(i) = rest.find("vars") {

@@ -167,3 +167,74 @@ fn scripts_share_no_string_cache_between_workers() {
     let engine = super::sandbox::build_engine(&ScriptLimits::default());
     assert_eq!(engine.max_strings_interned(), 0);
 }
+
+/// The marketer's four slips, each found at its place with the right name offered; the same
+/// rule with each mended loads.
+#[test]
+fn checks_know_the_event_contract_and_the_profile() {
+    let rule = |events: &str, when: &str, read: &str, tier: &str, msg: &str, extra: &str| {
+        format!(
+            "#{{\n    id: \"trip\",\n    name: \"Trip\",\n    kind: \"dynamic\",\n    events: [\"{events}\"],\n    \
+             when: #{{ {when}: true }},\n    channels: [\"sms\"],\n    offer: #{{ code: \"T\" }},\n    \
+             message: \"Hi {msg}\",{extra}\n}};\n\
+             fn condition(event, profile) {{ event.{read} == \"FR\" && profile.{tier} == \"gold\" }}\n"
+        )
+    };
+    let ok = (
+        "location_update",
+        "roaming",
+        "country",
+        "value_tier",
+        "{country_name}",
+        "",
+    );
+    let cases = [
+        (
+            rule("location_updat", ok.1, ok.2, ok.3, ok.4, ok.5),
+            (5, 14),
+            "did you mean \"location_update\"",
+        ),
+        (
+            rule(ok.0, "roamin", ok.2, ok.3, ok.4, ok.5),
+            (6, 14),
+            "did you mean `roaming`",
+        ),
+        (
+            rule(ok.0, ok.1, "countr", ok.3, ok.4, ok.5),
+            (11, 38),
+            "did you mean `country`",
+        ),
+        (
+            rule(ok.0, ok.1, ok.2, "value_teir", ok.4, ok.5),
+            (11, 65),
+            "did you mean `profile.value_tier`",
+        ),
+        (
+            rule(ok.0, ok.1, ok.2, ok.3, "{name}", ok.5),
+            (9, 18),
+            "nothing fills `{name}`",
+        ),
+    ];
+    for (src, (line, column), says) in &cases {
+        let e = one_error(src);
+        assert_eq!((e.line, e.column), (*line, *column), "{e}\n{src}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    load(&rule(ok.0, ok.1, ok.2, ok.3, ok.4, ok.5)).expect("the mended rule loads");
+    // Declared as the rule's own: a custom type (its attributes open) and a fed-in fact.
+    let own = rule(
+        "promo_ping",
+        "campaign",
+        "anything",
+        "home_region",
+        "{whatever}",
+        "\n    custom_events: [\"promo_ping\"],\n    profile_facts: [\"home_region\"],",
+    );
+    load(&own).expect("declared types and facts load");
+    // A comment may say anything.
+    let commented = GOOD.replace(
+        "fn condition",
+        "// event.nonsense and profile.nothing\nfn condition",
+    );
+    load(&commented).expect("comments are not read");
+}
