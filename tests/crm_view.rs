@@ -144,7 +144,8 @@ async fn profile_facts_changes_emit_profile_change_per_line() {
             serde_json::to_value(&evs[0]).unwrap()["attrs"],
             json!({"field": "opt_outs", "old": [], "new": ["sms"]})
         );
-        // A service consent is not a marketing opt-out: no event.
+        // A service consent is not a marketing opt-out: it is its own fact, which only
+        // service notices read.
         t.post(
             admin,
             &format!("/api/v1/customers/{id}/consents"),
@@ -152,7 +153,12 @@ async fn profile_facts_changes_emit_profile_change_per_line() {
         )
         .await
         .expect(201);
-        assert!(t.events.take().is_empty());
+        let evs = t.events.take();
+        assert_eq!(evs.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&evs[0]).unwrap()["attrs"],
+            json!({"field": "service_opt_outs", "old": [], "new": ["sms"]})
+        );
         t.patch(
             admin,
             &format!(

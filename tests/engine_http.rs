@@ -794,6 +794,28 @@ async fn a_kannel_gateway_reports_delivery_by_calling_the_signed_url_back() {
     app.shutdown().await.unwrap();
 }
 
+/// A roaming `location_update` of `m` in `country`, now.
+fn roam_now(m: &str, id: &str, country: &str) -> serde_json::Value {
+    ev(
+        id,
+        "location_update",
+        m,
+        &chrono::Utc::now().to_rfc3339(),
+        json!({"country": country, "roaming": true}),
+    )
+}
+
+/// Declines offer `id` over the API.
+async fn decline(c: &Client, id: &str, reason: Option<&str>) {
+    let r = c
+        .post(&format!("/api/v1/recommendations/{id}/response"))
+        .json(&json!({"outcome": "declined", "reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// The loop closed through the real pipeline: an answer recorded over the API comes back to
 /// the engine as an `offer_response` event, and the contact policy holds the declined offer
 /// back while other offers still go out.
@@ -810,27 +832,12 @@ async fn a_declined_offer_is_not_made_again_while_the_policy_holds_it() {
     let app = App::start(config(&db.url, rules.path())).await.unwrap();
     let c = Client::new(&app);
     let m = "8613900000021";
-    let roam = |id: &str, country: &str| {
-        ev(
-            id,
-            "location_update",
-            m,
-            &chrono::Utc::now().to_rfc3339(),
-            json!({"country": country, "roaming": true}),
-        )
-    };
+    let roam = |id: &str, country: &str| roam_now(m, id, country);
     let first = c.ingest(&[roam("t1", "TH")]).await;
     let offer = &first["outcome"]["decisions"][0];
     assert_eq!(offer["offer_code"], "POP-TH", "{first}");
     assert_eq!(offer["reason"], serde_json::Value::Null, "{first}");
-    let id = offer["id"].as_str().unwrap();
-    let r = c
-        .post(&format!("/api/v1/recommendations/{id}/response"))
-        .json(&json!({"outcome": "declined", "reason": "not travelling"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    decline(&c, offer["id"].as_str().unwrap(), Some("not travelling")).await;
     // The API answers once the `offer_response` event is committed, so the next event of
     // the subscriber is decided with the answer in its state.
     let again = c.ingest(&[roam("t2", "TH")]).await;
@@ -865,40 +872,20 @@ async fn a_policy_edit_takes_effect_on_reload_without_a_restart() {
     let app = App::start(config(&db.url, rules.path())).await.unwrap();
     let c = Client::new(&app);
     let m = "8613900000022";
-    let roam = |id: &str, country: &str| {
-        ev(
-            id,
-            "location_update",
-            m,
-            &chrono::Utc::now().to_rfc3339(),
-            json!({"country": country, "roaming": true}),
-        )
-    };
-    let decline = |id: String| {
-        let c = &c;
-        async move {
-            let r = c
-                .post(&format!("/api/v1/recommendations/{id}/response"))
-                .json(&json!({"outcome": "declined"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    };
+    let roam = |id: &str, country: &str| roam_now(m, id, country);
+
     let first = c.ingest(&[roam("p1", "TH")]).await;
     decline(
-        first["outcome"]["decisions"][0]["id"]
-            .as_str()
-            .unwrap()
-            .into(),
+        &c,
+        first["outcome"]["decisions"][0]["id"].as_str().unwrap(),
+        None,
     )
     .await;
     // No policy yet: the declined offer is made again on the next trip.
     let before = c.ingest(&[roam("p2", "TH")]).await;
     let d = &before["outcome"]["decisions"][0];
     assert_eq!(d["reason"], serde_json::Value::Null, "{before}");
-    decline(d["id"].as_str().unwrap().into()).await;
+    decline(&c, d["id"].as_str().unwrap(), None).await;
 
     std::fs::write(
         rules.path().join("policy.toml"),
@@ -916,7 +903,7 @@ async fn a_policy_edit_takes_effect_on_reload_without_a_restart() {
         serde_json::Value::Null,
         "old policy kept: {still}"
     );
-    decline(d["id"].as_str().unwrap().into()).await;
+    decline(&c, d["id"].as_str().unwrap(), None).await;
 
     std::fs::write(
         rules.path().join("policy.toml"),

@@ -227,11 +227,16 @@ impl Policy {
     /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
     ///
     /// Stages, in order, each naming its reason when it stops an offer: eligibility
-    /// (`expired_on_arrival`, `already_owned`, `profile_hold`, `complaint_hold`), applicability (`channel_unavailable`,
-    /// `opt_out`), suitability (`cooldown`, `after_declined` / `after_ignored` /
-    /// `after_accepted`, `quiet_hours`, `frequency_cap`), then ranking
-    /// (`lost_arbitration`) and the control group (`control_group`). An offer that passes
-    /// is `queued`, or `deferred` to the end of the quiet hours it fell in.
+    /// (`expired_on_arrival`, `already_owned`, `profile_hold`), applicability
+    /// (`channel_unavailable`, `opt_out`), suitability (`cooldown`, `after_declined` /
+    /// `after_ignored` / `after_accepted`, `complaint_hold`, `quiet_hours`, `frequency_cap`,
+    /// `channel_capacity`), then ranking (`lost_arbitration`: a better offer of this
+    /// decision or of the arbitration window, the same offer already won, or the channel's
+    /// `top_n` taken) and the control group (`control_group`). An offer that passes is
+    /// `queued`, or `deferred` to the end of the quiet hours or arbitration window it fell in.
+    ///
+    /// For a policy without an arbitration window (tests, tools): with one, use
+    /// [`Policy::decide_revoking`], which also says which waiting offers were replaced.
     pub fn decide(
         &self,
         proposals: Vec<Proposal>,
