@@ -320,6 +320,7 @@ pub async fn build_pipeline(
             / config.engine.workers.max(1))
         .max(1),
         events_own: config.kafka.enabled(),
+        reachable: Some(Arc::new(registry.clone())),
         decision_log: producer.map(|p| {
             Arc::new(crate::kafka::DecisionTopic::new(p, &config.kafka)) as Arc<dyn DecisionLog>
         }),

@@ -303,6 +303,12 @@ pub trait OfferBook: Send + Sync {
     ) -> Result<Option<Recommendation>, PortError>;
 }
 
+/// Where a subscriber can be reached at this moment: an agent has them open on the desk
+/// (`agent`), or they have the portal or app open (`portal`). Live only: a replay has none.
+pub trait Reachability: Send + Sync {
+    fn here(&self, msisdn: Msisdn) -> Option<&'static str>;
+}
+
 /// The rules the engine has loaded, for the CRM to check what a campaign attaches.
 pub trait RuleCatalog: Send + Sync {
     fn has_rule(&self, rule_id: &str) -> bool;

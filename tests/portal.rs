@@ -416,3 +416,47 @@ async fn a_portal_touchpoint_is_a_visit_the_engine_processes() {
     })
     .await;
 }
+
+/// The customer's open portal stream tells the decision stage where they are: open, the
+/// portal hub counts them reachable; closed, it no longer does.
+#[tokio::test]
+async fn an_open_portal_stream_makes_the_customer_reachable_on_the_portal() {
+    common::on_both_with(tweak, async |t| {
+        let a = Msisdn::parse(A).unwrap();
+        let portal = &t.app.state.channels.portal;
+        assert!(!portal.is_open(a));
+        let token = mint(t, A).await;
+        let stream = t
+            .http
+            .get(format!("{}/api/v1/portal/stream", t.base))
+            .query(&[("token", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        let here = |t: &TestApp| {
+            use kairos::ports::Reachability;
+            t.app.state.channels.here(a)
+        };
+        let mut seen = None;
+        for _ in 0..50 {
+            seen = here(t);
+            if seen.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, Some("portal"));
+        drop(stream);
+        let mut gone = false;
+        for _ in 0..100 {
+            if here(t).is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "closing the page forgets it");
+    })
+    .await;
+}

@@ -6,10 +6,12 @@
 //! own pages. Pub/sub keeps nothing: a page that was not connected reads the store when it
 //! connects.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::broadcast;
 
+use crate::event::Msisdn;
 use crate::ports::Recommendation;
 use crate::pubsub::Publisher;
 
@@ -21,6 +23,26 @@ pub struct LiveHub {
     topic: &'static str,
     tx: broadcast::Sender<Recommendation>,
     relay: Arc<OnceLock<Publisher>>,
+    /// Pages open on this instance, by subscriber: where they can be reached right now.
+    open: Arc<Mutex<HashMap<Msisdn, usize>>>,
+}
+
+/// A page of the subscriber's that is open; closing it (dropping this) forgets it.
+pub struct Watching {
+    open: Arc<Mutex<HashMap<Msisdn, usize>>>,
+    m: Msisdn,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.m) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.m);
+            }
+        }
+    }
 }
 
 impl LiveHub {
@@ -31,7 +53,28 @@ impl LiveHub {
             topic,
             tx,
             relay: Arc::new(OnceLock::new()),
+            open: Arc::default(),
         }
+    }
+
+    /// Counts a page of `m`'s open until the returned guard is dropped (the stream ends).
+    pub fn watch(&self, m: Msisdn) -> Watching {
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(m)
+            .or_default() += 1;
+        Watching {
+            open: self.open.clone(),
+            m,
+        }
+    }
+
+    /// Whether a page of `m`'s is open on this instance now.
+    pub fn is_open(&self, m: Msisdn) -> bool {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.contains_key(&m)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Recommendation> {
@@ -72,5 +115,24 @@ impl LiveHub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_counts_as_open_until_its_last_stream_ends() {
+        let hub = LiveHub::new("portal");
+        let m = Msisdn::parse("8613900000001").unwrap();
+        assert!(!hub.is_open(m));
+        let a = hub.watch(m);
+        let b = hub.watch(m);
+        assert!(hub.is_open(m));
+        drop(a);
+        assert!(hub.is_open(m), "one tab still open");
+        drop(b);
+        assert!(!hub.is_open(m));
     }
 }

@@ -139,6 +139,19 @@ pub struct Registry {
     receipt_queue: ReceiptQueue,
 }
 
+/// An open agent desk or portal page on this instance is where the subscriber is now.
+impl crate::ports::Reachability for Registry {
+    fn here(&self, m: crate::event::Msisdn) -> Option<&'static str> {
+        if self.agent.is_open(m) {
+            Some("agent")
+        } else if self.portal.is_open(m) {
+            Some("portal")
+        } else {
+            None
+        }
+    }
+}
+
 impl Default for Registry {
     fn default() -> Self {
         let (receipts, rx) = Receipts::new();

@@ -190,8 +190,11 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let m = check(&state, &who, &msisdn).await?;
     let pipeline = state.pipeline.clone();
+    // While the desk has the customer open, the decision stage knows an agent is with them.
+    let watching = state.hub.watch(m);
     let live = tokio_stream::wrappers::BroadcastStream::new(state.hub.subscribe()).filter_map(
         move |item| {
+            let _open = &watching;
             let keep = match item {
                 Ok(r) if r.msisdn == m => {
                     let d = explain(&pipeline, r);

@@ -38,6 +38,8 @@ pub struct Shard {
     /// Offers of earlier decisions that better ones replaced in their arbitration window
     /// (see [`Policy::decide_revoking`]); whoever stores decisions takes them from here.
     pub revoked: Vec<crate::decision::Revoked>,
+    /// Where subscribers can be reached now (open pages), live only.
+    pub reachable: Option<Arc<dyn crate::ports::Reachability>>,
 }
 
 impl Shard {
@@ -152,6 +154,7 @@ impl Shard {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let mut revoked = std::mem::take(&mut self.revoked);
+        let reachable = self.reachable.clone();
         let entry = self.entry(ev.msisdn, default_profile);
         entry.owned = true;
         if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
@@ -178,7 +181,9 @@ impl Shard {
                         "portal" | "app" => Some("portal"),
                         "agent" | "store" | "call_center" => Some("agent"),
                         _ => None,
-                    });
+                    })
+                    // Else a page of theirs open right now (the desk, the portal).
+                    .or_else(|| reachable.as_ref().and_then(|r| r.here(ev.msisdn)));
                 let proposals = candidates
                     .drain(..)
                     .map(|c| Proposal {

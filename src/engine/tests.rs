@@ -593,3 +593,40 @@ fn a_visit_sends_the_offer_where_the_subscriber_is() {
     assert_eq!(run(&s, &visit("v2", "store")).0[0].channel, "agent");
     assert_eq!(run(&s, &visit("v3", "ivr")).0[0].channel, "sms");
 }
+
+/// An open page of the subscriber's is where they are now: the offer goes there first.
+#[test]
+fn an_open_page_is_where_the_subscriber_is_reached() {
+    struct OnPortal;
+    impl crate::ports::Reachability for OnPortal {
+        fn here(&self, m: crate::event::Msisdn) -> Option<&'static str> {
+            (m.to_string() == "8613900000001").then_some("portal")
+        }
+    }
+    let src = r#"#{ id: "both", name: "both", kind: "dynamic", events: ["sms"], channels: ["sms", "portal"],
+        offer: #{ code: "BOTH" }, message: "hi" };"#;
+    let s = set(&[("both.rhai", src)]);
+    let settings = MatchSettings::default();
+    let mut policy = Policy::from_config(&crate::config::Config::default()).unwrap();
+    policy.go_status = Status::Proposed;
+    let profile = Arc::new(Profile::default());
+    let channel = |reachable: Option<Arc<dyn crate::ports::Reachability>>| {
+        let mut shard = Shard::default();
+        shard.reachable = reachable;
+        let (mut recs, mut fails) = (Vec::new(), Vec::new());
+        shard
+            .process(
+                &s,
+                &settings,
+                &policy,
+                &profile,
+                &sms("e1"),
+                &mut recs,
+                &mut fails,
+            )
+            .unwrap();
+        recs[0].channel.clone()
+    };
+    assert_eq!(channel(None), "sms");
+    assert_eq!(channel(Some(Arc::new(OnPortal))), "portal");
+}

@@ -60,6 +60,8 @@ pub struct Deps {
     /// Subscribers are owned by whoever consumes their events' partition (Kafka mode): state
     /// is saved only for subscribers this instance has events for.
     pub events_own: bool,
+    /// Open pages (agent desk, portal) on this instance: where a subscriber is now.
+    pub reachable: Option<Arc<dyn crate::ports::Reachability>>,
 }
 
 /// A stream every decision goes out on (sent or suppressed, with its reason). Published

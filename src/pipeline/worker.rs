@@ -176,6 +176,7 @@ fn events_in(w: &Work) -> usize {
 pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>) {
     let mut shard = Shard::default();
     shard.events_own = deps.events_own;
+    shard.reachable = deps.reachable.clone();
     let mut batch: Vec<Work> = Vec::with_capacity(deps.batch_size);
     let mut recs: Vec<Recommendation> = Vec::new();
     let mut failures = Vec::new();

@@ -240,7 +240,10 @@ pub async fn stream(
         sent.insert(last.to_string());
     }
     let first = stream::iter(inbox.into_iter().map(|r| Ok(sse(&r))));
+    // While the page is open, the decision stage knows the customer is on the portal.
+    let watching = state.hub.watch(m);
     let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+        let _open = &watching;
         let keep = match item {
             Ok(r) if r.msisdn == m && sent.insert(r.id.clone()) => Some(Ok(sse(&r))),
             _ => None,
