@@ -166,6 +166,19 @@ pub struct Revoked {
     pub winner: String,
 }
 
+impl Revoked {
+    /// The waiting offer `r` (this one's id) as it ends: `lost_arbitration` to the winner,
+    /// no longer due.
+    pub fn apply(self, r: &mut Recommendation) {
+        r.status = Status::Suppressed;
+        r.reason = Some("lost_arbitration".into());
+        r.not_before = None;
+        if let Some(e) = r.explanation.as_mut() {
+            e.winner = Some(self.winner);
+        }
+    }
+}
+
 /// The UUID inside a recommendation id (`r-<32 hex>`), as a pending offer keeps it.
 fn pending_key(id: &str) -> [u8; 16] {
     id.strip_prefix("r-")
@@ -212,6 +225,11 @@ pub fn recommendation_id(
     out.push_str("r-");
     out.push_str(uuid.simple().encode_lower(&mut Uuid::encode_buffer()));
     out
+}
+
+/// Factors and scores as decisions show them: three decimals.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn cooldown_key(rule_id: &str, offer_code: &str) -> u32 {
@@ -284,7 +302,6 @@ impl Policy {
                     .find(|c| self.channels.contains(c))
                     .map_or(1.0, |c| arb.channel(c));
                 let (value, lever) = (arb.value(&p.offer_code), arb.lever(&p.rule_id));
-                let round = |x: f64| (x * 1000.0).round() / 1000.0;
                 // Thompson sampling, seeded by the decision's identity (replays agree).
                 let (propensity, acceptance) = match &model {
                     Some(m) => {
@@ -299,18 +316,18 @@ impl Policy {
                         let segment = profile.value_tier.as_str();
                         (
                             m.sample(&p.offer_code, segment, seed),
-                            Some(round(m.mean(&p.offer_code, segment))),
+                            Some(round3(m.mean(&p.offer_code, segment))),
                         )
                     }
                     None => (1.0, None),
                 };
                 let priority = propensity * p.score * value * lever * channel;
                 let e = Explanation {
-                    priority: round(priority),
-                    propensity: round(propensity),
+                    priority: round3(priority),
+                    propensity: round3(propensity),
                     acceptance,
                     segment: model.as_ref().map(|_| profile.value_tier.to_string()),
-                    score: round(p.score),
+                    score: round3(p.score),
                     value,
                     lever,
                     channel,
@@ -565,7 +582,7 @@ impl Policy {
                 offer_code: p.offer_code,
                 channel,
                 message: p.message,
-                score: (p.score * 1000.0).round() / 1000.0,
+                score: round3(p.score),
                 trigger_event_id,
                 campaign_id,
                 request_id,
@@ -627,12 +644,12 @@ impl Policy {
             let arb = &self.contact.arbitration;
             let model = self.propensity.as_ref().map(|l| l.current());
             let propensity = model.map_or(1.0, |m| m.mean(&r.offer_code, &profile.value_tier));
-            e.propensity = (propensity * 1000.0).round() / 1000.0;
+            e.propensity = round3(propensity);
             e.value = arb.value(&r.offer_code);
             e.lever = arb.lever(&r.rule_id);
             e.channel = arb.channel(&r.channel);
             let priority = propensity * e.score * e.value * e.lever * e.channel;
-            e.priority = (priority * 1000.0).round() / 1000.0;
+            e.priority = round3(priority);
         }
         Some(r)
     }

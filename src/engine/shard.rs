@@ -154,7 +154,9 @@ impl Shard {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let mut revoked = std::mem::take(&mut self.revoked);
-        let reachable = self.reachable.clone();
+        // Out for this event, so the entry can be borrowed beside it (no reference count
+        // touched on the hot path).
+        let reachable = self.reachable.take();
         let entry = self.entry(ev.msisdn, default_profile);
         entry.owned = true;
         if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
@@ -205,6 +207,7 @@ impl Shard {
         }
         self.candidates = candidates;
         self.revoked = revoked;
+        self.reachable = reachable;
         result
     }
 

@@ -86,18 +86,10 @@ async fn revise(
     recs: &mut [Recommendation],
     revoked: &mut Vec<crate::decision::Revoked>,
 ) -> Vec<Recommendation> {
-    let lost = |r: &mut Recommendation, winner: String| {
-        r.status = Status::Suppressed;
-        r.reason = Some("lost_arbitration".into());
-        r.not_before = None;
-        if let Some(e) = r.explanation.as_mut() {
-            e.winner = Some(winner);
-        }
-    };
     let mut out = Vec::new();
     for v in revoked.drain(..) {
         if let Some(r) = recs.iter_mut().find(|r| r.id == v.id) {
-            lost(r, v.winner);
+            v.apply(r);
             continue;
         }
         let stored = persist(deps, "reading an offer its window replaced", || {
@@ -105,7 +97,7 @@ async fn revise(
         })
         .await;
         if let Some(mut r) = stored.filter(|r| r.status == Status::Deferred) {
-            lost(&mut r, v.winner);
+            v.apply(&mut r);
             out.push(r);
         }
     }

@@ -108,12 +108,7 @@ impl<'a> Slice<'a> {
             let Some(mut r) = self.waiting.remove(&v.id) else {
                 continue;
             };
-            r.status = Status::Suppressed;
-            r.reason = Some("lost_arbitration".into());
-            r.not_before = None;
-            if let Some(e) = r.explanation.as_mut() {
-                e.winner = Some(v.winner);
-            }
+            v.apply(&mut r);
             let e = s.per_rule.entry(r.rule_id.clone()).or_default();
             e.proposed = e.proposed.saturating_sub(1);
             *e.suppressed.entry("lost_arbitration".into()).or_default() += 1;
