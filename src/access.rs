@@ -5,8 +5,11 @@
 //! credential becomes a principal, and the HTTP check `Principal::require`, stay in `auth`.
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumIter, IntoEnumIterator, IntoStaticStr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -41,7 +44,8 @@ impl Role {
 }
 
 /// Actions guarded by role. Data scope is checked separately, per record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Permission {
     IngestEvents,
     ReadRecommendations,
@@ -68,7 +72,24 @@ pub enum Permission {
     MessageMembers,
 }
 
+impl Permission {
+    /// The name clients see (`manage_campaigns`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The roles that have it, in declaration order.
+    pub fn roles(self) -> Vec<Role> {
+        Role::iter().filter(|r| r.allows(self)).collect()
+    }
+}
+
 impl Role {
+    /// Every permission this role has, in declaration order.
+    pub fn permissions(self) -> Vec<Permission> {
+        Permission::iter().filter(|p| self.allows(*p)).collect()
+    }
+
     /// The permission matrix. Kept as one match so it can be read and reviewed at a glance.
     pub fn allows(self, p: Permission) -> bool {
         use Permission::*;

@@ -226,6 +226,18 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(crate::ingest::router())
         .merge(api)
+        // Unknown routes and methods answer with the same JSON error body as everything else.
+        .fallback(|uri: axum::http::Uri| async move {
+            crate::http::ApiError::NotFound(format!("route {}", uri.path()))
+        })
+        .layer(axum::middleware::map_response(crate::http::error::bare_405))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::http::idempotency::Idempotency {
+                db: state.db.clone(),
+                max_body_bytes: state.config.http.max_body_bytes,
+            },
+            crate::http::idempotency::layer,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.http.max_body_bytes,
         ))

@@ -101,6 +101,12 @@ pub struct CrmConfig {
     pub reminder_interval_secs: u64,
     /// A churn score update crossing this value opens a retention case.
     pub churn_threshold: f64,
+    /// The customer segments (`customer.segment`) the operator uses: a closed set, so a typo
+    /// is refused on write instead of matching no rule or campaign.
+    pub segments: Vec<String>,
+    /// The largest upload `POST /import/customers` reads (other calls keep
+    /// `http.max_body_bytes`).
+    pub import_max_bytes: usize,
 }
 
 impl Default for CrmConfig {
@@ -108,6 +114,12 @@ impl Default for CrmConfig {
         Self {
             reminder_interval_secs: 3600,
             churn_threshold: 0.7,
+            segments: [
+                "mass", "youth", "student", "family", "senior", "business", "vip",
+            ]
+            .map(String::from)
+            .to_vec(),
+            import_max_bytes: 256 << 20,
         }
     }
 }

@@ -61,6 +61,42 @@ pub async fn create<E: Entity>(mut tx: Tx, actor: &Principal, e: E) -> Result<Ta
     Ok(Tagged::created(e.version(), e))
 }
 
+/// [`create`] without the commit, for a handler that writes several records in one
+/// transaction (a bulk import's record): the row and its audit record.
+pub async fn insert_in<E: Entity>(tx: &mut Tx, actor: &Principal, e: &E) -> Result<(), ApiError> {
+    entity::insert(&mut **tx, e).await?;
+    let change = Change {
+        entity: E::KIND,
+        entity_id: e.id(),
+        action: "create",
+        customer_id: e.customer_id(),
+        before: None,
+        after: audit::snapshot(e),
+    };
+    audit::record(tx, actor, change).await?;
+    Ok(())
+}
+
+/// [`update`] without the commit: the next version written and audited in `tx`.
+pub async fn update_in<E: Entity>(
+    tx: &mut Tx,
+    actor: &Principal,
+    before: &E,
+    after: E,
+) -> Result<E, ApiError> {
+    let after = write(tx, before, after).await?;
+    let change = Change {
+        entity: E::KIND,
+        entity_id: after.id(),
+        action: "update",
+        customer_id: after.customer_id(),
+        before: audit::snapshot(before),
+        after: audit::snapshot(&after),
+    };
+    audit::record(tx, actor, change).await?;
+    Ok(after)
+}
+
 /// Writes `after` as the next version of `before` (read with [`load_at`] in `tx`), records
 /// both and commits.
 pub async fn update<E: Entity>(

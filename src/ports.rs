@@ -13,6 +13,10 @@ use smol_str::SmolStr;
 
 use crate::event::{Event, Msisdn};
 
+/// Value tiers in ascending value: the closed set the CRM accepts and rules rank
+/// (`tier_rank()`).
+pub const VALUE_TIERS: &[&str] = &["basic", "standard", "silver", "gold", "platinum", "diamond"];
+
 /// Facts the CRM puts in `Profile::extra` for every line it knows (rules read them as
 /// `profile.<name>`; `kairos rules check` knows them).
 pub const CRM_FACTS: &[&str] = &[

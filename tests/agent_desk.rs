@@ -90,7 +90,11 @@ async fn opening_a_customer_decides_offers_delivered_only_when_seen() {
             .await
             .expect(200);
         assert!(
-            listed.as_array().unwrap().iter().any(|x| x["id"] == id),
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["id"] == id),
             "{listed}"
         );
     })

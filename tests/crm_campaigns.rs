@@ -335,7 +335,7 @@ async fn campaign_lifecycle_needs_a_second_person_to_approve() {
             .get(mk, &format!("/api/v1/campaigns/{cid}/history"))
             .await
             .expect(200);
-        let states: Vec<&str> = history
+        let states: Vec<&str> = history["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -410,7 +410,7 @@ async fn launch_sends_to_the_segment_through_the_engine() {
             .get(mk, &format!("/api/v1/campaigns/{cid}/runs"))
             .await
             .expect(200);
-        assert_eq!(runs.as_array().unwrap().len(), 1);
+        assert_eq!(runs["items"].as_array().unwrap().len(), 1);
 
         let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
             "SELECT msisdn, rule_id, status, reason FROM recommendations WHERE campaign_id = $1 ORDER BY msisdn",

@@ -257,7 +257,14 @@ async fn concurrent_writers_of_one_version_exactly_one_wins() {
         let c = t.customer("Race", json!({})).await;
         let path = format!("/api/v1/customers/{}", c["id"].as_str().unwrap());
         let writes: Vec<_> = (0..6)
-            .map(|i| t.patch_if_match(admin, &path, "\"1\"", json!({"segment": format!("s{i}")})))
+            .map(|i| {
+                t.patch_if_match(
+                    admin,
+                    &path,
+                    "\"1\"",
+                    json!({"churn_score": i as f64 / 10.0}),
+                )
+            })
             .collect();
         let results = futures::future::join_all(writes).await;
         let mut statuses: Vec<u16> = results.iter().map(|r| r.status).collect();

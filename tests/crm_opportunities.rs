@@ -66,7 +66,7 @@ async fn opportunity_from_accepted_offer_through_the_stages() {
         assert_eq!(f["actor_id"], w.am1.id.as_str());
         t.post(&w.am1.token, &format!("{path}/follow-ups"), json!({"kind": "fax", "note": "x"})).await.expect_field("kind");
         let list = t.get(&w.am1.token, &format!("{path}/follow-ups")).await.expect(200);
-        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
         // Another account manager sees none of it.
         t.get(&w.am2.token, &path).await.expect(404);

@@ -272,6 +272,22 @@ async fn enterprise_admins_see_only_their_enterprise_and_manage_its_members() {
         .expect(404);
 
         let members = format!("/api/v1/customers/{}/members", w.ent);
+        // Only the enterprise's own lines: another customer's line, or a number the CRM does
+        // not hold, is refused naming the field; the operator's staff may enrol any line.
+        t.line(&w.ent, "8613900002001").await;
+        t.line(&w.ent_child, "8613900002002").await;
+        for other in ["8613900001002", "8613900002999"] {
+            t.post(tok, &members, json!({"name": "Wu", "msisdn": other}))
+                .await
+                .expect_field("msisdn");
+        }
+        t.post(
+            &w.am1.token,
+            &members,
+            json!({"name": "Personal", "msisdn": "8613900001001"}),
+        )
+        .await
+        .expect(201);
         let m = t
             .post(
                 tok,
@@ -280,6 +296,13 @@ async fn enterprise_admins_see_only_their_enterprise_and_manage_its_members() {
             )
             .await
             .expect(201);
+        t.patch(
+            tok,
+            &format!("{members}/{}", m["id"].as_str().unwrap()),
+            json!({"msisdn": "8613900001003", "version": 1}),
+        )
+        .await
+        .expect_field("msisdn");
         let mpath = format!("{members}/{}", m["id"].as_str().unwrap());
         t.patch(tok, &mpath, json!({"title": "CFO", "version": 1}))
             .await
@@ -314,7 +337,8 @@ async fn enterprise_admins_see_only_their_enterprise_and_manage_its_members() {
             .expect(200);
         assert_eq!(v["children"].as_array().unwrap().len(), 1);
         assert_eq!(v["children"][0]["name"], "ent-child");
-        assert_eq!(v["members_total"], 0);
+        // The personal line the account manager enrolled; the admin's own member was removed.
+        assert_eq!(v["members_total"], 1);
         let child = t
             .get(tok, &format!("/api/v1/customers/{}/view", w.ent_child))
             .await

@@ -24,15 +24,31 @@ async fn accounts_and_lines() {
         t.patch(admin, &apath, json!({"state": "suspended", "version": 1})).await.expect(200);
         t.patch(admin, &apath, json!({"state": "active", "version": 1})).await.expect(412);
 
+        // A plan is a catalog reference: refused (with the plans there are) until it exists.
+        let no_plan = t
+            .post(admin, "/api/v1/lines", json!({"customer_id": id, "account_id": acc["id"], "msisdn": "8613900000042", "plan": "5g_129"}))
+            .await;
+        assert_eq!(no_plan.body["field"], "plan", "{}", no_plan.body);
+        t.plan("5g_129").await;
+        t.plan("5g_199").await;
+        let typo = t
+            .post(admin, "/api/v1/lines", json!({"customer_id": id, "msisdn": "8613900000042", "plan": "NO-SUCH-PLAN"}))
+            .await;
+        assert_eq!(typo.status, 400);
+        assert_eq!(typo.body["field"], "plan");
+        assert!(typo.body["message"].as_str().unwrap().contains("5g_129, 5g_199"), "{}", typo.body);
         let line = t
             .post(admin, "/api/v1/lines", json!({"customer_id": id, "account_id": acc["id"], "msisdn": "8613900000042", "plan": "5g_129"}))
             .await
             .expect(201);
-        t.post(admin, "/api/v1/lines", json!({"customer_id": id, "msisdn": "8613900000042", "plan": "x"})).await.expect(409);
+        t.post(admin, "/api/v1/lines", json!({"customer_id": id, "msisdn": "8613900000042", "plan": "5g_129"})).await.expect(409);
         t.post(admin, "/api/v1/lines", json!({"customer_id": id, "msisdn": "86-139", "plan": "x"})).await.expect_field("msisdn");
-        t.post(admin, "/api/v1/lines", json!({"customer_id": other["id"], "account_id": acc["id"], "msisdn": "8613900000043", "plan": "x"}))
+        t.post(admin, "/api/v1/lines", json!({"customer_id": other["id"], "account_id": acc["id"], "msisdn": "8613900000043", "plan": "5g_129"}))
             .await
             .expect_field("account_id");
+        t.patch(admin, "/api/v1/lines/8613900000042", json!({"plan": "5g_999", "version": 1}))
+            .await
+            .expect_field("plan");
         // Addressable by msisdn and by id.
         let by_msisdn = t.get(admin, "/api/v1/lines/8613900000042").await.expect(200);
         assert_eq!(by_msisdn["id"], line["id"]);

@@ -100,7 +100,7 @@ async fn churn_score_crossing_the_threshold_opens_one_case() {
             .get(&w.am1.token, &format!("{p}/activities"))
             .await
             .expect(200);
-        let kinds: Vec<&str> = acts
+        let kinds: Vec<&str> = acts["items"]
             .as_array()
             .unwrap()
             .iter()

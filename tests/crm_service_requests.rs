@@ -16,7 +16,8 @@ async fn actions(t: &TestApp, who: &Actor, rid: &str) -> Vec<String> {
         )
         .await
         .expect(200);
-    h.as_array()
+    h["items"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|e| {
@@ -171,7 +172,7 @@ async fn enterprise_admins_and_configurable_workflows() {
 
         // Workflows: listed for everyone, changed by admins only, applied to new requests.
         let wfs = t.get(&w.agent.token, "/api/v1/workflows").await.expect(200);
-        let repair = wfs.as_array().unwrap().iter().find(|x| x["request_type"] == "repair").unwrap().clone();
+        let repair = wfs["items"].as_array().unwrap().iter().find(|x| x["request_type"] == "repair").unwrap().clone();
         assert_eq!(repair["steps"], json!([]));
         t.put(&w.lead.token, "/api/v1/workflows/repair", json!({"steps": ["team_lead"], "sla_hours": 4, "version": 1})).await.expect(403);
         t.put(t.admin(), "/api/v1/workflows/repair", json!({"steps": ["agent"], "sla_hours": 4, "version": 1})).await.expect_field("steps");

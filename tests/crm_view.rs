@@ -114,6 +114,8 @@ async fn profile_facts_changes_emit_profile_change_per_line() {
         );
 
         // Plan changes concern one line.
+        t.plan("5g_299").await;
+        t.events.take();
         t.patch(
             admin,
             &format!("/api/v1/lines/{}", line2["id"].as_str().unwrap()),

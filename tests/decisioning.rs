@@ -122,7 +122,7 @@ async fn touchpoints_rank_what_passes_the_stages_now_and_owned_products_are_not_
         assert_eq!(th["reason"], serde_json::Value::Null, "{th}");
         let nbo = |path: String| async move { t.get(t.admin(), &path).await.expect(200) };
         let offers = nbo(format!("/api/v1/subscribers/{m}/next-best-offers")).await;
-        assert_eq!(offers[0]["id"], th["id"], "{offers}");
+        assert_eq!(offers["items"][0]["id"], th["id"], "{offers}");
         let tmf = "/tmf-api/recommendationManagement/v4/queryProductRecommendation";
         let query = json!({"relatedParty": [{"id": m, "role": "customer"}],
             "@type": "QueryProductRecommendation"});
@@ -138,7 +138,7 @@ async fn touchpoints_rank_what_passes_the_stages_now_and_owned_products_are_not_
         .await
         .expect(201);
         let offers = nbo(format!("/api/v1/subscribers/{m}/next-best-offers")).await;
-        assert_eq!(offers, json!([]), "opted out since the decision");
+        assert_eq!(offers["items"], json!([]), "opted out since the decision");
         let q = t.post(t.admin(), tmf, query).await.expect(201);
         assert_eq!(q["recommendationItem"], json!([]), "{q}");
 

@@ -15,6 +15,7 @@ mod crm_auth;
 mod crm_campaigns;
 mod crm_customers;
 mod crm_interactions;
+mod crm_operator;
 mod crm_opportunities;
 mod crm_permissions;
 mod crm_products;

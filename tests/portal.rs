@@ -101,7 +101,7 @@ async fn a_portal_token_opens_only_its_own_offers() {
         t.store_rec(&sms).await;
         let token = mint(t, A).await;
         let inbox = t.get(&token, "/api/v1/portal/offers").await.expect(200);
-        let ids: Vec<&str> = inbox
+        let ids: Vec<&str> = inbox["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -196,7 +196,8 @@ async fn inbox_answers_go_through_the_response_path() {
         );
         // Answered offers leave the inbox.
         let inbox = t.get(&token, "/api/v1/portal/offers").await.expect(200);
-        assert_eq!(inbox, json!([]));
+        assert_eq!(inbox["items"], json!([]));
+        assert_eq!(inbox["total"], 0);
     })
     .await;
 }

@@ -352,8 +352,8 @@ async fn sms_outbox_follows_line_scope() {
             )
             .await
             .expect(200);
-        assert_eq!(own.as_array().unwrap().len(), 1);
-        assert_eq!(own[0]["to"], "8613900001002");
+        assert_eq!(own["items"].as_array().unwrap().len(), 1);
+        assert_eq!(own["items"][0]["to"], "8613900001002");
         let r = t
             .get(
                 &w.lead.token,

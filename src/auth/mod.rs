@@ -25,11 +25,11 @@ impl Principal {
         if self.role.allows(p) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "role {} may not {:?}",
-                self.role.as_str(),
-                p
-            )))
+            Err(ApiError::Denied {
+                role: self.role.as_str(),
+                permission: p.as_str(),
+                allowed: p.roles().into_iter().map(Role::as_str).collect(),
+            })
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod consents;
 pub mod contacts;
 pub mod customers;
+pub mod import;
 pub mod interactions;
 pub mod jobs;
 pub mod knowledge;
@@ -40,6 +41,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .merge(audit_log::router())
         .merge(customers::router())
+        .merge(import::router())
         .merge(parties::router())
         .merge(contacts::router())
         .merge(consents::router())

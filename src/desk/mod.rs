@@ -5,6 +5,7 @@
 //! (`POST /api/v1/recommendations/{id}/response`). Role and data scope are checked on every
 //! route: an agent sees only the lines their scope allows.
 
+use crate::store::Page;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -166,15 +167,15 @@ pub async fn visit(
 
 /// The customer's open offers on the agent channel, best first, each with its reasons.
 #[utoipa::path(get, path = "/api/v1/agent/subscribers/{msisdn}/offers", tag = "agent desk", params(("msisdn" = String, Path)),
-    responses((status = 200, body = Vec<DeskOffer>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403), (status = 404, body = crate::http::error::ErrorBody)),
+    responses((status = 200, body = Page<DeskOffer>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403), (status = 404, body = crate::http::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn offers(
     State(state): State<DeskState>,
     who: Principal,
     Path(msisdn): Path<String>,
-) -> Result<Json<Vec<DeskOffer>>, ApiError> {
+) -> Result<Json<Page<DeskOffer>>, ApiError> {
     let m = check(&state, &who, &msisdn).await?;
-    Ok(Json(ranked(&state, m).await?))
+    Ok(Json(Page::whole(ranked(&state, m).await?)))
 }
 
 /// New agent-channel offers for the open customer as they are decided (Server-Sent Events,

@@ -16,10 +16,22 @@ pub enum ApiError {
     Unauthenticated,
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// The caller's role lacks a permission: says which, and who has it.
+    #[error("not allowed: role {role} lacks the permission {permission}; roles that have it: {}", allowed.join(", "))]
+    Denied {
+        role: &'static str,
+        permission: &'static str,
+        allowed: Vec<&'static str>,
+    },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0} does not accept this method; see the Allow header")]
+    MethodNotAllowed(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Well-formed, but refused as it stands (a reused idempotency key).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("version mismatch: the record changed since you read it")]
     PreconditionFailed,
     #[error("service unavailable: {0}")]
@@ -39,6 +51,12 @@ pub struct ErrorBody {
     /// The offending field, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `forbidden`: the permission the call needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<&'static str>,
+    /// For `forbidden`: the roles that have that permission.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_roles: Option<Vec<&'static str>>,
 }
 
 impl ApiError {
@@ -66,10 +84,14 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "version_mismatch"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
@@ -89,12 +111,22 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { field, .. } => field.clone(),
             _ => None,
         };
+        let (permission, allowed_roles) = match &self {
+            ApiError::Denied {
+                permission,
+                allowed,
+                ..
+            } => (Some(*permission), Some(allowed.clone())),
+            _ => (None, None),
+        };
         let mut resp = (
             status,
             Json(ErrorBody {
                 error: code,
                 message: self.to_string(),
                 field,
+                permission,
+                allowed_roles,
             }),
         )
             .into_response();
@@ -112,6 +144,26 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Routing's own 405 has an empty body; this gives it the JSON error body every other error
+/// has (the `Allow` header stays). Routers that shape their errors otherwise (TMF) have
+/// already filled the body, so it is left alone.
+pub async fn bare_405(resp: Response) -> Response {
+    let empty = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none();
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || !empty {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let mut ours = ApiError::MethodNotAllowed("this route".into()).into_response();
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        ours.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    ours
 }
 
 /// Database failures: the ones a client can fix become 4xx; the rest are 500s whose log names

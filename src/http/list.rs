@@ -73,18 +73,18 @@ impl ListParams {
                 continue;
             }
             let (col, op, kind) = resolve_filter(spec, key)?;
-            let arg = match kind {
-                FilterKind::Text => Arg::Text(raw.clone()),
-                FilterKind::Int => Arg::Int(
-                    raw.parse()
-                        .map_err(|_| ApiError::field(key.as_str(), "must be an integer"))?,
-                ),
-                FilterKind::Float => Arg::Float(
-                    raw.parse()
-                        .map_err(|_| ApiError::field(key.as_str(), "must be a number"))?,
-                ),
+            // `a,b` on an equality filter means either; ranges take one value.
+            let values: Vec<&str> = if op == "=" {
+                raw.split(',').map(str::trim).collect()
+            } else {
+                vec![raw.as_str()]
             };
-            filters.push((col, op, arg));
+            let args = values
+                .iter()
+                .map(|v| filter_value(key, kind, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let op = if args.len() > 1 { "IN" } else { op };
+            filters.push((col, op, args));
         }
         Ok(ListParams {
             limit,
@@ -94,6 +94,22 @@ impl ListParams {
             search,
         })
     }
+}
+
+fn filter_value(key: &str, kind: FilterKind, raw: &str) -> Result<Arg, ApiError> {
+    Ok(match kind {
+        FilterKind::Text => Arg::Text(raw.to_string()),
+        FilterKind::Int => {
+            Arg::Int(raw.parse().map_err(|_| {
+                ApiError::field(key, "must be an integer (or a comma-separated list)")
+            })?)
+        }
+        FilterKind::Float => {
+            Arg::Float(raw.parse().map_err(|_| {
+                ApiError::field(key, "must be a number (or a comma-separated list)")
+            })?)
+        }
+    })
 }
 
 /// A filter by exact name, or `<numeric filter>_min` / `_max` for a range.
@@ -166,6 +182,20 @@ mod tests {
         p.push_filters(&mut sql);
         assert_eq!(sql.text, "customers c WHERE 1=1 AND c.status = $1");
         assert_eq!(sql.args, vec![Arg::Text("x' OR 1=1".into())]);
+    }
+
+    #[test]
+    fn a_comma_list_means_any_of_them() {
+        let p = ListParams::parse(&SPEC, &q(&[("status", "active, suspended")])).unwrap();
+        let mut sql = Sql::new("customers c WHERE 1=1");
+        p.push_filters(&mut sql);
+        assert_eq!(sql.text, "customers c WHERE 1=1 AND c.status IN ($1, $2)");
+        assert_eq!(
+            sql.args,
+            vec![Arg::Text("active".into()), Arg::Text("suspended".into())]
+        );
+        let err = ListParams::parse(&SPEC, &q(&[("churn_score", "0.1,x")])).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest { field: Some(f), .. } if f == "churn_score"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Shared HTTP plumbing: the error type, extractors, list parameters and optimistic versions.
 //! Features own their routers.
 pub mod error;
+pub mod idempotency;
 pub mod list;
 pub mod version;
 pub use error::{ApiError, ApiJson};

@@ -1,6 +1,7 @@
 //! Decided offers over HTTP: the recommendation list, responses that close the loop, the
 //! agent desktop's next-best offers and the portal's inbox and live stream.
 
+use crate::store::Page;
 use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
@@ -224,14 +225,14 @@ pub use crate::pipeline::rank::live;
 /// Ranked next-best offers for the customer in front of an agent or on the portal: the live
 /// offers run through the decision stages again now, best first.
 #[utoipa::path(get, path = "/api/v1/subscribers/{msisdn}/next-best-offers", tag = "engine", params(("msisdn" = String, Path), NboParams),
-    responses((status = 200, body = Vec<Recommendation>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    responses((status = 200, body = Page<Recommendation>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn next_best(
     State(state): State<AppState>,
     who: Principal,
     Path(msisdn): Path<String>,
     Query(p): Query<NboParams>,
-) -> Result<Json<Vec<Recommendation>>, ApiError> {
+) -> Result<Json<Page<Recommendation>>, ApiError> {
     who.require(Permission::ReadRecommendations)?;
     let m = parse_msisdn(&msisdn)?;
     check_line(&state, &who, m).await?;
@@ -241,7 +242,7 @@ pub async fn next_best(
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
     v.truncate(p.limit.unwrap_or(5).clamp(1, 50));
-    Ok(Json(v))
+    Ok(Json(Page::whole(v)))
 }
 
 /// Live portal pop-ups for one subscriber (Server-Sent Events): the current inbox first,

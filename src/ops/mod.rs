@@ -3,6 +3,7 @@
 
 pub mod openapi;
 
+use crate::store::Page;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -97,14 +98,14 @@ pub struct RuleInfo {
 }
 
 /// The loaded rules.
-#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, body = Vec<RuleInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, body = Page<RuleInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn rules(
     State(state): State<AppState>,
     who: Principal,
-) -> Result<Json<Vec<RuleInfo>>, ApiError> {
+) -> Result<Json<Page<RuleInfo>>, ApiError> {
     who.require(Permission::ReadRules)?;
     let set = state.pipeline.rules();
-    Ok(Json(
+    Ok(Json(Page::whole(
         set.rules
             .iter()
             .map(|r| {
@@ -126,7 +127,7 @@ pub async fn rules(
                 }
             })
             .collect(),
-    ))
+    )))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -223,12 +224,12 @@ pub struct OutboxParams {
 /// Like the recommendation list: all-customers roles see every message; scoped roles must
 /// name one number in `to`, which must be a line they may see (else 404, as for unknown lines).
 #[utoipa::path(get, path = "/api/v1/channels/sms/outbox", tag = "channels", params(OutboxParams),
-    responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<OutboxEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn outbox(
     State(state): State<AppState>,
     who: Principal,
     Query(p): Query<OutboxParams>,
-) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
+) -> Result<Json<Page<OutboxEntry>>, ApiError> {
     who.require(Permission::ReadEngineStats)?;
     let to = match p.to.as_deref() {
         Some(t) => {
@@ -246,8 +247,8 @@ pub async fn outbox(
         .sms_outbox
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("sms outbox (sms mode is not outbox)".into()))?;
-    Ok(Json(o.recent(
+    Ok(Json(Page::whole(o.recent(
         to.as_deref(),
         p.limit.unwrap_or(100).clamp(1, 1000),
-    )))
+    ))))
 }

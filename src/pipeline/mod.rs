@@ -402,6 +402,18 @@ impl OfferBook for Pipeline {
                 rec.status.as_str()
             )));
         }
+        // Accepted and declined are final: the same answer again is a retry and changes
+        // nothing; another one is refused (a correction is its own audited action, not a
+        // flip of the record the statistics and the learned propensity already counted).
+        if matches!(rec.status, Status::Accepted | Status::Declined) {
+            if rec.status == outcome {
+                return Ok(Some(rec));
+            }
+            return Err(PortError::Invalid(format!(
+                "offer {id} was already {}; answers are final",
+                rec.status.as_str()
+            )));
+        }
         self.deps
             .recs
             .answer(&rec, outcome, actor, reason.as_deref())

@@ -7,6 +7,7 @@
 
 pub mod token;
 
+use crate::store::Page;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -264,12 +265,12 @@ fn sse(r: &Recommendation) -> SseEvent {
 /// The customer's inbox: portal offers still open, best first.
 #[utoipa::path(get, path = "/api/v1/portal/offers", tag = "portal",
     params(("token" = Option<String>, Query, description = "portal session token, unless sent as `Authorization: Bearer`")),
-    responses((status = 200, body = Vec<Recommendation>), (status = 401)),
+    responses((status = 200, body = Page<Recommendation>), (status = 401)),
     security(("bearer" = [])))]
 pub async fn inbox(
     State(state): State<PortalState>,
     PortalCustomer(m): PortalCustomer,
-) -> Result<Json<Vec<Recommendation>>, ApiError> {
+) -> Result<Json<Page<Recommendation>>, ApiError> {
     let mut v = live_offers(&state, m).await?;
     v.sort_by(|a, b| {
         b.score
@@ -277,7 +278,7 @@ pub async fn inbox(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(b.decided_at.cmp(&a.decided_at))
     });
-    Ok(Json(v))
+    Ok(Json(Page::whole(v)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

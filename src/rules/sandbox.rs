@@ -126,7 +126,7 @@ fn parsed_call(name: &str, args: &[&str]) -> Result<Arc<StateQuery>, String> {
 }
 
 /// Tiers in ascending value, for `tier_rank()`.
-pub const TIERS: &[&str] = &["basic", "standard", "silver", "gold", "platinum", "diamond"];
+pub use crate::ports::VALUE_TIERS as TIERS;
 
 /// Native helpers besides the state functions: (name, arguments, what it does).
 pub const HELPERS: &[(&str, &str, &str)] = &[

@@ -34,8 +34,9 @@ pub struct ListParams {
     pub limit: i64,
     pub offset: i64,
     pub(crate) order_by: String,
-    /// `(column, operator, value)`; operators are literals from `http::list`.
-    pub(crate) filters: Vec<(&'static str, &'static str, Arg)>,
+    /// `(column, operator, values)`; operators are literals from `http::list`. `IN` takes
+    /// every value (`?value_tier=gold,platinum`), the others one.
+    pub(crate) filters: Vec<(&'static str, &'static str, Vec<Arg>)>,
     /// `(columns, pattern)` for `?q=`.
     pub(crate) search: Option<(&'static [&'static str], String)>,
 }
@@ -43,13 +44,20 @@ pub struct ListParams {
 impl ListParams {
     /// Appends ` AND col <op> $n` for every filter given, and the `q` search.
     pub fn push_filters(&self, sql: &mut Sql) {
-        for (col, op, arg) in &self.filters {
-            sql.push(" AND ")
-                .push(col)
-                .push(" ")
-                .push(op)
-                .push(" ")
-                .bind(arg.clone());
+        for (col, op, args) in &self.filters {
+            sql.push(" AND ").push(col).push(" ").push(op).push(" ");
+            if *op == "IN" {
+                sql.push("(");
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(arg.clone());
+                }
+                sql.push(")");
+            } else if let Some(arg) = args.first() {
+                sql.bind(arg.clone());
+            }
         }
         if let Some((cols, pattern)) = &self.search {
             sql.push(" AND (");
@@ -89,6 +97,19 @@ pub struct Page<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+impl<T> Page<T> {
+    /// A short list that is always whole (a record's history, a ranking): one page of all.
+    pub fn whole(items: Vec<T>) -> Page<T> {
+        let n = items.len() as i64;
+        Page {
+            items,
+            total: n,
+            limit: n,
+            offset: 0,
+        }
+    }
 }
 
 /// Runs a list: `from_where` is `table alias [JOIN ...] WHERE ...` with scope already applied;

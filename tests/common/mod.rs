@@ -363,8 +363,23 @@ impl TestApp {
             .expect(201)
     }
 
+    /// Makes sure the catalog has the plan `code` (a line's plan must be one).
+    pub async fn plan(&self, code: &str) {
+        let path = format!("/api/v1/catalog/offerings/{code}");
+        if self.get(ADMIN_KEY, &path).await.status == 404 {
+            self.post(
+                ADMIN_KEY,
+                "/api/v1/catalog/offerings",
+                json!({"code": code, "name": code, "offering_type": "plan", "price_cents": 3900, "recurring_period": "month"}),
+            )
+            .await
+            .expect(201);
+        }
+    }
+
     /// Creates a billing account and a line for `customer_id`; returns the line.
     pub async fn line(&self, customer_id: &str, msisdn: &str) -> Value {
+        self.plan("basic_39").await;
         let acc = self
             .post(
                 ADMIN_KEY,

@@ -55,6 +55,7 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
         .routes(routes!(session::me))
+        .routes(routes!(session::roles))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(keys::list_keys, keys::create_key))

@@ -100,16 +100,54 @@ pub struct Me {
     pub role: Role,
     #[schema(value_type = Object)]
     pub scope: crate::auth::Scope,
+    /// What the caller may do (the role's permissions, as in `GET /auth/roles`); whom they
+    /// may see is `scope`.
+    pub permissions: Vec<&'static str>,
 }
 
-/// Who the caller is and what they may see.
+/// Who the caller is, what they may do and whom they may see.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = Me)))]
 pub async fn me(p: Principal) -> Json<Me> {
     Json(Me {
+        permissions: names(p.role.permissions()),
         id: p.id,
         name: p.name,
         role: p.role,
         scope: p.scope,
+    })
+}
+
+fn names(ps: Vec<crate::auth::Permission>) -> Vec<&'static str> {
+    ps.into_iter().map(|p| p.as_str()).collect()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RoleGrants {
+    pub role: Role,
+    pub permissions: Vec<&'static str>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RoleMatrix {
+    pub items: Vec<RoleGrants>,
+    pub total: usize,
+}
+
+/// The role matrix: every role and the permissions it has. Data scope (which customers a
+/// user sees) is set per user, not per role.
+#[utoipa::path(get, path = "/api/v1/auth/roles", tag = "auth",
+    responses((status = 200, body = RoleMatrix)))]
+pub async fn roles(_p: Principal) -> Json<RoleMatrix> {
+    use strum::IntoEnumIterator;
+    let items: Vec<RoleGrants> = Role::iter()
+        .map(|role| RoleGrants {
+            role,
+            permissions: names(role.permissions()),
+        })
+        .collect();
+    Json(RoleMatrix {
+        total: items.len(),
+        items,
     })
 }

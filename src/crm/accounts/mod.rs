@@ -74,7 +74,7 @@ pub struct AccountPatch {
     pub version: Option<i64>,
 }
 
-fn validate(a: &Account) -> Result<(), ApiError> {
+pub(crate) fn validate(a: &Account) -> Result<(), ApiError> {
     validate::text("name", &a.name, 200)?;
     validate::one_of("account_type", &a.account_type, &["billing", "settlement"])?;
     validate::one_of("state", &a.state, &["active", "suspended", "closed"])?;

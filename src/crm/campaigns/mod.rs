@@ -440,29 +440,29 @@ pub async fn transition(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Transition>), (status = 404)))]
+    responses((status = 200, body = Page<Transition>), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Transition>>, ApiError> {
+) -> Result<Json<Page<Transition>>, ApiError> {
     require_marketing_read(&p)?;
     let mut conn = st.db.pool.acquire().await?;
     load(&mut conn, &id).await?;
-    Ok(Json(repo::history(&mut conn, &id).await?))
+    Ok(Json(Page::whole(repo::history(&mut conn, &id).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Run>), (status = 404)))]
+    responses((status = 200, body = Page<Run>), (status = 404)))]
 pub async fn runs(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Run>>, ApiError> {
+) -> Result<Json<Page<Run>>, ApiError> {
     require_marketing_read(&p)?;
     let mut conn = st.db.pool.acquire().await?;
     load(&mut conn, &id).await?;
-    Ok(Json(repo::runs(&mut conn, &id).await?))
+    Ok(Json(Page::whole(repo::runs(&mut conn, &id).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),

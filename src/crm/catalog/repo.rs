@@ -90,6 +90,17 @@ pub async fn get(
     entity::get(conn, all(), key).await
 }
 
+/// Codes of the plans a line may be on (type `plan`, not retired), sorted.
+pub async fn plan_codes(conn: &mut sqlx::AnyConnection) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT code FROM product_offerings WHERE offering_type = 'plan' \
+         AND lifecycle_status <> 'retired' ORDER BY code",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(c,)| c).collect())
+}
+
 pub async fn count_existing(
     conn: &mut sqlx::AnyConnection,
     ids: &[String],

@@ -83,7 +83,7 @@ pub struct ContactPatch {
 }
 
 /// Each medium type needs its own characteristic.
-fn validate(m: &ContactMedium) -> Result<(), ApiError> {
+pub(crate) fn validate(m: &ContactMedium) -> Result<(), ApiError> {
     validate::one_of(
         "medium_type",
         &m.medium_type,

@@ -94,6 +94,26 @@ fn validate(m: &Member) -> Result<(), ApiError> {
     validate::one_of("status", &m.status, &["active", "suspended"])
 }
 
+/// An enterprise's own administrator may only add lines of their enterprise (or its
+/// subsidiaries): operator staff may enrol a personal line, which they check, but a
+/// customer's self-service must not pull another customer's subscriber into its group SMS.
+async fn check_own_line(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    msisdn: &str,
+) -> Result<(), ApiError> {
+    if p.role != crate::auth::Role::EnterpriseAdmin {
+        return Ok(());
+    }
+    match crate::crm::lines::repo::get(conn, p, msisdn).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::field(
+            "msisdn",
+            "must be a line of your enterprise; ask your account manager to enrol other lines",
+        )),
+    }
+}
+
 /// 404 unless the enterprise is visible to the caller; members exist only under enterprises.
 pub(super) async fn enterprise(
     conn: &mut sqlx::AnyConnection,
@@ -165,6 +185,7 @@ pub async fn create(
     validate(&m)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
+    check_own_line(&mut tx, &p, &m.msisdn).await?;
     crud::create(tx, &p, m).await
 }
 
@@ -201,6 +222,9 @@ pub async fn update(
     let mut after = before.clone();
     crate::apply_patch!(patch => after; name, msisdn, department, title, email, status);
     validate(&after)?;
+    if after.msisdn != before.msisdn {
+        check_own_line(&mut tx, &p, &after.msisdn).await?;
+    }
     crud::update(tx, &p, &before, after).await
 }
 

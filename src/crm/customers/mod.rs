@@ -56,12 +56,14 @@ const SPEC: ListSpec = ListSpec {
         ("churn_score", "c.churn_score", FilterKind::Float),
         ("loyalty_points", "c.loyalty_points", FilterKind::Int),
         ("arpu_cents", "c.arpu_cents", FilterKind::Int),
+        ("external_id", "c.external_id", FilterKind::Text),
     ],
     sorts: &[
         ("name", "c.name"),
         ("created_at", "c.created_at"),
         ("churn_score", "c.churn_score"),
         ("loyalty_points", "c.loyalty_points"),
+        ("arpu_cents", "c.arpu_cents"),
         ("value_tier", "c.value_tier"),
     ],
     default_sort: "c.created_at",
@@ -75,6 +77,8 @@ const CREDIT: &[&str] = &["A", "B", "C", "D", "E"];
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
+    /// The operator's own id (unique); bulk imports upsert by it.
+    pub external_id: Option<String>,
     pub name: String,
     pub customer_type: String,
     pub party_id: Option<String>,
@@ -98,6 +102,9 @@ pub struct NewCustomer {
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -130,14 +137,22 @@ pub struct CustomerPatch {
     pub version: Option<i64>,
 }
 
-fn validate(c: &Customer) -> Result<(), ApiError> {
+/// Field checks. Tiers, credit classes and segments are closed sets (rules and segments
+/// match them exactly, so `"Gold"` would match nothing); `segments` is the operator's list.
+pub fn validate(c: &Customer, segments: &[String]) -> Result<(), ApiError> {
     validate::text("name", &c.name, 200)?;
+    validate::opt_text("external_id", c.external_id.as_deref(), 64)?;
     validate::one_of("customer_type", &c.customer_type, TYPES)?;
-    validate::text("value_tier", &c.value_tier, 32)?;
+    validate::one_of("value_tier", &c.value_tier, crate::ports::VALUE_TIERS)?;
     validate::one_of("credit_class", &c.credit_class, CREDIT)?;
     validate::unit_interval("churn_score", c.churn_score)?;
     validate::non_negative("arpu_cents", c.arpu_cents)?;
-    validate::text("segment", &c.segment, 64)?;
+    if !segments.iter().any(|s| *s == c.segment) {
+        return Err(ApiError::field(
+            "segment",
+            format!("must be one of {} (crm.segments)", segments.join(", ")),
+        ));
+    }
     validate::opt_text("industry", c.industry.as_deref(), 64)?;
     validate::text("language", &c.language, 16)?;
     validate::timezone("timezone", &c.timezone)?;
@@ -161,7 +176,7 @@ fn validate(c: &Customer) -> Result<(), ApiError> {
 }
 
 /// The field that moved a record out of the writer's scope, for the error message.
-fn scope_field(p: &Principal) -> &'static str {
+pub(crate) fn scope_field(p: &Principal) -> &'static str {
     match p.scope {
         Scope::Region(_) => "region_id",
         Scope::Enterprise(_) => "parent_customer_id",
@@ -170,7 +185,7 @@ fn scope_field(p: &Principal) -> &'static str {
 }
 
 /// References must exist (and the party be visible) so errors name the right field.
-async fn check_refs(
+pub(crate) async fn check_refs(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     c: &Customer,
@@ -198,7 +213,7 @@ async fn check_refs(
 }
 
 /// The parent must be an enterprise the caller can see.
-async fn check_parent(
+pub(crate) async fn check_parent(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     parent: Option<&str>,
@@ -219,11 +234,12 @@ async fn check_parent(
 
 #[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
-        ("sort" = Option<String>, Query, description = "name | created_at | churn_score | loyalty_points | value_tier, prefix - for descending"),
+        ("sort" = Option<String>, Query, description = "name | created_at | churn_score | loyalty_points | arpu_cents | value_tier, prefix - for descending"),
         ("name" = Option<String>, Query), ("customer_type" = Option<String>, Query), ("status" = Option<String>, Query),
         ("segment" = Option<String>, Query), ("industry" = Option<String>, Query), ("value_tier" = Option<String>, Query), ("credit_class" = Option<String>, Query),
         ("region_id" = Option<String>, Query), ("account_manager_id" = Option<String>, Query), ("parent_customer_id" = Option<String>, Query),
-        ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
+        ("q" = Option<String>, Query, description = "search: a phone number's leading digits (any of the customer's lines), the exact external id or id document (the party's registration number), or a case-insensitive part of the name"),
+        ("external_id" = Option<String>, Query),
         ("churn_score_min" = Option<f64>, Query), ("churn_score_max" = Option<f64>, Query),
         ("loyalty_points_min" = Option<i64>, Query), ("arpu_cents_min" = Option<i64>, Query)),
     responses((status = 200, body = Page<Customer>)))]
@@ -233,24 +249,26 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse_with_search(&SPEC, &["c.name"], &q)?;
-    crud::list(&st.db, repo::scoped(&p), &params).await
+    let mut q = q;
+    let search = q.remove("q");
+    let params = ListParams::parse(&SPEC, &q)?;
+    let mut from = repo::scoped(&p);
+    if let Some(text) = search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        repo::push_search(&mut from, text);
+    }
+    crud::list(&st.db, from, &params).await
 }
 
-#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
-    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewCustomer>,
-) -> Result<Tagged<Customer>, ApiError> {
-    require_operator_write(&p)?;
+/// A new customer from a create request, with the defaults filled in (an account manager
+/// creating one manages it).
+pub(crate) fn build(st: &CrmState, p: &Principal, req: NewCustomer) -> Customer {
     let now = now_text();
     let manager = req
         .account_manager_id
         .or_else(|| (p.role == Role::AccountManager).then(|| p.id.clone()));
-    let c = Customer {
+    Customer {
         id: new_id(),
+        external_id: req.external_id,
         name: req.name,
         customer_type: req.customer_type,
         party_id: req.party_id,
@@ -276,8 +294,19 @@ pub async fn create(
         created_at: now.clone(),
         updated_at: now,
         version: 1,
-    };
-    validate(&c)?;
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
+    responses((status = 201, body = Customer), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn create(
+    State(st): State<CrmState>,
+    p: Principal,
+    ApiJson(req): ApiJson<NewCustomer>,
+) -> Result<Tagged<Customer>, ApiError> {
+    require_operator_write(&p)?;
+    let c = build(&st, &p, req);
+    validate(&c, &st.config.crm.segments)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_parent(&mut tx, &p, c.parent_customer_id.as_deref()).await?;
     check_refs(&mut tx, &p, &c).await?;
@@ -303,8 +332,9 @@ pub async fn read(
     crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
-fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
+pub(crate) fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
     crate::apply_patch!(patch => c;
+        external_id,
         name,
         party_id,
         parent_customer_id,
@@ -326,7 +356,7 @@ fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
 }
 
 /// The profile facts the engine reads, as `(field, value)`.
-fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
+pub(crate) fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
     vec![
         ("value_tier", c.value_tier.clone().into()),
         ("credit_class", c.credit_class.clone().into()),
@@ -354,7 +384,7 @@ pub async fn update(
     let mut tx = crate::store::begin_write(&st.db).await?;
     let before: Customer = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
     let after = apply(before.clone(), patch);
-    validate(&after)?;
+    validate(&after, &st.config.crm.segments)?;
     if after.parent_customer_id != before.parent_customer_id {
         check_parent(&mut tx, &p, after.parent_customer_id.as_deref()).await?;
     }

@@ -10,6 +10,9 @@ use crate::store::{entity, Entity, Sql, StoreError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Customer {
     pub id: String,
+    /// The operator's own id for the customer (billing or legacy CRM); unique. Bulk imports
+    /// upsert by it.
+    pub external_id: Option<String>,
     pub name: String,
     /// individual | enterprise
     pub customer_type: String,
@@ -41,9 +44,9 @@ pub struct Customer {
     pub version: i64,
 }
 
-crate::entity! { Customer in "customers" as c, kind "customer", unique "account_manager_id",
+crate::entity! { Customer in "customers" as c, kind "customer", unique "external_id",
 owner id;
-update name, customer_type, party_id, parent_customer_id, account_manager_id, region_id,
+update external_id, name, customer_type, party_id, parent_customer_id, account_manager_id, region_id,
     value_tier, credit_class, churn_score, arpu_cents, segment, industry, language, timezone,
     home_country, preferred_channel, status;
 stamp updated_at; insert loyalty_points, created_at }
@@ -55,6 +58,29 @@ pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("customers c WHERE 1=1");
     push_customer_scope(&mut sql, p, "c");
     sql
+}
+
+/// `?q=`: what an operator's staff types to find a customer. Digits (a leading `+` allowed)
+/// match the start of any of the customer's line numbers; any text matches the external id
+/// or the party's id document exactly, or a part of the name, ignoring case.
+pub fn push_search(sql: &mut Sql, text: &str) {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    sql.push(" AND (LOWER(c.name) LIKE ")
+        .bind(crate::store::like_pattern(text))
+        .push(" ESCAPE '\\' OR c.external_id = ")
+        .bind(text)
+        .push(" OR EXISTS (SELECT 1 FROM parties pt WHERE pt.id = c.party_id AND pt.registration_number = ")
+        .bind(text)
+        .push(")");
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Prefix, so the unique index on msisdn serves it.
+        sql.push(
+            " OR EXISTS (SELECT 1 FROM lines ln WHERE ln.customer_id = c.id AND ln.msisdn LIKE ",
+        )
+        .bind(format!("{digits}%"))
+        .push(")");
+    }
+    sql.push(")");
 }
 
 pub async fn get(

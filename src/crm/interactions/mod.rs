@@ -167,7 +167,8 @@ fn union(customer_id: &str) -> Sql {
     sql.bind(customer_id);
     sql.push(
         " UNION ALL SELECT r.responded_at, 'offer_response', r.id, r.outcome, \
-         r.outcome, r.outcome, r.channel, r.actor, r.msisdn, r.recommendation_id \
+         CASE WHEN r.reason IS NULL THEN r.outcome ELSE r.outcome || ': ' || r.reason END, \
+         r.outcome, r.channel, r.actor, r.msisdn, r.recommendation_id \
          FROM offer_responses r WHERE r.msisdn IN (SELECT l.msisdn FROM lines l WHERE l.customer_id = ",
     )
     .bind(customer_id)

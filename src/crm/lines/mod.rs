@@ -92,7 +92,7 @@ pub struct LinePatch {
     pub version: Option<i64>,
 }
 
-fn validate(l: &Line) -> Result<(), ApiError> {
+pub(crate) fn validate(l: &Line) -> Result<(), ApiError> {
     Msisdn::parse(&l.msisdn).map_err(LineError::from)?;
     validate::text("plan", &l.plan, 64)?;
     validate::one_of("status", &l.status, STATUSES)?;
@@ -100,7 +100,30 @@ fn validate(l: &Line) -> Result<(), ApiError> {
     validate::date("activated_at", &l.activated_at)
 }
 
-async fn check_account(conn: &mut sqlx::AnyConnection, l: &Line) -> Result<(), ApiError> {
+/// A line's plan is a plan in the catalog: rules and segments match plans by code, so a typo
+/// would silently match nothing. The error lists the plans there are.
+pub async fn check_plan(conn: &mut sqlx::AnyConnection, plan: &str) -> Result<(), ApiError> {
+    let plans = crate::crm::catalog::repo::plan_codes(conn).await?;
+    if plans.iter().any(|c| c == plan) {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "plan",
+        if plans.is_empty() {
+            "must be the code of a plan in the catalog, which has none yet (POST /api/v1/catalog/offerings with offering_type plan)".to_string()
+        } else {
+            format!(
+                "must be the code of a plan in the catalog: {}",
+                plans.join(", ")
+            )
+        },
+    ))
+}
+
+pub(crate) async fn check_account(
+    conn: &mut sqlx::AnyConnection,
+    l: &Line,
+) -> Result<(), ApiError> {
     if let Some(acc) = &l.account_id {
         if !repo::account_belongs(conn, acc, &l.customer_id).await? {
             return Err(LineError::ForeignAccount.into());
@@ -150,6 +173,7 @@ pub async fn create(
     require_customer(&mut tx, &p, &l.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
+    check_plan(&mut tx, &l.plan).await?;
     check_account(&mut tx, &l).await?;
     crud::create(tx, &p, l).await
 }
@@ -183,6 +207,9 @@ pub async fn update(
     let mut after = before.clone();
     crate::apply_patch!(patch => after; account_id, plan, status, imsi);
     validate(&after)?;
+    if after.plan != before.plan {
+        check_plan(&mut tx, &after.plan).await?;
+    }
     check_account(&mut tx, &after).await?;
     let after = crud::update(tx, &p, &before, after).await?;
     if before.plan != after.body.plan {

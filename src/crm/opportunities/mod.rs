@@ -396,12 +396,12 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<FollowUp>), (status = 404)))]
+    responses((status = 200, body = Page<FollowUp>), (status = 404)))]
 pub async fn list_follow_ups(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<FollowUp>>, ApiError> {
+) -> Result<Json<Page<FollowUp>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let mut conn = st.db.pool.acquire().await?;
     crud::load::<Opportunity>(&mut conn, repo::scoped(&p), &id).await?;
@@ -410,7 +410,9 @@ pub async fn list_follow_ups(
         repo::FOLLOW_UP_COLUMNS
     ));
     sql.bind(id.as_str()).push(" ORDER BY f.seq DESC");
-    Ok(Json(sql.query_as().fetch_all(&mut *conn).await?))
+    Ok(Json(Page::whole(
+        sql.query_as().fetch_all(&mut *conn).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),

@@ -440,12 +440,12 @@ pub async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Activity>), (status = 404)))]
+    responses((status = 200, body = Page<Activity>), (status = 404)))]
 pub async fn list_activities(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Activity>>, ApiError> {
+) -> Result<Json<Page<Activity>>, ApiError> {
     p.require(Permission::ManageRetention)?;
     let mut conn = st.db.pool.acquire().await?;
     crud::load::<RetentionCase>(&mut conn, scoped(&p), &id).await?;
@@ -453,7 +453,9 @@ pub async fn list_activities(
         "SELECT {ACTIVITY_COLUMNS} FROM retention_activities x WHERE x.case_id = "
     ));
     sql.bind(id.as_str()).push(" ORDER BY x.seq DESC");
-    Ok(Json(sql.query_as().fetch_all(&mut *conn).await?))
+    Ok(Json(Page::whole(
+        sql.query_as().fetch_all(&mut *conn).await?,
+    )))
 }
 
 /// Records a task, visit, call-back (回访) or care record.

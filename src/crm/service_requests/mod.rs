@@ -244,18 +244,18 @@ pub async fn read(
 }
 
 #[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<HistoryEntry>), (status = 404)))]
+    responses((status = 200, body = Page<HistoryEntry>), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+) -> Result<Json<Page<HistoryEntry>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let mut conn = st.db.pool.acquire().await?;
     repo::get(&mut conn, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;
-    Ok(Json(repo::history(&mut conn, &id).await?))
+    Ok(Json(Page::whole(repo::history(&mut conn, &id).await?)))
 }
 
 /// Writes `after` over `before` (versioned), with history, audit record and an optional

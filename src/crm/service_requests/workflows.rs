@@ -1,6 +1,7 @@
 //! `/workflows`: the approval workflow of each service-request type, as ordered roles, and its
 //! SLA. Requests copy the steps when raised, so a change applies to new requests only.
 
+use crate::store::Page;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -93,18 +94,20 @@ pub struct WorkflowUpdate {
 const APPROVER_ROLES: &[&str] = &["team_lead", "region_head", "admin"];
 
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "service-requests",
-    responses((status = 200, body = Vec<Workflow>)))]
+    responses((status = 200, body = Page<Workflow>)))]
 pub async fn list(
     State(st): State<CrmState>,
     p: Principal,
-) -> Result<Json<Vec<Workflow>>, ApiError> {
+) -> Result<Json<Page<Workflow>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM workflows ORDER BY request_type"
     ))
     .fetch_all(&st.db.pool)
     .await?;
-    Ok(Json(rows.into_iter().map(Workflow::from).collect()))
+    Ok(Json(Page::whole(
+        rows.into_iter().map(Workflow::from).collect(),
+    )))
 }
 
 /// Sets the approval steps and SLA of a request type (admins).

@@ -1,0 +1,364 @@
+//! `POST /api/v1/import/customers`: many customers in one upload, each with its accounts,
+//! lines and contacts, upserted by the operator's `external_id`. Each record is written in its
+//! own transaction (all of it or none of it); one bad record fails alone, with the field
+//! named. The answer streams one report line per record as it is written (the progress of a
+//! large file), then a summary line.
+//!
+//! Uploads are NDJSON (`application/x-ndjson`, a record per line), a JSON array
+//! (`application/json`) or CSV (`text/csv`, a customer per row; see [`csv_record`]).
+
+pub mod record;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Principal;
+use crate::crm::profiles::changes::{self, FieldChange};
+use crate::crm::scope::require_operator_write;
+use crate::crm::CrmState;
+use crate::http::ApiError;
+use record::{Outcome, Report};
+
+pub fn router() -> OpenApiRouter<CrmState> {
+    OpenApiRouter::new()
+        .routes(routes!(customers))
+        // Uploads are larger than API calls: the limit is `crm.import_max_bytes`, read below.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// The last line of an import's answer.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    pub records: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+}
+
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    summary: &'a Summary,
+}
+
+/// Imports customers. Each record is a customer's fields (as for `POST /customers`, with
+/// `external_id` required) plus optional `accounts: [{name, payment_method, bill_cycle_day}]`,
+/// `lines: [{msisdn, plan, status, account}]` and `contacts: [{medium_type, email_address,
+/// phone_number, ...}]`. An existing customer (same `external_id`, in your scope) is updated
+/// with the fields given; its lines are matched by msisdn, its accounts by name, and contacts
+/// already there are not added twice, so sending the same file again changes nothing.
+///
+/// CSV columns are the customer's fields, plus `msisdn`, `plan`, `line_status` and `account`
+/// for one line, and `email` and `phone` for contacts; empty cells are left out.
+///
+/// The answer is NDJSON: a [`Report`] per record (`line`, `external_id`, `result`
+/// created | updated | failed, `id`, `field`, `message`) as it is written, then
+/// `{"summary": {...}}`.
+#[utoipa::path(post, path = "/api/v1/import/customers", tag = "import",
+    request_body(content = String, description = "NDJSON, a JSON array, or CSV with a header row", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "application/x-ndjson: one Report per record, then {\"summary\": Summary}", body = Report),
+        (status = 400, body = crate::http::error::ErrorBody), (status = 413, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn customers(
+    State(st): State<CrmState>,
+    p: Principal,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_operator_write(&p)?;
+    let limit = st.config.crm.import_max_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::bad_request(format!(
+            "the upload is larger than crm.import_max_bytes ({limit} bytes); split it"
+        ))
+    })?;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-ndjson")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let records = match kind.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => ndjson(&bytes),
+        "application/json" => json_array(&bytes)?,
+        "text/csv" => csv_records(&bytes)?,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Content-Type {other} is not an import format: use application/x-ndjson, application/json or text/csv"
+            )))
+        }
+    };
+    let plans = {
+        let mut conn = st.db.pool.acquire().await?;
+        crate::crm::catalog::repo::plan_codes(&mut conn).await?
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    // The import goes on if the client stops reading: each record is atomic either way.
+    tokio::spawn(async move {
+        let mut summary = Summary::default();
+        for (line, parsed) in records {
+            let report = match parsed {
+                Ok(obj) => one(&st, &p, line, obj, &plans).await,
+                Err(e) => Report::failed(line, None, e),
+            };
+            summary.records += 1;
+            match report.result {
+                Outcome::Created => summary.created += 1,
+                Outcome::Updated => summary.updated += 1,
+                Outcome::Failed => summary.failed += 1,
+            }
+            let _ = tx.send(ndjson_line(&report)).await;
+        }
+        tracing::info!(
+            records = summary.records,
+            created = summary.created,
+            updated = summary.updated,
+            failed = summary.failed,
+            "customer import finished"
+        );
+        let _ = tx
+            .send(ndjson_line(&SummaryLine { summary: &summary }))
+            .await;
+    });
+    let stream =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
+}
+
+use futures::StreamExt;
+
+fn ndjson_line<T: Serialize>(v: &T) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// Writes one record and commits it; the engine hears of changed profile facts afterwards.
+async fn one(
+    st: &CrmState,
+    p: &Principal,
+    line: usize,
+    obj: Map<String, Value>,
+    plans: &[String],
+) -> Report {
+    let external_id = obj
+        .get("external_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let result = async {
+        let mut tx = crate::store::begin_write(&st.db).await?;
+        let written = record::write(st, &mut tx, p, obj, plans).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(written)
+    }
+    .await;
+    match result {
+        Ok(w) => {
+            if let Some(before) = &w.before {
+                let diffs: Vec<FieldChange> = crate::crm::customers::profile_facts(before)
+                    .into_iter()
+                    .zip(crate::crm::customers::profile_facts(&w.after))
+                    .filter(|((_, old), (_, new))| old != new)
+                    .map(|((field, old), (_, new))| FieldChange { field, old, new })
+                    .collect();
+                if !diffs.is_empty() {
+                    changes::emit_for_customer(st, &w.after.id, diffs).await;
+                }
+                crate::crm::retention::on_churn_score(
+                    st,
+                    &w.after.id,
+                    before.churn_score,
+                    w.after.churn_score,
+                )
+                .await;
+            }
+            Report {
+                line,
+                external_id,
+                result: w.outcome,
+                id: Some(w.after.id),
+                field: None,
+                message: None,
+            }
+        }
+        Err(e) => {
+            if let ApiError::Internal(err) = &e {
+                tracing::error!(error = ?err, line, "importing a customer record");
+            }
+            Report::failed(line, external_id, e)
+        }
+    }
+}
+
+type Parsed = Vec<(usize, Result<Map<String, Value>, ApiError>)>;
+
+fn object(v: Value) -> Result<Map<String, Value>, ApiError> {
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_request("a record must be a JSON object")),
+    }
+}
+
+fn ndjson(bytes: &[u8]) -> Parsed {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, l)| {
+            let rec = serde_json::from_slice::<Value>(l)
+                .map_err(|e| ApiError::bad_request(format!("not JSON: {e}")))
+                .and_then(object);
+            (i + 1, rec)
+        })
+        .collect()
+}
+
+fn json_array(bytes: &[u8]) -> Result<Parsed, ApiError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let items = match v {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        _ => return Err(ApiError::bad_request("send an array of records")),
+    };
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i + 1, object(v)))
+        .collect())
+}
+
+/// Customer fields that are numbers; the rest of a CSV row is text.
+const NUMBERS: &[&str] = &["churn_score", "arpu_cents"];
+
+fn csv_records(bytes: &[u8]) -> Result<Parsed, ApiError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| ApiError::bad_request(format!("CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    Ok(reader
+        .records()
+        .enumerate()
+        .map(|(i, row)| {
+            let line = row
+                .as_ref()
+                .ok()
+                .and_then(|r| r.position())
+                .map_or(i + 2, |p| p.line() as usize);
+            let rec = row
+                .map_err(|e| ApiError::bad_request(format!("CSV: {e}")))
+                .and_then(|r| csv_record(&names, &r));
+            (line, rec)
+        })
+        .collect())
+}
+
+/// One CSV row as a record: customer columns by name, and the line and contact columns
+/// gathered into `lines` and `contacts`.
+pub fn csv_record(
+    names: &[String],
+    row: &csv::StringRecord,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut obj = Map::new();
+    let mut line = Map::new();
+    let mut contacts = Vec::new();
+    for (name, cell) in names.iter().zip(row.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        match name.as_str() {
+            "msisdn" | "plan" | "account" => {
+                line.insert(name.clone(), cell.into());
+            }
+            "line_status" => {
+                line.insert("status".into(), cell.into());
+            }
+            "email" => {
+                contacts.push(serde_json::json!({"medium_type": "email", "email_address": cell}))
+            }
+            "phone" => {
+                contacts.push(serde_json::json!({"medium_type": "phone", "phone_number": cell}))
+            }
+            n if NUMBERS.contains(&n) => {
+                let v: serde_json::Number = cell
+                    .parse()
+                    .map_err(|_| ApiError::field(n, "must be a number"))?;
+                obj.insert(name.clone(), Value::Number(v));
+            }
+            _ => {
+                obj.insert(name.clone(), cell.into());
+            }
+        }
+    }
+    if !line.is_empty() {
+        obj.insert("lines".into(), Value::Array(vec![Value::Object(line)]));
+    }
+    if !contacts.is_empty() {
+        obj.insert("contacts".into(), Value::Array(contacts));
+    }
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_row_gathers_its_line_and_contacts() {
+        let names: Vec<String> = [
+            "external_id",
+            "name",
+            "churn_score",
+            "msisdn",
+            "plan",
+            "email",
+            "segment",
+        ]
+        .map(String::from)
+        .to_vec();
+        let row = csv::StringRecord::from(vec![
+            "C1",
+            "Li",
+            "0.4",
+            "8613900000001",
+            "basic_39",
+            "li@example.com",
+            "",
+        ]);
+        let obj = csv_record(&names, &row).unwrap();
+        assert_eq!(obj["external_id"], "C1");
+        assert_eq!(obj["churn_score"], 0.4);
+        assert!(!obj.contains_key("segment"), "empty cells are left out");
+        assert_eq!(obj["lines"][0]["msisdn"], "8613900000001");
+        assert_eq!(obj["contacts"][0]["email_address"], "li@example.com");
+        let bad = csv::StringRecord::from(vec!["C1", "Li", "high", "", "", "", ""]);
+        assert!(matches!(
+            csv_record(&names, &bad),
+            Err(ApiError::BadRequest { field: Some(f), .. }) if f == "churn_score"
+        ));
+    }
+
+    #[test]
+    fn ndjson_numbers_lines_and_skips_blank_ones() {
+        let parsed = ndjson(b"{\"a\":1}\n\nnot json\n[1]\n");
+        let lines: Vec<usize> = parsed.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 3, 4]);
+        assert!(parsed[0].1.is_ok());
+        assert!(parsed[1].1.is_err());
+        assert!(parsed[2].1.is_err());
+    }
+}

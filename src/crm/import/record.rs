@@ -1,0 +1,399 @@
+//! One imported record: a customer with its accounts, lines and contacts, upserted by the
+//! operator's external id in one transaction (all of it lands, or none of it).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::Principal;
+use crate::crm::accounts::repo::Account;
+use crate::crm::contacts::repo::ContactMedium;
+use crate::crm::customers::{self, Customer, CustomerPatch, NewCustomer};
+use crate::crm::lines::repo::Line;
+use crate::crm::scope::customer_visible;
+use crate::crm::CrmState;
+use crate::crud::{self, Tx};
+use crate::http::ApiError;
+use crate::store::{new_id, now_text, Entity, Sql};
+
+/// What a record may carry besides the customer's own fields.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parts {
+    /// Billing accounts by name; a line names the one it bills to (default: the first, or a
+    /// new `main` account when the customer has none).
+    #[serde(default)]
+    pub accounts: Vec<AccountIn>,
+    #[serde(default)]
+    pub lines: Vec<LineIn>,
+    /// Added unless the customer already has the same medium and value.
+    #[serde(default)]
+    pub contacts: Vec<crate::crm::contacts::NewContact>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountIn {
+    pub name: String,
+    pub payment_method: Option<String>,
+    pub bill_cycle_day: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineIn {
+    pub msisdn: String,
+    /// A plan code in the catalog.
+    pub plan: String,
+    pub status: Option<String>,
+    /// The name of one of the record's (or the customer's) accounts.
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Failed,
+}
+
+/// The answer for one record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// 1-based line of the upload (for CSV, the header is line 1).
+    pub line: usize,
+    pub external_id: Option<String>,
+    pub result: Outcome,
+    /// The customer's id, when it was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The field at fault (`lines[1].plan`), when it failed on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Report {
+    pub fn failed(line: usize, external_id: Option<String>, e: ApiError) -> Report {
+        let (field, message) = match &e {
+            ApiError::BadRequest { field, .. } => (field.clone(), e.to_string()),
+            ApiError::Internal(_) => (None, "internal error; see the server log".to_string()),
+            _ => (None, e.to_string()),
+        };
+        Report {
+            line,
+            external_id,
+            result: Outcome::Failed,
+            id: None,
+            field,
+            message: Some(message),
+        }
+    }
+}
+
+/// Prefixes a field error with where in the record it is (`lines[0].`).
+fn at(prefix: String) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::BadRequest {
+            field: Some(f),
+            message,
+        } => {
+            let message = message
+                .strip_prefix(&format!("{f}: "))
+                .unwrap_or(&message)
+                .to_string();
+            ApiError::field(format!("{prefix}{f}"), message)
+        }
+        other => other,
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| {
+        let text = e.to_string();
+        // serde names an unknown field as "unknown field `x`": point at it.
+        match text.split('`').nth(1) {
+            Some(f) if text.starts_with("unknown field") || text.starts_with("missing field") => {
+                ApiError::field(f.to_string(), text)
+            }
+            _ => ApiError::bad_request(text),
+        }
+    })
+}
+
+/// The customer with `external_id` among those the caller may see.
+async fn by_external_id(
+    tx: &mut Tx,
+    p: &Principal,
+    external_id: &str,
+) -> Result<Option<Customer>, ApiError> {
+    let mut sql = customers::repo::scoped(p);
+    sql.push(" AND c.external_id = ").bind(external_id);
+    let mut select = Sql::new(&format!("SELECT {} FROM ", Customer::COLUMNS));
+    select.push(&sql.text);
+    select.args = sql.args;
+    Ok(select.query_as().fetch_optional(&mut **tx).await?)
+}
+
+/// What writing one record did, for the report and the engine's profile changes.
+pub struct Written {
+    pub outcome: Outcome,
+    pub before: Option<Customer>,
+    pub after: Customer,
+}
+
+/// Upserts one record in `tx`; the caller commits. `plans` is the catalog's plan codes.
+pub async fn write(
+    st: &CrmState,
+    tx: &mut Tx,
+    p: &Principal,
+    mut obj: Map<String, Value>,
+    plans: &[String],
+) -> Result<Written, ApiError> {
+    let parts: Parts = parse(Value::Object(
+        ["accounts", "lines", "contacts"]
+            .into_iter()
+            .filter_map(|k| obj.remove(k).map(|v| (k.to_string(), v)))
+            .collect(),
+    ))?;
+    let external_id = match obj.get("external_id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => {
+            return Err(ApiError::field(
+                "external_id",
+                "is required: imports upsert by the operator's own id",
+            ))
+        }
+    };
+    let segments = &st.config.crm.segments;
+    let existing = by_external_id(tx, p, &external_id).await?;
+    let (outcome, before, customer) = match existing {
+        None => {
+            let req: NewCustomer = parse(Value::Object(obj))?;
+            let c = customers::build(st, p, req);
+            customers::validate(&c, segments)?;
+            customers::check_parent(tx, p, c.parent_customer_id.as_deref()).await?;
+            customers::check_refs(tx, p, &c).await?;
+            crud::insert_in(tx, p, &c).await?;
+            (Outcome::Created, None, c)
+        }
+        Some(before) => {
+            obj.remove("external_id");
+            // `customer_type` is fixed once created; the rest is a patch of what is given.
+            if obj.get("customer_type").and_then(Value::as_str) == Some(&before.customer_type) {
+                obj.remove("customer_type");
+            }
+            let patch: CustomerPatch = parse(Value::Object(obj))?;
+            let after = customers::apply(before.clone(), patch);
+            customers::validate(&after, segments)?;
+            if after.parent_customer_id != before.parent_customer_id {
+                customers::check_parent(tx, p, after.parent_customer_id.as_deref()).await?;
+            }
+            customers::check_refs(tx, p, &after).await?;
+            let after = if customers::profile_facts(&after) != customers::profile_facts(&before)
+                || after.name != before.name
+                || after.status != before.status
+                || after.account_manager_id != before.account_manager_id
+                || after.region_id != before.region_id
+                || after.parent_customer_id != before.parent_customer_id
+                || after.industry != before.industry
+                || after.preferred_channel != before.preferred_channel
+                || after.party_id != before.party_id
+            {
+                crud::update_in(tx, p, &before, after).await?
+            } else {
+                before.clone()
+            };
+            (Outcome::Updated, Some(before), after)
+        }
+    };
+    if !customer_visible(tx, p, &customer.id).await? {
+        return Err(ApiError::field(
+            customers::scope_field(p),
+            "would put the customer outside your data scope",
+        ));
+    }
+    let accounts = write_accounts(tx, p, &customer, parts.accounts).await?;
+    write_lines(tx, p, &customer, accounts, parts.lines, plans).await?;
+    write_contacts(tx, p, &customer, parts.contacts).await?;
+    Ok(Written {
+        outcome,
+        before,
+        after: customer,
+    })
+}
+
+async fn write_accounts(
+    tx: &mut Tx,
+    p: &Principal,
+    c: &Customer,
+    wanted: Vec<AccountIn>,
+) -> Result<Vec<Account>, ApiError> {
+    let mut have = crate::crm::accounts::repo::for_customer(tx, &c.id).await?;
+    for (i, a) in wanted.into_iter().enumerate() {
+        if have.iter().any(|h| h.name == a.name) {
+            continue;
+        }
+        let acc = new_account(c, a.name, a.payment_method, a.bill_cycle_day);
+        crate::crm::accounts::validate(&acc).map_err(at(format!("accounts[{i}].")))?;
+        crud::insert_in(tx, p, &acc).await?;
+        have.push(acc);
+    }
+    Ok(have)
+}
+
+fn new_account(
+    c: &Customer,
+    name: String,
+    payment_method: Option<String>,
+    bill_cycle_day: Option<i64>,
+) -> Account {
+    let now = now_text();
+    Account {
+        id: new_id(),
+        customer_id: c.id.clone(),
+        name,
+        account_type: "billing".into(),
+        state: "active".into(),
+        payment_method,
+        bill_cycle_day,
+        currency: "CNY".into(),
+        credit_limit_cents: 0,
+        balance_cents: 0,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    }
+}
+
+async fn write_lines(
+    tx: &mut Tx,
+    p: &Principal,
+    c: &Customer,
+    mut accounts: Vec<Account>,
+    lines: Vec<LineIn>,
+    plans: &[String],
+) -> Result<(), ApiError> {
+    for (i, l) in lines.into_iter().enumerate() {
+        let field = at(format!("lines[{i}]."));
+        if !plans.iter().any(|code| *code == l.plan) {
+            return Err(field(ApiError::field(
+                "plan",
+                format!(
+                    "must be the code of a plan in the catalog: {}",
+                    plans.join(", ")
+                ),
+            )));
+        }
+        let account_id = match &l.account {
+            Some(name) => accounts
+                .iter()
+                .find(|a| a.name == *name)
+                .map(|a| a.id.clone())
+                .ok_or_else(|| {
+                    field(ApiError::field(
+                        "account",
+                        "names no account of this customer or record",
+                    ))
+                })?,
+            None => match accounts.first() {
+                Some(a) => a.id.clone(),
+                None => {
+                    let acc = new_account(c, "main".into(), None, None);
+                    crud::insert_in(tx, p, &acc).await?;
+                    let id = acc.id.clone();
+                    accounts.push(acc);
+                    id
+                }
+            },
+        };
+        let existing: Option<Line> =
+            crate::store::entity::get(&mut **tx, Sql::new("lines l WHERE 1=1"), &l.msisdn).await?;
+        match existing {
+            Some(before) if before.customer_id != c.id => {
+                return Err(field(ApiError::field(
+                    "msisdn",
+                    "is already a line of another customer",
+                )));
+            }
+            Some(before) => {
+                let mut after = before.clone();
+                after.plan = l.plan;
+                after.account_id = Some(account_id);
+                if let Some(s) = l.status {
+                    after.status = s;
+                }
+                crate::crm::lines::validate(&after).map_err(&field)?;
+                if after.plan != before.plan
+                    || after.status != before.status
+                    || after.account_id != before.account_id
+                {
+                    crud::update_in(tx, p, &before, after).await?;
+                }
+            }
+            None => {
+                let now = now_text();
+                let line = Line {
+                    id: new_id(),
+                    msisdn: l.msisdn,
+                    customer_id: c.id.clone(),
+                    account_id: Some(account_id),
+                    plan: l.plan,
+                    status: l.status.unwrap_or_else(|| "active".into()),
+                    imsi: None,
+                    activated_at: now.clone(),
+                    created_at: now.clone(),
+                    updated_at: now,
+                    version: 1,
+                };
+                crate::crm::lines::validate(&line).map_err(&field)?;
+                crud::insert_in(tx, p, &line).await.map_err(&field)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_contacts(
+    tx: &mut Tx,
+    p: &Principal,
+    c: &Customer,
+    contacts: Vec<crate::crm::contacts::NewContact>,
+) -> Result<(), ApiError> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let have = crate::crm::contacts::repo::for_customer(tx, &c.id).await?;
+    for (i, n) in contacts.into_iter().enumerate() {
+        let same = have.iter().any(|h| {
+            h.medium_type == n.medium_type
+                && h.phone_number == n.phone_number
+                && h.email_address == n.email_address
+                && h.street1 == n.street1
+        });
+        if same {
+            continue;
+        }
+        let now = now_text();
+        let m = ContactMedium {
+            id: new_id(),
+            customer_id: c.id.clone(),
+            contact_name: n.contact_name,
+            medium_type: n.medium_type,
+            preferred: n.preferred,
+            phone_number: n.phone_number,
+            email_address: n.email_address,
+            street1: n.street1,
+            city: n.city,
+            post_code: n.post_code,
+            country: n.country,
+            created_at: now.clone(),
+            updated_at: now,
+            version: 1,
+        };
+        crate::crm::contacts::validate(&m).map_err(at(format!("contacts[{i}].")))?;
+        crud::insert_in(tx, p, &m).await?;
+    }
+    Ok(())
+}

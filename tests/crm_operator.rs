@@ -1,0 +1,540 @@
+//! The CRM as an operator's integration engineer meets it, through the API only: bulk import,
+//! retries that change nothing, reference data checked, search by phone, answers that are
+//! final, permissions one can read and one shape for lists and errors. On both databases.
+
+use serde_json::{json, Value};
+
+use crate::common::world::{id, world};
+use crate::common::{on_both, sms_rec, TestApp};
+
+/// A POST with headers of the test's choosing; the status and the body as JSON.
+async fn post_raw(
+    t: &TestApp,
+    token: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = t
+        .http
+        .post(format!("{}{}", t.base, path))
+        .bearer_auth(token)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let h = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        h,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// An import's answer: the reports, then the summary.
+async fn import(t: &TestApp, token: &str, content_type: &str, body: String) -> (Vec<Value>, Value) {
+    let resp = t
+        .http
+        .post(format!("{}/api/v1/import/customers", t.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("import sent");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each answer line is JSON"))
+        .collect();
+    let summary = lines.pop().expect("a summary line")["summary"].clone();
+    (lines, summary)
+}
+
+fn customer_line(i: usize) -> Value {
+    json!({
+        "external_id": format!("BOSS-{i:04}"),
+        "name": format!("Customer {i}"),
+        "customer_type": "individual",
+        "value_tier": if i % 10 == 0 { "gold" } else { "standard" },
+        "arpu_cents": 1000 + i as i64,
+        "accounts": [{"name": "home", "bill_cycle_day": 5}],
+        "lines": [{"msisdn": format!("86139200{i:05}"), "plan": "basic_39", "account": "home"}],
+        "contacts": [{"medium_type": "email", "email_address": format!("c{i}@example.com")}],
+    })
+}
+
+#[tokio::test]
+async fn two_hundred_customers_import_in_one_upload_and_a_retry_changes_nothing() {
+    on_both(async |t| {
+        t.plan("basic_39").await;
+        let admin = t.admin();
+        let mut body: String = (0..200)
+            .map(|i| format!("{}\n", customer_line(i)))
+            .collect();
+        // One bad record among them fails alone, naming the field in the record.
+        body.push_str(
+            &json!({"external_id": "BOSS-BAD", "name": "Bad", "customer_type": "individual",
+                "lines": [{"msisdn": "8613930000001", "plan": "NO-SUCH-PLAN"}]})
+            .to_string(),
+        );
+        body.push_str("\nnot json\n");
+        let (reports, summary) = import(t, admin, "application/x-ndjson", body.clone()).await;
+        assert_eq!(
+            summary,
+            json!({"records": 202, "created": 200, "updated": 0, "failed": 2})
+        );
+        assert_eq!(reports[0]["line"], 1);
+        assert_eq!(reports[0]["result"], "created");
+        assert_eq!(reports[0]["external_id"], "BOSS-0000");
+        assert_eq!(reports[200]["result"], "failed");
+        assert_eq!(reports[200]["field"], "lines[0].plan");
+        assert!(reports[200]["message"]
+            .as_str()
+            .unwrap()
+            .contains("basic_39"));
+        assert_eq!(reports[201]["line"], 202);
+        assert_eq!(reports[201]["result"], "failed");
+        // The failed record left nothing behind.
+        let bad = t
+            .get(admin, "/api/v1/customers?external_id=BOSS-BAD")
+            .await
+            .expect(200);
+        assert_eq!(bad["total"], 0);
+
+        let all = t.get(admin, "/api/v1/customers?limit=1").await.expect(200);
+        assert_eq!(all["total"], 200);
+        let lines = t.get(admin, "/api/v1/lines?limit=1").await.expect(200);
+        assert_eq!(lines["total"], 200);
+        let one = &reports[7];
+        let cid = one["id"].as_str().unwrap();
+        let contacts = t
+            .get(admin, &format!("/api/v1/customers/{cid}/contacts"))
+            .await
+            .expect(200);
+        assert_eq!(contacts["total"], 1);
+
+        // The same upload again: every record is found by its external id; nothing doubles.
+        let (again, summary) = import(t, admin, "application/x-ndjson", body).await;
+        assert_eq!(
+            summary,
+            json!({"records": 202, "created": 0, "updated": 200, "failed": 2})
+        );
+        assert_eq!(again[7]["id"], one["id"]);
+        assert_eq!(
+            t.get(admin, "/api/v1/customers?limit=1").await.expect(200)["total"],
+            200
+        );
+        assert_eq!(
+            t.get(admin, "/api/v1/lines?limit=1").await.expect(200)["total"],
+            200
+        );
+        let accounts = t
+            .get(admin, &format!("/api/v1/accounts?customer_id={cid}"))
+            .await
+            .expect(200);
+        assert_eq!(accounts["total"], 1);
+        let contacts = t
+            .get(admin, &format!("/api/v1/customers/{cid}/contacts"))
+            .await
+            .expect(200);
+        assert_eq!(contacts["total"], 1);
+
+        // An update through the import is an update: the tier changes and is audited.
+        let change = json!({"external_id": "BOSS-0007", "value_tier": "platinum"});
+        let (r, _) = import(t, admin, "application/json", json!([change]).to_string()).await;
+        assert_eq!(r[0]["result"], "updated");
+        let c = t
+            .get(admin, &format!("/api/v1/customers/{cid}"))
+            .await
+            .expect(200);
+        assert_eq!(c["value_tier"], "platinum");
+        assert_eq!(c["name"], "Customer 7", "fields not given stay");
+        let audit = t
+            .get(
+                admin,
+                &format!("/api/v1/audit?entity=customer&action=update&customer_id={cid}"),
+            )
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1);
+
+        // CSV, a customer per row with its line and email; a line of another customer is refused.
+        let csv = "external_id,name,customer_type,value_tier,churn_score,msisdn,plan,email\n\
+                   CSV-1,Csv One,individual,silver,0.2,8613940000001,basic_39,one@example.com\n\
+                   CSV-2,Csv Two,individual,silver,0.1,8613920000003,basic_39,\n";
+        let (r, summary) = import(t, admin, "text/csv", csv.to_string()).await;
+        assert_eq!(summary["created"], 1, "{r:?}");
+        assert_eq!(r[0]["line"], 2);
+        assert_eq!(r[1]["line"], 3);
+        assert_eq!(r[1]["field"], "lines[0].msisdn");
+        let found = t
+            .get(admin, "/api/v1/customers?q=8613940000001")
+            .await
+            .expect(200);
+        assert_eq!(found["items"][0]["name"], "Csv One");
+        assert_eq!(found["items"][0]["churn_score"], 0.2);
+
+        // Formats it cannot read are named.
+        let (status, _, e) = post_raw(
+            t,
+            admin,
+            "/api/v1/import/customers",
+            &[("content-type", "text/plain")],
+            "x".into(),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(e["message"].as_str().unwrap().contains("text/csv"), "{e}");
+        // Roles that may not write customers may not import them.
+        let w = world(t).await;
+        let (status, _, e) = post_raw(
+            t,
+            &w.marketer.token,
+            "/api/v1/import/customers",
+            &[("content-type", "application/x-ndjson")],
+            customer_line(999).to_string(),
+        )
+        .await;
+        assert_eq!(status, 403, "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_retried_post_with_its_idempotency_key_creates_one_record() {
+    on_both(async |t| {
+        let admin = t.admin();
+        let body = json!({"name": "Retry", "customer_type": "individual"}).to_string();
+        let headers = [
+            ("content-type", "application/json"),
+            ("idempotency-key", "k-1"),
+        ];
+        let (s1, h1, first) = post_raw(t, admin, "/api/v1/customers", &headers, body.clone()).await;
+        let (s2, h2, second) =
+            post_raw(t, admin, "/api/v1/customers", &headers, body.clone()).await;
+        assert_eq!((s1, s2), (201, 201));
+        assert_eq!(first, second, "the first response, replayed");
+        assert_eq!(h1["etag"], h2["etag"]);
+        assert!(h1.get("idempotent-replayed").is_none());
+        assert_eq!(h2["idempotent-replayed"], "true");
+        let list = t
+            .get(admin, "/api/v1/customers?name=Retry")
+            .await
+            .expect(200);
+        assert_eq!(list["total"], 1);
+
+        // The same key with another body is a mistake, said plainly.
+        let other = json!({"name": "Other", "customer_type": "individual"}).to_string();
+        let (s, _, e) = post_raw(t, admin, "/api/v1/customers", &headers, other.clone()).await;
+        assert_eq!(s, 422, "{e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("Idempotency-Key"),
+            "{e}"
+        );
+        // Another caller's key of the same name is theirs alone.
+        let w = world(t).await;
+        let (s, _, mine) = post_raw(t, &w.am1.token, "/api/v1/customers", &headers, other).await;
+        assert_eq!(s, 201, "{mine}");
+        assert_ne!(mine["id"], first["id"]);
+        // Client errors are kept too: the retry of a refused request is refused the same way.
+        let bad =
+            json!({"name": "Bad", "customer_type": "individual", "value_tier": "Gold"}).to_string();
+        let k2 = [
+            ("content-type", "application/json"),
+            ("idempotency-key", "k-2"),
+        ];
+        let (s, _, e1) = post_raw(t, admin, "/api/v1/customers", &k2, bad.clone()).await;
+        let (s2, _, e2) = post_raw(t, admin, "/api/v1/customers", &k2, bad).await;
+        assert_eq!((s, s2), (400, 400));
+        assert_eq!(e1, e2);
+        // Without a key, two POSTs are two customers.
+        for _ in 0..2 {
+            post_raw(
+                t,
+                admin,
+                "/api/v1/customers",
+                &[("content-type", "application/json")],
+                body.clone(),
+            )
+            .await;
+        }
+        let list = t
+            .get(admin, "/api/v1/customers?name=Retry")
+            .await
+            .expect(200);
+        assert_eq!(list["total"], 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reference_data_is_checked_on_write_with_the_allowed_values() {
+    on_both(async |t| {
+        let admin = t.admin();
+        for (field, value) in [
+            ("value_tier", "platinium"),
+            ("value_tier", "Gold"),
+            ("segment", "yuth"),
+            ("credit_class", "Z"),
+        ] {
+            let r = t
+                .post(
+                    admin,
+                    "/api/v1/customers",
+                    json!({"name": "x", "customer_type": "individual", field: value}),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{field}={value}: {}", r.body);
+            assert_eq!(r.body["field"], field);
+        }
+        let r = t
+            .post(
+                admin,
+                "/api/v1/customers",
+                json!({"name": "x", "customer_type": "individual", "value_tier": "Gold"}),
+            )
+            .await;
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("basic, standard, silver, gold, platinum, diamond"),
+            "{}",
+            r.body
+        );
+        let c = t
+            .customer("ok", json!({"value_tier": "gold", "segment": "youth"}))
+            .await;
+        t.patch(
+            admin,
+            &format!("/api/v1/customers/{}", id(&c)),
+            json!({"value_tier": "GOLD", "version": 1}),
+        )
+        .await
+        .expect_field("value_tier");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn customers_are_found_by_phone_number_external_id_and_name() {
+    on_both(async |t| {
+        let admin = t.admin();
+        let a = t
+            .customer(
+                "Zhao Lei",
+                json!({"external_id": "EXT-9", "value_tier": "gold", "arpu_cents": 500}),
+            )
+            .await;
+        let b = t
+            .customer(
+                "Qian Hua",
+                json!({"value_tier": "platinum", "arpu_cents": 900}),
+            )
+            .await;
+        t.customer(
+            "Sun Mei",
+            json!({"value_tier": "standard", "arpu_cents": 100}),
+        )
+        .await;
+        t.line(&id(&a), "8613920000042").await;
+        let names = |v: &Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        for q in [
+            "8613920000042",
+            "86139200",
+            "+8613920000042",
+            "EXT-9",
+            "zhao",
+        ] {
+            let r = t
+                .get(
+                    admin,
+                    &format!("/api/v1/customers?q={}", q.replace('+', "%2B")),
+                )
+                .await
+                .expect(200);
+            assert_eq!(names(&r), ["Zhao Lei"], "q={q}");
+        }
+        let none = t
+            .get(admin, "/api/v1/customers?q=8613999")
+            .await
+            .expect(200);
+        assert_eq!(none["total"], 0);
+        // Several values of one filter: either; sorted by a number.
+        let r = t
+            .get(
+                admin,
+                "/api/v1/customers?value_tier=gold,platinum&sort=-arpu_cents",
+            )
+            .await
+            .expect(200);
+        assert_eq!(names(&r), ["Qian Hua", "Zhao Lei"]);
+        assert_eq!(r["total"], 2);
+        t.get(admin, "/api/v1/customers?arpu_cents=1,x")
+            .await
+            .expect_field("arpu_cents");
+        // The search stays inside the caller's scope.
+        let w = world(t).await;
+        let r = t
+            .get(&w.am1.token, "/api/v1/customers?q=8613920000042")
+            .await
+            .expect(200);
+        assert_eq!(r["total"], 0);
+        let _ = b;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accepted_and_declined_are_final_and_the_reason_reaches_the_timeline() {
+    on_both(async |t| {
+        let w = world(t).await;
+        t.store_rec(&sms_rec("r-final", "8613900001001")).await;
+        let path = "/api/v1/recommendations/r-final/response";
+        let tok = &w.am1.token;
+        let r = t
+            .post(
+                tok,
+                path,
+                json!({"outcome": "accepted", "reason": "wants the 5G upgrade"}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(r["status"], "accepted");
+        // The same answer again is a retry: no change, no second response recorded.
+        t.post(tok, path, json!({"outcome": "accepted"}))
+            .await
+            .expect(200);
+        let flip = t.post(tok, path, json!({"outcome": "declined"})).await;
+        assert_eq!(flip.status, 409, "{}", flip.body);
+        assert!(flip.body["message"].as_str().unwrap().contains("final"));
+        let now = t
+            .get(tok, "/api/v1/recommendations/r-final")
+            .await
+            .expect(200);
+        assert_eq!(now["status"], "accepted");
+        let timeline = t
+            .get(
+                tok,
+                &format!(
+                    "/api/v1/customers/{}/interactions?source=offer_response",
+                    w.c1
+                ),
+            )
+            .await
+            .expect(200);
+        assert_eq!(timeline["total"], 1, "{timeline}");
+        assert_eq!(
+            timeline["items"][0]["summary"],
+            "accepted: wants the 5G upgrade"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn permissions_can_be_read_and_a_403_says_who_may() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let me = t.get(&w.agent.token, "/api/v1/auth/me").await.expect(200);
+        let perms: Vec<&str> = me["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            perms,
+            [
+                "read_recommendations",
+                "respond_to_offers",
+                "read_customers",
+                "raise_service_requests"
+            ]
+        );
+        let matrix = t
+            .get(&w.agent.token, "/api/v1/auth/roles")
+            .await
+            .expect(200);
+        assert_eq!(matrix["total"], 8);
+        let marketer = matrix["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["role"] == "marketer")
+            .unwrap();
+        assert!(marketer["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("manage_campaigns")));
+
+        let denied = t
+            .post(
+                &w.agent.token,
+                "/api/v1/catalog/offerings",
+                json!({"code": "X", "name": "x", "offering_type": "plan", "price_cents": 1}),
+            )
+            .await;
+        assert_eq!(denied.status, 403);
+        assert_eq!(denied.body["permission"], "manage_catalog");
+        assert_eq!(denied.body["allowed_roles"], json!(["admin", "marketer"]));
+        assert!(denied.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("roles that have it: admin, marketer"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_the_error_body_and_lists_are_pages() {
+    on_both(async |t| {
+        let admin = t.admin();
+        let r = t.get(admin, "/api/v1/no-such-thing").await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["error"], "not_found");
+        let r = t
+            .call(
+                reqwest::Method::DELETE,
+                "/api/v1/customers",
+                Some(admin),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 405);
+        assert_eq!(r.body["error"], "method_not_allowed");
+        // Lists that were bare arrays are pages like every other list.
+        let w = world(t).await;
+        for path in [
+            "/api/v1/rules".to_string(),
+            "/api/v1/workflows".to_string(),
+            "/api/v1/subscribers/8613900001001/next-best-offers".to_string(),
+            "/api/v1/channels/sms/outbox".to_string(),
+            "/api/v1/agent/subscribers/8613900001001/offers".to_string(),
+        ] {
+            let page = t.get(admin, &path).await.expect(200);
+            assert!(page["items"].is_array(), "{path}: {page}");
+            assert_eq!(
+                page["total"].as_u64().unwrap() as usize,
+                page["items"].as_array().unwrap().len(),
+                "{path}"
+            );
+        }
+        let _ = w;
+    })
+    .await;
+}
