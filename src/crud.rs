@@ -64,7 +64,7 @@ pub async fn create<E: Entity>(mut tx: Tx, actor: &Principal, e: E) -> Result<Ta
 /// [`create`] without the commit, for a handler that writes several records in one
 /// transaction (a bulk import's record): the row and its audit record.
 pub async fn insert_in<E: Entity>(tx: &mut Tx, actor: &Principal, e: &E) -> Result<(), ApiError> {
-    entity::insert(&mut **tx, e).await?;
+    entity::insert(tx, e).await?;
     let change = Change {
         entity: E::KIND,
         entity_id: e.id(),

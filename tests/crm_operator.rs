@@ -61,7 +61,7 @@ fn customer_line(i: usize) -> Value {
         "external_id": format!("BOSS-{i:04}"),
         "name": format!("Customer {i}"),
         "customer_type": "individual",
-        "value_tier": if i % 10 == 0 { "gold" } else { "standard" },
+        "value_tier": if i.is_multiple_of(10) { "gold" } else { "standard" },
         "arpu_cents": 1000 + i as i64,
         "accounts": [{"name": "home", "bill_cycle_day": 5}],
         "lines": [{"msisdn": format!("86139200{i:05}"), "plan": "basic_39", "account": "home"}],

@@ -107,7 +107,7 @@ async fn churn_score_crossing_the_threshold_opens_one_case() {
             .map(|a| a["kind"].as_str().unwrap())
             .collect();
         assert_eq!(kinds, ["care", "visit", "call_back"]);
-        assert_eq!(acts[2]["done"], 1);
+        assert_eq!(acts["items"][2]["done"], 1);
         t.patch(&w.am1.token, &p, json!({"outcome": "saved", "version": 1}))
             .await
             .expect_field("outcome");

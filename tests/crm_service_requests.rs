@@ -112,9 +112,9 @@ async fn multi_step_approval_processing_and_feedback() {
             ]
         );
         let h = t.get(&w.agent.token, &format!("{p}/history")).await.expect(200);
-        assert_eq!(h[2]["actor_id"], w.lead.id.as_str());
-        assert_eq!(h[2]["note"], "ok by T1");
-        assert_eq!(h[3]["actor_id"], w.head.id.as_str());
+        assert_eq!(h["items"][2]["actor_id"], w.lead.id.as_str());
+        assert_eq!(h["items"][2]["note"], "ok by T1");
+        assert_eq!(h["items"][3]["actor_id"], w.head.id.as_str());
         // The requester heard about the approval and the resolution.
         assert_eq!(notice_kinds(t, &w.agent).await, ["feedback", "approval"]);
         let n = t.get(&w.agent.token, "/api/v1/notices?kind=feedback").await.expect(200);

@@ -115,7 +115,7 @@ async fn an_enterprise_messages_its_members_within_consent_and_scope() {
             .get(t.admin(), "/api/v1/channels/sms/outbox?to=8613900001003")
             .await
             .expect(200);
-        let n = liu
+        let n = liu["items"]
             .as_array()
             .unwrap()
             .iter()

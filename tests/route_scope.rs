@@ -373,7 +373,8 @@ async fn sms_outbox_follows_line_scope() {
             .get(&w.marketer.token, "/api/v1/channels/sms/outbox")
             .await
             .expect(200);
-        assert_eq!(all.as_array().unwrap().len(), 3);
+        assert_eq!(all["items"].as_array().unwrap().len(), 3);
+        assert_eq!(all["total"], 3);
     })
     .await;
 }

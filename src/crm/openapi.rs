@@ -62,7 +62,38 @@ impl Modify for Security {
                 }
             }
         }
+        // Every POST takes an `Idempotency-Key` (`http::idempotency`).
+        for item in doc.paths.paths.values_mut() {
+            if let Some(op) = &mut item.post {
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                if !params
+                    .iter()
+                    .any(|p| p.name.eq_ignore_ascii_case("idempotency-key"))
+                {
+                    params.push(idempotency_key());
+                }
+            }
+        }
     }
+}
+
+fn idempotency_key() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "A retry with the same key and request gets the first response again (kept 24 h; \
+             header Idempotent-Replayed: true); the same key with another request is a 422",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(200)),
+        ))
+        .build()
 }
 
 /// `get` + `/api/v1/customers/{id}/members` -> `getCustomersByIdMembers`.
@@ -90,7 +121,10 @@ fn operation_id(method: &str, path: &str) -> String {
         description = "Customers, lines, products and consents for real-time marketing. \
             Lists take `limit` (default 50, max 500), `offset`, `sort` (`field` or `-field`) and \
             whitelisted filters. Records carry `version` and an `ETag`; updates need `If-Match` \
-            or `version` and answer 412 when the record changed. Out-of-scope records answer 404."
+            or `version` and answer 412 when the record changed. Out-of-scope records answer 404. \
+            Every list answers `{items, total, limit, offset}`; every error, unknown routes and \
+            methods included, the `ErrorBody`. A 403 names the permission needed and the roles \
+            that have it (`GET /auth/roles`). Any POST takes an `Idempotency-Key`."
     ),
     components(schemas(crate::http::error::ErrorBody))
 )]

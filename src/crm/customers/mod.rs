@@ -147,7 +147,7 @@ pub fn validate(c: &Customer, segments: &[String]) -> Result<(), ApiError> {
     validate::one_of("credit_class", &c.credit_class, CREDIT)?;
     validate::unit_interval("churn_score", c.churn_score)?;
     validate::non_negative("arpu_cents", c.arpu_cents)?;
-    if !segments.iter().any(|s| *s == c.segment) {
+    if !segments.contains(&c.segment) {
         return Err(ApiError::field(
             "segment",
             format!("must be one of {} (crm.segments)", segments.join(", ")),

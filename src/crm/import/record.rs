@@ -277,7 +277,7 @@ async fn write_lines(
 ) -> Result<(), ApiError> {
     for (i, l) in lines.into_iter().enumerate() {
         let field = at(format!("lines[{i}]."));
-        if !plans.iter().any(|code| *code == l.plan) {
+        if !plans.contains(&l.plan) {
             return Err(field(ApiError::field(
                 "plan",
                 format!(
@@ -309,7 +309,7 @@ async fn write_lines(
             },
         };
         let existing: Option<Line> =
-            crate::store::entity::get(&mut **tx, Sql::new("lines l WHERE 1=1"), &l.msisdn).await?;
+            crate::store::entity::get(tx, Sql::new("lines l WHERE 1=1"), &l.msisdn).await?;
         match existing {
             Some(before) if before.customer_id != c.id => {
                 return Err(field(ApiError::field(
