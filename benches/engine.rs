@@ -137,6 +137,8 @@ impl Bench {
             _ => {
                 let mut p = Policy::from_config(&cfg).unwrap();
                 p.go_status = Status::Proposed;
+                // Simulated numbers have no CRM record; decide for them as a replay does.
+                p.market_unknown = true;
                 Some(p)
             }
         };

@@ -51,6 +51,7 @@ fn main() {
     .expect("rules/ loads");
     let mut policy = Policy::from_config(&cfg).expect("default policy");
     policy.go_status = Status::Proposed;
+    policy.market_unknown = true;
     let settings = MatchSettings::from_config(&cfg.engine).expect("default settings");
     let profile = Arc::new(Profile::default());
     let mut shard = Shard::default();

@@ -112,24 +112,26 @@ pub async fn record(
     actor: &Principal,
     c: Change<'_>,
 ) -> Result<(), sqlx::Error> {
-    let text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
-    Sql::insert(
-        "audit_log",
-        vec![
-            ("id", new_id().into()),
-            ("at", now_text().into()),
-            ("actor_id", actor.id.as_str().into()),
-            ("actor_name", actor.name.as_str().into()),
-            ("entity", c.entity.into()),
-            ("entity_id", c.entity_id.into()),
-            ("action", c.action.into()),
-            ("customer_id", c.customer_id.map(str::to_string).into()),
-            ("before_json", text(c.before).into()),
-            ("after_json", text(c.after).into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(conn)
-    .await?;
+    Sql::insert("audit_log", row(actor, c))
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// The audit row of a change, for [`record`] or a many-row insert.
+pub fn row(actor: &Principal, c: Change<'_>) -> Vec<(&'static str, crate::store::Arg)> {
+    let text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
+    vec![
+        ("id", new_id().into()),
+        ("at", now_text().into()),
+        ("actor_id", actor.id.as_str().into()),
+        ("actor_name", actor.name.as_str().into()),
+        ("entity", c.entity.into()),
+        ("entity_id", c.entity_id.into()),
+        ("action", c.action.into()),
+        ("customer_id", c.customer_id.map(str::to_string).into()),
+        ("before_json", text(c.before).into()),
+        ("after_json", text(c.after).into()),
+        ("seq", next_seq().into()),
+    ]
 }

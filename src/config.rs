@@ -207,6 +207,10 @@ pub struct EngineConfig {
     /// A rule that fails (an error or a limit hit) on this many evaluations in a row is
     /// quarantined: skipped on every later event until the rules are reloaded. 0 = never.
     pub quarantine_after: u32,
+    /// Numbers the CRM has no record of: `service_only` (no marketing; service messages
+    /// still go, marketing is recorded `suppressed` / `unknown_subscriber`) or `market`
+    /// (treated like anyone, on the default profile).
+    pub unknown_subscribers: String,
 }
 
 impl Default for EngineConfig {
@@ -229,6 +233,7 @@ impl Default for EngineConfig {
             dedup_horizon: "24h".into(),
             wall_clock_expiry: true,
             quarantine_after: 5,
+            unknown_subscribers: "service_only".into(),
         }
     }
 }

@@ -63,7 +63,11 @@ pub async fn create<E: Entity>(mut tx: Tx, actor: &Principal, e: E) -> Result<Ta
 
 /// [`create`] without the commit, for a handler that writes several records in one
 /// transaction (a bulk import's record): the row and its audit record.
-pub async fn insert_in<E: Entity>(tx: &mut Tx, actor: &Principal, e: &E) -> Result<(), ApiError> {
+pub async fn insert_in<E: Entity>(
+    tx: &mut sqlx::AnyConnection,
+    actor: &Principal,
+    e: &E,
+) -> Result<(), ApiError> {
     entity::insert(tx, e).await?;
     let change = Change {
         entity: E::KIND,
@@ -79,7 +83,7 @@ pub async fn insert_in<E: Entity>(tx: &mut Tx, actor: &Principal, e: &E) -> Resu
 
 /// [`update`] without the commit: the next version written and audited in `tx`.
 pub async fn update_in<E: Entity>(
-    tx: &mut Tx,
+    tx: &mut sqlx::AnyConnection,
     actor: &Principal,
     before: &E,
     after: E,
@@ -123,9 +127,13 @@ pub async fn save<E: Entity>(
 
 /// The write half of an update, for handlers that check something between writing and
 /// committing: `after` becomes the next version of `before`, or 412 if the row moved on.
-pub async fn write<E: Entity>(tx: &mut Tx, before: &E, mut after: E) -> Result<E, ApiError> {
+pub async fn write<E: Entity>(
+    conn: &mut sqlx::AnyConnection,
+    before: &E,
+    mut after: E,
+) -> Result<E, ApiError> {
     after.next_version(now_text());
-    audit::check_written(entity::update(tx, &after, before.version()).await?)?;
+    audit::check_written(entity::update(conn, &after, before.version()).await?)?;
     Ok(after)
 }
 
@@ -167,4 +175,68 @@ pub async fn delete<E: Entity>(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creations gathered to be written together (a bulk import's chunk): each record with its
+/// audit record, written as one many-row `INSERT` per table, tables in the order first
+/// gathered (so parents, gathered first, go in before the rows that refer to them).
+#[derive(Default)]
+pub struct Deferred {
+    rows: Vec<(&'static str, Vec<(&'static str, crate::store::Arg)>)>,
+}
+
+impl Deferred {
+    /// What [`insert_in`] would write, kept for [`Deferred::flush`].
+    pub fn insert<E: Entity>(&mut self, actor: &Principal, e: &E) {
+        self.rows.push((E::TABLE, entity::row(e)));
+        let change = Change {
+            entity: E::KIND,
+            entity_id: e.id(),
+            action: "create",
+            customer_id: e.customer_id(),
+            before: None,
+            after: audit::snapshot(e),
+        };
+        self.rows.push(("audit_log", audit::row(actor, change)));
+    }
+
+    pub fn append(&mut self, other: Deferred) {
+        self.rows.extend(other.rows);
+    }
+
+    /// Writes everything gathered. A constraint failure fails the whole flush: the caller
+    /// rolls back and writes the records one at a time instead.
+    pub async fn flush(
+        self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<(), crate::store::StoreError> {
+        use crate::store::ResultExt;
+        type Rows = Vec<Vec<crate::store::Arg>>;
+        let mut tables: Vec<(&'static str, Vec<&'static str>, Rows)> = Vec::new();
+        for (table, row) in self.rows {
+            let (cols, values): (Vec<&'static str>, Vec<_>) = row.into_iter().unzip();
+            match tables
+                .iter_mut()
+                .find(|(t, c, _)| *t == table && *c == cols)
+            {
+                Some((_, _, rows)) => rows.push(values),
+                None => tables.push((table, cols, vec![values])),
+            }
+        }
+        // SQLite looks `$n` parameters up by name, so a statement's cost grows with the square
+        // of its parameters: many statements of a few hundred beat one of thousands.
+        const MAX_PARAMS: usize = 500;
+        for (table, cols, rows) in tables {
+            let per = (MAX_PARAMS / cols.len().max(1)).max(1);
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let part: Rows = rows.by_ref().take(per).collect();
+                Sql::insert_many(table, &cols, part)
+                    .execute(&mut *conn)
+                    .await
+                    .with_context(|| format!("inserting many rows into {table}"))?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -23,6 +23,8 @@ pub(crate) fn kairos() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kairos"));
     c.env("KAIROS_ENGINE__RULES_DIR", repo().join("rules"))
         .env("KAIROS_CHANNELS__DIR", repo().join("channels"))
+        // The simulated subscribers have no CRM record: decide for them anyway.
+        .env("KAIROS_ENGINE__UNKNOWN_SUBSCRIBERS", "market")
         .env(
             "KAIROS_LOG",
             std::env::var("KAIROS_TEST_LOG").unwrap_or_else(|_| "warn".into()),

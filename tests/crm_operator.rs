@@ -74,16 +74,18 @@ async fn two_hundred_customers_import_in_one_upload_and_a_retry_changes_nothing(
     on_both(async |t| {
         t.plan("basic_39").await;
         let admin = t.admin();
-        let mut body: String = (0..200)
-            .map(|i| format!("{}\n", customer_line(i)))
-            .collect();
-        // One bad record among them fails alone, naming the field in the record.
+        // One bad record among them (line 101, inside a transaction of good ones) fails
+        // alone, naming the field in the record; so does a line that is not JSON.
+        let line = |i: usize| format!("{}\n", customer_line(i));
+        let mut body: String = (0..100).map(line).collect();
         body.push_str(
             &json!({"external_id": "BOSS-BAD", "name": "Bad", "customer_type": "individual",
                 "lines": [{"msisdn": "8613930000001", "plan": "NO-SUCH-PLAN"}]})
             .to_string(),
         );
-        body.push_str("\nnot json\n");
+        body.push('\n');
+        body.extend((100..200).map(line));
+        body.push_str("not json\n");
         let (reports, summary) = import(t, admin, "application/x-ndjson", body.clone()).await;
         assert_eq!(
             summary,
@@ -92,12 +94,15 @@ async fn two_hundred_customers_import_in_one_upload_and_a_retry_changes_nothing(
         assert_eq!(reports[0]["line"], 1);
         assert_eq!(reports[0]["result"], "created");
         assert_eq!(reports[0]["external_id"], "BOSS-0000");
-        assert_eq!(reports[200]["result"], "failed");
-        assert_eq!(reports[200]["field"], "lines[0].plan");
-        assert!(reports[200]["message"]
+        assert_eq!(reports[100]["line"], 101);
+        assert_eq!(reports[100]["result"], "failed");
+        assert_eq!(reports[100]["field"], "lines[0].plan");
+        assert!(reports[100]["message"]
             .as_str()
             .unwrap()
             .contains("basic_39"));
+        assert_eq!(reports[101]["result"], "created");
+        assert_eq!(reports[101]["external_id"], "BOSS-0100");
         assert_eq!(reports[201]["line"], 202);
         assert_eq!(reports[201]["result"], "failed");
         // The failed record left nothing behind.
@@ -163,6 +168,23 @@ async fn two_hundred_customers_import_in_one_upload_and_a_retry_changes_nothing(
             .await
             .expect(200);
         assert_eq!(audit["total"], 1);
+
+        // Two records of one number in one upload, and one customer twice: the upload's
+        // fast path gives way to record-by-record writes, with the same answers.
+        let twins = json!([
+            {"external_id": "X-1", "name": "Twin one", "customer_type": "individual",
+             "lines": [{"msisdn": "8613950000001", "plan": "basic_39"}]},
+            {"external_id": "X-2", "name": "Twin two", "customer_type": "individual",
+             "lines": [{"msisdn": "8613950000001", "plan": "basic_39"}]},
+            {"external_id": "X-1", "name": "Twin one", "customer_type": "individual", "value_tier": "gold"},
+        ]);
+        let (r, summary) = import(t, admin, "application/json", twins.to_string()).await;
+        let results: Vec<&str> = r.iter().map(|x| x["result"].as_str().unwrap()).collect();
+        assert_eq!(results, ["created", "failed", "updated"], "{r:?}");
+        assert_eq!(r[1]["field"], "lines[0].msisdn");
+        assert_eq!(summary["failed"], 1);
+        let x2 = t.get(admin, "/api/v1/customers?external_id=X-2").await.expect(200);
+        assert_eq!(x2["total"], 0, "the failed twin left nothing");
 
         // CSV, a customer per row with its line and email; a line of another customer is refused.
         let csv = "external_id,name,customer_type,value_tier,churn_score,msisdn,plan,email\n\
@@ -535,6 +557,74 @@ async fn unknown_routes_and_methods_answer_with_the_error_body_and_lists_are_pag
             );
         }
         let _ = w;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ingest_says_what_became_of_each_event_and_unknown_numbers_get_no_marketing() {
+    crate::real_engine::on_both_engine(async |t| {
+        let rules = &t.app.state.config.engine.rules_dir;
+        std::fs::write(
+            rules.join("roam-sale.rhai"),
+            r#"#{ id: "roam-sale", name: "Roaming pack", kind: "dynamic", priority: 90,
+                events: ["location_update"], when: #{ roaming: true }, channels: ["sms"],
+                offer: #{ code: "ROAM-{country}", validity: "1d" }, message: "Roaming in {country}?" };"#,
+        )
+        .unwrap();
+        std::fs::write(
+            rules.join("roam-notice.rhai"),
+            r#"#{ id: "roam-notice", name: "Roaming tariff notice", kind: "dynamic", category: "service",
+                events: ["location_update"], when: #{ roaming: true }, channels: ["portal"],
+                offer: #{ code: "NOTICE-ROAMING", validity: "1d" }, message: "Roaming rates apply in {country}." };"#,
+        )
+        .unwrap();
+        t.post(t.admin(), "/api/v1/rules/reload", json!({})).await.expect(200);
+        let c = t.customer("Known", json!({})).await;
+        t.line(&id(&c), "8613900007701").await;
+        let now = chrono::Utc::now();
+        let ev = |id: &str, m: &str, ts: chrono::DateTime<chrono::Utc>| {
+            json!({"id": id, "type": "location_update", "msisdn": m, "ts": ts.to_rfc3339(),
+                "attrs": {"country": "JP", "roaming": true}})
+        };
+        let batch = json!([
+            ev("k-1", "8613900007701", now),
+            ev("u-1", "8613999990001", now),
+            ev("k-1", "8613900007701", now),
+            ev("k-old", "8613900007701", now - chrono::Duration::hours(5)),
+            {"id": "bad", "type": "location_update"},
+        ]);
+        let r = t.post(t.admin(), "/api/v1/events?wait=true", batch).await.expect(200);
+        let per: Vec<(u64, &str)> = r["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["at"].as_u64().unwrap(), e["result"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            per,
+            [(0, "accepted"), (1, "accepted"), (2, "duplicate"), (3, "late")],
+            "{r}"
+        );
+        assert!(r["events"][3]["reason"].as_str().unwrap().contains("behind"), "{r}");
+        assert_eq!(r["rejected"][0]["at"], 4);
+        assert_eq!(r["outcome"]["duplicates"], 1);
+        assert_eq!(r["outcome"]["late"], 1);
+        // The known line gets the roaming pack; the number the CRM does not know gets the
+        // service notice only, the sale recorded as suppressed with its reason.
+        let decisions = r["outcome"]["decisions"].as_array().unwrap();
+        let of = |m: &str, rule: &str| {
+            decisions
+                .iter()
+                .find(|d| d["msisdn"] == m && d["rule_id"] == rule)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {rule} decision for {m}: {r}"))
+        };
+        assert_eq!(of("8613900007701", "roam-sale")["reason"], Value::Null);
+        let sale = of("8613999990001", "roam-sale");
+        assert_eq!(sale["status"], "suppressed");
+        assert_eq!(sale["reason"], "unknown_subscriber");
+        assert_eq!(of("8613999990001", "roam-notice")["reason"], Value::Null);
     })
     .await;
 }

@@ -111,6 +111,9 @@ pub struct Policy {
     pub expire_on_arrival: bool,
     /// Offers each channel has taken today, against `[capacity]`; kept across reloads.
     pub capacity: Arc<capacity::CapacityUse>,
+    /// Marketing to numbers the CRM does not know (`engine.unknown_subscribers = "market"`).
+    /// Replays, which have no CRM, decide for every number.
+    pub market_unknown: bool,
 }
 
 impl Policy {
@@ -140,6 +143,15 @@ impl Policy {
             go_status: Status::Queued,
             expire_on_arrival: false,
             capacity: Arc::default(),
+            market_unknown: match c.engine.unknown_subscribers.as_str() {
+                "service_only" => false,
+                "market" => true,
+                other => {
+                    return Err(format!(
+                        "engine.unknown_subscribers: {other:?} is not service_only or market"
+                    ))
+                }
+            },
         })
     }
 
@@ -150,6 +162,7 @@ impl Policy {
         let mut next = Policy::from_config(c)?;
         next.go_status = self.go_status;
         next.expire_on_arrival = self.expire_on_arrival;
+        next.market_unknown = self.market_unknown;
         next.capacity = self.capacity.clone();
         if next.propensity.is_some() {
             next.propensity = self.propensity.clone().or(next.propensity);
@@ -245,7 +258,7 @@ impl Policy {
     /// Decides on all proposals for one trigger, updating caps and cooldowns in `st`.
     ///
     /// Stages, in order, each naming its reason when it stops an offer: eligibility
-    /// (`expired_on_arrival`, `already_owned`, `profile_hold`), applicability
+    /// (`expired_on_arrival`, `already_owned`, `unknown_subscriber`, `profile_hold`), applicability
     /// (`channel_unavailable`, `opt_out`), suitability (`cooldown`, `after_declined` /
     /// `after_ignored` / `after_accepted`, `complaint_hold`, `quiet_hours`, `frequency_cap`,
     /// `channel_capacity`), then ranking (`lost_arbitration`: a better offer of this
@@ -473,6 +486,8 @@ impl Policy {
                 Some("expired_on_arrival")
             } else if marketing && profile.owns(&p.offer_code) {
                 Some("already_owned")
+            } else if marketing && !profile.known && !self.market_unknown {
+                Some("unknown_subscriber")
             } else if held.is_some() {
                 Some("profile_hold")
             } else if usable.is_empty() {
@@ -629,6 +644,7 @@ impl Policy {
             || opted_out
             || (marketing
                 && (profile.owns(&r.offer_code)
+                    || (!profile.known && !self.market_unknown)
                     || self.contact.held(profile).is_some()
                     || self
                         .contact

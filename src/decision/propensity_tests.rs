@@ -11,6 +11,7 @@ fn policy_learning() -> Policy {
     c.engine.daily_cap = 1_000_000;
     c.engine.max_offers_per_event = 1;
     let mut pol = Policy::from_config(&c).unwrap();
+    pol.market_unknown = true;
     pol.propensity = Some(Learned::default());
     pol
 }

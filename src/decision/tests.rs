@@ -5,7 +5,11 @@ fn policy() -> Policy {
     let mut c = crate::config::Config::default();
     c.engine.daily_cap = 2;
     c.engine.max_offers_per_event = 1;
-    Policy::from_config(&c).unwrap()
+    let mut p = Policy::from_config(&c).unwrap();
+    // These subscribers are decided for as if the CRM knew them (see the test of
+    // `unknown_subscriber` for the default).
+    p.market_unknown = true;
+    p
 }
 
 /// A proposal of `rule` (offer `{rule}-O`), valid a day, with an hour's cooldown.
@@ -199,6 +203,42 @@ fn complaints_hold_sales_but_not_care() {
     );
     assert_eq!(reasons(&recs), vec![Some("complaint_hold"), None]);
     assert_eq!(recs[1].rule_id, "care");
+}
+
+#[test]
+fn numbers_the_crm_does_not_know_get_service_messages_only_by_default() {
+    let pol = Policy::from_config(&crate::config::Config::default()).unwrap();
+    assert!(!pol.market_unknown);
+    let decide = |profile: &Profile| {
+        pol.decide(
+            vec![
+                p("sale", 0.9, &["sms"], Category::Sales),
+                p("notice", 0.1, &["portal"], Category::Service),
+            ],
+            &mut SubscriberState::default(),
+            profile,
+            m(),
+            &Trigger::Event("e".into()),
+            at("2026-11-23T10:00:00+08:00"),
+        )
+    };
+    let unknown = decide(&Profile::default());
+    assert_eq!(reasons(&unknown), vec![Some("unknown_subscriber"), None]);
+    assert_eq!(unknown[0].status, Status::Suppressed);
+    let known = Profile {
+        known: true,
+        ..Profile::default()
+    };
+    // Known, the sale wins (one offer an event) and the notice loses arbitration to it.
+    assert_eq!(
+        reasons(&decide(&known)),
+        vec![None, Some("lost_arbitration")]
+    );
+    let mut c = crate::config::Config::default();
+    c.engine.unknown_subscribers = "anyone".into();
+    assert!(Policy::from_config(&c)
+        .unwrap_err()
+        .contains("service_only or market"));
 }
 
 #[test]

@@ -51,6 +51,8 @@ fn run_one(rule: &Rule, t: &crate::rules::RuleTest, config: &Config) -> Result<(
     let settings = MatchSettings::from_config(&config.engine)?;
     let mut policy = Policy::from_config(config)?;
     policy.go_status = Status::Proposed;
+    // A rule's test is about the rule: its subscriber is decided for with or without a CRM.
+    policy.market_unknown = true;
     let mut profile = Profile {
         home_country: config.engine.home_country.clone().into(),
         ..Profile::default()

@@ -44,6 +44,7 @@ fn run(set: &RuleSet, ev: &Arc<Event>) -> (Vec<Recommendation>, Vec<RuleFailure>
     cfg.engine.max_offers_per_event = 10;
     let mut policy = Policy::from_config(&cfg).unwrap();
     policy.go_status = Status::Proposed;
+    policy.market_unknown = true;
     let profile = Arc::new(Profile::default());
     let (mut recs, mut fails) = (Vec::new(), Vec::new());
     shard
@@ -245,7 +246,8 @@ fn changed_compares_with_the_previous_event() {
     let mut shard = Shard::default();
     let mut cfg = crate::config::Config::default();
     cfg.engine.daily_cap = 100;
-    let policy = Policy::from_config(&cfg).unwrap();
+    let mut policy = Policy::from_config(&cfg).unwrap();
+    policy.market_unknown = true;
     let profile = Arc::new(Profile::default());
     let mut codes = Vec::new();
     for (i, region) in ["GD", "GD", "SC", "SC", "GD"].iter().enumerate() {
@@ -416,7 +418,8 @@ fn only_the_events_owner_saves_what_a_touchpoint_changes() {
     let mut shard = Shard::default();
     shard.events_own = true;
     let cfg = crate::config::Config::default();
-    let policy = Policy::from_config(&cfg).unwrap();
+    let mut policy = Policy::from_config(&cfg).unwrap();
+    policy.market_unknown = true;
     let profile = Arc::new(Profile::default());
     let req = crate::ports::OfferRequest {
         msisdn: crate::event::Msisdn::parse("8613900000001").unwrap(),
@@ -482,6 +485,7 @@ fn a_declined_offer_is_held_back_and_replays_decide_the_same() {
         cfg.engine.daily_cap = 100;
         let mut policy = Policy::from_config(&cfg).unwrap();
         policy.go_status = Status::Proposed;
+        policy.market_unknown = true;
         policy.contact.suppress = crate::decision::contact::parse(
             std::path::Path::new("policy.toml"),
             "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\n",
@@ -609,6 +613,7 @@ fn an_open_page_is_where_the_subscriber_is_reached() {
     let settings = MatchSettings::default();
     let mut policy = Policy::from_config(&crate::config::Config::default()).unwrap();
     policy.go_status = Status::Proposed;
+    policy.market_unknown = true;
     let profile = Arc::new(Profile::default());
     let channel = |reachable: Option<Arc<dyn crate::ports::Reachability>>| {
         let mut shard = Shard::default();

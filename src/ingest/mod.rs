@@ -49,6 +49,52 @@ pub struct IngestResult {
     pub rejected_total: usize,
     /// What became of the accepted events; `decisions` only with `?wait=true`.
     pub outcome: crate::pipeline::Report,
+    /// With `?wait=true`: every event taken, in request order, with what became of it
+    /// (`accepted`: run by the rules; `duplicate`: seen before, changed nothing; `late`,
+    /// `unknown_type`: kept as dead letters). Refused lines are in `rejected`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventResult {
+    /// Position in the batch (0-based) or line number (1-based) for NDJSON.
+    pub at: usize,
+    pub id: String,
+    /// accepted | duplicate | late | unknown_type
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Each event's result: the skipped ones (by id and number) matched to the last events of
+/// that id in the request (within a request the first of two equal events is the one run).
+fn per_event(
+    taken: &[(usize, String, crate::event::Msisdn)],
+    skipped: &[crate::pipeline::Skipped],
+) -> Vec<EventResult> {
+    let mut left: std::collections::HashMap<
+        (&str, crate::event::Msisdn),
+        Vec<&crate::pipeline::Skipped>,
+    > = std::collections::HashMap::new();
+    for s in skipped {
+        left.entry((s.id.as_str(), s.msisdn)).or_default().push(s);
+    }
+    let mut out: Vec<EventResult> = taken
+        .iter()
+        .rev()
+        .map(|(at, id, m)| {
+            let s = left.get_mut(&(id.as_str(), *m)).and_then(Vec::pop);
+            EventResult {
+                at: *at,
+                id: id.clone(),
+                result: s.map_or("accepted", |s| s.result).to_string(),
+                reason: s.and_then(|s| s.reason.clone()),
+            }
+        })
+        .collect();
+    out.reverse();
+    out
 }
 
 /// Ingest events (single object, JSON array, or `application/x-ndjson`).
@@ -112,6 +158,7 @@ pub async fn ingest(
     );
     let sample = state.config.http.max_dead_letters_per_request;
     let mut good: Vec<Event> = Vec::with_capacity(pieces.len());
+    let mut taken: Vec<(usize, String, crate::event::Msisdn)> = Vec::new();
     let mut bad = Vec::new();
     let mut rejected = Vec::new();
     let mut rejected_total = 0usize;
@@ -128,7 +175,12 @@ pub async fn ingest(
             decode(bytes).and_then(|e| not_from_the_future(e, now, max_skew))
         };
         match r {
-            Ok(e) => good.push(e),
+            Ok(e) => {
+                if params.wait {
+                    taken.push((at, e.id.to_string(), e.msisdn));
+                }
+                good.push(e)
+            }
             Err(e) => {
                 rejected_total += 1;
                 // Only a sample is stored and answered: the rest are counted.
@@ -199,6 +251,11 @@ pub async fn ingest(
     } else {
         StatusCode::ACCEPTED
     };
+    let events = if params.wait {
+        per_event(&taken, &outcome.skipped)
+    } else {
+        Vec::new()
+    };
     Ok((
         status,
         Json(IngestResult {
@@ -206,6 +263,7 @@ pub async fn ingest(
             rejected,
             rejected_total,
             outcome,
+            events,
         }),
     ))
 }

@@ -90,6 +90,18 @@ pub struct Report {
     /// The decisions made, when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Recommendation>,
+    /// The events that changed nothing, and why, for answers per event (ingest shows them).
+    #[serde(skip)]
+    pub skipped: Vec<Skipped>,
+}
+
+/// An event the engine took but did not run: `duplicate`, `late` or `unknown_type`.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub id: String,
+    pub msisdn: Msisdn,
+    pub result: &'static str,
+    pub reason: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -104,6 +116,7 @@ impl Report {
         self.unknown_type += o.unknown_type;
         self.logged += o.logged;
         self.decisions.extend(o.decisions);
+        self.skipped.extend(o.skipped);
     }
 }
 

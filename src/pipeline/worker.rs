@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::commit::{self, DeadRow};
 use super::{Deps, Report, Work};
 use crate::engine::{Shard, Skip, WARM_GROUP};
-use crate::event::Msisdn;
+use crate::event::{Event, Msisdn};
 use crate::ports::{Recommendation, Status};
 use crate::state::SubscriberState;
 
@@ -242,11 +242,15 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                             Err(Skip::Duplicate) => {
                                 report.duplicates += 1;
                                 deps.metrics.duplicates.fetch_add(1, Relaxed);
+                                report.skipped.push(skipped(&ev, "duplicate", None));
                             }
                             Err(Skip::Late { behind_secs }) => {
                                 report.late += 1;
                                 deps.metrics.late.fetch_add(1, Relaxed);
                                 let reason = format!("event time is {behind_secs}s behind this subscriber's latest event, more than the allowed lateness");
+                                report
+                                    .skipped
+                                    .push(skipped(&ev, "late", Some(reason.clone())));
                                 dead.push((
                                     "engine".into(),
                                     Some("ts".into()),
@@ -258,6 +262,11 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                                 report.unknown_type += 1;
                                 deps.metrics.unknown_type.fetch_add(1, Relaxed);
                                 let reason = format!("unknown event type {:?}: not in the contract and no rule listens to it", ev.kind.as_str());
+                                report.skipped.push(skipped(
+                                    &ev,
+                                    "unknown_type",
+                                    Some(reason.clone()),
+                                ));
                                 dead.push((
                                     "engine".into(),
                                     Some("type".into()),
@@ -375,4 +384,13 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         }
     }
     tracing::debug!(worker = id, "worker stopped");
+}
+
+fn skipped(ev: &Event, result: &'static str, reason: Option<String>) -> super::Skipped {
+    super::Skipped {
+        id: ev.id.to_string(),
+        msisdn: ev.msisdn,
+        result,
+        reason,
+    }
 }

@@ -114,6 +114,8 @@ pub fn replay_on(
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
     let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     policy.go_status = Status::Proposed;
+    // No CRM here: every number is decided for, as the rules alone would.
+    policy.market_unknown = true;
     let default_profile = Arc::new(Profile {
         home_country: config.engine.home_country.clone().into(),
         timezone: config.engine.default_timezone.clone().into(),

@@ -94,11 +94,16 @@ fn write_error<E: Entity>(e: sqlx::Error, op: &str) -> StoreError {
     }
 }
 
-pub async fn insert<E: Entity>(conn: &mut AnyConnection, e: &E) -> Result<(), StoreError> {
+/// Every column an insert of `e` writes, in one fixed order per entity.
+pub fn row<E: Entity>(e: &E) -> Vec<(&'static str, Arg)> {
     let mut values = e.values();
     values.extend(e.insert_only());
     values.extend([("id", e.id().into()), ("version", e.version().into())]);
-    Sql::insert(E::TABLE, values)
+    values
+}
+
+pub async fn insert<E: Entity>(conn: &mut AnyConnection, e: &E) -> Result<(), StoreError> {
+    Sql::insert(E::TABLE, row(e))
         .execute(conn)
         .await
         .map_err(|err| write_error::<E>(err, "inserting into"))?;

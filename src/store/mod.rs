@@ -55,6 +55,9 @@ impl Db {
                         "PRAGMA synchronous = NORMAL",
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA foreign_keys = ON",
+                        // 16 MiB of pages per connection instead of 2: a large import's
+                        // random-key index inserts stop rereading pages from the OS.
+                        "PRAGMA cache_size = -16384",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }

@@ -148,6 +148,25 @@ impl Sql {
         sql
     }
 
+    /// One `INSERT` of many rows that share `cols` (each row's values in that order).
+    pub fn insert_many(table: &str, cols: &[&str], rows: Vec<Vec<Arg>>) -> Sql {
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO {table} ({}) VALUES ",
+            cols.join(", ")
+        ));
+        for (r, row) in rows.into_iter().enumerate() {
+            sql.push(if r == 0 { "(" } else { ", (" });
+            for (i, v) in row.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(v);
+            }
+            sql.push(")");
+        }
+        sql
+    }
+
     /// `UPDATE table SET c1 = $1, ..., version = version + 1 WHERE id = $n AND version = $m`.
     pub fn update_versioned(table: &str, id: &str, version: i64, values: Vec<(&str, Arg)>) -> Sql {
         let mut sql = Sql::new(&format!("UPDATE {table} SET "));

@@ -103,18 +103,18 @@ pub async fn customers(
     // The import goes on if the client stops reading: each record is atomic either way.
     tokio::spawn(async move {
         let mut summary = Summary::default();
-        for (line, parsed) in records {
-            let report = match parsed {
-                Ok(obj) => one(&st, &p, line, obj, &plans).await,
-                Err(e) => Report::failed(line, None, e),
-            };
-            summary.records += 1;
-            match report.result {
-                Outcome::Created => summary.created += 1,
-                Outcome::Updated => summary.updated += 1,
-                Outcome::Failed => summary.failed += 1,
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Parsed = records.by_ref().take(CHUNK).collect();
+            for report in chunk_of(&st, &p, chunk, &plans).await {
+                summary.records += 1;
+                match report.result {
+                    Outcome::Created => summary.created += 1,
+                    Outcome::Updated => summary.updated += 1,
+                    Outcome::Failed => summary.failed += 1,
+                }
+                let _ = tx.send(ndjson_line(&report)).await;
             }
-            let _ = tx.send(ndjson_line(&report)).await;
         }
         tracing::info!(
             records = summary.records,
@@ -143,61 +143,221 @@ fn ndjson_line<T: Serialize>(v: &T) -> Bytes {
     Bytes::from(b)
 }
 
-/// Writes one record and commits it; the engine hears of changed profile facts afterwards.
-async fn one(
+/// Records per transaction. Reports go out once their records are committed.
+const CHUNK: usize = 500;
+
+type Done = Vec<(Report, Option<record::Written>)>;
+
+/// Writes a chunk of records in one transaction and reports each; the engine hears of
+/// changed profile facts once they are committed.
+///
+/// New customers (for callers who see every customer) are checked one by one and written
+/// together, a many-row insert per table: the statements per record, not the commits, are
+/// what a large file costs. Updates, scoped callers, and a chunk whose many-row insert fails
+/// (two records of one number, say) go record by record, each in a savepoint so that one
+/// that fails is undone alone.
+async fn chunk_of(st: &CrmState, p: &Principal, chunk: Parsed, plans: &[String]) -> Vec<Report> {
+    let keys: Vec<(usize, Option<String>)> = chunk
+        .iter()
+        .map(|(line, rec)| {
+            let ext = rec
+                .as_ref()
+                .ok()
+                .and_then(|o| o.get("external_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (*line, ext)
+        })
+        .collect();
+    let mut result = None;
+    if p.scope == crate::auth::Scope::All {
+        match together(st, p, &chunk, &keys, plans).await {
+            Ok(done) => result = Some(done),
+            Err(e) => tracing::info!(error = %e, "an import chunk goes record by record"),
+        }
+    }
+    let result = match result {
+        Some(done) => Ok(done),
+        None => one_by_one(st, p, chunk, &keys, plans).await,
+    };
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            // Nothing of this chunk landed: every record in it failed, the reason logged once.
+            tracing::error!(error = %e, first_line = keys.first().map(|k| k.0), records = keys.len(),
+                "an import chunk could not be committed");
+            return keys
+                .into_iter()
+                .map(|(line, ext)| {
+                    let why = "the batch holding this record could not be committed; send it again";
+                    Report::failed(line, ext, ApiError::Unavailable(why.into()))
+                })
+                .collect();
+        }
+    };
+    let mut reports = Vec::with_capacity(done.len());
+    for (report, written) in done {
+        if let Some(w) = written {
+            tell_the_engine(st, &w).await;
+        }
+        reports.push(report);
+    }
+    reports
+}
+
+fn written(line: usize, external_id: &Option<String>, w: &record::Written) -> Report {
+    Report {
+        line,
+        external_id: external_id.clone(),
+        result: w.outcome,
+        id: Some(w.after.id.clone()),
+        field: None,
+        message: None,
+    }
+}
+
+/// The fast path: new customers gathered and inserted together, then the rest one by one.
+async fn together(
     st: &CrmState,
     p: &Principal,
+    chunk: &Parsed,
+    keys: &[(usize, Option<String>)],
+    plans: &[String],
+) -> Result<Done, ApiError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let mut all = crate::crud::Deferred::default();
+    let mut done: Vec<Option<(Report, Option<record::Written>)>> = Vec::with_capacity(chunk.len());
+    let mut later = Vec::new();
+    for (i, ((line, parsed), (_, ext))) in chunk.iter().zip(keys).enumerate() {
+        let obj = match parsed {
+            Ok(obj) => obj.clone(),
+            Err(e) => {
+                done.push(Some((Report::failed(*line, None, again(e)), None)));
+                continue;
+            }
+        };
+        let mut mine = crate::crud::Deferred::default();
+        match record::write(
+            st,
+            &mut tx,
+            p,
+            obj,
+            plans,
+            &mut record::Sink::Later(&mut mine),
+        )
+        .await
+        {
+            Ok(Some(w)) => {
+                all.append(mine);
+                done.push(Some((written(*line, ext, &w), Some(w))));
+            }
+            Ok(None) => {
+                later.push(i);
+                done.push(None);
+            }
+            Err(e @ ApiError::Internal(_)) => return Err(e),
+            Err(e) => done.push(Some((Report::failed(*line, ext.clone(), e), None))),
+        }
+    }
+    all.flush(&mut tx).await?;
+    for i in later {
+        let (line, parsed) = &chunk[i];
+        let obj = parsed.as_ref().expect("only parsed records wait").clone();
+        done[i] = Some(in_savepoint(st, &mut tx, p, *line, &keys[i].1, obj, plans).await?);
+    }
+    tx.commit().await?;
+    Ok(done
+        .into_iter()
+        .map(|d| d.expect("every record answered"))
+        .collect())
+}
+
+/// The same error again (a parse error is reported on either path).
+fn again(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::BadRequest { field, message } => ApiError::BadRequest {
+            field: field.clone(),
+            message: message.clone(),
+        },
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// The safe path: every record in its own savepoint, written as it is checked.
+async fn one_by_one(
+    st: &CrmState,
+    p: &Principal,
+    chunk: Parsed,
+    keys: &[(usize, Option<String>)],
+    plans: &[String],
+) -> Result<Done, ApiError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let mut done = Vec::with_capacity(chunk.len());
+    for ((line, parsed), (_, ext)) in chunk.into_iter().zip(keys) {
+        match parsed {
+            Ok(obj) => done.push(in_savepoint(st, &mut tx, p, line, ext, obj, plans).await?),
+            Err(e) => done.push((Report::failed(line, None, e), None)),
+        }
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// One record in a savepoint: written, or undone alone when it fails.
+async fn in_savepoint(
+    st: &CrmState,
+    tx: &mut sqlx::AnyConnection,
+    p: &Principal,
     line: usize,
+    ext: &Option<String>,
     obj: Map<String, Value>,
     plans: &[String],
-) -> Report {
-    let external_id = obj
-        .get("external_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let result = async {
-        let mut tx = crate::store::begin_write(&st.db).await?;
-        let written = record::write(st, &mut tx, p, obj, plans).await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(written)
-    }
-    .await;
-    match result {
-        Ok(w) => {
-            if let Some(before) = &w.before {
-                let diffs: Vec<FieldChange> = crate::crm::customers::profile_facts(before)
-                    .into_iter()
-                    .zip(crate::crm::customers::profile_facts(&w.after))
-                    .filter(|((_, old), (_, new))| old != new)
-                    .map(|((field, old), (_, new))| FieldChange { field, old, new })
-                    .collect();
-                if !diffs.is_empty() {
-                    changes::emit_for_customer(st, &w.after.id, diffs).await;
-                }
-                crate::crm::retention::on_churn_score(
-                    st,
-                    &w.after.id,
-                    before.churn_score,
-                    w.after.churn_score,
-                )
-                .await;
-            }
-            Report {
-                line,
-                external_id,
-                result: w.outcome,
-                id: Some(w.after.id),
-                field: None,
-                message: None,
-            }
+) -> Result<(Report, Option<record::Written>), ApiError> {
+    sqlx::query("SAVEPOINT import_record")
+        .execute(&mut *tx)
+        .await?;
+    match record::write(st, tx, p, obj, plans, &mut record::Sink::Now).await {
+        Ok(Some(w)) => {
+            sqlx::query("RELEASE SAVEPOINT import_record")
+                .execute(&mut *tx)
+                .await?;
+            Ok((written(line, ext, &w), Some(w)))
         }
+        // A record written at once is always written; `None` is only for gathered ones.
+        Ok(None) => Err(ApiError::internal(anyhow::anyhow!(
+            "an import record was not written"
+        ))),
         Err(e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT import_record")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("RELEASE SAVEPOINT import_record")
+                .execute(&mut *tx)
+                .await?;
             if let ApiError::Internal(err) = &e {
                 tracing::error!(error = ?err, line, "importing a customer record");
             }
-            Report::failed(line, external_id, e)
+            Ok((Report::failed(line, ext.clone(), e), None))
         }
     }
+}
+
+/// What a PATCH of the customer would tell the engine and the retention desk.
+async fn tell_the_engine(st: &CrmState, w: &record::Written) {
+    let Some(before) = &w.before else {
+        return;
+    };
+    let diffs: Vec<FieldChange> = crate::crm::customers::profile_facts(before)
+        .into_iter()
+        .zip(crate::crm::customers::profile_facts(&w.after))
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldChange { field, old, new })
+        .collect();
+    if !diffs.is_empty() {
+        changes::emit_for_customer(st, &w.after.id, diffs).await;
+    }
+    let (old, new) = (before.churn_score, w.after.churn_score);
+    crate::crm::retention::on_churn_score(st, &w.after.id, old, new).await;
 }
 
 type Parsed = Vec<(usize, Result<Map<String, Value>, ApiError>)>;

@@ -11,7 +11,10 @@ use crate::crm::customers::{self, Customer, CustomerPatch, NewCustomer};
 use crate::crm::lines::repo::Line;
 use crate::crm::scope::customer_visible;
 use crate::crm::CrmState;
-use crate::crud::{self, Tx};
+use crate::crud;
+
+/// The connection a record is written on, inside the import's transaction.
+type Tx = sqlx::AnyConnection;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, Entity, Sql};
 
@@ -133,7 +136,31 @@ async fn by_external_id(
     let mut select = Sql::new(&format!("SELECT {} FROM ", Customer::COLUMNS));
     select.push(&sql.text);
     select.args = sql.args;
-    Ok(select.query_as().fetch_optional(&mut **tx).await?)
+    Ok(select.query_as().fetch_optional(tx).await?)
+}
+
+/// Where a record's creations go: written at once, or gathered for its chunk's many-row
+/// insert (`Later`: only new customers, whose checks need no write of their own).
+pub enum Sink<'a> {
+    Now,
+    Later(&'a mut crud::Deferred),
+}
+
+impl Sink<'_> {
+    async fn insert<E: Entity>(
+        &mut self,
+        tx: &mut Tx,
+        p: &Principal,
+        e: &E,
+    ) -> Result<(), ApiError> {
+        match self {
+            Sink::Now => crud::insert_in(tx, p, e).await,
+            Sink::Later(d) => {
+                d.insert(p, e);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What writing one record did, for the report and the engine's profile changes.
@@ -144,13 +171,16 @@ pub struct Written {
 }
 
 /// Upserts one record in `tx`; the caller commits. `plans` is the catalog's plan codes.
+/// With a `Later` sink, a record whose customer exists is left alone (`None`): updates are
+/// written one record at a time.
 pub async fn write(
     st: &CrmState,
     tx: &mut Tx,
     p: &Principal,
     mut obj: Map<String, Value>,
     plans: &[String],
-) -> Result<Written, ApiError> {
+    sink: &mut Sink<'_>,
+) -> Result<Option<Written>, ApiError> {
     let parts: Parts = parse(Value::Object(
         ["accounts", "lines", "contacts"]
             .into_iter()
@@ -168,6 +198,9 @@ pub async fn write(
     };
     let segments = &st.config.crm.segments;
     let existing = by_external_id(tx, p, &external_id).await?;
+    if existing.is_some() && matches!(sink, Sink::Later(_)) {
+        return Ok(None);
+    }
     let (outcome, before, customer) = match existing {
         None => {
             let req: NewCustomer = parse(Value::Object(obj))?;
@@ -175,7 +208,7 @@ pub async fn write(
             customers::validate(&c, segments)?;
             customers::check_parent(tx, p, c.parent_customer_id.as_deref()).await?;
             customers::check_refs(tx, p, &c).await?;
-            crud::insert_in(tx, p, &c).await?;
+            sink.insert(tx, p, &c).await?;
             (Outcome::Created, None, c)
         }
         Some(before) => {
@@ -208,36 +241,44 @@ pub async fn write(
             (Outcome::Updated, Some(before), after)
         }
     };
-    if !customer_visible(tx, p, &customer.id).await? {
+    if p.scope != crate::auth::Scope::All && !customer_visible(tx, p, &customer.id).await? {
         return Err(ApiError::field(
             customers::scope_field(p),
             "would put the customer outside your data scope",
         ));
     }
-    let accounts = write_accounts(tx, p, &customer, parts.accounts).await?;
-    write_lines(tx, p, &customer, accounts, parts.lines, plans).await?;
-    write_contacts(tx, p, &customer, parts.contacts).await?;
-    Ok(Written {
+    // A customer created just now has nothing yet to match against.
+    let new = outcome == Outcome::Created;
+    let accounts = write_accounts(tx, p, sink, &customer, parts.accounts, new).await?;
+    write_lines(tx, p, sink, &customer, accounts, parts.lines, plans).await?;
+    write_contacts(tx, p, sink, &customer, parts.contacts, new).await?;
+    Ok(Some(Written {
         outcome,
         before,
         after: customer,
-    })
+    }))
 }
 
 async fn write_accounts(
     tx: &mut Tx,
     p: &Principal,
+    sink: &mut Sink<'_>,
     c: &Customer,
     wanted: Vec<AccountIn>,
+    new: bool,
 ) -> Result<Vec<Account>, ApiError> {
-    let mut have = crate::crm::accounts::repo::for_customer(tx, &c.id).await?;
+    let mut have = if new {
+        Vec::new()
+    } else {
+        crate::crm::accounts::repo::for_customer(tx, &c.id).await?
+    };
     for (i, a) in wanted.into_iter().enumerate() {
         if have.iter().any(|h| h.name == a.name) {
             continue;
         }
         let acc = new_account(c, a.name, a.payment_method, a.bill_cycle_day);
         crate::crm::accounts::validate(&acc).map_err(at(format!("accounts[{i}].")))?;
-        crud::insert_in(tx, p, &acc).await?;
+        sink.insert(tx, p, &acc).await?;
         have.push(acc);
     }
     Ok(have)
@@ -270,6 +311,7 @@ fn new_account(
 async fn write_lines(
     tx: &mut Tx,
     p: &Principal,
+    sink: &mut Sink<'_>,
     c: &Customer,
     mut accounts: Vec<Account>,
     lines: Vec<LineIn>,
@@ -301,7 +343,7 @@ async fn write_lines(
                 Some(a) => a.id.clone(),
                 None => {
                     let acc = new_account(c, "main".into(), None, None);
-                    crud::insert_in(tx, p, &acc).await?;
+                    sink.insert(tx, p, &acc).await?;
                     let id = acc.id.clone();
                     accounts.push(acc);
                     id
@@ -348,7 +390,7 @@ async fn write_lines(
                     version: 1,
                 };
                 crate::crm::lines::validate(&line).map_err(&field)?;
-                crud::insert_in(tx, p, &line).await.map_err(&field)?;
+                sink.insert(tx, p, &line).await.map_err(&field)?;
             }
         }
     }
@@ -358,13 +400,19 @@ async fn write_lines(
 async fn write_contacts(
     tx: &mut Tx,
     p: &Principal,
+    sink: &mut Sink<'_>,
     c: &Customer,
     contacts: Vec<crate::crm::contacts::NewContact>,
+    new: bool,
 ) -> Result<(), ApiError> {
     if contacts.is_empty() {
         return Ok(());
     }
-    let have = crate::crm::contacts::repo::for_customer(tx, &c.id).await?;
+    let have = if new {
+        Vec::new()
+    } else {
+        crate::crm::contacts::repo::for_customer(tx, &c.id).await?
+    };
     for (i, n) in contacts.into_iter().enumerate() {
         let same = have.iter().any(|h| {
             h.medium_type == n.medium_type
@@ -393,7 +441,7 @@ async fn write_contacts(
             version: 1,
         };
         crate::crm::contacts::validate(&m).map_err(at(format!("contacts[{i}].")))?;
-        crud::insert_in(tx, p, &m).await?;
+        sink.insert(tx, p, &m).await?;
     }
     Ok(())
 }
