@@ -274,6 +274,11 @@ pub struct OfferRequest {
     /// contact policy's.
     #[serde(default)]
     pub control_bp: Option<u32>,
+    /// A service message (a bill, a contract reminder, a staff notice), not marketing: no
+    /// marketing caps, cooldowns, control group or marketing opt-out; the subscriber's
+    /// refusals of service messages still apply.
+    #[serde(default)]
+    pub service: bool,
 }
 
 /// The engine's offers, for the 360 view, TMF680, agents and campaigns.

@@ -274,3 +274,39 @@ async fn tmf681_messages_go_through_the_engine_with_caps_and_opt_outs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tmf681_service_messages_are_not_held_by_marketing_caps() {
+    on_both_engine(async |t| {
+        let w = world(t).await;
+        let msg = |category: Option<&str>| {
+            let mut m = json!({"content": "Your bill is ready", "messageType": "SMS",
+                "sender": {"id": "10086", "name": "Kairos"},
+                "receiver": [{"phoneNumber": "8613900001003"}], "@type": "CommunicationMessage"});
+            if let Some(c) = category {
+                m["characteristic"] = json!([{"name": "category", "value": c}]);
+            }
+            m
+        };
+        let state = |m: &serde_json::Value| m["state"].as_str().unwrap().to_string();
+        // Five bills in a day: none is marketing, none meets the daily cap (3).
+        for i in 0..5 {
+            let m = t
+                .post(t.admin(), TMF681, msg(Some("service")))
+                .await
+                .expect(201);
+            assert_ne!(state(&m), "failed", "bill {i}: {m}");
+        }
+        // Marketing messages to the same line are capped as before: the fourth is held.
+        let mut states = Vec::new();
+        for _ in 0..4 {
+            states.push(state(
+                &t.post(t.admin(), TMF681, msg(None)).await.expect(201),
+            ));
+        }
+        assert_ne!(states[2], "failed", "{states:?}");
+        assert_eq!(states[3], "failed", "{states:?}");
+        let _ = w;
+    })
+    .await;
+}

@@ -237,7 +237,11 @@ impl Shard {
             channels: req.channels.clone(),
             validity_secs: req.valid_for_secs,
             cooldown_secs: 0,
-            category: Category::Sales,
+            category: if req.service {
+                Category::Service
+            } else {
+                Category::Sales
+            },
             control_bp: req.control_bp,
             variant: None,
             here: None,

@@ -433,6 +433,7 @@ fn only_the_events_owner_saves_what_a_touchpoint_changes() {
         valid_for_secs: 3600,
         at: chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+08:00").unwrap(),
         control_bp: None,
+        service: false,
     };
     assert_eq!(shard.propose(&policy, &profile, &req).len(), 1);
     assert!(shard.take_dirty().is_empty(), "not this instance's to save");

@@ -198,6 +198,8 @@ pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<Remin
                         valid_for_secs: 7 * 86_400,
                         at: now.fixed_offset(),
                         control_bp: None,
+                        // A notice to our own staff: never held by marketing caps.
+                        service: true,
                     };
                     // The notice is already committed: a failed SMS is logged, not retried.
                     match st.offers.propose(vec![req]).await {

@@ -576,6 +576,7 @@ pub async fn launch(
                 valid_for_secs: campaign.validity_secs,
                 at,
                 control_bp: Some((campaign.control_pct.clamp(0, 100) * 100) as u32),
+                service: false,
             });
         }
         run.targeted += members.len() as i64;

@@ -132,6 +132,7 @@ pub async fn send(
             valid_for_secs: 86_400,
             at: now,
             control_bp: None,
+            service: false,
         });
     }
     let decided =

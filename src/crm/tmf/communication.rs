@@ -1,6 +1,8 @@
 //! TMF681 `communicationMessage`: a message to one subscriber, sent through the engine's
 //! decision stage (`OfferBook::propose`, rule `tmf681`), so contact caps, opt-outs and
-//! complaint holds apply as for any other marketing contact.
+//! complaint holds apply as for any other marketing contact, unless the message carries the
+//! characteristic `category: service` (a bill, a reminder): then only the subscriber's
+//! refusals of service messages apply.
 //!
 //! States: `initial` (scheduled for later) -> `inProgress` (handed to the engine, waiting in
 //! its outbox) -> `completed` (a channel took it: sent or delivered) or `failed` (suppressed,
@@ -255,6 +257,12 @@ async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiErro
         .and_then(|c| c.value.as_str())
         .unwrap_or(RULE_ID)
         .to_string();
+    // `category: service` (a bill, a reminder) is not marketing: no marketing caps or
+    // opt-out; anything else is a marketing contact.
+    let service = m
+        .characteristic
+        .iter()
+        .any(|c| c.name == "category" && c.value.as_str() == Some("service"));
     let now = chrono::Utc::now();
     m.try_times += 1;
     m.send_time = Some(now_text());
@@ -272,6 +280,7 @@ async fn send(st: &CrmState, m: &mut CommunicationMessage) -> Result<(), ApiErro
             valid_for_secs: 86_400,
             at: now.fixed_offset(),
             control_bp: None,
+            service,
         }])
         .await
         .map_err(|e| ApiError::Unavailable(format!("engine: {e}")))?;
