@@ -628,3 +628,94 @@ async fn ingest_says_what_became_of_each_event_and_unknown_numbers_get_no_market
     })
     .await;
 }
+
+#[tokio::test]
+async fn customers_and_lines_are_deleted_softly_audited_and_with_their_lines() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let admin = t.admin();
+        // Who may not write customers, or does not see this one, cannot delete it.
+        t.delete(&w.agent.token, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(403);
+        t.delete(&w.am2.token, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(404);
+        t.delete(&w.ent_admin.token, &format!("/api/v1/customers/{}", w.ent))
+            .await
+            .expect(403);
+        // An enterprise with a subsidiary is refused, saying what to do.
+        let r = t
+            .delete(admin, &format!("/api/v1/customers/{}", w.ent))
+            .await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains("subsidiaries"));
+
+        t.events.take();
+        t.delete(&w.am1.token, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(204);
+        t.get(admin, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(404);
+        t.get(admin, "/api/v1/lines/8613900001001")
+            .await
+            .expect(404);
+        let names: Vec<String> = t
+            .get(admin, "/api/v1/customers?limit=100")
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(!names.contains(&"c1".to_string()), "{names:?}");
+        // The engine hears that the number is the CRM's no more.
+        let evs = t.events.take();
+        assert_eq!(evs.len(), 1);
+        let ev = serde_json::to_value(&evs[0]).unwrap();
+        assert_eq!(ev["msisdn"], "8613900001001");
+        assert_eq!(
+            ev["attrs"],
+            json!({"field": "known", "old": true, "new": false})
+        );
+        let audit = t
+            .get(
+                admin,
+                &format!(
+                    "/api/v1/audit?entity=customer&action=delete&customer_id={}",
+                    w.c1
+                ),
+            )
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1);
+        assert_eq!(audit["items"][0]["before"]["name"], "c1");
+        t.delete(admin, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(404);
+
+        // A line alone: the customer stays.
+        t.delete(&w.am2.token, "/api/v1/lines/8613900001002")
+            .await
+            .expect(204);
+        t.get(admin, "/api/v1/lines/8613900001002")
+            .await
+            .expect(404);
+        t.get(admin, &format!("/api/v1/customers/{}", w.c2))
+            .await
+            .expect(200);
+        let lines = t
+            .get(admin, &format!("/api/v1/lines?customer_id={}", w.c2))
+            .await
+            .expect(200);
+        assert_eq!(lines["total"], 0);
+        let audit = t
+            .get(admin, "/api/v1/audit?entity=line&action=delete")
+            .await
+            .expect(200);
+        assert_eq!(audit["items"][0]["before"]["msisdn"], "8613900001002");
+    })
+    .await;
+}

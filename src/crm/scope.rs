@@ -4,8 +4,16 @@
 use crate::auth::{Permission, Principal, Role, Scope};
 use crate::store::Sql;
 
-/// Appends ` AND (...)` restricting customer alias `c` to the principal's scope.
+/// Appends ` AND (...)` restricting customer alias `c` to the principal's scope, and to
+/// customers not deleted (deletion is soft: the row stays for the audit trail).
 pub fn push_customer_scope(sql: &mut Sql, p: &Principal, c: &str) {
+    sql.push(&format!(" AND {c}.deleted_at IS NULL"));
+    push_scope_with_deleted(sql, p, c);
+}
+
+/// The principal's scope alone, deleted customers included: for the audit trail, which
+/// keeps what was deleted.
+pub fn push_scope_with_deleted(sql: &mut Sql, p: &Principal, c: &str) {
     match &p.scope {
         Scope::All => {}
         Scope::Own(user) => {

@@ -100,6 +100,8 @@ pub fn apply_profile_change(profile: &mut Profile, ev: &Event) {
         "home_country" => profile.home_country = text(),
         "timezone" => profile.timezone = text(),
         "churn_score" => profile.churn_score = new.as_f64().unwrap_or(profile.churn_score),
+        // The CRM deleted (or restored) the number's customer or line.
+        "known" => profile.known = new.as_bool().unwrap_or(profile.known),
         "arpu_cents" => {
             profile.arpu_cents = new.as_f64().map(|v| v as i64).unwrap_or(profile.arpu_cents)
         }

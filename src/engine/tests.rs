@@ -219,6 +219,11 @@ fn profile_change_updates_the_profile_rules_see() {
     let ev = decode(br#"{"id":"p3","type":"profile_change","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"field":"opt_outs","old":[],"new":["sms"]}}"#).unwrap();
     apply_profile_change(&mut p, &ev);
     assert_eq!(p.opt_outs, vec![smol_str::SmolStr::new("sms")]);
+    // A deleted customer or line: the number is the CRM's no more.
+    p.known = true;
+    let ev = decode(br#"{"id":"p4","type":"profile_change","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00","attrs":{"field":"known","old":true,"new":false}}"#).unwrap();
+    apply_profile_change(&mut p, &ev);
+    assert!(!p.known);
 }
 
 #[test]

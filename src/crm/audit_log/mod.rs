@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::auth::{Permission, Principal, Scope};
-use crate::crm::scope::push_customer_scope;
+use crate::crm::scope::push_scope_with_deleted;
 use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::{fetch_page, FilterKind, ListParams, ListSpec, Page, Sql};
@@ -96,7 +96,7 @@ pub async fn list(
         // Changes to users, catalog and the like concern no customer: admins only.
         sql.push(" AND a.customer_id IS NOT NULL");
     }
-    push_customer_scope(&mut sql, &p, "c");
+    push_scope_with_deleted(&mut sql, &p, "c");
     let page: Page<AuditRow> = fetch_page(
         &st.db.pool,
         "a.id, a.at, a.actor_id, a.actor_name, a.entity, a.entity_id, a.action, a.customer_id, a.before_json, a.after_json",

@@ -28,7 +28,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(read, update))
+        .routes(routes!(read, update, remove))
         .merge(members::router())
         .routes(routes!(group_sms::send))
 }
@@ -407,4 +407,44 @@ pub async fn update(
     // Churn warning: crossing crm.churn_threshold opens a retention case.
     crate::crm::retention::on_churn_score(&st, &id, before.churn_score, after.churn_score).await;
     Ok(Tagged::ok(after.version, after))
+}
+
+/// Deletes a customer, softly: the customer is made inactive and hidden from every read, its
+/// lines are deleted with it (terminated, their numbers known to the engine no more), and the
+/// audit trail keeps the last state. An enterprise with subsidiaries is refused: delete or
+/// move them first.
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody), (status = 403)))]
+pub async fn remove(
+    State(st): State<CrmState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    require_operator_write(&p)?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let before: Customer = crud::load(&mut tx, repo::scoped(&p), &id).await?;
+    let (children,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM customers WHERE parent_customer_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(&id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if children > 0 {
+        return Err(ApiError::Conflict(format!(
+            "the enterprise has {children} subsidiaries; delete them or move them to another parent first"
+        )));
+    }
+    let now = now_text();
+    sqlx::query(
+        "UPDATE customers SET deleted_at = $1, status = 'inactive', updated_at = $1, \
+         version = version + 1 WHERE id = $2",
+    )
+    .bind(&now)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    let msisdns = crate::crm::lines::repo::soft_delete(&mut tx, "customer_id", &id, &now).await?;
+    audit::commit_delete(tx, &p, "customer", &id, Some(&id), &before).await?;
+    changes::emit_for_lines(&st, &msisdns, vec![crate::crm::lines::no_longer_known()]).await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -43,7 +43,7 @@ impl From<LineError> for ApiError {
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(read, update))
+        .routes(routes!(read, update, remove))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -221,4 +221,34 @@ pub async fn update(
         emit_for_lines(&st, std::slice::from_ref(&after.body.msisdn), vec![change]).await;
     }
     Ok(after)
+}
+
+/// Deletes a line, softly: it is terminated and hidden from every read, its number is known
+/// to the engine no more (no marketing from then on), and the audit trail keeps its last
+/// state. Its number stays taken by it.
+#[utoipa::path(delete, path = "/api/v1/lines/{line}", tag = "lines",
+    params(("line" = String, Path, description = "line id or msisdn")),
+    responses((status = 204), (status = 404, body = crate::http::error::ErrorBody), (status = 403)))]
+pub async fn remove(
+    State(st): State<CrmState>,
+    p: Principal,
+    Path(key): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    crate::crm::scope::require_operator_write(&p)?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let before: Line = crud::load(&mut tx, repo::scoped(&p), &key).await?;
+    let msisdns = repo::soft_delete(&mut tx, "id", &before.id, &now_text()).await?;
+    let customer = before.customer_id.clone();
+    crate::audit::commit_delete(tx, &p, "line", &before.id, Some(&customer), &before).await?;
+    emit_for_lines(&st, &msisdns, vec![no_longer_known()]).await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// What the engine hears of a deleted line: the number is no longer the CRM's.
+pub fn no_longer_known() -> FieldChange {
+    FieldChange {
+        field: "known",
+        old: true.into(),
+        new: false.into(),
+    }
 }

@@ -28,7 +28,8 @@ pub struct Line {
 pub const COLUMNS: &str = <Line as Entity>::COLUMNS;
 
 pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE 1=1");
+    let mut sql =
+        Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE l.deleted_at IS NULL");
     push_customer_scope(&mut sql, p, "c");
     sql
 }
@@ -51,6 +52,32 @@ pub async fn for_customer(
     ));
     sql.bind(customer_id).push(" ORDER BY l.msisdn");
     sql.query_as().fetch_all(conn).await
+}
+
+/// Deletes lines softly (kept for the audit trail and the engine's history, skipped by every
+/// read) and terminates them: the line `id`, or every line of a customer when `by` is
+/// `customer_id`. Returns their numbers. `by` is a literal from the caller.
+pub async fn soft_delete(
+    conn: &mut sqlx::AnyConnection,
+    by: &'static str,
+    value: &str,
+    now: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT msisdn FROM lines WHERE {by} = $1 AND deleted_at IS NULL ORDER BY msisdn"
+    ))
+    .bind(value)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
+         version = version + 1 WHERE {by} = $2 AND deleted_at IS NULL"
+    ))
+    .bind(now)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(m,)| m).collect())
 }
 
 crate::entity! { Line in "lines" as l, kind "line", unique "msisdn", owner customer_id,

@@ -111,7 +111,7 @@ impl ProfileSource for CrmProfiles {
         sql.bind(MARKETING)
             .push(", ")
             .bind(SERVICE)
-            .push(") WHERE l.msisdn IN (");
+            .push(") WHERE l.deleted_at IS NULL AND c.deleted_at IS NULL AND l.msisdn IN (");
         let mut unique: Vec<String> = msisdns.iter().map(|m| m.to_string()).collect();
         unique.sort();
         unique.dedup();
@@ -243,7 +243,8 @@ impl LineScope for CrmLineScope {
             return Ok(true);
         }
         let mut sql = crate::store::Sql::new(
-            "SELECT COUNT(*) FROM lines l JOIN customers c ON c.id = l.customer_id WHERE l.msisdn = ",
+            "SELECT COUNT(*) FROM lines l JOIN customers c ON c.id = l.customer_id \
+             WHERE l.deleted_at IS NULL AND l.msisdn = ",
         );
         sql.bind(msisdn.to_string());
         crate::crm::scope::push_customer_scope(&mut sql, who, "c");
