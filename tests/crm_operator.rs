@@ -719,3 +719,41 @@ async fn customers_and_lines_are_deleted_softly_audited_and_with_their_lines() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_segment_grammar_is_in_the_document_and_previews_page() {
+    on_both(async |t| {
+        let doc = t.get(t.admin(), "/api/v1/openapi.json").await.expect(200);
+        let criteria = &doc["components"]["schemas"]["Criteria"];
+        let shapes = criteria["oneOf"].as_array().expect("criteria is one of its shapes");
+        assert_eq!(shapes.len(), 5, "{criteria}");
+        let text = criteria.to_string();
+        for name in ["value_tier", "tenure_months", "accepted_offers_90d", "not_in"] {
+            assert!(text.contains(name), "{name} is documented: {text}");
+        }
+        assert!(criteria["example"]["all"].is_array(), "{criteria}");
+        let new_segment = &doc["components"]["schemas"]["NewSegment"]["properties"]["criteria"];
+        assert_eq!(new_segment["$ref"], "#/components/schemas/Criteria");
+
+        let w = world(t).await;
+        let seg = t
+            .post(&w.marketer.token, "/api/v1/segments",
+                json!({"name": "Everyone", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}))
+            .await
+            .expect(201);
+        let path = format!("/api/v1/segments/{}/preview", id(&seg));
+        let first = t.get(&w.marketer.token, &format!("{path}?limit=2")).await.expect(200);
+        assert_eq!(first["total"], 3, "{first}");
+        assert_eq!(first["items"].as_array().unwrap().len(), 2);
+        let after = first["next_after"].as_str().expect("a next page");
+        let second = t.get(&w.marketer.token, &format!("{path}?limit=2&after={after}")).await.expect(200);
+        assert_eq!(second["items"].as_array().unwrap().len(), 1);
+        assert!(second.get("next_after").is_none(), "{second}");
+        let all: Vec<&Value> = first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap()).collect();
+        let mut msisdns: Vec<&str> = all.iter().map(|m| m["msisdn"].as_str().unwrap()).collect();
+        msisdns.sort();
+        assert_eq!(msisdns, ["8613900001001", "8613900001002", "8613900001003"]);
+        t.get(&w.marketer.token, &format!("{path}?offset=2")).await.expect_field("offset");
+    })
+    .await;
+}

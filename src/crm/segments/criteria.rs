@@ -433,6 +433,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn the_documented_grammar_names_every_field_and_history() {
+        use utoipa::PartialSchema;
+        let doc = serde_json::to_string(&super::super::Criteria::schema()).unwrap();
+        for (name, _, _) in FIELDS {
+            assert!(doc.contains(name), "field {name} is missing from the Criteria schema");
+        }
+        for (name, _, _) in HISTORY {
+            assert!(doc.contains(name), "history {name} is missing from the Criteria schema");
+        }
+    }
+
     fn field_of(e: ApiError) -> String {
         match e {
             ApiError::BadRequest { field: Some(f), .. } => f,

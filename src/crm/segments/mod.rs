@@ -37,8 +37,8 @@ pub struct Segment {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-    /// The criteria document (see the module docs for the language).
-    #[schema(value_type = Object)]
+    /// The criteria document.
+    #[schema(value_type = Criteria)]
     pub criteria: serde_json::Value,
     pub created_by: String,
     pub created_at: String,
@@ -90,12 +90,61 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "s.id",
 };
 
+/// The criteria language, for the API document (the parser is [`criteria`]).
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[schema(example = json!({"all": [
+    {"field": "value_tier", "op": "in", "value": ["gold", "platinum"]},
+    {"field": "churn_score", "op": ">=", "value": 0.5},
+    {"any": [{"field": "region_id", "op": "=", "value": "r1"},
+             {"not": {"field": "plan", "op": "=", "value": "basic_39"}}]},
+    {"field": "tenure_months", "op": ">=", "value": 12},
+    {"history": "accepted_offers_90d", "op": ">=", "value": 1}
+]}))]
+pub enum Criteria {
+    /// A test of one field of the customer or line.
+    Field {
+        /// value_tier | segment | customer_type | region_id | account_manager_id | team_id |
+        /// credit_class | industry | language | home_country | preferred_channel |
+        /// customer_status | plan (text); churn_score (number); arpu_cents | loyalty_points |
+        /// tenure_months (whole numbers)
+        field: String,
+        /// `=`, `!=`, `in`, `not_in` (a list of up to 100 values), and for numbers `>`, `>=`,
+        /// `<`, `<=`
+        op: String,
+        value: serde_json::Value,
+    },
+    /// A count of the line's answers to offers in a trailing window.
+    History {
+        /// accepted_offers_30d | accepted_offers_90d | declined_offers_30d | declined_offers_90d
+        history: String,
+        /// `=`, `!=`, `>`, `>=`, `<`, `<=`
+        op: String,
+        value: i64,
+    },
+    /// Every criterion holds (at most 5 levels deep, 100 tests in all).
+    All {
+        #[schema(no_recursion)]
+        all: Vec<Criteria>,
+    },
+    /// At least one holds.
+    Any {
+        #[schema(no_recursion)]
+        any: Vec<Criteria>,
+    },
+    /// It does not hold.
+    Not {
+        #[schema(no_recursion)]
+        not: Box<Criteria>,
+    },
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSegment {
     pub name: String,
     pub description: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Criteria)]
     pub criteria: serde_json::Value,
 }
 
@@ -104,7 +153,7 @@ pub struct NewSegment {
 pub struct SegmentPatch {
     pub name: Option<String>,
     pub description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Criteria>)]
     pub criteria: Option<serde_json::Value>,
     pub version: Option<i64>,
 }
@@ -127,11 +176,17 @@ pub struct Member {
     pub customer_name: String,
 }
 
+/// A page of a segment's members (active lines in your scope), in line-id order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub segment_id: String,
     pub items: Vec<Member>,
+    /// Matching lines in all pages.
+    pub total: i64,
     pub limit: i64,
+    /// Pass as `after` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
 }
 
 /// Reading segments and campaigns: the people who plan, approve or measure them.
@@ -295,8 +350,9 @@ pub async fn count(
 }
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}/preview", tag = "segments",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")),
-    responses((status = 200, body = Preview), (status = 404)))]
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("after" = Option<String>, Query, description = "the `next_after` of the page before")),
+    responses((status = 200, body = Preview), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn preview(
     State(st): State<CrmState>,
     p: Principal,
@@ -305,8 +361,11 @@ pub async fn preview(
 ) -> Result<Json<Preview>, ApiError> {
     require_marketing_read(&p)?;
     for k in q.keys() {
-        if k != "limit" {
-            return Err(ApiError::field(k.as_str(), "is not a parameter of preview"));
+        if k != "limit" && k != "after" {
+            return Err(ApiError::field(
+                k.as_str(),
+                "is not a parameter of preview (limit, after)",
+            ));
         }
     }
     let limit = match q.get("limit") {
@@ -322,10 +381,27 @@ pub async fn preview(
         .await?
         .ok_or_else(|| ApiError::NotFound("segment".into()))?;
     let node = parse_stored(&s)?;
-    let items = member_page(&mut conn, &p, &node, None, limit).await?;
+    let items = member_page(
+        &mut conn,
+        &p,
+        &node,
+        q.get("after").map(String::as_str),
+        limit,
+    )
+    .await?;
+    let from = members_from(&p, &node);
+    let mut sql = Sql::new("SELECT COUNT(*) FROM ");
+    sql.push(&from.text);
+    sql.args = from.args;
+    let (total,): (i64,) = sql.query_as().fetch_one(&mut *conn).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|m| m.line_id.clone()))
+        .flatten();
     Ok(Json(Preview {
         segment_id: id,
         items,
+        total,
         limit,
+        next_after,
     }))
 }
