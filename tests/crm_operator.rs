@@ -568,7 +568,8 @@ async fn ingest_says_what_became_of_each_event_and_unknown_numbers_get_no_market
         std::fs::write(
             rules.join("roam-sale.rhai"),
             r#"#{ id: "roam-sale", name: "Roaming pack", kind: "dynamic", priority: 90,
-                events: ["location_update"], when: #{ roaming: true }, channels: ["sms"],
+                events: ["location_update"], channels: ["sms"],
+                when: #{ roaming: true, "count(location_update[roaming=true], 7d)": ">= 1" },
                 offer: #{ code: "ROAM-{country}", validity: "1d" }, message: "Roaming in {country}?" };"#,
         )
         .unwrap();
@@ -625,6 +626,17 @@ async fn ingest_says_what_became_of_each_event_and_unknown_numbers_get_no_market
         assert_eq!(sale["status"], "suppressed");
         assert_eq!(sale["reason"], "unknown_subscriber");
         assert_eq!(of("8613999990001", "roam-notice")["reason"], Value::Null);
+        // The 360 view's usage names say what they count, over what, in words.
+        let view = t.get(t.admin(), &format!("/api/v1/customers/{}/view", id(&c))).await.expect(200);
+        let usage = view["usage"]["8613900007701"].as_object().expect("usage of the line");
+        assert!(usage.contains_key("last_event_at"), "{usage:?}");
+        assert_eq!(usage["location_update_roaming_count_7d"], 1.0, "{usage:?}");
+        for key in usage.keys() {
+            assert!(
+                key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{key} reads as a name"
+            );
+        }
     })
     .await;
 }

@@ -120,13 +120,7 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
                 span_secs,
             } => {
                 let v = st.window(series, st.watermark);
-                let name = format!(
-                    "{:?}({ty}{}, {}s)",
-                    agg,
-                    attr.as_ref().map(|a| format!(".{a}")).unwrap_or_default(),
-                    span_secs
-                )
-                .to_lowercase();
+                let name = usage_name(&format!("{agg:?}"), ty, attr.as_deref(), *span_secs);
                 (
                     name,
                     if v.is_nan() {
@@ -137,11 +131,11 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
                 )
             }
             crate::state::SeriesDef::CountSince { ty, reset } => (
-                format!("count_since({ty}, {reset})"),
+                format!("{}_count_since_{}", readable(ty), readable(reset)),
                 serde_json::json!(st.count_since(series)),
             ),
             crate::state::SeriesDef::Last { ty, attr: None } => (
-                format!("last_seen({ty})"),
+                format!("last_{}_at", readable(ty)),
                 st.last(series)
                     .and_then(|l| chrono::DateTime::from_timestamp(l.ts, 0))
                     .map(|t| serde_json::json!(t.to_rfc3339()))
@@ -156,6 +150,76 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
         out.insert("last_event_at".into(), serde_json::json!(t.to_rfc3339()));
     }
     serde_json::Value::Object(out)
+}
+
+/// A usage figure's name as a person reads it, the unit in the name:
+/// `count(call[international=true], 604800s)` is `call_international_count_7d`, a sum of
+/// `data_session.bytes` over a day `data_session_bytes_sum_1d`.
+fn usage_name(agg: &str, ty: &str, attr: Option<&str>, span_secs: i64) -> String {
+    let attr = attr
+        .map(|a| format!("_{}", readable(a)))
+        .unwrap_or_default();
+    format!(
+        "{}{attr}_{}_{}",
+        readable(ty),
+        agg.to_lowercase(),
+        span(span_secs)
+    )
+}
+
+/// `call[international=true,country=JP]` as `call_international_country_jp`.
+fn readable(ty: &str) -> String {
+    let (base, filter) = match ty.split_once('[') {
+        Some((b, f)) => (b, f.trim_end_matches(']')),
+        None => (ty, ""),
+    };
+    let mut out = base.to_lowercase();
+    for cond in filter.split(',').filter(|c| !c.is_empty()) {
+        let (k, v) = cond.split_once('=').unwrap_or((cond, "true"));
+        let part = match v.trim() {
+            "true" => k.trim().to_string(),
+            "false" => format!("not_{}", k.trim()),
+            v => format!("{}_{}", k.trim(), v.trim_matches('"')),
+        };
+        out.push('_');
+        out.push_str(&part.to_lowercase());
+    }
+    out.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// `604800` as `7d`, `3600` as `1h`.
+fn span(secs: i64) -> String {
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod usage_names {
+    use super::*;
+
+    #[test]
+    fn usage_figures_have_names_people_read() {
+        assert_eq!(
+            usage_name("Count", "call[international=true]", None, 604_800),
+            "call_international_count_7d"
+        );
+        assert_eq!(
+            usage_name("Sum", "data_session", Some("bytes"), 86_400),
+            "data_session_bytes_sum_1d"
+        );
+        assert_eq!(
+            readable("call[country=JP,roaming=false]"),
+            "call_country_jp_not_roaming"
+        );
+        assert_eq!(span(5_400), "90m");
+        assert_eq!(span(45), "45s");
+    }
 }
 
 fn events_in(w: &Work) -> usize {

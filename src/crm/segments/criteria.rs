@@ -438,10 +438,16 @@ mod tests {
         use utoipa::PartialSchema;
         let doc = serde_json::to_string(&super::super::Criteria::schema()).unwrap();
         for (name, _, _) in FIELDS {
-            assert!(doc.contains(name), "field {name} is missing from the Criteria schema");
+            assert!(
+                doc.contains(name),
+                "field {name} is missing from the Criteria schema"
+            );
         }
         for (name, _, _) in HISTORY {
-            assert!(doc.contains(name), "history {name} is missing from the Criteria schema");
+            assert!(
+                doc.contains(name),
+                "history {name} is missing from the Criteria schema"
+            );
         }
     }
 
