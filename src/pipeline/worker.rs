@@ -199,29 +199,6 @@ fn span(secs: i64) -> String {
     }
 }
 
-#[cfg(test)]
-mod usage_names {
-    use super::*;
-
-    #[test]
-    fn usage_figures_have_names_people_read() {
-        assert_eq!(
-            usage_name("Count", "call[international=true]", None, 604_800),
-            "call_international_count_7d"
-        );
-        assert_eq!(
-            usage_name("Sum", "data_session", Some("bytes"), 86_400),
-            "data_session_bytes_sum_1d"
-        );
-        assert_eq!(
-            readable("call[country=JP,roaming=false]"),
-            "call_country_jp_not_roaming"
-        );
-        assert_eq!(span(5_400), "90m");
-        assert_eq!(span(45), "45s");
-    }
-}
-
 fn events_in(w: &Work) -> usize {
     match w {
         Work::Events(evs, _) => evs.len(),
@@ -456,5 +433,28 @@ fn skipped(ev: &Event, result: &'static str, reason: Option<String>) -> super::S
         msisdn: ev.msisdn,
         result,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod usage_names {
+    use super::*;
+
+    #[test]
+    fn usage_figures_have_names_people_read() {
+        assert_eq!(
+            usage_name("Count", "call[international=true]", None, 604_800),
+            "call_international_count_7d"
+        );
+        assert_eq!(
+            usage_name("Sum", "data_session", Some("bytes"), 86_400),
+            "data_session_bytes_sum_1d"
+        );
+        assert_eq!(
+            readable("call[country=JP,roaming=false]"),
+            "call_country_jp_not_roaming"
+        );
+        assert_eq!(span(5_400), "90m");
+        assert_eq!(span(45), "45s");
     }
 }
