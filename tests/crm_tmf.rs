@@ -98,10 +98,17 @@ async fn tmf680_recommends_ranked_current_offers_for_a_party() {
         assert_eq!(items.len(), 2, "{q}");
         assert_eq!(items[0]["id"], "r-high");
         assert_eq!(items[0]["priority"], 1);
-        assert_eq!(items[0]["productOffering"]["id"], po["id"]);
+        // One rule for the id: the offer code, whether the catalog has it (then with its
+        // href and name) or not.
+        assert_eq!(items[0]["productOffering"]["id"], po["code"]);
+        assert_eq!(
+            items[0]["productOffering"]["href"],
+            format!("/api/v1/catalog/offerings/{}", po["code"].as_str().unwrap())
+        );
         assert_eq!(items[0]["productOffering"]["name"], "Japan roaming pass");
         assert_eq!(items[1]["priority"], 2);
         assert_eq!(items[1]["productOffering"]["id"], "DATA10");
+        assert!(items[1]["productOffering"].get("href").is_none());
 
         // Stored: GET by id answers the same; the list has it.
         let again = t.get(&w.agent.token, &format!("{TMF680}/{qid}")).await.expect(200);

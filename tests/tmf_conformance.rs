@@ -312,7 +312,7 @@ async fn tmf680_resources_errors_and_hub_events_match_the_v4_schemas() {
         let mut old = q.clone();
         old["recommendationItem"][0].as_object_mut().unwrap().remove("product");
         spec.rejects("QueryProductRecommendation", &old);
-        assert_eq!(q["recommendationItem"][0]["productOffering"]["id"], po["id"]);
+        assert_eq!(q["recommendationItem"][0]["productOffering"]["id"], po["code"]);
         let qid = q["id"].as_str().unwrap().to_string();
         let href = q["href"].as_str().unwrap().to_string();
         spec.check("QueryProductRecommendation", &t.get(&w.agent.token, &href).await.expect(200));

@@ -35,9 +35,13 @@ pub struct ChannelRef {
     pub name: Option<String>,
 }
 
+/// The offering an item recommends. `id` is always the offer code (the key rules, campaigns
+/// and `GET /api/v1/catalog/offerings/{code}` share); `href` is there when the catalog has it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductOfferingRef {
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
     pub name: String,
     #[serde(rename = "@referredType")]
     pub referred_type: String,
@@ -133,14 +137,18 @@ async fn offering(
     conn: &mut sqlx::AnyConnection,
     code: &str,
 ) -> Result<ProductOfferingRef, sqlx::Error> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, name FROM product_offerings WHERE code = $1")
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM product_offerings WHERE code = $1")
             .bind(code)
             .fetch_optional(conn)
             .await?;
-    let (id, name) = row.unwrap_or_else(|| (code.to_string(), code.to_string()));
+    let href = row
+        .is_some()
+        .then(|| format!("/api/v1/catalog/offerings/{code}"));
+    let name = row.map_or_else(|| code.to_string(), |(n,)| n);
     Ok(ProductOfferingRef {
-        id,
+        id: code.to_string(),
+        href,
         name,
         referred_type: "ProductOffering".into(),
     })
