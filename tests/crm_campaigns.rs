@@ -456,6 +456,19 @@ async fn launch_sends_to_the_segment_through_the_engine() {
         assert_eq!(results["revenue_cents"], 1500, "{results}");
         assert!(results["uplift"].is_null());
 
+        // Launched again, it resumes: the lines decided for are skipped, and nothing is
+        // reported sent that did not go out.
+        let again = t
+            .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
+            .await
+            .expect(200);
+        assert_eq!(again["already_decided"], 3, "{again}");
+        assert_eq!(again["sent"], 0, "{again}");
+        assert_eq!(again["decided"], 0, "{again}");
+        let runs = t.get(mk, &format!("/api/v1/campaigns/{cid}/runs")).await.expect(200);
+        assert_eq!(runs["total"], 2);
+        assert_eq!(runs["items"][1]["already_decided"], 3);
+
         // Completed campaigns cannot be launched again.
         go(t, mk, &cid, "completed").await.expect(200);
         t.post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
@@ -522,15 +535,22 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
             })
             .collect();
         assert_eq!(control.len() as i64, held);
-        // Launching again decides the same: the same subscribers are held out.
+        // Launching again decides nothing anew: every line has its decision, and the
+        // held-out ones stay held out.
         let again = t
             .post(mk, &format!("/api/v1/campaigns/{cid}/launch"), json!({}))
             .await
             .expect(200);
-        assert_eq!(
-            again["suppressed_by_reason"]["control_group"], held,
-            "{again}"
-        );
+        assert_eq!(again["already_decided"], 63, "{again}");
+        assert_eq!(again["sent"], 0, "{again}");
+        let (still,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM recommendations WHERE campaign_id = $1 AND reason = 'control_group'",
+        )
+        .bind(&cid)
+        .fetch_one(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(still, held);
         // Six treated and two held-out subscribers take the product afterwards.
         let (mut treated_buy, mut control_buy) = (0, 0);
         for (cust, line, msisdn) in &lines {

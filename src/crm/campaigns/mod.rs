@@ -541,6 +541,7 @@ pub async fn launch(
         targeted: 0,
         decided: 0,
         sent: 0,
+        already_decided: 0,
         suppressed: 0,
         suppressed_by_reason: BTreeMap::new(),
         batches: 0,
@@ -550,14 +551,22 @@ pub async fn launch(
     // launching again is safe: recommendation ids are stable per campaign, line and channel.
     let mut failure: Option<ApiError> = None;
     loop {
-        let members = {
+        let (members, done) = {
             let mut conn = st.db.pool.acquire().await?;
-            segments::member_page(&mut conn, &p, &node, after.as_deref(), BATCH).await?
+            let members =
+                segments::member_page(&mut conn, &p, &node, after.as_deref(), BATCH).await?;
+            let numbers: Vec<&str> = members.iter().map(|m| m.msisdn.as_str()).collect();
+            let done = repo::decided_for(&mut conn, &campaign.id, &numbers).await?;
+            (members, done)
         };
         let Some(last) = members.last() else { break };
         after = Some(last.line_id.clone());
         let mut reqs = Vec::with_capacity(members.len());
         for m in &members {
+            if done.contains(&m.msisdn) {
+                run.already_decided += 1;
+                continue;
+            }
             let Ok(msisdn) = m.msisdn.parse::<Msisdn>() else {
                 *run.suppressed_by_reason
                     .entry("invalid_msisdn".into())

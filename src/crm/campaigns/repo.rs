@@ -210,8 +210,11 @@ pub struct Run {
     pub targeted: i64,
     /// Recommendations the decision stage returned.
     pub decided: i64,
-    /// Queued for (or already handed to) a channel.
+    /// Queued for (or already handed to) a channel by this run.
     pub sent: i64,
+    /// Segment lines an earlier run of the campaign already decided for: skipped, so a
+    /// launch again resumes and sends nothing twice.
+    pub already_decided: i64,
     pub suppressed: i64,
     /// Suppression reason (`opt_out`, `frequency_cap`, ...) -> count.
     #[schema(value_type = Object)]
@@ -229,6 +232,7 @@ struct RunRow {
     targeted: i64,
     decided: i64,
     sent: i64,
+    already_decided: i64,
     suppressed: i64,
     suppressed_by_reason: String,
     batches: i64,
@@ -246,6 +250,7 @@ pub async fn insert_run(conn: &mut sqlx::AnyConnection, r: &Run) -> Result<(), s
             ("targeted", r.targeted.into()),
             ("decided", r.decided.into()),
             ("sent", r.sent.into()),
+            ("already_decided", r.already_decided.into()),
             ("suppressed", r.suppressed.into()),
             (
                 "suppressed_by_reason",
@@ -262,13 +267,36 @@ pub async fn insert_run(conn: &mut sqlx::AnyConnection, r: &Run) -> Result<(), s
     Ok(())
 }
 
+/// Of `msisdns`, the ones the campaign has a decision for already.
+pub async fn decided_for(
+    conn: &mut sqlx::AnyConnection,
+    campaign_id: &str,
+    msisdns: &[&str],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    if msisdns.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut sql = Sql::new("SELECT DISTINCT msisdn FROM recommendations WHERE campaign_id = ");
+    sql.bind(campaign_id).push(" AND msisdn IN (");
+    for (i, m) in msisdns.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(*m);
+    }
+    sql.push(")");
+    let rows: Vec<(String,)> = sql.query_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(m,)| m).collect())
+}
+
 pub async fn runs(
     conn: &mut sqlx::AnyConnection,
     campaign_id: &str,
 ) -> Result<Vec<Run>, sqlx::Error> {
     let mut sql = Sql::new(
         "SELECT id, campaign_id, actor_id, started_at, finished_at, targeted, decided, sent, \
-         suppressed, suppressed_by_reason, batches FROM campaign_runs WHERE campaign_id = ",
+         already_decided, suppressed, suppressed_by_reason, batches FROM campaign_runs \
+         WHERE campaign_id = ",
     );
     sql.bind(campaign_id).push(" ORDER BY seq");
     let rows: Vec<RunRow> = sql.query_as().fetch_all(conn).await?;
@@ -283,6 +311,7 @@ pub async fn runs(
             targeted: r.targeted,
             decided: r.decided,
             sent: r.sent,
+            already_decided: r.already_decided,
             suppressed: r.suppressed,
             suppressed_by_reason: serde_json::from_str(&r.suppressed_by_reason).unwrap_or_default(),
             batches: r.batches,
