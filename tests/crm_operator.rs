@@ -769,3 +769,113 @@ async fn the_segment_grammar_is_in_the_document_and_previews_page() {
     })
     .await;
 }
+
+/// The operator's first two hours, through the documented API only: an organisation, a
+/// catalog, 200 customers in one upload (and the retry), search by phone, a segment campaign
+/// with four-eyes approval, events, the agent and the account manager at work, and the
+/// statistics exported.
+#[tokio::test]
+async fn an_operators_first_two_hours_work_the_first_time() {
+    crate::real_engine::on_both_engine(async |t| {
+        let admin = t.admin();
+        // Organisation and people.
+        let east = t.region("East").await;
+        let team = t.team("Gold desk", &east).await;
+        let am = t.user("li.am", "account_manager", json!({"team_id": team, "region_id": east})).await;
+        let lead = t.user("wang.lead", "team_lead", json!({"team_id": team})).await;
+        let mk = t.user("zhao.mk", "marketer", json!({})).await;
+        let agent = t.user("sun.agent", "agent", json!({"region_id": east})).await;
+        let me = t.get(&mk.token, "/api/v1/auth/me").await.expect(200);
+        assert!(me["permissions"].as_array().unwrap().contains(&json!("manage_campaigns")));
+        // Catalog.
+        t.plan("basic_39").await;
+        t.post(admin, "/api/v1/catalog/offerings",
+            json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}))
+            .await
+            .expect(201);
+        // 200 customers, each with an account, a line and an email, in one upload.
+        let body: String = (0..200)
+            .map(|i| {
+                let mut r = customer_line(i);
+                r["account_manager_id"] = json!(am.id);
+                r["region_id"] = json!(east);
+                format!("{r}\n")
+            })
+            .collect();
+        let (_, summary) = import(t, admin, "application/x-ndjson", body.clone()).await;
+        assert_eq!(summary, json!({"records": 200, "created": 200, "updated": 0, "failed": 0}));
+        let (_, summary) = import(t, admin, "application/x-ndjson", body).await;
+        assert_eq!(summary["created"], 0);
+        assert_eq!(summary["updated"], 200);
+        // The agent finds a caller by the number they call from.
+        let found = t.get(&agent.token, "/api/v1/customers?q=8613920000040").await.expect(200);
+        assert_eq!(found["total"], 1);
+        assert_eq!(found["items"][0]["external_id"], "BOSS-0040");
+        let cid = found["items"][0]["id"].as_str().unwrap().to_string();
+        // A segment campaign to the gold customers, approved by a second person.
+        let seg = t
+            .post(&mk.token, "/api/v1/segments",
+                json!({"name": "Gold", "criteria": {"all": [{"field": "value_tier", "op": "=", "value": "gold"}]}}))
+            .await
+            .expect(201);
+        let preview = t.get(&mk.token, &format!("/api/v1/segments/{}/preview?limit=5", id(&seg))).await.expect(200);
+        assert_eq!(preview["total"], 20);
+        let now = chrono::Utc::now();
+        let c = t
+            .post(&mk.token, "/api/v1/campaigns",
+                json!({"name": "Gold data", "segment_id": id(&seg), "budget_cents": 100000,
+                    "offer_code": "DATA10", "message": "Hi {name}, 10GB for you", "channels": ["sms"],
+                    "rule_ids": [], "start_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+                    "end_at": (now + chrono::Duration::days(7)).to_rfc3339()}))
+            .await
+            .expect(201);
+        let transition = format!("/api/v1/campaigns/{}/transition", id(&c));
+        let go = async |who: &str, to: &str| {
+            t.post(who, &transition, json!({"to": to, "note": to})).await
+        };
+        go(&mk.token, "submitted").await.expect(200);
+        let selfish = go(&mk.token, "approved").await;
+        assert_eq!(selfish.status, 403, "{}", selfish.body);
+        go(&lead.token, "approved").await.expect(200);
+        let run = t.post(&mk.token, &format!("/api/v1/campaigns/{}/launch", id(&c)), json!({})).await.expect(200);
+        assert_eq!(run["targeted"], 20, "{run}");
+        assert_eq!(run["sent"], 20, "{run}");
+        // Events: one answer per event.
+        let ev = json!({"id": "walk-1", "type": "location_update", "msisdn": "8613920000040",
+            "ts": chrono::Utc::now().to_rfc3339(), "attrs": {"country": "JP", "roaming": true}});
+        let r = t.post(admin, "/api/v1/events?wait=true", ev).await.expect(200);
+        assert_eq!(r["events"][0]["result"], "accepted", "{r}");
+        // The agent at the desk: the 360 view, the next-best offers, an answer with its reason.
+        let view = t.get(&agent.token, &format!("/api/v1/customers/{cid}/view")).await.expect(200);
+        assert_eq!(view["customer"]["name"], "Customer 40");
+        let offers = t.get(&agent.token, "/api/v1/agent/subscribers/8613920000040/offers").await.expect(200);
+        assert!(offers["items"].is_array(), "{offers}");
+        let recs = t.get(&agent.token, "/api/v1/recommendations?msisdn=8613920000040").await.expect(200);
+        let rec = recs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["offer_code"] == "DATA10")
+            .cloned()
+            .unwrap_or_else(|| panic!("the campaign offer: {recs}"));
+        let rid = rec["id"].as_str().unwrap();
+        t.post(&agent.token, &format!("/api/v1/recommendations/{rid}/response"),
+            json!({"outcome": "accepted", "reason": "upgrading for the trip"}))
+            .await
+            .expect(200);
+        let timeline = t.get(&am.token, &format!("/api/v1/customers/{cid}/interactions?source=offer_response")).await.expect(200);
+        assert_eq!(timeline["items"][0]["summary"], "accepted: upgrading for the trip");
+        // The account manager sees their 200 customers; the agent may not change them.
+        let mine = t.get(&am.token, "/api/v1/customers?limit=1").await.expect(200);
+        assert_eq!(mine["total"], 200);
+        let denied = t.patch(&agent.token, &format!("/api/v1/customers/{cid}"), json!({"value_tier": "gold", "version": 1})).await;
+        assert_eq!(denied.status, 403);
+        assert!(denied.body["allowed_roles"].as_array().unwrap().contains(&json!("account_manager")));
+        // Statistics, exported.
+        let csv = t.get(&mk.token, "/api/v1/stats/offers?group_by=rule&format=csv").await.expect(200);
+        let text = csv.as_str().unwrap();
+        assert!(text.lines().count() >= 2, "{text}");
+        assert!(text.contains(&format!("campaign:{}", id(&c))), "{text}");
+    })
+    .await;
+}
