@@ -59,7 +59,8 @@ struct SummaryLine<'a> {
 /// created | updated | failed, `id`, `field`, `message`) as it is written, then
 /// `{"summary": {...}}`.
 #[utoipa::path(post, path = "/api/v1/import/customers", tag = "import",
-    request_body(content = String, description = "NDJSON, a JSON array, or CSV with a header row", content_type = "application/x-ndjson"),
+    request_body(content = Vec<Object>, content_type = "application/json",
+        description = "The records as a JSON array. The same records one per line as `application/x-ndjson`, or a CSV with a header row as `text/csv`, are read the same way."),
     responses((status = 200, description = "application/x-ndjson: one Report per record, then {\"summary\": Summary}", body = Report),
         (status = 400, body = crate::http::error::ErrorBody), (status = 413, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
     security(("bearer" = [])))]
