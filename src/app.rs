@@ -292,7 +292,8 @@ pub async fn build_pipeline(
             .relay_over_redis(&config.state.redis_url, &config.state.redis_prefix)
             .await?;
     }
-    let recs = RecStore::new(db.clone());
+    let recs =
+        RecStore::new(db.clone()).in_zone(config.engine.default_tz().map_err(anyhow::Error::msg)?);
     let (dispatcher, _task) = Dispatcher::start(
         registry.clone(),
         recs.clone(),

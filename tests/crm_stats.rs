@@ -246,3 +246,47 @@ async fn statistics_group_count_and_export() {
     })
     .await;
 }
+
+/// One four-minute session around midnight UTC (08:00 in Shanghai): an offer made by an event
+/// (stamped +08:00) and one made through the API a minute before it (stamped UTC, the day
+/// before by UTC) fall on the operator's same calendar day.
+#[tokio::test]
+async fn daily_statistics_follow_the_operators_calendar_whatever_made_the_offer() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let from_event = rec(
+            10,
+            "8613900001001",
+            "roaming",
+            None,
+            "sms",
+            Status::Sent,
+            "2026-12-03T07:58:00+08:00",
+        );
+        let from_api = rec(
+            11,
+            "8613900001001",
+            "roaming",
+            None,
+            "portal",
+            Status::Sent,
+            "2026-12-02T23:57:00Z",
+        );
+        t.store_rec(&from_event).await;
+        t.store_rec(&from_api).await;
+        let by_day = t
+            .get(&w.marketer.token, "/api/v1/stats/offers")
+            .await
+            .expect(200);
+        assert_eq!(rows(&by_day), pairs(&[("2026-12-03", 2)]), "{by_day}");
+        let only = t
+            .get(
+                &w.marketer.token,
+                "/api/v1/stats/offers?from=2026-12-03&to=2026-12-03",
+            )
+            .await
+            .expect(200);
+        assert_eq!(rows(&only), pairs(&[("2026-12-03", 2)]));
+    })
+    .await;
+}

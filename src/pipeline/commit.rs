@@ -32,7 +32,9 @@ pub async fn decisions_and_state(
         return Ok((Vec::new(), true));
     }
     let mut tx = deps.db.pool.begin().await.context("beginning the batch")?;
-    let fresh = RecStore::insert_in(&mut tx, recs)
+    let fresh = deps
+        .recs
+        .insert_in(&mut tx, recs)
         .await
         .context("storing the batch's recommendations")?;
     RecStore::revise_in(&mut tx, revised)

@@ -14,6 +14,8 @@ const ROWS_PER_INSERT: usize = 64;
 #[derive(Clone)]
 pub struct RecStore {
     db: Db,
+    /// The operator's zone, whose calendar day each decision is filed under (`local_day`).
+    tz: chrono_tz::Tz,
     /// Where answers go on to the engine (`RecStore::feed_answers_to`).
     feedback: Arc<OnceLock<Arc<dyn EventSink>>>,
 }
@@ -51,8 +53,15 @@ impl RecStore {
     pub fn new(db: Db) -> Self {
         RecStore {
             db,
+            tz: chrono_tz::Asia::Shanghai,
             feedback: Arc::default(),
         }
+    }
+
+    /// Files decisions under the calendar days of `tz` (the operator's, for statistics).
+    pub fn in_zone(mut self, tz: chrono_tz::Tz) -> Self {
+        self.tz = tz;
+        self
     }
 
     /// Hands every answer recorded from now on to the engine as an `offer_response` event
@@ -93,7 +102,7 @@ impl RecStore {
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
         let mut tx = self.db.pool.begin().await?;
-        let fresh = Self::insert_in(&mut tx, recs).await?;
+        let fresh = self.insert_in(&mut tx, recs).await?;
         tx.commit().await?;
         Ok(fresh)
     }
@@ -123,16 +132,17 @@ impl RecStore {
     /// [`RecStore::insert`] inside the caller's transaction (the worker's batch commit).
     /// Many rows per statement: one statement per row cost more than the engine did.
     pub async fn insert_in(
+        &self,
         conn: &mut sqlx::AnyConnection,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        const COLS: usize = 18;
+        const COLS: usize = 19;
         let mut fresh_ids = std::collections::HashSet::new();
         let base = seq_now();
         for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
-                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment) VALUES {} \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment, local_day) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 crate::store::placeholders(chunk.len(), COLS)
             );
@@ -158,7 +168,13 @@ impl RecStore {
                     .bind(base + (n * ROWS_PER_INSERT + i) as i64)
                     // A deferred offer is due at the end of its quiet hours.
                     .bind(r.not_before.map(|t| t.timestamp_millis()))
-                    .bind(r.explanation.as_ref().and_then(|e| e.segment.clone()));
+                    .bind(r.explanation.as_ref().and_then(|e| e.segment.clone()))
+                    .bind(
+                        r.decided_at
+                            .with_timezone(&self.tz)
+                            .format("%Y-%m-%d")
+                            .to_string(),
+                    );
             }
             fresh_ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }

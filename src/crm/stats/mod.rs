@@ -1,6 +1,7 @@
 //! `/stats/offers`: statistics (统计分析) over the engine's recommendations, grouped by
 //! campaign, rule, channel, team (the account manager's team of the line's customer) or
-//! period (day / week / month of the decision, in the decision's own UTC offset). JSON or CSV
+//! period (day / week / month of the decision, on the operator's calendar:
+//! `engine.default_timezone`, whatever made the offer). JSON or CSV
 //! (`?format=csv` or `Accept: text/csv`). Scoped readers only count their customers' lines.
 
 use std::collections::{BTreeMap, HashMap};
@@ -151,6 +152,9 @@ pub async fn offers(
             ));
         }
     }
+    // The operator's calendar day of the decision (`engine.default_timezone`), whatever
+    // made it; rows stored before that was recorded fall back to their own stamp's day.
+    const DAY: &str = "SUBSTR(COALESCE(r.local_day, r.decided_at), 1, 10)";
     let group_by = q.get("group_by").map(String::as_str).unwrap_or("day");
     crate::crm::validate::one_of("group_by", group_by, GROUPS)?;
     let from = date_param(&q, "from")?;
@@ -161,8 +165,8 @@ pub async fn offers(
         "rule" => "r.rule_id",
         "channel" => "r.channel",
         "team" => "t.name",
-        "month" => "SUBSTR(r.decided_at, 1, 7)",
-        _ => "SUBSTR(r.decided_at, 1, 10)",
+        "month" => "SUBSTR(COALESCE(r.local_day, r.decided_at), 1, 7)",
+        _ => DAY,
     };
     let mut sql = Sql::new(&format!(
         "SELECT {key} AS k, COUNT(*) AS decided, \
@@ -182,12 +186,10 @@ pub async fn offers(
         push_customer_scope(&mut sql, &p, "c");
     }
     if let Some(f) = &from {
-        sql.push(" AND SUBSTR(r.decided_at, 1, 10) >= ")
-            .bind(f.as_str());
+        sql.push(" AND ").push(DAY).push(" >= ").bind(f.as_str());
     }
     if let Some(t) = &to {
-        sql.push(" AND SUBSTR(r.decided_at, 1, 10) <= ")
-            .bind(t.as_str());
+        sql.push(" AND ").push(DAY).push(" <= ").bind(t.as_str());
     }
     for (param, col) in [
         ("campaign_id", "r.campaign_id"),
