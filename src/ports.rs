@@ -202,12 +202,19 @@ pub struct Recommendation {
     pub campaign_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub request_id: Option<String>,
+    /// Written in UTC to the millisecond, as every time in the API (`utc_ms`).
+    #[serde(with = "utc_ms")]
     #[schema(value_type = String, format = DateTime)]
     pub decided_at: DateTime<FixedOffset>,
+    #[serde(with = "utc_ms")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: DateTime<FixedOffset>,
     /// A `deferred` offer goes out from this time on (the end of the quiet hours it fell in).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        with = "utc_ms::option"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub not_before: Option<DateTime<FixedOffset>>,
     pub status: Status,
@@ -332,4 +339,45 @@ pub trait LineScope: Send + Sync {
         who: &crate::access::Principal,
         msisdn: Msisdn,
     ) -> Result<bool, PortError>;
+}
+
+/// Times on output are one format: RFC 3339 in UTC to the millisecond
+/// (`2026-11-23T00:15:00.000Z`), as the CRM's records are; any RFC 3339 time is read.
+/// The instant is the same; the subscriber's own offset is not kept on output.
+pub mod utc_ms {
+    use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn text(t: &DateTime<FixedOffset>) -> String {
+        t.with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        DateTime::<FixedOffset>::deserialize(d)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<FixedOffset>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&text(t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+            Option::<DateTime<FixedOffset>>::deserialize(d)
+        }
+    }
 }

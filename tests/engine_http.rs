@@ -23,8 +23,9 @@ async fn scenario_offers(backend: Backend) {
     assert_eq!(roamer[0]["offer_code"], "ROAM-JP-7D");
     assert_eq!(roamer[0]["rule_id"], "roaming-welcome");
     assert_eq!(roamer[0]["trigger_event_id"], "a1");
-    assert_eq!(roamer[0]["decided_at"], "2026-11-23T08:15:00+08:00");
-    assert_eq!(roamer[0]["expires_at"], "2026-11-30T08:15:00+08:00");
+    // One time format on output: UTC, to the millisecond (the event was stamped 08:15+08:00).
+    assert_eq!(roamer[0]["decided_at"], "2026-11-23T00:15:00.000Z");
+    assert_eq!(roamer[0]["expires_at"], "2026-11-30T00:15:00.000Z");
     // The profile language defaults to zh.
     assert!(
         roamer[0]["message"].as_str().unwrap().contains("日本")
