@@ -69,16 +69,20 @@ pub async fn insert_in<E: Entity>(
     e: &E,
 ) -> Result<(), ApiError> {
     entity::insert(tx, e).await?;
-    let change = Change {
+    audit::record(tx, actor, created(e)).await?;
+    Ok(())
+}
+
+/// The audit record of `e`'s creation.
+fn created<E: Entity>(e: &E) -> Change<'_> {
+    Change {
         entity: E::KIND,
         entity_id: e.id(),
         action: "create",
         customer_id: e.customer_id(),
         before: None,
         after: audit::snapshot(e),
-    };
-    audit::record(tx, actor, change).await?;
-    Ok(())
+    }
 }
 
 /// [`update`] without the commit: the next version written and audited in `tx`.
@@ -189,15 +193,7 @@ impl Deferred {
     /// What [`insert_in`] would write, kept for [`Deferred::flush`].
     pub fn insert<E: Entity>(&mut self, actor: &Principal, e: &E) {
         self.rows.push((E::TABLE, entity::row(e)));
-        let change = Change {
-            entity: E::KIND,
-            entity_id: e.id(),
-            action: "create",
-            customer_id: e.customer_id(),
-            before: None,
-            after: audit::snapshot(e),
-        };
-        self.rows.push(("audit_log", audit::row(actor, change)));
+        self.rows.push(("audit_log", audit::row(actor, created(e))));
     }
 
     pub fn append(&mut self, other: Deferred) {

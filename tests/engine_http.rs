@@ -64,15 +64,7 @@ async fn scenario_offers(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(sent, 2);
-    let outbox: Vec<serde_json::Value> = items(
-        c.get("/api/v1/channels/sms/outbox")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let outbox: Vec<serde_json::Value> = c.get_items("/api/v1/channels/sms/outbox").await;
     assert_eq!(outbox.len(), 2);
 
     // Re-delivering the same events changes nothing.
@@ -415,15 +407,9 @@ async fn portal_offers_are_pushed_live_and_answers_close_the_loop() {
     assert!(!got.contains("POP-FR"), "{got}");
     drop(stream);
 
-    let nbo: Vec<serde_json::Value> = items(
-        c.get(&format!("/api/v1/subscribers/{m}/next-best-offers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let nbo: Vec<serde_json::Value> = c
+        .get_items(&format!("/api/v1/subscribers/{m}/next-best-offers"))
+        .await;
     assert_eq!(nbo.len(), 1);
     let id = nbo[0]["id"].as_str().unwrap().to_string();
     let r = c
@@ -436,15 +422,9 @@ async fn portal_offers_are_pushed_live_and_answers_close_the_loop() {
     let rec: serde_json::Value = r.json().await.unwrap();
     assert_eq!(rec["status"], "accepted");
     // Answered offers are no longer next-best.
-    let nbo: Vec<serde_json::Value> = items(
-        c.get(&format!("/api/v1/subscribers/{m}/next-best-offers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let nbo: Vec<serde_json::Value> = c
+        .get_items(&format!("/api/v1/subscribers/{m}/next-best-offers"))
+        .await;
     assert!(nbo.is_empty());
     let r = c
         .post(&format!("/api/v1/recommendations/{id}/response"))
@@ -478,15 +458,7 @@ async fn rules_reload_swaps_atomically_and_refuses_broken_sets() {
     .unwrap();
     let r = c.post("/api/v1/rules/reload").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let list: Vec<serde_json::Value> = items(
-        c.get("/api/v1/rules")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let list: Vec<serde_json::Value> = c.get_items("/api/v1/rules").await;
     assert_eq!(list.len(), 2);
     app.shutdown().await.unwrap();
 }
@@ -616,15 +588,7 @@ async fn sms_goes_through_an_http_gateway_with_retries_and_delivery_reports() {
 
 /// The loaded rules and the engine stats, by rule id.
 async fn rule_views(c: &Client) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
-    let list: Vec<serde_json::Value> = items(
-        c.get("/api/v1/rules")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let list: Vec<serde_json::Value> = c.get_items("/api/v1/rules").await;
     let stats: serde_json::Value = c
         .get("/api/v1/engine/stats")
         .send()
@@ -997,15 +961,7 @@ async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one
     };
     let mut sent = Vec::new();
     for _ in 0..100 {
-        let outbox: Vec<serde_json::Value> = items(
-            c.get("/api/v1/channels/sms/outbox")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap(),
-        );
+        let outbox: Vec<serde_json::Value> = c.get_items("/api/v1/channels/sms/outbox").await;
         sent = outbox;
         if sent.len() >= 2 {
             break;
@@ -1025,9 +981,4 @@ async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one
     let won = status(a, winner["id"].clone()).await;
     assert_eq!(won["status"], "sent", "{won}");
     app.shutdown().await.unwrap();
-}
-
-/// The items of a `{items, total}` list.
-fn items(v: serde_json::Value) -> Vec<serde_json::Value> {
-    serde_json::from_value(v["items"].clone()).expect("a list with items")
 }

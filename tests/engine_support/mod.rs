@@ -143,6 +143,11 @@ impl Client {
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.get(path).send().await.unwrap().json().await.unwrap()
     }
+    /// The items of a `{items, total}` list.
+    pub async fn get_items(&self, path: &str) -> Vec<serde_json::Value> {
+        let page = self.get_json(path).await;
+        serde_json::from_value(page["items"].clone()).expect("a list with items")
+    }
     /// Ingests and waits until processed.
     pub async fn ingest(&self, events: &[serde_json::Value]) -> serde_json::Value {
         let r = self
