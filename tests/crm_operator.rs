@@ -879,3 +879,35 @@ async fn an_operators_first_two_hours_work_the_first_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_imported_line_brings_its_products_once() {
+    on_both(async |t| {
+        let admin = t.admin();
+        t.plan("basic_39").await;
+        let pack = t
+            .post(admin, "/api/v1/catalog/offerings",
+                json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}))
+            .await
+            .expect(201);
+        let record = json!({"external_id": "P-1", "name": "With pack", "customer_type": "individual",
+            "lines": [{"msisdn": "8613960000001", "plan": "basic_39", "products": ["DATA10"]}]});
+        for _ in 0..2 {
+            let (r, _) = import(t, admin, "application/json", json!([record]).to_string()).await;
+            assert_ne!(r[0]["result"], "failed", "{r:?}");
+        }
+        let cid = import(t, admin, "application/json", json!([record]).to_string()).await.0[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let subs = t.get(admin, &format!("/api/v1/subscriptions?customer_id={cid}")).await.expect(200);
+        assert_eq!(subs["total"], 1, "{subs}");
+        assert_eq!(subs["items"][0]["offering_id"], pack["id"]);
+        assert_eq!(subs["items"][0]["status"], "active");
+        let bad = json!({"external_id": "P-2", "name": "Typo", "customer_type": "individual",
+            "lines": [{"msisdn": "8613960000002", "plan": "basic_39", "products": ["DATA100"]}]});
+        let (r, _) = import(t, admin, "application/json", json!([bad]).to_string()).await;
+        assert_eq!(r[0]["field"], "lines[0].products[0]", "{r:?}");
+    })
+    .await;
+}

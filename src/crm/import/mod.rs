@@ -47,7 +47,8 @@ struct SummaryLine<'a> {
 
 /// Imports customers. Each record is a customer's fields (as for `POST /customers`, with
 /// `external_id` required) plus optional `accounts: [{name, payment_method, bill_cycle_day}]`,
-/// `lines: [{msisdn, plan, status, account}]` and `contacts: [{medium_type, email_address,
+/// `lines: [{msisdn, plan, status, account, products}]` (products: codes of active offerings
+/// the line subscribes to) and `contacts: [{medium_type, email_address,
 /// phone_number, ...}]`. An existing customer (same `external_id`, in your scope) is updated
 /// with the fields given; its lines are matched by msisdn, its accounts by name, and contacts
 /// already there are not added twice, so sending the same file again changes nothing.
@@ -96,9 +97,9 @@ pub async fn customers(
             )))
         }
     };
-    let plans = {
+    let cat = {
         let mut conn = st.db.pool.acquire().await?;
-        crate::crm::catalog::repo::plan_codes(&mut conn).await?
+        record::Catalog::load(&mut conn).await?
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     // The import goes on if the client stops reading: each record is atomic either way.
@@ -107,7 +108,7 @@ pub async fn customers(
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let chunk: Parsed = records.by_ref().take(CHUNK).collect();
-            for report in chunk_of(&st, &p, chunk, &plans).await {
+            for report in chunk_of(&st, &p, chunk, &cat).await {
                 summary.records += 1;
                 match report.result {
                     Outcome::Created => summary.created += 1,
@@ -157,7 +158,12 @@ type Done = Vec<(Report, Option<record::Written>)>;
 /// what a large file costs. Updates, scoped callers, and a chunk whose many-row insert fails
 /// (two records of one number, say) go record by record, each in a savepoint so that one
 /// that fails is undone alone.
-async fn chunk_of(st: &CrmState, p: &Principal, chunk: Parsed, plans: &[String]) -> Vec<Report> {
+async fn chunk_of(
+    st: &CrmState,
+    p: &Principal,
+    chunk: Parsed,
+    cat: &record::Catalog,
+) -> Vec<Report> {
     let keys: Vec<(usize, Option<String>)> = chunk
         .iter()
         .map(|(line, rec)| {
@@ -172,14 +178,14 @@ async fn chunk_of(st: &CrmState, p: &Principal, chunk: Parsed, plans: &[String])
         .collect();
     let mut result = None;
     if p.scope == crate::auth::Scope::All {
-        match together(st, p, &chunk, &keys, plans).await {
+        match together(st, p, &chunk, &keys, cat).await {
             Ok(done) => result = Some(done),
             Err(e) => tracing::info!(error = %e, "an import chunk goes record by record"),
         }
     }
     let result = match result {
         Some(done) => Ok(done),
-        None => one_by_one(st, p, chunk, &keys, plans).await,
+        None => one_by_one(st, p, chunk, &keys, cat).await,
     };
     let done = match result {
         Ok(done) => done,
@@ -223,7 +229,7 @@ async fn together(
     p: &Principal,
     chunk: &Parsed,
     keys: &[(usize, Option<String>)],
-    plans: &[String],
+    cat: &record::Catalog,
 ) -> Result<Done, ApiError> {
     let mut tx = crate::store::begin_write(&st.db).await?;
     let mut all = crate::crud::Deferred::default();
@@ -243,7 +249,7 @@ async fn together(
             &mut tx,
             p,
             obj,
-            plans,
+            cat,
             &mut record::Sink::Later(&mut mine),
         )
         .await
@@ -264,7 +270,7 @@ async fn together(
     for i in later {
         let (line, parsed) = &chunk[i];
         let obj = parsed.as_ref().expect("only parsed records wait").clone();
-        done[i] = Some(in_savepoint(st, &mut tx, p, *line, &keys[i].1, obj, plans).await?);
+        done[i] = Some(in_savepoint(st, &mut tx, p, *line, &keys[i].1, obj, cat).await?);
     }
     tx.commit().await?;
     Ok(done
@@ -290,13 +296,13 @@ async fn one_by_one(
     p: &Principal,
     chunk: Parsed,
     keys: &[(usize, Option<String>)],
-    plans: &[String],
+    cat: &record::Catalog,
 ) -> Result<Done, ApiError> {
     let mut tx = crate::store::begin_write(&st.db).await?;
     let mut done = Vec::with_capacity(chunk.len());
     for ((line, parsed), (_, ext)) in chunk.into_iter().zip(keys) {
         match parsed {
-            Ok(obj) => done.push(in_savepoint(st, &mut tx, p, line, ext, obj, plans).await?),
+            Ok(obj) => done.push(in_savepoint(st, &mut tx, p, line, ext, obj, cat).await?),
             Err(e) => done.push((Report::failed(line, None, e), None)),
         }
     }
@@ -312,12 +318,12 @@ async fn in_savepoint(
     line: usize,
     ext: &Option<String>,
     obj: Map<String, Value>,
-    plans: &[String],
+    cat: &record::Catalog,
 ) -> Result<(Report, Option<record::Written>), ApiError> {
     sqlx::query("SAVEPOINT import_record")
         .execute(&mut *tx)
         .await?;
-    match record::write(st, tx, p, obj, plans, &mut record::Sink::Now).await {
+    match record::write(st, tx, p, obj, cat, &mut record::Sink::Now).await {
         Ok(Some(w)) => {
             sqlx::query("RELEASE SAVEPOINT import_record")
                 .execute(&mut *tx)
@@ -356,6 +362,9 @@ async fn tell_the_engine(st: &CrmState, w: &record::Written) {
         .collect();
     if !diffs.is_empty() {
         changes::emit_for_customer(st, &w.after.id, diffs).await;
+    }
+    if w.subscribed {
+        changes::emit_owned(st, &w.after.id).await;
     }
     let (old, new) = (before.churn_score, w.after.churn_score);
     crate::crm::retention::on_churn_score(st, &w.after.id, old, new).await;

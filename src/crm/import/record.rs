@@ -50,6 +50,33 @@ pub struct LineIn {
     pub status: Option<String>,
     /// The name of one of the record's (or the customer's) accounts.
     pub account: Option<String>,
+    /// Codes of active catalog offerings the line subscribes to (add-ons, bundles): each an
+    /// active subscription, added unless the line has it already.
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+/// What an import checks references against, read once per upload.
+pub struct Catalog {
+    /// Plan codes (type `plan`, not retired).
+    pub plans: Vec<String>,
+    /// Active offerings: code -> id.
+    pub offerings: std::collections::HashMap<String, String>,
+}
+
+impl Catalog {
+    pub async fn load(conn: &mut sqlx::AnyConnection) -> Result<Catalog, sqlx::Error> {
+        let plans = crate::crm::catalog::repo::plan_codes(conn).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT code, id FROM product_offerings WHERE lifecycle_status = 'active'",
+        )
+        .fetch_all(conn)
+        .await?;
+        Ok(Catalog {
+            plans,
+            offerings: rows.into_iter().collect(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -168,9 +195,11 @@ pub struct Written {
     pub outcome: Outcome,
     pub before: Option<Customer>,
     pub after: Customer,
+    /// Subscriptions were added: the products the customer owns changed.
+    pub subscribed: bool,
 }
 
-/// Upserts one record in `tx`; the caller commits. `plans` is the catalog's plan codes.
+/// Upserts one record in `tx`; the caller commits. `cat` is the catalog's plans and offerings.
 /// With a `Later` sink, a record whose customer exists is left alone (`None`): updates are
 /// written one record at a time.
 pub async fn write(
@@ -178,7 +207,7 @@ pub async fn write(
     tx: &mut Tx,
     p: &Principal,
     mut obj: Map<String, Value>,
-    plans: &[String],
+    cat: &Catalog,
     sink: &mut Sink<'_>,
 ) -> Result<Option<Written>, ApiError> {
     let parts: Parts = parse(Value::Object(
@@ -250,12 +279,13 @@ pub async fn write(
     // A customer created just now has nothing yet to match against.
     let new = outcome == Outcome::Created;
     let accounts = write_accounts(tx, p, sink, &customer, parts.accounts, new).await?;
-    write_lines(tx, p, sink, &customer, accounts, parts.lines, plans).await?;
+    let subscribed = write_lines(tx, p, sink, &customer, accounts, parts.lines, cat).await?;
     write_contacts(tx, p, sink, &customer, parts.contacts, new).await?;
     Ok(Some(Written {
         outcome,
         before,
         after: customer,
+        subscribed,
     }))
 }
 
@@ -315,18 +345,29 @@ async fn write_lines(
     c: &Customer,
     mut accounts: Vec<Account>,
     lines: Vec<LineIn>,
-    plans: &[String],
-) -> Result<(), ApiError> {
+    cat: &Catalog,
+) -> Result<bool, ApiError> {
+    let mut subscribed = false;
     for (i, l) in lines.into_iter().enumerate() {
         let field = at(format!("lines[{i}]."));
-        if !plans.contains(&l.plan) {
+        if !cat.plans.contains(&l.plan) {
             return Err(field(ApiError::field(
                 "plan",
                 format!(
                     "must be the code of a plan in the catalog: {}",
-                    plans.join(", ")
+                    cat.plans.join(", ")
                 ),
             )));
+        }
+        let mut products = Vec::with_capacity(l.products.len());
+        for (j, code) in l.products.iter().enumerate() {
+            let id = cat.offerings.get(code).ok_or_else(|| {
+                field(ApiError::field(
+                    format!("products[{j}]"),
+                    format!("{code:?} is not the code of an active offering in the catalog"),
+                ))
+            })?;
+            products.push(id.clone());
         }
         let account_id = match &l.account {
             Some(name) => accounts
@@ -352,7 +393,7 @@ async fn write_lines(
         };
         let existing: Option<Line> =
             crate::store::entity::get(tx, Sql::new("lines l WHERE 1=1"), &l.msisdn).await?;
-        match existing {
+        let line_id = match existing {
             Some(before) if before.customer_id != c.id => {
                 return Err(field(ApiError::field(
                     "msisdn",
@@ -373,6 +414,15 @@ async fn write_lines(
                 {
                     crud::update_in(tx, p, &before, after).await?;
                 }
+                // The subscriptions it has already are not added twice.
+                let have: Vec<(String,)> = sqlx::query_as(
+                    "SELECT offering_id FROM subscriptions WHERE line_id = $1 AND status <> 'terminated'",
+                )
+                .bind(&before.id)
+                .fetch_all(&mut *tx)
+                .await?;
+                products.retain(|o| !have.iter().any(|(h,)| h == o));
+                before.id
             }
             None => {
                 let now = now_text();
@@ -391,10 +441,29 @@ async fn write_lines(
                 };
                 crate::crm::lines::validate(&line).map_err(&field)?;
                 sink.insert(tx, p, &line).await.map_err(&field)?;
+                line.id
             }
+        };
+        products.dedup();
+        for offering_id in products {
+            let now = now_text();
+            let sub = crate::crm::subscriptions::repo::Subscription {
+                id: new_id(),
+                customer_id: c.id.clone(),
+                line_id: Some(line_id.clone()),
+                offering_id,
+                status: "active".into(),
+                start_date: Some(now.clone()),
+                termination_date: None,
+                created_at: now.clone(),
+                updated_at: now,
+                version: 1,
+            };
+            sink.insert(tx, p, &sub).await?;
+            subscribed = true;
         }
     }
-    Ok(())
+    Ok(subscribed)
 }
 
 async fn write_contacts(
