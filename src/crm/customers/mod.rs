@@ -356,7 +356,7 @@ pub(crate) fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
 }
 
 /// The profile facts the engine reads, as `(field, value)`.
-pub(crate) fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
+fn profile_facts(c: &Customer) -> Vec<(&'static str, serde_json::Value)> {
     vec![
         ("value_tier", c.value_tier.clone().into()),
         ("credit_class", c.credit_class.clone().into()),
@@ -397,16 +397,22 @@ pub async fn update(
         ));
     }
     crud::commit(tx, &p, "update", &before, &after).await?;
-    let diffs: Vec<FieldChange> = profile_facts(&before)
+    announce(&st, &before, &after).await;
+    Ok(Tagged::ok(after.version, after))
+}
+
+/// After a committed change of a customer (a PATCH, an import): the engine hears of the
+/// profile facts that moved, and crossing `crm.churn_threshold` opens a retention case.
+pub(crate) async fn announce(st: &CrmState, before: &Customer, after: &Customer) {
+    let diffs: Vec<FieldChange> = profile_facts(before)
         .into_iter()
-        .zip(profile_facts(&after))
+        .zip(profile_facts(after))
         .filter(|((_, old), (_, new))| old != new)
         .map(|((field, old), (_, new))| FieldChange { field, old, new })
         .collect();
-    changes::emit_for_customer(&st, &id, diffs).await;
-    // Churn warning: crossing crm.churn_threshold opens a retention case.
-    crate::crm::retention::on_churn_score(&st, &id, before.churn_score, after.churn_score).await;
-    Ok(Tagged::ok(after.version, after))
+    changes::emit_for_customer(st, &after.id, diffs).await;
+    crate::crm::retention::on_churn_score(st, &after.id, before.churn_score, after.churn_score)
+        .await;
 }
 
 /// Deletes a customer, softly: the customer is made inactive and hidden from every read, its

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Principal;
-use crate::crm::profiles::changes::{self, FieldChange};
+use crate::crm::profiles::changes;
 use crate::crm::scope::require_operator_write;
 use crate::crm::CrmState;
 use crate::http::ApiError;
@@ -349,20 +349,13 @@ async fn in_savepoint(
     }
 }
 
-/// What a PATCH of the customer would tell the engine and the retention desk.
+/// What a PATCH of the customer would tell the engine and the retention desk, and the
+/// products it owns when subscriptions were added.
 async fn tell_the_engine(st: &CrmState, w: &record::Written) {
     let Some(before) = &w.before else {
         return;
     };
-    let diffs: Vec<FieldChange> = crate::crm::customers::profile_facts(before)
-        .into_iter()
-        .zip(crate::crm::customers::profile_facts(&w.after))
-        .filter(|((_, old), (_, new))| old != new)
-        .map(|((field, old), (_, new))| FieldChange { field, old, new })
-        .collect();
-    if !diffs.is_empty() {
-        changes::emit_for_customer(st, &w.after.id, diffs).await;
-    }
+    crate::crm::customers::announce(st, before, &w.after).await;
     if w.subscribed {
         changes::emit_owned(st, &w.after.id).await;
     }

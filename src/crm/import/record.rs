@@ -253,16 +253,8 @@ pub async fn write(
                 customers::check_parent(tx, p, after.parent_customer_id.as_deref()).await?;
             }
             customers::check_refs(tx, p, &after).await?;
-            let after = if customers::profile_facts(&after) != customers::profile_facts(&before)
-                || after.name != before.name
-                || after.status != before.status
-                || after.account_manager_id != before.account_manager_id
-                || after.region_id != before.region_id
-                || after.parent_customer_id != before.parent_customer_id
-                || after.industry != before.industry
-                || after.preferred_channel != before.preferred_channel
-                || after.party_id != before.party_id
-            {
+            // A record that changes nothing writes no version (a re-import is a no-op).
+            let after = if after != before {
                 crud::update_in(tx, p, &before, after).await?
             } else {
                 before.clone()
@@ -351,13 +343,7 @@ async fn write_lines(
     for (i, l) in lines.into_iter().enumerate() {
         let field = at(format!("lines[{i}]."));
         if !cat.plans.contains(&l.plan) {
-            return Err(field(ApiError::field(
-                "plan",
-                format!(
-                    "must be the code of a plan in the catalog: {}",
-                    cat.plans.join(", ")
-                ),
-            )));
+            return Err(field(crate::crm::lines::not_a_plan(&cat.plans)));
         }
         let mut products = Vec::with_capacity(l.products.len());
         for (j, code) in l.products.iter().enumerate() {

@@ -107,7 +107,12 @@ pub async fn check_plan(conn: &mut sqlx::AnyConnection, plan: &str) -> Result<()
     if plans.iter().any(|c| c == plan) {
         return Ok(());
     }
-    Err(ApiError::field(
+    Err(not_a_plan(&plans))
+}
+
+/// The error for a plan the catalog does not have, listing the ones it has.
+pub fn not_a_plan(plans: &[String]) -> ApiError {
+    ApiError::field(
         "plan",
         if plans.is_empty() {
             "must be the code of a plan in the catalog, which has none yet (POST /api/v1/catalog/offerings with offering_type plan)".to_string()
@@ -117,7 +122,7 @@ pub async fn check_plan(conn: &mut sqlx::AnyConnection, plan: &str) -> Result<()
                 plans.join(", ")
             )
         },
-    ))
+    )
 }
 
 pub(crate) async fn check_account(
