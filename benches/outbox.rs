@@ -46,6 +46,7 @@ fn rec(batch: u64, i: u64) -> Recommendation {
         status: Status::Queued,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 

@@ -73,6 +73,20 @@ pub async fn insert_in<E: Entity>(
     Ok(())
 }
 
+/// Brings back `removed` (a softly deleted record, read in `tx`) as `after`, whose id,
+/// version and creation time the caller took from it; recorded as `restore`: 201.
+pub async fn restore<E: Entity>(
+    mut tx: Tx,
+    actor: &Principal,
+    removed: &E,
+    mut after: E,
+) -> Result<Tagged<E>, ApiError> {
+    after.next_version(now_text());
+    audit::check_written(entity::restore(&mut tx, &after, removed.version()).await?)?;
+    commit(tx, actor, "restore", removed, &after).await?;
+    Ok(Tagged::created(after.version(), after))
+}
+
 /// The audit record of `e`'s creation.
 fn created<E: Entity>(e: &E) -> Change<'_> {
     Change {

@@ -222,6 +222,10 @@ pub struct Recommendation {
     /// Why: the arbitration's factors, and for an offer that lost, the one that won.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub explanation: Option<Explanation>,
+    /// A service message (a bill, a contract reminder, a staff notice), not an offer: it
+    /// is delivered like one but never counted in offer statistics. Absent means marketing.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub service: bool,
 }
 
 /// How the decision stage ranked an offer: `priority = propensity x score x value x lever x

@@ -911,3 +911,176 @@ async fn an_imported_line_brings_its_products_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn service_messages_reach_the_right_party_show_no_ids_and_are_not_offers() {
+    crate::real_engine::on_both_engine(async |t| {
+        let w = world(t).await;
+        let st = &t.app.state;
+        let now = chrono::Utc::now();
+        let day = |d: i64| (now + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+        // The enterprise has an employee's line; its contract is not that employee's business.
+        t.line(&w.ent, "8613900002001").await;
+        let g = t
+            .post(&w.am1.token, "/api/v1/agreements", json!({"customer_id": w.ent,
+                "name": "Fleet 2026", "start_date": day(-300), "end_date": day(20), "reminder_days": 30}))
+            .await
+            .expect(201);
+        let gid = id(&g);
+        t.events.take();
+        let run = kairos::crm::agreements::reminders::run_once(st, now).await.unwrap();
+        let r = &run.reminded[0];
+        assert_eq!((r.addressed, r.event_id.as_deref()), ("none", None), "{run:?}");
+
+        // A contract contact: a phone contact with the role `contract` (roles are a closed set).
+        let contacts = format!("/api/v1/customers/{}/contacts", w.ent);
+        t.post(&w.am1.token, &contacts, json!({"medium_type": "phone", "phone_number": "8613700000009", "role": "boss"}))
+            .await
+            .expect_field("role");
+        let c = t
+            .post(&w.am1.token, &contacts, json!({"medium_type": "phone", "phone_number": "8613700000009",
+                "role": "contract", "contact_name": "Ms Li"}))
+            .await
+            .expect(201);
+        assert_eq!(c["role"], "contract");
+        // The next period is reminded to the contract contact.
+        let v = t.get(&w.am1.token, &format!("/api/v1/agreements/{gid}")).await.expect(200)["version"]
+            .as_i64()
+            .unwrap();
+        t.patch(&w.am1.token, &format!("/api/v1/agreements/{gid}"), json!({"end_date": day(21), "version": v}))
+            .await
+            .expect(200);
+        let run = kairos::crm::agreements::reminders::run_once(st, now).await.unwrap();
+        let r = &run.reminded[0];
+        assert_eq!(r.addressed, "contract_contact", "{run:?}");
+        assert_eq!(r.event_msisdn.as_deref(), Some("8613700000009"));
+        assert!(r.event_id.is_some(), "{run:?}");
+
+        // The engine's reminder names the contract as the customer knows it, never its id.
+        let mut messages = Vec::new();
+        for _ in 0..50 {
+            let recs = t
+                .get(t.admin(), "/api/v1/recommendations?msisdn=8613700000009")
+                .await
+                .expect(200);
+            messages = recs["items"].as_array().unwrap().clone();
+            if !messages.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let m = &messages.first().expect("a contract reminder was decided")["message"];
+        let m = m.as_str().unwrap();
+        assert!(m.contains("Fleet 2026") && m.contains(&day(21)), "{m}");
+        assert!(!m.contains(&gid), "{m}");
+        assert_eq!(messages[0]["service"], true);
+
+        // Service messages are not offers: the statistics count none of them.
+        let stats = t
+            .get(&w.marketer.token, "/api/v1/stats/offers?group_by=rule")
+            .await
+            .expect(200);
+        assert_eq!(stats["rows"], json!([]), "{stats}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn contacts_and_members_are_deleted_softly_and_a_member_enrolled_again_comes_back() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let admin = t.admin();
+        let contacts = format!("/api/v1/customers/{}/contacts", w.c1);
+        let c = t
+            .post(
+                &w.am1.token,
+                &contacts,
+                json!({"medium_type": "email", "email_address": "a@b.cn"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(c["role"], "general");
+        t.delete(&w.am1.token, &format!("{contacts}/{}", id(&c)))
+            .await
+            .expect(204);
+        t.get(admin, &format!("{contacts}/{}", id(&c)))
+            .await
+            .expect(404);
+        assert_eq!(t.get(admin, &contacts).await.expect(200)["total"], 0);
+        let view = t
+            .get(admin, &format!("/api/v1/customers/{}/view", w.c1))
+            .await
+            .expect(200);
+        assert_eq!(view["contacts"], json!([]), "{view}");
+        let audit = t
+            .get(
+                admin,
+                &format!(
+                    "/api/v1/audit?entity=contact_medium&action=delete&entity_id={}",
+                    id(&c)
+                ),
+            )
+            .await
+            .expect(200);
+        assert_eq!(audit["items"][0]["before"]["email_address"], "a@b.cn");
+
+        // A member removed, then enrolled again: one record, its history one trail.
+        let members = format!("/api/v1/customers/{}/members", w.ent);
+        t.line(&w.ent, "8613900002002").await;
+        let m = t
+            .post(
+                admin,
+                &members,
+                json!({"name": "Wang", "msisdn": "8613900002002"}),
+            )
+            .await
+            .expect(201);
+        t.delete(admin, &format!("{members}/{}", id(&m)))
+            .await
+            .expect(204);
+        t.get(admin, &format!("{members}/{}", id(&m)))
+            .await
+            .expect(404);
+        let before = t.get(admin, &members).await.expect(200)["total"]
+            .as_i64()
+            .unwrap();
+        let again = t
+            .post(
+                admin,
+                &members,
+                json!({"name": "Wang Wei", "msisdn": "8613900002002", "department": "Sales"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(id(&again), id(&m));
+        assert_eq!(
+            (again["name"].as_str(), again["version"].as_i64()),
+            (Some("Wang Wei"), Some(3))
+        );
+        assert_eq!(
+            t.get(admin, &members).await.expect(200)["total"]
+                .as_i64()
+                .unwrap(),
+            before + 1
+        );
+        let trail: Vec<String> = t
+            .get(
+                admin,
+                &format!(
+                    "/api/v1/audit?entity=enterprise_member&entity_id={}&sort=at",
+                    id(&m)
+                ),
+            )
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = trail.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["create", "delete", "restore"], "{trail:?}");
+    })
+    .await;
+}

@@ -186,6 +186,7 @@ fn winback(msisdn: &str, trigger: &str) -> kairos::ports::Recommendation {
         status: kairos::ports::Status::Queued,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn rec(
         status,
         reason: (status == Status::Suppressed).then(|| "opt_out".to_string()),
         explanation: None,
+        service: false,
     }
 }
 

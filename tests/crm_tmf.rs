@@ -58,6 +58,7 @@ fn offer(
         status,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 
@@ -313,7 +314,29 @@ async fn tmf681_service_messages_are_not_held_by_marketing_caps() {
         }
         assert_ne!(states[2], "failed", "{states:?}");
         assert_eq!(states[3], "failed", "{states:?}");
-        let _ = w;
+        // The bills are stored as service messages and are not offers in the statistics:
+        // only the four marketing messages are counted.
+        let recs = t
+            .get(
+                t.admin(),
+                "/api/v1/recommendations?msisdn=8613900001003&limit=50",
+            )
+            .await
+            .expect(200);
+        let items = recs["items"].as_array().unwrap();
+        let service = items.iter().filter(|r| r["service"] == true).count();
+        assert_eq!((items.len(), service), (9, 5), "{recs}");
+        let stats = t
+            .get(&w.marketer.token, "/api/v1/stats/offers?group_by=channel")
+            .await
+            .expect(200);
+        let decided: i64 = stats["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["decided"].as_i64().unwrap())
+            .sum();
+        assert_eq!(decided, 4, "{stats}");
     })
     .await;
 }

@@ -208,6 +208,7 @@ fn rec(id: &str, msisdn: &str, expires_in_secs: i64) -> kairos::ports::Recommend
         status: kairos::ports::Status::Queued,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 

@@ -229,6 +229,7 @@ fn engine_offer(id: &str, msisdn: &str, code: &str) -> Recommendation {
         status: Status::Queued,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 

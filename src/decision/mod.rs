@@ -618,6 +618,7 @@ impl Policy {
                     _ => reason.map(str::to_string),
                 },
                 explanation: Some(explanation),
+                service: p.category == Category::Service,
             });
         }
         out

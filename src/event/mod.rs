@@ -86,7 +86,7 @@ known_types! {
     Visit => "visit" { "channel": Str, "agent_id": Str, "store_id": Str },
     Complaint => "complaint" { "category": Str, "severity": Any },
     ProfileChange => "profile_change" { "field": Str, "old": Any, "new": Any },
-    ContractExpiring => "contract_expiring" { "contract_id": Str, "days_left": Int },
+    ContractExpiring => "contract_expiring" { "contract_id": Str, "contract_name": Str, "end_date": Str, "days_left": Int },
     OfferResponse => "offer_response" { "recommendation_id": Str, "rule_id": Str, "offer_code": Str, "outcome": Str, "channel": Str },
 }
 

@@ -392,6 +392,7 @@ mod tests {
                 cost: None,
                 hold: None,
             }),
+            service: false,
         }
     }
 

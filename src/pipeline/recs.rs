@@ -136,13 +136,13 @@ impl RecStore {
         conn: &mut sqlx::AnyConnection,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        const COLS: usize = 19;
+        const COLS: usize = 20;
         let mut fresh_ids = std::collections::HashSet::new();
         let base = seq_now();
         for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
-                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment, local_day) VALUES {} \
+                 campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment, local_day, service) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 crate::store::placeholders(chunk.len(), COLS)
             );
@@ -174,7 +174,8 @@ impl RecStore {
                             .with_timezone(&self.tz)
                             .format("%Y-%m-%d")
                             .to_string(),
-                    );
+                    )
+                    .bind(i32::from(r.service));
             }
             fresh_ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }

@@ -27,6 +27,9 @@ pub trait Entity: Clone + Serialize + Send + Sync + Unpin + 'static {
     const NOUN: &'static str = Self::KIND;
     /// The field a unique-constraint (or foreign-key) failure on write is blamed on.
     const UNIQUE: Option<&'static str> = None;
+    /// Deleted softly: the column a delete stamps (the row stays for the audit trail and
+    /// history, every read here skips it), qualified like `ID`. `None`: deleted for good.
+    const DELETED: Option<&'static str> = None;
 
     fn id(&self) -> &str;
     fn version(&self) -> i64;
@@ -52,7 +55,15 @@ fn select<E: Entity>(from: Sql, key: &str) -> Sql {
     sql.push(&from.text);
     sql.args = from.args;
     E::push_key(&mut sql, key);
-    sql
+    live::<E>(sql)
+}
+
+/// `from` without the softly deleted rows (its `WHERE` is the scope, so there is one).
+fn live<E: Entity>(mut from: Sql) -> Sql {
+    if let Some(col) = E::DELETED {
+        from.push(&format!(" AND {col} IS NULL"));
+    }
+    from
 }
 
 /// The record `key` names among `from`, or none.
@@ -75,7 +86,7 @@ pub async fn page<E: Entity>(
     from: Sql,
     params: &ListParams,
 ) -> Result<Page<E>, StoreError> {
-    let page: Page<E::Row> = fetch_page(pool, E::COLUMNS, from, params).await?;
+    let page: Page<E::Row> = fetch_page(pool, E::COLUMNS, live::<E>(from), params).await?;
     Ok(Page {
         items: page.items.into_iter().map(Into::into).collect(),
         total: page.total,
@@ -124,12 +135,38 @@ pub async fn update<E: Entity>(
 }
 
 pub async fn delete<E: Entity>(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    let mut sql = Sql::new(&format!("DELETE FROM {} WHERE id = ", E::TABLE));
+    let mut sql = match E::DELETED.and_then(|c| c.split('.').nth(1)) {
+        Some(col) => {
+            let mut sql = Sql::new(&format!("UPDATE {} SET {col} = ", E::TABLE));
+            sql.bind(super::now_text())
+                .push(", version = version + 1 WHERE id = ");
+            sql
+        }
+        None => Sql::new(&format!("DELETE FROM {} WHERE id = ", E::TABLE)),
+    };
     sql.bind(id);
     sql.execute(conn)
         .await
         .with_context(|| format!("deleting from {}", E::TABLE))?;
     Ok(())
+}
+
+/// Brings a softly deleted `e` back as its next version: its fields written, the deletion
+/// stamp cleared, while the stored row is still at `expected`; false when it has moved on.
+pub async fn restore<E: Entity>(
+    conn: &mut AnyConnection,
+    e: &E,
+    expected: i64,
+) -> Result<bool, StoreError> {
+    let mut values = e.values();
+    if let Some(col) = E::DELETED.and_then(|c| c.split('.').nth(1)) {
+        values.push((col, Arg::NullText));
+    }
+    let n = Sql::update_versioned(E::TABLE, e.id(), expected, values)
+        .execute(conn)
+        .await
+        .map_err(|err| write_error::<E>(err, "restoring in"))?;
+    Ok(n > 0)
 }
 
 /// Implements [`Entity`] for a record struct from its field lists, so an entity is declared
@@ -146,12 +183,12 @@ pub async fn delete<E: Entity>(conn: &mut AnyConnection, id: &str) -> Result<(),
 /// the kind), `unique` (the field a constraint failure is blamed on), `row` (the type read
 /// from SQL, if not the record), `owner` (the customer-id field the audit trail files it
 /// under), `key` (a `fn(&mut Sql, &str)` when the record is also addressed by something other
-/// than its id).
+/// than its id), `soft` (the column a delete stamps instead of removing the row).
 #[macro_export]
 macro_rules! entity {
     ($ty:ident in $table:literal as $alias:ident, kind $kind:literal
         $(, noun $noun:literal)? $(, unique $unique:literal)? $(, row $row:ty)?
-        $(, owner $owner:ident)? $(, key $key:path)?;
+        $(, owner $owner:ident)? $(, key $key:path)? $(, soft $soft:ident)?;
         update $($u:ident),+; $(stamp $stamp:ident;)? insert $($i:ident),+ $(,)?) => {
         impl $crate::store::Entity for $ty {
             type Row = $crate::entity!(@row $($row)?);
@@ -167,6 +204,8 @@ macro_rules! entity {
             const KIND: &'static str = $kind;
             $(const NOUN: &'static str = $noun;)?
             $(const UNIQUE: Option<&'static str> = Some($unique);)?
+            $(const DELETED: Option<&'static str> =
+                Some(concat!(stringify!($alias), ".", stringify!($soft)));)?
 
             fn id(&self) -> &str {
                 &self.id

@@ -452,6 +452,7 @@ pub fn sms_rec(id: &str, msisdn: &str) -> Recommendation {
         status: Status::Sent,
         reason: None,
         explanation: None,
+        service: false,
     }
 }
 
@@ -508,5 +509,6 @@ pub fn offer(
         status,
         reason: None,
         explanation: None,
+        service: false,
     }
 }

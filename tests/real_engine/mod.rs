@@ -28,11 +28,13 @@ async fn start(backend: Backend, url: String, dir: &std::path::Path) -> TestApp 
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::create_dir_all(&channels).unwrap();
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(
-        root.join("rules/static/vip-tier-up.rhai"),
-        rules.join("vip-tier-up.rhai"),
-    )
-    .unwrap();
+    for rule in ["vip-tier-up", "contract-renewal"] {
+        std::fs::copy(
+            root.join(format!("rules/static/{rule}.rhai")),
+            rules.join(format!("{rule}.rhai")),
+        )
+        .unwrap();
+    }
     let app = App::start(config(url, &rules, &channels))
         .await
         .expect("app with the real engine starts");

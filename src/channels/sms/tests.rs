@@ -35,6 +35,7 @@ fn outbox_is_bounded_and_filterable() {
         status: crate::ports::Status::Queued,
         reason: None,
         explanation: None,
+        service: false,
     };
     for (i, to) in ["8613900000001", "8613900000002", "8613900000001"]
         .iter()

@@ -6,8 +6,12 @@
 //!   when the manager has a phone number (`users.phone`), sends them an SMS through the
 //!   engine (`offers.propose`, channel `sms`, `rule_id = "contract-reminder"`) after the
 //!   commit; without a phone the notice alone is sent;
-//! - emits a `contract_expiring` event (`contract_id`, `days_left`) for the customer's first
-//!   active line, id `contract-<id>-<end date>`, so rules can offer a renewal;
+//! - emits a `contract_expiring` event (`contract_id`, `contract_name`, `end_date`,
+//!   `days_left`), id `contract-<id>-<end date>`, so rules can remind and offer a renewal. It
+//!   is addressed to the customer's contract contact (a phone contact with role `contract`);
+//!   an individual without one gets it on their own first active line; an enterprise without
+//!   one gets none (its lines are its employees', not the party that signs), and the run says
+//!   so;
 //! - sets `reminded_for` to the end date, with an audit record (`action = "remind"`).
 //!
 //! The claim (a versioned update, so concurrent runs cannot both win), notice and audit record
@@ -37,8 +41,12 @@ pub struct Reminder {
     pub days_left: i64,
     /// The account manager notified, if the customer has one.
     pub notified_user_id: Option<String>,
-    /// The `contract_expiring` event emitted, if the customer has an active line.
+    /// The `contract_expiring` event emitted, if the customer has somewhere to get it.
     pub event_id: Option<String>,
+    /// The number it was addressed to: `contract_contact` or `own_line` in `addressed`.
+    pub event_msisdn: Option<String>,
+    /// `contract_contact`, `own_line`, or `none` (an enterprise without a contract contact).
+    pub addressed: &'static str,
     /// Whether an SMS to the manager's phone was handed to the engine.
     pub sms_requested: bool,
 }
@@ -83,6 +91,30 @@ async fn unmark(st: &CrmState, before: &Agreement, version: i64) {
     if let Err(e) = r {
         tracing::warn!(error = %e, agreement = %before.id, "could not unmark the reminder");
     }
+}
+
+/// Where the customer's side of a reminder goes: the contract contact's phone, else an
+/// individual's own first active line; an enterprise without a contract contact gets none.
+async fn addressee(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> anyhow::Result<(Option<Msisdn>, &'static str)> {
+    let contact = crate::crm::contacts::repo::contract_phone(&mut *conn, customer_id).await?;
+    if let Some(m) = contact.as_deref().and_then(|p| Msisdn::parse(p).ok()) {
+        return Ok((Some(m), "contract_contact"));
+    }
+    let own: Option<(String,)> = sqlx::query_as(
+        "SELECT l.msisdn FROM customers c JOIN lines l ON l.customer_id = c.id \
+         WHERE c.id = $1 AND c.customer_type = 'individual' AND l.status = 'active' \
+         AND l.deleted_at IS NULL ORDER BY l.activated_at, l.msisdn LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match own.and_then(|(m,)| Msisdn::parse(&m).ok()) {
+        Some(m) => (Some(m), "own_line"),
+        None => (None, "none"),
+    })
 }
 
 /// Runs the job once at `now`.
@@ -149,19 +181,16 @@ pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<Remin
             },
         )
         .await?;
-        let line: Option<(String,)> = sqlx::query_as(
-            "SELECT msisdn FROM lines WHERE customer_id = $1 AND status = 'active' \
-             ORDER BY activated_at, msisdn LIMIT 1",
-        )
-        .bind(&before.customer_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let (to, addressed) = addressee(&mut tx, &before.customer_id).await?;
         tx.commit().await?;
         let mut event = None;
-        if let Some(msisdn) = line.and_then(|(m,)| Msisdn::parse(&m).ok()) {
+        if let Some(msisdn) = to {
             let mut attrs = Attrs::default();
             attrs.insert("contract_id", AttrValue::Str(before.id.as_str().into()));
+            // What a customer reads: the contract's name and end, never its id.
+            attrs.insert("contract_name", AttrValue::Str(before.name.as_str().into()));
             attrs.insert("days_left", AttrValue::Int(days));
+            attrs.insert("end_date", AttrValue::Str(before.end_date.as_str().into()));
             let ev = Event {
                 id: SmolStr::new(event_id(&before)),
                 kind: EventType::Known(Known::ContractExpiring),
@@ -217,6 +246,8 @@ pub async fn run_once(st: &CrmState, now: DateTime<Utc>) -> anyhow::Result<Remin
             days_left: days,
             notified_user_id: manager,
             event_id: event,
+            event_msisdn: to.map(|m| m.to_string()),
+            addressed,
             sms_requested,
         });
     }

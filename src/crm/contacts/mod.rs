@@ -44,6 +44,8 @@ pub struct NewContact {
     pub contact_name: Option<String>,
     /// phone | email | address
     pub medium_type: String,
+    /// general (the default) | contract | billing | technical
+    pub role: Option<String>,
     #[serde(default)]
     pub preferred: bool,
     pub phone_number: Option<String>,
@@ -60,6 +62,7 @@ pub struct ContactPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub contact_name: Option<Option<String>>,
+    pub role: Option<String>,
     pub preferred: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -89,6 +92,7 @@ pub(crate) fn validate(m: &ContactMedium) -> Result<(), ApiError> {
         &m.medium_type,
         &["phone", "email", "address"],
     )?;
+    validate::one_of("role", &m.role, repo::ROLES)?;
     match m.medium_type.as_str() {
         "phone" => {
             let n = m
@@ -142,6 +146,7 @@ pub async fn create(
         customer_id: id.clone(),
         contact_name: req.contact_name,
         medium_type: req.medium_type,
+        role: req.role.unwrap_or_else(|| "general".into()),
         preferred: req.preferred,
         phone_number: req.phone_number,
         email_address: req.email_address,
@@ -193,6 +198,7 @@ pub async fn update(
     let mut after = before.clone();
     crate::apply_patch!(patch => after;
         contact_name,
+        role,
         preferred,
         phone_number,
         email_address,

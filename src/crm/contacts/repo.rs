@@ -11,6 +11,9 @@ pub struct ContactMedium {
     pub contact_name: Option<String>,
     /// phone | email | address
     pub medium_type: String,
+    /// Whom at the customer it reaches: general | contract (an enterprise's contract
+    /// contact, whom contract reminders go to) | billing | technical.
+    pub role: String,
     pub preferred: bool,
     pub phone_number: Option<String>,
     pub email_address: Option<String>,
@@ -30,6 +33,7 @@ pub struct Row {
     customer_id: String,
     contact_name: Option<String>,
     medium_type: String,
+    role: String,
     preferred: i64,
     phone_number: Option<String>,
     email_address: Option<String>,
@@ -49,6 +53,7 @@ impl From<Row> for ContactMedium {
             customer_id: r.customer_id,
             contact_name: r.contact_name,
             medium_type: r.medium_type,
+            role: r.role,
             preferred: r.preferred != 0,
             phone_number: r.phone_number,
             email_address: r.email_address,
@@ -65,6 +70,25 @@ impl From<Row> for ContactMedium {
 
 pub const COLUMNS: &str = <ContactMedium as Entity>::COLUMNS;
 
+/// The roles a contact may have.
+pub const ROLES: &[&str] = &["general", "contract", "billing", "technical"];
+
+/// The phone number contract matters go to: the customer's `contract` phone contact (the
+/// preferred one first), `None` if it has none.
+pub async fn contract_phone(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT phone_number FROM contact_media WHERE customer_id = $1 AND role = 'contract' \
+         AND medium_type = 'phone' AND deleted_at IS NULL ORDER BY preferred DESC, created_at, id LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|(p,)| p))
+}
+
 /// A customer's contact media; the caller has checked the customer is in scope.
 pub fn of_customer(customer_id: &str) -> Sql {
     let mut sql = Sql::new("contact_media m WHERE m.customer_id = ");
@@ -77,7 +101,7 @@ pub async fn for_customer(
     customer_id: &str,
 ) -> Result<Vec<ContactMedium>, sqlx::Error> {
     let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM contact_media m WHERE m.customer_id = "
+        "SELECT {COLUMNS} FROM contact_media m WHERE m.deleted_at IS NULL AND m.customer_id = "
     ));
     sql.bind(customer_id).push(" ORDER BY m.created_at, m.id");
     let rows: Vec<Row> = sql.query_as().fetch_all(conn).await?;
@@ -85,6 +109,6 @@ pub async fn for_customer(
 }
 
 crate::entity! { ContactMedium in "contact_media" as m, kind "contact_medium", noun "contact",
-row Row, owner customer_id;
-update contact_name, preferred, phone_number, email_address, street1, city, post_code, country;
+row Row, owner customer_id, soft deleted_at;
+update contact_name, role, preferred, phone_number, email_address, street1, city, post_code, country;
 stamp updated_at; insert customer_id, medium_type, created_at }

@@ -217,7 +217,8 @@ async fn selected(
         }
     }
     let mut sql = Sql::new("SELECT * FROM enterprise_members WHERE customer_id = ");
-    sql.bind(enterprise).push(" AND status = 'active'");
+    sql.bind(enterprise)
+        .push(" AND status = 'active' AND deleted_at IS NULL");
     if let Some(d) = department {
         sql.push(" AND department = ").bind(d);
     }

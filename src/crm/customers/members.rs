@@ -138,7 +138,7 @@ fn of_enterprise(customer_id: &str) -> Sql {
 }
 
 crate::entity! { Member in "enterprise_members" as m, kind "enterprise_member", noun "member",
-unique "msisdn", owner customer_id;
+unique "msisdn", owner customer_id, soft deleted_at;
 update name, msisdn, department, title, email, status;
 stamp updated_at; insert customer_id, created_at }
 
@@ -186,7 +186,35 @@ pub async fn create(
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     check_own_line(&mut tx, &p, &m.msisdn).await?;
+    // A number removed from the group and enrolled again brings its record back (same id,
+    // next version): the number stays one row, and its history one trail.
+    if let Some(removed) = removed(&mut tx, &id, &m.msisdn).await? {
+        let m = Member {
+            id: removed.id.clone(),
+            version: removed.version,
+            created_at: removed.created_at.clone(),
+            ..m
+        };
+        return crud::restore(tx, &p, &removed, m).await;
+    }
     crud::create(tx, &p, m).await
+}
+
+/// The enterprise's removed member with `msisdn`, if there is one.
+async fn removed(
+    conn: &mut sqlx::AnyConnection,
+    enterprise: &str,
+    msisdn: &str,
+) -> Result<Option<Member>, ApiError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM enterprise_members m WHERE m.customer_id = ",
+        <Member as crate::store::Entity>::COLUMNS
+    ));
+    sql.bind(enterprise)
+        .push(" AND m.msisdn = ")
+        .bind(msisdn)
+        .push(" AND m.deleted_at IS NOT NULL");
+    Ok(sql.query_as().fetch_optional(conn).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
@@ -228,7 +256,7 @@ pub async fn update(
     crud::update(tx, &p, &before, after).await
 }
 
-/// Removes a member; the audit record keeps what was removed.
+/// Removes a member softly (enrolling the number again brings the record back); audited.
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
     params(("id" = String, Path), ("member_id" = String, Path)),
     responses((status = 204), (status = 404)))]

@@ -484,6 +484,7 @@ async fn write_contacts(
             customer_id: c.id.clone(),
             contact_name: n.contact_name,
             medium_type: n.medium_type,
+            role: n.role.unwrap_or_else(|| "general".into()),
             preferred: n.preferred,
             phone_number: n.phone_number,
             email_address: n.email_address,

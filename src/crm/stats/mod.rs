@@ -3,6 +3,8 @@
 //! period (day / week / month of the decision, on the operator's calendar:
 //! `engine.default_timezone`, whatever made the offer). JSON or CSV
 //! (`?format=csv` or `Accept: text/csv`). Scoped readers only count their customers' lines.
+//! Service messages (bills, contract reminders, staff notices) are not offers and are not
+//! counted.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -178,7 +180,8 @@ pub async fn offers(
          LEFT JOIN lines l ON l.msisdn = r.msisdn \
          LEFT JOIN customers c ON c.id = l.customer_id \
          LEFT JOIN users u ON u.id = c.account_manager_id \
-         LEFT JOIN teams t ON t.id = u.team_id WHERE 1=1"
+         LEFT JOIN teams t ON t.id = u.team_id \
+         WHERE r.service = 0"
     ));
     if p.scope != Scope::All {
         // Records of lines outside the CRM (c is NULL) fail the scope predicate too.

@@ -103,11 +103,12 @@ pub async fn build(st: &CrmState, p: &Principal, c: Customer) -> Result<Customer
         None => None,
     };
     let children = customers::repo::children(&mut conn, p, &c.id).await?;
-    let (members_total,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM enterprise_members WHERE customer_id = $1")
-            .bind(c.id.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+    let (members_total,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM enterprise_members WHERE customer_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(c.id.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
     let contacts = contacts::repo::for_customer(&mut conn, &c.id).await?;
     let consents = consents::for_customer(&mut conn, &c.id).await?;
     let accounts = accounts::repo::for_customer(&mut conn, &c.id).await?;
