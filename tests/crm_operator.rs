@@ -629,7 +629,9 @@ async fn ingest_says_what_became_of_each_event_and_unknown_numbers_get_no_market
         // The 360 view's usage names say what they count, over what, in words.
         let view = t.get(t.admin(), &format!("/api/v1/customers/{}/view", id(&c))).await.expect(200);
         let usage = view["usage"]["8613900007701"].as_object().expect("usage of the line");
-        assert!(usage.contains_key("last_event_at"), "{usage:?}");
+        // Written like every other time: UTC, to the millisecond.
+        let last = usage["last_event_at"].as_str().expect("last_event_at");
+        assert!(last.len() == 24 && last.ends_with(".000Z"), "{last}");
         assert_eq!(usage["location_update_roaming_count_7d"], 1.0, "{usage:?}");
         for key in usage.keys() {
             assert!(

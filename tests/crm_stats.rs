@@ -280,6 +280,10 @@ async fn daily_statistics_follow_the_operators_calendar_whatever_made_the_offer(
             .await
             .expect(200);
         assert_eq!(rows(&by_day), pairs(&[("2026-12-03", 2)]), "{by_day}");
+        assert_eq!(
+            by_day["time_zone"], "Asia/Shanghai",
+            "the days are the operator's"
+        );
         let only = t
             .get(
                 &w.marketer.token,

@@ -267,6 +267,14 @@ async fn walk(t: &TestApp) {
             }
             if (200..300).contains(&out.status) {
                 ok_calls += 1;
+                // One time format on output, whatever wrote the time.
+                if let Ok(v) = serde_json::from_str::<Value>(&out.body) {
+                    let mut bad = Vec::new();
+                    odd_times(&v, "", &mut bad);
+                    if !bad.is_empty() {
+                        failures.push(format!("{role} {method} {url} writes times {bad:?}"));
+                    }
+                }
             }
             if !is_scoped {
                 continue;
@@ -301,6 +309,59 @@ async fn walk(t: &TestApp) {
         "{} problems:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// Times in `v` not written the one way (RFC 3339, UTC, milliseconds: `2026-11-23T00:15:00.000Z`),
+/// each with where it stands. Dates (`YYYY-MM-DD`) are dates, not times.
+fn odd_times(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            let b = s.as_bytes();
+            let looks_like_time = b.len() >= 16
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && (b[10] == b'T' || b[10] == b' ')
+                && b[13] == b':';
+            let one_way = b.len() == 24
+                && b[10] == b'T'
+                && b[19] == b'.'
+                && b[23] == b'Z'
+                && chrono::DateTime::parse_from_rfc3339(s).is_ok();
+            if looks_like_time && !one_way {
+                out.push(format!("{at}={s}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                odd_times(x, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                odd_times(x, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn odd_times_finds_every_other_way_of_writing_a_time() {
+    let v = json!({"a": "2026-11-23T00:15:00.000Z", "d": "2026-11-23", "n": "a name",
+        "list": [{"b": "2026-11-23T08:15:00+08:00"}, {"c": "2026-11-23T00:15:00.123456789Z"}],
+        "e": "2026-11-23 00:15:00"});
+    let mut bad = Vec::new();
+    odd_times(&v, "", &mut bad);
+    bad.sort();
+    assert_eq!(
+        bad,
+        [
+            ".e=2026-11-23 00:15:00",
+            ".list[0].b=2026-11-23T08:15:00+08:00",
+            ".list[1].c=2026-11-23T00:15:00.123456789Z"
+        ]
     );
 }
 

@@ -138,7 +138,7 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
                 format!("last_{}_at", readable(ty)),
                 st.last(series)
                     .and_then(|l| chrono::DateTime::from_timestamp(l.ts, 0))
-                    .map(|t| serde_json::json!(t.to_rfc3339()))
+                    .map(|t| serde_json::json!(crate::ports::utc_ms::text(&t.fixed_offset())))
                     .unwrap_or(serde_json::Value::Null),
             ),
             _ => continue,
@@ -147,7 +147,8 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
     }
     if let Some(t) = chrono::DateTime::from_timestamp(st.watermark, 0).filter(|_| st.watermark != 0)
     {
-        out.insert("last_event_at".into(), serde_json::json!(t.to_rfc3339()));
+        let at = crate::ports::utc_ms::text(&t.fixed_offset());
+        out.insert("last_event_at".into(), serde_json::json!(at));
     }
     serde_json::Value::Object(out)
 }

@@ -42,6 +42,9 @@ pub struct StatRow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatReport {
     pub group_by: String,
+    /// The operator's zone (`engine.default_timezone`) whose calendar days, weeks and months
+    /// the periods and `from` / `to` are.
+    pub time_zone: String,
     pub from: Option<String>,
     pub to: Option<String>,
     pub rows: Vec<StatRow>,
@@ -233,6 +236,7 @@ pub async fn offers(
     }
     let report = StatReport {
         group_by: group_by.to_string(),
+        time_zone: st.config.engine.default_timezone.clone(),
         from,
         to,
         rows,

@@ -188,8 +188,8 @@ pub async fn from_engine(
         instant_sync_recommendation: false,
         state: "done".into(),
         valid_for: TimePeriod {
-            start_date_time: Some(r.decided_at.to_rfc3339()),
-            end_date_time: Some(r.expires_at.to_rfc3339()),
+            start_date_time: Some(crate::ports::utc_ms::text(&r.decided_at)),
+            end_date_time: Some(crate::ports::utc_ms::text(&r.expires_at)),
         },
         channel: vec![ChannelRef {
             id: Some(r.channel.clone()),
@@ -306,7 +306,7 @@ pub async fn create(
         state: "done".into(),
         valid_for: TimePeriod {
             start_date_time: Some(now_text()),
-            end_date_time: valid_until.map(|t| t.to_rfc3339()),
+            end_date_time: valid_until.map(|t| crate::ports::utc_ms::text(&t)),
         },
         channel: req.channel.unwrap_or_default(),
         related_party: vec![party],
