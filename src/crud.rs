@@ -79,12 +79,32 @@ pub async fn restore<E: Entity>(
     mut tx: Tx,
     actor: &Principal,
     removed: &E,
-    mut after: E,
+    after: E,
 ) -> Result<Tagged<E>, ApiError> {
-    after.next_version(now_text());
-    audit::check_written(entity::restore(&mut tx, &after, removed.version()).await?)?;
-    commit(tx, actor, "restore", removed, &after).await?;
+    let after = restore_in(&mut tx, actor, removed, after).await?;
+    tx.commit().await?;
     Ok(Tagged::created(after.version(), after))
+}
+
+/// [`restore`] without the commit (a bulk import's record).
+pub async fn restore_in<E: Entity>(
+    tx: &mut sqlx::AnyConnection,
+    actor: &Principal,
+    removed: &E,
+    mut after: E,
+) -> Result<E, ApiError> {
+    after.next_version(now_text());
+    audit::check_written(entity::restore(tx, &after, removed.version()).await?)?;
+    let change = Change {
+        entity: E::KIND,
+        entity_id: after.id(),
+        action: "restore",
+        customer_id: after.customer_id(),
+        before: audit::snapshot(removed),
+        after: audit::snapshot(&after),
+    };
+    audit::record(tx, actor, change).await?;
+    Ok(after)
 }
 
 /// The audit record of `e`'s creation.

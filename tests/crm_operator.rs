@@ -730,6 +730,31 @@ async fn customers_and_lines_are_deleted_softly_audited_and_with_their_lines() {
             .await
             .expect(200);
         assert_eq!(audit["items"][0]["before"]["msisdn"], "8613900001002");
+        let view = t
+            .get(admin, &format!("/api/v1/customers/{}/view", w.c2))
+            .await
+            .expect(200);
+        assert_eq!(view["lines"], json!([]), "a deleted line is not in the 360 view");
+
+        // The number of a deleted line: another customer may not take it (its history would
+        // pass with it), on the API or in an import; its own customer takes the line back.
+        let gone_id = audit["items"][0]["before"]["id"].as_str().unwrap().to_string();
+        let new_line = |c: &str| json!({"customer_id": c, "msisdn": "8613900001002", "plan": "basic_39"});
+        let r = t.post(admin, "/api/v1/lines", new_line(&w.c3)).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains("another customer"), "{}", r.body);
+        let (reports, _) = import(t, admin, "application/x-ndjson", json!({"external_id": "X-1", "name": "x",
+            "customer_type": "individual", "lines": [{"msisdn": "8613900001002", "plan": "basic_39"}]}).to_string()).await;
+        assert_eq!((reports[0]["result"].as_str(), reports[0]["field"].as_str()), (Some("failed"), Some("lines[0].msisdn")), "{reports:?}");
+        let back = t.post(admin, "/api/v1/lines", new_line(&w.c2)).await.expect(201);
+        assert_eq!(back["id"], gone_id.as_str());
+        assert_eq!(back["status"], "active");
+        t.get(admin, "/api/v1/lines/8613900001002").await.expect(200);
+        let restored = t
+            .get(admin, &format!("/api/v1/audit?entity=line&action=restore&entity_id={gone_id}"))
+            .await
+            .expect(200);
+        assert_eq!(restored["total"], 1);
     })
     .await;
 }

@@ -75,7 +75,8 @@ pub fn push_search(sql: &mut Sql, text: &str) {
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         // Prefix, so the unique index on msisdn serves it.
         sql.push(
-            " OR EXISTS (SELECT 1 FROM lines ln WHERE ln.customer_id = c.id AND ln.msisdn LIKE ",
+            " OR EXISTS (SELECT 1 FROM lines ln WHERE ln.customer_id = c.id \
+             AND ln.deleted_at IS NULL AND ln.msisdn LIKE ",
         )
         .bind(format!("{digits}%"))
         .push(")");
@@ -108,10 +109,11 @@ pub async fn children(
 
 /// Msisdns of a customer's lines, for `profile_change` events.
 pub async fn msisdns(pool: &sqlx::AnyPool, customer_id: &str) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT msisdn FROM lines WHERE customer_id = $1 ORDER BY msisdn")
-            .bind(customer_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT msisdn FROM lines WHERE customer_id = $1 AND deleted_at IS NULL ORDER BY msisdn",
+    )
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().map(|(m,)| m).collect())
 }

@@ -426,8 +426,24 @@ async fn write_lines(
                     version: 1,
                 };
                 crate::crm::lines::validate(&line).map_err(&field)?;
-                sink.insert(tx, p, &line).await.map_err(&field)?;
-                line.id
+                // A gathered chunk that meets a deleted line's number fails its insert and is
+                // written again record by record (`Sink::Now`), which looks.
+                let gone = match sink {
+                    Sink::Now => crate::crm::lines::repo::deleted_with(tx, &line.msisdn).await?,
+                    Sink::Later(_) => None,
+                };
+                match gone {
+                    // A number of this customer's deleted line brings that line back.
+                    Some(gone) => {
+                        let line = crate::crm::lines::reclaim(&gone, line)
+                            .map_err(|m| field(ApiError::field("msisdn", m)))?;
+                        crud::restore_in(tx, p, &gone, line).await?.id
+                    }
+                    None => {
+                        sink.insert(tx, p, &line).await.map_err(&field)?;
+                        line.id
+                    }
+                }
             }
         };
         products.dedup();

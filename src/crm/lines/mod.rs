@@ -180,7 +180,32 @@ pub async fn create(
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
     check_plan(&mut tx, &l.plan).await?;
     check_account(&mut tx, &l).await?;
+    if let Some(gone) = repo::deleted_with(&mut tx, &l.msisdn).await? {
+        let l = reclaim(&gone, l).map_err(ApiError::Conflict)?;
+        let msisdn = l.msisdn.clone();
+        let line = crud::restore(tx, &p, &gone, l).await?;
+        emit_for_lines(&st, &[msisdn], vec![known_again()]).await;
+        return Ok(line);
+    }
     crud::create(tx, &p, l).await
+}
+
+/// The rule for a number whose line was deleted: the same customer taking it again gets that
+/// line back (same id, next version, audited as `restore`); another customer is refused,
+/// because the number's history (offers, answers, usage) would pass to them with it.
+pub fn reclaim(gone: &Line, l: Line) -> Result<Line, String> {
+    if gone.customer_id != l.customer_id {
+        return Err(format!(
+            "{} was a line of another customer, deleted; a number is not passed on with its history",
+            l.msisdn
+        ));
+    }
+    Ok(Line {
+        id: gone.id.clone(),
+        version: gone.version,
+        created_at: gone.created_at.clone(),
+        ..l
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
@@ -247,6 +272,15 @@ pub async fn remove(
     crate::audit::commit_delete(tx, &p, "line", &before.id, Some(&customer), &before).await?;
     emit_for_lines(&st, &msisdns, vec![no_longer_known()]).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// What the engine hears of a restored line: the number is the CRM's again.
+fn known_again() -> FieldChange {
+    FieldChange {
+        field: "known",
+        old: false.into(),
+        new: true.into(),
+    }
 }
 
 /// What the engine hears of a deleted line: the number is no longer the CRM's.

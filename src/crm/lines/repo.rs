@@ -43,12 +43,24 @@ pub async fn get(
     entity::get(conn, scoped(p), key).await
 }
 
+/// The deleted line that holds `msisdn`, if there is one (see `lines::reclaim`).
+pub async fn deleted_with(
+    conn: &mut sqlx::AnyConnection,
+    msisdn: &str,
+) -> Result<Option<Line>, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NOT NULL AND l.msisdn = "
+    ));
+    sql.bind(msisdn);
+    sql.query_as().fetch_optional(conn).await
+}
+
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<Line>, sqlx::Error> {
     let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM lines l WHERE l.customer_id = "
+        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NULL AND l.customer_id = "
     ));
     sql.bind(customer_id).push(" ORDER BY l.msisdn");
     sql.query_as().fetch_all(conn).await
@@ -81,7 +93,7 @@ pub async fn soft_delete(
 }
 
 crate::entity! { Line in "lines" as l, kind "line", unique "msisdn", owner customer_id,
-key by_id_or_msisdn;
+key by_id_or_msisdn, soft deleted_at;
 update msisdn, account_id, plan, status, imsi, activated_at;
 stamp updated_at; insert customer_id, created_at }
 

@@ -281,7 +281,7 @@ pub async fn from_offer(
         .ok_or_else(|| ApiError::NotFound("recommendation".into()))?;
     let mut sql = Sql::new(
         "SELECT c.id, c.account_manager_id FROM lines l JOIN customers c ON c.id = l.customer_id \
-         WHERE l.msisdn = ",
+         WHERE l.deleted_at IS NULL AND l.msisdn = ",
     );
     sql.bind(rec.msisdn.to_string());
     push_customer_scope(&mut sql, &p, "c");

@@ -116,12 +116,13 @@ pub async fn create(
         .filter(|o| o.lifecycle_status == "active")
         .ok_or_else(|| ApiError::field("offering_id", "no such active offering"))?;
     if let Some(line) = &req.line_id {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM lines WHERE id = $1 AND customer_id = $2")
-                .bind(line.as_str())
-                .bind(req.customer_id.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM lines WHERE id = $1 AND customer_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(line.as_str())
+        .bind(req.customer_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
         if n == 0 {
             return Err(ApiError::field("line_id", "no such line of this customer"));
         }

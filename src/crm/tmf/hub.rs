@@ -467,14 +467,16 @@ async fn offer_created(db: &Db, rec: &Recommendation) -> Result<(), sqlx::Error>
     if matches!(
         rec.status,
         Status::Suppressed | Status::Failed | Status::Expired
-    ) || super::recommendation::NOT_OFFERS.contains(&rec.rule_id.as_str())
+    ) || rec.service
+        || super::recommendation::NOT_OFFERS.contains(&rec.rule_id.as_str())
     {
         return Ok(());
     }
-    let row: Option<(String,)> = sqlx::query_as("SELECT customer_id FROM lines WHERE msisdn = $1")
-        .bind(rec.msisdn.to_string())
-        .fetch_optional(&db.pool)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT customer_id FROM lines WHERE msisdn = $1 AND deleted_at IS NULL")
+            .bind(rec.msisdn.to_string())
+            .fetch_optional(&db.pool)
+            .await?;
     // A line the CRM does not know belongs to no customer anyone is scoped to.
     let Some((customer_id,)) = row else {
         return Ok(());

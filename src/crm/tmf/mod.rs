@@ -132,7 +132,7 @@ pub async fn visible_line(
 ) -> Result<Option<(String, String)>, sqlx::Error> {
     let mut sql = Sql::new(
         "SELECT l.msisdn, l.customer_id FROM lines l JOIN customers c ON c.id = l.customer_id \
-         WHERE l.msisdn = ",
+         WHERE l.deleted_at IS NULL AND l.msisdn = ",
     );
     sql.bind(msisdn);
     push_customer_scope(&mut sql, p, "c");

@@ -416,7 +416,7 @@ async fn engine_made(
         "SELECT r.body, c.id FROM recommendations r JOIN lines l ON l.msisdn = r.msisdn \
          JOIN customers c ON c.id = l.customer_id WHERE r.id = ",
     );
-    sql.bind(id);
+    sql.bind(id).push(" AND r.service = 0");
     for rule in NOT_OFFERS {
         sql.push(" AND r.rule_id <> ").bind(rule);
     }
