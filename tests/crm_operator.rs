@@ -47,12 +47,19 @@ async fn import(t: &TestApp, token: &str, content_type: &str, body: String) -> (
         .expect("import sent");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let total: usize = resp.headers()["import-records"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let text = resp.text().await.unwrap();
     let mut lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("each answer line is JSON"))
         .collect();
     let summary = lines.pop().expect("a summary line")["summary"].clone();
+    // The header said up front how many records the report would cover.
+    assert_eq!(lines.len(), total, "{summary}");
     (lines, summary)
 }
 

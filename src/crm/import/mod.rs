@@ -1,8 +1,9 @@
 //! `POST /api/v1/import/customers`: many customers in one upload, each with its accounts,
 //! lines and contacts, upserted by the operator's `external_id`. Each record is written in its
 //! own transaction (all of it or none of it); one bad record fails alone, with the field
-//! named. The answer streams one report line per record as it is written (the progress of a
-//! large file), then a summary line.
+//! named. The answer streams one report line per record as it is written, then a summary
+//! line; its `Import-Records` header says how many records the upload holds, so the report
+//! lines are the progress of a large file (n of that many).
 //!
 //! Uploads are NDJSON (`application/x-ndjson`, a record per line), a JSON array
 //! (`application/json`) or CSV (`text/csv`, a customer per row; see [`csv_record`]).
@@ -31,6 +32,9 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
+/// The answer's header with the number of records the upload holds.
+pub const RECORDS_HEADER: &str = "import-records";
+
 /// The last line of an import's answer.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Summary {
@@ -58,11 +62,13 @@ struct SummaryLine<'a> {
 ///
 /// The answer is NDJSON: a [`Report`] per record (`line`, `external_id`, `result`
 /// created | updated | failed, `id`, `field`, `message`) as it is written, then
-/// `{"summary": {...}}`.
+/// `{"summary": {...}}`. The `Import-Records` header gives the number of records read from
+/// the upload before the first is written, so a client can show progress.
 #[utoipa::path(post, path = "/api/v1/import/customers", tag = "import",
     request_body(content = Vec<Object>, content_type = "application/json",
         description = "The records as a JSON array. The same records one per line as `application/x-ndjson`, or a CSV with a header row as `text/csv`, are read the same way."),
-    responses((status = 200, description = "application/x-ndjson: one Report per record, then {\"summary\": Summary}", body = Report),
+    responses((status = 200, description = "application/x-ndjson: one Report per record, then {\"summary\": Summary}", body = Report,
+            headers(("Import-Records" = usize, description = "How many records the upload holds: the report lines are the progress, n of this many"))),
         (status = 400, body = crate::http::error::ErrorBody), (status = 413, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn customers(
@@ -101,6 +107,7 @@ pub async fn customers(
         let mut conn = st.db.pool.acquire().await?;
         record::Catalog::load(&mut conn).await?
     };
+    let total = records.len();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     // The import goes on if the client stops reading: each record is atomic either way.
     tokio::spawn(async move {
@@ -133,6 +140,7 @@ pub async fn customers(
         tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(RECORDS_HEADER, total)
         .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
 }
