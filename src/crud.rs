@@ -95,16 +95,20 @@ pub async fn restore_in<E: Entity>(
 ) -> Result<E, ApiError> {
     after.next_version(now_text());
     audit::check_written(entity::restore(tx, &after, removed.version()).await?)?;
-    let change = Change {
+    audit::record(tx, actor, changed("restore", removed, &after)).await?;
+    Ok(after)
+}
+
+/// The audit record of a change from `before` to `after`, recorded as `action`.
+fn changed<'a, E: Entity>(action: &'a str, before: &'a E, after: &'a E) -> Change<'a> {
+    Change {
         entity: E::KIND,
         entity_id: after.id(),
-        action: "restore",
+        action,
         customer_id: after.customer_id(),
-        before: audit::snapshot(removed),
-        after: audit::snapshot(&after),
-    };
-    audit::record(tx, actor, change).await?;
-    Ok(after)
+        before: audit::snapshot(before),
+        after: audit::snapshot(after),
+    }
 }
 
 /// The audit record of `e`'s creation.
@@ -127,15 +131,7 @@ pub async fn update_in<E: Entity>(
     after: E,
 ) -> Result<E, ApiError> {
     let after = write(tx, before, after).await?;
-    let change = Change {
-        entity: E::KIND,
-        entity_id: after.id(),
-        action: "update",
-        customer_id: after.customer_id(),
-        before: audit::snapshot(before),
-        after: audit::snapshot(&after),
-    };
-    audit::record(tx, actor, change).await?;
+    audit::record(tx, actor, changed("update", before, &after)).await?;
     Ok(after)
 }
 
@@ -183,15 +179,7 @@ pub async fn commit<E: Entity>(
     before: &E,
     after: &E,
 ) -> Result<(), ApiError> {
-    let change = Change {
-        entity: E::KIND,
-        entity_id: after.id(),
-        action,
-        customer_id: after.customer_id(),
-        before: audit::snapshot(before),
-        after: audit::snapshot(after),
-    };
-    audit::record(&mut tx, actor, change).await?;
+    audit::record(&mut tx, actor, changed(action, before, after)).await?;
     tx.commit().await?;
     Ok(())
 }
