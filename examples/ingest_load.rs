@@ -10,7 +10,9 @@
 //!     --subscribers 200000 --concurrency 8 --batch 500            # full speed
 //! cargo run --release --example ingest_load -- --key load-key --rate 50000   # paced
 //! ```
-//! `--pid PID` samples the server's resident memory while it runs (Linux).
+//! `--pid PID` samples the server's resident memory while it runs (Linux): the peak, and the
+//! resident size at every tenth of the events acknowledged (flat over many distinct
+//! subscribers is the goal), and the CPU time the server used per event.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,6 +90,18 @@ fn batches(a: &Args) -> Vec<String> {
     out
 }
 
+/// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end at its closing parenthesis;
+    // utime and stime are fields 14 and 15, in clock ticks (100 a second on Linux).
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: f64 = f.next()?.parse().ok()?;
+    let stime: f64 = f.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn rss_mb(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -132,13 +146,26 @@ async fn main() {
     let lat = Arc::new(Mutex::new(Vec::<Duration>::with_capacity(batches.len())));
     let failed = Arc::new(AtomicUsize::new(0));
     let peak_rss = Arc::new(Mutex::new(0f64));
+    // Resident size when each tenth of the batches had been taken by a sender.
+    let rss_by_tenth = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let cpu_before = a.pid.and_then(cpu_secs);
     if let Some(pid) = a.pid {
-        let peak = peak_rss.clone();
+        let (peak, tenths, next, total) = (
+            peak_rss.clone(),
+            rss_by_tenth.clone(),
+            next.clone(),
+            batches.len(),
+        );
         tokio::spawn(async move {
             loop {
                 if let Some(m) = rss_mb(pid) {
                     let mut p = peak.lock().unwrap();
                     *p = p.max(m);
+                    let mut t = tenths.lock().unwrap();
+                    let done = next.load(Ordering::Relaxed).min(total);
+                    while t.len() < 10 && done * 10 >= (t.len() + 1) * total {
+                        t.push(m);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -196,6 +223,11 @@ async fn main() {
         t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu_used = a
+        .pid
+        .and_then(cpu_secs)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let mut lat = lat.lock().unwrap().clone();
     lat.sort();
     let pct = |p: f64| {
@@ -224,6 +256,23 @@ async fn main() {
         rate / engine
     );
     if a.pid.is_some() {
-        println!("server peak RSS: {:.0} MB", *peak_rss.lock().unwrap());
+        let tenths: Vec<String> = rss_by_tenth
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect();
+        println!(
+            "server peak RSS: {:.0} MB; at each tenth of the events: {} MB",
+            *peak_rss.lock().unwrap(),
+            tenths.join(" ")
+        );
+    }
+    if let Some(cpu) = cpu_used {
+        println!(
+            "server CPU: {cpu:.1} s over {secs:.1} s ({:.2} cores), {:.1} us per acknowledged event",
+            cpu / secs,
+            cpu * 1e6 / acked.max(1) as f64
+        );
     }
 }

@@ -556,11 +556,12 @@ impl Config {
             })?;
             fig = fig.merge(Serialized::default("channels", table));
         }
-        // KAIROS_LOG, KAIROS_CONFIG and KAIROS_TEST_* belong to the binary and the tests.
+        // KAIROS_LOG, KAIROS_CONFIG, KAIROS_PROFILE (src/profile.rs) and KAIROS_TEST_* belong
+        // to the binary and the tests.
         let env = Env::prefixed("KAIROS_")
             .filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
-                k != "log" && k != "config" && !k.starts_with("test_")
+                k != "log" && k != "config" && k != "profile" && !k.starts_with("test_")
             })
             .split("__");
         fig = fig.merge(env);

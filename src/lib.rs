@@ -26,6 +26,8 @@ pub mod ops;
 pub mod pipeline;
 pub mod portal;
 pub mod ports;
+#[cfg(feature = "profile")]
+pub mod profile;
 pub mod pubsub;
 pub mod replay;
 pub mod rules;

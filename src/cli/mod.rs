@@ -117,6 +117,8 @@ fn init_tracing() {
 }
 
 async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "profile")]
+    let profile = crate::profile::start();
     let app = crate::app::App::start(config).await?;
     println!(
         "kairos listening on http://{}  (rules: {}, database: {})",
@@ -134,6 +136,10 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
     console.abort();
     println!("shutting down: no new requests; finishing and committing in-flight events");
     app.shutdown().await?;
+    #[cfg(feature = "profile")]
+    if let Some(p) = profile {
+        p.finish();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,6 +40,12 @@ pub struct Shard {
     pub revoked: Vec<crate::decision::Revoked>,
     /// Where subscribers can be reached now (open pages), live only.
     pub reachable: Option<Arc<dyn crate::ports::Reachability>>,
+    /// Subscribers whose entry became dirty since the last [`Shard::take_dirty`], so a save
+    /// visits those alone: a walk over every cached entry per batch cost more than the
+    /// engine with a few hundred thousand subscribers cached, and grew with them. A key may
+    /// be stale (its entry evicted or cleaned since) or listed twice; the entry's own
+    /// `dirty` flag decides.
+    dirty: Vec<Msisdn>,
 }
 
 impl Shard {
@@ -162,6 +168,7 @@ impl Shard {
         if ev.kind == EventType::Known(Known::ProfileChange) && !entry.state.seen(&ev.id) {
             apply_profile_change(Arc::make_mut(&mut entry.profile), ev);
         }
+        let was_dirty = entry.dirty;
         let result = evaluate(
             rules,
             settings,
@@ -205,6 +212,9 @@ impl Shard {
                 ));
             }
         }
+        if result.is_ok() && !was_dirty {
+            self.dirty.push(ev.msisdn);
+        }
         self.candidates = candidates;
         self.revoked = revoked;
         self.reachable = reachable;
@@ -221,9 +231,9 @@ impl Shard {
         let events_own = self.events_own;
         let mut revoked = std::mem::take(&mut self.revoked);
         let entry = self.entry(req.msisdn, default_profile);
-        if !events_own || entry.owned {
-            entry.dirty = true;
-        }
+        let saved_here = !events_own || entry.owned;
+        let newly_dirty = saved_here && !entry.dirty;
+        entry.dirty |= saved_here;
         let trigger = match (&req.campaign_id, &req.request_id) {
             (Some(c), _) => Trigger::Campaign(c.clone()),
             (None, Some(r)) => Trigger::Request(r.clone()),
@@ -255,20 +265,23 @@ impl Shard {
             req.at,
             &mut revoked,
         );
+        if newly_dirty {
+            self.dirty.push(req.msisdn);
+        }
         self.revoked = revoked;
         out
     }
 
     /// Encoded state of every subscriber changed since the last call.
     pub fn take_dirty(&mut self) -> Vec<(Msisdn, Vec<u8>)> {
-        self.entries
-            .iter_mut()
-            .filter(|(_, e)| e.dirty)
-            .map(|(m, e)| {
+        let mut out = Vec::with_capacity(self.dirty.len());
+        for m in self.dirty.drain(..) {
+            if let Some(e) = self.entries.get_mut(&m).filter(|e| e.dirty) {
                 e.dirty = false;
-                (*m, e.state.to_bytes())
-            })
-            .collect()
+                out.push((m, e.state.to_bytes()));
+            }
+        }
+        out
     }
 
     /// Average approximate bytes of state per subscriber.

@@ -63,10 +63,11 @@ impl DeadLetters {
     ) -> Result<Vec<String>, sqlx::Error> {
         let mut ids = Vec::with_capacity(items.len());
         let now = crate::store::ts_text(chrono::Utc::now());
+        let kind = crate::store::DbKind::of(conn);
         for chunk in items.chunks(100) {
             let sql = format!(
                 "INSERT INTO dead_letters (id, received_at, source, field, reason, payload) VALUES {}",
-                crate::store::placeholders(chunk.len(), 6)
+                crate::store::placeholders(kind, chunk.len(), 6)
             );
             let mut q = sqlx::query(&sql);
             for (source, field, reason, payload) in chunk {

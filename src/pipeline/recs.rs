@@ -139,12 +139,13 @@ impl RecStore {
         const COLS: usize = 20;
         let mut fresh_ids = std::collections::HashSet::new();
         let base = seq_now();
+        let kind = crate::store::DbKind::of(conn);
         for (n, chunk) in recs.chunks(ROWS_PER_INSERT).enumerate() {
             let sql = format!(
                 "INSERT INTO recommendations (id, msisdn, rule_id, offer_code, channel, message, score, trigger_event_id, \
                  campaign_id, request_id, decided_at, expires_at, status, reason, body, seq, next_attempt_at, segment, local_day, service) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
-                crate::store::placeholders(chunk.len(), COLS)
+                crate::store::placeholders(kind, chunk.len(), COLS)
             );
             let mut q = sqlx::query_as::<_, (String,)>(&sql);
             for (i, r) in chunk.iter().enumerate() {

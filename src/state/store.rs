@@ -63,11 +63,9 @@ impl StateStore for SqlStateStore {
         let mut out = Vec::with_capacity(keys.len());
         // Chunked IN lists keep one round trip per ~hundred subscribers on both databases.
         for chunk in keys.chunks(200) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT msisdn, state FROM subscriber_state WHERE msisdn IN ({})",
-                placeholders.join(",")
-            );
+            // One row of `chunk.len()` columns is the IN list (`?` on SQLite: see there).
+            let list = crate::store::placeholders(self.db.kind, 1, chunk.len());
+            let sql = format!("SELECT msisdn, state FROM subscriber_state WHERE msisdn IN {list}");
             let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql);
             for k in chunk {
                 q = q.bind(k.to_string());
@@ -92,12 +90,13 @@ impl StateStore for SqlStateStore {
         entries: &[(Msisdn, Vec<u8>)],
     ) -> Result<bool, StateStoreError> {
         let now = crate::store::ts_text(chrono::Utc::now());
+        let kind = crate::store::DbKind::of(conn);
         // Many rows per statement: a statement per subscriber cost more than the engine.
         for chunk in entries.chunks(200) {
             let sql = format!(
                 "INSERT INTO subscriber_state (msisdn, state, updated_at) VALUES {} \
                  ON CONFLICT (msisdn) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                crate::store::placeholders(chunk.len(), 3)
+                crate::store::placeholders(kind, chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for (k, v) in chunk {

@@ -695,7 +695,10 @@ impl SubscriberState {
     /// Version 2 counted marketing messages per local day instead of logging contacts;
     /// version 3 had no offers pending an arbitration window.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![ENCODING_MARK, ENCODING_VERSION];
+        // Room for a typical state at once: grown from two bytes, the vector was reallocated
+        // several times per save.
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&[ENCODING_MARK, ENCODING_VERSION]);
         bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
             .expect("state always encodes");
         out

@@ -107,6 +107,8 @@ impl From<&Vec<String>> for Arg {
 pub struct Sql {
     pub text: String,
     pub args: Vec<Arg>,
+    /// Placeholders are `?` (see [`Sql::for_db`]).
+    anonymous: bool,
 }
 
 impl Sql {
@@ -114,6 +116,19 @@ impl Sql {
         Sql {
             text: text.to_string(),
             args: Vec::new(),
+            anonymous: false,
+        }
+    }
+
+    /// Like [`Sql::new`], with `?` placeholders on SQLite, for statements with many binds
+    /// (long `IN` lists on the hot path): sqlx finds a numbered parameter's place by its
+    /// name, which costs the square of the parameter count on SQLite (see
+    /// [`super::placeholders`]). Every placeholder of such a statement must come from
+    /// [`Sql::bind`]: sqlx cannot mix `?` with `$n`.
+    pub fn for_db(kind: super::DbKind, text: &str) -> Sql {
+        Sql {
+            anonymous: kind == super::DbKind::Sqlite,
+            ..Sql::new(text)
         }
     }
 
@@ -123,11 +138,15 @@ impl Sql {
         self
     }
 
-    /// Appends a `$n` placeholder bound to `value`.
+    /// Appends a `$n` placeholder (`?` when built [`Sql::for_db`] SQLite) bound to `value`.
     pub fn bind(&mut self, value: impl Into<Arg>) -> &mut Sql {
         self.args.push(value.into());
-        self.text.push('$');
-        self.text.push_str(&self.args.len().to_string());
+        if self.anonymous {
+            self.text.push('?');
+        } else {
+            self.text.push('$');
+            self.text.push_str(&self.args.len().to_string());
+        }
         self
     }
 

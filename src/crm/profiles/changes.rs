@@ -71,7 +71,7 @@ pub async fn emit_owned(st: &CrmState, customer_id: &str) {
         Ok(m) => m,
         Err(e) => return tracing::warn!(error = %e, "could not load lines for profile_change"),
     };
-    let owned = match super::owned_offers(&st.db.pool, &lines).await {
+    let owned = match super::owned_offers(&st.db, &lines).await {
         Ok(o) => o,
         Err(e) => {
             return tracing::warn!(error = %e, "could not load owned offers for profile_change")

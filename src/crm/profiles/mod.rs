@@ -98,7 +98,8 @@ impl ProfileSource for CrmProfiles {
             return Ok(Vec::new());
         }
         // One query per call: lines joined to customers, plus one row per marketing opt-out.
-        let mut sql = crate::store::Sql::new(
+        let mut sql = crate::store::Sql::for_db(
+            self.db.kind,
             "SELECT l.msisdn, l.plan, l.status AS line_status, l.activated_at, \
              c.id AS customer_id, c.customer_type, c.parent_customer_id, c.region_id, \
              c.value_tier, c.arpu_cents, c.home_country, c.language, c.segment, c.industry, c.credit_class, \
@@ -147,7 +148,7 @@ impl ProfileSource for CrmProfiles {
                 (None, _) => {}
             }
         }
-        for (m, codes) in owned_offers(&self.db.pool, &unique)
+        for (m, codes) in owned_offers(&self.db, &unique)
             .await
             .map_err(|e| PortError::Storage(e.to_string()))?
         {
@@ -168,15 +169,16 @@ const OWNED: &[&str] = &["created", "pendingActive", "active", "suspended"];
 
 /// The offering codes each line has: its own subscriptions and its customer's that belong
 /// to no one line, by msisdn (lines with none are left out).
-pub async fn owned_offers<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
+pub async fn owned_offers(
+    db: &Db,
     msisdns: &[String],
 ) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if msisdns.is_empty() {
         return Ok(out);
     }
-    let mut sql = crate::store::Sql::new(
+    let mut sql = crate::store::Sql::for_db(
+        db.kind,
         "SELECT l.msisdn, o.code FROM lines l \
          JOIN subscriptions s ON s.customer_id = l.customer_id \
            AND (s.line_id IS NULL OR s.line_id = l.id) \
@@ -196,7 +198,7 @@ pub async fn owned_offers<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
         sql.bind(m.as_str());
     }
     sql.push(") ORDER BY l.msisdn, o.code");
-    let rows: Vec<(String, String)> = sql.query_as().fetch_all(db).await?;
+    let rows: Vec<(String, String)> = sql.query_as().fetch_all(&db.pool).await?;
     for (m, code) in rows {
         let codes = out.entry(m).or_default();
         if !codes.contains(&code) {
