@@ -58,6 +58,31 @@ fn select<E: Entity>(from: Sql, key: &str) -> Sql {
     live::<E>(sql)
 }
 
+/// The softly deleted record among `from` (`... WHERE` naming it), to bring back.
+pub async fn removed<E: Entity>(
+    conn: &mut AnyConnection,
+    from: Sql,
+) -> Result<Option<E>, StoreError> {
+    let Some(col) = E::DELETED else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(&format!("SELECT {} FROM ", E::COLUMNS));
+    sql.push(&from.text);
+    sql.args = from.args;
+    sql.push(&format!(" AND {col} IS NOT NULL"));
+    let row = sql
+        .query_as::<E::Row>()
+        .fetch_optional(conn)
+        .await
+        .with_context(|| format!("reading {}", E::TABLE))?;
+    Ok(row.map(Into::into))
+}
+
+/// The column a soft delete stamps, unqualified.
+fn deleted_column<E: Entity>() -> Option<&'static str> {
+    E::DELETED.and_then(|c| c.split('.').nth(1))
+}
+
 /// `from` without the softly deleted rows (its `WHERE` is the scope, so there is one).
 fn live<E: Entity>(mut from: Sql) -> Sql {
     if let Some(col) = E::DELETED {
@@ -135,7 +160,7 @@ pub async fn update<E: Entity>(
 }
 
 pub async fn delete<E: Entity>(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    let mut sql = match E::DELETED.and_then(|c| c.split('.').nth(1)) {
+    let mut sql = match deleted_column::<E>() {
         Some(col) => {
             let mut sql = Sql::new(&format!("UPDATE {} SET {col} = ", E::TABLE));
             sql.bind(super::now_text())
@@ -159,7 +184,7 @@ pub async fn restore<E: Entity>(
     expected: i64,
 ) -> Result<bool, StoreError> {
     let mut values = e.values();
-    if let Some(col) = E::DELETED.and_then(|c| c.split('.').nth(1)) {
+    if let Some(col) = deleted_column::<E>() {
         values.push((col, Arg::NullText));
     }
     let n = Sql::update_versioned(E::TABLE, e.id(), expected, values)

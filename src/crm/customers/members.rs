@@ -206,15 +206,9 @@ async fn removed(
     enterprise: &str,
     msisdn: &str,
 ) -> Result<Option<Member>, ApiError> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {} FROM enterprise_members m WHERE m.customer_id = ",
-        <Member as crate::store::Entity>::COLUMNS
-    ));
-    sql.bind(enterprise)
-        .push(" AND m.msisdn = ")
-        .bind(msisdn)
-        .push(" AND m.deleted_at IS NOT NULL");
-    Ok(sql.query_as().fetch_optional(conn).await?)
+    let mut from = of_enterprise(enterprise);
+    from.push(" AND m.msisdn = ").bind(msisdn);
+    Ok(crate::store::entity::removed(conn, from).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",

@@ -47,12 +47,10 @@ pub async fn get(
 pub async fn deleted_with(
     conn: &mut sqlx::AnyConnection,
     msisdn: &str,
-) -> Result<Option<Line>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NOT NULL AND l.msisdn = "
-    ));
+) -> Result<Option<Line>, StoreError> {
+    let mut sql = Sql::new("lines l WHERE l.msisdn = ");
     sql.bind(msisdn);
-    sql.query_as().fetch_optional(conn).await
+    entity::removed(conn, sql).await
 }
 
 pub async fn for_customer(
