@@ -13,7 +13,7 @@ use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairos::config::Config;
 use kairos::decision::Policy;
-use kairos::engine::{evaluate, MatchSettings, Shard, ShardEntry, WARM_GROUP};
+use kairos::engine::{account, evaluate, MatchSettings, Shard, ShardEntry, WARM_GROUP};
 use kairos::event::{decode, decode_str};
 use kairos::ports::{Profile, Status};
 use kairos::rules::{load_sources, RuleSet};
@@ -172,6 +172,7 @@ impl Bench {
         let mut offers = 0;
         let mut group = Vec::with_capacity(WARM_GROUP);
         for chunk in lines.chunks(WARM_GROUP) {
+            let started = Instant::now();
             group.clear();
             group.extend(chunk.iter().map(|l| Arc::new(decode_str(l).unwrap())));
             self.shard.warm(group.iter().map(|e| &e.msisdn));
@@ -192,6 +193,8 @@ impl Bench {
                 );
                 offers += recs.len();
             }
+            // As the pipeline does: the rules' time shares are checked per group.
+            account(&self.rules, &self.settings, started.elapsed());
         }
         offers
     }
@@ -287,6 +290,15 @@ fn hostile() -> (PathBuf, String) {
     (PathBuf::from("grow-array.rhai"), src.to_string())
 }
 
+/// A rule that never fails but takes hundreds of microseconds a run (it counts to 1,500,
+/// within its limits): its time share trips its breaker in the warm-up.
+fn slow() -> (PathBuf, String) {
+    let src = r#"#{ id: "slow", name: "counts on every event", kind: "dynamic", events: ["location_update", "data_session", "call", "sms"],
+        channels: ["sms"], offer: #{ code: "NEVER" }, message: "never" };
+        fn condition(event, profile) { let n = 0; for i in 0..1500 { n += i; } n < 0 }"#;
+    (PathBuf::from("slow.rhai"), src.to_string())
+}
+
 fn standard_pack(c: &mut Criterion) {
     measure(c, "standard_pack_1M_subscribers", pack_sources());
     let mut with_hostile = pack_sources();
@@ -296,6 +308,9 @@ fn standard_pack(c: &mut Criterion) {
         "standard_pack_plus_failing_rule_1M_subscribers",
         with_hostile,
     );
+    let mut with_slow = pack_sources();
+    with_slow.push(slow());
+    measure(c, "standard_pack_plus_slow_rule_1M_subscribers", with_slow);
 }
 
 /// The decision stage's cost: the standard pack with no decisions, and with every section

@@ -207,6 +207,13 @@ pub struct EngineConfig {
     /// A rule that fails (an error or a limit hit) on this many evaluations in a row is
     /// quarantined: skipped on every later event until the rules are reloaded. 0 = never.
     pub quarantine_after: u32,
+    /// A rule whose runs took more than this share of the engine's time over a second of it
+    /// (all workers), averaging at least `quarantine_slow_run_us` a run, is quarantined the
+    /// same way: one slow rule cannot eat the stream. 0 = never.
+    pub quarantine_time_share: f64,
+    /// The mean run time below which a rule is never quarantined for its time share (a rule
+    /// normally runs in microseconds, and a cheap rule on every event may well take most of it).
+    pub quarantine_slow_run_us: u64,
     /// Numbers the CRM has no record of: `service_only` (no marketing; service messages
     /// still go, marketing is recorded `suppressed` / `unknown_subscriber`) or `market`
     /// (treated like anyone, on the default profile).
@@ -233,6 +240,8 @@ impl Default for EngineConfig {
             dedup_horizon: "24h".into(),
             wall_clock_expiry: true,
             quarantine_after: 5,
+            quarantine_time_share: 0.5,
+            quarantine_slow_run_us: 100,
             unknown_subscribers: "service_only".into(),
         }
     }

@@ -916,11 +916,12 @@ async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one
     ]);
     let mut cfg = config(&db.url, rules.path());
     cfg.engine.wall_clock_expiry = true;
-    cfg.channels.outbox_sweep_secs = 1;
-    let app = App::start(cfg).await.unwrap();
+    // No sweep while the offers are decided: their windows have closed by the wall clock
+    // (event times minutes back), so a sweep between two requests could send the waiting
+    // offer before the better one arrives. The restart's sweep sends what is due.
+    cfg.channels.outbox_sweep_secs = 3600;
+    let app = App::start(cfg.clone()).await.unwrap();
     let c = Client::new(&app);
-    // Event time a few minutes back: the window has closed by the wall clock, so the
-    // outbox sends the winner at once.
     let ago = |s: i64| (chrono::Utc::now() - chrono::Duration::seconds(s)).to_rfc3339();
     let data = |id: &str, m: &str, t: &str| ev(id, "data_session", m, t, json!({"mb": 10}));
     let roam = |id: &str, m: &str, t: &str| {
@@ -950,6 +951,9 @@ async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one
     );
     assert_eq!(b_lost["reason"], "lost_arbitration", "{both}");
     assert_eq!(b_lost["explanation"]["winner"], b_won["id"], "{both}");
+    app.shutdown().await.unwrap();
+    let app = App::start(cfg).await.unwrap();
+    let c = Client::new(&app);
     let status = |m: &'static str, id: serde_json::Value| {
         let c = &c;
         async move {

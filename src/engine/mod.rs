@@ -38,7 +38,18 @@ pub struct MatchSettings {
     pub deadline: Duration,
     /// Failures in a row that quarantine a rule (`engine.quarantine_after`); 0 = never.
     pub quarantine_after: u32,
+    /// The share of the engine's time that quarantines a rule averaging at least `slow_run`
+    /// (`engine.quarantine_time_share`); 0 = never.
+    pub max_time_share: f64,
+    pub slow_run: Duration,
+    /// The engine time over which the shares are measured ([`TIME_WINDOW`]).
+    pub time_window: Duration,
 }
+
+/// The engine time over which the rules' shares are measured (summed over workers): long
+/// enough that one slow event does not decide, short enough that a slow rule costs at most
+/// about this much.
+pub const TIME_WINDOW: Duration = Duration::from_secs(1);
 
 impl MatchSettings {
     pub fn from_config(c: &crate::config::EngineConfig) -> Result<Self, String> {
@@ -53,6 +64,9 @@ impl MatchSettings {
             home_country: c.home_country.clone(),
             deadline: Duration::from_millis(c.limits.deadline_ms),
             quarantine_after: c.quarantine_after,
+            max_time_share: c.quarantine_time_share,
+            slow_run: Duration::from_micros(c.quarantine_slow_run_us),
+            time_window: TIME_WINDOW,
         })
     }
 }
@@ -223,7 +237,10 @@ pub fn evaluate(
             })
             .clone();
         let facts = tag.0.facts();
-        match run_rule(rules, settings, rule, ev, profile, tag.clone(), &facts) {
+        let started = std::time::Instant::now();
+        let ran = run_rule(rules, settings, rule, ev, profile, tag.clone(), &facts);
+        rule.breaker.took(started.elapsed());
+        match ran {
             Ok(found) => {
                 rule.breaker.success();
                 if let Some(c) = found {
@@ -272,6 +289,31 @@ pub fn evaluate(
         }
     }
     Ok(())
+}
+
+/// A worker spent `spent` on a run of events with `rules`: when that closes a window of
+/// engine time, a rule that took more than its share is quarantined (logged here). The rules
+/// quarantined, with the reason.
+pub fn account(rules: &RuleSet, settings: &MatchSettings, spent: Duration) -> Vec<RuleFailure> {
+    let Some(window) = rules.time.add(spent, settings.time_window) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for rule in &rules.rules {
+        let tripped = rule
+            .breaker
+            .end_window(window, settings.max_time_share, settings.slow_run);
+        if let Some(q) = tripped {
+            tracing::error!(rule = %rule.meta.id, file = %rule.file.display(),
+                "rule quarantined: it is skipped on every event until the rules are reloaded; {}", q.reason);
+            out.push(RuleFailure {
+                rule_id: rule.meta.id.clone(),
+                message: q.reason.clone(),
+                quarantined: true,
+            });
+        }
+    }
+    out
 }
 
 fn call(

@@ -315,6 +315,85 @@ fn a_rule_failing_run_after_run_is_quarantined_and_the_others_still_fire() {
     assert!(q.reason.starts_with("condition()"), "{}", q.reason);
 }
 
+/// A rule that never fails but counts to 500 on every run (well within its limits, and
+/// hundreds of times a normal rule's cost) is quarantined for its share of the engine's
+/// time at the end of a window; the cheap rule beside it is not, and keeps firing.
+#[test]
+fn a_rule_eating_the_engines_time_is_quarantined_at_the_end_of_a_window() {
+    let s = set(&[
+        (
+            "slow.rhai",
+            &rule(
+                "slow",
+                "fn condition(event, profile) { let n = 0; for i in 0..500 { n += i; } n < 0 }",
+            ),
+        ),
+        (
+            "ok.rhai",
+            &rule("fine", "fn condition(event, profile) { true }"),
+        ),
+    ]);
+    let settings = MatchSettings {
+        time_window: std::time::Duration::from_millis(200),
+        // Below the slow rule's run on any machine, far above the cheap rule's.
+        slow_run: std::time::Duration::from_micros(20),
+        // Slow, not failing, even unoptimised.
+        deadline: std::time::Duration::from_secs(1),
+        ..MatchSettings::default()
+    };
+    let p = Arc::new(Profile::default());
+    let mut st = crate::state::SubscriberState::default();
+    let (mut tripped, mut events) = (Vec::new(), 0);
+    while tripped.is_empty() && events < 100_000 {
+        let started = std::time::Instant::now();
+        for _ in 0..32 {
+            events += 1;
+            let (mut out, mut fails) = (Vec::new(), Vec::new());
+            evaluate(
+                &s,
+                &settings,
+                &mut st,
+                &p,
+                &sms(&format!("e{events}")),
+                &mut out,
+                &mut fails,
+            )
+            .unwrap();
+            assert!(fails.is_empty(), "{fails:?}");
+        }
+        tripped = account(&s, &settings, started.elapsed());
+    }
+    assert_eq!(tripped.len(), 1, "{tripped:?}");
+    assert_eq!(tripped[0].rule_id, "slow");
+    assert!(tripped[0].quarantined);
+    let slow = s.get("slow").unwrap();
+    assert!(slow.breaker.is_open());
+    let q = slow.breaker.quarantine().unwrap();
+    assert!(q.reason.starts_with("it took "), "{}", q.reason);
+    assert!(
+        q.reason.contains("engine.quarantine_time_share"),
+        "{}",
+        q.reason
+    );
+    assert!(!s.get("fine").unwrap().breaker.is_open());
+    // From then on only the cheap rule runs.
+    let before = slow.stats.snapshot().0;
+    let (mut out, mut fails) = (Vec::new(), Vec::new());
+    evaluate(
+        &s,
+        &settings,
+        &mut st,
+        &p,
+        &sms("after"),
+        &mut out,
+        &mut fails,
+    )
+    .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].rule.meta.id, "fine");
+    assert_eq!(slow.stats.snapshot().0, before, "not run once quarantined");
+}
+
 #[test]
 fn a_success_between_failures_keeps_a_rule_in_service() {
     // Fails on odd event ids only: never `quarantine_after` failures in a row.

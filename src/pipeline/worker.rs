@@ -248,6 +248,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
             }
         }
         let mut next = 0;
+        let started = std::time::Instant::now();
         for w in batch.drain(..) {
             match w {
                 Work::Events(evs, ack) => {
@@ -345,6 +346,10 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
             }
         }
+        let slow = crate::engine::account(&rules, &deps.settings, started.elapsed());
+        deps.metrics
+            .rule_quarantines
+            .fetch_add(slow.len() as u64, Relaxed);
         // Published before anything is committed: a crash at any point before the state (with
         // its dedup marks) is stored reruns these events, which decide and publish the same
         // decisions under the same ids again. Published after, a crash in between would leave

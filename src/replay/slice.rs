@@ -63,6 +63,7 @@ impl<'a> Slice<'a> {
     /// something to `out`.
     pub fn run(&mut self, events: &[Numbered], out: &mut Vec<Lines>) {
         for group in events.chunks(WARM_GROUP) {
+            let started = std::time::Instant::now();
             // The state of a group's subscribers is fetched together.
             self.shard.warm(group.iter().map(|(_, e)| &e.msisdn));
             for (n, ev) in group {
@@ -72,6 +73,10 @@ impl<'a> Slice<'a> {
                     out.push((*n, lines));
                 }
             }
+            let slow = crate::engine::account(self.rules, self.settings, started.elapsed());
+            self.summary
+                .quarantined
+                .extend(slow.into_iter().map(|f| (f.rule_id, f.message)));
         }
     }
 

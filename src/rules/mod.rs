@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use breaker::{Breaker, Quarantine};
+pub use breaker::{Breaker, Quarantine, TimeWindow};
 pub use facts::{zone, Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors};
@@ -80,6 +80,8 @@ pub struct RuleSet {
     pub limits: ScriptLimits,
     /// Message texts per offer and language that replace the rules' own (`channels/templates`).
     pub templates: Arc<templates::Templates>,
+    /// The engine's time on this rule set, for the rules' time-share breakers.
+    pub time: TimeWindow,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -118,6 +120,7 @@ impl RuleSet {
             engine: Arc::new(engine),
             limits,
             templates: Arc::default(),
+            time: TimeWindow::default(),
         }
     }
 
