@@ -418,6 +418,10 @@ impl App {
         };
         // Answers to offers go back into the stream like the CRM's own events.
         pipeline.deps.recs.feed_answers_to(crm.events.clone());
+        // Stop words in replies withdraw the customer's consent for the channel.
+        let _ = channels
+            .opt_outs
+            .set(Arc::new(crate::crm::consents::ConsentOptOuts(crm.clone())));
         let reload_bus = if config.state.backend == "redis" {
             Some(
                 crate::ops::reload::ReloadBus::start(

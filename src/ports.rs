@@ -139,6 +139,16 @@ pub trait ProfileSource: Send + Sync {
     async fn load(&self, msisdns: &[Msisdn]) -> Result<Vec<Option<Profile>>, PortError>;
 }
 
+/// Where a subscriber's stop word in a reply goes ("TD", "STOP"): the record of consents
+/// (the CRM), which also tells the engine, so no marketing reaches the number on that
+/// channel again.
+#[async_trait::async_trait]
+pub trait OptOuts: Send + Sync {
+    /// Records that `msisdn` refused marketing on `channel`, saying `said`. False when no
+    /// customer has the number (nothing to record it on).
+    async fn opt_out(&self, msisdn: Msisdn, channel: &str, said: &str) -> anyhow::Result<bool>;
+}
+
 /// Feeds events into the engine (CRM changes, contract reminders, HTTP ingest).
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync {

@@ -158,6 +158,141 @@ async fn tmf680_recommends_ranked_current_offers_for_a_party() {
     .await;
 }
 
+/// "TD" (回复TD退订) in reply to an SMS: the offer it answers is declined, the customer's
+/// refusal of SMS marketing is recorded as a consent (audited, sourced to the reply), and
+/// the engine stops marketing to the number at once. A repeat changes nothing; a number no
+/// customer has is answered without a record.
+#[tokio::test]
+async fn a_stop_word_in_an_sms_reply_records_the_opt_out_and_the_engine_honours_it() {
+    on_both_engine(async |t| {
+        let w = world(t).await;
+        let msg = |phone: &str| {
+            json!({"content": "20 GB for 30 yuan, reply Y to buy, TD to stop", "messageType": "SMS",
+                "sender": {"id": "10086", "name": "Kairos"},
+                "receiver": [{"phoneNumber": phone}], "@type": "CommunicationMessage"})
+        };
+        let rec_of = |m: &serde_json::Value| {
+            m["characteristic"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "recommendationId")
+                .map(|c| c["value"].as_str().unwrap().to_string())
+                .expect("recommendation id")
+        };
+        let sent = t
+            .post(t.admin(), TMF681, msg("8613900001001"))
+            .await
+            .expect(201);
+        let rec_id = rec_of(&sent);
+        let status = async |id: &str| -> String {
+            sqlx::query_scalar("SELECT status FROM recommendations WHERE id = $1")
+                .bind(id)
+                .fetch_one(&t.app.state.db.pool)
+                .await
+                .unwrap()
+        };
+        for _ in 0..100 {
+            if status(&rec_id).await == "sent" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status(&rec_id).await, "sent");
+        let path = t
+            .get(t.admin(), "/api/v1/channels/sms/mo-url")
+            .await
+            .expect(200)["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = path.rsplit_once("token=").unwrap().1.to_string();
+        let mo = async |from: &str, text: &str| {
+            let text: String = text
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            t.call(
+                reqwest::Method::GET,
+                &format!("/api/v1/channels/sms/mo?from={from}&text={text}&token={token}"),
+                None,
+                None,
+                None,
+            )
+            .await
+            .expect(200)
+        };
+        let r = mo("8613900001001", "TD").await;
+        assert_eq!(r, json!({"recommendation_id": rec_id, "opted_out": true}));
+        let rec = t
+            .get(t.admin(), &format!("/api/v1/recommendations/{rec_id}"))
+            .await
+            .expect(200);
+        assert_eq!(
+            (rec["status"].as_str(), rec["reason"].as_str()),
+            (Some("declined"), Some("reply: TD")),
+            "{rec}"
+        );
+        let consents = t
+            .get(t.admin(), &format!("/api/v1/customers/{}/consents", w.c1))
+            .await
+            .expect(200);
+        let items = consents["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{consents}");
+        assert_eq!(
+            (
+                &items[0]["channel"],
+                &items[0]["purpose"],
+                &items[0]["granted"],
+                &items[0]["source"]
+            ),
+            (
+                &json!("sms"),
+                &json!("marketing"),
+                &json!(false),
+                &json!("sms reply: TD")
+            ),
+            "{consents}"
+        );
+        let (actor,): (String,) = sqlx::query_as(
+            "SELECT actor_id FROM audit_log WHERE entity = 'consent' AND entity_id = $1",
+        )
+        .bind(items[0]["id"].as_str().unwrap())
+        .fetch_one(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(actor, "system:sms-reply");
+
+        // The engine heard: the next marketing SMS to the number is suppressed.
+        let refused = t
+            .post(t.admin(), TMF681, msg("8613900001001"))
+            .await
+            .expect(201);
+        assert_eq!(refused["state"], "failed", "{refused}");
+        assert_eq!(status(&rec_of(&refused)).await, "suppressed");
+        // Said again (in Chinese), nothing more is written; the other customer is untouched.
+        let r = mo("8613900001001", "退订").await;
+        assert_eq!(r, json!({"recommendation_id": null, "opted_out": true}));
+        let again = t
+            .get(t.admin(), &format!("/api/v1/customers/{}/consents", w.c1))
+            .await
+            .expect(200);
+        assert_eq!(again["items"], consents["items"]);
+        let other = t
+            .post(t.admin(), TMF681, msg("8613900001002"))
+            .await
+            .expect(201);
+        assert_ne!(other["state"], "failed", "{other}");
+        // A number no customer has: answered, nothing to record it on.
+        let r = mo("8613999999999", "STOP").await;
+        assert_eq!(r, json!({"recommendation_id": null, "opted_out": false}));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn tmf681_messages_go_through_the_engine_with_caps_and_opt_outs() {
     on_both_engine(async |t| {

@@ -501,27 +501,40 @@ async fn an_smsc_outage_loses_nothing_and_sends_nothing_twice() {
 async fn a_reply_over_smpp_answers_the_offer_it_follows() {
     let yes = "8613900010001";
     let no = "8613900010002";
-    let arg = format!("--reply={yes}=Y,{no}=不要");
+    let stop = "8613900010003";
+    let arg = format!("--reply={yes}=Y,{no}=不要,{stop}=TD");
     with_smsc(
         &[&arg],
         |_| {},
         async |t, smsc| {
-            ping(t, &[(yes, "Reply Y for 1 GB"), (no, "Reply Y for 2 GB")]).await;
+            ping(
+                t,
+                &[
+                    (yes, "Reply Y for 1 GB"),
+                    (no, "Reply Y for 2 GB"),
+                    (stop, "Reply Y for 3 GB, TD to stop"),
+                ],
+            )
+            .await;
             let o = wait_status(t, yes, "accepted", Duration::from_secs(10)).await;
             assert_eq!(o["reason"], "reply: Y");
             let o = wait_status(t, no, "declined", Duration::from_secs(10)).await;
             assert_eq!(o["reason"], "reply: 不要");
-            // Both replies were acknowledged, and a late receipt did not undo an answer.
-            smsc.wait_for("both replies answered", |ls| {
+            // A stop word declines too (the number has no customer to record the refusal on).
+            let o = wait_status(t, stop, "declined", Duration::from_secs(10)).await;
+            assert_eq!(o["reason"], "reply: TD");
+            // Every reply was acknowledged, and a late receipt did not undo an answer.
+            smsc.wait_for("all replies answered", |ls| {
                 ls.iter()
                     .filter(|l| l["type"] == "mo_resp" && l["status"] == 0)
                     .count()
-                    == 2
+                    == 3
             })
             .await;
             tokio::time::sleep(Duration::from_millis(1500)).await;
             assert_eq!(offer_of(t, yes).await["status"], "accepted");
             assert_eq!(offer_of(t, no).await["status"], "declined");
+            assert_eq!(offer_of(t, stop).await["status"], "declined");
         },
     )
     .await;

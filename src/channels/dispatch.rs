@@ -155,7 +155,11 @@ impl Dispatcher {
             lanes.push(tokio::spawn(run_lane(lane, rx, limits.concurrency)));
         }
         if let Some(rx) = registry.take_receipts() {
-            tokio::spawn(record_receipts(store.clone(), rx));
+            tokio::spawn(record_receipts(
+                store.clone(),
+                registry.opt_outs.clone(),
+                rx,
+            ));
         }
         let d = Dispatcher {
             lanes: Arc::new(senders),
@@ -384,12 +388,17 @@ impl Lane {
 
 /// Writes what providers report later onto the offers they name: delivery receipts by the
 /// provider's id, replies onto the offer they answer.
-async fn record_receipts(store: RecStore, mut rx: mpsc::UnboundedReceiver<super::Inbound>) {
+async fn record_receipts(
+    store: RecStore,
+    opt_outs: super::replies::OptOutsSlot,
+    mut rx: mpsc::UnboundedReceiver<super::Inbound>,
+) {
     while let Some(inbound) = rx.recv().await {
         let r = match inbound {
             super::Inbound::Receipt(r) => r,
             super::Inbound::Reply(reply) => {
-                if let Err(e) = super::replies::answer(&store, &reply).await {
+                let o = opt_outs.get().map(|o| &**o);
+                if let Err(e) = super::replies::answer(&store, o, &reply).await {
                     tracing::error!(channel = %reply.channel, from = %reply.from, error = %e, "reply not recorded");
                 }
                 continue;

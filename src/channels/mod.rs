@@ -137,6 +137,8 @@ pub struct Registry {
     /// Handed to channels that hear back from their provider later.
     pub receipts: Receipts,
     receipt_queue: ReceiptQueue,
+    /// Where subscribers' stop words are recorded (set by the app once the CRM is up).
+    pub opt_outs: replies::OptOutsSlot,
 }
 
 /// An open agent desk or portal page on this instance is where the subscriber is now.
@@ -162,6 +164,7 @@ impl Default for Registry {
             sms_outbox: None,
             receipts,
             receipt_queue: Arc::new(std::sync::Mutex::new(Some(rx))),
+            opt_outs: Arc::default(),
         }
     }
 }

@@ -2,12 +2,39 @@
 //! loop on the offer it answers, the newest live one sent to that number on that channel.
 //! Keywords are the ones operators print in their texts, in English and Chinese; anything
 //! else is kept out of the offers (logged), since guessing would record answers nobody gave.
+//! A stop word ("TD", which Chinese operators print as 回复TD退订, or "STOP") withdraws the
+//! subscriber's marketing consent for the channel, wherever [`OptOuts`] records it, and
+//! declines the offer it answers.
+
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 
 use super::Reply;
 use crate::pipeline::{RecQuery, RecStore};
+pub use crate::ports::OptOuts;
 use crate::ports::Status;
+
+/// The [`OptOuts`] of an instance, set once the CRM is up (it is built after the channels).
+pub type OptOutsSlot = Arc<OnceLock<Arc<dyn OptOuts>>>;
+
+/// Whether a reply is a stop word: the subscriber wants no more marketing on this channel.
+pub fn opts_out(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(['.', '!', '。', '！']).trim();
+    matches!(
+        t.to_uppercase().as_str(),
+        "TD" | "T" | "STOP" | "UNSUBSCRIBE" | "退订" | "退定"
+    )
+}
+
+/// What a reply did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Answered {
+    /// The offer it answered.
+    pub recommendation_id: Option<String>,
+    /// It was a stop word and the refusal is recorded.
+    pub opted_out: bool,
+}
 
 /// What a reply's text says about the offer, if anything.
 pub fn interpret(text: &str) -> Option<Status> {
@@ -21,12 +48,37 @@ pub fn interpret(text: &str) -> Option<Status> {
 }
 
 /// Records `reply` as the answer to the newest offer it can answer: sent or delivered to that
-/// number on that channel and not expired. Returns the offer's id, or `None` when the text is
-/// not an answer or there is nothing to answer.
-pub async fn answer(store: &RecStore, reply: &Reply) -> anyhow::Result<Option<String>> {
-    let Some(outcome) = interpret(&reply.text) else {
+/// number on that channel and not expired; a stop word also goes to `opt_outs` (first, so
+/// the refusal holds even when there is no offer to answer).
+pub async fn answer(
+    store: &RecStore,
+    opt_outs: Option<&dyn OptOuts>,
+    reply: &Reply,
+) -> anyhow::Result<Answered> {
+    let stop = opts_out(&reply.text);
+    let mut done = Answered::default();
+    if stop {
+        match opt_outs {
+            Some(o) => {
+                done.opted_out = o
+                    .opt_out(reply.from, &reply.channel, reply.text.trim())
+                    .await?;
+                if !done.opted_out {
+                    tracing::info!(channel = %reply.channel, from = %reply.from, "a stop word from a number no customer has; nothing to record it on");
+                }
+            }
+            None => {
+                tracing::warn!(channel = %reply.channel, from = %reply.from, "a stop word, and no record of consents to write it to")
+            }
+        }
+    }
+    let outcome = if stop {
+        Status::Declined
+    } else if let Some(o) = interpret(&reply.text) {
+        o
+    } else {
         tracing::info!(channel = %reply.channel, from = %reply.from, "a reply that is not an answer to an offer; not recorded");
-        return Ok(None);
+        return Ok(done);
     };
     let (recent, _) = store
         .list(&RecQuery {
@@ -42,12 +94,13 @@ pub async fn answer(store: &RecStore, reply: &Reply) -> anyhow::Result<Option<St
         .find(|r| matches!(r.status, Status::Sent | Status::Delivered) && r.expires_at > now)
     else {
         tracing::info!(channel = %reply.channel, from = %reply.from, "a reply with no live offer to answer; not recorded");
-        return Ok(None);
+        return Ok(done);
     };
     let why = format!("reply: {}", reply.text.trim());
     let actor = format!("{}:{}", reply.channel, reply.from);
     store.answer(&rec, outcome, &actor, Some(&why)).await?;
-    Ok(Some(rec.id))
+    done.recommendation_id = Some(rec.id);
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -64,6 +117,25 @@ mod tests {
         }
         for other in ["", "hello", "Y please call me", "TD", "yess"] {
             assert_eq!(interpret(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stop_words_in_english_and_chinese() {
+        for stop in [
+            "TD",
+            "td",
+            " T ",
+            "STOP",
+            "Stop!",
+            "unsubscribe",
+            "退订",
+            "退订。",
+        ] {
+            assert!(opts_out(stop), "{stop}");
+        }
+        for other in ["", "N", "不要", "TD please", "STOPP", "Y", "取消"] {
+            assert!(!opts_out(other), "{other}");
         }
     }
 }

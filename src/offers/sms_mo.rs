@@ -3,6 +3,7 @@
 //! send no bearer header, so the URL carries a token; unlike them it is one per deployment,
 //! which an administrator reads once to configure the gateway.
 
+use anyhow::Context;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -27,9 +28,13 @@ pub struct MoParams {
 pub struct MoOutcome {
     /// The offer the reply answered, if it answered one.
     pub recommendation_id: Option<String>,
+    /// The reply was a stop word (`TD`, `STOP`, `退订`) and the customer's refusal of
+    /// marketing on SMS is recorded.
+    pub opted_out: bool,
 }
 
-/// An incoming SMS: a reply to an offer becomes its answer (`accepted` / `declined`).
+/// An incoming SMS: a reply to an offer becomes its answer (`accepted` / `declined`); a stop
+/// word (`TD`, `STOP`, `退订`) also records the customer's refusal of marketing by SMS.
 #[utoipa::path(method(get, post), path = "/api/v1/channels/sms/mo", tag = "channels", params(MoParams),
     responses((status = 200, body = MoOutcome), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn incoming(
@@ -56,10 +61,15 @@ pub async fn incoming(
         from,
         text: p.text,
     };
-    let recommendation_id = replies::answer(&state.pipeline.deps.recs, &reply)
+    let opt_outs = state.channels.opt_outs.get().map(|o| &**o);
+    let done = replies::answer(&state.pipeline.deps.recs, opt_outs, &reply)
         .await
+        .context("recording an incoming SMS")
         .map_err(ApiError::internal)?;
-    Ok(Json(MoOutcome { recommendation_id }))
+    Ok(Json(MoOutcome {
+        recommendation_id: done.recommendation_id,
+        opted_out: done.opted_out,
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -2,6 +2,8 @@
 //! Marketing refusals become the engine's `opt_outs` and service refusals its
 //! `service_opt_outs`, so changes emit `profile_change`.
 
+mod replies;
+
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
@@ -21,6 +23,8 @@ use crate::store::{
     fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use replies::ConsentOptOuts;
 
 pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
 
