@@ -127,7 +127,9 @@ fn rules_check_and_test_pass_on_the_standard_pack() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stdout).contains("rules OK"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("rules OK"), "{stdout}");
+    assert!(!stdout.contains("warning"), "the pack can fire: {stdout}");
     let run = kairos().args(["rules", "test", "rules/"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}");
@@ -150,6 +152,36 @@ fn rules_check_reports_file_line_and_problem() {
     assert!(
         stderr.contains("bad.rhai:11:5: unknown function sms_today()"),
         "{stderr}"
+    );
+}
+
+/// A rule that loads but can never fire passes the check with a warning that names the
+/// file, the line and what to write instead.
+#[test]
+fn rules_check_warns_of_a_rule_that_never_fires() {
+    let dir = rules_dir(&[(
+        "vip.rhai",
+        "#{\n    id: \"vip\",\n    name: \"VIP\",\n    kind: \"dynamic\",\n    events: [\"location_update\"],\n    when: #{ roaming: true, \"profile.value_tier\": \"platinium\" },\n    channels: [\"sms\"],\n    offer: #{ code: \"X\" },\n    message: \"x\",\n};\n",
+    )]);
+    let no_templates = tempfile::tempdir().unwrap();
+    let run = kairos()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .env("KAIROS_CHANNELS__DIR", no_templates.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("1 rules OK"), "{stdout}");
+    assert!(
+        stdout.contains("warning: ")
+            && stdout.contains("vip.rhai:6:51: no customer has value tier \"platinium\"")
+            && stdout.contains("did you mean \"platinum\"?"),
+        "{stdout}"
     );
 }
 

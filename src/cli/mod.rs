@@ -261,6 +261,10 @@ fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode
                 set.templates.len(),
                 templates.display()
             );
+            // Loaded, but a rule that never fires is what marketers miss most: said, not fatal.
+            for w in set.rules.iter().flat_map(|r| &r.warnings) {
+                println!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {

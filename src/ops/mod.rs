@@ -95,6 +95,9 @@ pub struct RuleInfo {
     pub quarantined: bool,
     /// Why and since when, while quarantined.
     pub quarantine: Option<crate::rules::Quarantine>,
+    /// What would keep the rule from ever firing ("file:line:column: ..."), as
+    /// `kairos rules check` prints it.
+    pub warnings: Vec<String>,
 }
 
 /// The loaded rules.
@@ -124,6 +127,7 @@ pub async fn rules(
                     tests: r.tests.len(),
                     quarantined: r.breaker.is_open(),
                     quarantine: r.breaker.quarantine().cloned(),
+                    warnings: r.warnings.iter().map(ToString::to_string).collect(),
                 }
             })
             .collect(),

@@ -181,6 +181,10 @@ fn compile_one(
     let meta = meta::parse(&map, channels).map_err(meta_err)?;
     let tests = meta::parse_tests(&map).map_err(meta_err)?;
     super::schema::check(&meta, src).map_err(|(pos, msg)| at(file, pos, msg))?;
+    let warnings = super::schema::warnings(&meta, src, chrono::Utc::now())
+        .into_iter()
+        .map(|(pos, msg)| at(file, pos, msg))
+        .collect();
 
     let mut has_condition = false;
     let mut has_offer = false;
@@ -261,6 +265,7 @@ fn compile_one(
             tests,
             stats: RuleStats::default(),
             breaker: Breaker::default(),
+            warnings,
         },
         defs,
     })

@@ -319,7 +319,12 @@ pub fn parse(map: &Map, known_channels: &[String]) -> Result<RuleMeta, MetaError
         if let Some(f) = text(&active, "from", false).map_err(|e| err("active", e.message))? {
             active_from = Some(date("active", &f, false)?);
         }
-        if let Some(u) = text(&active, "until", false).map_err(|e| err("active", e.message))? {
+        // `to`: `until` is a Rhai keyword, so only `"until"` (quoted) parses.
+        let until = match text(&active, "to", false).map_err(|e| err("active", e.message))? {
+            Some(t) => Some(t),
+            None => text(&active, "until", false).map_err(|e| err("active", e.message))?,
+        };
+        if let Some(u) = until {
             active_until = Some(date("active", &u, true)?);
         }
     }

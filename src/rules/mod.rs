@@ -60,6 +60,8 @@ pub struct Rule {
     pub stats: RuleStats,
     /// Quarantines the rule after repeated failures; reset by a reload (a new rule set).
     pub breaker: Breaker,
+    /// What loads but would keep the rule from ever firing (`schema::warnings`).
+    pub warnings: Vec<RuleError>,
 }
 
 impl std::fmt::Debug for Rule {

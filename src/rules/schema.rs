@@ -11,12 +11,13 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use rhai::Position;
 
 use super::filter::Operand;
 use super::meta::RuleMeta;
 use super::templates::{placeholders, vars_keys, SPECIALS};
-use crate::event::{EventType, Known};
+use crate::event::{AttrKind, EventType, Known};
 
 /// What every event carries, besides its attributes.
 const ENVELOPE: &[&str] = &["id", "type", "msisdn", "ts"];
@@ -149,6 +150,118 @@ pub fn check(meta: &RuleMeta, src: &str) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// What would let a rule load and then never fire, as warnings (the rule may be meant to
+/// wait, or be kept for the record): a `when` value of a kind its attribute never has
+/// (`roaming: "yes"`), a value tier the CRM does not know (`"platinium"`), and an active
+/// period that has ended or ends before it starts. `now` is the check's wall clock.
+pub fn warnings(meta: &RuleMeta, src: &str, now: DateTime<Utc>) -> Vec<Problem> {
+    use super::filter::{Cmp, Lit};
+    let code = without_comments(src);
+    let mut out = Vec::new();
+    let when_at = src.find("when").unwrap_or(0);
+    // The kinds an attribute has across the listened types (custom types: unknown).
+    let kinds = |a: &str| -> Option<Vec<AttrKind>> {
+        let mut ks = Vec::new();
+        for t in &meta.events {
+            match t {
+                EventType::Known(k) => ks.extend(k.attr_kind(a)),
+                EventType::Custom(_) => return None,
+            }
+        }
+        (!ks.is_empty() && !ks.contains(&AttrKind::Any)).then_some(ks)
+    };
+    let fits = |k: AttrKind, l: &Lit| {
+        matches!(
+            (k, l),
+            (AttrKind::Str, Lit::Text(_))
+                | (AttrKind::Int | AttrKind::Num, Lit::Num(_))
+                | (AttrKind::Bool, Lit::Bool(_))
+        )
+    };
+    let written = |k: AttrKind| match k {
+        AttrKind::Str => "text",
+        AttrKind::Int | AttrKind::Num => "a number",
+        AttrKind::Bool => "true or false",
+        AttrKind::Any => "anything",
+    };
+    for p in &meta.filters {
+        match &p.operand {
+            Operand::Attr(a) => {
+                let Some(ks) = kinds(a) else { continue };
+                let never = match &p.cmp {
+                    Cmp::Eq(l) => !ks.iter().any(|k| fits(*k, l)),
+                    Cmp::In(ls) => !ls.iter().any(|l| ks.iter().any(|k| fits(*k, l))),
+                    Cmp::Lt(_) | Cmp::Le(_) | Cmp::Gt(_) | Cmp::Ge(_) => !ks
+                        .iter()
+                        .any(|k| matches!(k, AttrKind::Int | AttrKind::Num)),
+                    // Always holds rather than never: not this check's business.
+                    Cmp::Ne(_) => false,
+                };
+                if never {
+                    out.push((
+                        position(src, &code, a, when_at),
+                        format!(
+                            "`{a}` is {} in the events this rule listens to, so `{}` never \
+                             holds and the rule never fires; write the value as {}",
+                            written(ks[0]),
+                            p.text,
+                            written(ks[0])
+                        ),
+                    ));
+                }
+            }
+            Operand::Profile(f) if f == "value_tier" => {
+                let values: Vec<&str> = match &p.cmp {
+                    Cmp::Eq(Lit::Text(t)) => vec![t.as_str()],
+                    Cmp::In(ls) => ls
+                        .iter()
+                        .filter_map(|l| match l {
+                            Lit::Text(t) => Some(t.as_str()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => continue,
+                };
+                let tiers = crate::ports::VALUE_TIERS;
+                let unknown: Vec<&str> =
+                    values.into_iter().filter(|v| !tiers.contains(v)).collect();
+                for v in unknown {
+                    let hint = match nearest(&v.to_lowercase(), tiers.iter().copied())
+                        .or_else(|| tiers.iter().copied().find(|t| *t == v.to_lowercase()))
+                    {
+                        Some(n) => format!("did you mean \"{n}\"? "),
+                        None => String::new(),
+                    };
+                    out.push((
+                        position(src, &code, &format!("\"{v}\""), when_at),
+                        format!(
+                            "no customer has value tier \"{v}\" (tiers are {}), so this never \
+                             matches; {hint}",
+                            tiers.join(", ")
+                        )
+                        .trim_end()
+                        .to_string(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let active_at = || position(src, &code, "active", 0);
+    match (meta.active_from, meta.active_until) {
+        (Some(f), Some(u)) if f > u => out.push((
+            active_at(),
+            format!("the rule's active period starts ({f}) after it ends ({u}): it never fires"),
+        )),
+        (_, Some(u)) if u < now => out.push((
+            active_at(),
+            format!("the rule's active period ended on {u}: it no longer fires"),
+        )),
+        _ => {}
+    }
+    out
 }
 
 /// The name closest to `name`, if it is close enough to be a slip of the keyboard.

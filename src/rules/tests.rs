@@ -238,3 +238,70 @@ fn checks_know_the_event_contract_and_the_profile() {
     );
     load(&commented).expect("comments are not read");
 }
+
+/// Rules that load but never fire are told, with file, line and what to write: a `when`
+/// value of the wrong kind, a value tier nobody has, an active period over or upside down.
+/// A sound rule has no warnings.
+#[test]
+fn a_rule_that_can_never_fire_loads_with_a_warning() {
+    let rule = |when: &str, active: &str| {
+        format!(
+            "#{{\n    id: \"trip\",\n    name: \"Trip\",\n    kind: \"dynamic\",\n    events: [\"location_update\"],\n    \
+             when: #{{ {when} }},\n    channels: [\"sms\"],\n    offer: #{{ code: \"T\" }},\n    \
+             message: \"Hi\",{active}\n}};\n"
+        )
+    };
+    let warnings = |src: &str| -> Vec<RuleError> {
+        let set = load(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        set.rules[0].warnings.clone()
+    };
+    assert!(warnings(&rule("roaming: true, country: \"JP\"", "")).is_empty());
+    assert!(warnings(&rule(
+        "\"profile.value_tier\": [\"gold\", \"platinum\"]",
+        ""
+    ))
+    .is_empty());
+    assert!(warnings(&rule(
+        "roaming: true",
+        "\n    active: #{ from: \"2026-01-01\", to: \"2999-12-31\" }"
+    ))
+    .is_empty());
+    let cases = [
+        (rule("roaming: \"yes\"", ""), (6, 14), "`roaming` is true or false"),
+        (rule("country: 81", ""), (6, 14), "`country` is text"),
+        (rule("country: \">= 3\"", ""), (6, 14), "never holds"),
+        (
+            rule("\"profile.value_tier\": \"platinium\"", ""),
+            (6, 36),
+            "no customer has value tier \"platinium\" (tiers are basic, standard, silver, gold, platinum, diamond), so this never matches; did you mean \"platinum\"?",
+        ),
+        (rule("\"profile.value_tier\": [\"Gold\", \"silver\"]", ""), (6, 37), "did you mean \"gold\"?"),
+        (
+            rule("roaming: true", "\n    active: #{ \"until\": \"2020-06-30\" }"),
+            (10, 5),
+            "the rule's active period ended on 2020-06-30",
+        ),
+        (
+            rule("roaming: true", "\n    active: #{ from: \"2999-02-01\", to: \"2999-01-31\" }"),
+            (10, 5),
+            "starts (2999-02-01",
+        ),
+    ];
+    for (src, (line, column), says) in &cases {
+        let w = warnings(src);
+        assert_eq!(w.len(), 1, "{w:?}\n{src}");
+        assert_eq!(
+            (w[0].line, w[0].column),
+            (*line, *column),
+            "{}\n{src}",
+            w[0]
+        );
+        assert!(w[0].message.contains(says), "{}", w[0]);
+        assert!(
+            w[0].to_string()
+                .starts_with(&format!("rules/x.rhai:{line}:")),
+            "{}",
+            w[0]
+        );
+    }
+}
