@@ -50,6 +50,8 @@ pub enum Permission {
     IngestEvents,
     ReadRecommendations,
     RespondToOffers,
+    /// Correcting an answer recorded wrongly (answers are otherwise final).
+    CorrectAnswers,
     ReadRules,
     ManageRules,
     ReadEngineStats,
@@ -131,6 +133,7 @@ impl Role {
                     | ReadAudit
                     | SendMessages
                     | MessageMembers
+                    | CorrectAnswers
             ),
             AccountManager => matches!(
                 p,

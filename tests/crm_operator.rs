@@ -1118,3 +1118,361 @@ async fn contacts_and_members_are_deleted_softly_and_a_member_enrolled_again_com
     })
     .await;
 }
+
+/// What goes with a deleted line goes with it: its subscriptions end, its number leaves the
+/// enterprise groups it was enrolled in, and a customer deleted with its lines leaves an
+/// audit record for each line as well as for itself.
+#[tokio::test]
+async fn a_deleted_line_takes_its_subscriptions_and_memberships_with_it() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let admin = t.admin();
+        t.post(
+            admin,
+            "/api/v1/catalog/offerings",
+            json!({"code": "DATA_5G", "name": "5 GB",
+            "offering_type": "addon", "price_cents": 1500}),
+        )
+        .await
+        .expect(201);
+        let line = t
+            .get(admin, "/api/v1/lines/8613900001002")
+            .await
+            .expect(200);
+        let on_line = t
+            .post(
+                admin,
+                "/api/v1/subscriptions",
+                json!({"customer_id": w.c2,
+                "line_id": line["id"], "offering_id": "DATA_5G", "status": "active"}),
+            )
+            .await
+            .expect(201);
+        let members = format!("/api/v1/customers/{}/members", w.ent);
+        t.post(
+            admin,
+            &members,
+            json!({"name": "Wang", "msisdn": "8613900001002"}),
+        )
+        .await
+        .expect(201);
+        assert_eq!(t.get(admin, &members).await.expect(200)["total"], 1);
+
+        t.delete(admin, "/api/v1/lines/8613900001002")
+            .await
+            .expect(204);
+        let s = t
+            .get(admin, &format!("/api/v1/subscriptions/{}", id(&on_line)))
+            .await
+            .expect(200);
+        assert_eq!(s["status"], "terminated", "{s}");
+        assert!(s["termination_date"].is_string(), "{s}");
+        assert_eq!(t.get(admin, &members).await.expect(200)["total"], 0);
+
+        // A customer with two lines and a subscription on none: all of it ends, each audited.
+        t.line(&w.c1, "8613900001011").await;
+        let off_line = t
+            .post(
+                admin,
+                "/api/v1/subscriptions",
+                json!({"customer_id": w.c1,
+                "offering_id": "DATA_5G", "status": "active"}),
+            )
+            .await
+            .expect(201);
+        t.delete(admin, &format!("/api/v1/customers/{}", w.c1))
+            .await
+            .expect(204);
+        // The API hides a deleted customer's records; the rows stay, ended.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, status FROM subscriptions WHERE customer_id = $1 ORDER BY id",
+        )
+        .bind(&w.c1)
+        .fetch_all(&t.app.state.db.pool)
+        .await
+        .unwrap();
+        assert!(rows.iter().any(|(i, _)| *i == id(&off_line)), "{rows:?}");
+        assert!(rows.iter().all(|(_, s)| s == "terminated"), "{rows:?}");
+        let audit = t
+            .get(
+                admin,
+                &format!(
+                    "/api/v1/audit?entity=line&action=delete&customer_id={}",
+                    w.c1
+                ),
+            )
+            .await
+            .expect(200);
+        let mut gone: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["before"]["msisdn"].as_str().unwrap())
+            .collect();
+        gone.sort();
+        assert_eq!(gone, ["8613900001001", "8613900001011"], "{audit}");
+    })
+    .await;
+}
+
+/// Dates are written one way (`YYYY-MM-DD`); a field that may be a day or a moment keeps a
+/// day as it is and writes a moment in UTC to the millisecond, as every time on output.
+#[tokio::test]
+async fn dates_and_times_are_written_one_way() {
+    on_both(async |t| {
+        let admin = t.admin();
+        t.post(
+            admin,
+            "/api/v1/parties",
+            json!({"party_type": "individual", "given_name": "Li",
+            "family_name": "Wei", "birth_date": "1990-05-01T00:00:00+08:00"}),
+        )
+        .await
+        .expect_field("birth_date");
+        let p = t
+            .post(
+                admin,
+                "/api/v1/parties",
+                json!({"party_type": "individual", "given_name": "Li",
+                "family_name": "Wei", "birth_date": "1990-05-01"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(p["birth_date"], "1990-05-01");
+        let c = t.customer("timed", json!({})).await;
+        let l = t
+            .post(
+                admin,
+                "/api/v1/lines",
+                json!({"customer_id": id(&c), "msisdn": "8613900007001",
+                "plan": "basic_39", "activated_at": "2026-12-01T09:30:00+08:00"}),
+            )
+            .await;
+        // The plan exists once any line was made through the kit; make one if not.
+        let l = if l.status == 400 {
+            t.line(&id(&c), "8613900007002").await;
+            t.post(
+                admin,
+                "/api/v1/lines",
+                json!({"customer_id": id(&c), "msisdn": "8613900007001",
+                "plan": "basic_39", "activated_at": "2026-12-01T09:30:00+08:00"}),
+            )
+            .await
+            .expect(201)
+        } else {
+            l.expect(201)
+        };
+        assert_eq!(l["activated_at"], "2026-12-01T01:30:00.000Z", "{l}");
+        t.post(
+            admin,
+            "/api/v1/lines",
+            json!({"customer_id": id(&c), "msisdn": "8613900007003",
+            "plan": "basic_39", "activated_at": "1st of December"}),
+        )
+        .await
+        .expect_field("activated_at");
+    })
+    .await;
+}
+
+/// A customer is found by the id document of its party, exactly; the allowed values are in
+/// the error for every closed set, not only tiers.
+#[tokio::test]
+async fn customers_are_found_by_id_document_and_every_closed_set_says_its_values() {
+    on_both(async |t| {
+        let admin = t.admin();
+        let party = t
+            .post(
+                admin,
+                "/api/v1/parties",
+                json!({"party_type": "organization",
+                "trading_name": "Acme", "registration_number": "91310000MA1K"}),
+            )
+            .await
+            .expect(201);
+        t.customer(
+            "Acme Ltd",
+            json!({"customer_type": "enterprise", "party_id": party["id"]}),
+        )
+        .await;
+        t.customer("Other", json!({})).await;
+        let r = t
+            .get(admin, "/api/v1/customers?q=91310000MA1K")
+            .await
+            .expect(200);
+        assert_eq!(r["total"], 1, "{r}");
+        assert_eq!(r["items"][0]["name"], "Acme Ltd");
+        for (field, value, allowed) in [
+            ("segment", "yuth", "must be one of "),
+            ("credit_class", "Z", "must be one of A, B, C, D, E"),
+        ] {
+            let r = t
+                .post(
+                    admin,
+                    "/api/v1/customers",
+                    json!({"name": "x", "customer_type": "individual", field: value}),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert_eq!(r.body["field"], field);
+            let m = r.body["message"].as_str().unwrap();
+            assert!(m.contains(allowed), "{field}: {m}");
+            if field == "segment" {
+                assert!(
+                    m.contains("youth"),
+                    "the operator's segments are listed: {m}"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+/// The account manager's own notice: an in-app notice, and an SMS to their phone marked as a
+/// service message, which the offer statistics do not count.
+#[tokio::test]
+async fn the_account_managers_contract_notice_is_a_service_message_not_an_offer() {
+    crate::real_engine::on_both_engine(async |t| {
+        let w = world(t).await;
+        let st = &t.app.state;
+        let now = chrono::Utc::now();
+        let day = |d: i64| (now + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+        let user = t
+            .get(t.admin(), &format!("/api/v1/users/{}", w.am1.id))
+            .await
+            .expect(200);
+        t.patch(t.admin(), &format!("/api/v1/users/{}", w.am1.id),
+            json!({"phone": "8613800000071", "version": user["version"]}))
+            .await
+            .expect(200);
+        t.post(&w.am1.token, "/api/v1/agreements", json!({"customer_id": w.c1,
+            "name": "Home 2026", "start_date": day(-300), "end_date": day(10), "reminder_days": 30}))
+            .await
+            .expect(201);
+        let run = kairos::crm::agreements::reminders::run_once(st, now).await.unwrap();
+        assert_eq!(run.reminded.len(), 1, "{run:?}");
+        assert_eq!(run.reminded[0].notified_user_id.as_deref(), Some(w.am1.id.as_str()));
+        let notices = t.get(&w.am1.token, "/api/v1/notices").await.expect(200);
+        assert_eq!(notices["total"], 1, "{notices}");
+        let mut sms = Value::Null;
+        for _ in 0..50 {
+            let recs = t
+                .get(t.admin(), "/api/v1/recommendations?msisdn=8613800000071")
+                .await
+                .expect(200);
+            if let Some(r) = recs["items"].as_array().unwrap().first() {
+                sms = r.clone();
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(sms["service"], true, "{sms}");
+        assert_eq!(sms["channel"], "sms", "{sms}");
+        assert!(sms["message"].as_str().unwrap().contains("Home 2026"), "{sms}");
+        let stats = t
+            .get(&w.marketer.token, "/api/v1/stats/offers?group_by=rule")
+            .await
+            .expect(200);
+        assert_eq!(stats["rows"], json!([]), "{stats}");
+    })
+    .await;
+}
+
+/// A final answer recorded wrongly is corrected by its own action: for a team lead, with a
+/// reason, on the timeline and in the audit trail; not by the account manager who answered.
+#[tokio::test]
+async fn a_wrong_answer_is_corrected_by_an_audited_action() {
+    on_both(async |t| {
+        let w = world(t).await;
+        t.store_rec(&sms_rec("r-fix", "8613900001001")).await;
+        let fix = "/api/v1/recommendations/r-fix/correction";
+        // Nothing to correct before an answer.
+        let r = t
+            .post(
+                &w.lead.token,
+                fix,
+                json!({"outcome": "declined", "reason": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        t.post(
+            &w.am1.token,
+            "/api/v1/recommendations/r-fix/response",
+            json!({"outcome": "accepted", "reason": "pressed by mistake"}),
+        )
+        .await
+        .expect(200);
+        let denied = t
+            .post(
+                &w.am1.token,
+                fix,
+                json!({"outcome": "declined", "reason": "wrong button"}),
+            )
+            .await;
+        assert_eq!(denied.status, 403, "{}", denied.body);
+        assert_eq!(denied.body["permission"], "correct_answers");
+        t.post(&w.lead.token, fix, json!({"outcome": "declined"}))
+            .await
+            .expect(400);
+        t.post(
+            &w.lead.token,
+            fix,
+            json!({"outcome": "ignored", "reason": "x"}),
+        )
+        .await
+        .expect_field("outcome");
+        let r = t
+            .post(
+                &w.lead.token,
+                fix,
+                json!({"outcome": "declined", "reason": "agent pressed accept for a decline"}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(r["status"], "declined");
+        let again = t
+            .post(
+                &w.lead.token,
+                fix,
+                json!({"outcome": "declined", "reason": "again"}),
+            )
+            .await;
+        assert_eq!(again.status, 409, "{}", again.body);
+        let timeline = t
+            .get(
+                &w.am1.token,
+                &format!(
+                    "/api/v1/customers/{}/interactions?source=offer_response",
+                    w.c1
+                ),
+            )
+            .await
+            .expect(200);
+        assert_eq!(timeline["total"], 2, "{timeline}");
+        let summaries: Vec<&str> = timeline["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["summary"].as_str().unwrap())
+            .collect();
+        assert!(
+            summaries.contains(&"declined: agent pressed accept for a decline"),
+            "{summaries:?}"
+        );
+        let audit = t
+            .get(
+                t.admin(),
+                "/api/v1/audit?entity=recommendation&action=correct",
+            )
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1, "{audit}");
+        assert_eq!(audit["items"][0]["before"]["status"], "accepted");
+        assert_eq!(
+            audit["items"][0]["after"]["recommendation"]["status"],
+            "declined"
+        );
+        assert_eq!(audit["items"][0]["actor_id"], w.lead.id.as_str());
+    })
+    .await;
+}

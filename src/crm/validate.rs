@@ -53,7 +53,6 @@ pub fn non_negative(field: &str, v: i64) -> Result<(), ApiError> {
     }
 }
 
-/// `YYYY-MM-DD` or an RFC 3339 timestamp.
 /// An RFC 3339 time, as UTC.
 pub fn time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     chrono::DateTime::parse_from_rfc3339(v)
@@ -61,17 +60,29 @@ pub fn time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiEr
         .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
 }
 
+/// A calendar date, written `YYYY-MM-DD` (a birth date, a close date): one way in, so one
+/// way out.
 pub fn date(field: &str, v: &str) -> Result<(), ApiError> {
-    let ok = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
-        || chrono::DateTime::parse_from_rfc3339(v).is_ok();
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::field(
-            field,
-            "must be a date (YYYY-MM-DD) or RFC 3339 time",
-        ))
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|_| ApiError::field(field, "must be a date written YYYY-MM-DD"))
+}
+
+/// A day (`YYYY-MM-DD`, kept as it is) or a moment (any RFC 3339 time, kept in UTC to the
+/// millisecond like every time Kairos writes), for fields that may be either (a follow-up
+/// due on a day or at an hour). Returns the text to store, so output has one form of each.
+pub fn day_or_time(field: &str, v: &str) -> Result<String, ApiError> {
+    if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() {
+        return Ok(v.to_string());
     }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| crate::store::ts_text(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                "must be a date (YYYY-MM-DD) or an RFC 3339 time (2026-12-01T09:30:00+08:00)",
+            )
+        })
 }
 
 /// Channels a customer can be reached on, for consents and preferences.

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(one))
         .routes(routes!(delivery))
         .routes(routes!(respond))
+        .routes(routes!(correct))
         .routes(routes!(next_best))
         .routes(routes!(portal_stream))
         .routes(routes!(sms_dlr))
@@ -168,9 +169,11 @@ pub struct ResponseBody {
     pub reason: Option<String>,
 }
 
-/// Record the customer's answer to an offer.
+/// Record the customer's answer to an offer. Accepted and declined are final: the same
+/// answer again changes nothing (200), another one is a 409; an answer recorded wrongly is
+/// corrected with `POST /api/v1/recommendations/{id}/correction`.
 #[utoipa::path(post, path = "/api/v1/recommendations/{id}/response", tag = "engine", params(("id" = String, Path)), request_body = ResponseBody,
-    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
+    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody, description = "the offer was already answered otherwise, or cannot be answered"), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn respond(
     State(state): State<AppState>,
@@ -211,6 +214,84 @@ pub async fn respond(
         Err(crate::ports::PortError::Invalid(m)) => Err(ApiError::Conflict(m)),
         Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionBody {
+    /// The answer the customer really gave: `accepted` or `declined`.
+    pub outcome: String,
+    /// Why the recorded answer was wrong (required: it goes on the audit trail).
+    pub reason: String,
+}
+
+/// Corrects an answer recorded wrongly: the offer's answer becomes `outcome`, as a new action
+/// on the customer's timeline with its reason, audited with who did it and the record before
+/// and after. For team leads and region heads; answers are otherwise final.
+#[utoipa::path(post, path = "/api/v1/recommendations/{id}/correction", tag = "engine", params(("id" = String, Path)), request_body = CorrectionBody,
+    responses((status = 200, body = Recommendation), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody, description = "the offer is not answered yet, or already has that answer"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CorrectionBody>,
+) -> Result<Json<Recommendation>, ApiError> {
+    who.require(Permission::CorrectAnswers)?;
+    let outcome = match body.outcome.as_str() {
+        "accepted" => Status::Accepted,
+        "declined" => Status::Declined,
+        other => {
+            return Err(ApiError::field(
+                "outcome",
+                format!("{other:?}: a correction is to accepted or declined"),
+            ))
+        }
+    };
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::field(
+            "reason",
+            "say why the answer was wrong, in at most 500 characters",
+        ));
+    }
+    let rec = state
+        .pipeline
+        .deps
+        .recs
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
+    check_line(&state, &who, rec.msisdn).await?;
+    let (before, after) = match state.pipeline.correct(&id, outcome, &who.id, reason).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(ApiError::NotFound(format!("recommendation {id}"))),
+        Err(crate::ports::PortError::Invalid(m)) => return Err(ApiError::Conflict(m)),
+        Err(e) => return Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    // The customer the line belongs to, so the audit trail is read within data scope.
+    let customer: Option<(String,)> =
+        sqlx::query_as("SELECT customer_id FROM lines WHERE msisdn = $1 AND deleted_at IS NULL")
+            .bind(before.msisdn.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let change = crate::audit::Change {
+        entity: "recommendation",
+        entity_id: &id,
+        action: "correct",
+        customer_id: customer.as_ref().map(|c| c.0.as_str()),
+        before: crate::audit::snapshot(&before),
+        after: crate::audit::snapshot(&serde_json::json!({
+            "recommendation": after, "reason": reason,
+        })),
+    };
+    crate::audit::record(&mut conn, &who, change)
+        .await
+        .map_err(|e| {
+            ApiError::internal(anyhow::Error::new(e).context("auditing the correction"))
+        })?;
+    Ok(Json(after))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -434,3 +434,40 @@ impl OfferBook for Pipeline {
             .map_err(|e| storage(format!("{e:#}")))
     }
 }
+
+impl Pipeline {
+    /// Corrects a final answer recorded wrongly (an agent pressed accept for a decline): a new
+    /// answer on the record, with its reason, which the statistics, the timeline and the
+    /// learned propensity read from then on. Returns the offer before and after; the caller
+    /// audits the change. Only accepted <-> declined: anything else is no correction.
+    pub async fn correct(
+        &self,
+        id: &str,
+        outcome: Status,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<(Recommendation, Recommendation)>, PortError> {
+        let Some(rec) = self.deps.recs.get(id).await.map_err(storage)? else {
+            return Ok(None);
+        };
+        if !matches!(rec.status, Status::Accepted | Status::Declined) {
+            return Err(PortError::Invalid(format!(
+                "offer {id} is {}, not answered: record the answer with POST /api/v1/recommendations/{id}/response",
+                rec.status.as_str()
+            )));
+        }
+        if rec.status == outcome {
+            return Err(PortError::Invalid(format!(
+                "offer {id} is already {}: nothing to correct",
+                rec.status.as_str()
+            )));
+        }
+        let after = self
+            .deps
+            .recs
+            .answer(&rec, outcome, actor, Some(reason))
+            .await
+            .map_err(|e| storage(format!("{e:#}")))?;
+        Ok(after.map(|a| (rec, a)))
+    }
+}

@@ -232,11 +232,14 @@ pub(crate) async fn check_parent(
     Ok(())
 }
 
+/// Lists the customers in your scope. Every equality filter takes one value or several
+/// separated by commas, meaning any of them (`value_tier=gold,platinum`); `q` searches by
+/// phone number, external id, id document or name.
 #[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
         ("sort" = Option<String>, Query, description = "name | created_at | churn_score | loyalty_points | arpu_cents | value_tier, prefix - for descending"),
         ("name" = Option<String>, Query), ("customer_type" = Option<String>, Query), ("status" = Option<String>, Query),
-        ("segment" = Option<String>, Query), ("industry" = Option<String>, Query), ("value_tier" = Option<String>, Query), ("credit_class" = Option<String>, Query),
+        ("segment" = Option<String>, Query), ("industry" = Option<String>, Query), ("value_tier" = Option<String>, Query, description = "one tier or several, comma-separated: gold,platinum"), ("credit_class" = Option<String>, Query),
         ("region_id" = Option<String>, Query), ("account_manager_id" = Option<String>, Query), ("parent_customer_id" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "search: a phone number's leading digits (any of the customer's lines), the exact external id or id document (the party's registration number), or a case-insensitive part of the name"),
         ("external_id" = Option<String>, Query),
@@ -449,7 +452,30 @@ pub async fn remove(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    let msisdns = crate::crm::lines::repo::soft_delete(&mut tx, "customer_id", &id, &now).await?;
+    // Subscriptions that are on no line end with the customer (the lines' go with them).
+    sqlx::query(
+        "UPDATE subscriptions SET status = 'terminated', \
+         termination_date = COALESCE(termination_date, $1), updated_at = $1, \
+         version = version + 1 WHERE customer_id = $2 AND status <> 'terminated'",
+    )
+    .bind(&now)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    let lines = crate::crm::lines::repo::soft_delete(&mut tx, "customer_id", &id, &now).await?;
+    // Each line leaves its own record in the audit trail, as a line deleted alone does.
+    for line in &lines {
+        let change = audit::Change {
+            entity: "line",
+            entity_id: &line.id,
+            action: "delete",
+            customer_id: Some(&id),
+            before: audit::snapshot(line),
+            after: None,
+        };
+        audit::record(&mut tx, &p, change).await?;
+    }
+    let msisdns: Vec<String> = lines.into_iter().map(|l| l.msisdn).collect();
     audit::commit_delete(tx, &p, "customer", &id, Some(&id), &before).await?;
     changes::emit_for_lines(&st, &msisdns, vec![crate::crm::lines::no_longer_known()]).await;
     Ok(axum::http::StatusCode::NO_CONTENT)

@@ -97,7 +97,7 @@ pub(crate) fn validate(l: &Line) -> Result<(), ApiError> {
     validate::text("plan", &l.plan, 64)?;
     validate::one_of("status", &l.status, STATUSES)?;
     validate::opt_text("imsi", l.imsi.as_deref(), 15)?;
-    validate::date("activated_at", &l.activated_at)
+    validate::day_or_time("activated_at", &l.activated_at).map(|_| ())
 }
 
 /// A line's plan is a plan in the catalog: rules and segments match plans by code, so a typo
@@ -168,7 +168,10 @@ pub async fn create(
         plan: req.plan,
         status: req.status.unwrap_or_else(|| "active".into()),
         imsi: req.imsi,
-        activated_at: req.activated_at.unwrap_or_else(|| now.clone()),
+        activated_at: match req.activated_at.as_deref() {
+            Some(a) => validate::day_or_time("activated_at", a)?,
+            None => now.clone(),
+        },
         created_at: now.clone(),
         updated_at: now,
         version: 1,
@@ -267,7 +270,11 @@ pub async fn remove(
     crate::crm::scope::require_operator_write(&p)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let before: Line = crud::load(&mut tx, repo::scoped(&p), &key).await?;
-    let msisdns = repo::soft_delete(&mut tx, "id", &before.id, &now_text()).await?;
+    let msisdns: Vec<String> = repo::soft_delete(&mut tx, "id", &before.id, &now_text())
+        .await?
+        .into_iter()
+        .map(|l| l.msisdn)
+        .collect();
     let customer = before.customer_id.clone();
     crate::audit::commit_delete(tx, &p, "line", &before.id, Some(&customer), &before).await?;
     emit_for_lines(&st, &msisdns, vec![no_longer_known()]).await;

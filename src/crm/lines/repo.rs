@@ -66,18 +66,40 @@ pub async fn for_customer(
 
 /// Deletes lines softly (kept for the audit trail and the engine's history, skipped by every
 /// read) and terminates them: the line `id`, or every line of a customer when `by` is
-/// `customer_id`. Returns their numbers. `by` is a literal from the caller.
+/// `customer_id`. What goes with a line goes with it: its subscriptions are terminated and
+/// its number leaves every enterprise group it was enrolled in (softly too; a restored line
+/// does not bring them back, they are added again). Returns the lines as they were, for the
+/// audit trail. `by` is a literal from the caller.
 pub async fn soft_delete(
     conn: &mut sqlx::AnyConnection,
     by: &'static str,
     value: &str,
     now: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT msisdn FROM lines WHERE {by} = $1 AND deleted_at IS NULL ORDER BY msisdn"
+) -> Result<Vec<Line>, sqlx::Error> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NULL AND l.{by} = "
+    ));
+    sql.bind(value).push(" ORDER BY l.msisdn");
+    let lines: Vec<Line> = sql.query_as().fetch_all(&mut *conn).await?;
+    let live = format!("SELECT {{col}} FROM lines WHERE {by} = $2 AND deleted_at IS NULL");
+    sqlx::query(&format!(
+        "UPDATE subscriptions SET status = 'terminated', \
+         termination_date = COALESCE(termination_date, $1), updated_at = $1, \
+         version = version + 1 WHERE status <> 'terminated' AND line_id IN ({})",
+        live.replace("{col}", "id")
     ))
+    .bind(now)
     .bind(value)
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE enterprise_members SET deleted_at = $1, updated_at = $1, \
+         version = version + 1 WHERE deleted_at IS NULL AND msisdn IN ({})",
+        live.replace("{col}", "msisdn")
+    ))
+    .bind(now)
+    .bind(value)
+    .execute(&mut *conn)
     .await?;
     sqlx::query(&format!(
         "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
@@ -87,7 +109,7 @@ pub async fn soft_delete(
     .bind(value)
     .execute(conn)
     .await?;
-    Ok(rows.into_iter().map(|(m,)| m).collect())
+    Ok(lines)
 }
 
 crate::entity! { Line in "lines" as l, kind "line", unique "msisdn", owner customer_id,

@@ -431,9 +431,11 @@ pub async fn add_follow_up(
     )?;
     validate::text("note", &req.note, 4000)?;
     validate::opt_text("next_action", req.next_action.as_deref(), 500)?;
-    if let Some(d) = &req.next_at {
-        validate::date("next_at", d)?;
-    }
+    let next_at = req
+        .next_at
+        .as_deref()
+        .map(|d| validate::day_or_time("next_at", d))
+        .transpose()?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let o: Opportunity = crud::load(&mut tx, repo::scoped(&p), &id).await?;
     let f = FollowUp {
@@ -443,7 +445,7 @@ pub async fn add_follow_up(
         kind: req.kind,
         note: req.note,
         next_action: req.next_action,
-        next_at: req.next_at,
+        next_at,
         actor_id: p.id.clone(),
         at: now_text(),
     };

@@ -470,9 +470,11 @@ pub async fn add_activity(
     p.require(Permission::ManageRetention)?;
     validate::one_of("kind", &req.kind, ACTIVITY_KINDS)?;
     validate::text("note", &req.note, 4000)?;
-    if let Some(d) = &req.due_at {
-        validate::date("due_at", d)?;
-    }
+    let due_at = req
+        .due_at
+        .as_deref()
+        .map(|d| validate::day_or_time("due_at", d))
+        .transpose()?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let k: RetentionCase = crud::load(&mut tx, scoped(&p), &id).await?;
     let a = Activity {
@@ -481,7 +483,7 @@ pub async fn add_activity(
         customer_id: k.customer_id.clone(),
         kind: req.kind,
         note: req.note,
-        due_at: req.due_at,
+        due_at,
         done: req.done.unwrap_or(false) as i64,
         actor_id: p.id.clone(),
         at: now_text(),
