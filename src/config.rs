@@ -104,7 +104,7 @@ pub struct CrmConfig {
     /// The customer segments (`customer.segment`) the operator uses: a closed set, so a typo
     /// is refused on write instead of matching no rule or campaign.
     pub segments: Vec<String>,
-    /// The largest upload `POST /import/customers` reads (other calls keep
+    /// The largest upload the `POST /import/...` routes read (other calls keep
     /// `http.max_body_bytes`).
     pub import_max_bytes: usize,
 }

@@ -14,6 +14,7 @@ mod crm_agreements;
 mod crm_auth;
 mod crm_campaigns;
 mod crm_customers;
+mod crm_import_entities;
 mod crm_interactions;
 mod crm_operator;
 mod crm_opportunities;

@@ -86,7 +86,8 @@ pub struct OfferingPatch {
     pub version: Option<i64>,
 }
 
-async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), ApiError> {
+/// The checks every write of an offering passes (the API's and an import's).
+pub(crate) async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), ApiError> {
     validate::text("code", &o.code, 64)?;
     if !o
         .code
@@ -126,6 +127,43 @@ async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), Ap
     Ok(())
 }
 
+/// A new offering from the request, before [`validate`].
+pub(crate) fn build(req: NewOffering) -> Offering {
+    let now = now_text();
+    Offering {
+        id: new_id(),
+        code: req.code,
+        name: req.name,
+        description: req.description,
+        offering_type: req.offering_type,
+        is_bundle: req.is_bundle,
+        bundled_offering_ids: req.bundled_offering_ids,
+        price_cents: req.price_cents,
+        recurring_period: req.recurring_period,
+        market_segments: req.market_segments,
+        channels: req.channels,
+        lifecycle_status: req.lifecycle_status.unwrap_or_else(|| "active".into()),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// The fields a patch gives, applied (code, type and bundling are fixed once created).
+pub(crate) fn apply(mut o: Offering, patch: OfferingPatch) -> Offering {
+    crate::apply_patch!(patch => o;
+        name,
+        description,
+        bundled_offering_ids,
+        price_cents,
+        recurring_period,
+        market_segments,
+        channels,
+        lifecycle_status
+    );
+    o
+}
+
 #[utoipa::path(get, path = "/api/v1/catalog/offerings", tag = "catalog",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
         ("code" = Option<String>, Query), ("offering_type" = Option<String>, Query),
@@ -150,24 +188,7 @@ pub async fn create(
     ApiJson(req): ApiJson<NewOffering>,
 ) -> Result<Tagged<Offering>, ApiError> {
     p.require(Permission::ManageCatalog)?;
-    let now = now_text();
-    let o = Offering {
-        id: new_id(),
-        code: req.code,
-        name: req.name,
-        description: req.description,
-        offering_type: req.offering_type,
-        is_bundle: req.is_bundle,
-        bundled_offering_ids: req.bundled_offering_ids,
-        price_cents: req.price_cents,
-        recurring_period: req.recurring_period,
-        market_segments: req.market_segments,
-        channels: req.channels,
-        lifecycle_status: req.lifecycle_status.unwrap_or_else(|| "active".into()),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
+    let o = build(req);
     let mut tx = crate::store::begin_write(&st.db).await?;
     validate(&mut tx, &o).await?;
     crud::create(tx, &p, o).await
@@ -199,17 +220,7 @@ pub async fn update(
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let before: Offering = crud::load_at(&mut tx, repo::all(), &id, expected).await?;
-    let mut after = before.clone();
-    crate::apply_patch!(patch => after;
-        name,
-        description,
-        bundled_offering_ids,
-        price_cents,
-        recurring_period,
-        market_segments,
-        channels,
-        lifecycle_status
-    );
+    let after = apply(before.clone(), patch);
     validate(&mut tx, &after).await?;
     crud::update(tx, &p, &before, after).await
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{entity, Entity, Sql, StoreError};
 
 /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Offering {
     pub id: String,
     /// Stable code rules and campaigns refer to (`offer_code`).
@@ -88,6 +88,16 @@ pub async fn get(
     key: &str,
 ) -> Result<Option<Offering>, StoreError> {
     entity::get(conn, all(), key).await
+}
+
+/// By code only (an import's natural key).
+pub async fn by_code(
+    conn: &mut sqlx::AnyConnection,
+    code: &str,
+) -> Result<Option<Offering>, StoreError> {
+    let mut from = all();
+    from.push(" AND o.code = ").bind(code);
+    entity::get(conn, from, code).await
 }
 
 /// Codes of the plans a line may be on (type `plan`, not retired), sorted.

@@ -18,7 +18,7 @@ use crate::http::{ApiError, ApiJson};
 use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
     pub id: String,
     /// The enterprise customer.
@@ -81,7 +81,8 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(read, update, remove))
 }
 
-fn validate(m: &Member) -> Result<(), ApiError> {
+/// The checks every write of a member passes (the API's and an import's).
+pub(crate) fn validate(m: &Member) -> Result<(), ApiError> {
     validate::text("name", &m.name, 200)?;
     Msisdn::parse(&m.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
     validate::opt_text("department", m.department.as_deref(), 200)?;
@@ -97,7 +98,7 @@ fn validate(m: &Member) -> Result<(), ApiError> {
 /// An enterprise's own administrator may only add lines of their enterprise (or its
 /// subsidiaries): operator staff may enrol a personal line, which they check, but a
 /// customer's self-service must not pull another customer's subscriber into its group SMS.
-async fn check_own_line(
+pub(crate) async fn check_own_line(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     msisdn: &str,
@@ -115,7 +116,7 @@ async fn check_own_line(
 }
 
 /// 404 unless the enterprise is visible to the caller; members exist only under enterprises.
-pub(super) async fn enterprise(
+pub(crate) async fn enterprise(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     id: &str,
@@ -168,10 +169,26 @@ pub async fn create(
     ApiJson(req): ApiJson<NewMember>,
 ) -> Result<Tagged<Member>, ApiError> {
     p.require(Permission::WriteCustomers)?;
+    let m = build(&id, req);
+    validate(&m)?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    enterprise(&mut tx, &p, &id).await?;
+    check_own_line(&mut tx, &p, &m.msisdn).await?;
+    // A number removed from the group and enrolled again brings its record back (same id,
+    // next version): the number stays one row, and its history one trail.
+    if let Some(removed) = removed(&mut tx, &id, &m.msisdn).await? {
+        let m = revive(&removed, m);
+        return crud::restore(tx, &p, &removed, m).await;
+    }
+    crud::create(tx, &p, m).await
+}
+
+/// A new member of `enterprise` from the request, before [`validate`].
+pub(crate) fn build(enterprise: &str, req: NewMember) -> Member {
     let now = now_text();
-    let m = Member {
+    Member {
         id: new_id(),
-        customer_id: id.clone(),
+        customer_id: enterprise.to_string(),
         name: req.name,
         msisdn: req.msisdn,
         department: req.department,
@@ -181,27 +198,46 @@ pub async fn create(
         created_at: now.clone(),
         updated_at: now,
         version: 1,
-    };
-    validate(&m)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    enterprise(&mut tx, &p, &id).await?;
-    check_own_line(&mut tx, &p, &m.msisdn).await?;
-    // A number removed from the group and enrolled again brings its record back (same id,
-    // next version): the number stays one row, and its history one trail.
-    if let Some(removed) = removed(&mut tx, &id, &m.msisdn).await? {
-        let m = Member {
-            id: removed.id.clone(),
-            version: removed.version,
-            created_at: removed.created_at.clone(),
-            ..m
-        };
-        return crud::restore(tx, &p, &removed, m).await;
     }
-    crud::create(tx, &p, m).await
+}
+
+/// `m` as the next life of the `removed` record of its number: same id, its version and
+/// creation time, for `crud::restore`.
+pub(crate) fn revive(removed: &Member, m: Member) -> Member {
+    Member {
+        id: removed.id.clone(),
+        version: removed.version,
+        created_at: removed.created_at.clone(),
+        ..m
+    }
+}
+
+/// The fields a patch gives, applied.
+pub(crate) fn apply(mut m: Member, patch: MemberPatch) -> Member {
+    crate::apply_patch!(patch => m; name, msisdn, department, title, email, status);
+    m
+}
+
+/// The enterprise's member (not removed) with `msisdn`, if there is one.
+pub(crate) async fn by_msisdn(
+    conn: &mut sqlx::AnyConnection,
+    enterprise: &str,
+    msisdn: &str,
+) -> Result<Option<Member>, ApiError> {
+    let mut from = of_enterprise(enterprise);
+    from.push(" AND m.msisdn = ").bind(msisdn);
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM ",
+        <Member as crate::store::Entity>::COLUMNS
+    ));
+    sql.push(&from.text);
+    sql.args = from.args;
+    sql.push(" AND m.deleted_at IS NULL");
+    Ok(sql.query_as().fetch_optional(conn).await?)
 }
 
 /// The enterprise's removed member with `msisdn`, if there is one.
-async fn removed(
+pub(crate) async fn removed(
     conn: &mut sqlx::AnyConnection,
     enterprise: &str,
     msisdn: &str,
@@ -241,8 +277,7 @@ pub async fn update(
     let mut tx = crate::store::begin_write(&st.db).await?;
     enterprise(&mut tx, &p, &id).await?;
     let before: Member = crud::load_at(&mut tx, of_enterprise(&id), &member_id, expected).await?;
-    let mut after = before.clone();
-    crate::apply_patch!(patch => after; name, msisdn, department, title, email, status);
+    let after = apply(before.clone(), patch);
     validate(&after)?;
     if after.msisdn != before.msisdn {
         check_own_line(&mut tx, &p, &after.msisdn).await?;

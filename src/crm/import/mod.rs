@@ -1,33 +1,45 @@
-//! `POST /api/v1/import/customers`: many customers in one upload, each with its accounts,
-//! lines and contacts, upserted by the operator's `external_id`. Each record is written in its
-//! own transaction (all of it or none of it); one bad record fails alone, with the field
+//! Bulk imports: many records in one upload, each upserted by the operator's natural key in
+//! its own savepoint (all of it or none of it); one bad record fails alone, with the field
 //! named. The answer streams one report line per record as it is written, then a summary
 //! line; its `Import-Records` header says how many records the upload holds, so the report
 //! lines are the progress of a large file (n of that many).
 //!
+//! - `POST /import/customers` ([`customers`]): customers with their accounts, lines and
+//!   contacts, by `external_id`.
+//! - `POST /import/offerings` ([`offerings`]): the product catalog, by `code`.
+//! - `POST /import/customers/{id}/members` ([`members`]): an enterprise's group members, by
+//!   `msisdn`.
+//!
 //! Uploads are NDJSON (`application/x-ndjson`, a record per line), a JSON array
-//! (`application/json`) or CSV (`text/csv`, a customer per row; see [`csv_record`]).
+//! (`application/json`) or CSV (`text/csv`, a record per row under a header row). [`upload`]
+//! reads every import's upload the same way and [`answer`] streams every import's reports;
+//! what differs is how a kind of record is written ([`Import`], or [`Upsert`] for a record at a
+//! time) and how its CSV row reads.
 
+pub mod customers;
+pub mod members;
+pub mod offerings;
 pub mod record;
 
+use std::future::Future;
+
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Principal;
-use crate::crm::profiles::changes;
-use crate::crm::scope::require_operator_write;
 use crate::crm::CrmState;
 use crate::http::ApiError;
 use record::{Outcome, Report};
 
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
-        .routes(routes!(customers))
+        .routes(routes!(customers::customers))
+        .routes(routes!(offerings::offerings))
+        .routes(routes!(members::members))
         // Uploads are larger than API calls: the limit is `crm.import_max_bytes`, read below.
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
@@ -49,35 +61,24 @@ struct SummaryLine<'a> {
     summary: &'a Summary,
 }
 
-/// Imports customers. Each record is a customer's fields (as for `POST /customers`, with
-/// `external_id` required) plus optional `accounts: [{name, payment_method, bill_cycle_day}]`,
-/// `lines: [{msisdn, plan, status, account, products}]` (products: codes of active offerings
-/// the line subscribes to) and `contacts: [{medium_type, email_address,
-/// phone_number, ...}]`. An existing customer (same `external_id`, in your scope) is updated
-/// with the fields given; its lines are matched by msisdn, its accounts by name, and contacts
-/// already there are not added twice, so sending the same file again changes nothing.
-///
-/// CSV columns are the customer's fields, plus `msisdn`, `plan`, `line_status` and `account`
-/// for one line, and `email` and `phone` for contacts; empty cells are left out.
-///
-/// The answer is NDJSON: a [`Report`] per record (`line`, `external_id`, `result`
-/// created | updated | failed, `id`, `field`, `message`) as it is written, then
-/// `{"summary": {...}}`. The `Import-Records` header gives the number of records read from
-/// the upload before the first is written, so a client can show progress.
-#[utoipa::path(post, path = "/api/v1/import/customers", tag = "import",
-    request_body(content = Vec<Object>, content_type = "application/json",
-        description = "The records as a JSON array. The same records one per line as `application/x-ndjson`, or a CSV with a header row as `text/csv`, are read the same way."),
-    responses((status = 200, description = "application/x-ndjson: one Report per record, then {\"summary\": Summary}", body = Report,
-            headers(("Import-Records" = usize, description = "How many records the upload holds: the report lines are the progress, n of this many"))),
-        (status = 400, body = crate::http::error::ErrorBody), (status = 413, body = crate::http::error::ErrorBody), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn customers(
-    State(st): State<CrmState>,
-    p: Principal,
-    headers: HeaderMap,
+/// Records per transaction. Reports go out once their records are committed.
+const CHUNK: usize = 500;
+
+/// An upload's records, each with its 1-based line; a record that could not be read is the
+/// error it is reported with.
+pub type Parsed = Vec<(usize, Result<Map<String, Value>, ApiError>)>;
+
+/// How one kind of record reads from a CSV row, given the header's names.
+pub type CsvRow = fn(&[String], &csv::StringRecord) -> Result<Map<String, Value>, ApiError>;
+
+/// Reads an upload: at most `crm.import_max_bytes`, in the format its `Content-Type` names
+/// (NDJSON when it names none), CSV rows read by `csv_row`.
+pub async fn upload(
+    st: &CrmState,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    require_operator_write(&p)?;
+    csv_row: CsvRow,
+) -> Result<Parsed, ApiError> {
     let limit = st.config.crm.import_max_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::bad_request(format!(
@@ -93,20 +94,30 @@ pub async fn customers(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let records = match kind.as_str() {
-        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => ndjson(&bytes),
-        "application/json" => json_array(&bytes)?,
-        "text/csv" => csv_records(&bytes)?,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Content-Type {other} is not an import format: use application/x-ndjson, application/json or text/csv"
-            )))
-        }
-    };
-    let cat = {
-        let mut conn = st.db.pool.acquire().await?;
-        record::Catalog::load(&mut conn).await?
-    };
+    match kind.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Ok(ndjson(&bytes)),
+        "application/json" => json_array(&bytes),
+        "text/csv" => csv_records(&bytes, csv_row),
+        other => Err(ApiError::bad_request(format!(
+            "Content-Type {other} is not an import format: use application/x-ndjson, application/json or text/csv"
+        ))),
+    }
+}
+
+/// One kind of record an import writes, a chunk at a time.
+pub trait Import: Send + Sync + 'static {
+    /// Writes `chunk` (at most [`CHUNK`] records) and answers a report per record, in order.
+    fn chunk(&self, st: &CrmState, chunk: Parsed) -> impl Future<Output = Vec<Report>> + Send;
+}
+
+/// The answer to an import: the `Import-Records` header, then each record's report as its
+/// chunk is written, then the summary, as NDJSON. `what` names the import in the log.
+pub fn answer(
+    st: CrmState,
+    what: &'static str,
+    records: Parsed,
+    import: impl Import,
+) -> Result<Response, ApiError> {
     let total = records.len();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     // The import goes on if the client stops reading: each record is atomic either way.
@@ -115,7 +126,7 @@ pub async fn customers(
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let chunk: Parsed = records.by_ref().take(CHUNK).collect();
-            for report in chunk_of(&st, &p, chunk, &cat).await {
+            for report in import.chunk(&st, chunk).await {
                 summary.records += 1;
                 match report.result {
                     Outcome::Created => summary.created += 1,
@@ -126,11 +137,12 @@ pub async fn customers(
             }
         }
         tracing::info!(
+            import = what,
             records = summary.records,
             created = summary.created,
             updated = summary.updated,
             failed = summary.failed,
-            "customer import finished"
+            "import finished"
         );
         let _ = tx
             .send(ndjson_line(&SummaryLine { summary: &summary }))
@@ -145,7 +157,121 @@ pub async fn customers(
         .map_err(ApiError::internal)
 }
 
-use futures::StreamExt;
+/// A kind of record written one at a time, each in a savepoint of its chunk's transaction:
+/// every [`Upsert`] is an [`Import`].
+pub trait Upsert: Send + Sync + 'static {
+    /// The field that is the record's natural key, echoed in its report as `external_id`.
+    const KEY: &'static str;
+    /// Upserts one record in `tx` (the caller commits): created or updated, and its id.
+    fn write(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        obj: Map<String, Value>,
+    ) -> impl Future<Output = Result<(Outcome, String), ApiError>> + Send;
+}
+
+impl<U: Upsert> Import for U {
+    async fn chunk(&self, st: &CrmState, chunk: Parsed) -> Vec<Report> {
+        let keys = keys(&chunk, U::KEY);
+        match one_by_one(self, st, chunk, &keys).await {
+            Ok(reports) => reports,
+            Err(e) => not_committed(keys, e),
+        }
+    }
+}
+
+async fn one_by_one<U: Upsert>(
+    u: &U,
+    st: &CrmState,
+    chunk: Parsed,
+    keys: &[(usize, Option<String>)],
+) -> Result<Vec<Report>, ApiError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let mut reports = Vec::with_capacity(chunk.len());
+    for ((line, parsed), (_, key)) in chunk.into_iter().zip(keys) {
+        let obj = match parsed {
+            Ok(obj) => obj,
+            Err(e) => {
+                reports.push(Report::failed(line, None, e));
+                continue;
+            }
+        };
+        savepoint(&mut tx).await?;
+        match u.write(&mut tx, obj).await {
+            Ok((outcome, id)) => {
+                release(&mut tx).await?;
+                reports.push(Report {
+                    line,
+                    external_id: key.clone(),
+                    result: outcome,
+                    id: Some(id),
+                    field: None,
+                    message: None,
+                });
+            }
+            Err(e) => {
+                undo(&mut tx).await?;
+                if let ApiError::Internal(err) = &e {
+                    tracing::error!(error = ?err, line, key = U::KEY, "importing a record");
+                }
+                reports.push(Report::failed(line, key.clone(), e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(reports)
+}
+
+/// Each record's line and natural key (the string in its `field`), for its report.
+fn keys(chunk: &Parsed, field: &str) -> Vec<(usize, Option<String>)> {
+    chunk
+        .iter()
+        .map(|(line, rec)| {
+            let key = rec
+                .as_ref()
+                .ok()
+                .and_then(|o| o.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (*line, key)
+        })
+        .collect()
+}
+
+/// The reports of a chunk none of which landed: every record failed, the reason logged once.
+fn not_committed(keys: Vec<(usize, Option<String>)>, e: ApiError) -> Vec<Report> {
+    tracing::error!(error = %e, first_line = keys.first().map(|k| k.0), records = keys.len(),
+        "an import chunk could not be committed");
+    keys.into_iter()
+        .map(|(line, key)| {
+            let why = "the batch holding this record could not be committed; send it again";
+            Report::failed(line, key, ApiError::Unavailable(why.into()))
+        })
+        .collect()
+}
+
+/// A record's own savepoint: [`release`]d when it is written, [`undo`]ne when it fails.
+async fn savepoint(tx: &mut sqlx::AnyConnection) -> Result<(), ApiError> {
+    sqlx::query("SAVEPOINT import_record")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn release(tx: &mut sqlx::AnyConnection) -> Result<(), ApiError> {
+    sqlx::query("RELEASE SAVEPOINT import_record")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The failed record undone alone; the chunk's other records stay.
+async fn undo(tx: &mut sqlx::AnyConnection) -> Result<(), ApiError> {
+    sqlx::query("ROLLBACK TO SAVEPOINT import_record")
+        .execute(&mut *tx)
+        .await?;
+    release(tx).await
+}
 
 fn ndjson_line<T: Serialize>(v: &T) -> Bytes {
     let mut b = serde_json::to_vec(v).unwrap_or_default();
@@ -153,225 +279,13 @@ fn ndjson_line<T: Serialize>(v: &T) -> Bytes {
     Bytes::from(b)
 }
 
-/// Records per transaction. Reports go out once their records are committed.
-const CHUNK: usize = 500;
-
-type Done = Vec<(Report, Option<record::Written>)>;
-
-/// Writes a chunk of records in one transaction and reports each; the engine hears of
-/// changed profile facts once they are committed.
-///
-/// New customers (for callers who see every customer) are checked one by one and written
-/// together, a many-row insert per table: the statements per record, not the commits, are
-/// what a large file costs. Updates, scoped callers, and a chunk whose many-row insert fails
-/// (two records of one number, say) go record by record, each in a savepoint so that one
-/// that fails is undone alone.
-async fn chunk_of(
-    st: &CrmState,
-    p: &Principal,
-    chunk: Parsed,
-    cat: &record::Catalog,
-) -> Vec<Report> {
-    let keys: Vec<(usize, Option<String>)> = chunk
-        .iter()
-        .map(|(line, rec)| {
-            let ext = rec
-                .as_ref()
-                .ok()
-                .and_then(|o| o.get("external_id"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            (*line, ext)
-        })
-        .collect();
-    let mut result = None;
-    if p.scope == crate::auth::Scope::All {
-        match together(st, p, &chunk, &keys, cat).await {
-            Ok(done) => result = Some(done),
-            Err(e) => tracing::info!(error = %e, "an import chunk goes record by record"),
-        }
-    }
-    let result = match result {
-        Some(done) => Ok(done),
-        None => one_by_one(st, p, chunk, &keys, cat).await,
-    };
-    let done = match result {
-        Ok(done) => done,
-        Err(e) => {
-            // Nothing of this chunk landed: every record in it failed, the reason logged once.
-            tracing::error!(error = %e, first_line = keys.first().map(|k| k.0), records = keys.len(),
-                "an import chunk could not be committed");
-            return keys
-                .into_iter()
-                .map(|(line, ext)| {
-                    let why = "the batch holding this record could not be committed; send it again";
-                    Report::failed(line, ext, ApiError::Unavailable(why.into()))
-                })
-                .collect();
-        }
-    };
-    let mut reports = Vec::with_capacity(done.len());
-    for (report, written) in done {
-        if let Some(w) = written {
-            tell_the_engine(st, &w).await;
-        }
-        reports.push(report);
-    }
-    reports
-}
-
-fn written(line: usize, external_id: &Option<String>, w: &record::Written) -> Report {
-    Report {
-        line,
-        external_id: external_id.clone(),
-        result: w.outcome,
-        id: Some(w.after.id.clone()),
-        field: None,
-        message: None,
+/// The record's natural key: a non-empty string in `field`, or the field named as required.
+fn natural_key(obj: &Map<String, Value>, field: &str, why: &str) -> Result<String, ApiError> {
+    match obj.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        _ => Err(ApiError::field(field, format!("is required: {why}"))),
     }
 }
-
-/// The fast path: new customers gathered and inserted together, then the rest one by one.
-async fn together(
-    st: &CrmState,
-    p: &Principal,
-    chunk: &Parsed,
-    keys: &[(usize, Option<String>)],
-    cat: &record::Catalog,
-) -> Result<Done, ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let mut all = crate::crud::Deferred::default();
-    let mut done: Vec<Option<(Report, Option<record::Written>)>> = Vec::with_capacity(chunk.len());
-    let mut later = Vec::new();
-    for (i, ((line, parsed), (_, ext))) in chunk.iter().zip(keys).enumerate() {
-        let obj = match parsed {
-            Ok(obj) => obj.clone(),
-            Err(e) => {
-                done.push(Some((Report::failed(*line, None, again(e)), None)));
-                continue;
-            }
-        };
-        let mut mine = crate::crud::Deferred::default();
-        match record::write(
-            st,
-            &mut tx,
-            p,
-            obj,
-            cat,
-            &mut record::Sink::Later(&mut mine),
-        )
-        .await
-        {
-            Ok(Some(w)) => {
-                all.append(mine);
-                done.push(Some((written(*line, ext, &w), Some(w))));
-            }
-            Ok(None) => {
-                later.push(i);
-                done.push(None);
-            }
-            Err(e @ ApiError::Internal(_)) => return Err(e),
-            Err(e) => done.push(Some((Report::failed(*line, ext.clone(), e), None))),
-        }
-    }
-    all.flush(&mut tx).await?;
-    for i in later {
-        let (line, parsed) = &chunk[i];
-        let obj = parsed.as_ref().expect("only parsed records wait").clone();
-        done[i] = Some(in_savepoint(st, &mut tx, p, *line, &keys[i].1, obj, cat).await?);
-    }
-    tx.commit().await?;
-    Ok(done
-        .into_iter()
-        .map(|d| d.expect("every record answered"))
-        .collect())
-}
-
-/// The same error again (a parse error is reported on either path).
-fn again(e: &ApiError) -> ApiError {
-    match e {
-        ApiError::BadRequest { field, message } => ApiError::BadRequest {
-            field: field.clone(),
-            message: message.clone(),
-        },
-        other => ApiError::bad_request(other.to_string()),
-    }
-}
-
-/// The safe path: every record in its own savepoint, written as it is checked.
-async fn one_by_one(
-    st: &CrmState,
-    p: &Principal,
-    chunk: Parsed,
-    keys: &[(usize, Option<String>)],
-    cat: &record::Catalog,
-) -> Result<Done, ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let mut done = Vec::with_capacity(chunk.len());
-    for ((line, parsed), (_, ext)) in chunk.into_iter().zip(keys) {
-        match parsed {
-            Ok(obj) => done.push(in_savepoint(st, &mut tx, p, line, ext, obj, cat).await?),
-            Err(e) => done.push((Report::failed(line, None, e), None)),
-        }
-    }
-    tx.commit().await?;
-    Ok(done)
-}
-
-/// One record in a savepoint: written, or undone alone when it fails.
-async fn in_savepoint(
-    st: &CrmState,
-    tx: &mut sqlx::AnyConnection,
-    p: &Principal,
-    line: usize,
-    ext: &Option<String>,
-    obj: Map<String, Value>,
-    cat: &record::Catalog,
-) -> Result<(Report, Option<record::Written>), ApiError> {
-    sqlx::query("SAVEPOINT import_record")
-        .execute(&mut *tx)
-        .await?;
-    match record::write(st, tx, p, obj, cat, &mut record::Sink::Now).await {
-        Ok(Some(w)) => {
-            sqlx::query("RELEASE SAVEPOINT import_record")
-                .execute(&mut *tx)
-                .await?;
-            Ok((written(line, ext, &w), Some(w)))
-        }
-        // A record written at once is always written; `None` is only for gathered ones.
-        Ok(None) => Err(ApiError::internal(anyhow::anyhow!(
-            "an import record was not written"
-        ))),
-        Err(e) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT import_record")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("RELEASE SAVEPOINT import_record")
-                .execute(&mut *tx)
-                .await?;
-            if let ApiError::Internal(err) = &e {
-                tracing::error!(error = ?err, line, "importing a customer record");
-            }
-            Ok((Report::failed(line, ext.clone(), e), None))
-        }
-    }
-}
-
-/// What a PATCH of the customer would tell the engine and the retention desk, and the
-/// products it owns when subscriptions were added.
-async fn tell_the_engine(st: &CrmState, w: &record::Written) {
-    let Some(before) = &w.before else {
-        return;
-    };
-    crate::crm::customers::announce(st, before, &w.after).await;
-    if w.subscribed {
-        changes::emit_owned(st, &w.after.id).await;
-    }
-    let (old, new) = (before.churn_score, w.after.churn_score);
-    crate::crm::retention::on_churn_score(st, &w.after.id, old, new).await;
-}
-
-type Parsed = Vec<(usize, Result<Map<String, Value>, ApiError>)>;
 
 fn object(v: Value) -> Result<Map<String, Value>, ApiError> {
     match v {
@@ -409,10 +323,7 @@ fn json_array(bytes: &[u8]) -> Result<Parsed, ApiError> {
         .collect())
 }
 
-/// Customer fields that are numbers; the rest of a CSV row is text.
-const NUMBERS: &[&str] = &["churn_score", "arpu_cents"];
-
-fn csv_records(bytes: &[u8]) -> Result<Parsed, ApiError> {
+fn csv_records(bytes: &[u8], csv_row: CsvRow) -> Result<Parsed, ApiError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let names: Vec<String> = reader
         .headers()
@@ -431,55 +342,56 @@ fn csv_records(bytes: &[u8]) -> Result<Parsed, ApiError> {
                 .map_or(i + 2, |p| p.line() as usize);
             let rec = row
                 .map_err(|e| ApiError::bad_request(format!("CSV: {e}")))
-                .and_then(|r| csv_record(&names, &r));
+                .and_then(|r| csv_row(&names, &r));
             (line, rec)
         })
         .collect())
 }
 
-/// One CSV row as a record: customer columns by name, and the line and contact columns
-/// gathered into `lines` and `contacts`.
-pub fn csv_record(
+/// How a CSV cell reads into a record's field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Text,
+    /// A JSON number.
+    Number,
+    /// `true` / `false` (or `1` / `0`).
+    Flag,
+    /// A list of strings, comma-separated in the cell (`"sms,app"`).
+    List,
+}
+
+/// A CSV row as a record whose columns are its fields, each read as `cell` says; empty cells
+/// are left out (a field not given).
+pub fn fields_record(
     names: &[String],
     row: &csv::StringRecord,
+    cell: impl Fn(&str) -> Cell,
 ) -> Result<Map<String, Value>, ApiError> {
     let mut obj = Map::new();
-    let mut line = Map::new();
-    let mut contacts = Vec::new();
-    for (name, cell) in names.iter().zip(row.iter()) {
-        let cell = cell.trim();
-        if cell.is_empty() {
+    for (name, text) in names.iter().zip(row.iter()) {
+        let text = text.trim();
+        if text.is_empty() {
             continue;
         }
-        match name.as_str() {
-            "msisdn" | "plan" | "account" => {
-                line.insert(name.clone(), cell.into());
-            }
-            "line_status" => {
-                line.insert("status".into(), cell.into());
-            }
-            "email" => {
-                contacts.push(serde_json::json!({"medium_type": "email", "email_address": cell}))
-            }
-            "phone" => {
-                contacts.push(serde_json::json!({"medium_type": "phone", "phone_number": cell}))
-            }
-            n if NUMBERS.contains(&n) => {
-                let v: serde_json::Number = cell
-                    .parse()
-                    .map_err(|_| ApiError::field(n, "must be a number"))?;
-                obj.insert(name.clone(), Value::Number(v));
-            }
-            _ => {
-                obj.insert(name.clone(), cell.into());
-            }
-        }
-    }
-    if !line.is_empty() {
-        obj.insert("lines".into(), Value::Array(vec![Value::Object(line)]));
-    }
-    if !contacts.is_empty() {
-        obj.insert("contacts".into(), Value::Array(contacts));
+        let v = match cell(name) {
+            Cell::Text => text.into(),
+            Cell::Number => Value::Number(
+                text.parse()
+                    .map_err(|_| ApiError::field(name.as_str(), "must be a number"))?,
+            ),
+            Cell::Flag => match text.to_ascii_lowercase().as_str() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return Err(ApiError::field(name.as_str(), "must be true or false")),
+            },
+            Cell::List => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Value::from)
+                .collect(),
+        };
+        obj.insert(name.clone(), v);
     }
     Ok(obj)
 }
@@ -489,41 +401,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_csv_row_gathers_its_line_and_contacts() {
-        let names: Vec<String> = [
-            "external_id",
-            "name",
-            "churn_score",
-            "msisdn",
-            "plan",
-            "email",
-            "segment",
-        ]
-        .map(String::from)
-        .to_vec();
-        let row = csv::StringRecord::from(vec![
-            "C1",
-            "Li",
-            "0.4",
-            "8613900000001",
-            "basic_39",
-            "li@example.com",
-            "",
-        ]);
-        let obj = csv_record(&names, &row).unwrap();
-        assert_eq!(obj["external_id"], "C1");
-        assert_eq!(obj["churn_score"], 0.4);
-        assert!(!obj.contains_key("segment"), "empty cells are left out");
-        assert_eq!(obj["lines"][0]["msisdn"], "8613900000001");
-        assert_eq!(obj["contacts"][0]["email_address"], "li@example.com");
-        let bad = csv::StringRecord::from(vec!["C1", "Li", "high", "", "", "", ""]);
-        assert!(matches!(
-            csv_record(&names, &bad),
-            Err(ApiError::BadRequest { field: Some(f), .. }) if f == "churn_score"
-        ));
-    }
-
-    #[test]
     fn ndjson_numbers_lines_and_skips_blank_ones() {
         let parsed = ndjson(b"{\"a\":1}\n\nnot json\n[1]\n");
         let lines: Vec<usize> = parsed.iter().map(|(l, _)| *l).collect();
@@ -531,5 +408,36 @@ mod tests {
         assert!(parsed[0].1.is_ok());
         assert!(parsed[1].1.is_err());
         assert!(parsed[2].1.is_err());
+    }
+
+    #[test]
+    fn a_csv_row_of_fields_reads_each_cell_as_its_kind() {
+        let names: Vec<String> = [
+            "code",
+            "price_cents",
+            "is_bundle",
+            "channels",
+            "description",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kind = |n: &str| match n {
+            "price_cents" => Cell::Number,
+            "is_bundle" => Cell::Flag,
+            "channels" => Cell::List,
+            _ => Cell::Text,
+        };
+        let row = csv::StringRecord::from(vec!["P1", "3900", "false", "sms, app", ""]);
+        let obj = fields_record(&names, &row, kind).unwrap();
+        assert_eq!(obj["code"], "P1");
+        assert_eq!(obj["price_cents"], 3900);
+        assert_eq!(obj["is_bundle"], false);
+        assert_eq!(obj["channels"], serde_json::json!(["sms", "app"]));
+        assert!(!obj.contains_key("description"), "empty cells are left out");
+        let bad = csv::StringRecord::from(vec!["P1", "cheap", "", "", ""]);
+        assert!(matches!(
+            fields_record(&names, &bad, kind),
+            Err(ApiError::BadRequest { field: Some(f), .. }) if f == "price_cents"
+        ));
     }
 }

@@ -92,9 +92,11 @@ pub enum Outcome {
 pub struct Report {
     /// 1-based line of the upload (for CSV, the header is line 1).
     pub line: usize,
+    /// The record's natural key: a customer's `external_id`, an offering's `code`, a member's
+    /// `msisdn`.
     pub external_id: Option<String>,
     pub result: Outcome,
-    /// The customer's id, when it was written.
+    /// The id of the record written (the customer, offering or member).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The field at fault (`lines[1].plan`), when it failed on one.
@@ -139,7 +141,8 @@ fn at(prefix: String) -> impl Fn(ApiError) -> ApiError {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+/// A record's fields as `T`; an unknown or missing field is named.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
     serde_json::from_value(v).map_err(|e| {
         let text = e.to_string();
         // serde names an unknown field as "unknown field `x`": point at it.
