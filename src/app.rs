@@ -231,6 +231,11 @@ pub fn router(state: AppState) -> Router {
             crate::http::ApiError::NotFound(format!("route {}", uri.path()))
         })
         .layer(axum::middleware::map_response(crate::http::error::bare_405))
+        // A body over `http.max_body_bytes` answers the JSON error body too, not axum's text.
+        .layer(axum::middleware::map_response_with_state(
+            state.config.http.max_body_bytes,
+            crate::http::error::bare_413,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             crate::http::idempotency::Idempotency {
                 db: state.db.clone(),

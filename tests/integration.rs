@@ -22,6 +22,7 @@ mod crm_permissions;
 mod crm_products;
 mod crm_retention;
 mod crm_service_requests;
+mod crm_shape;
 mod crm_stats;
 mod crm_tmf;
 mod crm_view;

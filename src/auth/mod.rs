@@ -32,6 +32,21 @@ impl Principal {
             })
         }
     }
+
+    /// The 403 for a caller whose role holds `p` but may not use it here (`reason` says
+    /// why): names `p` and the roles in `may`, those that can do this.
+    pub fn refuse(
+        &self,
+        p: Permission,
+        reason: impl Into<String>,
+        may: impl IntoIterator<Item = Role>,
+    ) -> ApiError {
+        ApiError::Refused {
+            reason: reason.into(),
+            permission: p.as_str(),
+            allowed: may.into_iter().map(Role::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -122,9 +122,16 @@ fn operation_id(method: &str, path: &str) -> String {
             Lists take `limit` (default 50, max 500), `offset`, `sort` (`field` or `-field`) and \
             whitelisted filters. Records carry `version` and an `ETag`; updates need `If-Match` \
             or `version` and answer 412 when the record changed. Out-of-scope records answer 404. \
-            Every list answers `{items, total, limit, offset}`; every error, unknown routes and \
-            methods included, the `ErrorBody`. A 403 names the permission needed and the roles \
-            that have it (`GET /auth/roles`). Any POST takes an `Idempotency-Key`."
+            Every list answers `{items, total, limit, offset}`, `total` counting every match, and \
+            lists that grow (histories, runs, follow-ups, activities, dead letters, the SMS \
+            outbox) are paged like the rest; every error, unknown routes and methods and a body \
+            over `http.max_body_bytes` (413, `payload_too_large`) included, the `ErrorBody`. A \
+            403 names the permission needed and the roles that may (`permission`, \
+            `allowed_roles`; `GET /auth/roles` says what each permission lets one do: an \
+            enterprise admin's `write_customers` covers contacts, consents and members, the \
+            customer record itself is `write_operator_records`). Any POST takes an \
+            `Idempotency-Key`; a replay has the first answer's status, body, `Content-Type`, \
+            `ETag`, `Location` and `Import-Records`."
     ),
     components(schemas(crate::http::error::ErrorBody))
 )]

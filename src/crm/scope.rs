@@ -1,7 +1,7 @@
 //! Data scope in SQL: lists, gets and updates all filter through here, so no filter or guessed
 //! id reaches a customer outside the caller's scope.
 
-use crate::auth::{Permission, Principal, Role, Scope};
+use crate::auth::{Permission, Principal, Scope};
 use crate::store::Sql;
 
 /// Appends ` AND (...)` restricting customer alias `c` to the principal's scope, and to
@@ -67,16 +67,11 @@ pub async fn require_customer(
     }
 }
 
-/// Writes to operator-owned records (customer attributes, parties, accounts, lines, products,
-/// loyalty). Enterprise admins hold `WriteCustomers` only to manage their enterprise's
-/// members, contacts and consents; without this check they could grant themselves points or
-/// change their own credit and billing data.
+/// Writes to operator-owned records (customer attributes, create, delete and import, parties,
+/// accounts, lines, products, loyalty): `WriteOperatorRecords`. Enterprise admins hold
+/// `WriteCustomers` only to manage their enterprise's members, contacts and consents; with
+/// this they could grant themselves points or change their own credit and billing data, so
+/// they do not have it, and their 403 names it and the operator roles that do.
 pub fn require_operator_write(p: &Principal) -> Result<(), crate::http::ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    if p.role == Role::EnterpriseAdmin {
-        return Err(crate::http::ApiError::Forbidden(
-            "enterprise admins manage members, contacts and consents only".into(),
-        ));
-    }
-    Ok(())
+    p.require(Permission::WriteOperatorRecords)
 }

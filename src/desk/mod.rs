@@ -175,6 +175,7 @@ pub async fn offers(
     Path(msisdn): Path<String>,
 ) -> Result<Json<Page<DeskOffer>>, ApiError> {
     let m = check(&state, &who, &msisdn).await?;
+    // Whole by nature: a top-20 ranking, not a list that grows.
     Ok(Json(Page::whole(ranked(&state, m).await?)))
 }
 

@@ -23,12 +23,24 @@ pub enum ApiError {
         permission: &'static str,
         allowed: Vec<&'static str>,
     },
+    /// The caller's role holds the permission, but this step or record is for other roles or
+    /// another person (an approval step of another role, work for operator staff, four eyes):
+    /// says why, which permission, and the roles that may.
+    #[error("not allowed: {reason}; roles that may: {}", allowed.join(", "))]
+    Refused {
+        reason: String,
+        permission: &'static str,
+        allowed: Vec<&'static str>,
+    },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} does not accept this method; see the Allow header")]
     MethodNotAllowed(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request body is over `http.max_body_bytes` (the limit, when known here).
+    #[error("the request body is larger than {} (http.max_body_bytes)", max_bytes.map_or("the server accepts".to_string(), |n| format!("{n} bytes")))]
+    PayloadTooLarge { max_bytes: Option<usize> },
     /// Well-formed, but refused as it stands (a reused idempotency key).
     #[error("{0}")]
     Unprocessable(String),
@@ -44,7 +56,8 @@ pub enum ApiError {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable code: `bad_request`, `unauthenticated`, `forbidden`, ...
+    /// Machine-readable code: `bad_request`, `unauthenticated`, `forbidden`,
+    /// `payload_too_large`, ...
     pub error: &'static str,
     /// What went wrong, in words.
     pub message: String,
@@ -54,7 +67,8 @@ pub struct ErrorBody {
     /// For `forbidden`: the permission the call needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permission: Option<&'static str>,
-    /// For `forbidden`: the roles that have that permission.
+    /// For `forbidden`: the roles that may do what was refused (those with the permission, or
+    /// the narrower set a step or record needs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_roles: Option<Vec<&'static str>>,
 }
@@ -84,12 +98,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::Forbidden(_) | ApiError::Denied { .. } => {
+            ApiError::Forbidden(_) | ApiError::Denied { .. } | ApiError::Refused { .. } => {
                 (StatusCode::FORBIDDEN, "forbidden")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "version_mismatch"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -113,6 +130,11 @@ impl IntoResponse for ApiError {
         };
         let (permission, allowed_roles) = match &self {
             ApiError::Denied {
+                permission,
+                allowed,
+                ..
+            }
+            | ApiError::Refused {
                 permission,
                 allowed,
                 ..
@@ -166,6 +188,26 @@ pub async fn bare_405(resp: Response) -> Response {
     ours
 }
 
+/// A 413 from a body extractor (axum's `DefaultBodyLimit`) is plain text; this gives it the
+/// JSON error body. Bodies already JSON (ours, TMF's) are left alone.
+pub async fn bare_413(
+    axum::extract::State(max_bytes): axum::extract::State<usize>,
+    resp: Response,
+) -> Response {
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return resp;
+    }
+    ApiError::PayloadTooLarge {
+        max_bytes: Some(max_bytes),
+    }
+    .into_response()
+}
+
 /// Database failures: the ones a client can fix become 4xx; the rest are 500s whose log names
 /// the operation that failed.
 impl From<crate::store::StoreError> for ApiError {
@@ -207,6 +249,10 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
+            // Over the body limit: a 413 like every other too-large body, not a 400.
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge { max_bytes: None })
+            }
             Err(rej) => Err(ApiError::bad_request(rej.body_text())),
         }
     }

@@ -5,6 +5,9 @@
 //! request died with its process (a claim older than [`ABANDONED`]) is taken over.
 //!
 //! Server errors are not kept: a 5xx leaves the key free, so the retry runs again.
+//!
+//! A replay has the first answer's status, body, `Content-Type`, `ETag`, `Location` and the
+//! other headers a client reads ([`REPLAYED_HEADERS`]).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -21,6 +24,10 @@ use crate::store::{ts_text, Db};
 pub const KEEP: Duration = Duration::hours(24);
 /// A claim with no response after this long belongs to a request that will never answer.
 pub const ABANDONED: Duration = Duration::minutes(5);
+
+/// Response headers kept with the answer and replayed, besides content-type, ETag and
+/// Location: `Import-Records` (how many records an import's report covers).
+pub const REPLAYED_HEADERS: &[&str] = &["import-records"];
 
 /// What the layer needs: the database and the largest body it may buffer.
 #[derive(Clone)]
@@ -54,6 +61,8 @@ struct Kept {
     content_type: Option<String>,
     etag: Option<String>,
     location: Option<String>,
+    /// [`REPLAYED_HEADERS`] present on the answer, as a JSON object.
+    headers: Option<String>,
     body: Option<String>,
     created_at: String,
 }
@@ -78,7 +87,12 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, idem.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+        Err(_) => {
+            return ApiError::PayloadTooLarge {
+                max_bytes: Some(idem.max_body_bytes),
+            }
+            .into_response()
+        }
     };
     let target = parts
         .uri
@@ -131,7 +145,7 @@ async fn claim(db: &Db, owner: &str, key: &str, fingerprint: &str) -> anyhow::Re
             return Ok(Claim::Ours);
         }
         let kept: Option<Kept> = sqlx::query_as(
-            "SELECT fingerprint, status, content_type, etag, location, body, created_at \
+            "SELECT fingerprint, status, content_type, etag, location, headers, body, created_at \
              FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
         )
         .bind(owner)
@@ -193,6 +207,18 @@ fn replay(status: i64, kept: Kept) -> Response {
             h.insert(name, v);
         }
     }
+    let others: std::collections::BTreeMap<String, String> = kept
+        .headers
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    for (name, value) in others {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    }
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     resp
 }
@@ -217,14 +243,22 @@ async fn keep(db: &Db, owner: &str, key: &str, resp: Response) -> anyhow::Result
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let others: std::collections::BTreeMap<&str, String> = REPLAYED_HEADERS
+            .iter()
+            .filter_map(|name| Some((*name, header_text(header::HeaderName::from_static(name))?)))
+            .collect();
+        let others = (!others.is_empty())
+            .then(|| serde_json::to_string(&others))
+            .transpose()?;
         sqlx::query(
             "UPDATE idempotency_keys SET status = $1, content_type = $2, etag = $3, \
-             location = $4, body = $5 WHERE owner = $6 AND idem_key = $7",
+             location = $4, headers = $5, body = $6 WHERE owner = $7 AND idem_key = $8",
         )
         .bind(parts.status.as_u16() as i64)
         .bind(header_text(header::CONTENT_TYPE))
         .bind(header_text(header::ETAG))
         .bind(header_text(header::LOCATION))
+        .bind(others)
         .bind(text)
         .bind(owner)
         .bind(key)

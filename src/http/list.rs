@@ -16,6 +16,21 @@ fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Api
 }
 
 impl ListParams {
+    /// Only `?limit=&offset=`, for a list held in memory in its own order ([`Page::of`]);
+    /// anything else is a 400 naming it. Lists read from SQL name their order in a
+    /// [`ListSpec`] and use [`ListParams::parse`].
+    ///
+    /// [`Page::of`]: crate::store::Page::of
+    pub fn paging(q: &HashMap<String, String>) -> Result<ListParams, ApiError> {
+        const IN_MEMORY: ListSpec = ListSpec {
+            filters: &[],
+            sorts: &[],
+            default_sort: "",
+            tiebreak: "",
+        };
+        ListParams::parse(&IN_MEMORY, q)
+    }
+
     /// Parses and validates against `spec`; unknown parameters are rejected so typos don't
     /// silently return everything.
     pub fn parse(spec: &ListSpec, q: &HashMap<String, String>) -> Result<ListParams, ApiError> {
@@ -42,6 +57,9 @@ impl ListParams {
         }
         let order_by = match q.get("sort").map(String::as_str) {
             None | Some("") => format!("{}, {}", spec.default_sort, spec.tiebreak),
+            Some(_) if spec.sorts.is_empty() => {
+                return Err(ApiError::field("sort", "this list has one order"));
+            }
             Some(s) => {
                 let (name, dir) = match s.strip_prefix('-') {
                     Some(n) => (n, "DESC"),

@@ -3,7 +3,9 @@
 
 pub mod openapi;
 
-use crate::store::Page;
+use std::collections::HashMap;
+
+use crate::store::{ListParams, Page};
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -100,15 +102,18 @@ pub struct RuleInfo {
     pub warnings: Vec<String>,
 }
 
-/// The loaded rules.
-#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, body = Page<RuleInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
+/// The loaded rules, in load order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", params(Paging),
+    responses((status = 200, body = Page<RuleInfo>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn rules(
     State(state): State<AppState>,
     who: Principal,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<RuleInfo>>, ApiError> {
     who.require(Permission::ReadRules)?;
+    let params = ListParams::paging(&q)?;
     let set = state.pipeline.rules();
-    Ok(Json(Page::whole(
+    Ok(Json(Page::of(
         set.rules
             .iter()
             .map(|r| {
@@ -131,6 +136,7 @@ pub async fn rules(
                 }
             })
             .collect(),
+        &params,
     )))
 }
 
@@ -175,67 +181,80 @@ pub async fn reload(
     }
 }
 
+/// The paging every ops list takes (parsed as the one list query, `ListParams`): a page of
+/// `limit` (default 50, 1 to 500) after `offset`; `total` in the answer counts every match.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PageParams {
+#[into_params(parameter_in = Query)]
+pub struct Paging {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DeadLetterPage {
-    pub items: Vec<DeadLetter>,
-    pub total: i64,
-}
-
 /// Rejected events with their reasons, newest first.
 ///
-/// Operations only: the caller needs an all-customers scope (admin, marketer), not just
-/// `ReadEngineStats`. A dead letter is a raw payload that failed validation, so its msisdn is
-/// often missing or malformed and cannot be matched to a customer; filtering by line scope
-/// would either hide most of them or leak the unattributable ones. Team leads and region
-/// heads get 403 and ask operations.
-#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "engine", params(PageParams),
-    responses((status = 200, body = DeadLetterPage), (status = 401), (status = 403)), security(("bearer" = [])))]
+/// Operations only: `ReadDeadLetters`, which only the all-customers roles have (admin,
+/// marketer), not just `ReadEngineStats`. A dead letter is a raw payload that failed
+/// validation, so its msisdn is often missing or malformed and cannot be matched to a
+/// customer; filtering by line scope would either hide most of them or leak the
+/// unattributable ones. Team leads and region heads get 403 (naming the permission and the
+/// roles that have it) and ask operations.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "engine", params(Paging),
+    responses((status = 200, body = Page<DeadLetter>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     who: Principal,
-    Query(p): Query<PageParams>,
-) -> Result<Json<DeadLetterPage>, ApiError> {
-    who.require(Permission::ReadEngineStats)?;
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Page<DeadLetter>>, ApiError> {
+    who.require(Permission::ReadDeadLetters)?;
     if who.scope != Scope::All {
-        return Err(ApiError::Forbidden(
-            "dead letters hold other customers' raw events: an all-customers role reads them"
-                .into(),
+        // Only all-customers roles hold the permission; a narrower scope is refused all the same.
+        return Err(who.refuse(
+            Permission::ReadDeadLetters,
+            "dead letters hold other customers' raw events: an all-customers role reads them",
+            Permission::ReadDeadLetters.roles(),
         ));
     }
+    let params = ListParams::paging(&q)?;
     let (items, total) = state
         .pipeline
         .deps
         .dead_letters
-        .list(p.limit.unwrap_or(50), p.offset.unwrap_or(0))
+        .list(params.limit, params.offset)
         .await?;
-    Ok(Json(DeadLetterPage { items, total }))
+    Ok(Json(Page {
+        items,
+        total,
+        limit: params.limit,
+        offset: params.offset,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxParams {
+    /// Only messages to this number (required for a scoped role).
     pub to: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 /// Messages the embedded SMS channel "sent" (nothing leaves the machine in outbox mode).
 ///
 /// Like the recommendation list: all-customers roles see every message; scoped roles must
 /// name one number in `to`, which must be a line they may see (else 404, as for unknown lines).
+/// A page is the `limit` newest messages after skipping the `offset` newest, oldest first;
+/// `total` counts every message held that matches `to`.
 #[utoipa::path(get, path = "/api/v1/channels/sms/outbox", tag = "channels", params(OutboxParams),
-    responses((status = 200, body = Page<OutboxEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<OutboxEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn outbox(
     State(state): State<AppState>,
     who: Principal,
-    Query(p): Query<OutboxParams>,
+    Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<OutboxEntry>>, ApiError> {
     who.require(Permission::ReadEngineStats)?;
-    let to = match p.to.as_deref() {
+    let to = q.remove("to");
+    let params = ListParams::paging(&q)?;
+    let to = match to.as_deref() {
         Some(t) => {
             let m = Msisdn::parse(t).map_err(|e| ApiError::field("to", e.to_string()))?;
             check_line(&state, &who, m).await?;
@@ -251,8 +270,11 @@ pub async fn outbox(
         .sms_outbox
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("sms outbox (sms mode is not outbox)".into()))?;
-    Ok(Json(Page::whole(o.recent(
-        to.as_deref(),
-        p.limit.unwrap_or(100).clamp(1, 1000),
-    ))))
+    let (items, total) = o.page(to.as_deref(), params.limit as usize, params.offset as usize);
+    Ok(Json(Page {
+        items,
+        total: total as i64,
+        limit: params.limit,
+        offset: params.offset,
+    }))
 }

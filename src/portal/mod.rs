@@ -21,7 +21,7 @@ use futures::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{too_many, AuthHandle, Principal, Role, Scope};
+use crate::auth::{too_many, AuthHandle, Permission, Principal, Scope};
 use crate::channels::portal::PortalHub;
 use crate::config::Config;
 use crate::event::Msisdn;
@@ -146,7 +146,7 @@ pub struct PortalSession {
 /// Mint a portal session for a logged-in customer (the portal backend, with a system or
 /// admin API key). The token is valid for `channels.portal.session_minutes`.
 #[utoipa::path(post, path = "/api/v1/portal/sessions", tag = "portal", request_body = SessionRequest,
-    responses((status = 201, body = PortalSession), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)),
+    responses((status = 201, body = PortalSession), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, description = "needs `mint_portal_sessions` (a system key, admins)", body = crate::http::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn mint(
     State(state): State<PortalState>,
@@ -154,12 +154,7 @@ pub async fn mint(
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<(StatusCode, Json<PortalSession>), ApiError> {
     // A person's login must not be able to act as a customer: only systems and admins mint.
-    if !matches!(who.role, Role::System | Role::Admin) {
-        return Err(ApiError::Forbidden(format!(
-            "role {} may not mint portal sessions (a system API key does)",
-            who.role.as_str()
-        )));
-    }
+    who.require(Permission::MintPortalSessions)?;
     let m = Msisdn::parse(&body.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
     if who.scope != Scope::All {
         let visible = state
@@ -278,6 +273,7 @@ pub async fn inbox(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(b.decided_at.cmp(&a.decided_at))
     });
+    // Whole by nature: one subscriber's open portal offers (at most the 200 newest read).
     Ok(Json(Page::whole(v)))
 }
 

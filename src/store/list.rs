@@ -100,7 +100,8 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// A short list that is always whole (a record's history, a ranking): one page of all.
+    /// A list short by nature, always whole (a top-N ranking, one row per request type):
+    /// one page of all. Lists that grow are paged ([`fetch_page`], [`Page::of`]).
     pub fn whole(items: Vec<T>) -> Page<T> {
         let n = items.len() as i64;
         Page {
@@ -108,6 +109,24 @@ impl<T> Page<T> {
             total: n,
             limit: n,
             offset: 0,
+        }
+    }
+}
+
+impl<T> Page<T> {
+    /// One page of a list held in memory, `all` in its own order; `total` counts all of it.
+    pub fn of(all: Vec<T>, params: &ListParams) -> Page<T> {
+        let total = all.len() as i64;
+        let items = all
+            .into_iter()
+            .skip(params.offset as usize)
+            .take(params.limit as usize)
+            .collect();
+        Page {
+            items,
+            total,
+            limit: params.limit,
+            offset: params.offset,
         }
     }
 }

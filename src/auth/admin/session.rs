@@ -100,8 +100,10 @@ pub struct Me {
     pub role: Role,
     #[schema(value_type = Object)]
     pub scope: crate::auth::Scope,
-    /// What the caller may do (the role's permissions, as in `GET /auth/roles`); whom they
-    /// may see is `scope`.
+    /// What the caller may do (the role's permissions, as in `GET /auth/roles`, which says
+    /// what each lets one do); whom they may see is `scope`. An enterprise admin has
+    /// `write_customers` (contacts, consents, members) but not `write_operator_records`
+    /// (the customer record, import, delete, lines and the rest).
     pub permissions: Vec<&'static str>,
 }
 
@@ -128,14 +130,26 @@ pub struct RoleGrants {
     pub permissions: Vec<&'static str>,
 }
 
+/// One permission: its name, what it lets one do, and the roles that have it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PermissionInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub roles: Vec<Role>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RoleMatrix {
     pub items: Vec<RoleGrants>,
     pub total: usize,
+    /// Every permission with what it lets one do, so a name is not read for more than it
+    /// grants: `write_customers` (an enterprise admin has it) covers contacts, consents and
+    /// members; the customer record itself is `write_operator_records` (operator staff).
+    pub permissions: Vec<PermissionInfo>,
 }
 
-/// The role matrix: every role and the permissions it has. Data scope (which customers a
-/// user sees) is set per user, not per role.
+/// The role matrix: every role and the permissions it has, and what each permission lets
+/// one do. Data scope (which customers a user sees) is set per user, not per role.
 #[utoipa::path(get, path = "/api/v1/auth/roles", tag = "auth",
     responses((status = 200, body = RoleMatrix)))]
 pub async fn roles(_p: Principal) -> Json<RoleMatrix> {
@@ -146,8 +160,16 @@ pub async fn roles(_p: Principal) -> Json<RoleMatrix> {
             permissions: names(role.permissions()),
         })
         .collect();
+    let permissions = crate::auth::Permission::iter()
+        .map(|p| PermissionInfo {
+            name: p.as_str(),
+            description: p.description(),
+            roles: p.roles(),
+        })
+        .collect();
     Json(RoleMatrix {
         total: items.len(),
         items,
+        permissions,
     })
 }

@@ -50,15 +50,22 @@ impl Outbox {
 
     /// Newest last; at most `limit`, optionally for one number.
     pub fn recent(&self, to: Option<&str>, limit: usize) -> Vec<OutboxEntry> {
+        self.page(to, limit, 0).0
+    }
+
+    /// The `limit` newest messages (optionally to one number) after skipping the `offset`
+    /// newest, newest last; and how many messages held match, all pages together.
+    pub fn page(&self, to: Option<&str>, limit: usize, offset: usize) -> (Vec<OutboxEntry>, usize) {
         let q = self.items.lock().expect("outbox lock");
-        let mut v: Vec<OutboxEntry> = q
-            .iter()
-            .rev()
-            .filter(|e| to.is_none_or(|t| e.to == t))
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut total = 0;
+        let mut v = Vec::new();
+        for e in q.iter().rev().filter(|e| to.is_none_or(|t| e.to == t)) {
+            if total >= offset && v.len() < limit {
+                v.push(e.clone());
+            }
+            total += 1;
+        }
         v.reverse();
-        v
+        (v, total)
     }
 }

@@ -47,6 +47,10 @@ fn outbox_is_bounded_and_filterable() {
     let mine = o.recent(Some("8613900000001"), 10);
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].recommendation_id, "r2");
+    // A page counts every match, not just what it holds.
+    let (page, total) = o.page(None, 1, 1);
+    assert_eq!((page.len(), total), (1, 2));
+    assert_eq!(page[0].recommendation_id, "r1");
 }
 
 #[tokio::test]

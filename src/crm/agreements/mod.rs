@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 pub use repo::Agreement;
 
-use crate::auth::{Permission, Principal, Role};
+use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
@@ -195,18 +195,14 @@ pub async fn update(
     crud::update(tx, &p, &before, after).await
 }
 
-/// Runs the contract reminder job now (admins).
+/// Runs the contract reminder job now (`run_jobs`: admins).
 #[utoipa::path(post, path = "/api/v1/agreements/reminders/run", tag = "agreements",
-    responses((status = 200, body = reminders::ReminderRun), (status = 403)))]
+    responses((status = 200, body = reminders::ReminderRun), (status = 403, description = "needs `run_jobs` (admins)", body = crate::http::error::ErrorBody)))]
 pub async fn run_reminders(
     State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<reminders::ReminderRun>, ApiError> {
-    if p.role != Role::Admin {
-        return Err(ApiError::Forbidden(
-            "only admins run the reminder job".into(),
-        ));
-    }
+    p.require(Permission::RunJobs)?;
     let run = reminders::run_once(&st, chrono::Utc::now())
         .await
         .map_err(ApiError::internal)?;

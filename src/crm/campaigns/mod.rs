@@ -412,9 +412,10 @@ pub async fn transition(
         "submitted" => after.submitted_by = Some(p.id.clone()),
         "approved" | "rejected" => {
             if p.id == before.created_by || before.submitted_by.as_deref() == Some(p.id.as_str()) {
-                return Err(ApiError::Forbidden(
-                    "a campaign must be approved or rejected by someone other than its author and submitter"
-                        .into(),
+                return Err(p.refuse(
+                    perm,
+                    "a campaign must be approved or rejected by someone other than its author and submitter",
+                    perm.roles(),
                 ));
             }
             after.decided_by = Some(p.id.clone());
@@ -439,30 +440,36 @@ pub async fn transition(
     Ok(Tagged::ok(after.version, after))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Page<Transition>), (status = 404)))]
+/// The campaign's state changes, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Transition>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Transition>>, ApiError> {
     require_marketing_read(&p)?;
-    let mut conn = st.db.pool.acquire().await?;
-    load(&mut conn, &id).await?;
-    Ok(Json(Page::whole(repo::history(&mut conn, &id).await?)))
+    let params = ListParams::parse(&repo::HISTORY_SPEC, &q)?;
+    load(&mut *st.db.pool.acquire().await?, &id).await?;
+    Ok(Json(repo::history(&st.db.pool, &id, &params).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Page<Run>), (status = 404)))]
+/// The campaign's launches, oldest first, a page at a time; `total` counts every launch.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Run>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
 pub async fn runs(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Run>>, ApiError> {
     require_marketing_read(&p)?;
-    let mut conn = st.db.pool.acquire().await?;
-    load(&mut conn, &id).await?;
-    Ok(Json(Page::whole(repo::runs(&mut conn, &id).await?)))
+    let params = ListParams::parse(&repo::RUNS_SPEC, &q)?;
+    load(&mut *st.db.pool.acquire().await?, &id).await?;
+    Ok(Json(repo::runs(&st.db.pool, &id, &params).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::uplift::{revenue_uplift, uplift, GroupResult, Tally};
-use crate::store::{next_seq, now_text, Arg, Sql};
+use crate::store::{
+    fetch_page, next_seq, now_text, Arg, ListParams, ListSpec, Page, Sql, StoreError,
+};
 
 /// A marketing campaign (营销计划).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -186,16 +188,29 @@ pub async fn record_transition(
     Ok(())
 }
 
+/// A campaign's history, oldest first: paged, no filters.
+pub const HISTORY_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[],
+    default_sort: "h.seq",
+    tiebreak: "h.id",
+};
+
+/// One page of a campaign's state changes, oldest first; `total` counts them all.
 pub async fn history(
-    conn: &mut sqlx::AnyConnection,
+    pool: &sqlx::AnyPool,
     campaign_id: &str,
-) -> Result<Vec<Transition>, sqlx::Error> {
-    let mut sql = Sql::new(
-        "SELECT id, campaign_id, from_state, to_state, actor_id, note, at \
-         FROM campaign_transitions WHERE campaign_id = ",
-    );
-    sql.bind(campaign_id).push(" ORDER BY seq");
-    sql.query_as().fetch_all(conn).await
+    params: &ListParams,
+) -> Result<Page<Transition>, StoreError> {
+    let mut from = Sql::new("campaign_transitions h WHERE h.campaign_id = ");
+    from.bind(campaign_id);
+    fetch_page(
+        pool,
+        "h.id, h.campaign_id, h.from_state, h.to_state, h.actor_id, h.note, h.at",
+        from,
+        params,
+    )
+    .await
 }
 
 /// One launch: what was targeted and what the decision stage made of it.
@@ -289,18 +304,33 @@ pub async fn decided_for(
     Ok(rows.into_iter().map(|(m,)| m).collect())
 }
 
+/// A campaign's launches, oldest first: paged, no filters.
+pub const RUNS_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[],
+    default_sort: "r.seq",
+    tiebreak: "r.id",
+};
+
+/// One page of a campaign's launches, oldest first; `total` counts them all (a campaign that
+/// is launched again and again has as many runs).
 pub async fn runs(
-    conn: &mut sqlx::AnyConnection,
+    pool: &sqlx::AnyPool,
     campaign_id: &str,
-) -> Result<Vec<Run>, sqlx::Error> {
-    let mut sql = Sql::new(
-        "SELECT id, campaign_id, actor_id, started_at, finished_at, targeted, decided, sent, \
-         already_decided, suppressed, suppressed_by_reason, batches FROM campaign_runs \
-         WHERE campaign_id = ",
-    );
-    sql.bind(campaign_id).push(" ORDER BY seq");
-    let rows: Vec<RunRow> = sql.query_as().fetch_all(conn).await?;
-    Ok(rows
+    params: &ListParams,
+) -> Result<Page<Run>, StoreError> {
+    let mut from = Sql::new("campaign_runs r WHERE r.campaign_id = ");
+    from.bind(campaign_id);
+    let page: Page<RunRow> = fetch_page(
+        pool,
+        "r.id, r.campaign_id, r.actor_id, r.started_at, r.finished_at, r.targeted, r.decided, \
+         r.sent, r.already_decided, r.suppressed, r.suppressed_by_reason, r.batches",
+        from,
+        params,
+    )
+    .await?;
+    let items = page
+        .items
         .into_iter()
         .map(|r| Run {
             id: r.id,
@@ -316,7 +346,13 @@ pub async fn runs(
             suppressed_by_reason: serde_json::from_str(&r.suppressed_by_reason).unwrap_or_default(),
             batches: r.batches,
         })
-        .collect())
+        .collect();
+    Ok(Page {
+        items,
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    })
 }
 
 /// Statuses of recommendations that reached (or are on their way to) a channel.

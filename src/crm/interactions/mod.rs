@@ -87,7 +87,7 @@ pub const KINDS: &[&str] = &["visit", "call", "complaint", "email", "sms", "chat
 
 /// Records an interaction with a customer in scope (agents, account managers, leads).
 #[utoipa::path(post, path = "/api/v1/interactions", tag = "interactions", request_body = NewInteraction,
-    responses((status = 201, body = Interaction), (status = 400), (status = 403)))]
+    responses((status = 201, body = Interaction), (status = 400), (status = 403, description = "needs `raise_service_requests` as operator staff: an enterprise admin's 403 names the roles that may", body = crate::http::error::ErrorBody)))]
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
@@ -95,8 +95,13 @@ pub async fn create(
 ) -> Result<(axum::http::StatusCode, Json<Interaction>), ApiError> {
     p.require(Permission::RaiseServiceRequests)?;
     if p.role == Role::EnterpriseAdmin {
-        return Err(ApiError::Forbidden(
-            "interactions are recorded by operator staff".into(),
+        return Err(p.refuse(
+            Permission::RaiseServiceRequests,
+            "interactions are recorded by operator staff",
+            Permission::RaiseServiceRequests
+                .roles()
+                .into_iter()
+                .filter(|r| *r != Role::EnterpriseAdmin),
         ));
     }
     validate::one_of("kind", &req.kind, KINDS)?;

@@ -22,7 +22,7 @@ use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
 use crate::store::{
-    check_ref, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
+    check_ref, fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -395,24 +395,32 @@ pub async fn update(
     crud::save(tx, &p, action, &before, after).await
 }
 
-#[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Page<FollowUp>), (status = 404)))]
+/// An opportunity's follow-ups: paged, newest first, no filters.
+const FOLLOW_UP_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[],
+    default_sort: "f.seq DESC",
+    tiebreak: "f.id",
+};
+
+/// The opportunity's follow-ups, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<FollowUp>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
 pub async fn list_follow_ups(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<FollowUp>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let mut conn = st.db.pool.acquire().await?;
-    crud::load::<Opportunity>(&mut conn, repo::scoped(&p), &id).await?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {} FROM opportunity_follow_ups f WHERE f.opportunity_id = ",
-        repo::FOLLOW_UP_COLUMNS
-    ));
-    sql.bind(id.as_str()).push(" ORDER BY f.seq DESC");
-    Ok(Json(Page::whole(
-        sql.query_as().fetch_all(&mut *conn).await?,
-    )))
+    let params = ListParams::parse(&FOLLOW_UP_SPEC, &q)?;
+    crud::load::<Opportunity>(&mut *st.db.pool.acquire().await?, repo::scoped(&p), &id).await?;
+    let mut from = Sql::new("opportunity_follow_ups f WHERE f.opportunity_id = ");
+    from.bind(id.as_str());
+    Ok(Json(
+        fetch_page(&st.db.pool, repo::FOLLOW_UP_COLUMNS, from, &params).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),

@@ -21,8 +21,8 @@ use crate::crud;
 use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{
-    check_ref, entity, new_id, next_seq, now_text, Entity, FilterKind, ListParams, ListSpec, Page,
-    Sql,
+    check_ref, entity, fetch_page, new_id, next_seq, now_text, Entity, FilterKind, ListParams,
+    ListSpec, Page, Sql,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -439,23 +439,32 @@ pub async fn update(
     crud::update(tx, &p, &before, after).await
 }
 
-#[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = Page<Activity>), (status = 404)))]
+/// A case's activities: paged, newest first, no filters.
+const ACTIVITY_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[],
+    default_sort: "x.seq DESC",
+    tiebreak: "x.id",
+};
+
+/// The case's activities, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Activity>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
 pub async fn list_activities(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Activity>>, ApiError> {
     p.require(Permission::ManageRetention)?;
-    let mut conn = st.db.pool.acquire().await?;
-    crud::load::<RetentionCase>(&mut conn, scoped(&p), &id).await?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {ACTIVITY_COLUMNS} FROM retention_activities x WHERE x.case_id = "
-    ));
-    sql.bind(id.as_str()).push(" ORDER BY x.seq DESC");
-    Ok(Json(Page::whole(
-        sql.query_as().fetch_all(&mut *conn).await?,
-    )))
+    let params = ListParams::parse(&ACTIVITY_SPEC, &q)?;
+    crud::load::<RetentionCase>(&mut *st.db.pool.acquire().await?, scoped(&p), &id).await?;
+    let mut from = Sql::new("retention_activities x WHERE x.case_id = ");
+    from.bind(id.as_str());
+    Ok(Json(
+        fetch_page(&st.db.pool, ACTIVITY_COLUMNS, from, &params).await?,
+    ))
 }
 
 /// Records a task, visit, call-back (回访) or care record.

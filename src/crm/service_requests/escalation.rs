@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::repo::{self, ServiceRequest};
 use crate::audit::{self, snapshot, Change};
-use crate::auth::{Principal, Role};
+use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::CrmState;
 use crate::http::ApiError;
@@ -165,16 +165,14 @@ pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Resul
     Ok(run)
 }
 
-/// Runs escalation now (admins).
+/// Runs escalation now (`run_jobs`: admins).
 #[utoipa::path(post, path = "/api/v1/service-requests/escalations/run", tag = "service-requests",
-    responses((status = 200, body = EscalationRun), (status = 403)))]
+    responses((status = 200, body = EscalationRun), (status = 403, description = "needs `run_jobs` (admins)", body = crate::http::error::ErrorBody)))]
 pub async fn run_now(
     State(st): State<CrmState>,
     p: Principal,
 ) -> Result<Json<EscalationRun>, ApiError> {
-    if p.role != Role::Admin {
-        return Err(ApiError::Forbidden("only admins run escalation".into()));
-    }
+    p.require(Permission::RunJobs)?;
     let run = run_escalations(&st, Utc::now())
         .await
         .map_err(ApiError::internal)?;

@@ -243,19 +243,22 @@ pub async fn read(
     Ok(Tagged::ok(r.version, r))
 }
 
-#[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = Page<HistoryEntry>), (status = 404)))]
+/// The request's history, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<HistoryEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
 pub async fn history(
     State(st): State<CrmState>,
     p: Principal,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<HistoryEntry>>, ApiError> {
     p.require(Permission::ReadCustomers)?;
-    let mut conn = st.db.pool.acquire().await?;
-    repo::get(&mut conn, &p, &id)
+    let params = ListParams::parse(&repo::HISTORY_SPEC, &q)?;
+    repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("service request".into()))?;
-    Ok(Json(Page::whole(repo::history(&mut conn, &id).await?)))
+    Ok(Json(repo::history(&st.db.pool, &id, &params).await?))
 }
 
 /// Writes `after` over `before` (versioned), with history, audit record and an optional
@@ -335,17 +338,19 @@ async fn for_decision(
         )));
     };
     if p.role != Role::Admin && p.role.as_str() != role {
-        return Err(ApiError::Forbidden(format!(
-            "approval step {} needs a {role}",
-            r.current_step + 1
-        )));
+        use strum::IntoEnumIterator;
+        return Err(p.refuse(
+            Permission::ApproveServiceRequests,
+            format!("approval step {} needs a {role}", r.current_step + 1),
+            Role::iter().filter(|x| *x == Role::Admin || x.as_str() == role),
+        ));
     }
     Ok((tx, r))
 }
 
 /// Approves the current step; the last approval starts processing (`in_progress`).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/approve", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403, description = "the step is another role's, or the caller raised the request: names `approve_service_requests` and the roles that may", body = crate::http::error::ErrorBody), (status = 404), (status = 409)))]
 pub async fn approve(
     State(st): State<CrmState>,
     p: Principal,
@@ -357,8 +362,10 @@ pub async fn approve(
     let (tx, before) = for_decision(&st, &p, &id).await?;
     // Four eyes, as for campaigns: whoever raised a request does not approve it.
     if before.requester_id == p.id {
-        return Err(ApiError::Forbidden(
-            "a request must be approved by someone other than its requester".into(),
+        return Err(p.refuse(
+            Permission::ApproveServiceRequests,
+            "a request must be approved by someone other than its requester",
+            Permission::ApproveServiceRequests.roles(),
         ));
     }
     let mut after = before.clone();
@@ -393,7 +400,7 @@ pub async fn approve(
 
 /// Rejects the request at the current step (final).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/reject", tag = "service-requests", params(("id" = String, Path)),
-    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
+    request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403, description = "the step is another role's, or the caller raised the request: names `approve_service_requests` and the roles that may", body = crate::http::error::ErrorBody), (status = 404), (status = 409)))]
 pub async fn reject(
     State(st): State<CrmState>,
     p: Principal,
@@ -431,7 +438,7 @@ pub async fn reject(
 /// Moves the request: start work, resolve (with feedback to the requester), close, reopen or
 /// cancel. Enterprise admins may only close or cancel; illegal moves answer 409.
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/transition", tag = "service-requests", params(("id" = String, Path)),
-    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403), (status = 404), (status = 409)))]
+    request_body = Transition, responses((status = 200, body = ServiceRequest), (status = 403, description = "an enterprise admin moving it other than to closed or cancelled: names the roles that may", body = crate::http::error::ErrorBody), (status = 404), (status = 409)))]
 pub async fn transition(
     State(st): State<CrmState>,
     p: Principal,
@@ -446,8 +453,13 @@ pub async fn transition(
     )?;
     validate::opt_text("note", t.note.as_deref(), 2000)?;
     if p.role == Role::EnterpriseAdmin && !matches!(t.to.as_str(), "closed" | "cancelled") {
-        return Err(ApiError::Forbidden(
-            "enterprise admins may only close or cancel their requests".into(),
+        return Err(p.refuse(
+            Permission::RaiseServiceRequests,
+            "enterprise admins may only close or cancel their requests; operator staff work them",
+            Permission::RaiseServiceRequests
+                .roles()
+                .into_iter()
+                .filter(|r| *r != Role::EnterpriseAdmin),
         ));
     }
     let mut tx = crate::store::begin_write(&st.db).await?;

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{new_id, next_seq, Arg, Sql};
+use crate::store::{
+    fetch_page, new_id, next_seq, Arg, ListParams, ListSpec, Page, Sql, StoreError,
+};
 
 /// A service request / work order (业务申请; TMF621 TroubleTicket-like).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -199,16 +201,28 @@ pub async fn push_history(
     Ok(())
 }
 
+/// A request's history, oldest first: paged, no filters.
+pub const HISTORY_SPEC: ListSpec = ListSpec {
+    filters: &[],
+    sorts: &[],
+    default_sort: "h.seq",
+    tiebreak: "h.id",
+};
+
+/// One page of a request's history, oldest first; `total` counts every entry.
 pub async fn history(
-    conn: &mut sqlx::AnyConnection,
+    pool: &sqlx::AnyPool,
     request_id: &str,
-) -> Result<Vec<HistoryEntry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT h.id, h.request_id, h.action, h.from_status, h.to_status, h.step, h.note, \
-         h.actor_id, h.actor_name, h.at FROM service_request_history h WHERE h.request_id = $1 \
-         ORDER BY h.seq",
+    params: &ListParams,
+) -> Result<Page<HistoryEntry>, StoreError> {
+    let mut from = Sql::new("service_request_history h WHERE h.request_id = ");
+    from.bind(request_id);
+    fetch_page(
+        pool,
+        "h.id, h.request_id, h.action, h.from_status, h.to_status, h.step, h.note, \
+         h.actor_id, h.actor_name, h.at",
+        from,
+        params,
     )
-    .bind(request_id)
-    .fetch_all(conn)
     .await
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, snapshot, Change};
-use crate::auth::{Permission, Principal, Role};
+use crate::auth::{Permission, Principal};
 use crate::crm::CrmState;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
@@ -105,15 +105,16 @@ pub async fn list(
     ))
     .fetch_all(&st.db.pool)
     .await?;
+    // Whole by nature: one workflow per request type, a closed set of a few.
     Ok(Json(Page::whole(
         rows.into_iter().map(Workflow::from).collect(),
     )))
 }
 
-/// Sets the approval steps and SLA of a request type (admins).
+/// Sets the approval steps and SLA of a request type (`manage_workflows`: admins).
 #[utoipa::path(put, path = "/api/v1/workflows/{request_type}", tag = "service-requests",
     params(("request_type" = String, Path)), request_body = WorkflowUpdate,
-    responses((status = 200, body = Workflow), (status = 400), (status = 403), (status = 412)))]
+    responses((status = 200, body = Workflow), (status = 400), (status = 403, description = "needs `manage_workflows` (admins)", body = crate::http::error::ErrorBody), (status = 412)))]
 pub async fn update(
     State(st): State<CrmState>,
     p: Principal,
@@ -121,9 +122,7 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(req): ApiJson<WorkflowUpdate>,
 ) -> Result<Tagged<Workflow>, ApiError> {
-    if p.role != Role::Admin {
-        return Err(ApiError::Forbidden("only admins change workflows".into()));
-    }
+    p.require(Permission::ManageWorkflows)?;
     crate::crm::validate::one_of("request_type", &request_type, super::TYPES)?;
     for s in &req.steps {
         crate::crm::validate::one_of("steps", s, APPROVER_ROLES)?;
