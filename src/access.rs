@@ -107,6 +107,7 @@ impl Permission {
             IngestEvents => "send events to the engine",
             ReadRecommendations => "read offers decided for subscribers",
             RespondToOffers => "record a subscriber's answer to an offer",
+            CorrectAnswers => "correct a final answer recorded wrongly (audited)",
             ReadRules => "read the loaded rules",
             ManageRules => "reload the rules",
             ReadEngineStats => "read engine counters and the SMS outbox",

@@ -1476,3 +1476,88 @@ async fn a_wrong_answer_is_corrected_by_an_audited_action() {
     })
     .await;
 }
+
+/// A customer deleted here whom the operator's system sends again comes back, audited, with
+/// the lines the record lists (its other deleted lines stay deleted); an upload over the
+/// import limit is a 413 with the JSON error body naming the setting.
+#[tokio::test]
+async fn a_deleted_customer_sent_again_by_an_import_comes_back() {
+    on_both(async |t| {
+        let admin = t.admin();
+        t.plan("basic_39").await;
+        let mut rec = customer_line(7);
+        rec["lines"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"msisdn": "8613920099999", "plan": "basic_39", "account": "home"}));
+        let (r, _) = import(t, admin, "application/x-ndjson", rec.to_string()).await;
+        assert_eq!(r[0]["result"], "created", "{r:?}");
+        let cid = r[0]["id"].as_str().unwrap().to_string();
+        t.delete(admin, &format!("/api/v1/customers/{cid}"))
+            .await
+            .expect(204);
+        t.get(admin, &format!("/api/v1/customers/{cid}"))
+            .await
+            .expect(404);
+
+        // The record again, with only its first line.
+        let again = customer_line(7);
+        let (r, summary) = import(t, admin, "application/x-ndjson", again.to_string()).await;
+        assert_eq!(r[0]["result"], "updated", "{r:?}");
+        assert_eq!(r[0]["id"], cid.as_str(), "the same customer, not a new one");
+        assert_eq!(summary["failed"], 0);
+        let c = t
+            .get(admin, &format!("/api/v1/customers/{cid}"))
+            .await
+            .expect(200);
+        assert_eq!(c["status"], "active");
+        t.get(admin, "/api/v1/lines/8613920000007")
+            .await
+            .expect(200);
+        t.get(admin, "/api/v1/lines/8613920099999")
+            .await
+            .expect(404);
+        let audit = t
+            .get(
+                admin,
+                &format!("/api/v1/audit?entity=customer&action=restore&customer_id={cid}"),
+            )
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1, "{audit}");
+        // The same file once more changes nothing.
+        let v = c["version"].clone();
+        import(t, admin, "application/x-ndjson", again.to_string()).await;
+        let c = t
+            .get(admin, &format!("/api/v1/customers/{cid}"))
+            .await
+            .expect(200);
+        assert_eq!(c["version"], v);
+    })
+    .await;
+    crate::common::on_both_with(
+        |c| c.crm.import_max_bytes = 64,
+        async |t| {
+            let resp = t
+                .http
+                .post(format!("{}/api/v1/import/customers", t.base))
+                .bearer_auth(t.admin())
+                .header("content-type", "application/x-ndjson")
+                .body(customer_line(1).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 413);
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "payload_too_large", "{body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("crm.import_max_bytes"),
+                "{body}"
+            );
+        },
+    )
+    .await;
+}

@@ -38,9 +38,13 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The request body is over `http.max_body_bytes` (the limit, when known here).
-    #[error("the request body is larger than {} (http.max_body_bytes)", max_bytes.map_or("the server accepts".to_string(), |n| format!("{n} bytes")))]
-    PayloadTooLarge { max_bytes: Option<usize> },
+    /// The request body is over a size limit: `setting` names it (`http.max_body_bytes`,
+    /// `crm.import_max_bytes`), `max_bytes` is its value when known here.
+    #[error("the request body is larger than {} ({setting}); split it", max_bytes.map_or("the server accepts".to_string(), |n| format!("{n} bytes")))]
+    PayloadTooLarge {
+        max_bytes: Option<usize>,
+        setting: &'static str,
+    },
     /// Well-formed, but refused as it stands (a reused idempotency key).
     #[error("{0}")]
     Unprocessable(String),
@@ -204,9 +208,13 @@ pub async fn bare_413(
     }
     ApiError::PayloadTooLarge {
         max_bytes: Some(max_bytes),
+        setting: BODY_LIMIT,
     }
     .into_response()
 }
+
+/// The setting that bounds every API request's body.
+pub const BODY_LIMIT: &str = "http.max_body_bytes";
 
 /// Database failures: the ones a client can fix become 4xx; the rest are 500s whose log names
 /// the operation that failed.
@@ -251,7 +259,10 @@ where
             Ok(Json(v)) => Ok(ApiJson(v)),
             // Over the body limit: a 413 like every other too-large body, not a 400.
             Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge { max_bytes: None })
+                Err(ApiError::PayloadTooLarge {
+                    max_bytes: None,
+                    setting: BODY_LIMIT,
+                })
             }
             Err(rej) => Err(ApiError::bad_request(rej.body_text())),
         }

@@ -90,6 +90,7 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
         Err(_) => {
             return ApiError::PayloadTooLarge {
                 max_bytes: Some(idem.max_body_bytes),
+                setting: crate::http::error::BODY_LIMIT,
             }
             .into_response()
         }

@@ -322,6 +322,7 @@ pub async fn next_best(
         .eligible_now(m, p.channel.as_deref())
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+    // A ranking, small by nature (the top 5, at most 50): one page, no offset.
     v.truncate(p.limit.unwrap_or(5).clamp(1, 50));
     Ok(Json(Page::whole(v)))
 }

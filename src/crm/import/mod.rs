@@ -80,11 +80,12 @@ pub async fn upload(
     csv_row: CsvRow,
 ) -> Result<Parsed, ApiError> {
     let limit = st.config.crm.import_max_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::bad_request(format!(
-            "the upload is larger than crm.import_max_bytes ({limit} bytes); split it"
-        ))
-    })?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
+            max_bytes: Some(limit),
+            setting: "crm.import_max_bytes",
+        })?;
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

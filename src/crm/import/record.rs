@@ -169,6 +169,56 @@ async fn by_external_id(
     Ok(select.query_as().fetch_optional(tx).await?)
 }
 
+/// The deleted customer with `external_id` among those the caller may see.
+async fn deleted_with(
+    tx: &mut Tx,
+    p: &Principal,
+    external_id: &str,
+) -> Result<Option<Customer>, ApiError> {
+    let mut select = Sql::new(&format!(
+        "SELECT {} FROM customers c WHERE c.deleted_at IS NOT NULL AND c.external_id = ",
+        Customer::COLUMNS
+    ));
+    select.bind(external_id);
+    crate::crm::scope::push_scope_with_deleted(&mut select, p, "c");
+    Ok(select.query_as().fetch_optional(tx).await?)
+}
+
+/// Brings back the deleted customer with `external_id`, active, with an audit record of the
+/// restore; its deleted lines stay deleted unless the record lists them again.
+async fn restore_deleted(
+    tx: &mut Tx,
+    p: &Principal,
+    external_id: &str,
+) -> Result<Option<Customer>, ApiError> {
+    let Some(gone) = deleted_with(tx, p, external_id).await? else {
+        return Ok(None);
+    };
+    let now = now_text();
+    sqlx::query(
+        "UPDATE customers SET deleted_at = NULL, status = 'active', updated_at = $1, \
+         version = version + 1 WHERE id = $2 AND deleted_at IS NOT NULL",
+    )
+    .bind(&now)
+    .bind(&gone.id)
+    .execute(&mut *tx)
+    .await?;
+    let mut back = gone.clone();
+    back.status = "active".into();
+    back.updated_at = now;
+    back.version += 1;
+    let change = crate::audit::Change {
+        entity: "customer",
+        entity_id: &gone.id,
+        action: "restore",
+        customer_id: Some(&gone.id),
+        before: crate::audit::snapshot(&gone),
+        after: crate::audit::snapshot(&back),
+    };
+    crate::audit::record(tx, p, change).await?;
+    Ok(Some(back))
+}
+
 /// Where a record's creations go: written at once, or gathered for its chunk's many-row
 /// insert (`Later`: only new customers, whose checks need no write of their own).
 pub enum Sink<'a> {
@@ -229,7 +279,15 @@ pub async fn write(
         }
     };
     let segments = &st.config.crm.segments;
-    let existing = by_external_id(tx, p, &external_id).await?;
+    let mut existing = by_external_id(tx, p, &external_id).await?;
+    if existing.is_none() {
+        // A customer deleted here whom the operator's system still sends: it comes back (as
+        // a deleted line comes back to its own customer), audited; updates go one by one.
+        if matches!(sink, Sink::Later(_)) && deleted_with(tx, p, &external_id).await?.is_some() {
+            return Ok(None);
+        }
+        existing = restore_deleted(tx, p, &external_id).await?;
+    }
     if existing.is_some() && matches!(sink, Sink::Later(_)) {
         return Ok(None);
     }
