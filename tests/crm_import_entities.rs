@@ -8,44 +8,6 @@ use serde_json::{json, Value};
 use crate::common::world::{id, world};
 use crate::common::{on_both, TestApp};
 
-/// An import's status; for a 200, its reports and summary (the header's count checked).
-async fn import(
-    t: &TestApp,
-    token: &str,
-    path: &str,
-    content_type: &str,
-    body: String,
-) -> (u16, Vec<Value>, Value) {
-    let resp = t
-        .http
-        .post(format!("{}{path}", t.base))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("import sent");
-    let status = resp.status().as_u16();
-    if status != 200 {
-        let text = resp.text().await.unwrap();
-        return (status, Vec::new(), Value::String(text));
-    }
-    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let total: usize = resp.headers()["import-records"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let text = resp.text().await.unwrap();
-    let mut lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each answer line is JSON"))
-        .collect();
-    let summary = lines.pop().expect("a summary line")["summary"].clone();
-    assert_eq!(lines.len(), total, "{summary}");
-    (status, lines, summary)
-}
-
 fn ndjson(records: &[Value]) -> String {
     records.iter().map(|r| format!("{r}\n")).collect()
 }
@@ -82,7 +44,7 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
                    "is_bundle": true, "bundled_offering_ids": ["PLAN_A", "ADDON_B"]}),
         ];
         let body = ndjson(&records);
-        let (status, r, summary) = import(t, admin, OFFERINGS, "application/x-ndjson", body.clone()).await;
+        let (status, r, summary) = t.import(admin, OFFERINGS, "application/x-ndjson", body.clone()).await;
         assert_eq!(status, 200);
         assert_eq!(summary, json!({"records": 4, "created": 3, "updated": 0, "failed": 1}));
         assert_eq!(results(&r), ["created", "created", "failed", "created"], "{r:?}");
@@ -100,7 +62,7 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
         assert_eq!(audit_total(t, &created).await, 1);
 
         // The same upload again: found by code, nothing written.
-        let (_, again, summary) = import(t, admin, OFFERINGS, "application/x-ndjson", body).await;
+        let (_, again, summary) = t.import(admin, OFFERINGS, "application/x-ndjson", body).await;
         assert_eq!(summary, json!({"records": 4, "created": 0, "updated": 3, "failed": 1}));
         assert_eq!(again[0]["id"], r[0]["id"]);
         for code in ["PLAN_A", "ADDON_B", "BUNDLE_D"] {
@@ -116,7 +78,7 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
         // One field given, one field changed; the rest stays. A fixed field is named.
         let change = json!([{"code": "PLAN_A", "price_cents": 4900},
                             {"code": "ADDON_B", "offering_type": "device"}]);
-        let (_, r, _) = import(t, admin, OFFERINGS, "application/json", change.to_string()).await;
+        let (_, r, _) = t.import(admin, OFFERINGS, "application/json", change.to_string()).await;
         assert_eq!(results(&r), ["updated", "failed"], "{r:?}");
         assert_eq!(r[1]["field"], "offering_type");
         let plan = t.get(admin, "/api/v1/catalog/offerings/PLAN_A").await.expect(200);
@@ -134,7 +96,7 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
                    CSV_1,Csv One,addon,500,month,\"sms,app\",false\n\
                    CSV_2,Csv Two,addon,cheap,,,\n\
                    PLAN_A,Plan A,plan,4900,month,sms,\n";
-        let (_, r, summary) = import(t, admin, OFFERINGS, "text/csv", csv.to_string()).await;
+        let (_, r, summary) = t.import(admin, OFFERINGS, "text/csv", csv.to_string()).await;
         assert_eq!(results(&r), ["created", "failed", "updated"], "{r:?}");
         assert_eq!(summary["created"], 1);
         assert_eq!(r[1]["line"], 3);
@@ -142,7 +104,7 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
         let one = t.get(admin, "/api/v1/catalog/offerings/CSV_1").await.expect(200);
         assert_eq!(one["channels"], json!(["sms", "app"]));
         assert_eq!(one["recurring_period"], "month");
-        let (_, r, _) = import(t, admin, OFFERINGS, "text/csv", csv.to_string()).await;
+        let (_, r, _) = t.import(admin, OFFERINGS, "text/csv", csv.to_string()).await;
         assert_eq!(results(&r), ["updated", "failed", "updated"], "{r:?}");
         let one = t.get(admin, "/api/v1/catalog/offerings/CSV_1").await.expect(200);
         assert_eq!(one["version"], 1);
@@ -152,11 +114,11 @@ async fn offerings_import_by_code_and_a_retry_changes_nothing() {
         // Who may create catalog entries may import them; others may not.
         let w = world(t).await;
         let record = ndjson(&[json!({"code": "MK_1", "name": "Mk", "offering_type": "addon", "price_cents": 1})]);
-        let (status, r, _) = import(t, &w.marketer.token, OFFERINGS, "application/x-ndjson", record.clone()).await;
+        let (status, r, _) = t.import(&w.marketer.token, OFFERINGS, "application/x-ndjson", record.clone()).await;
         assert_eq!(status, 200);
         assert_eq!(r[0]["result"], "created");
         for token in [&w.am1.token, &w.agent.token, &w.ent_admin.token] {
-            let (status, _, e) = import(t, token, OFFERINGS, "application/x-ndjson", record.clone()).await;
+            let (status, _, e) = t.import(token, OFFERINGS, "application/x-ndjson", record.clone()).await;
             assert_eq!(status, 403, "{e}");
         }
     })
@@ -175,8 +137,9 @@ async fn members_import_by_number_within_the_enterprise() {
             json!({"name": "Bad", "msisdn": "+86139"}),
         ];
         let body = ndjson(&records);
-        let (status, r, summary) =
-            import(t, admin, &path, "application/x-ndjson", body.clone()).await;
+        let (status, r, summary) = t
+            .import(admin, &path, "application/x-ndjson", body.clone())
+            .await;
         assert_eq!(status, 200);
         assert_eq!(
             summary,
@@ -191,7 +154,7 @@ async fn members_import_by_number_within_the_enterprise() {
         assert_eq!(audit_total(t, &created).await, 1);
 
         // Again: found by number, nothing written.
-        let (_, again, summary) = import(t, admin, &path, "application/x-ndjson", body).await;
+        let (_, again, summary) = t.import(admin, &path, "application/x-ndjson", body).await;
         assert_eq!(
             summary,
             json!({"records": 3, "created": 0, "updated": 2, "failed": 1})
@@ -209,7 +172,7 @@ async fn members_import_by_number_within_the_enterprise() {
 
         // CSV: the fields given change, the rest stays.
         let csv = "name,msisdn,title\nZhang San,8613900003001,CFO\n";
-        let (_, r, _) = import(t, admin, &path, "text/csv", csv.to_string()).await;
+        let (_, r, _) = t.import(admin, &path, "text/csv", csv.to_string()).await;
         assert_eq!(results(&r), ["updated"]);
         assert_eq!(r[0]["line"], 2);
         let m = t
@@ -226,7 +189,7 @@ async fn members_import_by_number_within_the_enterprise() {
             .await
             .expect(204);
         let one = ndjson(&[json!({"name": "Li Si", "msisdn": "8613900003002"})]);
-        let (_, r, _) = import(t, admin, &path, "application/x-ndjson", one).await;
+        let (_, r, _) = t.import(admin, &path, "application/x-ndjson", one).await;
         assert_eq!(r[0]["result"], "created");
         assert_eq!(r[0]["id"], li.as_str());
 
@@ -238,7 +201,7 @@ async fn members_import_by_number_within_the_enterprise() {
             json!({"name": "Wu", "msisdn": "8613900002001"}),
             json!({"name": "Other", "msisdn": "8613900001002"}),
         ]);
-        let (status, r, _) = import(t, tok, &path, "application/x-ndjson", mixed).await;
+        let (status, r, _) = t.import(tok, &path, "application/x-ndjson", mixed).await;
         assert_eq!(status, 200);
         assert_eq!(results(&r), ["created", "failed"], "{r:?}");
         assert_eq!(r[1]["field"], "msisdn");
@@ -251,9 +214,13 @@ async fn members_import_by_number_within_the_enterprise() {
         // import members.
         let theirs = format!("/api/v1/import/customers/{}/members", w.other_ent);
         let one = ndjson(&[json!({"name": "x", "msisdn": "8613900002001"})]);
-        let (status, _, _) = import(t, tok, &theirs, "application/x-ndjson", one.clone()).await;
+        let (status, _, _) = t
+            .import(tok, &theirs, "application/x-ndjson", one.clone())
+            .await;
         assert_eq!(status, 404);
-        let (status, _, e) = import(t, &w.marketer.token, &path, "application/x-ndjson", one).await;
+        let (status, _, e) = t
+            .import(&w.marketer.token, &path, "application/x-ndjson", one)
+            .await;
         assert_eq!(status, 403, "{e}");
     })
     .await;

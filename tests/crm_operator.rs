@@ -15,18 +15,7 @@ async fn post_raw(
     headers: &[(&str, &str)],
     body: String,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = t
-        .http
-        .post(format!("{}{}", t.base, path))
-        .bearer_auth(token)
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let h = resp.headers().clone();
-    let text = resp.text().await.unwrap();
+    let (status, h, text) = t.post_raw(token, path, headers, body).await;
     (
         status,
         h,
@@ -34,33 +23,33 @@ async fn post_raw(
     )
 }
 
-/// An import's answer: the reports, then the summary.
+/// A customer import's answer: the reports, then the summary.
 async fn import(t: &TestApp, token: &str, content_type: &str, body: String) -> (Vec<Value>, Value) {
-    let resp = t
-        .http
-        .post(format!("{}/api/v1/import/customers", t.base))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("import sent");
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let total: usize = resp.headers()["import-records"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let text = resp.text().await.unwrap();
-    let mut lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each answer line is JSON"))
-        .collect();
-    let summary = lines.pop().expect("a summary line")["summary"].clone();
-    // The header said up front how many records the report would cover.
-    assert_eq!(lines.len(), total, "{summary}");
+    let (status, lines, summary) = t
+        .import(token, "/api/v1/import/customers", content_type, body)
+        .await;
+    assert_eq!(status, 200, "{summary}");
     (lines, summary)
+}
+
+/// The offers decided for `msisdn`, waited for a few seconds (the engine decides off the
+/// request's path); empty when none came.
+async fn decided_for(t: &TestApp, msisdn: &str) -> Vec<Value> {
+    for _ in 0..50 {
+        let recs = t
+            .get(
+                t.admin(),
+                &format!("/api/v1/recommendations?msisdn={msisdn}"),
+            )
+            .await
+            .expect(200);
+        let items = recs["items"].as_array().unwrap().clone();
+        if !items.is_empty() {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Vec::new()
 }
 
 fn customer_line(i: usize) -> Value {
@@ -991,18 +980,7 @@ async fn service_messages_reach_the_right_party_show_no_ids_and_are_not_offers()
         assert!(r.event_id.is_some(), "{run:?}");
 
         // The engine's reminder names the contract as the customer knows it, never its id.
-        let mut messages = Vec::new();
-        for _ in 0..50 {
-            let recs = t
-                .get(t.admin(), "/api/v1/recommendations?msisdn=8613700000009")
-                .await
-                .expect(200);
-            messages = recs["items"].as_array().unwrap().clone();
-            if !messages.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let messages = decided_for(t, "8613700000009").await;
         let m = &messages.first().expect("a contract reminder was decided")["message"];
         let m = m.as_str().unwrap();
         assert!(m.contains("Fleet 2026") && m.contains(&day(21)), "{m}");
@@ -1354,18 +1332,11 @@ async fn the_account_managers_contract_notice_is_a_service_message_not_an_offer(
         assert_eq!(run.reminded[0].notified_user_id.as_deref(), Some(w.am1.id.as_str()));
         let notices = t.get(&w.am1.token, "/api/v1/notices").await.expect(200);
         assert_eq!(notices["total"], 1, "{notices}");
-        let mut sms = Value::Null;
-        for _ in 0..50 {
-            let recs = t
-                .get(t.admin(), "/api/v1/recommendations?msisdn=8613800000071")
-                .await
-                .expect(200);
-            if let Some(r) = recs["items"].as_array().unwrap().first() {
-                sms = r.clone();
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let sms = decided_for(t, "8613800000071")
+            .await
+            .first()
+            .cloned()
+            .unwrap_or(Value::Null);
         assert_eq!(sms["service"], true, "{sms}");
         assert_eq!(sms["channel"], "sms", "{sms}");
         assert!(sms["message"].as_str().unwrap().contains("Home 2026"), "{sms}");

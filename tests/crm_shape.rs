@@ -8,28 +8,6 @@ use serde_json::{json, Value};
 use crate::common::world::{id, world};
 use crate::common::{on_both, on_both_with, TestApp};
 
-/// A POST with a raw body and headers of the test's choosing: status, headers, body text.
-async fn post_raw(
-    t: &TestApp,
-    token: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: String,
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut req = t
-        .http
-        .post(format!("{}{}", t.base, path))
-        .bearer_auth(token)
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let h = resp.headers().clone();
-    (status, h, resp.text().await.unwrap())
-}
-
 fn strings(v: &Value) -> Vec<&str> {
     v.as_array()
         .unwrap_or_else(|| panic!("an array: {v}"))
@@ -65,14 +43,15 @@ async fn an_enterprise_admins_403_on_a_customer_edit_names_the_permission_and_wh
         let gone = t.delete(ent, &format!("/api/v1/customers/{}", w.ent)).await;
         assert_eq!(gone.status, 403, "{}", gone.body);
         assert_eq!(gone.body["permission"], "write_operator_records");
-        let (s, _, body) = post_raw(
-            t,
-            ent,
-            "/api/v1/import/customers",
-            &[("content-type", "application/x-ndjson")],
-            json!({"external_id": "E-1", "name": "x", "customer_type": "individual"}).to_string(),
-        )
-        .await;
+        let (s, _, body) = t
+            .post_raw(
+                ent,
+                "/api/v1/import/customers",
+                &[("content-type", "application/x-ndjson")],
+                json!({"external_id": "E-1", "name": "x", "customer_type": "individual"})
+                    .to_string(),
+            )
+            .await;
         assert_eq!(s, 403, "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(strings(&body["allowed_roles"]), OPERATOR_STAFF);
@@ -373,7 +352,7 @@ async fn a_body_over_the_limit_answers_the_json_error_body() {
                     ][..],
                 ),
             ] {
-                let (s, h, body) = post_raw(t, t.admin(), path, headers, big.clone()).await;
+                let (s, h, body) = t.post_raw(t.admin(), path, headers, big.clone()).await;
                 assert_eq!(s, 413, "{path}: {body}");
                 assert!(
                     h["content-type"]
@@ -394,14 +373,14 @@ async fn a_body_over_the_limit_answers_the_json_error_body() {
                 );
             }
             // Under the limit all is as before.
-            let (s, _, body) = post_raw(
-                t,
-                t.admin(),
-                "/api/v1/customers",
-                &json_ct,
-                json!({"name": "small", "customer_type": "individual"}).to_string(),
-            )
-            .await;
+            let (s, _, body) = t
+                .post_raw(
+                    t.admin(),
+                    "/api/v1/customers",
+                    &json_ct,
+                    json!({"name": "small", "customer_type": "individual"}).to_string(),
+                )
+                .await;
             assert_eq!(s, 201, "{body}");
         },
     )
@@ -424,15 +403,12 @@ async fn an_idempotent_replay_keeps_the_content_type_and_import_records() {
             ("content-type", "application/x-ndjson"),
             ("idempotency-key", "imp-1"),
         ];
-        let (s1, h1, b1) = post_raw(
-            t,
-            admin,
-            "/api/v1/import/customers",
-            &headers,
-            upload.clone(),
-        )
-        .await;
-        let (s2, h2, b2) = post_raw(t, admin, "/api/v1/import/customers", &headers, upload).await;
+        let (s1, h1, b1) = t
+            .post_raw(admin, "/api/v1/import/customers", &headers, upload.clone())
+            .await;
+        let (s2, h2, b2) = t
+            .post_raw(admin, "/api/v1/import/customers", &headers, upload)
+            .await;
         assert_eq!((s1, s2), (200, 200), "{b1}\n{b2}");
         assert_eq!(b1, b2, "the first answer, replayed");
         assert_eq!(h2["idempotent-replayed"], "true");
@@ -449,8 +425,10 @@ async fn an_idempotent_replay_keeps_the_content_type_and_import_records() {
             ("idempotency-key", "c-1"),
         ];
         let body = json!({"name": "Once", "customer_type": "individual"}).to_string();
-        let (_, h1, _) = post_raw(t, admin, "/api/v1/customers", &headers, body.clone()).await;
-        let (s, h2, _) = post_raw(t, admin, "/api/v1/customers", &headers, body).await;
+        let (_, h1, _) = t
+            .post_raw(admin, "/api/v1/customers", &headers, body.clone())
+            .await;
+        let (s, h2, _) = t.post_raw(admin, "/api/v1/customers", &headers, body).await;
         assert_eq!(s, 201);
         assert_eq!(h2["idempotent-replayed"], "true");
         assert_eq!(h2["content-type"], h1["content-type"]);

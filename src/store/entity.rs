@@ -61,15 +61,26 @@ fn select<E: Entity>(from: Sql, key: &str) -> Sql {
 /// The softly deleted record among `from` (`... WHERE` naming it), to bring back.
 pub async fn removed<E: Entity>(
     conn: &mut AnyConnection,
-    from: Sql,
+    mut from: Sql,
 ) -> Result<Option<E>, StoreError> {
     let Some(col) = E::DELETED else {
         return Ok(None);
     };
+    from.push(&format!(" AND {col} IS NOT NULL"));
+    first(conn, from).await
+}
+
+/// The record `from` (`table alias WHERE ...`) selects that is not deleted, if any: for
+/// records found by something else than their key (a member by number).
+pub async fn find<E: Entity>(conn: &mut AnyConnection, from: Sql) -> Result<Option<E>, StoreError> {
+    first(conn, live::<E>(from)).await
+}
+
+/// The first record `from` selects.
+async fn first<E: Entity>(conn: &mut AnyConnection, from: Sql) -> Result<Option<E>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {} FROM ", E::COLUMNS));
     sql.push(&from.text);
     sql.args = from.args;
-    sql.push(&format!(" AND {col} IS NOT NULL"));
     let row = sql
         .query_as::<E::Row>()
         .fetch_optional(conn)

@@ -212,6 +212,55 @@ fn config(url: String) -> Config {
 }
 
 impl TestApp {
+    /// A POST with a raw body and headers of the test's choosing: status, headers, body text.
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        (status, h, resp.text().await.unwrap())
+    }
+
+    /// An import's status; for a 200, its reports and summary, with the `Import-Records`
+    /// header checked against the reports (it says up front how many there will be). Any
+    /// other status gives the body as the summary.
+    pub async fn import(
+        &self,
+        token: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, Vec<Value>, Value) {
+        let (status, h, text) = self
+            .post_raw(token, path, &[("content-type", content_type)], body)
+            .await;
+        if status != 200 {
+            return (status, Vec::new(), Value::String(text));
+        }
+        assert_eq!(h["content-type"], "application/x-ndjson");
+        let total: usize = h["import-records"].to_str().unwrap().parse().unwrap();
+        let mut lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each answer line is JSON"))
+            .collect();
+        let summary = lines.pop().expect("a summary line")["summary"].clone();
+        assert_eq!(lines.len(), total, "{summary}");
+        (status, lines, summary)
+    }
+
     pub async fn start(backend: Backend, url: String) -> TestApp {
         TestApp::start_config(backend, url, |_| {}).await
     }

@@ -226,14 +226,7 @@ pub(crate) async fn by_msisdn(
 ) -> Result<Option<Member>, ApiError> {
     let mut from = of_enterprise(enterprise);
     from.push(" AND m.msisdn = ").bind(msisdn);
-    let mut sql = Sql::new(&format!(
-        "SELECT {} FROM ",
-        <Member as crate::store::Entity>::COLUMNS
-    ));
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND m.deleted_at IS NULL");
-    Ok(sql.query_as().fetch_optional(conn).await?)
+    Ok(crate::store::entity::find(conn, from).await?)
 }
 
 /// The enterprise's removed member with `msisdn`, if there is one.
