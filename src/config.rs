@@ -425,7 +425,7 @@ pub struct SmppConfig {
     #[serde(deserialize_with = "text_or_number")]
     pub system_type: String,
     /// `transceiver` (submits and delivery receipts on one connection) or `transmitter`
-    /// (submits only: receipts then need a receiver bind elsewhere, and offers stay `sent`).
+    /// (submits on one connection; Kairos binds a receiver beside it for receipts and replies).
     pub bind: String,
     /// Submits awaiting their `submit_sm_resp` at most (the SMSC's window).
     pub window: usize,

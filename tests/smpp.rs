@@ -539,3 +539,30 @@ async fn a_reply_over_smpp_answers_the_offer_it_follows() {
     )
     .await;
 }
+
+/// Bound as a transmitter, Kairos also binds a receiver: the receipt comes back on that
+/// session (an SMSC never sends it on a transmitter) and still decides the offer's status.
+#[tokio::test]
+async fn a_transmitter_bind_gets_its_receipts_on_a_receiver_session() {
+    with_smsc(
+        &["--dlr-delay-ms=0"],
+        |c| c.channels.sms.smpp.bind = "transmitter".into(),
+        async |t, smsc| {
+            smsc.wait_bound(2).await;
+            let binds: Vec<String> = smsc
+                .of_type("bind")
+                .iter()
+                .map(|b| b["command"].as_str().unwrap().to_string())
+                .collect();
+            assert!(binds.contains(&"bind_transmitter".to_string()), "{binds:?}");
+            assert!(binds.contains(&"bind_receiver".to_string()), "{binds:?}");
+            ping(t, &[("8613900005101", "Hello over a transmitter.")]).await;
+            let o = wait_status(t, "8613900005101", "delivered", Duration::from_secs(10)).await;
+            assert_eq!(smsc.submits_to("8613900005101").len(), 1);
+            let pid = provider_id(t, o["id"].as_str().unwrap()).await;
+            assert!(pid.is_some(), "{o:#}");
+            assert_eq!(smsc.of_type("deliver_sm").len(), 1);
+        },
+    )
+    .await;
+}

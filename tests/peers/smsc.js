@@ -3,15 +3,17 @@
 //
 //   node smsc.js --port 2775 --record submits.jsonl [options]
 //
-// Accepts binds (transceiver, transmitter) with one system_id/password and refuses others.
+// Accepts binds (transceiver, transmitter, receiver) with one system_id/password and refuses
+// others. Receipts and replies go back on a transceiver session, or for a transmitter on an
+// open receiver session.
 // Every PDU of interest is appended to the record file as one JSON line:
 //   {"type":"bind", "command":"bind_transceiver", "system_id":..., "accepted":true}
 //   {"type":"submit_sm", "status":0, "message_id":"...", "source":..., "destination":...,
 //    "data_coding":0, "esm_class":64, "registered_delivery":1, "short_message_hex":"...",
 //    "text":"...", "udh":{"ref":12,"part":1,"total":3}}
 // `status` is the command_status answered, or null when the submit was not answered.
-// After each accepted submit a delivery receipt (deliver_sm, esm_class 0x04) follows on a
-// transceiver session: stat:DELIVRD, or stat:UNDELIV for the --undeliv destinations.
+// After each accepted submit a delivery receipt (deliver_sm, esm_class 0x04) follows:
+// stat:DELIVRD, or stat:UNDELIV for the --undeliv destinations.
 //
 // Options (also as env SMSC_<NAME>, e.g. SMSC_PORT):
 //   --port N               listen on 127.0.0.1:N (default 2775)
@@ -139,11 +141,21 @@ function onBind(session, pdu) {
     return;
   }
   session.bound = pdu.command;
+  if (pdu.command === 'bind_receiver') receivers.add(session);
   session.send(pdu.response({ system_id: 'TESTSMSC' }));
 }
 
+// Where what the SMSC sends back goes: the submitting session when it is a transceiver;
+// for a transmitter, an open receiver session (as an ESME bound that way keeps beside it).
+const receivers = new Set();
+function backTo(session) {
+  if (session.bound === 'bind_transceiver') return session;
+  for (const r of receivers) if (!r.closed) return r;
+  return null;
+}
+
 function onSubmit(session, pdu) {
-  if (!session.bound) {
+  if (!session.bound || session.bound === 'bind_receiver') {
     session.send(pdu.response({ command_status: smpp.ESME_RINVBNDSTS }));
     return;
   }
@@ -189,14 +201,15 @@ function onSubmit(session, pdu) {
   record(line);
   const submitted = new Date();
   session.send(pdu.response({ message_id: id }));
-  if (session.bound !== 'bind_transceiver' || !(pdu.registered_delivery & 0x01)) return;
+  if (!(pdu.registered_delivery & 0x01)) return;
   const undeliv = cfg.undeliv.has(dest);
   const stat = undeliv ? 'UNDELIV' : 'DELIVRD';
   setTimeout(() => {
-    if (session.closed) return;
+    const back = backTo(session);
+    if (!back || back.closed) return;
     const text = `id:${id} sub:001 dlvrd:${undeliv ? '000' : '001'} submit date:${smscDate(submitted)} ` +
       `done date:${smscDate(new Date())} stat:${stat} err:${undeliv ? '001' : '000'} text:`;
-    session.deliver_sm({
+    back.deliver_sm({
       source_addr: dest,
       destination_addr: pdu.source_addr,
       esm_class: 0x04,
@@ -208,7 +221,7 @@ function onSubmit(session, pdu) {
       record({ type: 'deliver_sm_resp', message_id: id, status: resp.command_status });
     });
     record({ type: 'deliver_sm', message_id: id, destination: dest, stat });
-    if (cfg.replies.has(dest)) setTimeout(() => reply(session, dest, pdu.source_addr), 500);
+    if (cfg.replies.has(dest)) setTimeout(() => reply(back, dest, pdu.source_addr), 500);
   }, cfg.dlrDelayMs);
 }
 
@@ -232,13 +245,10 @@ function reply(session, from, to) {
 
 const server = smpp.createServer((session) => {
   session.on('error', () => {});
-  session.on('close', () => { session.closed = true; });
+  session.on('close', () => { session.closed = true; receivers.delete(session); });
   session.on('bind_transceiver', (pdu) => onBind(session, pdu));
   session.on('bind_transmitter', (pdu) => onBind(session, pdu));
-  session.on('bind_receiver', (pdu) => {
-    session.send(pdu.response({ command_status: smpp.ESME_RBINDFAIL }));
-    session.close();
-  });
+  session.on('bind_receiver', (pdu) => onBind(session, pdu));
   session.on('submit_sm', (pdu) => onSubmit(session, pdu));
   session.on('enquire_link', (pdu) => {
     record({ type: 'enquire_link' });

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use futures::{Stream, StreamExt};
-use rusmpp::pdus::{BindTransceiver, BindTransmitter, DeliverSm, DeliverSmResp, SubmitSm};
+use rusmpp::pdus::{
+    BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, DeliverSmResp, SubmitSm,
+};
 use rusmpp::tlvs::TlvValue;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
@@ -185,7 +187,12 @@ impl SmppChannel {
             reference: AtomicU8::new(rand::random()),
         });
         let (stop, stopped) = watch::channel(());
-        runtime.spawn(supervise(shared.clone(), stopped));
+        // A transmitter session carries no receipts or replies: a receiver session beside it
+        // does, as an SMSC expects of an ESME bound that way.
+        if shared.config.bind == "transmitter" {
+            runtime.spawn(supervise(shared.clone(), stopped.clone(), Bind::Receiver));
+        }
+        runtime.spawn(supervise(shared.clone(), stopped, Bind::Submit));
         Ok(SmppChannel {
             shared,
             _stop: stop,
@@ -402,27 +409,43 @@ impl Session {
     }
 }
 
+/// What a session is bound for: submits (as the configured transceiver or transmitter), or
+/// only to receive what the SMSC sends back (beside a transmitter).
+#[derive(Clone, Copy, PartialEq)]
+enum Bind {
+    Submit,
+    Receiver,
+}
+
 /// Keeps a session bound until the channel is dropped.
-async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
+async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<()>, kind: Bind) {
     let first = Duration::from_secs(shared.config.reconnect_secs.max(1));
     let longest = (first * 30).min(Duration::from_secs(300)).max(first);
     let mut backoff = first;
     let addr = format!("{}:{}", shared.config.host, shared.config.port);
     loop {
         let bound = tokio::select! {
-            r = bind(&shared) => r,
+            r = bind(&shared, kind) => r,
             _ = stop.changed() => return,
         };
         match bound {
             Ok((session, events)) => {
                 backoff = first;
-                tracing::info!(%addr, bind = %shared.config.bind, "bound to the SMSC");
-                shared.session.store(Some(session.clone()));
+                let as_what = match kind {
+                    Bind::Submit => shared.config.bind.as_str(),
+                    Bind::Receiver => "receiver",
+                };
+                tracing::info!(%addr, bind = %as_what, "bound to the SMSC");
+                if kind == Bind::Submit {
+                    shared.session.store(Some(session.clone()));
+                }
                 let stopping = tokio::select! {
                     _ = run(&shared, &session, events) => false,
                     _ = stop.changed() => true,
                 };
-                shared.session.store(None);
+                if kind == Bind::Submit {
+                    shared.session.store(None);
+                }
                 session.close();
                 if stopping {
                     let _ =
@@ -446,6 +469,7 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
 /// Connects and binds.
 async fn bind(
     shared: &Shared,
+    kind: Bind,
 ) -> Result<(Arc<Session>, impl Stream<Item = Event> + Unpin + 'static), String> {
     let c = &shared.config;
     let stream = tokio::time::timeout(
@@ -469,7 +493,15 @@ async fn bind(
     let system_id = cstr(&c.system_id)?;
     let password = cstr(&c.password)?;
     let system_type = cstr(&c.system_type)?;
-    let bound = if c.bind == "transmitter" {
+    let bound = if kind == Bind::Receiver {
+        let pdu = BindReceiver::builder()
+            .system_id(system_id)
+            .password(password)
+            .system_type(system_type)
+            .interface_version(InterfaceVersion::Smpp3_4)
+            .build();
+        client.bind_receiver(pdu).await.map(|_| ())
+    } else if c.bind == "transmitter" {
         let pdu = BindTransmitter::builder()
             .system_id(system_id)
             .password(password)
