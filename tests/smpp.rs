@@ -461,6 +461,7 @@ async fn wrong_credentials_are_refused_and_nothing_is_submitted() {
     t.stop().await;
 }
 
+/// An SMSC away for a minute: what was decided meanwhile waits in the outbox and goes once.
 #[tokio::test]
 async fn an_smsc_outage_loses_nothing_and_sends_nothing_twice() {
     let before = ["8613900009001", "8613900009002"];
@@ -468,7 +469,12 @@ async fn an_smsc_outage_loses_nothing_and_sends_nothing_twice() {
     let after = ["8613900009021"];
     with_smsc(
         &[],
-        |_| {},
+        // Later attempts at most 10 s apart, and enough of them to outlast the minute (the
+        // defaults do too, but their last attempts come minutes apart).
+        |c| {
+            c.channels.retry_max_secs = 10;
+            c.channels.max_attempts = 20;
+        },
         async |t, smsc| {
             let msg = |ds: &[&'static str]| -> Vec<(&'static str, &'static str)> {
                 ds.iter().map(|d| (*d, "Outage-proof offer")).collect()
@@ -478,9 +484,9 @@ async fn an_smsc_outage_loses_nothing_and_sends_nothing_twice() {
                 wait_status(t, d, "delivered", Duration::from_secs(10)).await;
             }
             smsc.kill().await;
-            // Decided while the SMSC is away.
+            // Decided while the SMSC is away, for a minute.
             ping(t, &msg(&during)).await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
             smsc.up().await;
             smsc.wait_bound(2).await;
             ping(t, &msg(&after)).await;
