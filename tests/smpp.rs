@@ -572,3 +572,78 @@ async fn a_transmitter_bind_gets_its_receipts_on_a_receiver_session() {
     )
     .await;
 }
+
+/// Offers counted by status in the store.
+async fn status_counts(t: &TestApp) -> std::collections::BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM recommendations GROUP BY status")
+            .fetch_all(&t.app.state.db.pool)
+            .await
+            .unwrap();
+    rows.into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_few_hundred_offers_at_a_throttle_reach_the_smsc_once_each() {
+    const N: usize = 300;
+    let dests: Vec<String> = (0..N).map(|i| format!("86139011{i:05}")).collect();
+    with_smsc(
+        &["--dlr-delay-ms=50"],
+        |c| {
+            c.channels.delivery.insert(
+                "sms".into(),
+                kairos::config::ChannelDelivery {
+                    max_per_second: Some(200),
+                    concurrency: Some(10),
+                },
+            );
+        },
+        async |t, smsc| {
+            let msgs: Vec<(&str, &str)> = dests
+                .iter()
+                .map(|d| (d.as_str(), "Throttled, taken once"))
+                .collect();
+            ping(t, &msgs).await;
+            // Every offer sent, then every receipt applied (counts, not timings: a generous wait).
+            let until = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let c = status_counts(t).await;
+                if c.get("delivered") == Some(&(N as i64)) {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < until,
+                    "not all {N} delivered within 60s: {c:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(
+                status_counts(t).await,
+                [("delivered".to_string(), N as i64)].into(),
+                "nothing else in the store"
+            );
+            let submits = smsc.of_type("submit_sm");
+            assert_eq!(submits.len(), N, "one submit per offer, none refused");
+            assert!(submits.iter().all(|s| s["status"] == 0));
+            let mut per_dest = std::collections::HashMap::<&str, usize>::new();
+            for s in &submits {
+                *per_dest
+                    .entry(s["destination"].as_str().unwrap())
+                    .or_default() += 1;
+            }
+            assert_eq!(per_dest.len(), N, "every number got its message");
+            for d in &dests {
+                assert_eq!(per_dest.get(d.as_str()), Some(&1), "{d} submitted once");
+            }
+            // Every receipt the SMSC sent was answered.
+            smsc.wait_for("every deliver_sm answered", |ls| {
+                ls.iter()
+                    .filter(|l| l["type"] == "deliver_sm_resp" && l["status"] == 0)
+                    .count()
+                    == N
+            })
+            .await;
+        },
+    )
+    .await;
+}

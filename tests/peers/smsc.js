@@ -10,7 +10,8 @@
 //   {"type":"bind", "command":"bind_transceiver", "system_id":..., "accepted":true}
 //   {"type":"submit_sm", "status":0, "message_id":"...", "source":..., "destination":...,
 //    "data_coding":0, "esm_class":64, "registered_delivery":1, "short_message_hex":"...",
-//    "text":"...", "udh":{"ref":12,"part":1,"total":3}}
+//    "text":"...", "udh":{"ref":12,"part":1,"total":3}, "at":1767225600123.456}
+// `at` (submit_sm and deliver_sm) is when the SMSC got or sent it: Unix time in milliseconds.
 // `status` is the command_status answered, or null when the submit was not answered.
 // After each accepted submit a delivery receipt (deliver_sm, esm_class 0x04) follows:
 // stat:DELIVRD, or stat:UNDELIV for the --undeliv destinations.
@@ -104,6 +105,11 @@ let nextId = 1;
 let submits = 0;
 const perDestination = new Map();
 
+// Wall-clock milliseconds with the fraction of the monotonic clock.
+function now() {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
+}
+
 function smscDate(d) {
   const p = (n) => String(n).padStart(2, '0');
   return p(d.getUTCFullYear() % 100) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) +
@@ -179,6 +185,7 @@ function onSubmit(session, pdu) {
     short_message_hex: raw.toString('hex'),
     text: typeof sm.message === 'string' ? sm.message : null,
     udh: concat(raw, pdu.esm_class),
+    at: now(),
   };
   let status = 0;
   if (cfg.silent.has(dest)) {
@@ -220,7 +227,7 @@ function onSubmit(session, pdu) {
     }, (resp) => {
       record({ type: 'deliver_sm_resp', message_id: id, status: resp.command_status });
     });
-    record({ type: 'deliver_sm', message_id: id, destination: dest, stat });
+    record({ type: 'deliver_sm', message_id: id, destination: dest, stat, at: now() });
     if (cfg.replies.has(dest)) setTimeout(() => reply(back, dest, pdu.source_addr), 500);
   }, cfg.dlrDelayMs);
 }

@@ -96,6 +96,35 @@ struct Shared {
     receipts: Receipts,
     /// Concatenation references, one per long message.
     reference: AtomicU8,
+    /// Message ids of the parts after the first, whose receipts decide nothing (the first
+    /// part's does) and are dropped here instead of being looked for as offers.
+    later_parts: LaterParts,
+}
+
+/// A bounded set of later parts' message ids, each kept a day at most (receipts come within
+/// minutes; a receipt for a forgotten one is looked for and ignored, as before).
+#[derive(Default)]
+struct LaterParts(std::sync::Mutex<HashMap<String, std::time::Instant>>);
+
+impl LaterParts {
+    const MAX: usize = 100_000;
+    const KEEP: Duration = Duration::from_secs(86_400);
+
+    fn add(&self, id: String) {
+        let mut m = self.0.lock().expect("later parts");
+        if m.len() >= Self::MAX {
+            m.retain(|_, at| at.elapsed() < Self::KEEP);
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+        }
+        m.insert(id, std::time::Instant::now());
+    }
+
+    /// True (and forgotten) when `id` is a later part's.
+    fn take(&self, id: &str) -> bool {
+        self.0.lock().expect("later parts").remove(id).is_some()
+    }
 }
 
 /// One bound connection.
@@ -185,6 +214,7 @@ impl SmppChannel {
             window: Semaphore::new(config.window),
             receipts,
             reference: AtomicU8::new(rand::random()),
+            later_parts: LaterParts::default(),
         });
         let (stop, stopped) = watch::channel(());
         // A transmitter session carries no receipts or replies: a receiver session beside it
@@ -212,8 +242,8 @@ impl SmppChannel {
         let reference = self.shared.reference.fetch_add(1, Ordering::Relaxed);
         let parts = coding::parts(&rec.message, reference).map_err(ChannelError::Permanent)?;
         // Multi-part messages: the offer's provider id is the first part's message_id, so the
-        // first part's receipt decides it; receipts for the other parts find no offer and are
-        // ignored. A part after the first that is not taken leaves a partial message out there:
+        // first part's receipt decides it; receipts for the other parts are dropped as they
+        // come (`later_parts`). A part after the first that is not taken leaves a partial message out there:
         // sending it all again would repeat the parts that went, so the offer is `unknown`.
         let mut first_id: Option<String> = None;
         for (i, part) in parts.iter().enumerate() {
@@ -221,6 +251,8 @@ impl SmppChannel {
                 Ok(id) => {
                     if i == 0 {
                         first_id = Some(id);
+                    } else if !id.is_empty() {
+                        self.shared.later_parts.add(id);
                     }
                 }
                 Err(PartError::NotTaken(e)) if i == 0 => return Err(e),
@@ -591,6 +623,9 @@ fn delivered(shared: &Shared, d: &DeliverSm) {
             _ => None,
         });
         match parse_receipt(&text, receipted_id.as_deref()) {
+            Some(r) if shared.later_parts.take(&r.provider_id) => {
+                tracing::debug!(provider_id = %r.provider_id, "receipt for a later part; the first part's decides");
+            }
             // One that arrives before the send's outcome is stored waits in the deliverer.
             Some(r) => shared.receipts.report(r),
             None => tracing::debug!(%text, "delivery receipt with no final state; ignored"),
@@ -760,5 +795,20 @@ mod tests {
         assert!(bad(|c| c.password = "longer-than-8".into()).contains("password"));
         assert!(bad(|c| c.window = 0).contains("window"));
         assert!(SmppChannel::start(&ok, "", receipts.clone()).is_err());
+    }
+
+    /// A later part's receipt is recognised once and dropped; the first part's and unknown
+    /// ids are not; the set stays bounded.
+    #[test]
+    fn later_parts_are_recognised_once_and_bounded() {
+        let parts = LaterParts::default();
+        parts.add("p2".into());
+        assert!(parts.take("p2"));
+        assert!(!parts.take("p2"), "forgotten once taken");
+        assert!(!parts.take("p1"));
+        for i in 0..LaterParts::MAX + 10 {
+            parts.add(format!("x{i}"));
+        }
+        assert!(parts.0.lock().unwrap().len() <= LaterParts::MAX);
     }
 }
