@@ -125,6 +125,52 @@ async fn foreign_records(t: &TestApp, w: &World) -> Foreign {
     }
 }
 
+/// What any write to c3's or other_ent's records leaves behind: their audit records (every
+/// CRM write is audited in its transaction), their rows' versions, and the answers, statuses
+/// and deliveries of offers to c3's line.
+async fn foreign_writes(t: &TestApp, w: &World) -> Vec<(&'static str, String)> {
+    let pool = &t.app.state.db.pool;
+    let mut out = Vec::new();
+    let customers = [w.c3.as_str(), w.other_ent.as_str()];
+    for (what, sql) in [
+        ("audit", "SELECT COUNT(*) FROM audit_log WHERE customer_id IN ($1, $2)"),
+        ("customers", "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM customers WHERE id IN ($1, $2)"),
+        ("lines", "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM lines WHERE customer_id IN ($1, $2)"),
+        (
+            "members",
+            "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM enterprise_members WHERE customer_id IN ($1, $2)",
+        ),
+        (
+            "subscriptions",
+            "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM subscriptions WHERE customer_id IN ($1, $2)",
+        ),
+    ] {
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .bind(customers[0])
+            .bind(customers[1])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push((what, n.to_string()));
+    }
+    let responses: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM offer_responses WHERE msisdn = $1")
+            .bind(M3)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    out.push(("offer answers", responses.0.to_string()));
+    let recs: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, status, attempts FROM recommendations WHERE msisdn = $1 ORDER BY id",
+    )
+    .bind(M3)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    out.push(("offers", format!("{recs:?}")));
+    out
+}
+
 /// The path with each `{param}` replaced: by name, else by the collection it follows.
 fn fill(path: &str, f: &Foreign, other_ent: &str) -> String {
     let segs: Vec<&str> = path.split('/').collect();
@@ -249,12 +295,25 @@ async fn walk(t: &TestApp) {
     let write = json!({"customer_id": w.c3, "msisdn": M3});
     let mut failures = Vec::new();
     let mut ok_calls = 0;
+    // Whatever answer a scoped caller's write got, it must leave the foreign records as they
+    // were: compared once the scoped roles are through, before the all-scope ones may write.
+    let untouched = foreign_writes(t, &w).await;
+    let mut compared = false;
     // Scoped roles first: all-scope callers may change the fixture (delete a contact, ...).
     let callers = scoped
         .iter()
         .map(|(r, a)| (*r, a.token.as_str(), true))
         .chain(all_scope.iter().map(|(r, k)| (*r, *k, false)));
     for (role, token, is_scoped) in callers {
+        if !is_scoped && !compared {
+            compared = true;
+            let now = foreign_writes(t, &w).await;
+            if now != untouched {
+                failures.push(format!(
+                    "scoped roles changed other customers' records: {untouched:?} -> {now:?}"
+                ));
+            }
+        }
         for (method, path, op) in &ops {
             let url = format!("{}{}", fill(path, &f, &w.other_ent), query(op, &f));
             let out = call(t, method, &url, token, &write).await;
