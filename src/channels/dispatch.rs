@@ -101,6 +101,14 @@ const QUICK_PAUSE: Duration = Duration::from_millis(100);
 /// Offers waiting in memory per lane; more stay in the store for the next sweep.
 const QUEUE: usize = 4096;
 
+/// `n` sends a second, evenly: a burst of a fiftieth of a second's worth at most. Governor's
+/// own default bursts a whole second's worth, so the first second would carry twice the
+/// rate, which a gateway contracted at that rate answers with throttling.
+fn paced(n: NonZeroU32) -> Quota {
+    let burst = NonZeroU32::new(n.get() / 50).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(n).allow_burst(burst)
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -149,7 +157,7 @@ impl Dispatcher {
                 store: store.clone(),
                 settings: settings.clone(),
                 limiter: NonZeroU32::new(limits.max_per_second)
-                    .map(|n| RateLimiter::direct(Quota::per_second(n))),
+                    .map(|n| RateLimiter::direct(paced(n))),
                 pending: pending.clone(),
             });
             lanes.push(tokio::spawn(run_lane(lane, rx, limits.concurrency)));
@@ -471,6 +479,19 @@ mod tests {
             },
         );
         OutboxSettings::from_config(&c, true)
+    }
+
+    #[test]
+    fn a_lane_paces_its_rate_without_a_second_s_burst() {
+        let q = paced(NonZeroU32::new(500).unwrap());
+        assert_eq!(q.burst_size().get(), 10);
+        assert_eq!(q.replenish_interval(), Duration::from_millis(2));
+        let q = paced(NonZeroU32::new(5).unwrap());
+        assert_eq!(q.burst_size().get(), 1);
+        // Right after start at most the burst goes at once.
+        let l = RateLimiter::direct(paced(NonZeroU32::new(500).unwrap()));
+        let at_once = (0..100).filter(|_| l.check().is_ok()).count();
+        assert_eq!(at_once, 10);
     }
 
     #[test]
