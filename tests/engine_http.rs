@@ -921,6 +921,9 @@ async fn within_the_arbitration_window_the_better_offer_replaces_the_waiting_one
     // offer before the better one arrives. The restart's sweep sends what is due.
     cfg.channels.outbox_sweep_secs = 3600;
     let app = App::start(cfg.clone()).await.unwrap();
+    // The start's own sweep is a task of its own: on a loaded machine it could run after the
+    // first request and send the waiting offer. Give it its turn first.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let c = Client::new(&app);
     let ago = |s: i64| (chrono::Utc::now() - chrono::Duration::seconds(s)).to_rfc3339();
     let data = |id: &str, m: &str, t: &str| ev(id, "data_session", m, t, json!({"mb": 10}));
