@@ -358,3 +358,86 @@ async fn receipts_find_their_offer_by_the_providers_id() {
     })
     .await;
 }
+
+/// Offers handed over together are claimed and recorded in batches (a write per offer was
+/// most of the outbox's cost): each still goes out once, with its own provider id.
+#[tokio::test]
+async fn offers_queued_together_each_go_out_once_with_their_own_provider_id() {
+    on_both_urls(async |_, url| {
+        let smsc = Arc::new(scripted("sms", |n| Ok(Delivery::sent_as(format!("m-{n}")))));
+        let recs: Vec<Recommendation> = (0..300)
+            .map(|i| queued(&format!("many-{i}"), "sms"))
+            .collect();
+        let (store, _d, _) = deliver(
+            &url,
+            vec![smsc.clone()],
+            settings(|c| c.concurrency = 16),
+            &recs,
+        )
+        .await;
+        let mut ids = std::collections::HashSet::new();
+        for r in &recs {
+            until(&store, &r.id, Status::Sent, 20).await;
+            let d = store.delivery(&r.id).await.unwrap().unwrap();
+            assert_eq!(d.attempts, 1, "{} claimed once", r.id);
+            assert!(ids.insert(d.provider_id.expect("provider id kept")));
+        }
+        assert_eq!(smsc.calls.load(Ordering::SeqCst), 300, "each sent once");
+    })
+    .await;
+}
+
+/// A customer can answer before the send's outcome is written (a portal click, a quick
+/// reply): the answer stands, and the provider's id is still recorded for the receipts.
+#[tokio::test]
+async fn an_answer_given_while_the_send_is_under_way_stands() {
+    on_both_urls(async |_, url| {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let started = Arc::new(tokio::sync::Notify::new());
+        struct Gated {
+            gate: Arc<tokio::sync::Semaphore>,
+            started: Arc<tokio::sync::Notify>,
+        }
+        #[async_trait::async_trait]
+        impl Channel for Gated {
+            fn name(&self) -> &str {
+                "sms"
+            }
+            async fn send(&self, _rec: &Recommendation) -> Result<Delivery, ChannelError> {
+                self.started.notify_one();
+                let _ = self.gate.acquire().await.expect("gate open").forget();
+                Ok(Delivery::sent_as("quick-1".to_string()))
+            }
+        }
+        let db = Db::connect(&url, 4).await.expect("database");
+        let store = RecStore::new(db);
+        let mut registry = Registry::default();
+        registry.add(Arc::new(Gated {
+            gate: gate.clone(),
+            started: started.clone(),
+        }));
+        let (d, _) = Dispatcher::start(registry, store.clone(), settings(|_| {}));
+        let rec = queued("quick", "sms");
+        store.insert(std::slice::from_ref(&rec)).await.unwrap();
+        d.offer(rec);
+        started.notified().await;
+        store
+            .set_status("quick", Status::Accepted, Some("reply: Y"))
+            .await
+            .unwrap();
+        gate.add_permits(1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.provider_id("quick").await.unwrap().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "outcome written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = store.get("quick").await.unwrap().unwrap();
+        assert_eq!(r.status, Status::Accepted);
+        assert_eq!(r.reason.as_deref(), Some("reply: Y"));
+        assert_eq!(
+            store.provider_id("quick").await.unwrap().as_deref(),
+            Some("quick-1")
+        );
+    })
+    .await;
+}

@@ -16,13 +16,12 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::{Channel, ChannelError, Delivery, Registry};
-use crate::pipeline::RecStore;
+use crate::pipeline::{Claimed, RecStore, Settled};
 use crate::ports::{Recommendation, Status};
 
 /// How the outbox delivers, sweeps and claims.
@@ -264,97 +263,169 @@ async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Resu
     Ok(())
 }
 
+/// Offers claimed in one statement at most; more wait for the next round.
+const CLAIM_BATCH: usize = 64;
+/// Outcomes written in one transaction at most.
+const SETTLE_BATCH: usize = 512;
+
 /// One channel's workers: at most `concurrency` sends at once, in the order handed over.
+/// Each round takes what the lane has queued, as far as free workers and the rate allow,
+/// and claims it in one statement; the outcomes go to a recorder that writes them in
+/// batches. Under load both grow, so the store sees a few writes per batch, not two per
+/// offer; when idle a round is one offer and nothing waits for company.
 async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    while let Some(job) = rx.recv().await {
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<Settled>();
+    let recorder = tokio::spawn(record_outcomes(lane.clone(), done_rx));
+    let mut carried: Option<Job> = None;
+    loop {
+        let job = match carried.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let lane = lane.clone();
-        tokio::spawn(async move {
-            let id = job.rec.id.clone();
-            if let Err(e) = lane.deliver(&job).await {
-                tracing::error!(rec = %id, channel = %lane.channel.name(), error = %e, "delivery bookkeeping failed; the outbox sweep will retry");
-            }
-            lane.pending.lock().expect("pending ids").remove(&id);
-            drop(slot);
-        });
-    }
-    // Let sends in flight finish before the lane reports itself stopped.
-    let _ = slots.acquire_many(concurrency as u32).await;
-}
-
-impl Lane {
-    /// Claims, then expires, delivers or reschedules one offer and records the outcome.
-    async fn deliver(&self, job: &Job) -> anyhow::Result<()> {
-        let rec = &job.rec;
-        if let Some(l) = &self.limiter {
+        if let Some(l) = &lane.limiter {
             // Wait for the rate before claiming, so a claim covers only the send itself.
             l.until_ready().await;
         }
+        let mut round = vec![(job, slot)];
+        while round.len() < CLAIM_BATCH {
+            let Ok(job) = rx.try_recv() else { break };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                carried = Some(job);
+                break;
+            };
+            if lane.limiter.as_ref().is_some_and(|l| l.check().is_err()) {
+                carried = Some(job);
+                break;
+            }
+            round.push((job, slot));
+        }
+        lane.claim_and_send(round, &done_tx).await;
+    }
+    // Let sends in flight finish, then their outcomes be written, before the lane reports
+    // itself stopped.
+    let _ = slots.acquire_many(concurrency as u32).await;
+    drop(done_tx);
+    let _ = recorder.await;
+}
+
+/// Writes outcomes as they come, all that are waiting in one transaction, then lets the
+/// sweep see their offers again. A batch that cannot be written is tried again a few times;
+/// after that its claims lapse and the sweep takes the offers up as interrupted sends.
+async fn record_outcomes(lane: Arc<Lane>, mut rx: mpsc::UnboundedReceiver<Settled>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut tries = 0;
+        while let Err(e) = lane.store.settle(&batch).await {
+            tries += 1;
+            if tries >= QUICK_TRIES {
+                tracing::error!(channel = %lane.channel.name(), offers = batch.len(), error = %e, "delivery bookkeeping failed; the outbox sweep will retry");
+                break;
+            }
+            tokio::time::sleep(QUICK_PAUSE * tries).await;
+        }
+        let mut pending = lane.pending.lock().expect("pending ids");
+        for o in &batch {
+            pending.remove(&o.rec.id);
+        }
+    }
+}
+
+impl Lane {
+    /// Claims a round of offers in one statement, then delivers each claimed one on its own
+    /// worker. What is not claimed (delivered, expired or being delivered elsewhere) is
+    /// dropped here.
+    async fn claim_and_send(
+        self: &Arc<Self>,
+        round: Vec<(Job, tokio::sync::OwnedSemaphorePermit)>,
+        done: &mpsc::UnboundedSender<Settled>,
+    ) {
         let now = now_ms();
         let lease = self.settings.claim_for.as_millis() as i64;
-        let Some(attempt) = self
-            .store
-            .claim(&rec.id, now, now + lease)
-            .await
-            .context("claiming for delivery")?
-        else {
-            return Ok(()); // delivered, expired or being delivered elsewhere
+        let ids: Vec<&str> = round.iter().map(|(j, _)| j.rec.id.as_str()).collect();
+        let claimed = match self.store.claim_many(&ids, now, now + lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(channel = %self.channel.name(), offers = ids.len(), error = %e, "claiming for delivery failed; the outbox sweep will retry");
+                Vec::new()
+            }
         };
-        if self.settings.expire_by_wall_clock && rec.expires_at.timestamp_millis() <= now {
-            return self
-                .record(rec, Status::Expired, "expired_undelivered")
-                .await;
+        let mut claimed: HashMap<String, Claimed> =
+            claimed.into_iter().map(|c| (c.rec.id.clone(), c)).collect();
+        for (job, slot) in round {
+            let Some(c) = claimed.remove(&job.rec.id) else {
+                self.pending
+                    .lock()
+                    .expect("pending ids")
+                    .remove(&job.rec.id);
+                continue;
+            };
+            let (lane, done) = (self.clone(), done.clone());
+            tokio::spawn(async move {
+                let outcome = lane.deliver(c, job.interrupted, now).await;
+                // Only a closed recorder refuses, and it closes after every worker is done.
+                let _ = done.send(outcome);
+                drop(slot);
+            });
         }
-        if job.interrupted && !self.channel.idempotent() {
+    }
+
+    /// Expires, delivers or reschedules one claimed offer; the outcome to record.
+    async fn deliver(&self, c: Claimed, interrupted: bool, now: i64) -> Settled {
+        let Claimed { mut rec, attempt } = c;
+        fn settle(rec: &mut Recommendation, status: Status, reason: &str) {
+            rec.status = status;
+            rec.reason = Some(reason.to_string());
+        }
+        if self.settings.expire_by_wall_clock && rec.expires_at.timestamp_millis() <= now {
+            settle(&mut rec, Status::Expired, "expired_undelivered");
+            return Settled::done(rec, None);
+        }
+        if interrupted && !self.channel.idempotent() {
             // A deliverer died mid-send: the provider may have the message, and it cannot
             // tell a repeat from a new one. Someone decides; Kairos does not resend blindly.
-            return self.record(rec, Status::Unknown, "interrupted_send").await;
+            settle(&mut rec, Status::Unknown, "interrupted_send");
+            return Settled::done(rec, None);
         }
-        match self.send(rec).await {
-            Ok(d) => self
-                .store
-                .set_delivery(
-                    &rec.id,
-                    d.status,
-                    d.reason.as_deref(),
-                    d.provider_id.as_deref(),
-                )
-                .await
-                .map(|_| ())
-                .context("recording the delivery status"),
+        match self.send(&rec).await {
+            Ok(d) => {
+                rec.status = d.status;
+                rec.reason = d.reason;
+                Settled::done(rec, d.provider_id)
+            }
             Err(ChannelError::Permanent(e)) => {
                 tracing::warn!(rec = %rec.id, channel = %rec.channel, "delivery refused: {e}");
-                self.record(rec, Status::Failed, "channel_refused").await
+                settle(&mut rec, Status::Failed, "channel_refused");
+                Settled::done(rec, None)
             }
             Err(ChannelError::Transient(e)) if attempt >= self.settings.max_attempts => {
                 tracing::warn!(rec = %rec.id, channel = %rec.channel, attempt, "delivery failed for good: {e}");
-                self.record(rec, Status::Failed, "channel_error").await
+                settle(&mut rec, Status::Failed, "channel_error");
+                Settled::done(rec, None)
             }
             Err(ChannelError::Transient(e)) => {
                 let wait = self.settings.backoff(attempt);
                 tracing::info!(rec = %rec.id, channel = %rec.channel, attempt, ?wait, "delivery failed, trying again later: {e}");
-                self.store
-                    .retry_later(&rec.id, now_ms() + wait.as_millis() as i64, "retrying")
-                    .await
-                    .context("rescheduling")
+                rec.reason = Some("retrying".into());
+                Settled {
+                    rec,
+                    provider_id: None,
+                    retry_at: Some(now_ms() + wait.as_millis() as i64),
+                }
             }
         }
-    }
-
-    async fn record(
-        &self,
-        rec: &Recommendation,
-        status: Status,
-        reason: &str,
-    ) -> anyhow::Result<()> {
-        self.store
-            .set_status(&rec.id, status, Some(reason))
-            .await
-            .map(|_| ())
-            .with_context(|| format!("recording {}", status.as_str()))
     }
 
     /// One attempt: a few quick tries while the error is transient.

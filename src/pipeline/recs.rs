@@ -31,6 +31,22 @@ pub struct DeliveryRecord {
     pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// An offer claimed for delivery: its attempt number and the record as stored.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub rec: Recommendation,
+    pub attempt: u32,
+}
+
+/// A claimed delivery's outcome, to be written: `rec` carries the new status and reason;
+/// `retry_at` (ms) gives it back to the outbox for a later attempt instead.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub rec: Recommendation,
+    pub provider_id: Option<String>,
+    pub retry_at: Option<i64>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct RecQuery {
     pub msisdn: Option<Msisdn>,
@@ -42,6 +58,35 @@ pub struct RecQuery {
     pub after_seq: Option<i64>,
     pub limit: i64,
     pub offset: i64,
+}
+
+impl Settled {
+    /// A final outcome: the offer's new status, with the provider's id if one was given.
+    pub fn done(rec: Recommendation, provider_id: Option<String>) -> Settled {
+        Settled {
+            rec,
+            provider_id,
+            retry_at: None,
+        }
+    }
+}
+
+/// `rows` groups of `width` numbered placeholders from `$first` on: `($3, $4)` or
+/// `($1, $2), ($3, $4)`; one group of width 1 is an `IN` list, `($3, $4, $5)`.
+fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    let mut n = first;
+    let mut group = |w: usize| {
+        let g: Vec<String> = (n..n + w).map(|i| format!("${i}")).collect();
+        n += w;
+        format!("({})", g.join(", "))
+    };
+    if width == 1 {
+        return group(rows);
+    }
+    (0..rows)
+        .map(|_| group(width))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn seq_now() -> i64 {
@@ -215,52 +260,104 @@ impl RecStore {
     }
 
     /// Takes the right to deliver a queued (or due deferred) recommendation until `until_ms`,
-    /// counting the attempt before anything is sent; a deferred one becomes queued. `None` when it is no longer queued or another
-    /// deliverer holds an unexpired claim: then it is not sent. Otherwise the attempt number.
+    /// counting the attempt before anything is sent; a deferred one becomes queued. `None` when
+    /// it is no longer queued or another deliverer holds an unexpired claim: then it is not
+    /// sent. Otherwise the attempt number.
     pub async fn claim(
         &self,
         id: &str,
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Option<u32>, sqlx::Error> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1, status = 'queued' \
-             WHERE id = $2 AND (claimed_until IS NULL OR claimed_until < $3) \
-             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= $3)) \
-             RETURNING attempts",
-        )
-        .bind(until_ms)
-        .bind(id)
-        .bind(now_ms)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.map(|(n,)| n as u32))
+        let claimed = self.claim_many(&[id], now_ms, until_ms).await?;
+        Ok(claimed.first().map(|c| c.attempt))
     }
 
-    /// Gives a claimed offer back to the outbox after a transient failure, to be tried again
-    /// from `next_ms` on; `reason` says what went wrong, for whoever asks why it has not gone.
-    pub async fn retry_later(
+    /// [`RecStore::claim`] for many offers in one statement (the outbox claims what its lane
+    /// has queued at once: a write per offer was most of the deliverer's cost). Each claimed
+    /// offer comes back as stored now, so what is sent and recorded is the latest version.
+    pub async fn claim_many(
         &self,
-        id: &str,
-        next_ms: i64,
-        reason: &str,
-    ) -> Result<(), sqlx::Error> {
-        let Some(mut r) = self.get(id).await? else {
-            return Ok(());
-        };
-        r.reason = Some(reason.to_string());
-        r.status = Status::Queued;
-        let body = serde_json::to_string(&r).expect("recommendations serialize");
-        sqlx::query(
-            "UPDATE recommendations SET claimed_until = NULL, next_attempt_at = $1, reason = $2, body = $3 \
-             WHERE id = $4 AND status = 'queued'",
-        )
-        .bind(next_ms)
-        .bind(reason)
-        .bind(body)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
+        ids: &[&str],
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = placeholders(3, ids.len(), 1);
+        let sql = format!(
+            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1, status = 'queued' \
+             WHERE id IN {list} AND (claimed_until IS NULL OR claimed_until < $2) \
+             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= $2)) \
+             RETURNING attempts, body"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql)
+            .bind(until_ms)
+            .bind(now_ms);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.db.pool).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(attempt, body)| {
+                let mut rec: Recommendation = serde_json::from_str(&body).ok()?;
+                rec.status = Status::Queued;
+                Some(Claimed {
+                    rec,
+                    attempt: attempt as u32,
+                })
+            })
+            .collect())
+    }
+
+    /// Writes the outcomes of claimed deliveries, many in one transaction: the final ones
+    /// (status, reason and the provider's id together) in one statement, the ones to try
+    /// again later each in its own. An offer answered while its send was under way keeps its
+    /// answer: only the provider's id is added to it.
+    pub async fn settle(&self, outcomes: &[Settled]) -> anyhow::Result<()> {
+        let mut tx = crate::store::begin_write(&self.db).await?;
+        let finals: Vec<&Settled> = outcomes.iter().filter(|o| o.retry_at.is_none()).collect();
+        for chunk in finals.chunks(ROWS_PER_INSERT) {
+            let rows = placeholders(1, chunk.len(), 5);
+            let sql = format!(
+                "UPDATE recommendations SET \
+                 provider_id = COALESCE(v.column5, recommendations.provider_id), \
+                 status = CASE WHEN recommendations.status = 'queued' THEN v.column2 ELSE recommendations.status END, \
+                 reason = CASE WHEN recommendations.status = 'queued' THEN v.column3 ELSE recommendations.reason END, \
+                 body = CASE WHEN recommendations.status = 'queued' THEN v.column4 ELSE recommendations.body END, \
+                 seq = {seq} \
+                 FROM (VALUES {rows}) AS v WHERE recommendations.id = v.column1",
+                seq = seq_now(),
+            );
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q
+                    .bind(o.rec.id.as_str())
+                    .bind(o.rec.status.as_str())
+                    .bind(o.rec.reason.clone())
+                    .bind(serde_json::to_string(&o.rec).expect("recommendations serialize"))
+                    .bind(o.provider_id.clone());
+            }
+            q.execute(&mut *tx)
+                .await
+                .context("recording delivery outcomes")?;
+        }
+        for o in outcomes.iter().filter(|o| o.retry_at.is_some()) {
+            sqlx::query(
+                "UPDATE recommendations SET claimed_until = NULL, next_attempt_at = $1, reason = $2, body = $3 \
+                 WHERE id = $4 AND status = 'queued'",
+            )
+            .bind(o.retry_at)
+            .bind(o.rec.reason.clone())
+            .bind(serde_json::to_string(&o.rec).expect("recommendations serialize"))
+            .bind(o.rec.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("rescheduling a delivery")?;
+        }
+        tx.commit().await.context("committing delivery outcomes")?;
         Ok(())
     }
 
