@@ -46,6 +46,10 @@ pub fn check_path(path: &str) -> Result<(), String> {
 
 /// Why `content` cannot be a file of a rule set, if it cannot.
 pub fn check_content(content: &str) -> Result<(), String> {
+    // PostgreSQL's text refuses NUL, and no rule or policy needs one.
+    if content.contains('\0') {
+        return Err("must not contain NUL characters".into());
+    }
     if content.len() > MAX_FILE_BYTES {
         return Err(format!(
             "is {} bytes; a file may be at most {MAX_FILE_BYTES}",

@@ -84,6 +84,12 @@ pub fn refused(who: &Principal, r: Refusal) -> ApiError {
 }
 
 fn comment(c: &str) -> Result<(), ApiError> {
+    if c.contains('\0') {
+        return Err(ApiError::field(
+            "comment",
+            "must not contain NUL characters",
+        ));
+    }
     if c.chars().count() > MAX_COMMENT {
         return Err(ApiError::field(
             "comment",
@@ -328,36 +334,33 @@ async fn rule_of(
     st: &AuthoringState,
     r: &RuleRef,
 ) -> Result<std::sync::Arc<crate::rules::Rule>, ApiError> {
-    let (path, text) = match (&r.source, &r.draft_id, &r.rule_id) {
-        (Some(text), None, None) => {
-            files::check_content(text).map_err(|e| ApiError::field("source", e))?;
-            ("draft.rhai".to_string(), text.clone())
-        }
-        (None, Some(id), None) => {
-            let d = draft_or_404(st, id).await?;
-            match d.content {
+    let (path, text) =
+        match (&r.source, &r.draft_id, &r.rule_id) {
+            (Some(text), None, None) => {
+                files::check_content(text).map_err(|e| ApiError::field("source", e))?;
+                ("draft.rhai".to_string(), text.clone())
+            }
+            (None, Some(id), None) => {
+                let d = draft_or_404(st, id).await?;
+                match d.content {
                 Some(text) if d.path.ends_with(".rhai") => (d.path, text),
                 _ => return Err(ApiError::field(
                     "draft_id",
                     "this draft holds no rule (it deletes a file or changes the contact policy)",
                 )),
             }
-        }
-        (None, None, Some(id)) => {
-            return st
-                .sync
-                .pipeline()
-                .rules()
-                .get(id)
-                .cloned()
-                .ok_or_else(|| ApiError::NotFound(format!("rule {id} in the running version")));
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "name the rule with exactly one of source, draft_id and rule_id",
-            ))
-        }
-    };
+            }
+            (None, None, Some(id)) => {
+                return st.sync.pipeline().rules().get(id).cloned().ok_or_else(|| {
+                    ApiError::NotFound(format!("rule {id} in the running version"))
+                });
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "name the rule with exactly one of source, draft_id and rule_id",
+                ))
+            }
+        };
     let config = st.sync.config().clone();
     let set = tokio::task::spawn_blocking(move || {
         crate::rules::load_sources(
@@ -391,8 +394,12 @@ async fn rule_of(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunInput {
-    #[serde(flatten)]
-    pub rule: RuleRef,
+    /// A rule file's text, not stored (exactly one of `source`, `draft_id` and `rule_id`).
+    pub source: Option<String>,
+    /// A draft's rule file.
+    pub draft_id: Option<String>,
+    /// A rule of the running version.
+    pub rule_id: Option<String>,
     /// Contract events (`docs/contract-events.md`), in order; `id` and `msisdn` may be left
     /// out. At most 1000.
     #[schema(value_type = Vec<Object>)]
@@ -429,7 +436,12 @@ pub async fn dry_run(
             format!("may hold at most {MAX_DRY_RUN_EVENTS} events"),
         ));
     }
-    let rule = rule_of(&st, &input.rule).await?;
+    let which = RuleRef {
+        source: input.source,
+        draft_id: input.draft_id,
+        rule_id: input.rule_id,
+    };
+    let rule = rule_of(&st, &which).await?;
     let config = st.sync.config().clone();
     // A policy of its own: the running one's counts of today's sends are not touched.
     let contact = st.sync.pipeline().policy().contact.clone();
@@ -551,6 +563,9 @@ pub async fn get_version(
 ) -> Result<Json<VersionDetail>, ApiError> {
     who.require(Permission::ReadRules)?;
     let db = st.sync.db();
+    if number < 1 {
+        return Err(ApiError::NotFound(format!("rule version {number}")));
+    }
     let version = store::version(db, number)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("rule version {number}")))?;

@@ -253,6 +253,11 @@ pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft
 }
 
 pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
+    // Ids are UUIDs made here; anything else (NUL bytes included, which PostgreSQL refuses
+    // to compare) names no draft.
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(None);
+    }
     let row: Option<DraftRow> = sqlx::query_as(&format!(
         "SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1"
     ))
