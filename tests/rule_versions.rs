@@ -422,3 +422,64 @@ async fn the_cli_publishes_a_folder_and_running_instances_take_it() {
     })
     .await;
 }
+
+/// A counting rule: it offers `code` from the `need`th roaming update within `span`.
+fn counting(code: &str, span: &str, need: u32) -> String {
+    rule(code).replace(
+        "when: #{ roaming: true }",
+        &format!("when: #{{ roaming: true, \"count(location_update, {span})\": \">= {need}\" }}"),
+    )
+}
+
+/// Subscribers' state is kept per series across a publish: a window an unchanged condition
+/// reads keeps the events seen before it, and a window the new version adds starts empty.
+#[tokio::test]
+async fn a_publish_keeps_the_state_unchanged_rules_read_and_new_windows_start_empty() {
+    on_both_urls(async |backend, url| {
+        let rules = tempfile::tempdir().unwrap();
+        std::fs::write(
+            rules.path().join("roam.rhai"),
+            counting("TWICE-A", "24h", 2),
+        )
+        .unwrap();
+        let t = TestApp::start_config(backend, url, |c| engine_config(c, rules.path())).await;
+        let ana = t.user("ana", "marketer", json!({})).await;
+        let ben = t.user("ben", "marketer", json!({})).await;
+        let publish = async |content: String| {
+            let d = t
+                .post(
+                    &ana.token,
+                    "/api/v1/rule-drafts",
+                    json!({"path": "roam.rhai", "content": content}),
+                )
+                .await
+                .expect(201);
+            t.post(
+                &ben.token,
+                "/api/v1/rule-versions",
+                json!({"drafts": [d["id"]]}),
+            )
+            .await
+            .expect(201);
+        };
+        let m = "8613900007401";
+        assert_eq!(decide(&t, m).await, "no offer", "one update is not two");
+        // Only the offer changes: the 24h count is the same series and keeps the first update.
+        publish(counting("TWICE-B", "24h", 2)).await;
+        assert_eq!(
+            decide(&t, m).await,
+            "TWICE-B",
+            "the update before the publish counts"
+        );
+        // A new window (1h) starts empty: two updates seen before it do not count.
+        publish(counting("TWICE-C", "1h", 2)).await;
+        assert_eq!(
+            decide(&t, m).await,
+            "no offer",
+            "the new window holds this update only"
+        );
+        assert_eq!(decide(&t, m).await, "TWICE-C");
+        t.stop().await;
+    })
+    .await;
+}
