@@ -54,6 +54,10 @@ pub enum Permission {
     CorrectAnswers,
     ReadRules,
     ManageRules,
+    /// Write drafts of rule changes, check them and try them on events.
+    EditRules,
+    /// Publish drafts as a new rule version (never one's own change) and roll back.
+    PublishRules,
     ReadEngineStats,
     /// Rejected raw events of every customer: roles that see all customers.
     ReadDeadLetters,
@@ -110,6 +114,10 @@ impl Permission {
             CorrectAnswers => "correct a final answer recorded wrongly (audited)",
             ReadRules => "read the loaded rules",
             ManageRules => "reload the rules",
+            EditRules => "write, check and try drafts of rule changes",
+            PublishRules => {
+                "publish others' rule drafts as a new version (never one's own) and roll back"
+            }
             ReadEngineStats => "read engine counters and the SMS outbox",
             ReadDeadLetters => "read rejected raw events of every customer",
             ReadCustomers => "read customers in scope and their records",
@@ -167,6 +175,8 @@ impl Role {
                 ReadRecommendations
                     | ReadRules
                     | ManageRules
+                    | EditRules
+                    | PublishRules
                     | ReadEngineStats
                     | ReadDeadLetters
                     | ReadCustomers

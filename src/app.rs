@@ -42,8 +42,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Kafka mode: ingest writes events here, and the consumer hands them to the pipeline.
     pub event_log: Option<crate::kafka::EventLog>,
-    /// Instances sharing Redis announce rule reloads to each other here.
-    pub reload_bus: Option<crate::ops::reload::ReloadBus>,
+    /// Keeps this instance on the active rule version (publishes, polls, Redis announcements).
+    pub rule_sync: crate::authoring::RuleSync,
 }
 
 impl std::ops::Deref for AppState {
@@ -111,6 +111,15 @@ impl FromRef<AppState> for DeskState {
     }
 }
 
+impl FromRef<AppState> for crate::authoring::AuthoringState {
+    fn from_ref(s: &AppState) -> crate::authoring::AuthoringState {
+        crate::authoring::AuthoringState {
+            auth: s.auth.clone(),
+            sync: s.rule_sync.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for AdminState {
     fn from_ref(s: &AppState) -> AdminState {
         AdminState {
@@ -155,6 +164,7 @@ struct ApiParts {
     /// Called from customers' browsers on the portal's origin: CORS applies to these alone.
     portal_customer: OpenApiRouter<PortalState>,
     desk: OpenApiRouter<DeskState>,
+    authoring: OpenApiRouter<crate::authoring::AuthoringState>,
     web: OpenApiRouter<()>,
 }
 
@@ -166,6 +176,7 @@ fn api_parts() -> ApiParts {
         portal_sessions: crate::portal::sessions_router(),
         portal_customer: crate::portal::customer_router(),
         desk: crate::desk::router(),
+        authoring: crate::authoring::routes::router(),
         web: crate::web::router(),
     }
 }
@@ -189,6 +200,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         p.portal_sessions.into_openapi(),
         p.portal_customer.into_openapi(),
         p.desk.into_openapi(),
+        p.authoring.into_openapi(),
         p.web.into_openapi(),
     ] {
         doc.merge(part);
@@ -211,6 +223,10 @@ pub fn router(state: AppState) -> Router {
         .merge(p.portal_sessions.with_state(portal.clone()))
         .merge(p.portal_customer.layer(cors).with_state(portal))
         .merge(p.desk.with_state(DeskState::from_ref(&state)))
+        .merge(
+            p.authoring
+                .with_state(crate::authoring::AuthoringState::from_ref(&state)),
+        )
         .merge(p.web.with_state(()))
         .split_for_parts();
     // Built from the routers actually served, once at start.
@@ -250,29 +266,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The engine and everything it needs, built from config.
+/// The engine and everything it needs, built from config, running the rule set `rules`
+/// (compiled with its contact policy: the published version, see `authoring::sync`).
 pub async fn build_pipeline(
     config: &Config,
     db: &Db,
+    rules: crate::authoring::check::Compiled,
     profiles: Arc<dyn ProfileSource>,
     producer: Option<&rdkafka::producer::FutureProducer>,
 ) -> anyhow::Result<(Pipeline, Registry)> {
-    let rules = crate::rules::load_all(
-        &config.engine.rules_dir,
-        &config.channels.templates_dir(),
-        crate::rules::templates::Offers::MayBeElsewhere,
-        &config.engine.limits,
-        &config.channels.enabled,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "rules in {} or templates in {} do not load:\n{e}",
-            config.engine.rules_dir.display(),
-            config.channels.templates_dir().display()
-        )
-    })?;
+    let crate::authoring::check::Compiled { rules, contact } = rules;
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
-    let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    let mut policy = Policy::with_contact(config, contact).map_err(anyhow::Error::msg)?;
     // Live traffic: an offer already expired by the wall clock is never sent.
     policy.expire_on_arrival = config.engine.wall_clock_expiry;
     let mut registry = Registry::from_config(&config.channels).map_err(anyhow::Error::msg)?;
@@ -388,9 +393,13 @@ impl App {
         } else {
             None
         };
+        // The published rule version, or the rules folder recorded as the first one.
+        let shared = Arc::new(config.clone());
+        let (version, rules) = crate::authoring::sync::bootstrap(&db, &shared).await?;
         let (pipeline, channels) = build_pipeline(
             &config,
             &db,
+            rules,
             Arc::new(CrmProfiles { db: db.clone() }),
             producer.as_ref(),
         )
@@ -413,7 +422,7 @@ impl App {
             offers: Arc::new(pipeline.clone()),
         });
         let crm = CrmState {
-            config: Arc::new(config.clone()),
+            config: shared,
             auth: AuthHandle::new(Arc::new(DbAuthenticator { db: db.clone() }), &config.auth)
                 .map_err(anyhow::Error::msg)?,
             db: db.clone(),
@@ -427,21 +436,23 @@ impl App {
         let _ = channels
             .opt_outs
             .set(Arc::new(crate::crm::consents::ConsentOptOuts(crm.clone())));
-        let reload_bus = if config.state.backend == "redis" {
-            Some(
-                crate::ops::reload::ReloadBus::start(
-                    &config.state.redis_url,
-                    &config.state.redis_prefix,
-                    crm.config.clone(),
-                    pipeline.clone(),
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        // Instances sharing Redis hear each other's publishes at once; all of them poll.
+        let redis = (config.state.backend == "redis").then_some((
+            config.state.redis_url.as_str(),
+            config.state.redis_prefix.as_str(),
+        ));
+        let rule_sync = crate::authoring::RuleSync::start(
+            db.clone(),
+            crm.config.clone(),
+            pipeline.clone(),
+            version,
+            redis,
+            rx.clone(),
+        )
+        .await?;
         let state = AppState {
-            reload_bus,
+            rule_sync,
             crm,
             line_scope: Arc::new(CrmLineScope { db }),
             pipeline,
@@ -451,7 +462,6 @@ impl App {
         };
         let listener = TcpListener::bind(&config.http.addr).await?;
         let addr = listener.local_addr()?;
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
         // Contract reminders and service-request escalation, every crm.reminder_interval_secs.
         crate::crm::jobs::spawn(state.crm.clone(), rx.clone());
         // TMF /hub listeners: new offers and message state changes, posted in the background.

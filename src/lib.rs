@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod authoring;
 pub mod channels;
 pub mod cli;
 pub mod config;

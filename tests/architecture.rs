@@ -11,8 +11,21 @@ const ENGINE: &[&str] = &[
 ];
 /// What sits above the engine and must stay invisible to it.
 const ABOVE_ENGINE: &[&str] = &[
-    "crm", "auth", "http", "app", "offers", "ops", "ingest", "audit", "crud", "cli", "portal",
-    "desk", "web", "touch",
+    "crm",
+    "auth",
+    "http",
+    "app",
+    "offers",
+    "ops",
+    "ingest",
+    "audit",
+    "crud",
+    "cli",
+    "portal",
+    "desk",
+    "web",
+    "touch",
+    "authoring",
 ];
 
 /// `(importing module, modules it may not import)`.
@@ -33,7 +46,16 @@ fn forbidden(module: &str) -> Vec<&'static str> {
             v
         }
         "http" => vec![
-            "crm", "auth", "app", "offers", "ops", "ingest", "audit", "crud", "cli",
+            "crm",
+            "auth",
+            "app",
+            "offers",
+            "ops",
+            "ingest",
+            "audit",
+            "crud",
+            "cli",
+            "authoring",
         ],
         "audit" => vec![
             "crm", "auth", "app", "offers", "ops", "ingest", "crud", "cli",
@@ -41,7 +63,7 @@ fn forbidden(module: &str) -> Vec<&'static str> {
         // The entity recipe sits on the HTTP kit and the audit trail, below the features.
         "crud" => vec!["crm", "auth", "app", "offers", "ops", "ingest", "cli"],
         "auth" => vec!["crm", "app", "offers", "ops", "ingest", "cli"],
-        "crm" | "offers" | "ops" | "ingest" | "portal" | "desk" | "web" | "touch" => {
+        "crm" | "offers" | "ops" | "ingest" | "portal" | "desk" | "web" | "touch" | "authoring" => {
             vec!["app", "cli"]
         }
         _ => Vec::new(),

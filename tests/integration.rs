@@ -36,6 +36,7 @@ mod outages;
 mod portal;
 mod replay_cli;
 mod route_scope;
+mod rule_versions;
 mod rules_docs;
 mod smpp;
 mod sms_dlr;

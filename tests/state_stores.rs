@@ -202,16 +202,15 @@ async fn portal_offers_cross_instances_over_redis() {
     assert_eq!(on_a.recv().await.unwrap().id, rec.id);
 }
 
-/// A reload asked of one instance reloads every instance that shares its Redis.
+/// A reload asked of one instance reloads every instance that shares its Redis: the folder
+/// becomes the next version in their database, and the others, told over Redis, run it.
 #[tokio::test]
 async fn a_rule_reload_reaches_every_instance() {
     let url =
         std::env::var("KAIROS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
-    let (db_a, db_b) = (
-        fresh_db(Backend::Sqlite).await,
-        fresh_db(Backend::Sqlite).await,
-    );
+    // One database: instances run the version published there.
+    let db = fresh_db(Backend::Sqlite).await;
     let rules = copy_rules(&[
         "dynamic/missed-call-reminder.rhai",
         "dynamic/roaming-welcome.rhai",
@@ -223,8 +222,8 @@ async fn a_rule_reload_reaches_every_instance() {
         cfg.state.redis_prefix = prefix.clone();
         kairos::app::App::start(cfg)
     };
-    let a = start(&db_a.url).await.unwrap();
-    let b = start(&db_b.url).await.unwrap();
+    let a = start(&db.url).await.unwrap();
+    let b = start(&db.url).await.unwrap();
     assert_eq!(b.state.pipeline.rules().rules.len(), 2);
     // Both listeners are subscribed (they connect in the background).
     let client = redis::Client::open(url.as_str()).unwrap();

@@ -1,4 +1,4 @@
-//! Command line: `kairos serve | replay | rules check | rules test`.
+//! Command line: `kairos serve | replay | rules check | rules test | rules publish`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +63,17 @@ enum RulesCmd {
     Check { dir: Option<PathBuf> },
     /// Run the test cases each rule carries.
     Test { dir: Option<PathBuf> },
+    /// Publish a folder of rules (a checkout from git) as the next version, straight into
+    /// the configured database: running instances swap it in within a second.
+    Publish {
+        dir: PathBuf,
+        /// Who wrote the change (default: $USER).
+        #[arg(long)]
+        author: Option<String>,
+        /// Why, kept with the version (a commit id is a good one).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -84,6 +95,14 @@ pub fn main() -> ExitCode {
         Cmd::Rules {
             cmd: RulesCmd::Test { dir },
         } => rules_test(&config, dir),
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Publish {
+                    dir,
+                    author,
+                    comment,
+                },
+        } => rt.block_on(rules_publish(config, dir, author, comment)),
         Cmd::Replay {
             events,
             rules,
@@ -305,4 +324,94 @@ fn rules_test(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `kairos rules publish DIR`: the folder is checked as a publish over the API checks it and
+/// recorded as the next version with the database credentials of the configuration (so only
+/// who operates the deployment can). The review happened in git: the version is recorded as
+/// approved by `cli`.
+async fn rules_publish(
+    config: Config,
+    dir: PathBuf,
+    author: Option<String>,
+    comment: String,
+) -> anyhow::Result<ExitCode> {
+    use crate::authoring::publish::{self, Change, Refusal};
+    use anyhow::Context;
+    let files = crate::authoring::files::read_dir(&dir)
+        .with_context(|| format!("reading the rules folder {}", dir.display()))?;
+    let db = crate::store::Db::connect(&config.database.url, 2)
+        .await
+        .context("connecting to the database")?;
+    let (after, active) = publish::active_files(&db)
+        .await
+        .context("reading the active rule version")?;
+    if after.is_some() && files == active {
+        println!(
+            "{} is the active version {} already; nothing published",
+            dir.display(),
+            after.unwrap_or(0)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let author = author
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into());
+    let comment = if comment.is_empty() {
+        format!("published from {}", dir.display())
+    } else {
+        comment
+    };
+    let change = Change {
+        files,
+        author,
+        approved_by: "cli".into(),
+        comment,
+        restores: None,
+        drafts: Vec::new(),
+        after,
+    };
+    let config = std::sync::Arc::new(config);
+    match publish::record(&db, &config, change).await {
+        Ok((version, compiled)) => {
+            println!(
+                "published version {} ({} rules) from {}; running instances swap it in within a second",
+                version.number,
+                compiled.rules.rules.len(),
+                dir.display()
+            );
+            if config.state.backend == "redis" {
+                let heard = crate::authoring::sync::announce_once(
+                    &config.state.redis_url,
+                    &config.state.redis_prefix,
+                    version.number,
+                )
+                .await;
+                match heard {
+                    Ok(n) => println!("{n} instance(s) told at once"),
+                    Err(e) => eprintln!("warning: {e:#}; instances find the version by polling"),
+                }
+            }
+            db.pool.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Refusal::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!(
+                    "{}:{}:{}: {}",
+                    dir.join(&p.file).display(),
+                    p.line,
+                    p.column,
+                    p.message
+                );
+            }
+            eprintln!(
+                "{} problem(s) in {}; nothing published",
+                problems.len(),
+                dir.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(other) => Err(anyhow::Error::new(other).context("publishing")),
+    }
 }

@@ -118,8 +118,17 @@ pub struct Policy {
 
 impl Policy {
     pub fn from_config(c: &crate::config::Config) -> Result<Self, String> {
-        let mut contact =
+        let contact =
             contact::load(&c.engine.rules_dir, &c.channels.enabled).map_err(|e| e.to_string())?;
+        Policy::with_contact(c, contact)
+    }
+
+    /// The policy of config `c` with a contact policy already read (a published rule set
+    /// carries its own `policy.toml`, not the one on this instance's disk).
+    pub fn with_contact(
+        c: &crate::config::Config,
+        mut contact: contact::ContactPolicy,
+    ) -> Result<Self, String> {
         // The configured daily cap is one more cap, across channels.
         contact.caps.insert(
             0,
@@ -159,7 +168,18 @@ impl Policy {
     /// process set (live or replay status, wall-clock expiry) carries over, and so does the
     /// learned model, which the refresher keeps filling.
     pub fn reloaded(&self, c: &crate::config::Config) -> Result<Self, String> {
-        let mut next = Policy::from_config(c)?;
+        let contact =
+            contact::load(&c.engine.rules_dir, &c.channels.enabled).map_err(|e| e.to_string())?;
+        self.reloaded_with(c, contact)
+    }
+
+    /// [`Policy::reloaded`] with the contact policy given rather than read from disk.
+    pub fn reloaded_with(
+        &self,
+        c: &crate::config::Config,
+        contact: contact::ContactPolicy,
+    ) -> Result<Self, String> {
+        let mut next = Policy::with_contact(c, contact)?;
         next.go_status = self.go_status;
         next.expire_on_arrival = self.expire_on_arrival;
         next.market_unknown = self.market_unknown;

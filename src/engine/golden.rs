@@ -8,7 +8,7 @@ use super::{MatchSettings, Shard};
 use crate::config::Config;
 use crate::decision::Policy;
 use crate::event::decode_value;
-use crate::ports::{Profile, Status};
+use crate::ports::{Profile, Recommendation, Status};
 use crate::rules::{load_sources, Rule, RuleSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,57 +24,98 @@ pub const TEST_MSISDN: &str = "8613800000001";
 
 /// Runs every test of every rule in `set`. Each test starts from empty state.
 pub fn run_rule_tests(set: &RuleSet, config: &Config) -> Vec<TestOutcome> {
-    let mut out = Vec::new();
-    for rule in &set.rules {
-        for t in &rule.tests {
-            let failure = run_one(rule, t, config).err();
-            out.push(TestOutcome {
-                rule_id: rule.meta.id.clone(),
-                file: rule.file.display().to_string(),
-                name: t.name.clone(),
-                failure,
-            });
-        }
-    }
-    out
+    set.rules
+        .iter()
+        .flat_map(|rule| run_tests_of(rule, config))
+        .collect()
+}
+
+/// Runs the test cases `rule` carries, each from empty state.
+pub fn run_tests_of(rule: &Rule, config: &Config) -> Vec<TestOutcome> {
+    rule.tests
+        .iter()
+        .map(|t| TestOutcome {
+            rule_id: rule.meta.id.clone(),
+            file: rule.file.display().to_string(),
+            name: t.name.clone(),
+            failure: run_one(rule, t, config).err(),
+        })
+        .collect()
 }
 
 fn run_one(rule: &Rule, t: &crate::rules::RuleTest, config: &Config) -> Result<(), String> {
-    let src = std::fs::read_to_string(&rule.file)
-        .map_err(|e| format!("cannot read {}: {e}", rule.file.display()))?;
+    let policy = Policy::from_config(config)?;
+    let run = dry_run(rule, policy, &t.profile, &t.events, config)?;
+    if let Some(f) = run.failures.first() {
+        return Err(format!("the rule failed: {f}"));
+    }
+    let got: Vec<String> = run
+        .decisions
+        .into_iter()
+        .filter(|r| r.status != Status::Suppressed)
+        .map(|r| r.offer_code)
+        .collect();
+    if got != t.expect {
+        return Err(format!("expected offers {:?}, got {:?}", t.expect, got));
+    }
+    Ok(())
+}
+
+/// What one rule decided on a list of events.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// Every decision, suppressed ones included (with their reason); none went out.
+    pub decisions: Vec<Recommendation>,
+    /// The rule's failures on these events, in words.
+    pub failures: Vec<String>,
+}
+
+/// Runs `rule` alone on `events` from empty state, as its own test cases run: a fresh engine
+/// holding only this rule, the decision stages of `policy` with every decision `proposed`
+/// (nobody is contacted). An event may leave out `id` and `msisdn` (filled in); `profile`
+/// (an object, or null) overrides fields of the default profile.
+pub fn dry_run(
+    rule: &Rule,
+    mut policy: Policy,
+    profile: &serde_json::Value,
+    events: &[serde_json::Value],
+    config: &Config,
+) -> Result<DryRun, String> {
     let alone = load_sources(
-        vec![(rule.file.clone(), src)],
+        vec![(rule.file.clone(), rule.source.to_string())],
         &config.engine.limits,
         &config.channels.enabled,
     )
     .map_err(|e| e.to_string())?;
     let settings = MatchSettings::from_config(&config.engine)?;
-    let mut policy = Policy::from_config(config)?;
     policy.go_status = Status::Proposed;
     // A rule's test is about the rule: its subscriber is decided for with or without a CRM.
     policy.market_unknown = true;
-    let mut profile = Profile {
+    let mut base = Profile {
         home_country: config.engine.home_country.clone().into(),
         ..Profile::default()
     };
-    if !t.profile.is_null() {
-        let mut base = serde_json::to_value(&profile).map_err(|e| e.to_string())?;
-        if let (Some(b), Some(p)) = (base.as_object_mut(), t.profile.as_object()) {
-            for (k, v) in p {
+    if !profile.is_null() {
+        let mut merged = serde_json::to_value(&base).map_err(|e| e.to_string())?;
+        let Some(fields) = profile.as_object() else {
+            return Err("profile must be an object of profile fields".into());
+        };
+        if let Some(b) = merged.as_object_mut() {
+            for (k, v) in fields {
                 if !b.contains_key(k) {
                     return Err(format!("profile has no field `{k}`"));
                 }
                 b.insert(k.clone(), v.clone());
             }
         }
-        profile = serde_json::from_value(base).map_err(|e| format!("profile: {e}"))?;
-        profile.known = true;
+        base = serde_json::from_value(merged).map_err(|e| format!("profile: {e}"))?;
+        base.known = true;
     }
-    let profile = Arc::new(profile);
+    let profile = Arc::new(base);
     let mut shard = Shard::default();
-    let mut got = Vec::new();
+    let mut out = DryRun::default();
     let mut failures = Vec::new();
-    for (i, raw) in t.events.iter().enumerate() {
+    for (i, raw) in events.iter().enumerate() {
         let mut e = raw.clone();
         let obj = e
             .as_object_mut()
@@ -89,29 +130,18 @@ fn run_one(rule: &Rule, t: &crate::rules::RuleTest, config: &Config) -> Result<(
             ));
         }
         let ev = decode_value(&e).map_err(|err| format!("event #{}: {err}", i + 1))?;
-        let mut recs = Vec::new();
         let _ = shard.process(
             &alone,
             &settings,
             &policy,
             &profile,
             &Arc::new(ev),
-            &mut recs,
+            &mut out.decisions,
             &mut failures,
         );
-        got.extend(
-            recs.into_iter()
-                .filter(|r| r.status != Status::Suppressed)
-                .map(|r| r.offer_code),
-        );
     }
-    if let Some(f) = failures.first() {
-        return Err(format!("the rule failed: {}", f.message));
-    }
-    if got != t.expect {
-        return Err(format!("expected offers {:?}, got {:?}", t.expect, got));
-    }
-    Ok(())
+    out.failures = failures.into_iter().map(|f| f.message).collect();
+    Ok(out)
 }
 
 /// Loads `dir` and runs all rule tests; a summary line per rule file.

@@ -22,7 +22,9 @@ use crate::state::SubscriberState;
 // Defined beside the policy that consumes it, so decisioning does not depend on the matcher.
 pub use crate::decision::Candidate;
 
-pub use golden::{run_rule_tests, test_dir, TestOutcome, TEST_MSISDN};
+pub use golden::{
+    dry_run, run_rule_tests, run_tests_of, test_dir, DryRun, TestOutcome, TEST_MSISDN,
+};
 pub use render::render;
 pub use shard::{Shard, ShardEntry, WARM_GROUP};
 

@@ -12,6 +12,13 @@ pub enum ApiError {
         field: Option<String>,
         message: String,
     },
+    /// Submitted files that do not pass their checks (rule sources, a contact policy): each
+    /// problem at its place, as well as listed in the message.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        problems: Vec<SourceProblem>,
+    },
     #[error("authentication required")]
     Unauthenticated,
     #[error("not allowed: {0}")]
@@ -75,6 +82,21 @@ pub struct ErrorBody {
     /// the narrower set a step or record needs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_roles: Option<Vec<&'static str>>,
+    /// For files that do not pass their checks: each problem at its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<SourceProblem>>,
+}
+
+/// A problem in a submitted file, where it is, in plain words, with what to try.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SourceProblem {
+    pub file: String,
+    /// 1-based; 0 when the problem is about the file as a whole.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
 }
 
 impl ApiError {
@@ -100,7 +122,9 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadRequest { .. } | ApiError::Invalid { .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden(_) | ApiError::Denied { .. } | ApiError::Refused { .. } => {
                 (StatusCode::FORBIDDEN, "forbidden")
@@ -145,6 +169,10 @@ impl IntoResponse for ApiError {
             } => (Some(*permission), Some(allowed.clone())),
             _ => (None, None),
         };
+        let problems = match &self {
+            ApiError::Invalid { problems, .. } => Some(problems.clone()),
+            _ => None,
+        };
         let mut resp = (
             status,
             Json(ErrorBody {
@@ -153,6 +181,7 @@ impl IntoResponse for ApiError {
                 field,
                 permission,
                 allowed_roles,
+                problems,
             }),
         )
             .into_response();

@@ -19,8 +19,6 @@ use crate::offers::check_line;
 use crate::pipeline::{DeadLetter, MetricsSnapshot};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub mod reload;
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats))
@@ -144,41 +142,34 @@ pub async fn rules(
 pub struct ReloadResult {
     pub rules: usize,
     pub state_series: usize,
+    /// The version now running: a new one when the folder differed from the active version.
+    pub version: i64,
     /// Instances told to reload too (this one included), when instances share Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances_notified: Option<i64>,
 }
 
-/// Recompile `rules/` and swap the rule set atomically; on any error nothing changes. With
-/// instances sharing Redis, every other instance is told to reload its rules too.
+/// Publishes this instance's rules folder (`rules/`, as deployed from git) as the next rule
+/// version when it differs from the active one, approved by the caller; either way every
+/// instance compiles the active version afresh (lifting quarantines). A folder with an error
+/// is refused (400, each problem with its file, line and column) and nothing changes.
 #[utoipa::path(post, path = "/api/v1/rules/reload", tag = "rules",
-    responses((status = 200, body = ReloadResult), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = ReloadResult), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403), (status = 409, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn reload(
     State(state): State<AppState>,
     who: Principal,
 ) -> Result<Json<ReloadResult>, ApiError> {
     who.require(Permission::ManageRules)?;
-    match reload::load_and_swap(&state.config, &state.pipeline).await {
-        Ok(l) => {
-            tracing::info!(rules = l.rules, by = %who.id, "rules reloaded");
-            let instances_notified = match &state.reload_bus {
-                Some(bus) => Some(
-                    bus.announce(&who.id)
-                        .await
-                        .map_err(|e| ApiError::internal(e.context("announcing the reload")))?,
-                ),
-                None => None,
-            };
-            Ok(Json(ReloadResult {
-                rules: l.rules,
-                state_series: l.state_series,
-                instances_notified,
-            }))
-        }
-        Err(errs) => Err(ApiError::bad_request(format!(
-            "rules not reloaded:\n{errs}"
-        ))),
-    }
+    let done = crate::authoring::publish::reload_folder(&state.rule_sync, &who.id)
+        .await
+        .map_err(|r| crate::authoring::routes::refused(&who, r))?;
+    tracing::info!(rules = done.swapped.rules, version = done.version.number, by = %who.id, "rules reloaded");
+    Ok(Json(ReloadResult {
+        rules: done.swapped.rules,
+        state_series: done.swapped.state_series,
+        version: done.version.number,
+        instances_notified: done.instances_notified,
+    }))
 }
 
 /// The paging every ops list takes (parsed as the one list query, `ListParams`): a page of

@@ -259,6 +259,7 @@ fn compile_one(
         rule: Rule {
             meta,
             file: file.to_path_buf(),
+            source: Arc::from(src),
             ast: Arc::new(ast.clone_functions_only()),
             has_condition,
             has_offer,

@@ -20,7 +20,9 @@ use std::sync::Arc;
 pub use breaker::{Breaker, Quarantine, TimeWindow};
 pub use facts::{zone, Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
-pub use load::{explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors};
+pub use load::{
+    explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors, MAX_FILE_BYTES,
+};
 pub use meta::{Category, RuleKind, RuleMeta, RuleTest, BASE_VARIANT, FIELDS, STATIC_TYPES};
 pub use query::{StateQuery, STATE_FUNCTIONS};
 pub use sandbox::{
@@ -52,6 +54,9 @@ impl RuleStats {
 pub struct Rule {
     pub meta: RuleMeta,
     pub file: PathBuf,
+    /// The file's text: a rule's own tests and dry runs compile it alone again, and a rule
+    /// published from the database has no file on disk to read it from.
+    pub source: Arc<str>,
     /// Functions only: the declaration map is not re-evaluated per event.
     pub ast: Arc<rhai::AST>,
     pub has_condition: bool,
