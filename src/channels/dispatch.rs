@@ -21,7 +21,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::{Channel, ChannelError, Delivery, Registry};
-use crate::pipeline::{Claimed, RecStore, Settled};
+use crate::pipeline::{RecStore, Settled};
 use crate::ports::{Recommendation, Status};
 
 /// How the outbox delivers, sweeps and claims.
@@ -362,10 +362,9 @@ impl Lane {
                 Vec::new()
             }
         };
-        let mut claimed: HashMap<String, Claimed> =
-            claimed.into_iter().map(|c| (c.rec.id.clone(), c)).collect();
+        let mut claimed: HashMap<String, u32> = claimed.into_iter().collect();
         for (job, slot) in round {
-            let Some(c) = claimed.remove(&job.rec.id) else {
+            let Some(attempt) = claimed.remove(&job.rec.id) else {
                 self.pending
                     .lock()
                     .expect("pending ids")
@@ -374,7 +373,7 @@ impl Lane {
             };
             let (lane, done) = (self.clone(), done.clone());
             tokio::spawn(async move {
-                let outcome = lane.deliver(c, job.interrupted, now).await;
+                let outcome = lane.deliver(job, attempt, now).await;
                 // Only a closed recorder refuses, and it closes after every worker is done.
                 let _ = done.send(outcome);
                 drop(slot);
@@ -382,9 +381,15 @@ impl Lane {
         }
     }
 
-    /// Expires, delivers or reschedules one claimed offer; the outcome to record.
-    async fn deliver(&self, c: Claimed, interrupted: bool, now: i64) -> Settled {
-        let Claimed { mut rec, attempt } = c;
+    /// Expires, delivers or reschedules one claimed offer; the outcome to record. What was
+    /// handed over is what is stored: a revision only touches offers still waiting in their
+    /// window (`deferred`), and those a claim does not take.
+    async fn deliver(&self, job: Job, attempt: u32, now: i64) -> Settled {
+        let Job {
+            mut rec,
+            interrupted,
+        } = job;
+        rec.status = Status::Queued;
         fn settle(rec: &mut Recommendation, status: Status, reason: &str) {
             rec.status = status;
             rec.reason = Some(reason.to_string());

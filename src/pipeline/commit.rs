@@ -31,7 +31,9 @@ pub async fn decisions_and_state(
     if states.is_empty() && recs.is_empty() && dead.is_empty() {
         return Ok((Vec::new(), true));
     }
-    let mut tx = deps.db.pool.begin().await.context("beginning the batch")?;
+    let mut tx = crate::store::begin_write(&deps.db)
+        .await
+        .context("beginning the batch")?;
     let fresh = deps
         .recs
         .insert_in(&mut tx, recs)

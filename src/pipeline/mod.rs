@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use deadletter::{DeadLetter, DeadLetters};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use recs::{Claimed, DeliveryRecord, RecQuery, RecStore, Settled};
+pub use recs::{DeliveryRecord, RecQuery, RecStore, Settled};
 
 use crate::channels::Dispatcher;
 use crate::decision::Policy;

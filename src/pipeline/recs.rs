@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 use crate::ports::{EventSink, Recommendation, Status};
-use crate::store::Db;
+use crate::store::{placeholders, Db, DbKind};
 
 /// Rows per multi-row insert: 16 binds each stays far below both databases' bind limits.
 const ROWS_PER_INSERT: usize = 64;
@@ -29,13 +29,6 @@ pub struct DeliveryRecord {
     pub provider_id: Option<String>,
     /// When a transiently failed offer is tried again.
     pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// An offer claimed for delivery: its attempt number and the record as stored.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub rec: Recommendation,
-    pub attempt: u32,
 }
 
 /// A claimed delivery's outcome, to be written: `rec` carries the new status and reason;
@@ -69,24 +62,6 @@ impl Settled {
             retry_at: None,
         }
     }
-}
-
-/// `rows` groups of `width` numbered placeholders from `$first` on: `($3, $4)` or
-/// `($1, $2), ($3, $4)`; one group of width 1 is an `IN` list, `($3, $4, $5)`.
-fn placeholders(first: usize, rows: usize, width: usize) -> String {
-    let mut n = first;
-    let mut group = |w: usize| {
-        let g: Vec<String> = (n..n + w).map(|i| format!("${i}")).collect();
-        n += w;
-        format!("({})", g.join(", "))
-    };
-    if width == 1 {
-        return group(rows);
-    }
-    (0..rows)
-        .map(|_| group(width))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn seq_now() -> i64 {
@@ -146,7 +121,7 @@ impl RecStore {
         &self,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.writer.begin().await?;
         let fresh = self.insert_in(&mut tx, recs).await?;
         tx.commit().await?;
         Ok(fresh)
@@ -270,46 +245,58 @@ impl RecStore {
         until_ms: i64,
     ) -> Result<Option<u32>, sqlx::Error> {
         let claimed = self.claim_many(&[id], now_ms, until_ms).await?;
-        Ok(claimed.first().map(|c| c.attempt))
+        Ok(claimed.first().map(|(_, attempt)| *attempt))
     }
 
     /// [`RecStore::claim`] for many offers in one statement (the outbox claims what its lane
-    /// has queued at once: a write per offer was most of the deliverer's cost). Each claimed
-    /// offer comes back as stored now, so what is sent and recorded is the latest version.
+    /// has queued at once: a write per offer was most of the deliverer's cost): the ids
+    /// claimed, each with its attempt number.
     pub async fn claim_many(
         &self,
         ids: &[&str],
         now_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<Claimed>, sqlx::Error> {
+    ) -> Result<Vec<(String, u32)>, sqlx::Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = placeholders(3, ids.len(), 1);
+        // `?` on SQLite (sqlx binds `$n` there at a cost growing with the square of their
+        // number, see `store::placeholders`), so the binds follow the text's order.
+        let (until, list, now, now2) = match self.db.kind {
+            DbKind::Sqlite => (
+                "?".into(),
+                placeholders(DbKind::Sqlite, 1, ids.len()),
+                "?".to_string(),
+                "?".to_string(),
+            ),
+            DbKind::Postgres => {
+                let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+                (
+                    "$1".to_string(),
+                    format!("({})", list.join(",")),
+                    "$2".to_string(),
+                    "$2".to_string(),
+                )
+            }
+        };
         let sql = format!(
-            "UPDATE recommendations SET claimed_until = $1, attempts = attempts + 1, status = 'queued' \
-             WHERE id IN {list} AND (claimed_until IS NULL OR claimed_until < $2) \
-             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= $2)) \
-             RETURNING attempts, body"
+            "UPDATE recommendations SET claimed_until = {until}, attempts = attempts + 1, status = 'queued' \
+             WHERE id IN {list} AND (claimed_until IS NULL OR claimed_until < {now}) \
+             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= {now2})) \
+             RETURNING id, attempts"
         );
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql)
-            .bind(until_ms)
-            .bind(now_ms);
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(until_ms);
+        if self.db.kind == DbKind::Postgres {
+            q = q.bind(now_ms);
+        }
         for id in ids {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&self.db.pool).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(attempt, body)| {
-                let mut rec: Recommendation = serde_json::from_str(&body).ok()?;
-                rec.status = Status::Queued;
-                Some(Claimed {
-                    rec,
-                    attempt: attempt as u32,
-                })
-            })
-            .collect())
+        if self.db.kind == DbKind::Sqlite {
+            q = q.bind(now_ms).bind(now_ms);
+        }
+        let rows = q.fetch_all(&self.db.writer).await?;
+        Ok(rows.into_iter().map(|(id, n)| (id, n as u32)).collect())
     }
 
     /// Writes the outcomes of claimed deliveries, many in one transaction: the final ones
@@ -320,7 +307,7 @@ impl RecStore {
         let mut tx = crate::store::begin_write(&self.db).await?;
         let finals: Vec<&Settled> = outcomes.iter().filter(|o| o.retry_at.is_none()).collect();
         for chunk in finals.chunks(ROWS_PER_INSERT) {
-            let rows = placeholders(1, chunk.len(), 5);
+            let rows = placeholders(self.db.kind, chunk.len(), 5);
             let sql = format!(
                 "UPDATE recommendations SET \
                  provider_id = COALESCE(v.column5, recommendations.provider_id), \

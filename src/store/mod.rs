@@ -40,6 +40,13 @@ impl DbKind {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Where write transactions run ([`begin_write`]). On SQLite one connection: SQLite has
+    /// one writer anyway, and writers waiting for each other inside SQLite sleep in its busy
+    /// handler (1, 2, 5, 10 ... ms steps) instead of taking turns, which made the tail of
+    /// ingest acknowledgements and the outbox's bookkeeping wait for nothing. Waiting for
+    /// this pool's one connection is a queue: the next writer starts as soon as the last one
+    /// commits. On PostgreSQL the same pool as `pool`.
+    pub writer: AnyPool,
     pub kind: DbKind,
 }
 
@@ -56,10 +63,27 @@ impl Db {
         } else {
             return Err(StoreError::Url(url.to_string()));
         };
-        let mut opts = AnyPoolOptions::new().max_connections(max_connections);
+        let opts = AnyPoolOptions::new().max_connections(max_connections);
+        let pool = Self::with_pragmas(kind, opts).connect(url).await?;
+        MIGRATOR.run(&pool).await?;
+        let writer = match kind {
+            DbKind::Sqlite => {
+                let one = AnyPoolOptions::new()
+                    .max_connections(1)
+                    // A large import's chunk may hold the writer for a while; the others
+                    // queue behind it as they would have inside SQLite (`busy_timeout`).
+                    .acquire_timeout(std::time::Duration::from_secs(60));
+                Self::with_pragmas(kind, one).connect(url).await?
+            }
+            DbKind::Postgres => pool.clone(),
+        };
+        Ok(Db { pool, writer, kind })
+    }
+
+    fn with_pragmas(kind: DbKind, opts: AnyPoolOptions) -> AnyPoolOptions {
         if kind == DbKind::Sqlite {
             // WAL + busy timeout: readers never block the engine's batched writes.
-            opts = opts.after_connect(|conn, _meta| {
+            opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
@@ -74,11 +98,10 @@ impl Db {
                     }
                     Ok(())
                 })
-            });
+            })
+        } else {
+            opts
         }
-        let pool = opts.connect(url).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Db { pool, kind })
     }
 }
 

@@ -12,8 +12,8 @@ use super::{ts_text, Db, DbKind, ResultExt, StoreError};
 /// "database is locked" under concurrency instead of waiting out the busy timeout.
 pub async fn begin_write(db: &Db) -> Result<sqlx::Transaction<'static, Any>, StoreError> {
     match db.kind {
-        DbKind::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await,
-        DbKind::Postgres => db.pool.begin().await,
+        DbKind::Sqlite => db.writer.begin_with("BEGIN IMMEDIATE").await,
+        DbKind::Postgres => db.writer.begin().await,
     }
     .context("starting a write transaction")
 }
