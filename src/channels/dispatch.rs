@@ -125,6 +125,7 @@ pub struct Dispatcher {
     /// Ids handed over and not yet done, so a sweep does not queue them twice.
     pending: Arc<Mutex<HashSet<String>>>,
     store: RecStore,
+    sends: Arc<super::SendCounts>,
 }
 
 /// What every lane shares.
@@ -134,6 +135,7 @@ struct Lane {
     settings: OutboxSettings,
     limiter: Option<DefaultDirectRateLimiter>,
     pending: Arc<Mutex<HashSet<String>>>,
+    sends: Arc<super::SendCounts>,
 }
 
 impl Dispatcher {
@@ -159,6 +161,7 @@ impl Dispatcher {
                 limiter: NonZeroU32::new(limits.max_per_second)
                     .map(|n| RateLimiter::direct(paced(n))),
                 pending: pending.clone(),
+                sends: registry.sends.clone(),
             });
             lanes.push(tokio::spawn(run_lane(lane, rx, limits.concurrency)));
         }
@@ -173,14 +176,16 @@ impl Dispatcher {
             lanes: Arc::new(senders),
             pending,
             store: store.clone(),
+            sends: registry.sends.clone(),
         };
         let sweeper = Arc::downgrade(&d.lanes);
         let (sweep_pending, every) = (d.pending.clone(), settings.sweep_every);
+        let sweep_sends = d.sends.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let Some(d) = upgrade(&sweeper, &sweep_pending, &store) else {
+                let Some(d) = upgrade(&sweeper, &sweep_pending, &store, &sweep_sends) else {
                     break;
                 };
                 if let Err(e) = d.sweep().await {
@@ -210,9 +215,14 @@ impl Dispatcher {
         let Some(lane) = self.lanes.get(&job.rec.channel) else {
             // Not a channel this instance has (a rule names one that was switched off).
             let store = self.store.clone();
+            let sends = self.sends.clone();
             tokio::spawn(async move {
-                if let Err(e) = fail_unroutable(&store, &job.rec).await {
-                    tracing::error!(rec = %job.rec.id, error = %e, "could not mark an offer for an unknown channel");
+                match fail_unroutable(&store, &job.rec).await {
+                    Ok(true) => sends.add(&job.rec.channel, Status::Failed.as_str()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(rec = %job.rec.id, error = %e, "could not mark an offer for an unknown channel");
+                    }
                 }
             });
             return true;
@@ -246,22 +256,26 @@ fn upgrade(
     lanes: &Weak<HashMap<String, mpsc::Sender<Job>>>,
     pending: &Arc<Mutex<HashSet<String>>>,
     store: &RecStore,
+    sends: &Arc<super::SendCounts>,
 ) -> Option<Dispatcher> {
     Some(Dispatcher {
         lanes: lanes.upgrade()?,
         pending: pending.clone(),
         store: store.clone(),
+        sends: sends.clone(),
     })
 }
 
-async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Result<()> {
+/// Marks an offer for a channel this instance lacks as failed; true if this call did.
+async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Result<bool> {
     let now = now_ms();
     if store.claim(&rec.id, now, now + 60_000).await?.is_some() {
         store
             .set_status(&rec.id, Status::Failed, Some("channel_unavailable"))
             .await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// One channel's workers: at most `concurrency` sends at once, in the order handed over.
@@ -314,17 +328,19 @@ impl Lane {
             return self.record(rec, Status::Unknown, "interrupted_send").await;
         }
         match self.send(rec).await {
-            Ok(d) => self
-                .store
-                .set_delivery(
-                    &rec.id,
-                    d.status,
-                    d.reason.as_deref(),
-                    d.provider_id.as_deref(),
-                )
-                .await
-                .map(|_| ())
-                .context("recording the delivery status"),
+            Ok(d) => {
+                self.sends.add(&rec.channel, d.status.as_str());
+                self.store
+                    .set_delivery(
+                        &rec.id,
+                        d.status,
+                        d.reason.as_deref(),
+                        d.provider_id.as_deref(),
+                    )
+                    .await
+                    .map(|_| ())
+                    .context("recording the delivery status")
+            }
             Err(ChannelError::Permanent(e)) => {
                 tracing::warn!(rec = %rec.id, channel = %rec.channel, "delivery refused: {e}");
                 self.record(rec, Status::Failed, "channel_refused").await
@@ -336,6 +352,7 @@ impl Lane {
             Err(ChannelError::Transient(e)) => {
                 let wait = self.settings.backoff(attempt);
                 tracing::info!(rec = %rec.id, channel = %rec.channel, attempt, ?wait, "delivery failed, trying again later: {e}");
+                self.sends.add(&rec.channel, "retrying");
                 self.store
                     .retry_later(&rec.id, now_ms() + wait.as_millis() as i64, "retrying")
                     .await
@@ -350,6 +367,7 @@ impl Lane {
         status: Status,
         reason: &str,
     ) -> anyhow::Result<()> {
+        self.sends.add(&rec.channel, status.as_str());
         self.store
             .set_status(&rec.id, status, Some(reason))
             .await
