@@ -54,6 +54,23 @@ fi
 have tansu || { echo "tansu (the test Kafka broker) is not installed" >&2; exit 1; }
 echo "tansu: $(command -v tansu)"
 
+# `promtool check metrics` validates /metrics in the tests (tests/ops.rs). It ships in
+# Debian's `prometheus` package: only that binary is taken from it, into .tools/bin (the
+# server is not installed). Nothing is fetched when it is already there.
+tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
+if [ ! -x "$tools/bin/promtool" ]; then
+  echo "promtool: taking it from Debian's prometheus package"
+  deb=$(mktemp -d)
+  (cd "$deb" && { apt-get download prometheus >/dev/null 2>&1 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; }; })
+  dpkg-deb -x "$deb"/prometheus_*.deb "$deb/x"
+  mkdir -p "$tools/bin"
+  install -m 0755 "$deb/x/usr/bin/promtool" "$tools/bin/promtool"
+  rm -rf "$deb"
+fi
+"$tools/bin/promtool" --version >/dev/null 2>&1 || { echo "promtool does not run from $tools/bin" >&2; exit 1; }
+echo "promtool: $("$tools/bin/promtool" --version 2>&1 | head -1)"
+
 # An outside Kafka client for the tests, so Kairos is not only talking to itself.
 if ! python3 -c "import confluent_kafka" 2>/dev/null; then
   python3 -m pip install --quiet confluent-kafka

@@ -13,6 +13,8 @@ export KAIROS_TEST_PG_URL="${KAIROS_TEST_PG_URL:-postgres://postgres@127.0.0.1:5
 export KAIROS_TEST_REDIS_URL="${KAIROS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 # The Kafka tests start `tansu` brokers; services.sh installs it here when absent.
 export PATH="$HOME/.cargo/bin:$PATH"
+# promtool (the /metrics test) is put in .tools/bin by services.sh.
+export PATH="$PWD/.tools/bin:$PATH"
 
 step() { printf '\n== %s ==\n' "$*"; }
 

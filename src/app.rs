@@ -232,7 +232,8 @@ pub fn router(state: AppState) -> Router {
     // Built from the routers actually served, once at start.
     let doc = Arc::new(complete(doc));
     Router::new()
-        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route("/health", axum::routing::get(crate::ops::health::live))
+        .route("/readyz", axum::routing::get(crate::ops::health::ready))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -550,6 +551,7 @@ mod tests {
             "/tmf-api/communicationManagement/v4/communicationMessage/{id}",
             "/tmf-api/recommendationManagement/v4/hub/{id}",
             "/tmf-api/communicationManagement/v4/hub",
+            "/metrics",
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing {path}");
         }
@@ -579,6 +581,10 @@ mod tests {
         (
             "/health",
             "a liveness probe for load balancers, not part of the API",
+        ),
+        (
+            "/readyz",
+            "a readiness probe for load balancers, not part of the API",
         ),
         ("/api/v1/openapi.json", "the document itself"),
         (

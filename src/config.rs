@@ -19,6 +19,24 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub crm: CrmConfig,
     pub kafka: KafkaConfig,
+    pub log: LogConfig,
+}
+
+/// How log lines are written (which lines: `KAIROS_LOG`, e.g. `info,sqlx=warn`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people (the default) or `json`, one object per line, for log collectors
+    /// (`KAIROS_LOG__FORMAT=json`).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Kafka mode: events come from a topic and every decision goes out on another. On when
@@ -659,6 +677,18 @@ mod tests {
             let c = Config::load(Some(std::path::Path::new("k.toml"))).unwrap();
             assert_eq!(c.channels.portal.origins, vec!["https://my.example"]);
             assert_eq!(c.channels.portal.session_minutes, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn log_format_is_text_unless_set_to_json() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).unwrap().log.format, LogFormat::Text);
+            jail.set_env("KAIROS_LOG__FORMAT", "json");
+            assert_eq!(Config::load(None).unwrap().log.format, LogFormat::Json);
+            jail.set_env("KAIROS_LOG__FORMAT", "xml");
+            assert!(Config::load(None).is_err(), "an unknown format is refused");
             Ok(())
         });
     }

@@ -32,6 +32,7 @@ mod durability;
 mod engine_http;
 mod group_sms;
 mod kafka;
+mod ops;
 mod outages;
 mod portal;
 mod replay_cli;

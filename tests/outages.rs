@@ -131,3 +131,63 @@ async fn a_redis_outage_stalls_the_engine_and_loses_nothing() {
     redis.kill().unwrap();
     let _ = redis.wait();
 }
+
+/// Readiness follows Redis: ready while it answers, 503 naming it once it is gone (the
+/// database still answers), ready again when it is back.
+#[tokio::test]
+async fn readiness_names_redis_when_it_goes_away() {
+    let port = free_port();
+    let mut redis = redis_on(port);
+    let db = fresh_db(Backend::Sqlite).await;
+    let rules = copy_rules(&["dynamic/roaming-welcome.rhai"]);
+    let mut cfg = config(&db.url, rules.path());
+    cfg.state.backend = "redis".into();
+    cfg.state.redis_url = format!("redis://127.0.0.1:{port}");
+    let app = kairos::app::App::start(cfg).await.unwrap();
+    let url = format!("http://{}/readyz", app.addr);
+    let ready = reqwest::get(&url).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database", "redis"], "{body}");
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let down = reqwest::get(&url).await.unwrap();
+    assert_eq!(down.status(), 503);
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    assert_eq!(body["failed"], json!(["redis"]), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("redis"),
+        "{body}"
+    );
+    let redis_check = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "redis")
+        .unwrap();
+    assert_eq!(redis_check["ok"], false, "{body}");
+    assert!(!redis_check["error"].as_str().unwrap().is_empty(), "{body}");
+
+    let mut redis = redis_on(port);
+    let mut back = 0;
+    for _ in 0..100 {
+        back = reqwest::get(&url).await.unwrap().status().as_u16();
+        if back == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(back, 200, "ready again once Redis is back");
+    app.shutdown().await.unwrap();
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}

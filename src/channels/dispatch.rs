@@ -124,6 +124,7 @@ pub struct Dispatcher {
     /// Ids handed over and not yet done, so a sweep does not queue them twice.
     pending: Arc<Mutex<HashSet<String>>>,
     store: RecStore,
+    sends: Arc<super::SendCounts>,
 }
 
 /// What every lane shares.
@@ -133,6 +134,7 @@ struct Lane {
     settings: OutboxSettings,
     limiter: Option<DefaultDirectRateLimiter>,
     pending: Arc<Mutex<HashSet<String>>>,
+    sends: Arc<super::SendCounts>,
 }
 
 impl Dispatcher {
@@ -158,6 +160,7 @@ impl Dispatcher {
                 limiter: NonZeroU32::new(limits.max_per_second)
                     .map(|n| RateLimiter::direct(paced(n))),
                 pending: pending.clone(),
+                sends: registry.sends.clone(),
             });
             lanes.push(tokio::spawn(run_lane(lane, rx, limits.concurrency)));
         }
@@ -172,14 +175,16 @@ impl Dispatcher {
             lanes: Arc::new(senders),
             pending,
             store: store.clone(),
+            sends: registry.sends.clone(),
         };
         let sweeper = Arc::downgrade(&d.lanes);
         let (sweep_pending, every) = (d.pending.clone(), settings.sweep_every);
+        let sweep_sends = d.sends.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let Some(d) = upgrade(&sweeper, &sweep_pending, &store) else {
+                let Some(d) = upgrade(&sweeper, &sweep_pending, &store, &sweep_sends) else {
                     break;
                 };
                 if let Err(e) = d.sweep().await {
@@ -209,9 +214,14 @@ impl Dispatcher {
         let Some(lane) = self.lanes.get(&job.rec.channel) else {
             // Not a channel this instance has (a rule names one that was switched off).
             let store = self.store.clone();
+            let sends = self.sends.clone();
             tokio::spawn(async move {
-                if let Err(e) = fail_unroutable(&store, &job.rec).await {
-                    tracing::error!(rec = %job.rec.id, error = %e, "could not mark an offer for an unknown channel");
+                match fail_unroutable(&store, &job.rec).await {
+                    Ok(true) => sends.add(&job.rec.channel, Status::Failed.as_str()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(rec = %job.rec.id, error = %e, "could not mark an offer for an unknown channel");
+                    }
                 }
             });
             return true;
@@ -245,22 +255,26 @@ fn upgrade(
     lanes: &Weak<HashMap<String, mpsc::Sender<Job>>>,
     pending: &Arc<Mutex<HashSet<String>>>,
     store: &RecStore,
+    sends: &Arc<super::SendCounts>,
 ) -> Option<Dispatcher> {
     Some(Dispatcher {
         lanes: lanes.upgrade()?,
         pending: pending.clone(),
         store: store.clone(),
+        sends: sends.clone(),
     })
 }
 
-async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Result<()> {
+/// Marks an offer for a channel this instance lacks as failed; true if this call did.
+async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Result<bool> {
     let now = now_ms();
     if store.claim(&rec.id, now, now + 60_000).await?.is_some() {
         store
             .set_status(&rec.id, Status::Failed, Some("channel_unavailable"))
             .await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Offers claimed in one statement at most; more wait for the next round.
@@ -374,6 +388,11 @@ impl Lane {
             let (lane, done) = (self.clone(), done.clone());
             tokio::spawn(async move {
                 let outcome = lane.deliver(job, attempt, now).await;
+                let counted = match outcome.retry_at {
+                    Some(_) => "retrying",
+                    None => outcome.rec.status.as_str(),
+                };
+                lane.sends.add(&outcome.rec.channel, counted);
                 // Only a closed recorder refuses, and it closes after every worker is done.
                 let _ = done.send(outcome);
                 drop(slot);

@@ -139,6 +139,26 @@ pub struct Registry {
     receipt_queue: ReceiptQueue,
     /// Where subscribers' stop words are recorded (set by the app once the CRM is up).
     pub opt_outs: replies::OptOutsSlot,
+    /// What each send came to, for the operator's metrics.
+    pub sends: Arc<SendCounts>,
+}
+
+/// Send outcomes by `(channel, status)`: `sent`, `failed`, `expired`, `unknown`, or
+/// `retrying` for a transient failure put off to a later attempt. One lock per send: sends
+/// run at a channel's contracted rate, far below the engine's.
+#[derive(Debug, Default)]
+pub struct SendCounts(std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>);
+
+impl SendCounts {
+    pub fn add(&self, channel: &str, status: &'static str) {
+        let mut m = self.0.lock().expect("send counts");
+        *m.entry((channel.to_string(), status)).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<((String, &'static str), u64)> {
+        let m = self.0.lock().expect("send counts");
+        m.iter().map(|(k, n)| (k.clone(), *n)).collect()
+    }
 }
 
 /// An open agent desk or portal page on this instance is where the subscriber is now.
@@ -165,6 +185,7 @@ impl Default for Registry {
             receipts,
             receipt_queue: Arc::new(std::sync::Mutex::new(Some(rx))),
             opt_outs: Arc::default(),
+            sends: Arc::default(),
         }
     }
 }

@@ -78,7 +78,6 @@ enum RulesCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -86,6 +85,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // After the config: it says how lines are written.
+    init_tracing(config.log.format);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.cmd {
         Cmd::Serve { simulate, rate } => rt.block_on(serve(config, simulate, rate)),
@@ -129,31 +130,50 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KAIROS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        crate::config::LogFormat::Text => fmt.try_init(),
+        // One JSON object per line, the event's fields flattened beside `message`, for log
+        // collectors that index fields.
+        crate::config::LogFormat::Json => fmt.json().flatten_event(true).try_init(),
+    };
 }
 
 async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "profile")]
     let profile = crate::profile::start();
+    // JSON logs go to collectors that read every line as JSON: what is said to the person at
+    // the terminal goes through the log then, and the live console (which `/metrics`
+    // replaces) stays off.
+    let json = config.log.format == crate::config::LogFormat::Json;
+    let say = |line: String| {
+        if json {
+            tracing::info!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let app = crate::app::App::start(config).await?;
-    println!(
+    say(format!(
         "kairos listening on http://{}  (rules: {}, database: {})",
         app.addr,
         app.state.config.engine.rules_dir.display(),
         app.state.config.database.url
-    );
+    ));
     let pipeline = app.state.pipeline.clone();
     if let Some(n) = simulate {
-        println!("simulating {n} subscribers at {rate} events/s");
+        say(format!("simulating {n} subscribers at {rate} events/s"));
         tokio::spawn(simulate_traffic(pipeline.clone(), n, rate));
     }
-    let console = tokio::spawn(console(pipeline));
+    let console = (!json).then(|| tokio::spawn(console(pipeline)));
     stop_signal().await?;
-    console.abort();
-    println!("shutting down: no new requests; finishing and committing in-flight events");
+    if let Some(c) = console {
+        c.abort();
+    }
+    say("shutting down: no new requests; finishing and committing in-flight events".into());
     app.shutdown().await?;
     #[cfg(feature = "profile")]
     if let Some(p) = profile {

@@ -241,7 +241,9 @@ pub fn evaluate(
         let facts = tag.0.facts();
         let started = std::time::Instant::now();
         let ran = run_rule(rules, settings, rule, ev, profile, tag.clone(), &facts);
-        rule.breaker.took(started.elapsed());
+        let spent = started.elapsed();
+        rule.breaker.took(spent);
+        rule.stats.time.observe(spent);
         match ran {
             Ok(found) => {
                 rule.breaker.success();

@@ -203,6 +203,12 @@ pub async fn ingest(
         .metrics
         .rejected
         .fetch_add(rejected_total as u64, std::sync::atomic::Ordering::Relaxed);
+    state
+        .pipeline
+        .deps
+        .metrics
+        .dead_letters_http
+        .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let single_bad = !ndjson && trimmed.first() != Some(&b'[') && good.is_empty();
     let rejected: Vec<Rejection> = rejected
         .into_iter()

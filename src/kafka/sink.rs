@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::KafkaConfig;
 use crate::event::Event;
@@ -88,6 +88,21 @@ impl EventLog {
             producer: producer.clone(),
             topic: cfg.events_topic.clone(),
         }
+    }
+
+    /// Whether the brokers answer now (readiness): the cluster's metadata within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> anyhow::Result<()> {
+        let producer = self.producer.clone();
+        // librdkafka blocks for the answer: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(drop)
+                .context("fetching the cluster's metadata")
+        })
+        .await
+        .context("the metadata request did not finish")?
     }
 
     /// Writes the events to the log, each keyed by its msisdn (so a subscriber's events stay

@@ -94,6 +94,16 @@ impl Shared {
             .metrics
             .partitions_owned
             .store(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            // Revoked: the lag of partitions now another's is not this instance's to report.
+            self.pipeline
+                .deps
+                .metrics
+                .consumer_lag
+                .lock()
+                .expect("consumer lag")
+                .clear();
+        }
     }
 
     fn drop_cache(&self) {
@@ -105,7 +115,40 @@ impl Shared {
 
 struct Ctx(Arc<Shared>);
 
-impl ClientContext for Ctx {}
+/// How often the client reports its statistics (the consumer lag in the metrics).
+pub const STATS_INTERVAL_MS: &str = "5000";
+
+impl ClientContext for Ctx {
+    /// The client's periodic statistics: keeps each owned partition's lag for `/metrics`.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        let lag = lag_of(&stats, &self.0.topic);
+        *self
+            .0
+            .pipeline
+            .deps
+            .metrics
+            .consumer_lag
+            .lock()
+            .expect("consumer lag") = lag;
+    }
+}
+
+/// Messages behind per partition of `topic` this consumer fetches from. The client reports
+/// -1 where it does not know yet, and -1 as the id of its internal "unassigned" partition:
+/// both are left out.
+fn lag_of(stats: &rdkafka::Statistics, topic: &str) -> BTreeMap<i32, i64> {
+    stats
+        .topics
+        .get(topic)
+        .map(|t| {
+            t.partitions
+                .iter()
+                .filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0)
+                .map(|(id, p)| (*id, p.consumer_lag))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
@@ -171,7 +214,8 @@ impl Source {
             .set("enable.partition.eof", "false")
             // A fetch returns after at most this long even with little data: the latency
             // budget is milliseconds (librdkafka's 500 ms default was most of it).
-            .set("fetch.wait.max.ms", "5");
+            .set("fetch.wait.max.ms", "5")
+            .set("statistics.interval.ms", STATS_INTERVAL_MS);
         for (k, v) in super::client_config(cfg).config_map() {
             cc.set(k, v);
         }
@@ -325,5 +369,8 @@ impl Run {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+        let m = &self.shared.pipeline.deps.metrics;
+        m.rejected.fetch_add(1, Ordering::Relaxed);
+        m.dead_letters_kafka.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -1,6 +1,8 @@
-//! The operator's and marketer's view of the engine: live counts, loaded rules, reload,
-//! dead letters and the embedded SMS outbox.
+//! The operator's and marketer's view of the engine: live counts, Prometheus metrics,
+//! probes, loaded rules, reload, dead letters and the embedded SMS outbox.
 
+pub mod health;
+pub mod metrics;
 pub mod openapi;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(rules))
         .routes(routes!(reload))
         .routes(routes!(dead_letters))

@@ -1,6 +1,13 @@
-//! Live counters for the console, `/api/v1/engine/stats` and, later, Prometheus.
+//! Live counters for the console, `/api/v1/engine/stats` and `/metrics`. Plain atomics and
+//! per-batch tallies: the engine knows nothing of how they are exposed (`ops::metrics` reads
+//! them when scraped).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crate::event::{EventType, Known};
+use crate::ports::Recommendation;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -28,6 +35,82 @@ pub struct Metrics {
     pub cache_drops: AtomicU64,
     /// Partitions of the events topic this instance owns now (Kafka mode).
     pub partitions_owned: AtomicU64,
+    /// Events taken in, by type (`events_in` split up).
+    pub events_by_type: TypeCounts,
+    /// Decisions stored, by rule, status and reason.
+    pub decisions: DecisionCounts,
+    /// Rejected events kept for inspection: in the database (HTTP ingest, the engine) or on
+    /// the dead-letter topic (Kafka mode).
+    pub dead_letters_http: AtomicU64,
+    pub dead_letters_engine: AtomicU64,
+    pub dead_letters_kafka: AtomicU64,
+    /// Messages behind the newest per owned partition of the events topic, as the Kafka
+    /// client last reported (Kafka mode; refreshed every few seconds).
+    pub consumer_lag: Mutex<BTreeMap<i32, i64>>,
+}
+
+/// Slots of [`TypeCounts`]: one per contract type, then one for every custom type.
+pub const TYPE_SLOTS: usize = Known::ALL.len() + 1;
+
+/// Events per type. Custom types share the last slot: their names are the senders' to
+/// choose, and a series per name could grow without bound.
+#[derive(Debug, Default)]
+pub struct TypeCounts([AtomicU64; TYPE_SLOTS]);
+
+impl TypeCounts {
+    /// The slot of an event type.
+    #[inline]
+    pub fn slot(ty: &EventType) -> usize {
+        match ty {
+            EventType::Known(k) => *k as usize,
+            EventType::Custom(_) => TYPE_SLOTS - 1,
+        }
+    }
+
+    /// Adds a batch's tally (one addition per type seen, not one per event).
+    pub fn add(&self, tally: &[u64; TYPE_SLOTS]) {
+        for (slot, n) in self.0.iter().zip(tally) {
+            if *n > 0 {
+                slot.fetch_add(*n, Relaxed);
+            }
+        }
+    }
+
+    /// `(type name, count)` for every slot, `custom` for the custom types.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        Known::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain(["custom"])
+            .zip(self.0.iter().map(|c| c.load(Relaxed)))
+            .collect()
+    }
+}
+
+/// Decisions by `(rule, status, reason)`; `none` where there is no reason. Added once per
+/// committed batch, under one lock.
+#[derive(Debug, Default)]
+pub struct DecisionCounts(Mutex<HashMap<(String, &'static str, String), u64>>);
+
+impl DecisionCounts {
+    pub fn add(&self, recs: &[Recommendation]) {
+        if recs.is_empty() {
+            return;
+        }
+        let mut m = self.0.lock().expect("decision counts");
+        for r in recs {
+            let reason = r.reason.clone().unwrap_or_else(|| "none".into());
+            *m.entry((r.rule_id.clone(), r.status.as_str(), reason))
+                .or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<((String, &'static str, String), u64)> {
+        let m = self.0.lock().expect("decision counts");
+        let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort();
+        v
+    }
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]

@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 pub use deadletter::{DeadLetter, DeadLetters};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{DecisionCounts, Metrics, MetricsSnapshot, TypeCounts, TYPE_SLOTS};
 pub use recs::{DeliveryRecord, RecQuery, RecStore, Settled};
 
 use crate::channels::Dispatcher;
@@ -275,9 +275,12 @@ impl Pipeline {
         let n = self.workers.len();
         self.deps.metrics.add_in(events.len() as u64);
         let mut parts: Vec<Vec<Arc<Event>>> = vec![Vec::new(); n];
+        let mut by_type = [0u64; TYPE_SLOTS];
         for e in events {
+            by_type[TypeCounts::slot(&e.kind)] += 1;
             parts[e.msisdn.shard(n)].push(Arc::new(e));
         }
+        self.deps.metrics.events_by_type.add(&by_type);
         let mut waits = Vec::new();
         // In pieces of a batch at most: a large request then takes turns with the others
         // instead of holding its workers for one long transaction.

@@ -408,6 +408,12 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 .count() as u64,
             Relaxed,
         );
+        deps.metrics.decisions.add(&fresh);
+        if !dead.is_empty() {
+            deps.metrics
+                .dead_letters_engine
+                .fetch_add(dead.len() as u64, Relaxed);
+        }
         for (a, mut report, range) in acks.drain(..) {
             if a.decisions {
                 report.decisions = recs[range].to_vec();

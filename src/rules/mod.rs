@@ -12,6 +12,7 @@ mod schema;
 pub mod templates;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ pub use query::{StateQuery, STATE_FUNCTIONS};
 pub use sandbox::{
     country_name, country_name_in, with_deadline, EventView, ProfileView, HELPERS, TIERS,
 };
+pub use timing::{RunTimes, RunTimesSnapshot, RUN_BUCKETS_NS};
 
 use crate::config::ScriptLimits;
 use crate::event::{EventType, TypeMap};
@@ -39,6 +41,8 @@ pub struct RuleStats {
     pub evaluated: AtomicU64,
     pub matched: AtomicU64,
     pub errors: AtomicU64,
+    /// How long its script runs take (`kairos_rule_evaluation_seconds`).
+    pub time: RunTimes,
 }
 
 impl RuleStats {

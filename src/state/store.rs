@@ -45,6 +45,11 @@ pub trait StateStore: Send + Sync {
     fn round_trips(&self) -> u64 {
         0
     }
+    /// Whether the store answers now (readiness). A store inside the database is checked
+    /// with the database.
+    async fn ping(&self) -> Result<(), StateStoreError> {
+        Ok(())
+    }
 }
 
 pub struct SqlStateStore {
@@ -175,6 +180,12 @@ fn unframe(mut v: Vec<u8>) -> Vec<u8> {
 
 #[async_trait::async_trait]
 impl StateStore for RedisStateStore {
+    async fn ping(&self) -> Result<(), StateStoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     async fn load(&self, keys: &[Msisdn]) -> Result<Vec<Option<Vec<u8>>>, StateStoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
