@@ -50,7 +50,7 @@ impl DeadLetters {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.db.writer.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let ids = Self::put_in(&mut tx, items).await?;
         tx.commit().await?;
         Ok(ids)

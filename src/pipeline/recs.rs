@@ -121,7 +121,7 @@ impl RecStore {
         &self,
         recs: &[Recommendation],
     ) -> Result<Vec<Recommendation>, sqlx::Error> {
-        let mut tx = self.db.writer.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let fresh = self.insert_in(&mut tx, recs).await?;
         tx.commit().await?;
         Ok(fresh)

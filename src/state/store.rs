@@ -83,7 +83,7 @@ impl StateStore for SqlStateStore {
     }
 
     async fn save(&self, entries: &[(Msisdn, Vec<u8>)]) -> Result<Vec<Msisdn>, StateStoreError> {
-        let mut tx = self.db.writer.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         self.save_in(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(Vec::new())
