@@ -323,9 +323,8 @@ pub async fn build_pipeline(
         ..Profile::default()
     });
     let deps = Deps {
-        rules: arc_swap::ArcSwap::from_pointee(rules),
+        loaded: crate::pipeline::Loaded::new(rules, policy),
         settings,
-        policy: arc_swap::ArcSwap::from_pointee(policy),
         state,
         profiles,
         recs,
@@ -385,8 +384,7 @@ impl App {
             .map_err(anyhow::Error::msg)?;
         if let Some(key) = crate::auth::db::bootstrap(&db, &config.auth.bootstrap_admin_key).await?
         {
-            // Printed once, on purpose to stdout: the operator needs it to create real users.
-            println!("kairos: generated admin API key (shown once, store it now): {key}");
+            show_generated_key(&key, config.log.format)?;
         }
         // Kafka mode: one producer for decisions, events from HTTP and dead letters.
         let producer = if config.kafka.enabled() {
@@ -514,6 +512,36 @@ impl App {
         Ok(())
     }
 }
+
+/// The operator needs the generated admin key to create real users, once. On a terminal
+/// (text logs) it is printed; where logs are JSON they are shipped and kept elsewhere, so
+/// the key goes to a file only its owner can read and the log names the file.
+fn show_generated_key(key: &str, format: crate::config::LogFormat) -> anyhow::Result<()> {
+    if format != crate::config::LogFormat::Json {
+        println!("kairos: generated admin API key (shown once, store it now): {key}");
+        return Ok(());
+    }
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::path::Path::new(GENERATED_KEY_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing the generated admin key to {}", path.display()))?;
+    writeln!(f, "{key}").context("writing the generated admin key")?;
+    tracing::warn!(
+        file = %path.display(),
+        "generated an admin API key; it is in this file (owner only): read it, store it, delete the file"
+    );
+    Ok(())
+}
+
+/// Where JSON-logging instances leave a generated admin key, in the working directory.
+pub const GENERATED_KEY_FILE: &str = "kairos-admin-key";
 
 #[cfg(test)]
 mod tests {

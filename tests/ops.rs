@@ -280,28 +280,32 @@ async fn a_good_app_is_ready_and_names_what_it_checked() {
     app.shutdown().await.unwrap();
 }
 
-/// `kairos serve` with `log.format = "json"`: every line it prints is a JSON object, and
-/// SIGTERM stops it cleanly (exit 0) after saying so.
-#[tokio::test]
-async fn json_logs_print_one_object_per_line() {
-    let dir = tempfile::tempdir().unwrap();
+/// `kairos serve` with `log.format = "json"` in `dir` (its database there too), with the
+/// given admin key or none.
+async fn serve_json(dir: &std::path::Path, key: Option<&str>) -> (std::process::Child, String) {
     let port = free_port();
-    let child = crate::crash::kairos()
-        .arg("serve")
+    let mut cmd = crate::crash::kairos();
+    cmd.arg("serve")
+        .current_dir(dir)
         .env(
             "KAIROS_DATABASE__URL",
-            format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display()),
+            format!("sqlite://{}?mode=rwc", dir.join("k.db").display()),
         )
         .env("KAIROS_HTTP__ADDR", format!("127.0.0.1:{port}"))
-        .env("KAIROS_AUTH__BOOTSTRAP_ADMIN_KEY", "json-logs-key")
         .env("KAIROS_LOG__FORMAT", "json")
         .env("KAIROS_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the kairos binary starts");
-    let (mut child, base) = crate::crash::healthy(child, port).await;
-    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
-    assert_eq!(r.status(), 200);
+        .stdout(Stdio::piped());
+    if let Some(key) = key {
+        cmd.env("KAIROS_AUTH__BOOTSTRAP_ADMIN_KEY", key);
+    }
+    let child = cmd.spawn().expect("the kairos binary starts");
+    crate::crash::healthy(child, port).await
+}
+
+/// Stops a server with SIGTERM; its exit status and what it printed.
+async fn stop_and_read(
+    mut child: std::process::Child,
+) -> (std::process::ExitStatus, String, Vec<serde_json::Value>) {
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -317,15 +321,27 @@ async fn json_logs_print_one_object_per_line() {
         .await
         .expect("stops within 30 s of SIGTERM")
         .unwrap();
-    assert!(
-        status.success(),
-        "SIGTERM is a clean stop: {status:?}\n{text}"
-    );
-    let lines: Vec<serde_json::Value> = text
+    let lines = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
+    (status, text, lines)
+}
+
+/// `kairos serve` with `log.format = "json"`: every line it prints is a JSON object, and
+/// SIGTERM stops it cleanly (exit 0) after saying so.
+#[tokio::test]
+async fn json_logs_print_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve_json(dir.path(), Some("json-logs-key")).await;
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, text, lines) = stop_and_read(child).await;
+    assert!(
+        status.success(),
+        "SIGTERM is a clean stop: {status:?}\n{text}"
+    );
     let said = |what: &str| {
         lines.iter().any(|l| {
             l["level"] == "INFO" && l["message"].as_str().is_some_and(|m| m.contains(what))
@@ -333,4 +349,35 @@ async fn json_logs_print_one_object_per_line() {
     };
     assert!(said("kairos listening on"), "{text}");
     assert!(said("shutting down"), "{text}");
+}
+
+/// Shipped JSON logs never carry the generated admin key: it goes to a file only its owner
+/// can read, the log names the file, and the key in it works.
+#[tokio::test]
+async fn json_logs_leave_the_generated_admin_key_in_an_owner_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve_json(dir.path(), None).await;
+    let file = dir.path().join(kairos::app::GENERATED_KEY_FILE);
+    let key = std::fs::read_to_string(&file).expect("the key file is written");
+    let key = key.trim();
+    assert!(key.len() >= 32, "a real key: {key:?}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner only");
+    let me = reqwest::Client::new()
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the key in the file is the admin's");
+    let (_, text, lines) = stop_and_read(child).await;
+    assert!(!text.contains(key), "the key is not in the log:\n{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "WARN"
+                && l["file"].as_str() == Some(kairos::app::GENERATED_KEY_FILE)),
+        "the log names the file: {text}"
+    );
 }

@@ -64,19 +64,38 @@ pub async fn version(db: &Db, number: i64) -> Result<Option<Version>, StoreError
 
 /// Versions, newest first, a page at a time, and how many there are.
 pub async fn versions(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Version>, i64), StoreError> {
-    let rows: Vec<VersionRow> = sqlx::query_as(&format!(
-        "SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC LIMIT $1 OFFSET $2"
-    ))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await
-    .context("listing rule versions")?;
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rule_versions")
+    let (rows, total) = page::<VersionRow>(
+        db,
+        &format!("SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC"),
+        "rule_versions",
+        (limit, offset),
+    )
+    .await?;
+    Ok((rows.into_iter().map(version_of).collect(), total))
+}
+
+/// One page of `select` (ordered, without its paging) and the count of `table`'s rows:
+/// both lists here are all of their table.
+async fn page<R>(
+    db: &Db,
+    select: &str,
+    table: &str,
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<R>, i64), StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let rows: Vec<R> = sqlx::query_as(&format!("{select} LIMIT $1 OFFSET $2"))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await
+        .with_context(|| format!("listing {table}"))?;
+    let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
         .fetch_one(&db.pool)
         .await
-        .context("counting rule versions")?;
-    Ok((rows.into_iter().map(version_of).collect(), total))
+        .with_context(|| format!("counting {table}"))?;
+    Ok((rows, total))
 }
 
 /// The files of version `number` (empty for a version that does not exist).
@@ -270,18 +289,13 @@ pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
 
 /// Drafts, oldest first, a page at a time, and how many there are.
 pub async fn drafts(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Draft>, i64), StoreError> {
-    let rows: Vec<DraftRow> = sqlx::query_as(&format!(
-        "SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id LIMIT $1 OFFSET $2"
-    ))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await
-    .context("listing rule drafts")?;
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rule_drafts")
-        .fetch_one(&db.pool)
-        .await
-        .context("counting rule drafts")?;
+    let (rows, total) = page::<DraftRow>(
+        db,
+        &format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id"),
+        "rule_drafts",
+        (limit, offset),
+    )
+    .await?;
     Ok((rows.into_iter().map(draft_of).collect(), total))
 }
 

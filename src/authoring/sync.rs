@@ -4,7 +4,7 @@
 //! that missed the message (or runs without Redis) converges within a second anyway.
 //!
 //! A swap replaces the compiled rules and the contact policy whole between batches
-//! (`Pipeline::swap_rules`): batches in flight finish on the old set. Subscribers' state is
+//! (`Pipeline::swap`): batches in flight finish on the old set. Subscribers' state is
 //! keyed by each series' fingerprint, not by rule, so the series an unchanged rule reads
 //! keep their values across a swap, and a new series starts empty.
 
@@ -318,8 +318,7 @@ impl RuleSync {
             rules: compiled.rules.rules.len(),
             state_series: compiled.rules.spec.defs.len(),
         };
-        p.swap_rules(compiled.rules);
-        p.swap_policy(policy);
+        p.swap(compiled.rules, policy);
         self.0.running.store(version, Ordering::Release);
         tracing::info!(version, rules = out.rules, "rule version swapped in");
         Ok(out)

@@ -147,17 +147,29 @@ pub struct Registry {
 /// `retrying` for a transient failure put off to a later attempt. One lock per send: sends
 /// run at a channel's contracted rate, far below the engine's.
 #[derive(Debug, Default)]
-pub struct SendCounts(std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>);
+pub struct SendCounts(
+    std::sync::Mutex<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>,
+    >,
+);
 
 impl SendCounts {
     pub fn add(&self, channel: &str, status: &'static str) {
         let mut m = self.0.lock().expect("send counts");
-        *m.entry((channel.to_string(), status)).or_default() += 1;
+        // Found by the borrowed name: a send allocates nothing once its channel is counted.
+        match m.get_mut(channel) {
+            Some(by_status) => *by_status.entry(status).or_default() += 1,
+            None => {
+                m.insert(channel.to_string(), [(status, 1)].into());
+            }
+        }
     }
 
     pub fn snapshot(&self) -> Vec<((String, &'static str), u64)> {
         let m = self.0.lock().expect("send counts");
-        m.iter().map(|(k, n)| (k.clone(), *n)).collect()
+        m.iter()
+            .flat_map(|(ch, by_status)| by_status.iter().map(move |(s, n)| ((ch.clone(), *s), *n)))
+            .collect()
     }
 }
 

@@ -161,7 +161,7 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
         "kairos listening on http://{}  (rules: {}, database: {})",
         app.addr,
         app.state.config.engine.rules_dir.display(),
-        app.state.config.database.url
+        crate::store::redacted_url(&app.state.config.database.url)
     ));
     let pipeline = app.state.pipeline.clone();
     if let Some(n) = simulate {

@@ -16,7 +16,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 pub fn spawn(deps: Arc<Deps>) {
     tokio::spawn(async move {
         loop {
-            let policy = deps.policy.load_full();
+            let policy = deps.policy();
             let (Some(learned), Some(every)) =
                 (&policy.propensity, policy.contact.learn_every_secs)
             else {

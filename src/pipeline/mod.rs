@@ -34,12 +34,27 @@ use crate::ports::{
 use crate::rules::RuleSet;
 use crate::state::StateStore;
 
+/// What a rule version installs: its rules and the policy built with its contact settings.
+pub struct Loaded {
+    pub rules: Arc<RuleSet>,
+    pub policy: Arc<Policy>,
+}
+
+impl Loaded {
+    pub fn new(rules: RuleSet, policy: Policy) -> ArcSwap<Loaded> {
+        ArcSwap::from_pointee(Loaded {
+            rules: Arc::new(rules),
+            policy: Arc::new(policy),
+        })
+    }
+}
+
 /// Everything workers share.
 pub struct Deps {
-    pub rules: ArcSwap<RuleSet>,
+    /// The rules and the decision policy they run under, swapped together by a publish so
+    /// no batch sees new rules with the old policy.
+    pub loaded: ArcSwap<Loaded>,
     pub settings: MatchSettings,
-    /// Swapped whole by a reload, like the rules.
-    pub policy: ArcSwap<Policy>,
     pub state: Arc<dyn StateStore>,
     pub profiles: Arc<dyn ProfileSource>,
     pub recs: RecStore,
@@ -233,22 +248,31 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Swaps in a new rule set atomically; events in flight finish on the old one.
-    pub fn swap_rules(&self, rules: RuleSet) {
-        self.deps.rules.store(Arc::new(rules));
+    /// Swaps in a new rule set and its policy in one step; batches in flight finish on the
+    /// old pair.
+    pub fn swap(&self, rules: RuleSet, policy: Policy) {
+        self.deps.loaded.store(Arc::new(Loaded {
+            rules: Arc::new(rules),
+            policy: Arc::new(policy),
+        }));
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {
-        self.deps.rules.load_full()
-    }
-
-    /// Swaps in a new decision policy; batches in flight finish on the old one.
-    pub fn swap_policy(&self, policy: Policy) {
-        self.deps.policy.store(Arc::new(policy));
+        self.deps.rules()
     }
 
     pub fn policy(&self) -> Arc<Policy> {
-        self.deps.policy.load_full()
+        self.deps.policy()
+    }
+}
+
+impl Deps {
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.loaded.load().rules.clone()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.loaded.load().policy.clone()
     }
 }
 

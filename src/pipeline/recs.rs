@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::event::{AttrValue, Attrs, Event, EventType, Known, Msisdn};
 use crate::ports::{EventSink, Recommendation, Status};
-use crate::store::{placeholders, Db, DbKind};
+use crate::store::{placeholders, placeholders_after, Db, DbKind};
 
 /// Rows per multi-row insert: 16 binds each stays far below both databases' bind limits.
 const ROWS_PER_INSERT: usize = 64;
@@ -260,40 +260,26 @@ impl RecStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // `?` on SQLite (sqlx binds `$n` there at a cost growing with the square of their
-        // number, see `store::placeholders`), so the binds follow the text's order.
-        let (until, list, now, now2) = match self.db.kind {
-            DbKind::Sqlite => (
-                "?".into(),
-                placeholders(DbKind::Sqlite, 1, ids.len()),
-                "?".to_string(),
-                "?".to_string(),
-            ),
-            DbKind::Postgres => {
-                let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
-                (
-                    "$1".to_string(),
-                    format!("({})", list.join(",")),
-                    "$2".to_string(),
-                    "$2".to_string(),
-                )
-            }
+        // The times come first in the text and the ids after them as one list: SQLite's `?`
+        // are bound in the text's order (see `store::placeholders`), PostgreSQL's numbered
+        // to match, so both take the same binds.
+        let [until, now, due] = match self.db.kind {
+            DbKind::Sqlite => ["?"; 3],
+            DbKind::Postgres => ["$1", "$2", "$3"],
         };
+        let list = placeholders_after(self.db.kind, 3, 1, ids.len());
         let sql = format!(
             "UPDATE recommendations SET claimed_until = {until}, attempts = attempts + 1, status = 'queued' \
-             WHERE id IN {list} AND (claimed_until IS NULL OR claimed_until < {now}) \
-             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= {now2})) \
-             RETURNING id, attempts"
+             WHERE (claimed_until IS NULL OR claimed_until < {now}) \
+             AND (status = 'queued' OR (status = 'deferred' AND next_attempt_at <= {due})) \
+             AND id IN {list} RETURNING id, attempts"
         );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(until_ms);
-        if self.db.kind == DbKind::Postgres {
-            q = q.bind(now_ms);
-        }
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(until_ms)
+            .bind(now_ms)
+            .bind(now_ms);
         for id in ids {
             q = q.bind(*id);
-        }
-        if self.db.kind == DbKind::Sqlite {
-            q = q.bind(now_ms).bind(now_ms);
         }
         let rows = q.fetch_all(&self.db.writer).await?;
         Ok(rows.into_iter().map(|(id, n)| (id, n as u32)).collect())

@@ -108,7 +108,7 @@ fn usage_json(shard: &Shard, deps: &Deps, m: Msisdn) -> serde_json::Value {
     let Some(entry) = shard.entries.get(&m) else {
         return serde_json::json!({});
     };
-    let rules = deps.rules.load();
+    let rules = deps.rules();
     let st = &entry.state;
     let mut out = serde_json::Map::new();
     for series in &rules.spec.defs {
@@ -237,8 +237,8 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         }
         shard.tick();
         preload(&mut shard, &deps, &batch).await;
-        let rules = deps.rules.load_full();
-        let policy = deps.policy.load_full();
+        let loaded = deps.loaded.load_full();
+        let (rules, policy) = (&loaded.rules, &loaded.policy);
         recs.clear();
         dead.clear();
         upcoming.clear();
@@ -262,9 +262,9 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                         next += 1;
                         failures.clear();
                         let r = shard.process(
-                            &rules,
+                            rules,
                             &deps.settings,
-                            &policy,
+                            policy,
                             &deps.default_profile,
                             &ev,
                             &mut recs,
@@ -325,7 +325,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
                 Work::Propose(req, tx) => {
                     let start = recs.len();
-                    recs.extend(shard.propose(&policy, &deps.default_profile, &req));
+                    recs.extend(shard.propose(policy, &deps.default_profile, &req));
                     replies.push((tx, start..recs.len()));
                 }
                 Work::Usage(m, tx) => {
@@ -333,9 +333,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
                 Work::Recheck(m, live, tx) => {
                     let _ = tx.send(match shard.entries.get(&m) {
-                        Some(e) => {
-                            super::rank::recheck(&policy, &rules, live, &e.state, &e.profile)
-                        }
+                        Some(e) => super::rank::recheck(policy, rules, live, &e.state, &e.profile),
                         None => live,
                     });
                 }
@@ -346,7 +344,7 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
                 }
             }
         }
-        let slow = crate::engine::account(&rules, &deps.settings, started.elapsed());
+        let slow = crate::engine::account(rules, &deps.settings, started.elapsed());
         deps.metrics
             .rule_quarantines
             .fetch_add(slow.len() as u64, Relaxed);

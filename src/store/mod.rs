@@ -105,6 +105,18 @@ impl Db {
     }
 }
 
+/// A database URL fit for a log line: its password, if it has one, as `***`.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(a database URL that does not parse)".into(),
+    }
+}
+
 /// RFC 3339 text in UTC for stored timestamps: sorts correctly as text on both databases.
 pub fn ts_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -119,6 +131,13 @@ pub fn ts_text(t: chrono::DateTime<chrono::Utc>) -> String {
 /// statement that was over a quarter of the server's CPU under HTTP ingest. `?` has no name,
 /// and sqlx binds such parameters in order.
 pub fn placeholders(kind: DbKind, rows: usize, cols: usize) -> String {
+    placeholders_after(kind, 0, rows, cols)
+}
+
+/// [`placeholders`] for a statement whose first `before` parameters are bound ahead of the
+/// list: on PostgreSQL the list's numbers start at `$before + 1`. On SQLite every parameter
+/// is a `?` bound in the text's order, so what stands before the list must be bound first.
+pub fn placeholders_after(kind: DbKind, before: usize, rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -133,7 +152,7 @@ pub fn placeholders(kind: DbKind, rows: usize, cols: usize) -> String {
                 DbKind::Sqlite => out.push('?'),
                 DbKind::Postgres => {
                     out.push('$');
-                    out.push_str(&(r * cols + c + 1).to_string());
+                    out.push_str(&(before + r * cols + c + 1).to_string());
                 }
             }
         }
@@ -166,4 +185,29 @@ pub async fn app_secret(db: &Db, name: &str, configured: &str) -> Result<String,
         .fetch_one(&db.pool)
         .await?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_logged_database_url_keeps_no_password() {
+        assert_eq!(
+            super::redacted_url("postgres://kairos:s3cret@db.internal:5432/kairos"),
+            "postgres://kairos:***@db.internal:5432/kairos"
+        );
+        let plain = "sqlite://kairos.db?mode=rwc";
+        assert_eq!(super::redacted_url(plain), plain);
+        assert!(!super::redacted_url("post gres://a:b@c").contains(":b@"));
+    }
+
+    #[test]
+    fn placeholders_after_number_on_from_what_is_bound_before() {
+        use super::{placeholders_after, DbKind};
+        assert_eq!(placeholders_after(DbKind::Postgres, 3, 1, 3), "($4,$5,$6)");
+        assert_eq!(placeholders_after(DbKind::Sqlite, 3, 1, 3), "(?,?,?)");
+        assert_eq!(
+            placeholders_after(DbKind::Postgres, 0, 2, 2),
+            "($1,$2),($3,$4)"
+        );
+    }
 }
