@@ -106,13 +106,32 @@ pub fn replay_on(
     rules: &RuleSet,
     config: &Config,
     input: impl BufRead,
+    out: impl Write,
+    profiles: HashMap<Msisdn, Arc<Profile>>,
+    progress: impl FnMut(u64),
+    workers: usize,
+) -> anyhow::Result<Summary> {
+    // The contact policy of the rules folder, as the rules it holds.
+    let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    replay_with(
+        rules, policy, config, input, out, profiles, progress, workers,
+    )
+}
+
+/// [`replay_on`] with the contact policy given (a published or draft set carries its own
+/// `policy.toml`; backtests run it so).
+#[allow(clippy::too_many_arguments)]
+pub fn replay_with(
+    rules: &RuleSet,
+    mut policy: Policy,
+    config: &Config,
+    input: impl BufRead,
     mut out: impl Write,
     profiles: HashMap<Msisdn, Arc<Profile>>,
     mut progress: impl FnMut(u64),
     workers: usize,
 ) -> anyhow::Result<Summary> {
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
-    let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     policy.go_status = Status::Proposed;
     // No CRM here: every number is decided for, as the rules alone would.
     policy.market_unknown = true;
