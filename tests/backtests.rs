@@ -21,7 +21,7 @@ const NEW_RULE: &str = r#"#{
 };
 "#;
 
-async fn job_when(t: &TestApp, token: &str, id: &str) -> Value {
+pub async fn job_when(t: &TestApp, token: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let j = t
@@ -204,6 +204,7 @@ async fn a_backtest_over_a_capture_counts_what_replay_counts_and_shows_the_added
             "{r}"
         );
         // Only THANKS-1 has answers (a rate of 0.5); the others count nothing.
+        assert!(tested["missed-call-thanks"].1 > 0, "{tested:?}");
         let thanks = rules
             .iter()
             .find(|x| x["rule_id"] == "missed-call-thanks")
@@ -366,5 +367,75 @@ async fn an_upload_runs_within_its_bound_and_a_larger_one_is_refused_with_413() 
             assert_eq!(r.status, 400, "{}", r.body);
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn a_capture_records_on_every_instance_and_a_backtest_answers_on_any() {
+    crate::common::on_both_urls(async |backend, url| {
+        let tweak = |c: &mut kairos::config::Config| c.capture.poll_ms = 100;
+        let a = TestApp::start_config(backend, url.clone(), tweak).await;
+        let b = TestApp::start_config(backend, url.clone(), tweak).await;
+        let c = a
+            .post(
+                a.admin(),
+                "/api/v1/captures",
+                json!({"name": "both", "limit": 3}),
+            )
+            .await
+            .expect(201);
+        let id = c["id"].as_str().unwrap().to_string();
+        // B finds the capture A started within its poll.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.app.state.pipeline.tap().active().is_none() {
+            assert!(Instant::now() < deadline, "B never started recording");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ev = crate::captures::event;
+        ingest(
+            &b,
+            vec![
+                ev("m1", "sms", "8613900004201"),
+                ev("m2", "sms", "8613900004202"),
+            ],
+        )
+        .await;
+        capture_when(&a, &id, |c| c["events"] == 2).await;
+        ingest(
+            &a,
+            vec![
+                ev("m3", "sms", "8613900004203"),
+                ev("m4", "sms", "8613900004204"),
+            ],
+        )
+        .await;
+        // The limit holds whichever instance records.
+        let done = capture_when(&b, &id, |c| c["status"] == "ended").await;
+        assert_eq!(done["events"], 3, "{done}");
+        assert_eq!(done["ended_because"], "limit", "{done}");
+        // Both instances stop recording once it ended.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.app.state.pipeline.tap().active().is_some()
+            || b.app.state.pipeline.tap().active().is_some()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "a tap stayed on after the capture ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Started on B, followed on A.
+        let started = b
+            .post(b.admin(), "/api/v1/backtests", json!({"capture_id": id}))
+            .await
+            .expect(202);
+        let job = job_when(&a, a.admin(), started["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "done", "{job}");
+        assert_eq!(job["result"]["events"], 3, "{job}");
+        assert_eq!(job["spec"]["events"]["capture_id"], id.as_str(), "{job}");
+        b.stop().await;
+        a.stop().await;
+    })
     .await;
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::world::world;
-use crate::common::{on_both, TestApp};
+use crate::common::{on_both, on_both_with, TestApp};
 
 const A: &str = "8613900004001";
 const B: &str = "8613900004002";
@@ -252,5 +252,40 @@ async fn a_team_scoped_role_may_not_read_or_start_captures() {
         assert_eq!(status, 200);
         assert!(text.contains(A), "{text}");
     })
+    .await;
+}
+
+#[tokio::test]
+async fn a_recorder_that_falls_behind_drops_and_counts_instead_of_holding_up_ingest() {
+    on_both_with(
+        |c| {
+            c.capture.queue = 1;
+            c.capture.poll_ms = 50;
+        },
+        async |t| {
+            let c = t
+                .post(
+                    t.admin(),
+                    "/api/v1/captures",
+                    json!({"name": "everything", "limit": 100000}),
+                )
+                .await
+                .expect(201);
+            let id = c["id"].as_str().unwrap().to_string();
+            let events: Vec<Value> = (0..2000)
+                .map(|i| event(&format!("d{i}"), "sms", A))
+                .collect();
+            // One request: the tap sees all of them before the writer gets a turn, and the
+            // queue holds one. Ingest answers all the same.
+            ingest(t, events).await;
+            let done = capture_when(t, &id, |c| {
+                c["events"].as_i64().unwrap() + c["dropped"].as_i64().unwrap() == 2000
+            })
+            .await;
+            assert!(done["dropped"].as_i64().unwrap() > 0, "{done}");
+            assert!(done["events"].as_i64().unwrap() > 0, "{done}");
+            assert_eq!(done["status"], "running", "{done}");
+        },
+    )
     .await;
 }

@@ -142,19 +142,9 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Capture>, i64
     Ok((rows.into_iter().map(capture_of).collect(), total))
 }
 
-/// The captures recording now, after ending those whose time is up.
+/// The captures recording now, after ending those whose time is up. Reads only, unless
+/// one's time is up: every instance asks every `capture.poll_ms`.
 pub async fn running(db: &Db) -> Result<Vec<Capture>, StoreError> {
-    let now = now_text();
-    sqlx::query(
-        "UPDATE captures SET status = $1, ended_because = 'until', ended_at = $2 \
-         WHERE status = $3 AND stop_at IS NOT NULL AND stop_at <= $2",
-    )
-    .bind(ENDED)
-    .bind(&now)
-    .bind(RUNNING)
-    .execute(&db.writer)
-    .await
-    .context("ending captures whose time is up")?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM captures WHERE status = $1 ORDER BY created_at, id"
     ))
@@ -162,7 +152,17 @@ pub async fn running(db: &Db) -> Result<Vec<Capture>, StoreError> {
     .fetch_all(&db.pool)
     .await
     .context("listing running captures")?;
-    Ok(rows.into_iter().map(capture_of).collect())
+    let now = now_text();
+    let mut out = Vec::with_capacity(rows.len());
+    for c in rows.into_iter().map(capture_of) {
+        // Both are `store::ts_text`, which sorts as time.
+        if c.until.as_ref().is_some_and(|u| *u <= now) {
+            end(db, &c.id, "until").await?;
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// Ends a running capture (`because`: `stopped`); an ended one stays as it is.
@@ -185,6 +185,14 @@ pub async fn end(db: &Db, id: &str, because: &str) -> Result<(), StoreError> {
 /// Removes a capture and its events; false when there was none.
 pub async fn delete(db: &Db, id: &str) -> Result<bool, StoreError> {
     let mut tx = begin_write(db).await?;
+    // The row first: an append under way finishes before, and one after finds no capture
+    // (else its events could land between the two deletes and block the second).
+    sqlx::query("UPDATE captures SET status = $1 WHERE id = $2")
+        .bind(ENDED)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("locking a capture")?;
     sqlx::query("DELETE FROM capture_events WHERE capture_id = $1")
         .bind(id)
         .execute(&mut *tx)
