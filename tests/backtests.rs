@@ -370,6 +370,65 @@ async fn an_upload_runs_within_its_bound_and_a_larger_one_is_refused_with_413() 
     .await;
 }
 
+/// `n` roaming events, one per subscriber.
+fn roamers(n: usize) -> String {
+    let ts = "2026-11-23T08:15:00+08:00";
+    (0..n)
+        .map(|i| {
+            json!({"id": format!("r{i}"), "type": "location_update", "msisdn": format!("86139{i:08}"),
+                "ts": ts, "attrs": {"country": "JP", "mcc": "440", "roaming": true}})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn progress_moves_while_a_backtest_runs() {
+    on_both(async |t| {
+        let events = roamers(20_000);
+        let (status, _, body) = t
+            .post_raw(
+                t.admin(),
+                "/api/v1/backtests",
+                &[("content-type", "application/x-ndjson")],
+                events,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let started: Value = serde_json::from_str(&body).unwrap();
+        let id = started["id"].as_str().unwrap().to_string();
+        let total = started["progress"]["events_total"].as_i64().unwrap();
+        assert_eq!(total, 20_000, "{started}");
+        let mut seen = vec![started["progress"]["events_done"].as_i64().unwrap()];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let last = loop {
+            let j = t
+                .get(t.admin(), &format!("/api/v1/backtests/{id}"))
+                .await
+                .expect(200);
+            seen.push(j["progress"]["events_done"].as_i64().unwrap());
+            if j["status"] != "running" {
+                break j;
+            }
+            assert!(Instant::now() < deadline, "{j}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(last["status"], "done", "{last}");
+        assert_eq!(last["result"]["events"], 20_000, "{last}");
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "progress went back: {seen:?}"
+        );
+        assert_eq!(*seen.last().unwrap(), total);
+        assert!(
+            seen.iter().any(|d| 0 < *d && *d < total),
+            "no progress seen between start and end: {seen:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_capture_records_on_every_instance_and_a_backtest_answers_on_any() {
     crate::common::on_both_urls(async |backend, url| {

@@ -285,6 +285,28 @@ async fn a_recorder_that_falls_behind_drops_and_counts_instead_of_holding_up_ing
             assert!(done["dropped"].as_i64().unwrap() > 0, "{done}");
             assert!(done["events"].as_i64().unwrap() > 0, "{done}");
             assert_eq!(done["status"], "running", "{done}");
+
+            // A capture with an end time ends then, whatever its limit.
+            let until = (chrono::Utc::now() + chrono::Duration::milliseconds(400)).to_rfc3339();
+            let timed = t
+                .post(
+                    t.admin(),
+                    "/api/v1/captures",
+                    json!({"name": "briefly", "limit": 100000, "until": until}),
+                )
+                .await
+                .expect(201);
+            let timed_id = timed["id"].as_str().unwrap().to_string();
+            let ended = capture_when(t, &timed_id, |c| c["status"] == "ended").await;
+            assert_eq!(ended["ended_because"], "until", "{ended}");
+            let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+            t.post(
+                t.admin(),
+                "/api/v1/captures",
+                json!({"name": "late", "limit": 10, "until": past}),
+            )
+            .await
+            .expect_field("until");
         },
     )
     .await;
