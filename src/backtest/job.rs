@@ -87,22 +87,25 @@ async fn files_of(st: &BacktestState, t: &Tested, active: &Files) -> Result<File
     }
 }
 
-/// A capture's events as one NDJSON file, in the order recorded.
-async fn captured(st: &BacktestState, id: &str) -> Result<Vec<u8>, Refusal> {
-    let db = st.sync.db();
-    let c = crate::capture::store::get(db, id)
-        .await?
-        .ok_or_else(|| Refusal::NotFound(format!("capture {id}")))?;
-    if c.events == 0 {
-        return Err(Refusal::Field(
-            "capture_id",
-            format!("capture {id} holds no events yet"),
-        ));
-    }
+/// The events a job runs on, as far as the request reads them: a capture is read in the
+/// background, so a large one does not hold up the answer.
+enum Input {
+    Capture { id: String, upto: i64 },
+    Bytes(Vec<u8>),
+}
+
+/// The first `upto` events of a capture as one NDJSON file, in the order recorded; the job
+/// is touched after each page so that it does not look abandoned while a large one loads.
+async fn captured(
+    db: &crate::store::Db,
+    job: &str,
+    id: &str,
+    upto: i64,
+) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let rows = crate::capture::store::events(db, id, after, c.events, PAGE).await?;
+        let rows = crate::capture::store::events(db, id, after, upto, PAGE).await?;
         let Some(last) = rows.last().map(|r| r.0) else {
             break;
         };
@@ -111,6 +114,7 @@ async fn captured(st: &BacktestState, id: &str) -> Result<Vec<u8>, Refusal> {
             out.push(b'\n');
         }
         after = last;
+        store::progress(db, job, 0).await?;
     }
     Ok(out)
 }
@@ -157,17 +161,36 @@ pub async fn start(
     let (active, published_files) = publish::active_files(db).await?;
     let published_version = active.unwrap_or(0);
     let tested_files = files_of(st, &tested, &published_files).await?;
-    let (source, bytes) = match events {
+    let (source, input, total) = match events {
         Events::Capture(id) => {
-            let b = captured(st, &id).await?;
-            (serde_json::json!({"capture_id": id}), b)
+            let c = crate::capture::store::get(db, &id)
+                .await?
+                .ok_or_else(|| Refusal::NotFound(format!("capture {id}")))?;
+            if c.events == 0 {
+                return Err(Refusal::Field(
+                    "capture_id",
+                    format!("capture {id} holds no events yet"),
+                ));
+            }
+            let upto = c.events;
+            (
+                serde_json::json!({"capture_id": id}),
+                Input::Capture { id, upto },
+                upto as u64,
+            )
         }
-        Events::Upload(b) => (serde_json::json!({"upload_bytes": b.len()}), Vec::from(b)),
+        Events::Upload(b) => {
+            let total = run::count_events(&b);
+            if total == 0 {
+                return Err(Refusal::Field("body", "holds no events".into()));
+            }
+            (
+                serde_json::json!({"upload_bytes": b.len()}),
+                Input::Bytes(Vec::from(b)),
+                total,
+            )
+        }
     };
-    let total = run::count_events(&bytes);
-    if total == 0 {
-        return Err(Refusal::Field("body", "holds no events".into()));
-    }
     let config = st.sync.config().clone();
     let same = tested_files == published_files;
     let tested_set = crate::authoring::sync::compile_off_thread(tested_files, config.clone())
@@ -207,7 +230,7 @@ pub async fn start(
         job.id.clone(),
         config,
         sets,
-        bytes,
+        input,
         rates,
     ));
     Ok(job)
@@ -218,9 +241,23 @@ async fn run_job(
     id: String,
     config: Arc<crate::config::Config>,
     sets: Sets,
-    events: Vec<u8>,
+    input: Input,
     rates: Rates,
 ) {
+    let events = match input {
+        Input::Bytes(b) => b,
+        Input::Capture { id: capture, upto } => match captured(&db, &id, &capture, upto).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(backtest = %id, error = %e, "backtest: reading the capture failed");
+                let failed = Err(format!("reading capture {capture} failed"));
+                if let Err(e) = store::finish(&db, &id, 0, failed).await {
+                    tracing::error!(backtest = %id, error = %e, "backtest: recording its end failed");
+                }
+                return;
+            }
+        },
+    };
     let done = Arc::new(AtomicU64::new(0));
     let counter = done.clone();
     let workers = workers(config.backtest.workers);
