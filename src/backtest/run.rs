@@ -469,6 +469,103 @@ mod tests {
         assert_eq!(t.bad_lines, 0);
     }
 
+    fn run_of(rules: &[&str], counts: &[(&str, u64, u64)], offers: &[(&str, &str, u64)]) -> Run {
+        let mut summary = Summary::default();
+        for (id, matched, proposed) in counts {
+            summary.per_rule.insert(
+                id.to_string(),
+                crate::replay::RuleSummary {
+                    matched: *matched,
+                    proposed: *proposed,
+                    suppressed: BTreeMap::from([("cooldown".to_string(), matched - proposed)]),
+                },
+            );
+        }
+        let mut tally = Tally::default();
+        for (rule, code, n) in offers {
+            tally
+                .offers
+                .insert((rule.to_string(), code.to_string()), *n);
+            *tally.channels.entry("sms".into()).or_default() += n;
+        }
+        Run {
+            summary,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            tally,
+        }
+    }
+
+    #[test]
+    fn the_comparison_names_rules_added_removed_and_kept() {
+        let tested = run_of(
+            &["a", "new"],
+            &[("a", 5, 3), ("new", 2, 2)],
+            &[("a", "A", 3), ("new", "N", 2)],
+        );
+        let published = run_of(&["a", "old"], &[("a", 5, 4), ("old", 1, 1)], &[]);
+        let rates = Rates::History(HashMap::from([("N".to_string(), (1, 3))]));
+        let r = result(&tested, &published, 7, &rates);
+        let by = |id: &str| {
+            r.diff
+                .rules
+                .iter()
+                .find(|d| d.rule_id == id)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            (by("a").change.as_str(), by("a").delta),
+            (
+                "kept",
+                Delta {
+                    matched: 0,
+                    offers: -1
+                }
+            )
+        );
+        assert_eq!(
+            (
+                by("new").change.as_str(),
+                by("new").published,
+                by("new").delta
+            ),
+            (
+                "added",
+                Side::default(),
+                Delta {
+                    matched: 2,
+                    offers: 2
+                }
+            )
+        );
+        assert_eq!(
+            (by("old").change.as_str(), by("old").tested, by("old").delta),
+            (
+                "removed",
+                Side::default(),
+                Delta {
+                    matched: -1,
+                    offers: -1
+                }
+            )
+        );
+        assert_eq!(r.diff.published_version, 7);
+        // The tested set's own view: its rules only, suppressions summed over them.
+        assert_eq!(
+            r.rules
+                .iter()
+                .map(|x| x.rule_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "new"]
+        );
+        assert_eq!(r.suppressed, BTreeMap::from([("cooldown".to_string(), 2)]));
+        assert_eq!((r.offers, r.offers_per_channel["sms"]), (5, 5));
+        // N is taken one time in four; A has no answers.
+        assert_eq!(r.expected_acceptances.total, 0.5);
+        assert_eq!(r.expected_acceptances.offers_without_history, 3);
+        assert_eq!(r.expected_acceptances.source, "answer_history");
+    }
+
     #[test]
     fn rates_come_from_the_model_or_from_the_answers() {
         let m = Model::from_counts([("O".to_string(), "gold".to_string(), 3, 1)]);
