@@ -61,6 +61,9 @@ pub enum Permission {
     ReadEngineStats,
     /// Rejected raw events of every customer: roles that see all customers.
     ReadDeadLetters,
+    /// Record samples of live events and read them back: raw events of every subscriber, so
+    /// roles that see all customers.
+    CaptureEvents,
     ReadCustomers,
     /// A customer's contacts, consents and enterprise members. An enterprise admin holds it
     /// for their own enterprise; it does not let them change the customer record itself.
@@ -120,6 +123,7 @@ impl Permission {
             }
             ReadEngineStats => "read engine counters and the SMS outbox",
             ReadDeadLetters => "read rejected raw events of every customer",
+            CaptureEvents => "record samples of live events of every customer and read them",
             ReadCustomers => "read customers in scope and their records",
             WriteCustomers => {
                 "change a customer's contacts, consents and enterprise members (not the customer record)"
@@ -179,6 +183,7 @@ impl Role {
                     | PublishRules
                     | ReadEngineStats
                     | ReadDeadLetters
+                    | CaptureEvents
                     | ReadCustomers
                     | ManageCatalog
                     | ReadCampaigns
@@ -286,6 +291,8 @@ mod tests {
                 matches!(r, Role::Admin | Role::Marketer),
                 "{r:?}"
             );
+            // Captured events are raw events of every subscriber, like dead letters.
+            assert_eq!(r.allows(CaptureEvents), r.allows(ReadDeadLetters), "{r:?}");
             assert_eq!(r.allows(ManageWorkflows), r == Role::Admin, "{r:?}");
             assert_eq!(r.allows(RunJobs), r == Role::Admin, "{r:?}");
             assert_eq!(

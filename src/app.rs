@@ -44,6 +44,8 @@ pub struct AppState {
     pub event_log: Option<crate::kafka::EventLog>,
     /// Keeps this instance on the active rule version (publishes, polls, Redis announcements).
     pub rule_sync: crate::authoring::RuleSync,
+    /// Records the running captures' events from the engine's tap.
+    pub recorder: crate::capture::Recorder,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,6 +122,25 @@ impl FromRef<AppState> for crate::authoring::AuthoringState {
     }
 }
 
+impl FromRef<AppState> for crate::capture::CaptureState {
+    fn from_ref(s: &AppState) -> crate::capture::CaptureState {
+        crate::capture::CaptureState {
+            auth: s.auth.clone(),
+            config: s.config.clone(),
+            recorder: s.recorder.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::backtest::BacktestState {
+    fn from_ref(s: &AppState) -> crate::backtest::BacktestState {
+        crate::backtest::BacktestState {
+            auth: s.auth.clone(),
+            sync: s.rule_sync.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for AdminState {
     fn from_ref(s: &AppState) -> AdminState {
         AdminState {
@@ -165,6 +186,8 @@ struct ApiParts {
     portal_customer: OpenApiRouter<PortalState>,
     desk: OpenApiRouter<DeskState>,
     authoring: OpenApiRouter<crate::authoring::AuthoringState>,
+    capture: OpenApiRouter<crate::capture::CaptureState>,
+    backtest: OpenApiRouter<crate::backtest::BacktestState>,
     web: OpenApiRouter<()>,
 }
 
@@ -177,6 +200,8 @@ fn api_parts() -> ApiParts {
         portal_customer: crate::portal::customer_router(),
         desk: crate::desk::router(),
         authoring: crate::authoring::routes::router(),
+        capture: crate::capture::routes::router(),
+        backtest: crate::backtest::routes::router(),
         web: crate::web::router(),
     }
 }
@@ -201,6 +226,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         p.portal_customer.into_openapi(),
         p.desk.into_openapi(),
         p.authoring.into_openapi(),
+        p.capture.into_openapi(),
+        p.backtest.into_openapi(),
         p.web.into_openapi(),
     ] {
         doc.merge(part);
@@ -226,6 +253,14 @@ pub fn router(state: AppState) -> Router {
         .merge(
             p.authoring
                 .with_state(crate::authoring::AuthoringState::from_ref(&state)),
+        )
+        .merge(
+            p.capture
+                .with_state(crate::capture::CaptureState::from_ref(&state)),
+        )
+        .merge(
+            p.backtest
+                .with_state(crate::backtest::BacktestState::from_ref(&state)),
         )
         .merge(p.web.with_state(()))
         .split_for_parts();
@@ -450,8 +485,16 @@ impl App {
             rx.clone(),
         )
         .await?;
+        // Captures record from the engine's tap on every instance.
+        let recorder = crate::capture::Recorder::start(
+            db.clone(),
+            pipeline.clone(),
+            &config.capture,
+            rx.clone(),
+        );
         let state = AppState {
             rule_sync,
+            recorder,
             crm,
             line_scope: Arc::new(CrmLineScope { db }),
             pipeline,
@@ -580,6 +623,8 @@ mod tests {
             "/tmf-api/recommendationManagement/v4/hub/{id}",
             "/tmf-api/communicationManagement/v4/hub",
             "/metrics",
+            "/api/v1/captures/{id}/events",
+            "/api/v1/backtests/{id}",
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing {path}");
         }

@@ -20,6 +20,53 @@ pub struct Config {
     pub crm: CrmConfig,
     pub kafka: KafkaConfig,
     pub log: LogConfig,
+    pub capture: CaptureConfig,
+    pub backtest: BacktestConfig,
+}
+
+/// Samples of live events recorded for tests and backtests (`POST /api/v1/captures`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// The most events one capture may ask for (its `limit`).
+    pub max_events: i64,
+    /// Events waiting to be written at most; past it the tap drops events and counts them
+    /// (on the capture, `dropped`) rather than hold up ingest.
+    pub queue: usize,
+    /// How often each instance looks for captures started, stopped or run out elsewhere, in
+    /// milliseconds (a capture started on this instance records here at once).
+    pub poll_ms: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 1_000_000,
+            queue: 10_000,
+            poll_ms: 1000,
+        }
+    }
+}
+
+/// Backtests of rule sets over recorded or uploaded events (`POST /api/v1/backtests`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BacktestConfig {
+    /// The largest NDJSON event file a backtest reads from its request body (other calls
+    /// keep `http.max_body_bytes`); a larger one is refused with 413.
+    pub max_upload_bytes: usize,
+    /// Cores a backtest's replay runs on; 0 = half of this machine's, at least one (the live
+    /// engine keeps the rest).
+    pub workers: usize,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 64 << 20,
+            workers: 0,
+        }
+    }
 }
 
 /// How log lines are written (which lines: `KAIROS_LOG`, e.g. `info,sqlx=warn`).

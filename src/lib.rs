@@ -10,6 +10,8 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod authoring;
+pub mod backtest;
+pub mod capture;
 pub mod channels;
 pub mod cli;
 pub mod config;

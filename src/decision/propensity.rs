@@ -78,6 +78,11 @@ impl Model {
         )
     }
 
+    /// The offer's answers across segments: (accepted, declined or ignored).
+    pub fn offer_answers(&self, offer_code: &str) -> (u64, u64) {
+        self.by_offer.get(offer_code).copied().unwrap_or_default()
+    }
+
     /// The posterior mean: the acceptance rate the answers so far point to.
     pub fn mean(&self, offer_code: &str, segment: &str) -> f64 {
         let (a, b) = self.posterior(offer_code, segment);

@@ -13,6 +13,7 @@ pub mod learn;
 mod metrics;
 pub mod rank;
 mod recs;
+pub mod tap;
 mod worker;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use deadletter::{DeadLetter, DeadLetters};
 pub use metrics::{DecisionCounts, Metrics, MetricsSnapshot, TypeCounts, TYPE_SLOTS};
 pub use recs::{DeliveryRecord, RecQuery, RecStore, Settled};
+pub use tap::{EventTap, Tap};
 
 use crate::channels::Dispatcher;
 use crate::decision::Policy;
@@ -194,6 +196,8 @@ impl Pending {
 pub struct Pipeline {
     workers: Arc<Vec<mpsc::Sender<Work>>>,
     pub deps: Arc<Deps>,
+    /// Where samples of the events coming in are taken (captures), when one is running.
+    tap: Arc<Tap>,
 }
 
 impl Pipeline {
@@ -214,9 +218,15 @@ impl Pipeline {
             Pipeline {
                 workers: Arc::new(senders),
                 deps,
+                tap: Arc::default(),
             },
             handles,
         )
+    }
+
+    /// The tap on the events coming in (see [`tap`]).
+    pub fn tap(&self) -> &Tap {
+        &self.tap
     }
 
     /// Worker shards.
@@ -300,9 +310,15 @@ impl Pipeline {
         self.deps.metrics.add_in(events.len() as u64);
         let mut parts: Vec<Vec<Arc<Event>>> = vec![Vec::new(); n];
         let mut by_type = [0u64; TYPE_SLOTS];
+        // Read once per submission: with no capture running this is the tap's whole cost.
+        let tap = self.tap.active();
         for e in events {
             by_type[TypeCounts::slot(&e.kind)] += 1;
-            parts[e.msisdn.shard(n)].push(Arc::new(e));
+            let e = Arc::new(e);
+            if let Some(t) = tap {
+                t.offer(&e);
+            }
+            parts[e.msisdn.shard(n)].push(e);
         }
         self.deps.metrics.events_by_type.add(&by_type);
         let mut waits = Vec::new();

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 mod slice;
@@ -106,13 +107,34 @@ pub fn replay_on(
     rules: &RuleSet,
     config: &Config,
     input: impl BufRead,
+    out: impl Write,
+    profiles: HashMap<Msisdn, Arc<Profile>>,
+    progress: impl FnMut(u64),
+    workers: usize,
+) -> anyhow::Result<Summary> {
+    // The contact policy of the rules folder, as the rules it holds.
+    let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    replay_with(
+        rules, policy, config, input, out, profiles, progress, workers, None,
+    )
+}
+
+/// [`replay_on`] with the contact policy given (a published or draft set carries its own
+/// `policy.toml`; backtests run it so), adding each event run to `processed` (`progress`
+/// is told bytes read, which run ahead of the events by a chunk or two).
+#[allow(clippy::too_many_arguments)]
+pub fn replay_with(
+    rules: &RuleSet,
+    mut policy: Policy,
+    config: &Config,
+    input: impl BufRead,
     mut out: impl Write,
     profiles: HashMap<Msisdn, Arc<Profile>>,
     mut progress: impl FnMut(u64),
     workers: usize,
+    processed: Option<&AtomicU64>,
 ) -> anyhow::Result<Summary> {
     let settings = MatchSettings::from_config(&config.engine).map_err(anyhow::Error::msg)?;
-    let mut policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     policy.go_status = Status::Proposed;
     // No CRM here: every number is decided for, as the rules alone would.
     policy.market_unknown = true;
@@ -143,6 +165,7 @@ pub fn replay_on(
             &policy,
             default_profile,
             parts.pop().unwrap_or_default(),
+            processed,
         );
         let mut lines = Vec::new();
         while !reader.done {
@@ -156,7 +179,7 @@ pub fn replay_on(
         vec![(slice.summary.clone(), slice.state())]
     } else {
         parallel(
-            (rules, &settings, &policy, &default_profile),
+            (rules, &settings, &policy, &default_profile, processed),
             &mut reader,
             &mut out,
             parts,
@@ -178,13 +201,19 @@ pub fn replay_on(
     Ok(s)
 }
 
-type Engine<'a> = (&'a RuleSet, &'a MatchSettings, &'a Policy, &'a Arc<Profile>);
+type Engine<'a> = (
+    &'a RuleSet,
+    &'a MatchSettings,
+    &'a Policy,
+    &'a Arc<Profile>,
+    Option<&'a AtomicU64>,
+);
 
 /// One thread per slice; the reader splits each chunk by subscriber and merges the slices'
 /// output back into input order. Two chunks are in flight, so the slices work while the
 /// reader decodes the next one and writes the last.
 fn parallel<R: BufRead>(
-    (rules, settings, policy, default_profile): Engine<'_>,
+    (rules, settings, policy, default_profile, processed): Engine<'_>,
     reader: &mut Reader<R>,
     out: &mut impl Write,
     parts: Vec<Vec<(Msisdn, Arc<Profile>)>>,
@@ -201,7 +230,14 @@ fn parallel<R: BufRead>(
             let (tx_out, rx_out) = sync_channel::<Vec<Lines>>(2);
             let default_profile = default_profile.clone();
             handles.push(scope.spawn(move || {
-                let mut slice = Slice::new(rules, settings, policy, default_profile, profiles);
+                let mut slice = Slice::new(
+                    rules,
+                    settings,
+                    policy,
+                    default_profile,
+                    profiles,
+                    processed,
+                );
                 for chunk in rx_in {
                     let mut lines = Vec::new();
                     slice.run(&chunk, &mut lines);

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Summary;
@@ -30,6 +31,8 @@ pub struct Slice<'a> {
     waiting: HashMap<String, Recommendation>,
     recs: Vec<Recommendation>,
     failures: Vec<crate::engine::RuleFailure>,
+    /// Counts the events run, across slices (a backtest's progress).
+    processed: Option<&'a AtomicU64>,
     /// What this slice counted (events, rejections and the rest are the reader's).
     pub summary: Summary,
 }
@@ -41,6 +44,7 @@ impl<'a> Slice<'a> {
         policy: &'a Policy,
         default_profile: Arc<Profile>,
         profiles: impl IntoIterator<Item = (Msisdn, Arc<Profile>)>,
+        processed: Option<&'a AtomicU64>,
     ) -> Slice<'a> {
         let mut shard = Shard::default();
         for (m, p) in profiles {
@@ -55,6 +59,7 @@ impl<'a> Slice<'a> {
             waiting: HashMap::new(),
             recs: Vec::new(),
             failures: Vec::new(),
+            processed,
             summary: Summary::default(),
         }
     }
@@ -72,6 +77,9 @@ impl<'a> Slice<'a> {
                 if !lines.is_empty() {
                     out.push((*n, lines));
                 }
+            }
+            if let Some(p) = self.processed {
+                p.fetch_add(group.len() as u64, Ordering::Relaxed);
             }
             let slow = crate::engine::account(self.rules, self.settings, started.elapsed());
             self.summary
