@@ -14,12 +14,17 @@ use kairos::store::Db;
 
 struct Instant200 {
     sent: AtomicU64,
+    /// Whether the provider recognises a repeat by its key (SMPP does not).
+    idempotent: bool,
 }
 
 #[async_trait::async_trait]
 impl Channel for Instant200 {
     fn name(&self) -> &str {
         "sms"
+    }
+    fn idempotent(&self) -> bool {
+        self.idempotent
     }
     async fn send(&self, rec: &Recommendation) -> Result<Delivery, ChannelError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
@@ -50,18 +55,44 @@ fn rec(batch: u64, i: u64) -> Recommendation {
     }
 }
 
+/// The lane's channel: a gateway that recognises repeats (HTTP, portal, agent, Kafka), or
+/// one that cannot with SMPP's usual window of 10 submits in flight.
+#[derive(Clone, Copy)]
+struct Lane {
+    idempotent: bool,
+    concurrency: usize,
+}
+
+const LANES: [(&str, Lane); 2] = [
+    (
+        "",
+        Lane {
+            idempotent: true,
+            concurrency: 16,
+        },
+    ),
+    (
+        "_no_repeats",
+        Lane {
+            idempotent: false,
+            concurrency: 10,
+        },
+    ),
+];
+
 /// Delivers `n` stored offers through a fresh deliverer; the time from hand-over to the last
 /// status written.
-async fn deliver(url: &str, batch: u64, n: u64) -> Duration {
+async fn deliver(url: &str, batch: u64, n: u64, lane: Lane) -> Duration {
     let db = Db::connect(url, 8).await.unwrap();
     let store = RecStore::new(db.clone());
     let ch = Arc::new(Instant200 {
         sent: AtomicU64::new(0),
+        idempotent: lane.idempotent,
     });
     let mut registry = Registry::default();
     registry.add(ch.clone());
     let c = kairos::config::ChannelsConfig {
-        concurrency: 16,
+        concurrency: lane.concurrency,
         outbox_sweep_secs: 3600,
         ..Default::default()
     };
@@ -129,19 +160,21 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     let batch = AtomicU64::new(std::process::id() as u64 * 1_000_000);
     for (name, url) in targets {
-        g.bench_function(format!("deliver_2000_{name}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let url = url.clone();
-                let first = batch.fetch_add(iters, Ordering::Relaxed);
-                async move {
-                    let mut total = Duration::ZERO;
-                    for k in 0..iters {
-                        total += deliver(&url, first + k, N).await;
+        for (kind, lane) in LANES {
+            g.bench_function(format!("deliver_2000_{name}{kind}"), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let url = url.clone();
+                    let first = batch.fetch_add(iters, Ordering::Relaxed);
+                    async move {
+                        let mut total = Duration::ZERO;
+                        for k in 0..iters {
+                            total += deliver(&url, first + k, N, lane).await;
+                        }
+                        total
                     }
-                    total
-                }
-            })
-        });
+                })
+            });
+        }
     }
     g.finish();
 }

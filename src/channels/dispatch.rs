@@ -278,19 +278,26 @@ async fn fail_unroutable(store: &RecStore, rec: &Recommendation) -> anyhow::Resu
 }
 
 /// Offers claimed in one statement at most; more wait for the next round.
-const CLAIM_BATCH: usize = 64;
+const CLAIM_BATCH: usize = 256;
 /// Outcomes written in one transaction at most.
 const SETTLE_BATCH: usize = 512;
 
 /// One channel's workers: at most `concurrency` sends at once, in the order handed over.
-/// Each round takes what the lane has queued, as far as free workers and the rate allow,
-/// and claims it in one statement; the outcomes go to a recorder that writes them in
-/// batches. Under load both grow, so the store sees a few writes per batch, not two per
-/// offer; when idle a round is one offer and nothing waits for company.
+/// Offers are claimed a round at a time in one statement and their outcomes go to a recorder
+/// that writes them in batches, so under load the store sees a few writes per round, not
+/// two per offer; when idle a round is one offer and nothing waits for company.
+///
+/// How far a round reaches depends on what a crash would leave. A claim counts an attempt,
+/// and a claim that lapses without an outcome reads as a send that may have happened. A
+/// channel that recognises repeats (its idempotency key) may claim ahead of its free workers:
+/// after a crash the offers claimed and not yet sent are simply sent, under the same key. One
+/// that cannot (SMPP) claims only what it sends at once, so a crash leaves as `unknown` no
+/// more than the sends that were really under way.
 async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Settled>();
     let recorder = tokio::spawn(record_outcomes(lane.clone(), done_rx));
+    let ahead = lane.claim_ahead();
     let mut carried: Option<Job> = None;
     loop {
         let job = match carried.take() {
@@ -300,6 +307,23 @@ async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usi
                 None => break,
             },
         };
+        if ahead > 0 {
+            let mut round = vec![job];
+            while round.len() < ahead {
+                let Ok(job) = rx.try_recv() else { break };
+                round.push(job);
+            }
+            for (job, attempt) in lane.claim(round).await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                if let Some(l) = &lane.limiter {
+                    l.until_ready().await;
+                }
+                lane.start(job, attempt, slot, &done_tx);
+            }
+            continue;
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
@@ -320,7 +344,11 @@ async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usi
             }
             round.push((job, slot));
         }
-        lane.claim_and_send(round, &done_tx).await;
+        let (jobs, mut slots_of): (Vec<Job>, Vec<_>) = round.into_iter().unzip();
+        let claimed = lane.claim(jobs).await;
+        for ((job, attempt), slot) in claimed.into_iter().zip(slots_of.drain(..)) {
+            lane.start(job, attempt, slot, &done_tx);
+        }
     }
     // Let sends in flight finish, then their outcomes be written, before the lane reports
     // itself stopped.
@@ -358,18 +386,39 @@ async fn record_outcomes(lane: Arc<Lane>, mut rx: mpsc::UnboundedReceiver<Settle
 }
 
 impl Lane {
-    /// Claims a round of offers in one statement, then delivers each claimed one on its own
-    /// worker. What is not claimed (delivered, expired or being delivered elsewhere) is
-    /// dropped here.
-    async fn claim_and_send(
-        self: &Arc<Self>,
-        round: Vec<(Job, tokio::sync::OwnedSemaphorePermit)>,
-        done: &mpsc::UnboundedSender<Settled>,
-    ) {
+    /// Offers a round may claim ahead of free workers (0: only as many as are free). At
+    /// most a batch, and no more than the rate sends in a quarter of the claim, so none
+    /// waits out its claim before its turn.
+    fn claim_ahead(&self) -> usize {
+        if !self.channel.idempotent() {
+            return 0;
+        }
+        let per_second = self.limiter_rate();
+        let in_a_quarter = match per_second {
+            0 => CLAIM_BATCH,
+            n => (self.settings.claim_for.as_secs_f64() / 4.0 * n as f64) as usize,
+        };
+        in_a_quarter.clamp(1, CLAIM_BATCH)
+    }
+
+    fn limiter_rate(&self) -> u32 {
+        self.settings.lane(self.channel.name()).max_per_second
+    }
+
+    /// Claims a round of offers in one statement: those this lane may now deliver, each
+    /// with its attempt number, in the order handed over. What is not claimed (delivered,
+    /// expired or being delivered elsewhere) is dropped here.
+    async fn claim(&self, round: Vec<Job>) -> Vec<(Job, u32)> {
         let now = now_ms();
         let lease = self.settings.claim_for.as_millis() as i64;
-        let ids: Vec<&str> = round.iter().map(|(j, _)| j.rec.id.as_str()).collect();
-        let claimed = match self.store.claim_many(&ids, now, now + lease).await {
+        let ids: Vec<&str> = round.iter().map(|j| j.rec.id.as_str()).collect();
+        // Fresh offers are queued; only the sweep hands over deferred ones that are due.
+        let claim = if round.iter().any(|j| j.rec.status == Status::Deferred) {
+            self.store.claim_many(&ids, now, now + lease).await
+        } else {
+            self.store.claim_queued(&ids, now, now + lease).await
+        };
+        let claimed = match claim {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(channel = %self.channel.name(), offers = ids.len(), error = %e, "claiming for delivery failed; the outbox sweep will retry");
@@ -377,27 +426,40 @@ impl Lane {
             }
         };
         let mut claimed: HashMap<String, u32> = claimed.into_iter().collect();
-        for (job, slot) in round {
-            let Some(attempt) = claimed.remove(&job.rec.id) else {
-                self.pending
-                    .lock()
-                    .expect("pending ids")
-                    .remove(&job.rec.id);
-                continue;
-            };
-            let (lane, done) = (self.clone(), done.clone());
-            tokio::spawn(async move {
-                let outcome = lane.deliver(job, attempt, now).await;
-                let counted = match outcome.retry_at {
-                    Some(_) => "retrying",
-                    None => outcome.rec.status.as_str(),
-                };
-                lane.sends.add(&outcome.rec.channel, counted);
-                // Only a closed recorder refuses, and it closes after every worker is done.
-                let _ = done.send(outcome);
-                drop(slot);
-            });
+        let mut out = Vec::with_capacity(claimed.len());
+        let mut pending = self.pending.lock().expect("pending ids");
+        for job in round {
+            match claimed.remove(&job.rec.id) {
+                Some(attempt) => out.push((job, attempt)),
+                None => {
+                    pending.remove(&job.rec.id);
+                }
+            }
         }
+        out
+    }
+
+    /// Delivers one claimed offer on its own worker, which holds `slot` until the outcome
+    /// is handed to the recorder.
+    fn start(
+        self: &Arc<Self>,
+        job: Job,
+        attempt: u32,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        done: &mpsc::UnboundedSender<Settled>,
+    ) {
+        let (lane, done) = (self.clone(), done.clone());
+        tokio::spawn(async move {
+            let outcome = lane.deliver(job, attempt, now_ms()).await;
+            let counted = match outcome.retry_at {
+                Some(_) => "retrying",
+                None => outcome.rec.status.as_str(),
+            };
+            lane.sends.add(&outcome.rec.channel, counted);
+            // Only a closed recorder refuses, and it closes after every worker is done.
+            let _ = done.send(outcome);
+            drop(slot);
+        });
     }
 
     /// Expires, delivers or reschedules one claimed offer; the outcome to record. What was

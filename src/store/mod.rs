@@ -82,23 +82,27 @@ impl Db {
 
     fn with_pragmas(kind: DbKind, opts: AnyPoolOptions) -> AnyPoolOptions {
         if kind == DbKind::Sqlite {
-            // WAL + busy timeout: readers never block the engine's batched writes.
-            opts.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA busy_timeout = 10000",
-                        "PRAGMA foreign_keys = ON",
-                        // 16 MiB of pages per connection instead of 2: a large import's
-                        // random-key index inserts stop rereading pages from the OS.
-                        "PRAGMA cache_size = -16384",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
-                    Ok(())
+            // A file cannot drop a connection the way a server can, so no ping before each
+            // use: on the outbox's and ingest's short statements that round trip to the
+            // connection's thread cost as much as the statement.
+            opts.test_before_acquire(false)
+                // WAL + busy timeout: readers never block the engine's batched writes.
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA foreign_keys = ON",
+                            // 16 MiB of pages per connection instead of 2: a large import's
+                            // random-key index inserts stop rereading pages from the OS.
+                            "PRAGMA cache_size = -16384",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
         } else {
             opts
         }
