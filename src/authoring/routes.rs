@@ -177,12 +177,7 @@ pub async fn list_drafts(
     who.require(Permission::ReadRules)?;
     let params = ListParams::paging(&q)?;
     let (items, total) = store::drafts(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page {
-        items,
-        total,
-        limit: params.limit,
-        offset: params.offset,
-    }))
+    Ok(Json(Page::cut(items, total, &params)))
 }
 
 /// Proposes a change to one file of the active version. Nothing runs until someone else
@@ -524,12 +519,7 @@ pub async fn list_versions(
     who.require(Permission::ReadRules)?;
     let params = ListParams::paging(&q)?;
     let (items, total) = store::versions(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page {
-        items,
-        total,
-        limit: params.limit,
-        offset: params.offset,
-    }))
+    Ok(Json(Page::cut(items, total, &params)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::files::Files;
-use crate::store::{begin_write, new_id, now_text, Db, ResultExt, StoreError};
+use crate::store::{begin_write, by_uuid, new_id, now_text, table_page, Db, ResultExt, StoreError};
 
 /// A published version, without its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -64,7 +64,7 @@ pub async fn version(db: &Db, number: i64) -> Result<Option<Version>, StoreError
 
 /// Versions, newest first, a page at a time, and how many there are.
 pub async fn versions(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Version>, i64), StoreError> {
-    let (rows, total) = page::<VersionRow>(
+    let (rows, total) = table_page::<VersionRow>(
         db,
         &format!("SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC"),
         "rule_versions",
@@ -72,30 +72,6 @@ pub async fn versions(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Version>,
     )
     .await?;
     Ok((rows.into_iter().map(version_of).collect(), total))
-}
-
-/// One page of `select` (ordered, without its paging) and the count of `table`'s rows:
-/// both lists here are all of their table.
-async fn page<R>(
-    db: &Db,
-    select: &str,
-    table: &str,
-    (limit, offset): (i64, i64),
-) -> Result<(Vec<R>, i64), StoreError>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
-{
-    let rows: Vec<R> = sqlx::query_as(&format!("{select} LIMIT $1 OFFSET $2"))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await
-        .with_context(|| format!("listing {table}"))?;
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&db.pool)
-        .await
-        .with_context(|| format!("counting {table}"))?;
-    Ok((rows, total))
 }
 
 /// The files of version `number` (empty for a version that does not exist).
@@ -272,24 +248,14 @@ pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft
 }
 
 pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
-    // Ids are UUIDs made here; anything else (NUL bytes included, which PostgreSQL refuses
-    // to compare) names no draft.
-    if uuid::Uuid::parse_str(id).is_err() {
-        return Ok(None);
-    }
-    let row: Option<DraftRow> = sqlx::query_as(&format!(
-        "SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await
-    .context("reading a rule draft")?;
+    let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1");
+    let row: Option<DraftRow> = by_uuid(db, &select, id, "a rule draft").await?;
     Ok(row.map(draft_of))
 }
 
 /// Drafts, oldest first, a page at a time, and how many there are.
 pub async fn drafts(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Draft>, i64), StoreError> {
-    let (rows, total) = page::<DraftRow>(
+    let (rows, total) = table_page::<DraftRow>(
         db,
         &format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id"),
         "rule_drafts",

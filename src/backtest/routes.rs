@@ -215,10 +215,5 @@ pub async fn list_backtests(
     who.require(Permission::EditRules)?;
     let params = ListParams::paging(&q)?;
     let (items, total) = store::list(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page {
-        items,
-        total,
-        limit: params.limit,
-        offset: params.offset,
-    }))
+    Ok(Json(Page::cut(items, total, &params)))
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::{new_id, now_text, Db, ResultExt, StoreError};
+use crate::store::{by_uuid, new_id, now_text, table_page, Db, ResultExt, StoreError};
 
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
@@ -120,33 +120,15 @@ pub async fn create(
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Job>, StoreError> {
-    // Ids are UUIDs made here; anything else names no job.
-    if uuid::Uuid::parse_str(id).is_err() {
-        return Ok(None);
-    }
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM backtests WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&db.pool)
-            .await
-            .context("reading a backtest")?;
+    let select = format!("SELECT {COLUMNS} FROM backtests WHERE id = $1");
+    let row: Option<Row> = by_uuid(db, &select, id, "a backtest").await?;
     Ok(row.map(job_of))
 }
 
 /// Jobs, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backtests ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
-    ))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await
-    .context("listing backtests")?;
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM backtests")
-        .fetch_one(&db.pool)
-        .await
-        .context("counting backtests")?;
+    let select = format!("SELECT {COLUMNS} FROM backtests ORDER BY created_at DESC, id");
+    let (rows, total) = table_page::<Row>(db, &select, "backtests", (limit, offset)).await?;
     Ok((rows.into_iter().map(job_of).collect(), total))
 }
 

@@ -165,12 +165,7 @@ pub async fn list_captures(
     may_capture(&who)?;
     let params = ListParams::paging(&q)?;
     let (items, total) = store::list(st.recorder.db(), params.limit, params.offset).await?;
-    Ok(Json(Page {
-        items,
-        total,
-        limit: params.limit,
-        offset: params.offset,
-    }))
+    Ok(Json(Page::cut(items, total, &params)))
 }
 
 /// A capture: whether it records, how many events it holds and how many it dropped.

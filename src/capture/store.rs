@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use crate::store::{begin_write, new_id, now_text, placeholders, Db, ResultExt, StoreError};
+use crate::store::{
+    begin_write, by_uuid, new_id, now_text, placeholders, table_page, Db, ResultExt, StoreError,
+};
 
 /// A capture as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -113,32 +115,15 @@ pub async fn create(db: &Db, c: NewCapture<'_>) -> Result<Capture, StoreError> {
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Capture>, StoreError> {
-    // Ids are UUIDs made here; anything else (NUL bytes included) names no capture.
-    if uuid::Uuid::parse_str(id).is_err() {
-        return Ok(None);
-    }
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM captures WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await
-        .context("reading a capture")?;
+    let select = format!("SELECT {COLUMNS} FROM captures WHERE id = $1");
+    let row: Option<Row> = by_uuid(db, &select, id, "a capture").await?;
     Ok(row.map(capture_of))
 }
 
 /// Captures, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Capture>, i64), StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM captures ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
-    ))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await
-    .context("listing captures")?;
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM captures")
-        .fetch_one(&db.pool)
-        .await
-        .context("counting captures")?;
+    let select = format!("SELECT {COLUMNS} FROM captures ORDER BY created_at DESC, id");
+    let (rows, total) = table_page::<Row>(db, &select, "captures", (limit, offset)).await?;
     Ok((rows.into_iter().map(capture_of).collect(), total))
 }
 

@@ -215,12 +215,7 @@ pub async fn dead_letters(
         .dead_letters
         .list(params.limit, params.offset)
         .await?;
-    Ok(Json(Page {
-        items,
-        total,
-        limit: params.limit,
-        offset: params.offset,
-    }))
+    Ok(Json(Page::cut(items, total, &params)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -114,6 +114,16 @@ impl<T> Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page the store has cut: its items and the count of all of them.
+    pub fn cut(items: Vec<T>, total: i64, params: &ListParams) -> Page<T> {
+        Page {
+            items,
+            total,
+            limit: params.limit,
+            offset: params.offset,
+        }
+    }
+
     /// One page of a list held in memory, `all` in its own order; `total` counts all of it.
     pub fn of(all: Vec<T>, params: &ListParams) -> Page<T> {
         let total = all.len() as i64;
@@ -172,4 +182,49 @@ where
         limit: params.limit,
         offset: params.offset,
     })
+}
+
+/// One page of `select` (ordered, without its paging) and the count of all of `table`'s
+/// rows: for lists that are their whole table (rule versions, drafts, captures, backtests).
+pub async fn table_page<R>(
+    db: &super::Db,
+    select: &str,
+    table: &str,
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<R>, i64), StoreError>
+where
+    R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    let rows: Vec<R> = sqlx::query_as(&format!("{select} LIMIT $1 OFFSET $2"))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await
+        .with_context(|| format!("listing {table}"))?;
+    let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&db.pool)
+        .await
+        .with_context(|| format!("counting {table}"))?;
+    Ok((rows, total))
+}
+
+/// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID; anything
+/// else (NUL bytes included, which PostgreSQL refuses to compare) names nothing.
+pub async fn by_uuid<R>(
+    db: &super::Db,
+    select: &str,
+    id: &str,
+    what: &str,
+) -> Result<Option<R>, StoreError>
+where
+    R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(None);
+    }
+    sqlx::query_as(select)
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .with_context(|| format!("reading {what}"))
 }
