@@ -434,3 +434,57 @@ async fn the_console_walks_a_rule_from_an_error_to_publish_counts_and_rollback()
     assert!(decided_by(&r).is_empty(), "{r}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_plans_a_campaign_another_approves_then_launches_and_reads_results() {
+    // The real engine behind the launch: its decisions are stored and counted in the results.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("kairos.db").display()
+    );
+    let t = crate::real_engine::start(Backend::Sqlite, url, dir.path()).await;
+    let w = common::world::world(&t).await;
+    t.post(
+        t.admin(),
+        "/api/v1/catalog/offerings",
+        json!({"code": "DATA10", "name": "10GB data pack", "offering_type": "addon", "price_cents": 1500}),
+    )
+    .await
+    .expect(201);
+    t.post(
+        &w.marketer.token,
+        "/api/v1/segments",
+        json!({"name": "Individuals", "criteria": {"all": [{"field": "customer_type", "op": "=", "value": "individual"}]}}),
+    )
+    .await
+    .expect(201);
+    let report = run(
+        "campaigns.mjs",
+        &[&t.base, "mk", "lead", common::PASSWORD, "Individuals"],
+        async || {},
+    )
+    .await;
+    let id = values(&report, "PLANNED")[0].to_string();
+    for step in ["SUBMITTED", "APPROVED", "LAUNCHED", "COMPLETED"] {
+        assert_eq!(values(&report, step).len(), 1, "{step}: {report:?}");
+    }
+    // The page showed what the campaign API answers, and the approval is the lead's.
+    let results = t
+        .get(
+            &w.marketer.token,
+            &format!("/api/v1/campaigns/{id}/results"),
+        )
+        .await
+        .expect(200);
+    assert!(results["decided"].as_i64().unwrap() > 0, "{results}");
+    assert_eq!(values(&report, "DECIDED"), [results["decided"].to_string()]);
+    let c = t
+        .get(&w.marketer.token, &format!("/api/v1/campaigns/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(c["state"], "completed", "{c}");
+    assert_eq!(c["decided_by"], w.lead.id.as_str(), "{c}");
+    assert_eq!(c["created_by"], w.marketer.id.as_str(), "{c}");
+    crate::real_engine::stop(t).await;
+}
