@@ -338,7 +338,18 @@ async fn the_console_walks_a_rule_from_an_error_to_publish_counts_and_rollback()
                 }
                 stop.store(true, std::sync::atomic::Ordering::SeqCst);
                 stream.take().unwrap().await.unwrap();
-                Some(after_swap().to_string())
+                // `/metrics` counts the new rule's runs as the stream saw them.
+                let k = after_swap();
+                let metrics = t.get(t.admin(), "/metrics").await.expect(200);
+                let metrics = metrics.as_str().unwrap();
+                for family in ["kairos_rule_evaluations_total", "kairos_rule_matches_total"] {
+                    assert_eq!(
+                        sample(metrics, &format!("{family}{{rule=\"topup-bonus\"}}")),
+                        Some(k as f64),
+                        "{family}: {metrics}"
+                    );
+                }
+                Some(k.to_string())
             }
             _ => None,
         },
@@ -466,7 +477,13 @@ async fn the_console_plans_a_campaign_another_approves_then_launches_and_reads_r
     )
     .await;
     let id = values(&report, "PLANNED")[0].to_string();
-    for step in ["SUBMITTED", "APPROVED", "LAUNCHED", "COMPLETED"] {
+    for step in [
+        "SUBMITTED",
+        "ROLE_AWARE",
+        "APPROVED",
+        "LAUNCHED",
+        "COMPLETED",
+    ] {
         assert_eq!(values(&report, step).len(), 1, "{step}: {report:?}");
     }
     // The page showed what the campaign API answers, and the approval is the lead's.

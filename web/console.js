@@ -16,6 +16,7 @@ function showLogin(message) {
   for (const p of Object.values(panels)) p.stop?.();
   for (const el of document.querySelectorAll('.tab')) el.hidden = true;
   $('tabs').hidden = true;
+  $('no-tabs').hidden = true;
   $('signout').hidden = true;
   $('who').textContent = '';
   $('login').hidden = false;
@@ -43,7 +44,10 @@ function showConsole() {
   const me = session.me;
   $('who').textContent = `${me.name} (${me.role})`;
   applyPermissions();
-  show(current);
+  // Only the sections the role may use are offered; the first of them opens.
+  const open = [...$('tabs').querySelectorAll('button')].filter((b) => !b.hidden).map((b) => b.dataset.tab);
+  $('no-tabs').hidden = open.length > 0;
+  if (open.length) show(open.includes(current) ? current : open[0]);
 }
 
 onSignedOut(showLogin);

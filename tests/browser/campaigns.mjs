@@ -2,7 +2,7 @@
 // marketer launches it and reads its results, then completes it.
 // node campaigns.mjs <kairos-base> <marketer> <approver> <password> <segment name>
 //
-// Reports PLANNED <id>, SUBMITTED, APPROVED, LAUNCHED, DECIDED <n>, COMPLETED.
+// Reports PLANNED <id>, SUBMITTED, ROLE_AWARE, APPROVED, LAUNCHED, DECIDED <n>, COMPLETED.
 import { say, withBrowser } from './lib.mjs';
 
 const [base, marketer, approver, password, segment] = process.argv.slice(2);
@@ -44,6 +44,12 @@ await withBrowser('campaigns', async (p, shot) => {
   await signOut(p);
 
   await signIn(p, approver);
+  // A team lead reads rules but neither edits them nor captures events: those sections are
+  // not offered.
+  const nav = p.getByRole('navigation', { name: 'Sections' });
+  if (await nav.getByRole('button', { name: 'Editor', exact: true }).isVisible()) throw new Error('the editor is offered to a team lead');
+  if (await nav.getByRole('button', { name: 'Captures & backtests', exact: true }).isVisible()) throw new Error('captures are offered to a team lead');
+  say('ROLE_AWARE', 'no editor, no captures');
   await row.getByRole('button', { name: 'Approve' }).click();
   await row.locator('.state', { hasText: 'approved' }).waitFor();
   if (await row.getByRole('button', { name: 'Launch' }).count()) throw new Error('the approver is offered to launch');
