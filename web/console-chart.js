@@ -33,7 +33,13 @@ export function lineChart(series, label) {
     const title = document.createElementNS(NS, 'title');
     title.textContent = `${s.name}: last ${s.points[s.points.length - 1]}`;
     line.append(title);
-    svg.append(line);
+    // The latest sample as a dot: visible even when the line has one point so far.
+    const dot = document.createElementNS(NS, 'circle');
+    dot.setAttribute('cx', x(s.points.length - 1));
+    dot.setAttribute('cy', y(s.points[s.points.length - 1]));
+    dot.setAttribute('r', 3);
+    dot.setAttribute('class', `${s.className} dot`);
+    svg.append(line, dot);
   }
   return svg;
 }
