@@ -83,7 +83,14 @@ async function startBacktest(e) {
 async function watch(id) {
   $('bt-progress').hidden = false;
   for (;;) {
-    const j = await api(`/api/v1/backtests/${id}`);
+    let j;
+    try {
+      j = await api(`/api/v1/backtests/${id}`);
+    } catch (err) {
+      // The job goes on on the server: say why we stopped watching it.
+      $('bt-status').textContent = `no longer followed: ${said(err)}`;
+      return;
+    }
     const { events_done: done, events_total: total } = j.progress;
     $('bt-bar').max = Math.max(1, total);
     $('bt-bar').value = done;
