@@ -618,6 +618,7 @@ mod tests {
             "/api/v1/agent/subscribers/{msisdn}/stream",
             "/portal.js",
             "/agent/",
+            "/console/",
             "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
             "/tmf-api/communicationManagement/v4/communicationMessage/{id}",
             "/tmf-api/recommendationManagement/v4/hub/{id}",

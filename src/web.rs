@@ -1,5 +1,5 @@
 //! The pages Kairos serves itself: the portal pop-up widget (`/portal.js`, embedded in the
-//! operator's portal) and the agent desktop (`/agent/`). Plain ES modules and CSS from `web/`,
+//! operator's portal), the agent desktop (`/agent/`) and the marketers' console (`/console/`). Plain ES modules and CSS from `web/`,
 //! compiled into the binary: nothing to deploy beside it and nothing fetched from a CDN.
 
 use axum::extract::Path;
@@ -16,16 +16,64 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("widget.css", CSS, include_str!("../web/widget.css")),
     ("desk.js", JS, include_str!("../web/desk.js")),
     ("desk.css", CSS, include_str!("../web/desk.css")),
+    ("console.js", JS, include_str!("../web/console.js")),
+    (
+        "console-session.js",
+        JS,
+        include_str!("../web/console-session.js"),
+    ),
+    (
+        "console-rules.js",
+        JS,
+        include_str!("../web/console-rules.js"),
+    ),
+    (
+        "console-chart.js",
+        JS,
+        include_str!("../web/console-chart.js"),
+    ),
+    (
+        "console-editor.js",
+        JS,
+        include_str!("../web/console-editor.js"),
+    ),
+    (
+        "console-reference.js",
+        JS,
+        include_str!("../web/console-reference.js"),
+    ),
+    ("console-lab.js", JS, include_str!("../web/console-lab.js")),
+    (
+        "console-versions.js",
+        JS,
+        include_str!("../web/console-versions.js"),
+    ),
+    (
+        "console-campaigns.js",
+        JS,
+        include_str!("../web/console-campaigns.js"),
+    ),
+    ("console.css", CSS, include_str!("../web/console.css")),
+    // The rule writer's guide: the console's built-in reference, always the release's own.
+    ("rules.md", MARKDOWN, include_str!("../docs/rules.md")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
+const MARKDOWN: &str = "text/markdown; charset=utf-8";
+
+/// The console's policy: its own scripts, styles and API only; no inline script, no
+/// framing, no plugin. Its data comes from authenticated API calls on the same origin.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
     OpenApiRouter::new()
         .routes(routes!(portal_js))
         .routes(routes!(agent_desk))
+        .routes(routes!(console))
         .routes(routes!(asset))
 }
 
@@ -69,12 +117,37 @@ pub async fn agent_desk() -> Response {
     serve(HTML, include_str!("../web/desk.html"))
 }
 
+/// The marketers' console (sign in with a staff account): rules with live counts, the
+/// editor, tests and backtests, versions, campaigns. The page holds no data: everything
+/// comes from the authenticated API.
+#[utoipa::path(get, path = "/console/", tag = "web",
+    responses((status = 200, description = "the console page", content_type = "text/html")))]
+pub async fn console() -> Response {
+    let mut resp = serve(HTML, include_str!("../web/console.html"));
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
+    resp.headers_mut()
+        .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
 /// The pages' modules and styles.
 #[utoipa::path(get, path = "/web/{file}", tag = "web", params(("file" = String, Path)),
     responses((status = 200, description = "a script or a stylesheet"), (status = 404)))]
 pub async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, ct, body)) => serve(ct, body),
+        Some((name, ct, body)) => {
+            let mut resp = serve(ct, body);
+            if name.starts_with("console") {
+                resp.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CONSOLE_CSP),
+                );
+            }
+            resp
+        }
         None => crate::http::ApiError::NotFound(format!("file {file}")).into_response(),
     }
 }

@@ -3,11 +3,29 @@
 import { chromium } from 'playwright-core';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const CHROMIUM = process.env.KAIROS_CHROMIUM || '/usr/bin/chromium';
 
 export function say(word, value = '') {
   process.stdout.write(`${word} ${value}\n`);
+}
+
+// Answers the Rust side writes on our stdin, one line per `ask`. Opened on the first ask
+// only: a script that never asks must not wait on its stdin to exit.
+let answers = null;
+const pending = [];
+const early = [];
+
+/// Reports `WORD value` and waits for the Rust side's one-line answer (after it acted: events
+/// ingested, a stream started or stopped).
+export function ask(word, value = '') {
+  if (!answers) {
+    answers = createInterface({ input: process.stdin });
+    answers.on('line', (l) => { const w = pending.shift(); if (w) w(l); else early.push(l); });
+  }
+  say(word, value);
+  return new Promise((resolve) => (early.length ? resolve(early.shift()) : pending.push(resolve)));
 }
 
 export async function withBrowser(name, body) {
@@ -38,6 +56,7 @@ export async function withBrowser(name, body) {
     if (errors.length) console.error(`page errors:\n${errors.join('\n')}`);
     process.exitCode = 1;
   } finally {
+    answers?.close();
     await browser.close();
   }
 }

@@ -22,7 +22,7 @@ fn config(url: String, rules: &std::path::Path, channels: &std::path::Path) -> C
     c
 }
 
-async fn start(backend: Backend, url: String, dir: &std::path::Path) -> TestApp {
+pub async fn start(backend: Backend, url: String, dir: &std::path::Path) -> TestApp {
     let rules = dir.join("rules");
     let channels = dir.join("channels");
     std::fs::create_dir_all(&rules).unwrap();
@@ -49,7 +49,7 @@ async fn start(backend: Backend, url: String, dir: &std::path::Path) -> TestApp 
     }
 }
 
-async fn stop(t: TestApp) {
+pub async fn stop(t: TestApp) {
     let pool = t.app.state.db.pool.clone();
     t.app.shutdown().await.expect("clean shutdown");
     pool.close().await;
