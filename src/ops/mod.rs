@@ -105,8 +105,9 @@ pub struct RuleInfo {
     pub warnings: Vec<String>,
     /// Lasting counts: evaluated, matched and errors summed over every instance since counting
     /// began (through reloads and restarts, unlike `GET /api/v1/engine/stats`), and its
-    /// decisions by outcome.
-    pub totals: crate::pipeline::counts::Tally,
+    /// decisions by outcome. Null when the database did not answer: the rest of the list is
+    /// the running set in memory, and still answers.
+    pub totals: Option<crate::pipeline::counts::Tally>,
 }
 
 /// The loaded rules, in load order, a page at a time, each with its lasting counts (`totals`).
@@ -140,24 +141,25 @@ pub async fn rules(
                     quarantined: r.breaker.is_open(),
                     quarantine: r.breaker.quarantine().cloned(),
                     warnings: r.warnings.iter().map(ToString::to_string).collect(),
-                    totals: Default::default(),
+                    totals: None,
                 }
             })
             .collect(),
         &params,
     );
-    // This instance's latest counts first, so a single instance shows them at once.
-    state
-        .rule_counts
-        .flush()
-        .await
-        .map_err(ApiError::internal)?;
+    // This instance's latest counts first, so a single instance shows them at once. Unwritten
+    // counts stay in memory for the next write, so a failure here loses nothing.
+    if let Err(e) = state.rule_counts.flush().await {
+        tracing::warn!("writing per-rule counts before listing rules: {e:#}");
+    }
     let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
-    let mut totals = crate::pipeline::counts::totals(&state.db, &ids)
-        .await
-        .map_err(ApiError::internal)?;
-    for r in &mut page.items {
-        r.totals = totals.remove(&r.id).unwrap_or_default();
+    match crate::pipeline::counts::totals(&state.db, &ids).await {
+        Ok(mut totals) => {
+            for r in &mut page.items {
+                r.totals = Some(totals.remove(&r.id).unwrap_or_default());
+            }
+        }
+        Err(e) => tracing::warn!("reading per-rule counts: {e:#}"),
     }
     Ok(Json(page))
 }
