@@ -46,6 +46,8 @@ pub struct AppState {
     pub rule_sync: crate::authoring::RuleSync,
     /// Records the running captures' events from the engine's tap.
     pub recorder: crate::capture::Recorder,
+    /// Writes this instance's per-rule counts to the database, where they last.
+    pub rule_counts: crate::pipeline::counts::RuleCounter,
 }
 
 impl std::ops::Deref for AppState {
@@ -492,9 +494,12 @@ impl App {
             &config.capture,
             rx.clone(),
         );
+        let rule_counts =
+            crate::pipeline::counts::RuleCounter::start(db.clone(), pipeline.clone(), rx.clone());
         let state = AppState {
             rule_sync,
             recorder,
+            rule_counts,
             crm,
             line_scope: Arc::new(CrmLineScope { db }),
             pipeline,
@@ -552,6 +557,11 @@ impl App {
             Err(_) => tracing::warn!("open connections did not close within 5s; stopping anyway"),
         }
         self.state.pipeline.flush().await?;
+        // After the drain, so the last events' counts are in; a failure loses only the
+        // counts since the last periodic write, so it does not fail the shutdown.
+        if let Err(e) = self.state.rule_counts.flush().await {
+            tracing::warn!("writing per-rule counts at shutdown: {e:#}");
+        }
         Ok(())
     }
 }

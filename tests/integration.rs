@@ -39,6 +39,7 @@ mod outages;
 mod portal;
 mod replay_cli;
 mod route_scope;
+mod rule_counts;
 mod rule_versions;
 mod rules_docs;
 mod smpp;

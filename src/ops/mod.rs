@@ -1,6 +1,7 @@
 //! The operator's and marketer's view of the engine: live counts, Prometheus metrics,
 //! probes, loaded rules, reload, dead letters and the embedded SMS outbox.
 
+pub mod counts;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats))
         .routes(routes!(metrics::metrics))
         .routes(routes!(rules))
+        .routes(routes!(counts::rule_counts))
         .routes(routes!(reload))
         .routes(routes!(dead_letters))
         .routes(routes!(outbox))
@@ -101,9 +103,14 @@ pub struct RuleInfo {
     /// What would keep the rule from ever firing ("file:line:column: ..."), as
     /// `kairos rules check` prints it.
     pub warnings: Vec<String>,
+    /// Lasting counts: evaluated, matched and errors summed over every instance since counting
+    /// began (through reloads and restarts, unlike `GET /api/v1/engine/stats`), and its
+    /// decisions by outcome. Null when the database did not answer: the rest of the list is
+    /// the running set in memory, and still answers.
+    pub totals: Option<crate::pipeline::counts::Tally>,
 }
 
-/// The loaded rules, in load order, a page at a time.
+/// The loaded rules, in load order, a page at a time, each with its lasting counts (`totals`).
 #[utoipa::path(get, path = "/api/v1/rules", tag = "rules", params(Paging),
     responses((status = 200, body = Page<RuleInfo>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn rules(
@@ -114,7 +121,7 @@ pub async fn rules(
     who.require(Permission::ReadRules)?;
     let params = ListParams::paging(&q)?;
     let set = state.pipeline.rules();
-    Ok(Json(Page::of(
+    let mut page = Page::of(
         set.rules
             .iter()
             .map(|r| {
@@ -134,11 +141,27 @@ pub async fn rules(
                     quarantined: r.breaker.is_open(),
                     quarantine: r.breaker.quarantine().cloned(),
                     warnings: r.warnings.iter().map(ToString::to_string).collect(),
+                    totals: None,
                 }
             })
             .collect(),
         &params,
-    )))
+    );
+    // This instance's latest counts first, so a single instance shows them at once. Unwritten
+    // counts stay in memory for the next write, so a failure here loses nothing.
+    if let Err(e) = state.rule_counts.flush().await {
+        tracing::warn!("writing per-rule counts before listing rules: {e:#}");
+    }
+    let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
+    match crate::pipeline::counts::totals(&state.db, &ids).await {
+        Ok(mut totals) => {
+            for r in &mut page.items {
+                r.totals = Some(totals.remove(&r.id).unwrap_or_default());
+            }
+        }
+        Err(e) => tracing::warn!("reading per-rule counts: {e:#}"),
+    }
+    Ok(Json(page))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

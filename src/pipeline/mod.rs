@@ -8,6 +8,7 @@
 //! it leaves the client to resend, and a resent event is recognised and changes nothing.
 
 mod commit;
+pub mod counts;
 mod deadletter;
 pub mod learn;
 mod metrics;
