@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::common::{on_both_urls, pg_url, Backend, TestApp};
+use crate::common::{create_pg_database, drop_pg_database, on_both_urls, Backend, TestApp};
 
 /// Matches a roamer, passes over a subscriber at home and fails on country "XX".
 fn rule(code: &str) -> String {
@@ -146,15 +146,7 @@ async fn counts_survive_a_publish_and_a_restart_and_read_per_day() {
 /// the sum.
 #[tokio::test]
 async fn two_instances_on_one_database_read_the_sum() {
-    let name = format!("kairos_t_{}", uuid::Uuid::new_v4().simple());
-    let admin = pg_url();
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let (name, url) = create_pg_database().await;
     let rules = tempfile::tempdir().unwrap();
     write_rule(rules.path(), "ROAM-A");
     let a = TestApp::start_config(Backend::Postgres, url.clone(), |c| {
@@ -177,8 +169,5 @@ async fn two_instances_on_one_database_read_the_sum() {
     }
     a.stop().await;
     b.stop().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    drop_pg_database(&name).await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{on_both_urls, pg_url, Backend, TestApp};
+use crate::common::{create_pg_database, drop_pg_database, on_both_urls, Backend, TestApp};
 
 /// A roaming rule offering `code`, with two test cases. The message is on line 5.
 fn rule(code: &str) -> String {
@@ -249,18 +249,7 @@ async fn a_set_with_an_error_is_refused_and_the_running_set_stays() {
 /// Two instances on one PostgreSQL database: a publish on A reaches B within a second, over
 /// Redis when instances share it, and by B's own poll when they do not.
 async fn a_publish_on_one_instance_reaches_the_other(redis: bool) {
-    let name = format!("kairos_t_{}", uuid::Uuid::new_v4().simple());
-    let admin = pg_url();
-    {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-    let base = admin.rsplit_once('/').unwrap().0;
-    let url = format!("{base}/{name}");
+    let (name, url) = create_pg_database().await;
     let rules = folder("ROAM-A");
     let prefix = format!("kairos-test-{}", uuid::Uuid::new_v4().simple());
     let tweak = |c: &mut kairos::config::Config| {
@@ -315,12 +304,7 @@ async fn a_publish_on_one_instance_reaches_the_other(redis: bool) {
     assert_eq!(decide(&b, "8613900007202").await, "ROAM-B");
     a.stop().await;
     b.stop().await;
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    drop_pg_database(&name).await;
 }
 
 #[tokio::test]

@@ -518,18 +518,29 @@ pub async fn on_both_urls(body: impl AsyncFn(Backend, String)) {
         body(Backend::Sqlite, url).await;
     }
     {
-        let name = format!("kairos_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = pg_admin().await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        body(Backend::Postgres, with_database(&pg_url(), &name)).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .expect("drop test database");
+        let (name, url) = create_pg_database().await;
+        body(Backend::Postgres, url).await;
+        drop_pg_database(&name).await;
     }
+}
+
+/// A fresh, empty PostgreSQL database for a test that runs several apps on one database:
+/// its name (for [`drop_pg_database`]) and its URL.
+pub async fn create_pg_database() -> (String, String) {
+    let name = format!("kairos_t_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut pg_admin().await)
+        .await
+        .expect("create test database");
+    let url = with_database(&pg_url(), &name);
+    (name, url)
+}
+
+pub async fn drop_pg_database(name: &str) {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut pg_admin().await)
+        .await
+        .expect("drop test database");
 }
 
 /// A sent-by-SMS offer decided at `at` (RFC 3339), valid for a day, for tests that need
