@@ -324,17 +324,20 @@ async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usi
             }
             continue;
         }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Some(mut free) = gather(&slots, gather_for(concurrency, rx.len())).await else {
             break;
         };
         if let Some(l) = &lane.limiter {
             // Wait for the rate before claiming, so a claim covers only the send itself.
             l.until_ready().await;
         }
-        let mut round = vec![(job, slot)];
+        let mut round = vec![(job, free.pop().expect("gather holds one slot at least"))];
         while round.len() < CLAIM_BATCH {
             let Ok(job) = rx.try_recv() else { break };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let Some(slot) = free
+                .pop()
+                .or_else(|| slots.clone().try_acquire_owned().ok())
+            else {
                 carried = Some(job);
                 break;
             };
@@ -355,6 +358,34 @@ async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usi
     let _ = slots.acquire_many(concurrency as u32).await;
     drop(done_tx);
     let _ = recorder.await;
+}
+
+/// How long a round of a lane that claims only free slots waits for more of them while
+/// offers queue behind it. Sends free their slots one by one; a claim per freed slot made
+/// every send pay a statement of its own. Waiting this long for half the window shares a
+/// claim among several sends and costs a provider that answers in milliseconds little.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Slots worth waiting for: half the window while more offers wait than that, else one.
+fn gather_for(concurrency: usize, waiting: usize) -> usize {
+    (concurrency / 2).clamp(1, waiting + 1)
+}
+
+/// One free slot, then up to `want` in all as they free within [`GATHER`]; `None` once
+/// the lane's semaphore is closed.
+async fn gather(
+    slots: &Arc<Semaphore>,
+    want: usize,
+) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
+    let mut held = vec![slots.clone().acquire_owned().await.ok()?];
+    let until = tokio::time::Instant::now() + GATHER;
+    while held.len() < want {
+        match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => held.push(slot),
+            _ => break,
+        }
+    }
+    Some(held)
 }
 
 /// Writes outcomes as they come, all that are waiting in one transaction, then lets the
@@ -649,6 +680,41 @@ mod tests {
         let l = RateLimiter::direct(paced(NonZeroU32::new(500).unwrap()));
         let at_once = (0..100).filter(|_| l.check().is_ok()).count();
         assert_eq!(at_once, 10);
+    }
+
+    #[test]
+    fn a_round_waits_for_half_the_window_only_while_offers_queue() {
+        assert_eq!(gather_for(10, 0), 1, "alone, an offer goes at once");
+        assert_eq!(gather_for(10, 2), 3);
+        assert_eq!(gather_for(10, 500), 5);
+        assert_eq!(gather_for(1, 500), 1);
+    }
+
+    #[tokio::test]
+    async fn gathering_takes_the_slots_that_free_and_gives_up_after_a_moment() {
+        let slots = Arc::new(Semaphore::new(4));
+        let busy = slots.clone().acquire_many_owned(3).await.unwrap();
+        let freeing = tokio::spawn(async move {
+            let mut busy = busy;
+            tokio::time::sleep(Duration::from_micros(100)).await;
+            drop(busy.split(1));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(busy);
+        });
+        let started = std::time::Instant::now();
+        let held = gather(&slots, 4).await.unwrap();
+        assert_eq!(held.len(), 2, "the free slot and the one freed in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "it does not wait out the busy ones"
+        );
+        freeing.abort();
+        let closed = Arc::new(Semaphore::new(0));
+        closed.close();
+        assert!(
+            gather(&closed, 1).await.is_none(),
+            "a stopped lane gathers nothing"
+        );
     }
 
     #[test]
