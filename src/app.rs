@@ -494,8 +494,12 @@ impl App {
             &config.capture,
             rx.clone(),
         );
-        let rule_counts =
-            crate::pipeline::counts::RuleCounter::start(db.clone(), pipeline.clone(), rx.clone());
+        let rule_counts = crate::pipeline::counts::RuleCounter::start(
+            db.clone(),
+            pipeline.clone(),
+            config.counts.retention_days,
+            rx.clone(),
+        );
         let state = AppState {
             rule_sync,
             recorder,

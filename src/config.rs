@@ -22,6 +22,24 @@ pub struct Config {
     pub log: LogConfig,
     pub capture: CaptureConfig,
     pub backtest: BacktestConfig,
+    pub counts: CountsConfig,
+}
+
+/// Per-rule counts that last (`rule_counts`, see `pipeline::counts`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CountsConfig {
+    /// Days of per-rule script counts kept; older days are deleted once a day (0: kept
+    /// forever). The default keeps a little over a year, for year-on-year charts.
+    pub retention_days: u32,
+}
+
+impl Default for CountsConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 400,
+        }
+    }
 }
 
 /// Samples of live events recorded for tests and backtests (`POST /api/v1/captures`).

@@ -455,6 +455,36 @@ async fn launch_sends_to_the_segment_through_the_engine() {
         assert_eq!(results["declined"], 0, "{results}");
         assert_eq!(results["revenue_cents"], 1500, "{results}");
         assert!(results["uplift"].is_null());
+        // By outcome, as a rule's totals count them; and the same per day.
+        let counts = &results["counts"];
+        assert_eq!(counts["sent"], 2, "{results}");
+        assert_eq!(counts["suppressed"]["opt_out"], 1, "{results}");
+        assert_eq!(counts["accepted"], 1, "{results}");
+        assert_eq!(counts["conversion"], 0.5, "accepted over sent: {results}");
+        let today = chrono::Utc::now().date_naive();
+        let span = format!(
+            "from={}&to={}",
+            today - chrono::Duration::days(1),
+            today + chrono::Duration::days(1)
+        );
+        let per_day = t
+            .get(mk, &format!("/api/v1/campaigns/{cid}/counts?{span}"))
+            .await
+            .expect(200);
+        let days = per_day["days"].as_array().unwrap();
+        assert_eq!(days.len(), 1, "launched within seconds: {per_day}");
+        for k in ["sent", "suppressed", "delivered", "accepted", "declined", "conversion"] {
+            assert_eq!(days[0][k], counts[k], "{k}: {per_day} against {results}");
+        }
+        assert_eq!(days[0]["evaluated"], 0, "no script decided it: {per_day}");
+        assert!(days[0]["against_control"].is_null(), "{per_day}");
+        t.get(mk, &format!("/api/v1/campaigns/{cid}/counts?from=2026-02-30"))
+            .await
+            .expect_field("from");
+        t.get(mk, "/api/v1/campaigns/no-such-campaign/counts").await.expect(404);
+        t.get(&w.agent.token, &format!("/api/v1/campaigns/{cid}/counts"))
+            .await
+            .expect(403);
 
         // Launched again, it resumes: the lines decided for are skipped, and nothing is
         // reported sent that did not go out.
@@ -598,6 +628,29 @@ async fn a_control_group_is_held_out_and_results_show_uplift() {
         let want = 6.0 * 1500.0 / n_t as f64 - 2.0 * 1500.0 / held as f64;
         let got = results["revenue_uplift"].as_f64().unwrap();
         assert!((got - want).abs() < 0.01, "{results}");
+        // Per day, the launch's day holds the same two groups and the same uplift (everyone
+        // bought after their decision and after the launch).
+        let today = chrono::Utc::now().date_naive();
+        let per_day = t
+            .get(mk, &format!(
+                "/api/v1/campaigns/{cid}/counts?from={}&to={}",
+                today - chrono::Duration::days(1),
+                today + chrono::Duration::days(1)
+            ))
+            .await
+            .expect(200);
+        let days = per_day["days"].as_array().unwrap();
+        assert_eq!(days.len(), 1, "{per_day}");
+        assert_eq!(days[0]["sent"], n_t, "{per_day}");
+        assert_eq!(days[0]["suppressed"]["control_group"], held, "{per_day}");
+        let a = &days[0]["against_control"];
+        for k in ["treated", "control"] {
+            for f in ["subscribers", "converted"] {
+                assert_eq!(a[k][f], results[k][f], "{k}.{f}: {per_day}");
+            }
+        }
+        let got = a["uplift"].as_f64().unwrap();
+        assert!((got - results["uplift"].as_f64().unwrap()).abs() < 1e-12, "{per_day}");
         let ci = results["revenue_uplift_ci"].as_array().unwrap();
         let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
         assert!(lo < got && got < hi, "{results}");

@@ -1,5 +1,6 @@
 //! Shared HTTP plumbing: the error type, extractors, list parameters and optimistic versions.
 //! Features own their routers.
+pub mod days;
 pub mod error;
 pub mod idempotency;
 pub mod list;

@@ -9,20 +9,19 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::auth::{Permission, Principal};
+use crate::crm::campaigns::counts::{days, AgainstControl, Day};
+use crate::http::days::{Days, DaysParams};
 use crate::http::ApiError;
-use crate::pipeline::counts::{per_day, DayCounts};
+use crate::pipeline::counts::{Of, Tally};
 
-/// The longest span one request reads, and the span when `from` is not given.
-const MAX_DAYS: i64 = 366;
-const DEFAULT_DAYS: i64 = 30;
-
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CountsParams {
-    /// First day, `YYYY-MM-DD` (default: 29 days before `to`).
-    pub from: Option<String>,
-    /// Last day, inclusive, `YYYY-MM-DD` (default: today, UTC).
-    pub to: Option<String>,
+/// A rule's lasting totals in the rule list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RuleTotals {
+    #[serde(flatten)]
+    pub counts: Tally,
+    /// Those the rule reached against those it held out, over all its decisions; null when it
+    /// never held anyone out (its own `control`, or the policy's `[control] holdout`).
+    pub against_control: Option<AgainstControl>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -31,13 +30,15 @@ pub struct RuleDays {
     pub from: String,
     pub to: String,
     /// Days with any count, oldest first; a day left out counted nothing.
-    pub days: Vec<DayCounts>,
+    pub days: Vec<Day>,
 }
 
 /// One rule's counts per day, summed over every instance: evaluated, matched and errors (by
-/// the UTC day they were counted) and its decisions by outcome (by the operator's day).
+/// the UTC day they were counted), its decisions by outcome with conversion (accepted over
+/// sent), and uplift against its control group on days it held anyone out (by the operator's
+/// day).
 #[utoipa::path(get, path = "/api/v1/rules/{id}/counts", tag = "rules",
-    params(("id" = String, Path), CountsParams),
+    params(("id" = String, Path), DaysParams),
     responses((status = 200, body = RuleDays), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn rule_counts(
     State(state): State<AppState>,
@@ -46,39 +47,48 @@ pub async fn rule_counts(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<RuleDays>, ApiError> {
     who.require(Permission::ReadRules)?;
-    let day = |field: &'static str| -> Result<Option<chrono::NaiveDate>, ApiError> {
-        q.get(field)
-            .map(|s| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map_err(|_| ApiError::field(field, "must be a day, YYYY-MM-DD"))
-            })
-            .transpose()
-    };
-    let to = day("to")?.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let from = day("from")?.unwrap_or(to - chrono::Duration::days(DEFAULT_DAYS - 1));
-    if from > to {
-        return Err(ApiError::field("from", "must not be after `to`"));
-    }
-    if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::field(
-            "from",
-            format!("at most {MAX_DAYS} days at a time"),
-        ));
-    }
+    let span = Days::parse(&q)?;
     // This instance's latest counts first, so they show at once.
     state
         .rule_counts
         .flush()
         .await
         .map_err(ApiError::internal)?;
-    let (from, to) = (from.to_string(), to.to_string());
-    let days = per_day(&state.db, &id, &from, &to)
-        .await
-        .map_err(ApiError::internal)?;
+    let days = days(&state.db, Of::Rule(&id), span).await?;
     Ok(Json(RuleDays {
         rule_id: id,
-        from,
-        to,
+        from: span.from.to_string(),
+        to: span.to.to_string(),
         days,
     }))
+}
+
+/// Lasting totals of the given rules, each with treated against control when it held anyone
+/// out.
+pub async fn rule_totals(
+    state: &AppState,
+    ids: &[&str],
+) -> anyhow::Result<HashMap<String, RuleTotals>> {
+    let mut totals = crate::pipeline::counts::totals(&state.db, ids).await?;
+    // Only rules with a control group: the rest have nothing to measure against, and the
+    // list (which the console polls) need not read their decisions twice.
+    let held: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| totals.get(*id).is_some_and(|t| t.held_out() > 0))
+        .collect();
+    let mut against =
+        crate::crm::campaigns::counts::rules_against_control(&state.db, &held).await?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                RuleTotals {
+                    counts: totals.remove(*id).unwrap_or_default(),
+                    against_control: against.remove(*id),
+                },
+            )
+        })
+        .collect())
 }

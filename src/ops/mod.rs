@@ -104,10 +104,11 @@ pub struct RuleInfo {
     /// `kairos rules check` prints it.
     pub warnings: Vec<String>,
     /// Lasting counts: evaluated, matched and errors summed over every instance since counting
-    /// began (through reloads and restarts, unlike `GET /api/v1/engine/stats`), and its
-    /// decisions by outcome. Null when the database did not answer: the rest of the list is
-    /// the running set in memory, and still answers.
-    pub totals: Option<crate::pipeline::counts::Tally>,
+    /// began (through reloads and restarts, unlike `GET /api/v1/engine/stats`; days older
+    /// than `counts.retention_days` are dropped), its decisions by outcome with conversion,
+    /// and uplift against its control group. Null when the database did not answer: the rest
+    /// of the list is the running set in memory, and still answers.
+    pub totals: Option<counts::RuleTotals>,
 }
 
 /// The loaded rules, in load order, a page at a time, each with its lasting counts (`totals`).
@@ -153,10 +154,10 @@ pub async fn rules(
         tracing::warn!("writing per-rule counts before listing rules: {e:#}");
     }
     let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
-    match crate::pipeline::counts::totals(&state.db, &ids).await {
+    match counts::rule_totals(&state, &ids).await {
         Ok(mut totals) => {
             for r in &mut page.items {
-                r.totals = Some(totals.remove(&r.id).unwrap_or_default());
+                r.totals = totals.remove(&r.id);
             }
         }
         Err(e) => tracing::warn!("reading per-rule counts: {e:#}"),

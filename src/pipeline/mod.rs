@@ -199,6 +199,8 @@ pub struct Pipeline {
     pub deps: Arc<Deps>,
     /// Where samples of the events coming in are taken (captures), when one is running.
     tap: Arc<Tap>,
+    /// Per-rule counts since start, through rule reloads (`/metrics`).
+    lifetime: Arc<counts::Lifetime>,
 }
 
 impl Pipeline {
@@ -220,6 +222,7 @@ impl Pipeline {
                 workers: Arc::new(senders),
                 deps,
                 tap: Arc::default(),
+                lifetime: Arc::default(),
             },
             handles,
         )
@@ -260,12 +263,19 @@ impl Pipeline {
     }
 
     /// Swaps in a new rule set and its policy in one step; batches in flight finish on the
-    /// old pair.
+    /// old pair (their rules' counts still reach [`Pipeline::rule_lifetimes`]).
     pub fn swap(&self, rules: RuleSet, policy: Policy) {
-        self.deps.loaded.store(Arc::new(Loaded {
+        let new = Arc::new(Loaded {
             rules: Arc::new(rules),
             policy: Arc::new(policy),
-        }));
+        });
+        self.lifetime.swap(&self.deps.loaded, new);
+    }
+
+    /// Every rule's counts since this process started, through reloads, by rule id (a rule
+    /// no longer running keeps its last counts).
+    pub fn rule_lifetimes(&self) -> std::collections::BTreeMap<String, counts::Reading> {
+        self.lifetime.read(&self.deps.loaded)
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {

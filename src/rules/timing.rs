@@ -34,7 +34,7 @@ pub struct RunTimes {
 }
 
 /// A reading of [`RunTimes`]: counts per bucket (not cumulative) and the total time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RunTimesSnapshot {
     pub counts: [u64; RUN_BUCKETS_NS.len() + 1],
     pub sum_ns: u64,

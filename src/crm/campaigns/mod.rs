@@ -7,6 +7,7 @@
 //! `-> cancelled`. Approval needs `ApproveCampaigns` and a different user than the author and
 //! the submitter.
 
+pub mod counts;
 pub mod repo;
 pub mod rule_results;
 pub mod uplift;
@@ -55,6 +56,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(launch))
         .routes(routes!(runs))
         .routes(routes!(results))
+        .routes(routes!(counts::campaign_counts))
         .routes(routes!(rule_results::results))
 }
 
@@ -480,9 +482,13 @@ pub async fn results(
     Path(id): Path<String>,
 ) -> Result<Json<Results>, ApiError> {
     require_marketing_read(&p)?;
+    let c = load(&mut *st.db.pool.acquire().await?, &id).await?;
+    // One connection at a time: a small pool must not wait on itself.
+    let counts = crate::pipeline::counts::campaign_totals(&st.db, &c.id)
+        .await
+        .map_err(ApiError::internal)?;
     let mut conn = st.db.pool.acquire().await?;
-    let c = load(&mut conn, &id).await?;
-    Ok(Json(repo::results(&mut conn, &c).await?))
+    Ok(Json(repo::results(&mut conn, &c, counts).await?))
 }
 
 fn render(template: &str, name: &str, msisdn: &str) -> String {

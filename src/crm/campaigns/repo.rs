@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::uplift::{revenue_uplift, uplift, GroupResult, Tally};
+use super::uplift::{revenue_uplift, uplift, GroupResult, Tally as Subscribers};
+use crate::pipeline::counts::Tally;
 use crate::store::{
     fetch_page, next_seq, now_text, Arg, ListParams, ListSpec, Page, Sql, StoreError,
 };
@@ -363,11 +364,18 @@ pub const SENT_STATUSES: &str =
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Results {
     pub campaign_id: String,
+    /// Every decision, whatever became of it (failed ones too).
     pub decided: i64,
     pub sent: i64,
     pub suppressed: i64,
+    /// Offers answered accepted and declined, as they stand now (a corrected answer counts
+    /// as corrected).
     pub accepted: i64,
     pub declined: i64,
+    /// Decisions by outcome, as a rule's `totals` count them: sent, suppressed by reason,
+    /// delivered, accepted, declined and conversion (accepted over sent). Per day:
+    /// `GET /api/v1/campaigns/{id}/counts`.
+    pub counts: Tally,
     /// Sum of the catalog price of accepted offers (offer_code joined to product offering code).
     pub revenue_cents: i64,
     /// Explains how revenue was computed or why it is partial.
@@ -413,7 +421,7 @@ async fn groups(
         ));
     let rows: Vec<(String, i64, Option<String>, Option<i64>)> =
         sql.query_as().fetch_all(&mut *conn).await?;
-    let mut tally = Tally::default();
+    let mut tally = Subscribers::default();
     for (msisdn, control, sub, price) in rows {
         // Purchases count from the first launch for everyone (`since`, in the join).
         let bought = sub.map(|id| (id, 0, price.unwrap_or(0)));
@@ -422,25 +430,15 @@ async fn groups(
     Ok(tally.groups())
 }
 
-pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Results, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT COUNT(*), \
-         COALESCE(SUM(CASE WHEN status IN {SENT_STATUSES} THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END), 0) \
-         FROM recommendations WHERE campaign_id = "
-    ));
+/// `counts`: the campaign's decisions by outcome (`pipeline::counts::campaign_totals`).
+pub async fn results(
+    conn: &mut sqlx::AnyConnection,
+    c: &Campaign,
+    counts: Tally,
+) -> Result<Results, sqlx::Error> {
+    let mut sql = Sql::new("SELECT COUNT(*) FROM recommendations WHERE campaign_id = ");
     sql.bind(c.id.as_str());
-    let (decided, sent, suppressed): (i64, i64, i64) = sql.query_as().fetch_one(&mut *conn).await?;
-    let outcome = |o: &'static str| {
-        let mut sql = Sql::new(
-            "SELECT COUNT(DISTINCT o.recommendation_id) FROM offer_responses o \
-             JOIN recommendations r ON r.id = o.recommendation_id WHERE r.campaign_id = ",
-        );
-        sql.bind(c.id.as_str()).push(" AND o.outcome = ").bind(o);
-        sql
-    };
-    let (accepted,): (i64,) = outcome("accepted").query_as().fetch_one(&mut *conn).await?;
-    let (declined,): (i64,) = outcome("declined").query_as().fetch_one(&mut *conn).await?;
+    let (decided,): (i64,) = sql.query_as().fetch_one(&mut *conn).await?;
     let mut rev = Sql::new(
         "SELECT CAST(COALESCE(SUM(po.price_cents), 0) AS BIGINT), COUNT(po.id), COUNT(*) \
          FROM recommendations r LEFT JOIN product_offerings po ON po.code = r.offer_code \
@@ -475,10 +473,11 @@ pub async fn results(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<Res
     Ok(Results {
         campaign_id: c.id.clone(),
         decided,
-        sent,
-        suppressed,
-        accepted,
-        declined,
+        sent: counts.sent as i64,
+        suppressed: counts.suppressed.values().sum::<u64>() as i64,
+        accepted: counts.accepted as i64,
+        declined: counts.declined as i64,
+        counts,
         revenue_cents,
         revenue_note,
         uplift: lift.map(|(u, _)| u),

@@ -6,16 +6,12 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 
-use super::repo::SENT_STATUSES;
-use super::uplift::{revenue_uplift, uplift, GroupResult, Tally};
+use super::counts::cohorts;
+use super::uplift::{revenue_uplift, uplift, GroupResult};
 use crate::auth::Principal;
 use crate::crm::segments::require_marketing_read;
 use crate::crm::CrmState;
 use crate::http::ApiError;
-use crate::store::Sql;
-
-/// Decisions read at most per request: the newest are kept past it.
-const MAX_ROWS: i64 = 500_000;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleResults {
@@ -45,43 +41,11 @@ pub async fn results(
 ) -> Result<Json<RuleResults>, ApiError> {
     require_marketing_read(&p)?;
     let mut conn = st.db.pool.acquire().await?;
-    let mut sql = Sql::new(
-        "SELECT r.msisdn, r.decided_at, \
-         CAST(CASE WHEN r.reason = 'control_group' THEN 1 ELSE 0 END AS BIGINT), \
-         s.id, s.created_at, po.price_cents \
-         FROM recommendations r \
-         LEFT JOIN lines l ON l.msisdn = r.msisdn \
-         LEFT JOIN product_offerings po ON po.code = r.offer_code \
-         LEFT JOIN subscriptions s ON s.line_id = l.id AND s.offering_id = po.id \
-         WHERE r.rule_id = ",
-    );
-    sql.bind(id.as_str()).push(&format!(
-        " AND (r.reason = 'control_group' OR r.status IN {SENT_STATUSES}) ORDER BY r.seq DESC LIMIT "
-    ));
-    sql.bind(MAX_ROWS);
-    type Row = (
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = sql.query_as().fetch_all(&mut *conn).await?;
-    // Per subscriber: held out or not, decided when (the first time), what they took after.
-    let ms = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| t.timestamp_millis())
-    };
-    let mut tally = Tally::default();
-    for (msisdn, decided, control, sub, bought_at, price) in rows {
-        let Some(at) = ms(&decided) else { continue };
-        let bought = sub
-            .zip(bought_at.as_deref().and_then(ms))
-            .map(|(s, b)| (s, b, price.unwrap_or(0)));
-        tally.add(msisdn, control == 1, at, bought);
-    }
+    let tally = cohorts(&mut conn, "rule_id", &[id.as_str()], None, false)
+        .await?
+        .into_values()
+        .next()
+        .unwrap_or_default();
     let (treated, control): (GroupResult, GroupResult) = tally.groups();
     let lift = uplift(&treated, &control);
     let revenue_lift = revenue_uplift(&treated, &control);

@@ -2,8 +2,9 @@
 //!
 //! Nothing here runs on the engine's path: the pipeline, the rules and the channels keep
 //! plain atomics and per-batch tallies, and this module turns a reading of them into metric
-//! families. Counts are this instance's since it started (per-rule ones since the rules were
-//! last reloaded); Prometheus sums instances and takes resets in its stride.
+//! families. Counts are this instance's since it started, per-rule ones too (through rule
+//! reloads: `Pipeline::rule_lifetimes`); Prometheus sums instances and takes the reset of a
+//! restart in its stride.
 //!
 //! Who may read it: the same callers as `/api/v1/engine/stats` (`read_engine_stats`), with
 //! a bearer token like every other call. A scraper gets an API key of such a role.
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::http::ApiError;
+use crate::pipeline::counts::Reading;
 use crate::rules::RUN_BUCKETS_NS;
 use families::{Families, HistogramReading};
 
@@ -103,49 +105,51 @@ fn gather(state: &AppState) -> Families {
             .map(|((ch, st), n)| (vec![("channel", ch.as_str()), ("status", *st)], *n as f64)),
     );
 
-    let rules = state.pipeline.rules();
-    let per_rule = |pick: fn(&crate::rules::Rule) -> u64| {
-        rules
-            .rules
+    // Counted since this process started, through rule reloads: a publish swaps in new rule
+    // objects, whose counts start at zero, and a Prometheus counter must not go down.
+    let lifetimes = state.pipeline.rule_lifetimes();
+    let per_rule = |pick: fn(&Reading) -> u64| {
+        lifetimes
             .iter()
-            .map(move |r| (vec![("rule", r.meta.id.as_str())], pick(r) as f64))
+            .map(move |(id, r)| (vec![("rule", id.as_str())], pick(r) as f64))
     };
     f.counter(
         "kairos_rule_evaluations_total",
-        "Runs of each rule's script since the rules were loaded.",
-        per_rule(|r| r.stats.evaluated.load(Relaxed)),
+        "Runs of each rule's script since this instance started (rule reloads included).",
+        per_rule(|r| r.evaluated),
     );
     f.counter(
         "kairos_rule_matches_total",
-        "Runs that proposed an offer, per rule, since the rules were loaded.",
-        per_rule(|r| r.stats.matched.load(Relaxed)),
+        "Runs that proposed an offer, per rule, since this instance started.",
+        per_rule(|r| r.matched),
     );
     f.counter(
         "kairos_rule_errors_total",
-        "Runs that failed (the rule was skipped for the event), per rule, since the rules were loaded.",
-        per_rule(|r| r.stats.errors.load(Relaxed)),
+        "Runs that failed (the rule was skipped for the event), per rule, since this instance started.",
+        per_rule(|r| r.errors),
     );
+    let rules = state.pipeline.rules();
     f.gauge(
         "kairos_rule_quarantined",
         "1 while a rule is quarantined (skipped until the rules are reloaded), else 0.",
-        per_rule(|r| u64::from(r.breaker.is_open())),
-    );
-    let bounds: Vec<f64> = RUN_BUCKETS_NS.iter().map(|ns| *ns as f64 / 1e9).collect();
-    let times: Vec<_> = rules
-        .rules
-        .iter()
-        .map(|r| r.stats.time.snapshot())
-        .collect();
-    f.histogram(
-        "kairos_rule_evaluation_seconds",
-        "How long each run of a rule's script took, since the rules were loaded.",
-        rules.rules.iter().zip(&times).map(|(r, t)| {
+        rules.rules.iter().map(|r| {
             (
                 vec![("rule", r.meta.id.as_str())],
+                f64::from(u8::from(r.breaker.is_open())),
+            )
+        }),
+    );
+    let bounds: Vec<f64> = RUN_BUCKETS_NS.iter().map(|ns| *ns as f64 / 1e9).collect();
+    f.histogram(
+        "kairos_rule_evaluation_seconds",
+        "How long each run of a rule's script took, since this instance started.",
+        lifetimes.iter().map(|(id, r)| {
+            (
+                vec![("rule", id.as_str())],
                 HistogramReading {
                     bounds: &bounds,
-                    counts: &t.counts,
-                    sum: t.sum_ns as f64 / 1e9,
+                    counts: &r.time.counts,
+                    sum: r.time.sum_ns as f64 / 1e9,
                 },
             )
         }),
