@@ -3,7 +3,7 @@
 // JSON document when they nest deeper; saved, its members are counted and previewed in the
 // person's data scope, and a campaign can be planned for it at once.
 
-import { $, api, can, flash, said, t, label } from './console-session.js';
+import { $, api, can, flash, said, t, label, session } from './console-session.js';
 import { esc } from './api.js';
 import { planFor } from './console-campaigns.js';
 
@@ -25,7 +25,7 @@ const PREVIEW = 10; // members shown under the count
 let list = [];
 let editing = null; // the segment in the form, or null for a new one
 let shown = null; // the segment whose members are shown
-let started = false;
+let startedFor = null; // who the form was drawn for: another person starts afresh
 
 const kindOf = (name) => (HISTORY.includes(name) ? 'history' : NUMBER.includes(name) ? 'number'
   : TENURE.includes(name) ? 'tenure' : 'text');
@@ -56,7 +56,7 @@ export function init() {
 }
 
 export function start() {
-  if (!started) { started = true; edit(null); } else redraw();
+  if (startedFor !== session.me.id) { startedFor = session.me.id; edit(null); } else redraw();
   if (shown) members(shown);
   refresh();
 }
@@ -193,7 +193,11 @@ function edit(s) {
   $('seg-form-h').textContent = s ? t('console.seg.editing', { name: s.name }) : t('console.seg.creating');
   $('seg-name').value = s ? s.name : '';
   $('seg-description').value = s ? s.description || '' : '';
-  if (!s) { shown = null; $('seg-members').hidden = true; }
+  if (!s) {
+    shown = null;
+    $('seg-members').hidden = true;
+    for (const k of ['segment', 'customers', 'lines']) delete $('seg-count').dataset[k];
+  }
   const c = s ? s.criteria : { all: [{ field: 'value_tier', op: '=', value: '' }] };
   const b = fromCriteria(c);
   $('seg-as-json').checked = !b;
@@ -234,14 +238,17 @@ async function members(s) {
   shown = s;
   const box = $('seg-members');
   box.hidden = false;
-  $('seg-count').textContent = t('console.seg.counting');
+  const el = $('seg-count');
+  el.textContent = t('console.seg.counting');
+  // Until the answer comes, nothing on the page claims a count (the last one was someone
+  // else's segment, or someone else's scope).
+  for (const k of ['segment', 'customers', 'lines']) delete el.dataset[k];
   try {
     const [c, p] = await Promise.all([
       api(`/api/v1/segments/${encodeURIComponent(s.id)}/count`, { method: 'POST' }),
       api(`/api/v1/segments/${encodeURIComponent(s.id)}/preview?limit=${PREVIEW}`),
     ]);
     if (shown !== s) return;
-    const el = $('seg-count');
     el.textContent = t('console.seg.count', { name: s.name, customers: c.customers, lines: c.lines });
     el.dataset.segment = s.id;
     el.dataset.customers = c.customers;
