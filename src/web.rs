@@ -53,6 +53,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../web/console-campaigns.js"),
     ),
+    (
+        "console-segments.js",
+        JS,
+        include_str!("../web/console-segments.js"),
+    ),
     ("console.css", CSS, include_str!("../web/console.css")),
     // The rule writer's guide: the console's built-in reference, always the release's own.
     ("rules.md", MARKDOWN, include_str!("../docs/rules.md")),
@@ -117,8 +122,9 @@ pub async fn agent_desk() -> Response {
     serve(HTML, include_str!("../web/desk.html"))
 }
 
-/// The marketers' console (sign in with a staff account): rules with live counts, the
-/// editor, tests and backtests, versions, campaigns. The page holds no data: everything
+/// The marketers' console (sign in with a staff account): rules with live counts and
+/// conversion per day, the editor, tests and backtests, versions, segments, campaigns; in
+/// English and Simplified Chinese. The page holds no data: everything
 /// comes from the authenticated API.
 #[utoipa::path(get, path = "/console/", tag = "web",
     responses((status = 200, description = "the console page", content_type = "text/html")))]

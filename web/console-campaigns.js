@@ -1,21 +1,28 @@
 // Campaigns: plan -> submit -> approve (someone else) -> launch -> track -> evaluate, on the
 // campaign API's own state machine; the buttons offered are the moves the state allows and
-// the person may make.
+// the person may make. A segment picked in the segments tab comes preselected in the plan.
 
-import { $, api, can, flash, said } from './console-session.js';
+import { $, api, can, flash, said, t, label } from './console-session.js';
 import { esc } from './api.js';
 
 let list = [];
 let open = null;
+let wanted = null; // segment to preselect once the list is loaded
 
-// state -> [[target, label, permission]]; `launch` is its own call, not a transition.
+// state -> [[target, label key, permission]]; `launch` is its own call, not a transition.
 const MOVES = {
-  plan: [['submitted', 'Submit for approval', 'manage_campaigns'], ['cancelled', 'Cancel', 'manage_campaigns']],
-  submitted: [['approved', 'Approve', 'approve_campaigns'], ['rejected', 'Reject', 'approve_campaigns'], ['plan', 'Back to plan', 'manage_campaigns']],
-  rejected: [['plan', 'Back to plan', 'manage_campaigns']],
-  approved: [['launch', 'Launch', 'manage_campaigns'], ['cancelled', 'Cancel', 'manage_campaigns']],
-  active: [['launch', 'Run again for new members', 'manage_campaigns'], ['completed', 'Complete', 'manage_campaigns'], ['cancelled', 'Cancel', 'manage_campaigns']],
+  plan: [['submitted', 'submit', 'manage_campaigns'], ['cancelled', 'cancel', 'manage_campaigns']],
+  submitted: [['approved', 'approve', 'approve_campaigns'], ['rejected', 'reject', 'approve_campaigns'], ['plan', 'back', 'manage_campaigns']],
+  rejected: [['plan', 'back', 'manage_campaigns']],
+  approved: [['launch', 'launch', 'manage_campaigns'], ['cancelled', 'cancel', 'manage_campaigns']],
+  active: [['launch', 'again', 'manage_campaigns'], ['completed', 'complete', 'manage_campaigns'], ['cancelled', 'cancel', 'manage_campaigns']],
 };
+
+/// Opens the plan form with `segmentId` chosen.
+export function planFor(segmentId) {
+  wanted = segmentId;
+  document.dispatchEvent(new CustomEvent('console:show', { detail: 'campaigns' }));
+}
 
 export function init() {
   $('camp-form').addEventListener('submit', plan);
@@ -38,7 +45,11 @@ export function start() { refresh(); segments(); }
 async function segments() {
   try {
     const s = await api('/api/v1/segments?limit=200');
-    $('camp-segment').innerHTML = s.items.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`).join('');
+    const sel = $('camp-segment');
+    const keep = wanted || sel.value;
+    sel.innerHTML = s.items.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`).join('');
+    if (keep && s.items.some((x) => x.id === keep)) sel.value = keep;
+    wanted = null;
   } catch { /* the form cannot be sent without a segment */ }
 }
 
@@ -54,7 +65,7 @@ async function plan(e) {
       control_pct: Number($('camp-control').value),
     } });
     open = c.id;
-    flash('Campaign planned: submit it for approval.');
+    flash(t('console.camp.planned'));
     await refresh();
   } catch (err) { flash(said(err), true); }
 }
@@ -66,11 +77,11 @@ async function refresh() {
   } catch (err) { flash(said(err), true); return; }
   $('camp-table').tBodies[0].innerHTML = list.map((c) => `
     <tr data-campaign="${esc(c.id)}">
-      <td>${esc(c.name)}</td><td class="state">${esc(c.state)}</td><td><code>${esc(c.offer_code)}</code></td>
-      <td class="actions"><button type="button" data-to="show" data-id="${esc(c.id)}">Track</button>
-        ${(MOVES[c.state] || []).filter(([, , p]) => can(p)).map(([to, label]) =>
-          `<button type="button" data-to="${to}" data-id="${esc(c.id)}">${label}</button>`).join('')}</td>
-    </tr>`).join('') || '<tr><td colspan="4" class="muted">No campaigns yet.</td></tr>';
+      <td>${esc(c.name)}</td><td class="state" data-state="${esc(c.state)}">${esc(label('console.state', c.state))}</td><td><code>${esc(c.offer_code)}</code></td>
+      <td class="actions"><button type="button" data-to="show" data-id="${esc(c.id)}">${esc(t('console.camp.track'))}</button>
+        ${(MOVES[c.state] || []).filter(([, , p]) => can(p)).map(([to, key]) =>
+          `<button type="button" data-to="${to}" data-id="${esc(c.id)}">${esc(t(`console.camp.move.${key}`))}</button>`).join('')}</td>
+    </tr>`).join('') || `<tr><td colspan="4" class="muted">${esc(t('console.camp.none'))}</td></tr>`;
   await detail();
 }
 
@@ -84,13 +95,14 @@ async function detail() {
       api(`/api/v1/campaigns/${open}/results`), api(`/api/v1/campaigns/${open}/runs?limit=20`),
     ]);
     const pct = (v) => (v == null ? '–' : `${(v * 100).toFixed(1)} %`);
-    const ci = (c) => (c ? ` (95 % CI ${pct(c[0])} to ${pct(c[1])})` : '');
-    el.innerHTML = `<section class="panel"><h2>Results</h2>
-      <dl class="facts"><dt>Decided</dt><dd class="decided">${r.decided}</dd><dt>Sent</dt><dd>${r.sent}</dd>
-      <dt>Suppressed</dt><dd>${r.suppressed}</dd><dt>Accepted</dt><dd>${r.accepted}</dd><dt>Declined</dt><dd>${r.declined}</dd>
-      <dt>Uplift vs control</dt><dd class="uplift">${pct(r.uplift)}${ci(r.uplift_ci)}</dd>
-      <dt>Revenue</dt><dd>${(r.revenue_cents / 100).toFixed(2)}</dd></dl>
-      <h3>Runs</h3><ul>${runs.items.map((x) => `<li>${esc(x.started_at)}: targeted ${x.targeted}, decided ${x.decided}, sent ${x.sent}</li>`).join('') || '<li class="muted">Not launched yet.</li>'}</ul></section>`;
+    const ci = (c) => (c ? ` ${t('console.camp.ci', { lo: pct(c[0]), hi: pct(c[1]) })}` : '');
+    const dt = (k) => `<dt>${esc(t(`console.camp.r.${k}`))}</dt>`;
+    el.innerHTML = `<section class="panel"><h2>${esc(t('console.camp.results'))}</h2>
+      <dl class="facts">${dt('decided')}<dd class="decided">${r.decided}</dd>${dt('sent')}<dd>${r.sent}</dd>
+      ${dt('suppressed')}<dd>${r.suppressed}</dd>${dt('accepted')}<dd>${r.accepted}</dd>${dt('declined')}<dd>${r.declined}</dd>
+      ${dt('uplift')}<dd class="uplift">${esc(pct(r.uplift) + ci(r.uplift_ci))}</dd>
+      ${dt('revenue')}<dd>${(r.revenue_cents / 100).toFixed(2)}</dd></dl>
+      <h3>${esc(t('console.camp.runs'))}</h3><ul>${runs.items.map((x) => `<li>${esc(t('console.camp.run', { at: x.started_at, targeted: x.targeted, decided: x.decided, sent: x.sent }))}</li>`).join('') || `<li class="muted">${esc(t('console.camp.notLaunched'))}</li>`}</ul></section>`;
   } catch (err) { el.textContent = said(err); }
 }
 

@@ -2,7 +2,7 @@
 // checks a publish runs, through `/rules/validate`), each problem shown at its line with the
 // suggestion; the rule's own tests and dry runs; the built-in reference beside it.
 
-import { $, api, can, flash, said, session } from './console-session.js';
+import { $, api, can, flash, said, session, t, label } from './console-session.js';
 import { esc } from './api.js';
 import { renderReference } from './console-reference.js';
 
@@ -11,6 +11,7 @@ let timer = null;
 let checkSeq = 0;
 let draftId = null;
 let problemLines = new Set();
+let savedNow = false; // the draft was saved from here, since it was loaded
 
 const TEMPLATE = `#{
     id: "new-rule", name: "A new rule", kind: "dynamic",
@@ -40,6 +41,7 @@ export function init() {
 }
 
 export function start() {
+  draftState();
   renderReference($('reference'));
   captures();
   check();
@@ -51,8 +53,8 @@ export function load({ path, content, draft = null, comment = '' }) {
   $('ed-text').value = content;
   $('ed-comment').value = comment;
   draftId = draft;
-  $('ed-draft-state').textContent = draft ? `Draft ${draft}` : 'Not saved as a draft yet.';
-  $('ed-draft-state').dataset.draft = draft || '';
+  savedNow = false;
+  draftState();
   $('test-results').replaceChildren();
   $('dry-results').replaceChildren();
   gutter();
@@ -68,7 +70,7 @@ export async function openRule(ruleId) {
     const info = rules.items.find((r) => r.id === ruleId);
     const file = v.files.find((f) => info && info.file.endsWith(f.path))
       || v.files.find((f) => f.content.includes(`"${ruleId}"`));
-    if (!file) throw new Error(`no file of version ${v.number} holds rule ${ruleId}`);
+    if (!file) throw new Error(t('console.ed.noFile', { n: v.number, rule: ruleId }));
     load({ path: file.path, content: file.content });
   } catch (e) {
     flash(said(e), true);
@@ -76,6 +78,14 @@ export async function openRule(ruleId) {
 }
 
 export function currentDraft() { return draftId; }
+
+/// Says whether the text is a draft, and once saved, who may publish it.
+function draftState() {
+  const el = $('ed-draft-state');
+  el.textContent = !draftId ? t('console.ed.notSaved')
+    : savedNow ? t('console.ed.saved', { id: draftId }) : t('console.ed.draft', { id: draftId });
+  el.dataset.draft = draftId || '';
+}
 
 function gutter() {
   const n = $('ed-text').value.split('\n').length;
@@ -86,7 +96,7 @@ function gutter() {
 
 function scheduleCheck() {
   clearTimeout(timer);
-  $('ed-status').textContent = 'Checking…';
+  $('ed-status').textContent = t('console.ed.checking');
   timer = setTimeout(check, CHECK_AFTER_MS);
 }
 
@@ -108,17 +118,17 @@ function showProblems(path, v) {
   problemLines = new Set(v.errors.filter(mine).map((p) => p.line));
   const item = (p, kind) => `
     <li class="${kind}" data-line="${p.line}" data-column="${p.column}">
-      <span class="where">${mine(p) ? '' : `${esc(p.file)} `}line ${p.line}, column ${p.column}</span>
+      <span class="where">${mine(p) ? '' : `${esc(p.file)} `}${esc(t('console.ed.at', { line: p.line, column: p.column }))}</span>
       <span class="message">${esc(p.message)}</span>
       ${p.suggestion ? `<span class="suggestion">${esc(p.suggestion)}</span>` : ''}
     </li>`;
   $('ed-problems').innerHTML = v.errors.map((p) => item(p, 'error')).join('') + v.warnings.map((p) => item(p, 'warning')).join('');
   const status = $('ed-status');
   if (v.ok) {
-    status.textContent = `No problems: the set would publish (${v.rules} rules)${v.warnings.length ? `, with ${v.warnings.length} warning(s)` : ''}.`;
+    status.textContent = v.warnings.length ? t('console.ed.okWarnings', { rules: v.rules, warnings: v.warnings.length }) : t('console.ed.ok', { rules: v.rules });
     status.className = 'status good';
   } else {
-    status.textContent = `${v.errors.length} problem(s) to fix before this can be published.`;
+    status.textContent = t('console.ed.problems', { n: v.errors.length });
     status.className = 'status bad';
   }
   gutter();
@@ -139,9 +149,9 @@ async function save() {
       ? await api(`/api/v1/rule-drafts/${draftId}`, { method: 'PUT', body })
       : await api('/api/v1/rule-drafts', { method: 'POST', body });
     draftId = d.id;
-    $('ed-draft-state').textContent = `Draft ${d.id} saved: someone else who may publish can publish it from Versions.`;
-    $('ed-draft-state').dataset.draft = d.id;
-    flash('Draft saved.');
+    savedNow = true;
+    draftState();
+    flash(t('console.ed.savedFlash'));
     document.dispatchEvent(new CustomEvent('console:drafts'));
   } catch (e) {
     flash(said(e), true);
@@ -152,9 +162,9 @@ async function runTests() {
   const out = $('test-results');
   try {
     const r = await api('/api/v1/rules/test', { method: 'POST', body: { source: $('ed-text').value } });
-    out.innerHTML = `<li class="summary ${r.failed ? 'fail' : 'pass'}">${r.passed} passed, ${r.failed} failed</li>` +
+    out.innerHTML = `<li class="summary ${r.failed ? 'fail' : 'pass'}">${esc(t('console.ed.passed', { passed: r.passed, failed: r.failed }))}</li>` +
       r.cases.map((c) => `<li class="case ${c.passed ? 'pass' : 'fail'}">${c.passed ? '✔' : '✘'} ${esc(c.name)}${c.failure ? `: ${esc(c.failure)}` : ''}</li>`).join('');
-    if (!r.cases.length) out.innerHTML += '<li class="muted">This rule carries no tests: add some under <code>tests:</code>.</li>';
+    if (!r.cases.length) out.innerHTML += `<li class="muted">${esc(t('console.ed.noTests'))}</li>`;
   } catch (e) {
     out.innerHTML = `<li class="case fail">${esc(said(e))}</li>`;
   }
@@ -170,12 +180,13 @@ function parseEvents(text) {
 async function dryRun() {
   const out = $('dry-results');
   let events;
-  try { events = parseEvents($('dry-events').value); } catch (e) { out.innerHTML = `<p class="error">Events are not JSON: ${esc(e.message)}</p>`; return; }
+  try { events = parseEvents($('dry-events').value); } catch (e) { out.innerHTML = `<p class="error">${esc(t('console.ed.notJson', { msg: e.message }))}</p>`; return; }
   try {
     const r = await api('/api/v1/rules/dry-run', { method: 'POST', body: { source: $('ed-text').value, events } });
-    out.innerHTML = `<p>${r.decisions.length} decision(s) on ${events.length} event(s).</p>
-      <table class="grid-table"><thead><tr><th>Number</th><th>Offer</th><th>Status</th><th>Reason</th><th>Channel</th></tr></thead><tbody>
-      ${r.decisions.map((d) => `<tr class="decision"><td>${esc(d.msisdn)}</td><td>${esc(d.offer_code)}</td><td>${esc(d.status)}</td><td>${esc(d.reason || '')}</td><td>${esc(d.channel || '')}</td></tr>`).join('')}
+    const th = (k) => `<th>${esc(t(k))}</th>`;
+    out.innerHTML = `<p>${esc(t('console.ed.dryOut', { decisions: r.decisions.length, events: events.length }))}</p>
+      <table class="grid-table"><thead><tr>${['console.seg.msisdn', 'console.rules.offer', 'console.cap.status', 'console.ed.reason', 'console.camp.channel'].map(th).join('')}</tr></thead><tbody>
+      ${r.decisions.map((d) => `<tr class="decision"><td>${esc(d.msisdn)}</td><td>${esc(d.offer_code)}</td><td>${esc(label('console.rec', d.status))}</td><td>${esc(d.reason || '')}</td><td>${esc(d.channel || '')}</td></tr>`).join('')}
       </tbody></table>${r.failures.map((f) => `<p class="error">${esc(f)}</p>`).join('')}`;
   } catch (e) {
     out.innerHTML = `<p class="error">${esc(said(e))}</p>`;

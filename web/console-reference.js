@@ -1,19 +1,21 @@
 // The built-in function reference beside the editor, read from the rules guide compiled into
 // the binary (`/web/rules.md`), so it is always the one of the running release. Only the
-// sections a rule writer looks up while typing are shown, with a filter.
+// sections a rule writer looks up while typing are shown, with a filter. The guide itself is
+// English (it is the product's documentation); the console's own words around it are not.
 
 import { esc } from './api.js';
+import { t } from './console-session.js';
 
 const SECTIONS = ['Event fields and profile fields', 'State functions', 'Helper functions', 'Time: windows'];
 let loaded = null;
 
 export async function renderReference(el) {
-  if (loaded) return;
+  if (loaded) { el.querySelector('label[for="ref-filter"]').textContent = t('console.ref.filter'); return; }
   loaded = fetch('/web/rules.md').then((r) => r.text());
   const md = await loaded;
   const parts = md.split(/^## /m).slice(1)
     .filter((p) => SECTIONS.some((s) => p.startsWith(s)));
-  el.innerHTML = `<label for="ref-filter">Find a function or field</label>
+  el.innerHTML = `<label for="ref-filter">${esc(t('console.ref.filter'))}</label>
     <input id="ref-filter" type="search" autocomplete="off">
     ${parts.map((p) => {
       const [title, ...rest] = p.split('\n');

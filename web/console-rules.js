@@ -1,13 +1,15 @@
 // Running rules with live counts: the rule list (`/rules`) joined with the engine's per-rule
-// counts (`/engine/stats`), polled every few seconds, and a chart of the samples seen here.
+// counts (`/engine/stats`), polled every few seconds, and a chart of the samples seen here;
+// for the rule picked, its conversion per day from its lasting counts (`/rules/{id}/counts`).
 
-import { $, api, can, said } from './console-session.js';
+import { $, api, can, said, t } from './console-session.js';
 import { esc } from './api.js';
-import { lineChart } from './console-chart.js';
+import { lineChart, dayChart } from './console-chart.js';
 import { openRule } from './console-editor.js';
 
 const POLL_MS = 3000;
 const KEEP = 120; // samples kept per rule: six minutes at one every three seconds
+const DAYS = 30; // the conversion chart's span, ending today
 let timer = null;
 let selected = null;
 const history = new Map(); // rule id -> [{ evaluated, matched }]
@@ -18,7 +20,7 @@ export function init() {
     const edit = e.target.closest('button[data-edit]');
     if (edit) { openRule(edit.dataset.edit); return; }
     const row = e.target.closest('tr[data-rule]');
-    if (row) { selected = selected === row.dataset.rule ? null : row.dataset.rule; draw(); results(); }
+    if (row) { selected = selected === row.dataset.rule ? null : row.dataset.rule; draw(); results(); conversion(); }
   });
 }
 
@@ -29,6 +31,9 @@ export function start() {
     timer = setTimeout(tick, POLL_MS);
   };
   tick();
+  draw();
+  results();
+  conversion();
 }
 
 export function stop() {
@@ -44,7 +49,7 @@ async function refresh() {
   ]);
   const counts = new Map(stats.rules.map((r) => [r.rule_id, r]));
   const active = versions.items[0];
-  $('rules-version').textContent = active ? `version ${active.number}` : '';
+  $('rules-version').textContent = active ? t('console.rules.version', { n: active.number }) : '';
   $('rules-version').dataset.version = active ? active.number : '';
   lastRules = list.items.map((r) => ({ ...r, counts: counts.get(r.id) || { evaluated: 0, matched: 0, errors: 0 } }));
   for (const r of lastRules) {
@@ -56,15 +61,15 @@ async function refresh() {
   const body = $('rules-table').tBodies[0];
   body.innerHTML = lastRules.map((r) => `
     <tr data-rule="${esc(r.id)}" class="${r.id === selected ? 'selected' : ''}">
-      <td><strong>${esc(r.name)}</strong><br><code>${esc(r.id)}</code>${r.quarantined ? ' <span class="badge bad">quarantined</span>' : ''}
+      <td><strong>${esc(r.name)}</strong><br><code>${esc(r.id)}</code>${r.quarantined ? ` <span class="badge bad">${esc(t('console.rules.quarantined'))}</span>` : ''}
         ${r.warnings.map((w) => `<div class="warn">${esc(w)}</div>`).join('')}</td>
       <td>${esc(r.events.join(', '))}</td>
       <td><code>${esc(r.offer_code)}</code></td>
       <td class="num evaluated">${r.counts.evaluated}</td>
       <td class="num matched">${r.counts.matched}</td>
       <td class="num errors">${r.counts.errors}</td>
-      <td>${can('edit_rules') ? `<button type="button" data-edit="${esc(r.id)}">Edit</button>` : ''}</td>
-    </tr>`).join('') || '<tr><td colspan="7" class="muted">No rules are running.</td></tr>';
+      <td>${can('edit_rules') ? `<button type="button" data-edit="${esc(r.id)}">${esc(t('console.rules.edit'))}</button>` : ''}</td>
+    </tr>`).join('') || `<tr><td colspan="7" class="muted">${esc(t('console.rules.none'))}</td></tr>`;
   draw();
 }
 
@@ -75,11 +80,11 @@ function draw() {
   const len = Math.max(0, ...ids.map((id) => (history.get(id) || []).length));
   const sum = (key) => Array.from({ length: len }, (_, i) =>
     ids.reduce((s, id) => { const h = history.get(id) || []; const j = i - (len - h.length); return s + (j >= 0 ? h[j][key] : 0); }, 0));
-  $('chart-rule').textContent = selected || 'all rules';
+  $('chart-rule').textContent = selected || t('console.chart.all');
   $('chart').replaceChildren(lineChart([
-    { name: 'evaluated', className: 'evaluated', points: sum('evaluated') },
-    { name: 'matched', className: 'matched', points: sum('matched') },
-  ], `Evaluations and matches, sampled every ${POLL_MS / 1000} seconds`));
+    { name: t('console.chart.evaluated'), className: 'evaluated', points: sum('evaluated') },
+    { name: t('console.chart.matched'), className: 'matched', points: sum('matched') },
+  ], t('console.chart.label', { s: POLL_MS / 1000 })));
 }
 
 /// Conversions against the control group, for the selected rule.
@@ -90,9 +95,45 @@ async function results() {
   try {
     const r = await api(`/api/v1/rules/${encodeURIComponent(selected)}/results`);
     const pct = (v) => (v == null ? '–' : `${(v * 100).toFixed(1)} %`);
-    el.textContent = `Reached ${r.treated.subscribers}, converted ${r.treated.converted} (${pct(r.treated.rate)}); ` +
-      `control ${r.control.subscribers}, converted ${r.control.converted}; uplift ${pct(r.uplift)}`;
+    el.textContent = t('console.rules.results', {
+      reached: r.treated.subscribers, converted: r.treated.converted, rate: pct(r.treated.rate),
+      control: r.control.subscribers, controlConverted: r.control.converted, uplift: pct(r.uplift),
+    });
   } catch (e) {
     el.textContent = said(e);
+  }
+}
+
+/// Conversion per day: of the selected rule's offers delivered that day (shown on a screen or
+/// reported delivered by the gateway), the share accepted. A day nothing was delivered has
+/// no rate and no point.
+export function conversionPoints(days) {
+  return days.filter((d) => d.delivered > 0).map((d) => ({ day: d.day, value: d.accepted / d.delivered, accepted: d.accepted, delivered: d.delivered }));
+}
+
+async function conversion() {
+  const el = $('conv-chart');
+  el.replaceChildren();
+  $('conv-rule').textContent = selected || '';
+  const note = $('conv-note');
+  if (!selected) { note.dataset.t = 'console.conv.pick'; note.textContent = t('console.conv.pick'); return; }
+  const rule = selected;
+  const to = new Date();
+  const from = new Date(to.getTime() - (DAYS - 1) * 86400000);
+  const day = (d) => d.toISOString().slice(0, 10);
+  try {
+    const r = await api(`/api/v1/rules/${encodeURIComponent(rule)}/counts?from=${day(from)}&to=${day(to)}`);
+    if (rule !== selected) return; // another row was clicked meanwhile
+    const points = conversionPoints(r.days);
+    note.dataset.t = points.length ? 'console.conv.note' : 'console.conv.empty';
+    note.textContent = t(note.dataset.t);
+    el.replaceChildren(dayChart(points, {
+      className: 'converted',
+      label: t('console.conv.label', { rule, from: r.from, to: r.to }),
+      format: (p) => t('console.conv.point', { day: p.day, pct: `${(p.value * 100).toFixed(1)} %`, accepted: p.accepted, delivered: p.delivered }),
+    }));
+  } catch (e) {
+    delete note.dataset.t;
+    note.textContent = said(e);
   }
 }

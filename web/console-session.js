@@ -1,10 +1,44 @@
 // The console's session: the token from sign-in, who we are and what we may do, and the one
 // way panels call the API. The server stays the authority on every call; `can` only decides
-// which buttons a person sees, so nobody is offered what would be refused.
+// which buttons a person sees, so nobody is offered what would be refused. It also holds the
+// language: `t` is the translator of the one table in `i18n.js`, swapped by `setLang`.
 
 import { call, ApiError } from './api.js';
+import { pickLang, saveLang, translator } from './i18n.js';
 
 const TOKEN_KEY = 'kairos.console.token';
+const LANG_KEY = 'kairos.console.lang';
+
+// Live bindings: modules that import `t` see the new translator after `setLang`.
+export let lang = pickLang(null, LANG_KEY);
+export let t = translator(lang);
+
+export function setLang(next) {
+  lang = next;
+  t = translator(lang);
+  saveLang(LANG_KEY, lang);
+  applyStrings();
+}
+
+/// A code the API answers (a state, a status, a role) in words, or as it is when the table
+/// has no words for it: a new code on the server never shows as a key.
+export function label(prefix, code) {
+  const key = `${prefix}.${code}`;
+  const s = t(key);
+  return s === key ? String(code) : s;
+}
+
+/// The page's fixed strings: `data-t` sets the text, `data-t-aria` the accessible name,
+/// `data-t-placeholder` the placeholder.
+export function applyStrings(root = document) {
+  if (root === document) {
+    document.documentElement.lang = lang;
+    document.title = t('console.title');
+  }
+  for (const el of root.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of root.querySelectorAll('[data-t-aria]')) el.setAttribute('aria-label', t(el.dataset.tAria));
+  for (const el of root.querySelectorAll('[data-t-placeholder]')) el.placeholder = t(el.dataset.tPlaceholder);
+}
 
 export const session = { token: sessionStorage.getItem(TOKEN_KEY), me: null };
 const signedOut = [];
@@ -18,7 +52,7 @@ export async function api(path, opts = {}) {
   try {
     return await call('', path, { token: session.token, ...opts });
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) endSession('Your session has ended: sign in again.');
+    if (e instanceof ApiError && e.status === 401) endSession(t('console.sessionEnded'));
     throw e;
   }
 }

@@ -1,15 +1,17 @@
 // The Kairos console: sign in, then the marketer's loop in tabs — running rules with live
-// counts, the editor, captures and backtests, versions, campaigns. Each tab is its own
-// module; this one signs in and switches tabs.
+// counts, the editor, captures and backtests, versions, segments, campaigns. Each tab is its
+// own module; this one signs in, switches tabs and switches the language.
 
-import { session, $, signIn, loadMe, endSession, onSignedOut, applyPermissions, api, said } from './console-session.js';
+import { session, $, signIn, loadMe, endSession, onSignedOut, applyPermissions, api, said, t, label, lang, setLang, applyStrings } from './console-session.js';
+import { otherLang } from './i18n.js';
 import * as rules from './console-rules.js';
 import * as editor from './console-editor.js';
 import * as lab from './console-lab.js';
 import * as versions from './console-versions.js';
+import * as segments from './console-segments.js';
 import * as campaigns from './console-campaigns.js';
 
-const panels = { rules, editor, lab, versions, campaigns };
+const panels = { rules, editor, lab, versions, segments, campaigns };
 let current = 'rules';
 
 function showLogin(message) {
@@ -42,7 +44,7 @@ function showConsole() {
   $('tabs').hidden = false;
   $('signout').hidden = false;
   const me = session.me;
-  $('who').textContent = `${me.name} (${me.role})`;
+  $('who').textContent = `${me.name} (${label('console.role', me.role)})`;
   applyPermissions();
   // Only the sections the role may use are offered; the first of them opens.
   const open = [...$('tabs').querySelectorAll('button')].filter((b) => !b.hidden).map((b) => b.dataset.tab);
@@ -59,7 +61,7 @@ $('login-form').addEventListener('submit', async (e) => {
     $('password').value = '';
     showConsole();
   } catch (err) {
-    showLogin(err.status === 401 ? 'Wrong username or password.' : said(err));
+    showLogin(err.status === 401 ? t('login.failed') : said(err));
   }
 });
 
@@ -73,9 +75,26 @@ $('tabs').addEventListener('click', (e) => {
   if (b) show(b.dataset.tab);
 });
 
+// The language button names the other language, in that language.
+function langButton() {
+  $('lang').textContent = t('lang.switch');
+  $('lang').lang = otherLang(lang);
+  $('lang').setAttribute('aria-label', `${t('lang.label')}: ${t('lang.switch')}`);
+}
+
+$('lang').addEventListener('click', () => {
+  setLang(otherLang(lang));
+  langButton();
+  // Drawn parts are drawn again in the new language.
+  if (session.me) showConsole();
+  else if (!$('login-error').hidden) $('login-error').hidden = true;
+});
+
 // Panels move the person along the loop (edit this rule, backtest this draft).
 document.addEventListener('console:show', (e) => show(e.detail));
 
+applyStrings();
+langButton();
 for (const p of Object.values(panels)) p.init?.();
 
 if (session.token) {

@@ -27,7 +27,7 @@ async function signOut(p) {
 await withBrowser('campaigns', async (p, shot) => {
   await p.goto(`${base}/console/`);
   await signIn(p, marketer);
-  await p.getByLabel('Segment').selectOption({ label: segment });
+  await p.getByLabel('Segment', { exact: true }).selectOption({ label: segment });
   await p.locator('#camp-name').fill('Data pack for everyone');
   await p.getByLabel('Offer code').fill('DATA10');
   await p.getByLabel('Message').fill('10 GB for you this week');

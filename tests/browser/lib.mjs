@@ -28,7 +28,9 @@ export function ask(word, value = '') {
   return new Promise((resolve) => (early.length ? resolve(early.shift()) : pending.push(resolve)));
 }
 
-export async function withBrowser(name, body) {
+/// `allow`: console errors the scenario causes on purpose (a request the server refuses shows
+/// in the console as a failed load); any other error on the page fails the scenario.
+export async function withBrowser(name, body, { allow = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     console.error(`Chromium not found at ${CHROMIUM}: run scripts/services.sh`);
     process.exit(2);
@@ -39,7 +41,7 @@ export async function withBrowser(name, body) {
   page.setDefaultTimeout(15000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !allow.some((re) => re.test(m.text()))) errors.push(m.text()); });
   const shots = process.env.KAIROS_BROWSER_SCREENSHOTS;
   const shot = async (label) => {
     if (!shots) return;

@@ -1,0 +1,205 @@
+//! The console's panels beyond the marketer's rule loop: the page in Simplified Chinese, a
+//! rule's conversion per day, and segments (built, counted in each person's scope, planned
+//! for). Scenarios in `console_zh.mjs`, `conversion.mjs` and `segments.mjs`.
+
+use kairos::ports::Status;
+use serde_json::{json, Value};
+
+use super::{run, start, values, ROAM};
+use crate::common::{self, TestApp};
+
+/// An app running the roaming rule (version 1), so every panel has something to show.
+async fn with_roam() -> (TestApp, tempfile::TempDir, tempfile::TempDir) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("roam.rhai"), ROAM).unwrap();
+    let (t, db) = start(|c| c.engine.rules_dir = rules.path().to_path_buf()).await;
+    (t, db, rules)
+}
+
+#[tokio::test]
+async fn the_console_speaks_chinese_in_every_panel_and_remembers_the_choice() {
+    let (t, _db, _rules) = with_roam().await;
+    t.user("mia", "marketer", json!({"display_name": "mia"}))
+        .await;
+    let report = run(
+        "console_zh.mjs",
+        &[&t.base, "mia", common::PASSWORD],
+        async || {},
+    )
+    .await;
+    assert_eq!(values(&report, "LANG"), ["zh-CN"], "{report:?}");
+    let panels: Vec<&str> = values(&report, "PANEL")
+        .iter()
+        .map(|p| p.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        panels,
+        ["规则", "编辑器", "采集与回测", "版本", "客户群", "营销活动"],
+        "{report:?}"
+    );
+    assert_eq!(values(&report, "REMEMBERED"), ["规则"], "{report:?}");
+    assert_eq!(values(&report, "ENGLISH"), ["Rules"], "{report:?}");
+    t.stop().await;
+}
+
+/// A stored decision of the roaming rule for number `n`, `days_ago` days back, in `status`.
+fn answered(n: usize, days_ago: i64, status: Status) -> kairos::ports::Recommendation {
+    let mut r = common::sms_rec(&format!("conv-{n}"), &format!("86139{:08}", 7_000_000 + n));
+    r.rule_id = "roam".into();
+    r.offer_code = "ROAM-A".into();
+    r.decided_at -= chrono::Duration::days(days_ago);
+    r.status = status;
+    r
+}
+
+#[tokio::test]
+async fn the_console_charts_a_rules_conversion_per_day_as_the_counts_api_gives_it() {
+    let (t, _db, _rules) = with_roam().await;
+    // Three days ago 3 of 4 delivered offers were accepted; yesterday 1 of 3 (a declined one
+    // was delivered too); today's 2 were sent and never delivered: no rate, no point.
+    use Status::{Accepted, Declined, Delivered, Sent};
+    let days = [
+        (3, vec![Accepted, Accepted, Accepted, Declined]),
+        (1, vec![Accepted, Delivered, Declined]),
+        (0, vec![Sent, Sent]),
+    ];
+    let recs: Vec<_> = days
+        .into_iter()
+        .flat_map(|(ago, ss)| ss.into_iter().map(move |s| (ago, s)))
+        .enumerate()
+        .map(|(n, (ago, s))| answered(n, ago, s))
+        .collect();
+    for r in &recs {
+        t.store_rec(r).await;
+    }
+    t.user("mia", "marketer", json!({})).await;
+    let report = run(
+        "conversion.mjs",
+        &[&t.base, "mia", common::PASSWORD, "roam"],
+        async || {},
+    )
+    .await;
+
+    // What the API counts per day, as the chart should show it.
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Duration::days(29);
+    let api = t
+        .get(
+            t.admin(),
+            &format!("/api/v1/rules/roam/counts?from={from}&to={today}"),
+        )
+        .await
+        .expect(200);
+    let want: Vec<(String, f64)> = api["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["delivered"].as_u64().unwrap() > 0)
+        .map(|d| {
+            let n = |k: &str| d[k].as_u64().unwrap() as f64;
+            (
+                d["day"].as_str().unwrap().to_string(),
+                n("accepted") / n("delivered"),
+            )
+        })
+        .collect();
+    let rates: Vec<f64> = want.iter().map(|(_, r)| *r).collect();
+    assert_eq!(
+        rates,
+        [0.75, 1.0 / 3.0],
+        "the stored answers, per day: {api}"
+    );
+    let shown: Vec<(String, f64)> = values(&report, "POINT")
+        .iter()
+        .map(|p| {
+            let (day, v) = p.split_once(' ').unwrap();
+            (day.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(shown, want, "{report:?}");
+    let title = values(&report, "TITLE");
+    assert_eq!(
+        title,
+        [format!("{}: 75.0 % (3 accepted of 4 delivered)", want[0].0)],
+        "{report:?}"
+    );
+    t.stop().await;
+}
+
+async fn region_of(t: &TestApp, customer: &str) -> String {
+    let c = t
+        .get(t.admin(), &format!("/api/v1/customers/{customer}"))
+        .await
+        .expect(200);
+    c["region_id"].as_str().unwrap().to_string()
+}
+
+async fn count(t: &TestApp, token: &str, id: &str) -> String {
+    let c: Value = t
+        .post(token, &format!("/api/v1/segments/{id}/count"), json!({}))
+        .await
+        .expect(200);
+    format!("{} {}", c["customers"], c["lines"])
+}
+
+#[tokio::test]
+async fn the_console_builds_a_segment_counts_its_members_and_plans_a_campaign_for_it() {
+    let (t, _db) = start(|_| {}).await;
+    let w = common::world::world(&t).await;
+    let (east, west) = (region_of(&t, &w.c1).await, region_of(&t, &w.c3).await);
+    let report = run(
+        "segments.mjs",
+        &[&t.base, "mk", "lead", common::PASSWORD, &east, &west],
+        async || {},
+    )
+    .await;
+    // The wrong value was refused with its place named, and nothing was stored for it.
+    let refused = values(&report, "REFUSED");
+    assert!(refused[0].contains("criteria.all[2].value"), "{report:?}");
+    let id = values(&report, "SEGMENT")[0].to_string();
+    let all = t
+        .get(&w.marketer.token, "/api/v1/segments")
+        .await
+        .expect(200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+
+    // Stored as the builder showed it.
+    let s = t
+        .get(&w.marketer.token, &format!("/api/v1/segments/{id}"))
+        .await
+        .expect(200);
+    let criteria = json!({"all": [
+        {"field": "customer_type", "op": "=", "value": "individual"},
+        {"field": "region_id", "op": "in", "value": [east, west]},
+    ]});
+    assert_eq!(s["criteria"], criteria, "{s}");
+    let shown: Value = serde_json::from_str(values(&report, "CRITERIA")[0]).unwrap();
+    assert_eq!(shown, criteria);
+    assert_eq!(s["description"], "every individual of both regions");
+
+    // Counted as the API counts for each person: c1..c3 for the marketer, the lead's team's
+    // customers (c1, c2) for the lead.
+    let mine = count(&t, &w.marketer.token, &id).await;
+    assert_eq!(mine, "3 3");
+    assert_eq!(values(&report, "COUNT"), [mine.as_str()], "{report:?}");
+    assert_eq!(values(&report, "LISTED"), ["3"], "{report:?}");
+    let leads = count(&t, &w.lead.token, &id).await;
+    assert_eq!(leads, "2 2");
+    assert_eq!(
+        values(&report, "LEAD_COUNT"),
+        [leads.as_str()],
+        "{report:?}"
+    );
+    assert_eq!(values(&report, "READ_ONLY").len(), 1, "{report:?}");
+
+    // The campaign planned from it targets it.
+    assert_eq!(values(&report, "PRESELECTED"), [id.as_str()], "{report:?}");
+    let campaign = values(&report, "PLANNED")[0];
+    let c = t
+        .get(&w.marketer.token, &format!("/api/v1/campaigns/{campaign}"))
+        .await
+        .expect(200);
+    assert_eq!(c["segment_id"], id.as_str(), "{c}");
+    assert_eq!(c["state"], "plan", "{c}");
+    t.stop().await;
+}

@@ -1,0 +1,97 @@
+// Segments in the console: a marketer builds one from conditions (a wrong value is refused
+// with its place named), reads its member count, and plans a campaign for it; a team lead
+// sees it read-only, counted in the lead's own scope.
+// node segments.mjs <kairos-base> <marketer> <lead> <password> <region id> <other region id>
+//
+// Reports REFUSED <message>, SEGMENT <id>, COUNT <customers> <lines>, LISTED <lines>,
+// CRITERIA <json>, PRESELECTED <segment id>, PLANNED <campaign id>, READ_ONLY, LEAD_COUNT
+// <customers> <lines>.
+import { say, withBrowser } from './lib.mjs';
+
+const [base, marketer, lead, password, east, west] = process.argv.slice(2);
+if (!base || !marketer || !lead || !password || !east || !west) {
+  console.error('usage: node segments.mjs <kairos-base> <marketer> <lead> <password> <region> <other region>');
+  process.exit(2);
+}
+
+async function signIn(p, user) {
+  await p.getByLabel('Username').fill(user);
+  await p.getByLabel('Password').fill(password);
+  await p.keyboard.press('Enter');
+  await p.locator('#who').filter({ hasText: user }).waitFor();
+  await p.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Segments', exact: true }).click();
+}
+
+/// Sets condition `i` (0-based) of the builder.
+async function condition(p, i, field, op, value) {
+  const row = p.locator('#seg-conditions li').nth(i);
+  await row.getByLabel('Field').selectOption(field);
+  await row.getByLabel('Test').selectOption(op);
+  await row.getByLabel('Value').fill(value);
+}
+
+const counted = async (p) => {
+  const c = p.locator('#seg-count[data-segment]');
+  await c.waitFor();
+  return c;
+};
+
+await withBrowser('segments', async (p, shot) => {
+  await p.goto(`${base}/console/`);
+  await signIn(p, marketer);
+  await p.getByRole('button', { name: 'New segment' }).click();
+  await p.locator('#seg-name').fill('Individuals east and west');
+  await p.getByLabel('Description').fill('every individual of both regions');
+  await condition(p, 0, 'customer_type', '=', 'individual');
+  await p.getByRole('button', { name: 'Add a condition' }).click();
+  await condition(p, 1, 'region_id', 'in', `${east}, ${west}`);
+  // A score that is not a number: the API refuses it and the form says where.
+  await p.getByRole('button', { name: 'Add a condition' }).click();
+  await condition(p, 2, 'churn_score', '>=', 'high');
+  await p.getByRole('button', { name: 'Save segment' }).click();
+  const error = p.locator('#seg-error');
+  await error.waitFor();
+  say('REFUSED', (await error.textContent()).trim());
+  await p.locator('#seg-conditions li').nth(2).getByRole('button', { name: 'Remove' }).click();
+  say('CRITERIA', JSON.stringify(JSON.parse(await p.getByLabel('Criteria (JSON)').inputValue())));
+  await p.getByRole('button', { name: 'Save segment' }).click();
+
+  const count = await counted(p);
+  const id = await count.getAttribute('data-segment');
+  say('SEGMENT', id);
+  say('COUNT', `${await count.getAttribute('data-customers')} ${await count.getAttribute('data-lines')}`);
+  if (!(await error.isHidden())) throw new Error('the error stayed after a good save');
+  const listed = p.locator(`#seg-table tr[data-segment="${id}"] .lines`);
+  await listed.filter({ hasText: /\d/ }).waitFor();
+  say('LISTED', (await listed.textContent()).trim());
+  await shot('segment');
+
+  // Straight to a campaign plan, the segment already chosen.
+  await p.getByRole('button', { name: 'Plan a campaign for this segment' }).click();
+  await p.locator('#tab-campaigns').waitFor({ state: 'visible' });
+  await p.locator(`#camp-segment option[value="${id}"]`).waitFor({ state: 'attached' });
+  const chosen = await p.getByLabel('Segment', { exact: true }).inputValue();
+  say('PRESELECTED', chosen);
+  await p.locator('#camp-name').fill('Data for individuals');
+  await p.getByLabel('Offer code').fill('DATA10');
+  await p.getByLabel('Message').fill('10 GB for you this week');
+  await p.getByRole('button', { name: 'Save plan' }).click();
+  const row = p.locator('#camp-table tr[data-campaign]').filter({ hasText: 'Data for individuals' });
+  await row.waitFor();
+  say('PLANNED', await row.getAttribute('data-campaign'));
+
+  await p.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(p, lead);
+  const seg = p.locator(`#seg-table tr[data-segment="${id}"]`);
+  await seg.waitFor();
+  // A team lead reads segments but may not change them or plan for them.
+  for (const name of ['Save segment', 'New segment', 'Add a condition', 'Plan a campaign']) {
+    if (await p.getByRole('button', { name, exact: true }).isVisible()) throw new Error(`${name} is offered to a team lead`);
+  }
+  say('READ_ONLY');
+  await seg.getByRole('button', { name: 'View' }).click();
+  const leadCount = p.locator(`#seg-count[data-segment="${id}"]`);
+  await leadCount.waitFor();
+  if (await p.getByRole('button', { name: 'Plan a campaign for this segment' }).isVisible()) throw new Error('a team lead is offered to plan');
+  say('LEAD_COUNT', `${await leadCount.getAttribute('data-customers')} ${await leadCount.getAttribute('data-lines')}`);
+}, { allow: [/status of 400/] });
