@@ -104,11 +104,11 @@ async function results() {
   }
 }
 
-/// Conversion per day: of the selected rule's offers delivered that day (shown on a screen or
-/// reported delivered by the gateway), the share accepted. A day nothing was delivered has
-/// no rate and no point.
+/// Conversion per day as the counts API gives it (`conversion`: accepted over sent, since
+/// gateways without delivery reports never mark an offer delivered). A day nothing was sent
+/// has no rate and no point.
 export function conversionPoints(days) {
-  return days.filter((d) => d.delivered > 0).map((d) => ({ day: d.day, value: d.accepted / d.delivered, accepted: d.accepted, delivered: d.delivered }));
+  return days.filter((d) => d.conversion != null).map((d) => ({ day: d.day, value: d.conversion, accepted: d.accepted, sent: d.sent }));
 }
 
 async function conversion() {
@@ -130,7 +130,7 @@ async function conversion() {
     el.replaceChildren(dayChart(points, {
       className: 'converted',
       label: t('console.conv.label', { rule, from: r.from, to: r.to }),
-      format: (p) => t('console.conv.point', { day: p.day, pct: `${(p.value * 100).toFixed(1)} %`, accepted: p.accepted, delivered: p.delivered }),
+      format: (p) => t('console.conv.point', { day: p.day, pct: `${(p.value * 100).toFixed(1)} %`, accepted: p.accepted, sent: p.sent }),
     }));
   } catch (e) {
     delete note.dataset.t;
