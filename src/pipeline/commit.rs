@@ -31,10 +31,17 @@ pub async fn decisions_and_state(
     if states.is_empty() && recs.is_empty() && dead.is_empty() {
         return Ok((Vec::new(), true));
     }
-    // The pool, not the one writer connection: the workers bind their batches' statements
-    // on their own connections in parallel and only take turns for the write itself, which
-    // held durable ingest at twice the rate of one connection doing all of it.
-    let mut tx = deps.db.pool.begin().await.context("beginning the batch")?;
+    // The one writer connection (on PostgreSQL, the pool): SQLite takes one writer at a
+    // time, and a second connection waiting for the lock sleeps in its busy handler (1, 2,
+    // 5 ms...) while the cores idle. Queued here instead, a worker's commit starts the
+    // moment the other's ends, and since each worker runs its next batch while its commit
+    // is under way, the cores stay busy (about 95k to 118k events/s from 87k to 105k).
+    let mut tx = deps
+        .db
+        .writer
+        .begin()
+        .await
+        .context("beginning the batch")?;
     let fresh = deps
         .recs
         .insert_in(&mut tx, recs)

@@ -221,7 +221,22 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
     let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
     let mut drop_cache = false;
     let mut upcoming: Vec<Msisdn> = Vec::with_capacity(deps.batch_size);
-    while let Some(first) = rx.recv().await {
+    // The batch whose commit is under way: the next batch is read, loaded and run meanwhile,
+    // so the engine's work and the database's overlap instead of taking turns.
+    let mut inflight: Option<Inflight> = None;
+    loop {
+        let first = match inflight.as_mut() {
+            Some(c) => tokio::select! {
+                done = &mut c.commit => {
+                    let c = inflight.take().expect("in flight");
+                    finish(&deps, &mut shard, c, done);
+                    continue;
+                }
+                w = rx.recv() => w,
+            },
+            None => rx.recv().await,
+        };
+        let Some(first) = first else { break };
         // Whatever is queued, from any number of requests, shares this batch's commit.
         batch.clear();
         let mut taken = events_in(&first);
@@ -348,6 +363,12 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
         deps.metrics
             .rule_quarantines
             .fetch_add(slow.len() as u64, Relaxed);
+        // What this batch decided may revise offers the batch before stored, and its state
+        // must follow that batch's into the store: the earlier commit ends first.
+        if let Some(mut c) = inflight.take() {
+            let done = (&mut c.commit).await;
+            finish(&deps, &mut shard, c, done);
+        }
         // Published before anything is committed: a crash at any point before the state (with
         // its dedup marks) is stored reruns these events, which decide and publish the same
         // decisions under the same ids again. Published after, a crash in between would leave
@@ -371,70 +392,134 @@ pub(crate) async fn run(id: usize, mut rx: mpsc::Receiver<Work>, deps: Arc<Deps>
             }
         }
         let dirty = shard.take_dirty();
-        let (fresh, state_done) = persist(&deps, "committing the batch", || {
-            commit::decisions_and_state(&deps, &dirty, &recs, &revised, &dead)
-        })
-        .await;
-        if !state_done {
-            let fenced = persist(&deps, "saving subscriber state", || {
-                commit::state_elsewhere(&deps, &dirty)
+        let (d, batch_recs, batch_dead) = (
+            deps.clone(),
+            std::mem::take(&mut recs),
+            std::mem::take(&mut dead),
+        );
+        let commit = tokio::spawn(async move {
+            let (fresh, state_done) = persist(&d, "committing the batch", || {
+                commit::decisions_and_state(&d, &dirty, &batch_recs, &revised, &batch_dead)
             })
             .await;
-            // A newer owner holds these now: what this worker cached of them is stale.
-            for m in &fenced {
-                shard.entries.remove(m);
+            let fenced = if state_done {
+                Vec::new()
+            } else {
+                persist(&d, "saving subscriber state", || {
+                    commit::state_elsewhere(&d, &dirty)
+                })
+                .await
+            };
+            Committed {
+                fresh,
+                fenced,
+                recs: batch_recs,
+                dead: batch_dead.len(),
             }
-            deps.metrics
-                .state_fenced
-                .fetch_add(fenced.len() as u64, Relaxed);
+        });
+        let mut c = Inflight {
+            commit,
+            acks: std::mem::take(&mut acks),
+            replies: std::mem::take(&mut replies),
+            barriers: std::mem::take(&mut barriers),
+            drop_cache: std::mem::take(&mut drop_cache),
+        };
+        if c.drop_cache {
+            // The cache is dropped once this batch is stored; the next one loads afresh.
+            let done = (&mut c.commit).await;
+            finish(&deps, &mut shard, c, done);
+        } else {
+            inflight = Some(c);
         }
-        if std::mem::take(&mut drop_cache) {
-            shard.entries.clear();
-        }
-        // Durable from here on: answer, dispatch, and make room.
-        let evicted = shard.evict_to(deps.max_cached_per_worker);
-        if evicted > 0 {
-            deps.metrics.evicted.fetch_add(evicted as u64, Relaxed);
-        }
+    }
+    if let Some(mut c) = inflight.take() {
+        let done = (&mut c.commit).await;
+        finish(&deps, &mut shard, c, done);
+    }
+    tracing::debug!(worker = id, "worker stopped");
+}
+
+/// What a batch's commit gives back to the worker.
+struct Committed {
+    fresh: Vec<Recommendation>,
+    /// Subscribers whose state write a newer owner fenced off.
+    fenced: Vec<Msisdn>,
+    recs: Vec<Recommendation>,
+    dead: usize,
+}
+
+/// A batch being committed, with whom to answer once it is durable.
+struct Inflight {
+    commit: tokio::task::JoinHandle<Committed>,
+    acks: Vec<(super::Ack, Report, std::ops::Range<usize>)>,
+    replies: Vec<(oneshot::Sender<Vec<Recommendation>>, std::ops::Range<usize>)>,
+    barriers: Vec<oneshot::Sender<()>>,
+    drop_cache: bool,
+}
+
+/// Durable from here on: answer, dispatch, and make room. Entries the next batch changed
+/// are dirty and stay cached (eviction skips them), so nothing newer than the store is let go.
+fn finish(
+    deps: &Deps,
+    shard: &mut Shard,
+    c: Inflight,
+    done: Result<Committed, tokio::task::JoinError>,
+) {
+    // The commit retries until it succeeds; only a panic ends it otherwise, and answering
+    // then would claim durability that is not there.
+    let done = done.expect("the batch commit task");
+    // A newer owner holds these now: what this worker cached of them is stale.
+    for m in &done.fenced {
+        shard.entries.remove(m);
+    }
+    deps.metrics
+        .state_fenced
+        .fetch_add(done.fenced.len() as u64, Relaxed);
+    if c.drop_cache {
+        shard.entries.clear();
+    }
+    let evicted = shard.evict_to(deps.max_cached_per_worker);
+    if evicted > 0 {
+        deps.metrics.evicted.fetch_add(evicted as u64, Relaxed);
+    }
+    let fresh = done.fresh;
+    deps.metrics
+        .recommendations
+        .fetch_add(fresh.len() as u64, Relaxed);
+    deps.metrics.suppressed.fetch_add(
+        fresh
+            .iter()
+            .filter(|r| r.status == Status::Suppressed)
+            .count() as u64,
+        Relaxed,
+    );
+    deps.metrics.decisions.add(&fresh);
+    if done.dead > 0 {
         deps.metrics
-            .recommendations
-            .fetch_add(fresh.len() as u64, Relaxed);
-        deps.metrics.suppressed.fetch_add(
-            fresh
-                .iter()
-                .filter(|r| r.status == Status::Suppressed)
-                .count() as u64,
-            Relaxed,
-        );
-        deps.metrics.decisions.add(&fresh);
-        if !dead.is_empty() {
-            deps.metrics
-                .dead_letters_engine
-                .fetch_add(dead.len() as u64, Relaxed);
+            .dead_letters_engine
+            .fetch_add(done.dead as u64, Relaxed);
+    }
+    for (a, mut report, range) in c.acks {
+        if a.decisions {
+            report.decisions = done.recs[range].to_vec();
         }
-        for (a, mut report, range) in acks.drain(..) {
-            if a.decisions {
-                report.decisions = recs[range].to_vec();
-            }
-            let _ = a.tx.send(report);
-        }
-        for (tx, range) in replies.drain(..) {
-            let _ = tx.send(recs[range].to_vec());
-        }
-        for b in barriers.drain(..) {
-            let _ = b.send(());
-        }
-        // Queued offers not handed over here (dispatcher full or gone) stay in the outbox,
-        // which the dispatcher sweeps.
-        if let Some(d) = &deps.dispatcher {
-            for r in fresh.into_iter().filter(|r| r.status == Status::Queued) {
-                if !d.offer(r) {
-                    break;
-                }
+        let _ = a.tx.send(report);
+    }
+    for (tx, range) in c.replies {
+        let _ = tx.send(done.recs[range].to_vec());
+    }
+    for b in c.barriers {
+        let _ = b.send(());
+    }
+    // Queued offers not handed over here (dispatcher full or gone) stay in the outbox,
+    // which the dispatcher sweeps.
+    if let Some(d) = &deps.dispatcher {
+        for r in fresh.into_iter().filter(|r| r.status == Status::Queued) {
+            if !d.offer(r) {
+                break;
             }
         }
     }
-    tracing::debug!(worker = id, "worker stopped");
 }
 
 fn skipped(ev: &Event, result: &'static str, reason: Option<String>) -> super::Skipped {

@@ -98,6 +98,9 @@ impl Db {
                             // 16 MiB of pages per connection instead of 2: a large import's
                             // random-key index inserts stop rereading pages from the OS.
                             "PRAGMA cache_size = -16384",
+                            // Statement journals (a multi-row upsert keeps one) in memory,
+                            // not a temporary file opened, written and closed per batch.
+                            "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
