@@ -394,19 +394,10 @@ async fn gather(
 async fn record_outcomes(lane: Arc<Lane>, mut rx: mpsc::UnboundedReceiver<Settled>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        // Sends end one by one; waiting a moment for the rest of their round writes them
-        // in one statement rather than one each. Nothing waits on this write but the sweep.
-        let until = tokio::time::Instant::now() + GATHER;
         while batch.len() < SETTLE_BATCH {
             match rx.try_recv() {
                 Ok(o) => batch.push(o),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(until, rx.recv()).await {
-                        Ok(Some(o)) => batch.push(o),
-                        _ => break,
-                    }
-                }
+                Err(_) => break,
             }
         }
         let mut tries = 0;
