@@ -156,6 +156,9 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
             println!("{line}");
         }
     };
+    // Listened for before the server answers: a SIGTERM right after it is healthy (a quick
+    // rollout, a test) is a clean stop, not the default action that kills it mid-write.
+    let stop = stop_signal()?;
     let app = crate::app::App::start(config).await?;
     say(format!(
         "kairos listening on http://{}  (rules: {}, database: {})",
@@ -169,7 +172,7 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
         tokio::spawn(simulate_traffic(pipeline.clone(), n, rate));
     }
     let console = (!json).then(|| tokio::spawn(console(pipeline)));
-    stop_signal().await?;
+    stop.await?;
     if let Some(c) = console {
         c.abort();
     }
@@ -182,18 +185,24 @@ async fn serve(config: Config, simulate: Option<u64>, rate: u64) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM (what systemd and Kubernetes send): either stops cleanly.
-async fn stop_signal() -> std::io::Result<()> {
+/// SIGINT (Ctrl-C) or SIGTERM (what systemd and Kubernetes send): either stops cleanly. Both
+/// handlers are in place when this returns; the future resolves at the first signal.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
+    Ok(tokio::signal::ctrl_c())
 }
 
 /// Feeds the simulator's events into the engine at `rate` per second, on wall-clock time.
