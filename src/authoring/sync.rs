@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::check::{compile, Compiled, Problem};
+use super::check::{compile_with, Compiled, Problem};
 use super::files::{self, Files};
 use super::store::{self, NewVersion};
 use crate::config::Config;
@@ -32,7 +32,19 @@ pub async fn compile_off_thread(
     files: Files,
     config: Arc<Config>,
 ) -> Result<Compiled, Vec<Problem>> {
-    tokio::task::spawn_blocking(move || compile(&files, &config))
+    compile_off_thread_with(files, config, Arc::new(|_, _| {})).await
+}
+
+/// Told `(files compiled, files in all)` from the compiling thread.
+pub type SharedProgress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// [`compile_off_thread`], telling `progress` after each rule file.
+pub async fn compile_off_thread_with(
+    files: Files,
+    config: Arc<Config>,
+    progress: SharedProgress,
+) -> Result<Compiled, Vec<Problem>> {
+    tokio::task::spawn_blocking(move || compile_with(&files, &config, &*progress))
         .await
         .unwrap_or_else(|e| {
             Err(vec![Problem {

@@ -402,7 +402,8 @@ pub fn run_cli(
         )
         .expect("valid template"),
     );
-    if total < 8 * 1024 * 1024 {
+    // Only at a terminal: piped or redirected, stderr keeps just the summary.
+    if total < 8 * 1024 * 1024 || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let started = std::time::Instant::now();
