@@ -50,6 +50,12 @@ fn main() -> anyhow::Result<()> {
         compile(&files, &config).map_err(|p| anyhow::anyhow!("the pack does not compile: {p:?}"))
     };
     let events = std::fs::read(&path)?;
+    let counting = Instant::now();
+    let lines = kairos::backtest::run::count_events(&events);
+    eprintln!(
+        "{lines} events counted in {:.0} ms",
+        counting.elapsed().as_secs_f64() * 1e3
+    );
     eprintln!(
         "{}: {} MB; {workers} worker(s){}",
         path.display(),
