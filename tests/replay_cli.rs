@@ -387,3 +387,58 @@ fn replay_on_several_cores_writes_byte_for_byte_what_one_core_writes() {
         assert_eq!(table(&one_log), table(&log));
     }
 }
+
+/// Enough rules for a progress bar at a terminal; piped (as here, in scripts and CI logs)
+/// `rules check` and `rules test` write their lines and nothing else: no bar, no cursor
+/// movement, nothing on stderr.
+#[test]
+fn rules_check_and_test_on_many_rules_write_no_progress_bar_when_piped() {
+    let rule = |i: usize| {
+        format!(
+            "#{{\n    id: \"roam-{i:02}\", name: \"Roaming {i}\", kind: \"dynamic\",\n    events: [\"location_update\"], when: #{{ roaming: true }}, channels: [\"sms\"],\n    offer: #{{ code: \"ROAM-{i:02}\", validity: \"1d\" }},\n    message: \"Welcome to {{country}}\",\n    tests: [#{{ name: \"a roamer gets it\", events: [#{{ type: \"location_update\", ts: \"2026-11-23T08:15:00+08:00\", attrs: #{{ country: \"JP\", roaming: true }} }}], expect: [\"ROAM-{i:02}\"] }}],\n}};\n"
+        )
+    };
+    let files: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("roam-{i:02}.rhai"), rule(i)))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    let dir = rules_dir(&refs);
+    let no_templates = tempfile::tempdir().unwrap();
+    let run = |cmd: &str| {
+        let out = kairos()
+            .args(["rules", cmd])
+            .arg(dir.path())
+            .env("KAIROS_CHANNELS__DIR", no_templates.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert_eq!(stderr, "", "rules {cmd}: nothing on stderr");
+        assert!(
+            !stdout.contains('\r') && !stdout.contains('\x1b'),
+            "rules {cmd}: no bar drawn: {stdout:?}"
+        );
+        stdout
+    };
+    let check = run("check");
+    let lines: Vec<&str> = check.lines().collect();
+    assert_eq!(lines.len(), 2, "{check}");
+    assert!(lines[0].starts_with("contact policy OK in "), "{check}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "60 rules OK in {} (60 test cases, 0 state series); 0 message templates OK in {}",
+            dir.path().display(),
+            no_templates.path().join("templates").display()
+        )
+    );
+    let mut expected: String = (0..60)
+        .map(|i| format!("ok    roam-{i:02} :: a roamer gets it\n"))
+        .collect();
+    expected.push_str("rules: 60 passed, 0 failed\n");
+    assert_eq!(run("test"), expected);
+}

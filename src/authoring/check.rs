@@ -98,6 +98,15 @@ impl Compiled {
 /// Compiles `files` as the engine would run them, with the message templates of this
 /// instance's `channels` folder. Every problem is reported, not just the first.
 pub fn compile(files: &Files, config: &Config) -> Result<Compiled, Vec<Problem>> {
+    compile_with(files, config, &|_, _| {})
+}
+
+/// [`compile`], telling `progress` after each rule file (`kairos rules publish` shows it).
+pub fn compile_with(
+    files: &Files,
+    config: &Config,
+    progress: crate::rules::Progress<'_>,
+) -> Result<Compiled, Vec<Problem>> {
     let sources: Vec<(PathBuf, String)> = files
         .iter()
         .filter(|(path, _)| path.ends_with(".rhai"))
@@ -110,20 +119,24 @@ pub fn compile(files: &Files, config: &Config) -> Result<Compiled, Vec<Problem>>
             .ok(),
         None => Some(ContactPolicy::default()),
     };
-    let rules =
-        crate::rules::load_sources(sources, &config.engine.limits, &config.channels.enabled)
-            .and_then(|mut set| {
-                // Templates for offers only campaigns make are fine, as when the engine starts.
-                let templates = crate::rules::templates::load(
-                    &config.channels.templates_dir(),
-                    &set,
-                    Offers::MayBeElsewhere,
-                )?;
-                set.templates = std::sync::Arc::new(templates);
-                Ok(set)
-            })
-            .map_err(|errs| problems.extend(errs.0.iter().map(Problem::from)))
-            .ok();
+    let rules = crate::rules::load_sources_with(
+        sources,
+        &config.engine.limits,
+        &config.channels.enabled,
+        progress,
+    )
+    .and_then(|mut set| {
+        // Templates for offers only campaigns make are fine, as when the engine starts.
+        let templates = crate::rules::templates::load(
+            &config.channels.templates_dir(),
+            &set,
+            Offers::MayBeElsewhere,
+        )?;
+        set.templates = std::sync::Arc::new(templates);
+        Ok(set)
+    })
+    .map_err(|errs| problems.extend(errs.0.iter().map(Problem::from)))
+    .ok();
     match (rules, contact) {
         (Some(rules), Some(contact)) if problems.is_empty() => Ok(Compiled { rules, contact }),
         _ => Err(problems),

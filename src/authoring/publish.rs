@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::check::{Compiled, Problem};
 use super::files::Files;
 use super::store::{self, Draft, NewVersion, Version};
-use super::sync::{compile_off_thread, Announce, RuleSync, Swapped};
+use super::sync::{
+    compile_off_thread, compile_off_thread_with, Announce, RuleSync, SharedProgress, Swapped,
+};
 use crate::config::Config;
 use crate::store::{Db, StoreError};
 
@@ -57,7 +59,17 @@ pub async fn record(
     config: &Arc<Config>,
     change: Change,
 ) -> Result<(Version, Compiled), Refusal> {
-    let compiled = compile_off_thread(change.files.clone(), config.clone())
+    record_with(db, config, change, Arc::new(|_, _| {})).await
+}
+
+/// [`record`], telling `progress` as the set compiles.
+pub async fn record_with(
+    db: &Db,
+    config: &Arc<Config>,
+    change: Change,
+    progress: SharedProgress,
+) -> Result<(Version, Compiled), Refusal> {
+    let compiled = compile_off_thread_with(change.files.clone(), config.clone(), progress)
         .await
         .map_err(Refusal::Invalid)?;
     let number = store::publish(

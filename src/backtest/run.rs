@@ -51,18 +51,16 @@ impl Rates {
 }
 
 /// Events in an NDJSON file: its lines that are not blank, as the replay counts them.
+/// Lines are found with `memchr` (a byte at a time took 1.2-1.5 s for 10M events, 2 GB, before
+/// the replay could start) and a line's content is usually its first byte.
 pub fn count_events(bytes: &[u8]) -> u64 {
     let mut n = 0;
-    let mut content = false;
-    for &b in bytes {
-        if b == b'\n' {
-            n += u64::from(content);
-            content = false;
-        } else if !b.is_ascii_whitespace() {
-            content = true;
-        }
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+        n += u64::from(bytes[start..end].iter().any(|b| !b.is_ascii_whitespace()));
+        start = end + 1;
     }
-    n + u64::from(content)
+    n
 }
 
 /// One decision line of the replay's output, as far as the tally reads it.
@@ -436,6 +434,9 @@ mod tests {
         assert_eq!(count_events(b""), 0);
         assert_eq!(count_events(b"{}\n\n  \n{}\n{}"), 3);
         assert_eq!(count_events(b"{}\n{}\n"), 2);
+        assert_eq!(count_events(b" \t\r\n{}\r\n\n\n  {} \n \n"), 2);
+        assert_eq!(count_events(b"\n"), 0);
+        assert_eq!(count_events(b"x"), 1);
     }
 
     fn rec(id: &str, rule: &str, channel: &str, status: &str, reason: Option<&str>) -> String {

@@ -1,5 +1,7 @@
 //! Command line: `kairos serve | replay | rules check | rules test | rules publish`.
 
+mod progress;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -265,13 +267,16 @@ async fn console(pipeline: crate::pipeline::Pipeline) {
 fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
     let templates = config.channels.templates_dir();
-    let loaded = crate::rules::load_all(
+    let bar = progress::bar("compiling");
+    let loaded = crate::rules::load_all_with(
         &dir,
         &templates,
         crate::rules::templates::Offers::MustBeOffered,
         &config.engine.limits,
         &config.channels.enabled,
+        &|done, total| progress::tick(&bar, done, total),
     );
+    bar.finish_and_clear();
     // The contact policy beside the rules is checked with them.
     let policy = crate::decision::contact::load(&dir, &config.channels.enabled);
     let loaded = match (loaded, policy) {
@@ -330,13 +335,30 @@ fn rules_check(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode
 
 fn rules_test(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| config.engine.rules_dir.clone());
-    let outcomes = match crate::engine::test_dir(&dir, config) {
-        Ok(o) => o,
+    let bar = progress::bar("compiling");
+    let set = match crate::rules::load_all_with(
+        &dir,
+        &config.channels.templates_dir(),
+        crate::rules::templates::Offers::MayBeElsewhere,
+        &config.engine.limits,
+        &config.channels.enabled,
+        &|done, total| progress::tick(&bar, done, total),
+    ) {
+        Ok(s) => s,
         Err(errs) => {
+            bar.finish_and_clear();
             eprintln!("{errs}");
             return Ok(ExitCode::FAILURE);
         }
     };
+    bar.finish_and_clear();
+    let bar = progress::bar("testing");
+    let mut outcomes = Vec::new();
+    for (i, rule) in set.rules.iter().enumerate() {
+        outcomes.extend(crate::engine::run_tests_of(rule, config));
+        progress::tick(&bar, i + 1, set.rules.len());
+    }
+    bar.finish_and_clear();
     let mut failed = 0;
     for o in &outcomes {
         match &o.failure {
@@ -401,7 +423,17 @@ async fn rules_publish(
         after,
     };
     let config = std::sync::Arc::new(config);
-    match publish::record(&db, &config, change).await {
+    let bar = progress::bar("compiling");
+    let ticks = bar.clone();
+    let recorded = publish::record_with(
+        &db,
+        &config,
+        change,
+        std::sync::Arc::new(move |done, total| progress::tick(&ticks, done, total)),
+    )
+    .await;
+    bar.finish_and_clear();
+    match recorded {
         Ok((version, compiled)) => {
             println!(
                 "published version {} ({} rules) from {}; running instances swap it in within a second",

@@ -279,19 +279,35 @@ fn fn_position(src: &str, name: &str) -> Position {
         .unwrap_or(Position::new(1, 1))
 }
 
+/// Told `(files compiled, files in all)` as a load goes, for a progress bar on a long one.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
 /// Compiles rules from (path, source) pairs. All errors are collected, not just the first.
 pub fn load_sources(
     sources: Vec<(PathBuf, String)>,
     limits: &ScriptLimits,
     channels: &[String],
 ) -> Result<RuleSet, RuleErrors> {
+    load_sources_with(sources, limits, channels, &|_, _| {})
+}
+
+/// [`load_sources`], telling `progress` after each file.
+pub fn load_sources_with(
+    sources: Vec<(PathBuf, String)>,
+    limits: &ScriptLimits,
+    channels: &[String],
+    progress: Progress<'_>,
+) -> Result<RuleSet, RuleErrors> {
     let engine = build_engine(limits);
     let allowed = allowed_functions(&engine);
     let mut errors = Vec::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut defs = Vec::new();
-    for (file, src) in &sources {
-        match compile_one(&engine, &allowed, file, src, channels) {
+    let total = sources.len();
+    for (done, (file, src)) in sources.iter().enumerate() {
+        let compiled = compile_one(&engine, &allowed, file, src, channels);
+        progress(done + 1, total);
+        match compiled {
             Ok(c) => {
                 if let Some(first) = rules.iter().find(|r| r.meta.id == c.rule.meta.id) {
                     errors.push(at(
@@ -331,7 +347,26 @@ pub fn load_all(
     limits: &ScriptLimits,
     channels: &[String],
 ) -> Result<RuleSet, RuleErrors> {
-    let mut set = load_dir(rules_dir, limits, channels)?;
+    load_all_with(
+        rules_dir,
+        templates_dir,
+        offers,
+        limits,
+        channels,
+        &|_, _| {},
+    )
+}
+
+/// [`load_all`], telling `progress` after each rule file.
+pub fn load_all_with(
+    rules_dir: &Path,
+    templates_dir: &Path,
+    offers: super::templates::Offers,
+    limits: &ScriptLimits,
+    channels: &[String],
+    progress: Progress<'_>,
+) -> Result<RuleSet, RuleErrors> {
+    let mut set = load_dir_with(rules_dir, limits, channels, progress)?;
     set.templates = std::sync::Arc::new(super::templates::load(templates_dir, &set, offers)?);
     Ok(set)
 }
@@ -341,6 +376,16 @@ pub fn load_dir(
     dir: &Path,
     limits: &ScriptLimits,
     channels: &[String],
+) -> Result<RuleSet, RuleErrors> {
+    load_dir_with(dir, limits, channels, &|_, _| {})
+}
+
+/// [`load_dir`], telling `progress` after each file.
+pub fn load_dir_with(
+    dir: &Path,
+    limits: &ScriptLimits,
+    channels: &[String],
+    progress: Progress<'_>,
 ) -> Result<RuleSet, RuleErrors> {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
@@ -382,7 +427,7 @@ pub fn load_dir(
             },
         }
     }
-    let loaded = load_sources(sources, limits, channels);
+    let loaded = load_sources_with(sources, limits, channels, progress);
     match loaded {
         Ok(set) if errors.is_empty() => Ok(set),
         Ok(_) => Err(RuleErrors(errors)),

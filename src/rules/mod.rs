@@ -22,7 +22,8 @@ pub use breaker::{Breaker, Quarantine, TimeWindow};
 pub use facts::{zone, Fact, Facts, LocalTime, OwnedFacts, SharedFacts};
 pub use filter::Predicate;
 pub use load::{
-    explain_error, load_all, load_dir, load_sources, RuleError, RuleErrors, MAX_FILE_BYTES,
+    explain_error, load_all, load_all_with, load_dir, load_dir_with, load_sources,
+    load_sources_with, Progress, RuleError, RuleErrors, MAX_FILE_BYTES,
 };
 pub use meta::{Category, RuleKind, RuleMeta, RuleTest, BASE_VARIANT, FIELDS, STATIC_TYPES};
 pub use query::{StateQuery, STATE_FUNCTIONS};

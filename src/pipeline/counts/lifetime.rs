@@ -53,8 +53,9 @@ struct Retired {
 pub struct Lifetime(Mutex<Retired>);
 
 impl Lifetime {
-    /// Stores `new` in `loaded` and keeps the rule objects it replaced.
-    pub fn swap(&self, loaded: &ArcSwap<Loaded>, new: Arc<Loaded>) {
+    /// Stores `new` in `loaded`, keeps the rule objects it replaced (for their counts) and
+    /// returns the pair it replaced.
+    pub fn swap(&self, loaded: &ArcSwap<Loaded>, new: Arc<Loaded>) -> Arc<Loaded> {
         let mut r = self.0.lock().expect("rule lifetimes");
         let kept: HashSet<*const Rule> = new.rules.rules.iter().map(Arc::as_ptr).collect();
         let old = loaded.swap(new);
@@ -65,6 +66,7 @@ impl Lifetime {
                 .filter(|rule| !kept.contains(&Arc::as_ptr(rule)))
                 .cloned(),
         );
+        old
     }
 
     /// Every rule's counts since start, the running set's and those of earlier sets (a rule
