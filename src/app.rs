@@ -494,6 +494,9 @@ impl App {
             &config.capture,
             rx.clone(),
         );
+        db.checkpoint_in_background(rx.clone()).await.map_err(|e| {
+            anyhow::anyhow!("moving SQLite's checkpoints off the batch commits: {e}")
+        })?;
         let rule_counts = crate::pipeline::counts::RuleCounter::start(
             db.clone(),
             pipeline.clone(),

@@ -38,6 +38,9 @@ impl DbKind {
     }
 }
 
+/// How often SQLite's WAL is copied into the database ([`Db::checkpoint_in_background`]).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
@@ -79,6 +82,45 @@ impl Db {
             DbKind::Postgres => pool.clone(),
         };
         Ok(Db { pool, writer, kind })
+    }
+
+    /// On SQLite, moves WAL checkpoints off the writer's commits until `stop`: the writer
+    /// commits every ingest batch, and an automatic checkpoint there copies the WAL into the
+    /// database and syncs it inside a commit that acknowledgements wait for. A pool
+    /// connection checkpoints once a second instead (`PASSIVE`: it never waits for a reader
+    /// or the writer; what it could not copy waits for the next round). Should the writer's
+    /// connection be replaced, the new one checkpoints by itself again, as before.
+    pub async fn checkpoint_in_background(
+        &self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), sqlx::Error> {
+        if self.kind != DbKind::Sqlite {
+            return Ok(());
+        }
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&self.writer)
+            .await?;
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "background WAL checkpoint failed; trying again");
+                }
+            }
+        });
+        Ok(())
     }
 
     fn with_pragmas(kind: DbKind, opts: AnyPoolOptions) -> AnyPoolOptions {

@@ -3,7 +3,7 @@
 // node campaigns.mjs <kairos-base> <marketer> <approver> <password> <segment name>
 //
 // Reports PLANNED <id>, SUBMITTED, ROLE_AWARE, APPROVED, LAUNCHED, DECIDED <n>, COMPLETED.
-import { say, withBrowser } from './lib.mjs';
+import { say, withBrowser, consoleSignIn } from './lib.mjs';
 
 const [base, marketer, approver, password, segment] = process.argv.slice(2);
 if (!base || !marketer || !approver || !password || !segment) {
@@ -11,13 +11,7 @@ if (!base || !marketer || !approver || !password || !segment) {
   process.exit(2);
 }
 
-async function signIn(p, user) {
-  await p.getByLabel('Username').fill(user);
-  await p.getByLabel('Password').fill(password);
-  await p.keyboard.press('Enter');
-  await p.locator('#who').filter({ hasText: user }).waitFor();
-  await p.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Campaigns', exact: true }).click();
-}
+const signIn = (p, user) => consoleSignIn(p, user, password, 'Campaigns');
 
 async function signOut(p) {
   await p.getByRole('button', { name: 'Sign out' }).click();

@@ -7,7 +7,7 @@
 // PUBLISHED, COUNT, ROLLED_BACK; asks the Rust side at CAPTURE (ingest events into the
 // capture; answers how many), STREAM (start streaming events) and STOP (stop the stream;
 // answers how many events the new rule decided).
-import { ask, say, withBrowser } from './lib.mjs';
+import { ask, say, withBrowser, consoleSignIn } from './lib.mjs';
 
 const [base, author, publisher, password] = process.argv.slice(2);
 if (!base || !author || !publisher || !password) {
@@ -29,12 +29,7 @@ const fixed = `#{
 `;
 const broken = fixed.replace('{amount_cents} cents', '{amount_cent} cents');
 
-async function signIn(p, user) {
-  await p.getByLabel('Username').fill(user);
-  await p.getByLabel('Password').fill(password);
-  await p.keyboard.press('Enter');
-  await p.locator('#who').filter({ hasText: user }).waitFor();
-}
+const signIn = (p, user) => consoleSignIn(p, user, password);
 
 async function tab(p, name) {
   await p.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name, exact: true }).click();

@@ -62,3 +62,14 @@ export async function withBrowser(name, body, { allow = [] } = {}) {
     await browser.close();
   }
 }
+
+/// Signs in on the console's form and, when `section` is given, opens that section.
+export async function consoleSignIn(p, user, password, section) {
+  await p.getByLabel('Username').fill(user);
+  await p.getByLabel('Password').fill(password);
+  await p.keyboard.press('Enter');
+  await p.locator('#who').filter({ hasText: user }).waitFor();
+  if (section) {
+    await p.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: section, exact: true }).click();
+  }
+}

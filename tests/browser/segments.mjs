@@ -6,7 +6,7 @@
 // Reports REFUSED <message>, SEGMENT <id>, COUNT <customers> <lines>, LISTED <lines>,
 // CRITERIA <json>, PRESELECTED <segment id>, PLANNED <campaign id>, READ_ONLY, LEAD_COUNT
 // <customers> <lines>.
-import { say, withBrowser } from './lib.mjs';
+import { say, withBrowser, consoleSignIn } from './lib.mjs';
 
 const [base, marketer, lead, password, east, west] = process.argv.slice(2);
 if (!base || !marketer || !lead || !password || !east || !west) {
@@ -14,13 +14,7 @@ if (!base || !marketer || !lead || !password || !east || !west) {
   process.exit(2);
 }
 
-async function signIn(p, user) {
-  await p.getByLabel('Username').fill(user);
-  await p.getByLabel('Password').fill(password);
-  await p.keyboard.press('Enter');
-  await p.locator('#who').filter({ hasText: user }).waitFor();
-  await p.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Segments', exact: true }).click();
-}
+const signIn = (p, user) => consoleSignIn(p, user, password, 'Segments');
 
 /// Sets condition `i` (0-based) of the builder.
 async function condition(p, i, field, op, value) {
