@@ -57,8 +57,9 @@ stamp updated_at; insert customer_id, source, recommendation_id, offer_code, cre
 
 pub const COLUMNS: &str = <Opportunity as Entity>::COLUMNS;
 
-pub const FOLLOW_UP_COLUMNS: &str =
-    "f.id, f.opportunity_id, f.customer_id, f.kind, f.note, f.next_action, f.next_at, f.actor_id, f.at";
+crate::crm::workflow::logged! { FollowUp in "opportunity_follow_ups" as f,
+kind "opportunity_follow_up", owner customer_id;
+id, opportunity_id, customer_id, kind, note, next_action, next_at, actor_id, at }
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("opportunities o JOIN customers c ON c.id = o.customer_id WHERE 1=1");
