@@ -46,6 +46,23 @@ macro_rules! list_spec {
 }
 pub(crate) use list_spec;
 
+/// Every row `from` (`table alias WHERE ... ORDER BY ...`) selects, read as `R` through
+/// `columns`, as `T`: a customer's records for the 360 view.
+pub async fn all<R, T>(
+    conn: &mut sqlx::AnyConnection,
+    columns: &str,
+    from: Sql,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + Into<T>,
+{
+    let mut sql = Sql::new(&format!("SELECT {columns} FROM "));
+    sql.push(&from.text);
+    sql.args = from.args;
+    let rows: Vec<R> = sql.query_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 /// A record written once and never changed: its table, how it is read, what it is called
 /// in the audit trail. Declared with [`logged!`].
 pub trait Logged: Serialize + Send + Sync {
@@ -247,6 +264,40 @@ macro_rules! children_route {
     };
 }
 pub(crate) use children_route;
+
+/// A GET of a page of `E` among the caller's `scoped` records, filtered and sorted by
+/// `spec`: the caller's check first. Attributes first, as for [`children_route!`].
+macro_rules! list_route {
+    ($(#[$m:meta])* $name:ident: $E:ident, $spec:path; |$p:ident| $check:expr, $scoped:expr $(,)?) => {
+        $(#[$m])*
+        pub async fn $name(
+            State(st): State<CrmState>,
+            $p: Principal,
+            Query(q): Query<HashMap<String, String>>,
+        ) -> Result<Json<Page<$E>>, ApiError> {
+            $check?;
+            $crate::crud::list(&st.db, $scoped, &ListParams::parse(&$spec, &q)?).await
+        }
+    };
+}
+pub(crate) use list_route;
+
+/// A GET of one `E` among the caller's `scoped` records, with its `ETag`: the caller's
+/// check first. Attributes first, as for [`children_route!`].
+macro_rules! read_route {
+    ($(#[$m:meta])* $name:ident: $E:ident; |$p:ident| $check:expr, $scoped:expr $(,)?) => {
+        $(#[$m])*
+        pub async fn $name(
+            State(st): State<CrmState>,
+            $p: Principal,
+            Path(id): Path<String>,
+        ) -> Result<Tagged<$E>, ApiError> {
+            $check?;
+            $crate::crud::read(&st.db, $scoped, &id).await
+        }
+    };
+}
+pub(crate) use read_route;
 
 /// The step every state change ends with: `after` written as the next version of `before`
 /// (412 if the row moved on), `log` appended for the new version, the change recorded as

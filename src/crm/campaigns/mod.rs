@@ -193,18 +193,14 @@ async fn save(
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
-        ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Campaign>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Campaign>>, ApiError> {
-    require_marketing_read(&p)?;
-    crud::list(&st.db, repo::all(), &ListParams::parse(&SPEC, &q)?).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
+            ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
+        responses((status = 200, body = Page<Campaign>)))]
+    list: Campaign, SPEC;
+    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
@@ -248,15 +244,11 @@ pub async fn create(
     Ok(Tagged::created(1, c))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Campaign), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Campaign>, ApiError> {
-    require_marketing_read(&p)?;
-    crud::read(&st.db, repo::all(), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+        responses((status = 200, body = Campaign), (status = 404)))]
+    read: Campaign;
+    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),

@@ -110,12 +110,9 @@ pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<Consent>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM consents k WHERE k.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY k.purpose, k.channel");
-    let rows: Vec<Row> = sql.query_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let mut from = of_customer(customer_id);
+    from.push(" ORDER BY k.purpose, k.channel");
+    workflow::all::<Row, _>(conn, COLUMNS, from).await
 }
 
 const SPEC: ListSpec = workflow::list_spec!(k; text channel, purpose; int granted;

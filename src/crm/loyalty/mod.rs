@@ -94,13 +94,11 @@ pub async fn recent(
     customer_id: &str,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM loyalty_ledger e WHERE e.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from = Sql::new("loyalty_ledger e WHERE e.customer_id = ");
+    from.bind(customer_id)
         .push(" ORDER BY e.seq DESC LIMIT ")
         .bind(limit);
-    sql.query_as().fetch_all(conn).await
+    workflow::all::<LedgerEntry, _>(conn, COLUMNS, from).await
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/loyalty", tag = "customers",

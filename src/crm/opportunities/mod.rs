@@ -155,18 +155,14 @@ pub async fn account_manager(
     Ok(row.and_then(|r| r.0))
 }
 
-#[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
-        ("source" = Option<String>, Query)),
-    responses((status = 200, body = Page<Opportunity>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Opportunity>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
+            ("source" = Option<String>, Query)),
+        responses((status = 200, body = Page<Opportunity>)))]
+    list: Opportunity, SPEC;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// A new opportunity of `customer_id` entered by `p`, at `stage` with the probability it
@@ -306,15 +302,11 @@ pub async fn from_offer(
     insert_new(&st, &p, o).await
 }
 
-#[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Opportunity), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Opportunity>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
+        responses((status = 200, body = Opportunity), (status = 404)))]
+    read: Opportunity;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.

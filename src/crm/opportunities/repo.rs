@@ -81,11 +81,10 @@ pub async fn open_for_customer(
     customer_id: &str,
     limit: i64,
 ) -> Result<Vec<Opportunity>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from =
+        Sql::new("opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.customer_id = ");
+    from.bind(customer_id)
         .push(" ORDER BY o.created_at DESC, o.id LIMIT ")
         .bind(limit);
-    sql.query_as().fetch_all(conn).await
+    crate::crm::workflow::all::<Opportunity, _>(conn, COLUMNS, from).await
 }

@@ -307,19 +307,14 @@ pub struct NewActivity {
     pub done: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
-        ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<RetentionCase>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<RetentionCase>>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    crud::list(&st.db, scoped(&p), &params).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
+            ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
+        responses((status = 200, body = Page<RetentionCase>)))]
+    list: RetentionCase, SPEC;
+    |p| p.require(Permission::ManageRetention), scoped(&p)
 }
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
@@ -357,15 +352,11 @@ pub async fn create(
     crud::create(tx, &p, k).await
 }
 
-#[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = RetentionCase), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<RetentionCase>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    crud::read(&st.db, scoped(&p), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
+        responses((status = 200, body = RetentionCase), (status = 404)))]
+    read: RetentionCase;
+    |p| p.require(Permission::ManageRetention), scoped(&p)
 }
 
 /// Records the outcome (retained / lost close the case) or changes owner and summary.

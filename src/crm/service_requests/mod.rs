@@ -98,18 +98,14 @@ pub fn transition_allowed(from: &str, to: &str) -> bool {
     )
 }
 
-#[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
-        ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
-    responses((status = 200, body = Page<ServiceRequest>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<ServiceRequest>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
+            ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
+        responses((status = 200, body = Page<ServiceRequest>)))]
+    list: ServiceRequest, SPEC;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Raises a request for a customer in scope (enterprise admins: their enterprise).
@@ -175,15 +171,11 @@ pub async fn create(
     Ok(Tagged::created(1, r))
 }
 
-#[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = ServiceRequest), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<ServiceRequest>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
+        responses((status = 200, body = ServiceRequest), (status = 404)))]
+    read: ServiceRequest;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 workflow::children_route! {
@@ -259,6 +251,17 @@ async fn for_decision(
     Ok((tx, r, d.note))
 }
 
+/// The history row of a decision on the current approval step.
+fn decision<'a>(
+    action: &'a str,
+    before: &'a ServiceRequest,
+    to: &'a str,
+    note: &'a Option<String>,
+) -> repo::Step<'a> {
+    let step = Some(before.current_step);
+    repo::Step(action, Some(&before.status), to, step, note.as_deref())
+}
+
 /// Approves the current step; the last approval starts processing (`in_progress`).
 #[utoipa::path(post, path = "/api/v1/service-requests/{id}/approve", tag = "service-requests", params(("id" = String, Path)),
     request_body(content = Option<Decision>), responses((status = 200, body = ServiceRequest), (status = 403, description = "the step is another role's, or the caller raised the request: names `approve_service_requests` and the roles that may", body = crate::http::error::ErrorBody), (status = 404), (status = 409)))]
@@ -290,21 +293,8 @@ pub async fn approve(
     } else {
         "pending_approval"
     };
-    save(
-        tx,
-        &p,
-        &before,
-        after,
-        repo::Step(
-            "approve",
-            Some(&before.status),
-            to,
-            Some(before.current_step),
-            note.as_deref(),
-        ),
-        notice,
-    )
-    .await
+    let step = decision("approve", &before, to, &note);
+    save(tx, &p, &before, after, step, notice).await
 }
 
 /// Rejects the request at the current step (final).
@@ -324,21 +314,8 @@ pub async fn reject(
     after.closed_at = Some(now.clone());
     after.updated_at = now;
     let title = format!("Request \"{}\" rejected", after.title);
-    save(
-        tx,
-        &p,
-        &before,
-        after,
-        repo::Step(
-            "reject",
-            Some(&before.status),
-            "rejected",
-            Some(before.current_step),
-            note.as_deref(),
-        ),
-        Some(("approval", title)),
-    )
-    .await
+    let step = decision("reject", &before, "rejected", &note);
+    save(tx, &p, &before, after, step, Some(("approval", title))).await
 }
 
 /// Moves the request: start work, resolve (with feedback to the requester), close, reopen or

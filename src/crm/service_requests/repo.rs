@@ -129,18 +129,12 @@ pub async fn open_for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<ServiceRequest>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM service_requests r WHERE r.status IN ('acknowledged', 'pending_approval', 'in_progress') AND r.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from = Sql::new(
+        "service_requests r WHERE r.status IN ('acknowledged', 'pending_approval', 'in_progress') AND r.customer_id = ",
+    );
+    from.bind(customer_id)
         .push(" ORDER BY r.created_at DESC, r.id LIMIT 20");
-    Ok(sql
-        .query_as::<Raw>()
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(ServiceRequest::from)
-        .collect())
+    workflow::all::<Raw, _>(conn, COLUMNS, from).await
 }
 
 /// Writes `after`, whose `updated_at` the caller set, as the next version of `before`;
