@@ -67,7 +67,9 @@ where
 /// in the audit trail. Declared with [`logged!`].
 pub trait Logged: Serialize + Send + Sync {
     const TABLE: &'static str;
-    /// The columns read, qualified by the alias its `from` clauses use.
+    /// The alias its `from` clauses use.
+    const ALIAS: &'static str;
+    /// The columns read, qualified by that alias.
     const COLUMNS: &'static str;
     /// The record's name in the audit trail.
     const KIND: &'static str;
@@ -106,6 +108,7 @@ macro_rules! logged {
         $id:ident $(, $f:ident)+ $(,)?) => {
         impl $crate::crm::workflow::Logged for $ty {
             const TABLE: &'static str = $table;
+            const ALIAS: &'static str = stringify!($alias);
             const COLUMNS: &'static str = concat!(
                 stringify!($alias), ".", stringify!($id)
                 $(, ", ", stringify!($alias), ".", stringify!($f))+
@@ -169,18 +172,41 @@ pub async fn add<L: Logged>(
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
+/// Adds a record to the parent `id` names among `scoped` (404 named as the parent): built
+/// from the parent, created and committed: 201.
+pub async fn add_to<P: Entity, L: Logged>(
+    db: &Db,
+    actor: &Principal,
+    scoped: Sql,
+    id: &str,
+    build: impl FnOnce(&P) -> L,
+) -> Result<(StatusCode, Json<L>), ApiError> {
+    let mut tx = crate::store::begin_write(db).await?;
+    let parent: P = crud::load(&mut tx, scoped, id).await?;
+    add(tx, actor, build(&parent)).await
+}
+
+/// Checks a note of a kind (a follow-up's, an activity's): `kind` one of `kinds`, `note`
+/// text of at most 4000 characters.
+pub fn check_note(kinds: &[&str], kind: &str, note: &str) -> Result<(), ApiError> {
+    crate::crm::validate::one_of("kind", kind, kinds)?;
+    crate::crm::validate::text("note", note, 4000)
+}
+
 /// Where a parent's records are listed from: paged, no filters, in `seq` order.
 pub struct Children {
     pub spec: ListSpec,
     pub columns: &'static str,
-    /// `table alias WHERE alias.parent_id = `, the parent's id bound after it.
-    pub from: &'static str,
+    pub table: &'static str,
+    pub alias: &'static str,
+    /// The column naming the parent, unqualified.
+    pub parent: &'static str,
 }
 
 impl Children {
     /// `sort` is the `seq` order (`h.seq`, `f.seq DESC`), `tiebreak` the id column.
     pub const fn new(
-        from: &'static str,
+        (table, alias, parent): (&'static str, &'static str, &'static str),
         columns: &'static str,
         sort: &'static str,
         tiebreak: &'static str,
@@ -193,8 +219,19 @@ impl Children {
                 tiebreak,
             },
             columns,
-            from,
+            table,
+            alias,
+            parent,
         }
+    }
+
+    /// The records `L` of a parent named by their column `parent`.
+    pub const fn log<L: Logged>(
+        parent: &'static str,
+        sort: &'static str,
+        tiebreak: &'static str,
+    ) -> Children {
+        Children::new((L::TABLE, L::ALIAS, parent), L::COLUMNS, sort, tiebreak)
     }
 
     /// One page of the records of `parent_id`, each read as `R` and answered as `T`.
@@ -207,7 +244,8 @@ impl Children {
     where
         R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + Into<T>,
     {
-        let mut sql = Sql::new(self.from);
+        let (table, alias, parent) = (self.table, self.alias, self.parent);
+        let mut sql = Sql::new(&format!("{table} {alias} WHERE {alias}.{parent} = "));
         sql.bind(parent_id);
         let page: Page<R> = fetch_page(&db.pool, self.columns, sql, params).await?;
         Ok(Page {

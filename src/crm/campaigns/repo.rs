@@ -137,12 +137,7 @@ impl Transition {
 }
 
 /// A campaign's history, oldest first.
-pub const HISTORY: Children = Children::new(
-    "campaign_transitions h WHERE h.campaign_id = ",
-    <Transition as Logged>::COLUMNS,
-    "h.seq",
-    "h.id",
-);
+pub const HISTORY: Children = Children::log::<Transition>("campaign_id", "h.seq", "h.id");
 
 /// One launch: what was targeted and what the decision stage made of it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -238,7 +233,7 @@ pub async fn decided_for(
 /// A campaign's launches, oldest first (a campaign that is launched again and again has as
 /// many runs).
 pub const RUNS: Children = Children::new(
-    "campaign_runs r WHERE r.campaign_id = ",
+    ("campaign_runs", "r", "campaign_id"),
     "r.id, r.campaign_id, r.actor_id, r.started_at, r.finished_at, r.targeted, r.decided, \
      r.sent, r.already_decided, r.suppressed, r.suppressed_by_reason, r.batches",
     "r.seq",

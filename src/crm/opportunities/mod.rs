@@ -375,12 +375,7 @@ pub async fn update(
 }
 
 /// An opportunity's follow-ups, newest first.
-const FOLLOW_UPS: Children = Children::new(
-    "opportunity_follow_ups f WHERE f.opportunity_id = ",
-    <FollowUp as Logged>::COLUMNS,
-    "f.seq DESC",
-    "f.id",
-);
+const FOLLOW_UPS: Children = Children::log::<FollowUp>("opportunity_id", "f.seq DESC", "f.id");
 
 workflow::children_route! {
     /// The opportunity's follow-ups, newest first, a page at a time.
@@ -400,32 +395,28 @@ pub async fn add_follow_up(
     ApiJson(req): ApiJson<NewFollowUp>,
 ) -> Result<(axum::http::StatusCode, Json<FollowUp>), ApiError> {
     require_write(&p)?;
-    validate::one_of(
-        "kind",
-        &req.kind,
-        &["call", "visit", "email", "meeting", "note"],
-    )?;
-    validate::text("note", &req.note, 4000)?;
+    let kinds = ["call", "visit", "email", "meeting", "note"];
+    workflow::check_note(&kinds, &req.kind, &req.note)?;
     validate::opt_text("next_action", req.next_action.as_deref(), 500)?;
     let next_at = req
         .next_at
         .as_deref()
         .map(|d| validate::day_or_time("next_at", d))
         .transpose()?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let o: Opportunity = crud::load(&mut tx, repo::scoped(&p), &id).await?;
-    let f = FollowUp {
-        id: new_id(),
-        opportunity_id: o.id.clone(),
-        customer_id: o.customer_id.clone(),
-        kind: req.kind,
-        note: req.note,
-        next_action: req.next_action,
-        next_at,
-        actor_id: p.id.clone(),
-        at: now_text(),
-    };
-    workflow::add(tx, &p, f).await
+    workflow::add_to(&st.db, &p, repo::scoped(&p), &id, |o: &Opportunity| {
+        FollowUp {
+            id: new_id(),
+            opportunity_id: o.id.clone(),
+            customer_id: o.customer_id.clone(),
+            kind: req.kind,
+            note: req.note,
+            next_action: req.next_action,
+            next_at,
+            actor_id: p.id.clone(),
+            at: now_text(),
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

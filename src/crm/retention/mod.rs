@@ -404,12 +404,7 @@ pub async fn update(
 }
 
 /// A case's activities, newest first.
-const ACTIVITIES: Children = Children::new(
-    "retention_activities x WHERE x.case_id = ",
-    <Activity as Logged>::COLUMNS,
-    "x.seq DESC",
-    "x.id",
-);
+const ACTIVITIES: Children = Children::log::<Activity>("case_id", "x.seq DESC", "x.id");
 
 workflow::children_route! {
     /// The case's activities, newest first, a page at a time.
@@ -430,16 +425,13 @@ pub async fn add_activity(
     ApiJson(req): ApiJson<NewActivity>,
 ) -> Result<(axum::http::StatusCode, Json<Activity>), ApiError> {
     p.require(Permission::ManageRetention)?;
-    validate::one_of("kind", &req.kind, ACTIVITY_KINDS)?;
-    validate::text("note", &req.note, 4000)?;
+    workflow::check_note(ACTIVITY_KINDS, &req.kind, &req.note)?;
     let due_at = req
         .due_at
         .as_deref()
         .map(|d| validate::day_or_time("due_at", d))
         .transpose()?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let k: RetentionCase = crud::load(&mut tx, scoped(&p), &id).await?;
-    let a = Activity {
+    workflow::add_to(&st.db, &p, scoped(&p), &id, |k: &RetentionCase| Activity {
         id: new_id(),
         case_id: k.id.clone(),
         customer_id: k.customer_id.clone(),
@@ -449,6 +441,6 @@ pub async fn add_activity(
         done: req.done.unwrap_or(false) as i64,
         actor_id: p.id.clone(),
         at: now_text(),
-    };
-    workflow::add(tx, &p, a).await
+    })
+    .await
 }

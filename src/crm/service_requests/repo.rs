@@ -109,12 +109,7 @@ owner customer_id; id, request_id, customer_id, action, from_status, to_status, 
     actor_id, actor_name, at }
 
 /// A request's history, oldest first.
-pub const HISTORY: Children = Children::new(
-    "service_request_history h WHERE h.request_id = ",
-    <HistoryEntry as Logged>::COLUMNS,
-    "h.seq",
-    "h.id",
-);
+pub const HISTORY: Children = Children::log::<HistoryEntry>("request_id", "h.seq", "h.id");
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("service_requests r JOIN customers c ON c.id = r.customer_id WHERE 1=1");
