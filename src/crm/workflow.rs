@@ -1,7 +1,9 @@
 //! What the CRM's workflows share besides the entity recipe (`crate::crud`): their
 //! append-only records (state history, follow-ups, activities, ledger entries, notices),
 //! written once with a `seq` that orders them and listed a page at a time under the record
-//! they belong to, and the few steps every state change takes.
+//! they belong to, the few steps every state change takes, and their plain list and read
+//! handlers. A handler's `#[utoipa::path]` stays written on it (the served-routes test in
+//! `app.rs` reads the annotations from the source); the macros write what follows.
 
 use std::collections::HashMap;
 
