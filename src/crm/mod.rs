@@ -32,6 +32,7 @@ pub mod subscriptions;
 pub mod tmf;
 pub mod validate;
 pub mod view;
+pub mod workflow;
 
 use utoipa_axum::router::OpenApiRouter;
 

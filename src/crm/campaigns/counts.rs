@@ -199,9 +199,12 @@ pub async fn campaign_counts(
 ) -> Result<Json<CampaignDays>, ApiError> {
     require_marketing_read(&p)?;
     let span = Days::parse(&q)?;
-    super::repo::get(&mut *st.db.pool.acquire().await?, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("campaign".into()))?;
+    crate::crud::load::<super::Campaign>(
+        &mut *st.db.pool.acquire().await?,
+        super::repo::all(),
+        &id,
+    )
+    .await?;
     let days = days(&st.db, Of::Campaign(&id), span).await?;
     Ok(Json(CampaignDays {
         campaign_id: id,

@@ -21,16 +21,18 @@ use serde::Deserialize;
 
 pub use repo::{Campaign, Results, Run, Transition};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit;
 use crate::auth::{Permission, Principal};
 use crate::crm::segments::{self, require_marketing_read};
 use crate::crm::validate;
+use crate::crm::workflow;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Lines sent to the decision stage per `propose` call.
@@ -60,22 +62,8 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(rule_results::results))
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("state", "k.state", FilterKind::Text),
-        ("segment_id", "k.segment_id", FilterKind::Text),
-        ("offer_code", "k.offer_code", FilterKind::Text),
-        ("created_by", "k.created_by", FilterKind::Text),
-    ],
-    sorts: &[
-        ("created_at", "k.created_at"),
-        ("name", "k.name"),
-        ("start_at", "k.start_at"),
-        ("budget_cents", "k.budget_cents"),
-    ],
-    default_sort: "k.created_at",
-    tiebreak: "k.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(k; text state, segment_id, offer_code, created_by;
+    sort created_at, name, start_at, budget_cents; default "k.created_at");
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,81 +173,34 @@ fn check_rules(st: &CrmState, c: &Campaign) -> Result<(), ApiError> {
 }
 
 async fn load(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Campaign, ApiError> {
-    repo::get(conn, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("campaign".into()))
+    crud::load(conn, repo::all(), id).await
 }
 
-/// Writes `after` over version `expected`, with history and audit, inside `tx`.
+/// Writes `after` as the next version of `before` (read at the version the caller expects),
+/// with its state change in the history and the audit record as `action`, and commits.
 async fn save(
-    tx: &mut sqlx::AnyConnection,
+    tx: crud::Tx,
     p: &Principal,
     before: &Campaign,
-    after: &mut Campaign,
-    expected: i64,
+    after: Campaign,
     action: &str,
     note: Option<&str>,
-) -> Result<(), ApiError> {
-    after.updated_at = now_text();
-    let n = Sql::update_versioned("campaigns", &after.id, expected, repo::values(after))
-        .execute(&mut *tx)
-        .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    after.version += 1;
-    if before.state != after.state {
-        repo::record_transition(
-            &mut *tx,
-            &after.id,
-            Some(&before.state),
-            &after.state,
-            &p.id,
-            note,
-        )
-        .await?;
-    }
-    audit::record(
-        &mut *tx,
-        p,
-        Change {
-            entity: "campaign",
-            entity_id: &after.id,
-            action,
-            customer_id: None,
-            before: snapshot(before),
-            after: snapshot(&*after),
-        },
-    )
-    .await?;
-    Ok(())
+) -> Result<Tagged<Campaign>, ApiError> {
+    workflow::save(tx, p, action, before, after, |a| {
+        let moved = a.state != before.state;
+        moved.then(|| Transition::new(&a.id, Some(&before.state), &a.state, &p.id, note))
+    })
+    .await
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
-        ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Campaign>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Campaign>>, ApiError> {
-    require_marketing_read(&p)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    let page: Page<repo::Row> = fetch_page(
-        &st.db.pool,
-        repo::COLUMNS,
-        Sql::new("campaigns k WHERE 1=1"),
-        &params,
-    )
-    .await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Campaign::from).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
+            ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
+        responses((status = 200, body = Page<Campaign>)))]
+    list: Campaign, SPEC;
+    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
@@ -297,22 +238,17 @@ pub async fn create(
     check_rules(&st, &c)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_segment(&mut tx, &c.segment_id).await?;
-    repo::insert(&mut tx, &c).await?;
-    repo::record_transition(&mut tx, &c.id, None, "plan", &p.id, None).await?;
-    audit::commit_create(tx, &p, "campaign", &c.id, None, &c).await?;
+    crud::insert_in(&mut tx, &p, &c).await?;
+    workflow::append(&mut tx, &Transition::new(&c.id, None, "plan", &p.id, None)).await?;
+    tx.commit().await?;
     Ok(Tagged::created(1, c))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Campaign), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Campaign>, ApiError> {
-    require_marketing_read(&p)?;
-    let c = load(&mut *st.db.pool.acquire().await?, &id).await?;
-    Ok(Tagged::ok(c.version, c))
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+        responses((status = 200, body = Campaign), (status = 404)))]
+    read: Campaign;
+    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
@@ -328,8 +264,7 @@ pub async fn update(
     p.require(Permission::ManageCampaigns)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = load(&mut tx, &id).await?;
-    check_version(before.version, expected)?;
+    let before: Campaign = crud::load_at(&mut tx, repo::all(), &id, expected).await?;
     if before.state != "plan" {
         return Err(ApiError::Conflict(format!(
             "a campaign in state {} cannot be edited; only plans can",
@@ -356,9 +291,7 @@ pub async fn update(
     validate(&after)?;
     check_rules(&st, &after)?;
     check_segment(&mut tx, &after.segment_id).await?;
-    save(&mut tx, &p, &before, &mut after, expected, "update", None).await?;
-    tx.commit().await?;
-    Ok(Tagged::ok(after.version, after))
+    save(tx, &p, &before, after, "update", None).await
 }
 
 /// Checks a requested transition; `Ok` carries the permission it needs.
@@ -428,50 +361,25 @@ pub async fn transition(
         }
         _ => {}
     }
-    save(
-        &mut tx,
-        &p,
-        &before,
-        &mut after,
-        expected,
-        "transition",
-        req.note.as_deref(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Tagged::ok(after.version, after))
+    save(tx, &p, &before, after, "transition", req.note.as_deref()).await
 }
 
-/// The campaign's state changes, oldest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Transition>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
-pub async fn history(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Transition>>, ApiError> {
-    require_marketing_read(&p)?;
-    let params = ListParams::parse(&repo::HISTORY_SPEC, &q)?;
-    load(&mut *st.db.pool.acquire().await?, &id).await?;
-    Ok(Json(repo::history(&st.db.pool, &id, &params).await?))
+workflow::children_route! {
+    /// The campaign's state changes, oldest first, a page at a time.
+    #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns",
+        params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        responses((status = 200, body = Page<Transition>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
+    history: Transition as Transition, of Campaign, in repo::HISTORY;
+    |p| require_marketing_read(&p), repo::all()
 }
 
-/// The campaign's launches, oldest first, a page at a time; `total` counts every launch.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Run>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
-pub async fn runs(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Run>>, ApiError> {
-    require_marketing_read(&p)?;
-    let params = ListParams::parse(&repo::RUNS_SPEC, &q)?;
-    load(&mut *st.db.pool.acquire().await?, &id).await?;
-    Ok(Json(repo::runs(&st.db.pool, &id, &params).await?))
+workflow::children_route! {
+    /// The campaign's launches, oldest first, a page at a time; `total` counts every launch.
+    #[utoipa::path(get, path = "/api/v1/campaigns/{id}/runs", tag = "campaigns",
+        params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        responses((status = 200, body = Page<Run>), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody), (status = 404)))]
+    runs: Run as repo::RunRow, of Campaign, in repo::RUNS;
+    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", tag = "campaigns", params(("id" = String, Path)),
@@ -526,22 +434,16 @@ pub async fn launch(
         .await?
         .ok_or_else(|| ApiError::Conflict("the campaign's segment no longer exists".into()))?;
     let node = segments::criteria::parse(&segment.criteria, "criteria")?;
-    let mut campaign = before.clone();
-    if before.state == "approved" {
-        campaign.state = "active".into();
-        let version = before.version;
-        save(
-            &mut tx,
-            &p,
-            &before,
-            &mut campaign,
-            version,
-            "launch",
-            Some("launched"),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let campaign = if before.state == "approved" {
+        let mut active = before.clone();
+        active.state = "active".into();
+        save(tx, &p, &before, active, "launch", Some("launched"))
+            .await?
+            .body
+    } else {
+        tx.commit().await?;
+        before
+    };
 
     let rule_id = format!("campaign:{}", campaign.id);
     let at = now.fixed_offset();

@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::uplift::{revenue_uplift, uplift, GroupResult, Tally as Subscribers};
+use crate::crm::workflow::{logged, Children, Logged};
 use crate::pipeline::counts::Tally;
-use crate::store::{
-    fetch_page, next_seq, now_text, Arg, ListParams, ListSpec, Page, Sql, StoreError,
-};
+use crate::store::{next_seq, now_text, Sql};
 
 /// A marketing campaign (营销计划).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -91,64 +90,14 @@ impl From<Row> for Campaign {
     }
 }
 
-pub const COLUMNS: &str = "k.id, k.name, k.description, k.state, k.segment_id, k.budget_cents, \
-     k.offer_code, k.message, k.channels, k.validity_secs, k.rule_ids, k.start_at, k.end_at, \
-     k.control_pct, k.created_by, k.submitted_by, k.decided_by, k.created_at, k.updated_at, k.version";
+crate::entity! { Campaign in "campaigns" as k, kind "campaign", row Row;
+update name, description, state, segment_id, budget_cents, offer_code, message, channels,
+    validity_secs, rule_ids, start_at, end_at, control_pct, submitted_by, decided_by;
+stamp updated_at; insert created_by, created_at }
 
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-) -> Result<Option<Campaign>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM campaigns k WHERE k.id = "));
-    sql.bind(id);
-    Ok(sql
-        .query_as::<Row>()
-        .fetch_optional(conn)
-        .await?
-        .map(Campaign::from))
-}
-
-pub fn values(c: &Campaign) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("name", c.name.as_str().into()),
-        ("description", (&c.description).into()),
-        ("state", c.state.as_str().into()),
-        ("segment_id", c.segment_id.as_str().into()),
-        ("budget_cents", c.budget_cents.into()),
-        ("offer_code", c.offer_code.as_str().into()),
-        ("message", c.message.as_str().into()),
-        (
-            "channels",
-            serde_json::to_string(&c.channels)
-                .unwrap_or_default()
-                .into(),
-        ),
-        ("validity_secs", c.validity_secs.into()),
-        (
-            "rule_ids",
-            serde_json::to_string(&c.rule_ids)
-                .unwrap_or_default()
-                .into(),
-        ),
-        ("start_at", c.start_at.as_str().into()),
-        ("end_at", c.end_at.as_str().into()),
-        ("control_pct", c.control_pct.into()),
-        ("submitted_by", (&c.submitted_by).into()),
-        ("decided_by", (&c.decided_by).into()),
-        ("updated_at", c.updated_at.as_str().into()),
-    ]
-}
-
-pub async fn insert(conn: &mut sqlx::AnyConnection, c: &Campaign) -> Result<(), sqlx::Error> {
-    let mut v = values(c);
-    v.extend([
-        ("id", c.id.as_str().into()),
-        ("created_by", c.created_by.as_str().into()),
-        ("created_at", c.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("campaigns", v).execute(conn).await?;
-    Ok(())
+/// Every campaign: campaigns are not customer data, so there is no scope to apply.
+pub fn all() -> Sql {
+    Sql::new("campaigns k WHERE 1=1")
 }
 
 /// One entry of a campaign's state history.
@@ -163,56 +112,32 @@ pub struct Transition {
     pub at: String,
 }
 
-pub async fn record_transition(
-    conn: &mut sqlx::AnyConnection,
-    campaign_id: &str,
-    from: Option<&str>,
-    to: &str,
-    actor_id: &str,
-    note: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    Sql::insert(
-        "campaign_transitions",
-        vec![
-            ("id", crate::store::new_id().into()),
-            ("campaign_id", campaign_id.into()),
-            ("from_state", from.map(str::to_string).into()),
-            ("to_state", to.into()),
-            ("actor_id", actor_id.into()),
-            ("note", note.map(str::to_string).into()),
-            ("at", now_text().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+logged! { Transition in "campaign_transitions" as h, kind "campaign_transition";
+id, campaign_id, from_state, to_state, actor_id, note, at }
+
+impl Transition {
+    /// The history entry of `campaign_id` moving `from` -> `to`, now.
+    pub fn new(
+        campaign_id: &str,
+        from: Option<&str>,
+        to: &str,
+        actor_id: &str,
+        note: Option<&str>,
+    ) -> Transition {
+        Transition {
+            id: crate::store::new_id(),
+            campaign_id: campaign_id.into(),
+            from_state: from.map(str::to_string),
+            to_state: to.into(),
+            actor_id: actor_id.into(),
+            note: note.map(str::to_string),
+            at: now_text(),
+        }
+    }
 }
 
-/// A campaign's history, oldest first: paged, no filters.
-pub const HISTORY_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[],
-    default_sort: "h.seq",
-    tiebreak: "h.id",
-};
-
-/// One page of a campaign's state changes, oldest first; `total` counts them all.
-pub async fn history(
-    pool: &sqlx::AnyPool,
-    campaign_id: &str,
-    params: &ListParams,
-) -> Result<Page<Transition>, StoreError> {
-    let mut from = Sql::new("campaign_transitions h WHERE h.campaign_id = ");
-    from.bind(campaign_id);
-    fetch_page(
-        pool,
-        "h.id, h.campaign_id, h.from_state, h.to_state, h.actor_id, h.note, h.at",
-        from,
-        params,
-    )
-    .await
-}
+/// A campaign's history, oldest first.
+pub const HISTORY: Children = Children::log::<Transition>("campaign_id", "h.seq", "h.id");
 
 /// One launch: what was targeted and what the decision stage made of it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -239,7 +164,7 @@ pub struct Run {
 }
 
 #[derive(sqlx::FromRow)]
-struct RunRow {
+pub struct RunRow {
     id: String,
     campaign_id: String,
     actor_id: String,
@@ -305,35 +230,19 @@ pub async fn decided_for(
     Ok(rows.into_iter().map(|(m,)| m).collect())
 }
 
-/// A campaign's launches, oldest first: paged, no filters.
-pub const RUNS_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[],
-    default_sort: "r.seq",
-    tiebreak: "r.id",
-};
+/// A campaign's launches, oldest first (a campaign that is launched again and again has as
+/// many runs).
+pub const RUNS: Children = Children::new(
+    ("campaign_runs", "r", "campaign_id"),
+    "r.id, r.campaign_id, r.actor_id, r.started_at, r.finished_at, r.targeted, r.decided, \
+     r.sent, r.already_decided, r.suppressed, r.suppressed_by_reason, r.batches",
+    "r.seq",
+    "r.id",
+);
 
-/// One page of a campaign's launches, oldest first; `total` counts them all (a campaign that
-/// is launched again and again has as many runs).
-pub async fn runs(
-    pool: &sqlx::AnyPool,
-    campaign_id: &str,
-    params: &ListParams,
-) -> Result<Page<Run>, StoreError> {
-    let mut from = Sql::new("campaign_runs r WHERE r.campaign_id = ");
-    from.bind(campaign_id);
-    let page: Page<RunRow> = fetch_page(
-        pool,
-        "r.id, r.campaign_id, r.actor_id, r.started_at, r.finished_at, r.targeted, r.decided, \
-         r.sent, r.already_decided, r.suppressed, r.suppressed_by_reason, r.batches",
-        from,
-        params,
-    )
-    .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|r| Run {
+impl From<RunRow> for Run {
+    fn from(r: RunRow) -> Run {
+        Run {
             id: r.id,
             campaign_id: r.campaign_id,
             actor_id: r.actor_id,
@@ -346,14 +255,8 @@ pub async fn runs(
             suppressed: r.suppressed,
             suppressed_by_reason: serde_json::from_str(&r.suppressed_by_reason).unwrap_or_default(),
             batches: r.batches,
-        })
-        .collect();
-    Ok(Page {
-        items,
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    })
+        }
+    }
 }
 
 /// Statuses of recommendations that reached (or are on their way to) a channel.

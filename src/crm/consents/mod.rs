@@ -11,17 +11,16 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_customer, FieldChange};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::workflow;
 use crate::crm::CrmState;
-use crate::http::{check_version, expected_version, Tagged};
+use crate::crud;
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{new_id, now_text, Entity, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use replies::ConsentOptOuts;
@@ -45,7 +44,7 @@ pub struct Consent {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub struct Row {
     id: String,
     customer_id: String,
     channel: String,
@@ -71,8 +70,18 @@ impl From<Row> for Consent {
     }
 }
 
-const COLUMNS: &str =
-    "k.id, k.customer_id, k.channel, k.purpose, k.granted, k.source, k.updated_at, k.version";
+crate::entity! { Consent in "consents" as k, kind "consent",
+unique "consent for this channel and purpose", row Row, owner customer_id;
+update granted, source; stamp updated_at; insert customer_id, channel, purpose }
+
+const COLUMNS: &str = <Consent as Entity>::COLUMNS;
+
+/// The consents of customer `id`: `consents k WHERE k.customer_id = id`.
+fn of_customer(id: &str) -> Sql {
+    let mut sql = Sql::new("consents k WHERE k.customer_id = ");
+    sql.bind(id);
+    sql
+}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -101,24 +110,13 @@ pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<Consent>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM consents k WHERE k.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY k.purpose, k.channel");
-    let rows: Vec<Row> = sql.query_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let mut from = of_customer(customer_id);
+    from.push(" ORDER BY k.purpose, k.channel");
+    workflow::all::<Row, _>(conn, COLUMNS, from).await
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("channel", "k.channel", FilterKind::Text),
-        ("purpose", "k.purpose", FilterKind::Text),
-        ("granted", "k.granted", FilterKind::Int),
-    ],
-    sorts: &[("channel", "k.channel"), ("updated_at", "k.updated_at")],
-    default_sort: "k.purpose, k.channel",
-    tiebreak: "k.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(k; text channel, purpose; int granted;
+    sort channel, updated_at; default "k.purpose, k.channel");
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "customers",
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
@@ -133,15 +131,7 @@ pub async fn list(
     p.require(Permission::ReadCustomers)?;
     let params = ListParams::parse(&SPEC, &q)?;
     require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    let mut sql = Sql::new("consents k WHERE k.customer_id = ");
-    sql.bind(id.as_str());
-    let page: Page<Row> = fetch_page(&st.db.pool, COLUMNS, sql, &params).await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    crud::list(&st.db, of_customer(&id), &params).await
 }
 
 /// The customer's refusals the engine reads: marketing (`opt_outs`) and service
@@ -195,24 +185,9 @@ pub async fn create(
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     let old = refusals(&mut tx, &id).await?;
-    Sql::insert(
-        "consents",
-        vec![
-            ("id", c.id.as_str().into()),
-            ("customer_id", id.as_str().into()),
-            ("channel", c.channel.as_str().into()),
-            ("purpose", c.purpose.as_str().into()),
-            ("granted", c.granted.into()),
-            ("source", (&c.source).into()),
-            ("updated_at", c.updated_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "consent for this channel and purpose"))?;
+    crud::insert_in(&mut tx, &p, &c).await?;
     let new = refusals(&mut tx, &id).await?;
-    audit::commit_create(tx, &p, "consent", &c.id, Some(&id), &c).await?;
+    tx.commit().await?;
     emit_for_customer(&st, &id, opt_out_change(old, new)).await;
     Ok(Tagged::created(1, c))
 }
@@ -232,17 +207,7 @@ pub async fn update(
     validate::opt_text("source", patch.source.as_deref(), 64)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM consents k WHERE k.id = "));
-    sql.bind(consent_id.as_str())
-        .push(" AND k.customer_id = ")
-        .bind(id.as_str());
-    let before: Consent = sql
-        .query_as::<Row>()
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(Into::into)
-        .ok_or_else(|| ApiError::NotFound("consent".into()))?;
-    check_version(before.version, expected)?;
+    let before: Consent = crud::load_at(&mut tx, of_customer(&id), &consent_id, expected).await?;
     let old = refusals(&mut tx, &id).await?;
     let mut after = before.clone();
     if let Some(g) = patch.granted {
@@ -251,38 +216,9 @@ pub async fn update(
     if patch.source.is_some() {
         after.source = patch.source;
     }
-    after.updated_at = now_text();
-    let n = Sql::update_versioned(
-        "consents",
-        &consent_id,
-        expected,
-        vec![
-            ("granted", after.granted.into()),
-            ("source", (&after.source).into()),
-            ("updated_at", after.updated_at.as_str().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    after.version += 1;
+    let after = crud::write(&mut tx, &before, after).await?;
     let new = refusals(&mut tx, &id).await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "consent",
-            entity_id: &consent_id,
-            action: "update",
-            customer_id: Some(&id),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    crud::commit(tx, &p, "update", &before, &after).await?;
     emit_for_customer(&st, &id, opt_out_change(old, new)).await;
     Ok(Tagged::ok(after.version, after))
 }

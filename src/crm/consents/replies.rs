@@ -5,12 +5,14 @@
 use anyhow::Context;
 
 use super::{opt_out_change, refusals, Consent, Row, COLUMNS};
-use crate::audit::{self, snapshot, Change};
+use crate::audit;
 use crate::crm::profiles::changes::emit_for_customer;
+use crate::crm::workflow;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::event::Msisdn;
 use crate::ports::OptOuts;
-use crate::store::{new_id, now_text, Sql};
+use crate::store::{entity, new_id, now_text, Entity, Sql};
 
 /// Stop words written as consents: marketing on the channel, refused, sourced to the reply.
 pub struct ConsentOptOuts(pub CrmState);
@@ -58,40 +60,18 @@ impl OptOuts for ConsentOptOuts {
             // Refused already: the word changes nothing.
             Some(b) if !b.granted => return Ok(true),
             Some(before) => {
-                let after = Consent {
-                    granted: false,
-                    source: Some(source),
-                    updated_at: now,
-                    version: before.version + 1,
-                    ..before.clone()
-                };
-                Sql::update_versioned(
-                    "consents",
-                    &before.id,
-                    before.version,
-                    vec![
-                        ("granted", false.into()),
-                        ("source", (&after.source).into()),
-                        ("updated_at", after.updated_at.as_str().into()),
-                    ],
-                )
-                .execute(&mut tx)
-                .await
-                .context("withdrawing the consent")?;
-                audit::record(
-                    &mut tx,
-                    &who,
-                    Change {
-                        entity: "consent",
-                        entity_id: &before.id,
-                        action: "update",
-                        customer_id: Some(&customer_id),
-                        before: snapshot(&before),
-                        after: snapshot(&after),
-                    },
-                )
-                .await
-                .context("auditing the withdrawn consent")?;
+                let mut after = before.clone();
+                after.granted = false;
+                after.source = Some(source);
+                after.next_version(now);
+                // Not checked: a refusal stands whatever changed the consent meanwhile.
+                entity::update(&mut tx, &after, before.version)
+                    .await
+                    .context("withdrawing the consent")?;
+                let change = workflow::change("update", Some(&before), &after);
+                audit::record(&mut tx, &who, change)
+                    .await
+                    .context("auditing the withdrawn consent")?;
             }
             None => {
                 let c = Consent {
@@ -104,36 +84,9 @@ impl OptOuts for ConsentOptOuts {
                     updated_at: now,
                     version: 1,
                 };
-                Sql::insert(
-                    "consents",
-                    vec![
-                        ("id", c.id.as_str().into()),
-                        ("customer_id", customer_id.as_str().into()),
-                        ("channel", c.channel.as_str().into()),
-                        ("purpose", c.purpose.as_str().into()),
-                        ("granted", false.into()),
-                        ("source", (&c.source).into()),
-                        ("updated_at", c.updated_at.as_str().into()),
-                        ("version", 1i64.into()),
-                    ],
-                )
-                .execute(&mut tx)
-                .await
-                .context("recording the refusal")?;
-                audit::record(
-                    &mut tx,
-                    &who,
-                    Change {
-                        entity: "consent",
-                        entity_id: &c.id,
-                        action: "create",
-                        customer_id: Some(&customer_id),
-                        before: None,
-                        after: snapshot(&c),
-                    },
-                )
-                .await
-                .context("auditing the refusal")?;
+                crud::insert_in(&mut tx, &who, &c)
+                    .await
+                    .context("recording the refusal")?;
             }
         }
         let new = refusals(&mut tx, &customer_id).await?;

@@ -13,14 +13,14 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self};
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::workflow;
 use crate::crm::CrmState;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, next_seq, now_text, Page, Sql, MAX_LIMIT};
+use crate::store::{new_id, now_text, Page, Sql, MAX_LIMIT};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -83,6 +83,9 @@ pub struct TimelineItem {
     pub ref_id: Option<String>,
 }
 
+workflow::logged! { Interaction in "interactions" as i, kind "interaction", owner customer_id;
+id, customer_id, kind, direction, channel, subject, note, actor_id, at }
+
 pub const KINDS: &[&str] = &["visit", "call", "complaint", "email", "sms", "chat", "note"];
 
 /// Records an interaction with a customer in scope (agents, account managers, leads).
@@ -131,24 +134,7 @@ pub async fn create(
     require_customer(&mut tx, &p, &i.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
-    Sql::insert(
-        "interactions",
-        vec![
-            ("id", i.id.as_str().into()),
-            ("customer_id", i.customer_id.as_str().into()),
-            ("kind", i.kind.as_str().into()),
-            ("direction", i.direction.as_str().into()),
-            ("channel", (&i.channel).into()),
-            ("subject", i.subject.as_str().into()),
-            ("note", (&i.note).into()),
-            ("actor_id", i.actor_id.as_str().into()),
-            ("at", i.at.as_str().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::commit_create(tx, &p, "interaction", &i.id, Some(&i.customer_id), &i).await?;
+    workflow::commit_as(tx, &p, "create", &i).await?;
     if i.kind == "complaint" {
         // A complaint is a churn warning: the account manager gets a retention case.
         if let Err(e) =

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::validate;
+use crate::crm::workflow;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, Arg, Entity, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, Arg, Entity, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -151,16 +152,8 @@ fn articles() -> Sql {
     Sql::new("knowledge_articles k WHERE 1=1")
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[("category", "k.category", FilterKind::Text)],
-    sorts: &[
-        ("updated_at", "k.updated_at"),
-        ("created_at", "k.created_at"),
-        ("title", "k.title"),
-    ],
-    default_sort: "k.updated_at DESC",
-    tiebreak: "k.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(k; text category;
+    sort updated_at, created_at, title; default "k.updated_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -277,10 +270,21 @@ pub async fn remove(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    remove_from::<Article>(&st, &p, articles(), &id).await
+}
+
+/// Deletes the record `id` names among `from` (writers only); the audit record keeps its
+/// last content.
+async fn remove_from<E: crate::store::Entity>(
+    st: &CrmState,
+    p: &Principal,
+    from: Sql,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
     p.require(Permission::ManageKnowledge)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Article = crud::load(&mut tx, articles(), &id).await?;
-    crud::delete(tx, &p, &before).await
+    let before: E = crud::load(&mut tx, from, id).await?;
+    crud::delete(tx, p, &before).await
 }
 
 /// An announcement (公告).
@@ -314,12 +318,8 @@ pub struct NewAnnouncement {
     pub publish_until: Option<String>,
 }
 
-const ANN_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[("publish_from", "a.publish_from")],
-    default_sort: "a.publish_from DESC",
-    tiebreak: "a.id",
-};
+const ANN_SPEC: ListSpec =
+    workflow::list_spec!(a; sort publish_from; default "a.publish_from DESC");
 
 fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
     chrono::DateTime::parse_from_rfc3339(v)
@@ -412,9 +412,6 @@ pub async fn remove_announcement(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    p.require(Permission::ManageKnowledge)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
     let all = Sql::new("announcements a WHERE 1=1");
-    let before: Announcement = crud::load(&mut tx, all, &id).await?;
-    crud::delete(tx, &p, &before).await
+    remove_from::<Announcement>(&st, &p, all, &id).await
 }

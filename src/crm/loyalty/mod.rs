@@ -8,15 +8,13 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::workflow::{self, Logged};
 use crate::crm::CrmState;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +65,10 @@ pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new().routes(routes!(statement, post_entry))
 }
 
-const COLUMNS: &str = "e.id, e.customer_id, e.delta, e.balance_after, e.reason, e.actor_id, e.at";
+workflow::logged! { LedgerEntry in "loyalty_ledger" as e, kind "loyalty_ledger", owner customer_id;
+id, customer_id, delta, balance_after, reason, actor_id, at }
+
+const COLUMNS: &str = <LedgerEntry as Logged>::COLUMNS;
 
 const SPEC: ListSpec = ListSpec {
     filters: &[("actor_id", "e.actor_id", FilterKind::Text)],
@@ -93,13 +94,11 @@ pub async fn recent(
     customer_id: &str,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM loyalty_ledger e WHERE e.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from = Sql::new("loyalty_ledger e WHERE e.customer_id = ");
+    from.bind(customer_id)
         .push(" ORDER BY e.seq DESC LIMIT ")
         .bind(limit);
-    sql.query_as().fetch_all(conn).await
+    workflow::all::<LedgerEntry, _>(conn, COLUMNS, from).await
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/loyalty", tag = "customers",
@@ -170,34 +169,6 @@ pub async fn post_entry(
         actor_id: p.id.clone(),
         at: now_text(),
     };
-    Sql::insert(
-        "loyalty_ledger",
-        vec![
-            ("id", e.id.as_str().into()),
-            ("customer_id", id.as_str().into()),
-            ("delta", delta.into()),
-            ("balance_after", balance_after.into()),
-            ("reason", e.reason.as_str().into()),
-            ("actor_id", e.actor_id.as_str().into()),
-            ("at", e.at.as_str().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "loyalty_ledger",
-            entity_id: &e.id,
-            action: &req.kind,
-            customer_id: Some(&id),
-            before: None,
-            after: snapshot(&e),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    workflow::commit_as(tx, &p, &req.kind, &e).await?;
     Ok((axum::http::StatusCode::CREATED, Json(e)))
 }

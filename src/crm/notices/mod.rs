@@ -9,11 +9,10 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::auth::{Principal, Role, Scope};
+use crate::crm::workflow::{self, Logged};
 use crate::crm::CrmState;
 use crate::http::ApiError;
-use crate::store::{
-    fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -38,8 +37,10 @@ pub struct Notice {
     pub read_at: Option<String>,
 }
 
-const COLUMNS: &str = "n.id, n.user_id, n.kind, n.title, n.body, n.entity, n.entity_id, \
-     n.customer_id, n.created_at, n.read_at";
+workflow::logged! { Notice in "notices" as n, kind "notice", owner customer_id;
+id, user_id, kind, title, body, entity, entity_id, customer_id, created_at, read_at }
+
+const COLUMNS: &str = <Notice as Logged>::COLUMNS;
 
 /// What to tell whom.
 pub struct NewNotice<'a> {
@@ -54,24 +55,19 @@ pub struct NewNotice<'a> {
 
 /// Inserts a notice (inside the caller's transaction).
 pub async fn notify(conn: &mut sqlx::AnyConnection, n: NewNotice<'_>) -> Result<(), sqlx::Error> {
-    Sql::insert(
-        "notices",
-        vec![
-            ("id", new_id().into()),
-            ("user_id", n.user_id.into()),
-            ("kind", n.kind.into()),
-            ("title", n.title.into()),
-            ("body", n.body.into()),
-            ("entity", n.entity.into()),
-            ("entity_id", n.entity_id.into()),
-            ("customer_id", n.customer_id.map(str::to_string).into()),
-            ("created_at", now_text().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    let notice = Notice {
+        id: new_id(),
+        user_id: n.user_id.into(),
+        kind: n.kind.into(),
+        title: n.title,
+        body: n.body,
+        entity: Some(n.entity.into()),
+        entity_id: Some(n.entity_id.into()),
+        customer_id: n.customer_id.map(str::to_string),
+        created_at: now_text(),
+        read_at: None,
+    };
+    workflow::append(conn, &notice).await
 }
 
 /// The principal background jobs act as, for audit records.

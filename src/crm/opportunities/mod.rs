@@ -12,18 +12,16 @@ use serde::Deserialize;
 
 pub use repo::{FollowUp, Opportunity};
 
-use crate::audit;
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
+use crate::crm::workflow::{self, Children, Logged};
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
-use crate::store::{
-    check_ref, fetch_page, new_id, next_seq, now_text, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::store::{check_ref, new_id, now_text, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -72,22 +70,8 @@ pub fn default_probability(stage: &str) -> i64 {
     }
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "o.customer_id", FilterKind::Text),
-        ("stage", "o.stage", FilterKind::Text),
-        ("owner_id", "o.owner_id", FilterKind::Text),
-        ("source", "o.source", FilterKind::Text),
-    ],
-    sorts: &[
-        ("created_at", "o.created_at"),
-        ("amount_cents", "o.amount_cents"),
-        ("probability", "o.probability"),
-        ("expected_close", "o.expected_close"),
-    ],
-    default_sort: "o.created_at DESC",
-    tiebreak: "o.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(o; text customer_id, stage, owner_id, source;
+    sort created_at, amount_cents, probability, expected_close; default "o.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -171,25 +155,56 @@ pub async fn account_manager(
     Ok(row.and_then(|r| r.0))
 }
 
-#[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
-        ("source" = Option<String>, Query)),
-    responses((status = 200, body = Page<Opportunity>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Opportunity>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
+            ("source" = Option<String>, Query)),
+        responses((status = 200, body = Page<Opportunity>)))]
+    list: Opportunity, SPEC;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
-async fn insert_new(st: &CrmState, p: &Principal, o: Opportunity) -> Result<Opportunity, ApiError> {
+/// A new opportunity of `customer_id` entered by `p`, at `stage` with the probability it
+/// implies; the rest empty.
+fn new_opportunity(
+    p: &Principal,
+    customer_id: String,
+    title: String,
+    source: String,
+    stage: String,
+) -> Opportunity {
+    let now = now_text();
+    Opportunity {
+        id: new_id(),
+        customer_id,
+        title,
+        source,
+        recommendation_id: None,
+        offer_code: None,
+        probability: default_probability(&stage),
+        stage,
+        amount_cents: 0,
+        owner_id: None,
+        expected_close: None,
+        close_reason: None,
+        closed_at: None,
+        created_by: p.id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    }
+}
+
+async fn insert_new(
+    st: &CrmState,
+    p: &Principal,
+    o: Opportunity,
+) -> Result<Tagged<Opportunity>, ApiError> {
     validate(&o)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     check_ref(&mut tx, "users", "owner_id", o.owner_id.as_deref()).await?;
-    Ok(crud::create(tx, p, o).await?.body)
+    crud::create(tx, p, o).await
 }
 
 /// Enters a lead. Enterprise admins may request one for their enterprise (source `enterprise`).
@@ -227,30 +242,13 @@ pub async fn create(
     } else {
         req.owner_id.or(manager).or_else(|| Some(p.id.clone()))
     };
-    let now = now_text();
-    let o = Opportunity {
-        id: new_id(),
-        customer_id: req.customer_id,
-        title: req.title,
-        source,
-        recommendation_id: None,
-        offer_code: req.offer_code,
-        probability: req
-            .probability
-            .unwrap_or_else(|| default_probability(&stage)),
-        stage,
-        amount_cents: req.amount_cents.unwrap_or(0),
-        owner_id,
-        expected_close: req.expected_close,
-        close_reason: None,
-        closed_at: None,
-        created_by: p.id.clone(),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
-    let o = insert_new(&st, &p, o).await?;
-    Ok(Tagged::created(1, o))
+    let mut o = new_opportunity(&p, req.customer_id, req.title, source, stage);
+    o.offer_code = req.offer_code;
+    o.probability = req.probability.unwrap_or(o.probability);
+    o.amount_cents = req.amount_cents.unwrap_or(0);
+    o.owner_id = owner_id;
+    o.expected_close = req.expected_close;
+    insert_new(&st, &p, o).await
 }
 
 /// Turns an accepted offer into an opportunity for the line's customer, owned by the
@@ -265,14 +263,7 @@ pub async fn from_offer(
     body: axum::body::Bytes,
 ) -> Result<Tagged<Opportunity>, ApiError> {
     require_write(&p)?;
-    let req: FromOffer = if body.iter().all(u8::is_ascii_whitespace) {
-        FromOffer::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            field: None,
-            message: format!("invalid JSON body: {e}"),
-        })?
-    };
+    let req: FromOffer = workflow::optional_body(&body)?;
     let rec = st
         .offers
         .offer(&rec_id)
@@ -293,41 +284,29 @@ pub async fn from_offer(
             rec.status.as_str()
         )));
     }
-    let now = now_text();
-    let o = Opportunity {
-        id: new_id(),
+    let title = req
+        .title
+        .unwrap_or_else(|| format!("Offer {} accepted", rec.offer_code));
+    let mut o = new_opportunity(
+        &p,
         customer_id,
-        title: req
-            .title
-            .unwrap_or_else(|| format!("Offer {} accepted", rec.offer_code)),
-        source: "offer".into(),
-        recommendation_id: Some(rec.id.clone()),
-        offer_code: Some(rec.offer_code.clone()),
-        stage: "qualification".into(),
-        probability: default_probability("qualification"),
-        amount_cents: req.amount_cents.unwrap_or(0),
-        owner_id: manager.or_else(|| Some(p.id.clone())),
-        expected_close: req.expected_close,
-        close_reason: None,
-        closed_at: None,
-        created_by: p.id.clone(),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
-    let o = insert_new(&st, &p, o).await?;
-    Ok(Tagged::created(1, o))
+        title,
+        "offer".into(),
+        "qualification".into(),
+    );
+    o.recommendation_id = Some(rec.id.clone());
+    o.offer_code = Some(rec.offer_code.clone());
+    o.amount_cents = req.amount_cents.unwrap_or(0);
+    o.owner_id = manager.or_else(|| Some(p.id.clone()));
+    o.expected_close = req.expected_close;
+    insert_new(&st, &p, o).await
 }
 
-#[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-    responses((status = 200, body = Opportunity), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Opportunity>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
+        responses((status = 200, body = Opportunity), (status = 404)))]
+    read: Opportunity;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.
@@ -395,32 +374,16 @@ pub async fn update(
     crud::save(tx, &p, action, &before, after).await
 }
 
-/// An opportunity's follow-ups: paged, newest first, no filters.
-const FOLLOW_UP_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[],
-    default_sort: "f.seq DESC",
-    tiebreak: "f.id",
-};
+/// An opportunity's follow-ups, newest first.
+const FOLLOW_UPS: Children = Children::log::<FollowUp>("opportunity_id", "f.seq DESC", "f.id");
 
-/// The opportunity's follow-ups, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<FollowUp>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
-pub async fn list_follow_ups(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<FollowUp>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&FOLLOW_UP_SPEC, &q)?;
-    crud::load::<Opportunity>(&mut *st.db.pool.acquire().await?, repo::scoped(&p), &id).await?;
-    let mut from = Sql::new("opportunity_follow_ups f WHERE f.opportunity_id = ");
-    from.bind(id.as_str());
-    Ok(Json(
-        fetch_page(&st.db.pool, repo::FOLLOW_UP_COLUMNS, from, &params).await?,
-    ))
+workflow::children_route! {
+    /// The opportunity's follow-ups, newest first, a page at a time.
+    #[utoipa::path(get, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities",
+        params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        responses((status = 200, body = Page<FollowUp>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
+    list_follow_ups: FollowUp as FollowUp, of Opportunity, in FOLLOW_UPS;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
@@ -432,58 +395,28 @@ pub async fn add_follow_up(
     ApiJson(req): ApiJson<NewFollowUp>,
 ) -> Result<(axum::http::StatusCode, Json<FollowUp>), ApiError> {
     require_write(&p)?;
-    validate::one_of(
-        "kind",
-        &req.kind,
-        &["call", "visit", "email", "meeting", "note"],
-    )?;
-    validate::text("note", &req.note, 4000)?;
+    let kinds = ["call", "visit", "email", "meeting", "note"];
+    workflow::check_note(&kinds, &req.kind, &req.note)?;
     validate::opt_text("next_action", req.next_action.as_deref(), 500)?;
     let next_at = req
         .next_at
         .as_deref()
         .map(|d| validate::day_or_time("next_at", d))
         .transpose()?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let o: Opportunity = crud::load(&mut tx, repo::scoped(&p), &id).await?;
-    let f = FollowUp {
-        id: new_id(),
-        opportunity_id: o.id.clone(),
-        customer_id: o.customer_id.clone(),
-        kind: req.kind,
-        note: req.note,
-        next_action: req.next_action,
-        next_at,
-        actor_id: p.id.clone(),
-        at: now_text(),
-    };
-    Sql::insert(
-        "opportunity_follow_ups",
-        vec![
-            ("id", f.id.as_str().into()),
-            ("opportunity_id", f.opportunity_id.as_str().into()),
-            ("customer_id", f.customer_id.as_str().into()),
-            ("kind", f.kind.as_str().into()),
-            ("note", f.note.as_str().into()),
-            ("next_action", (&f.next_action).into()),
-            ("next_at", (&f.next_at).into()),
-            ("actor_id", f.actor_id.as_str().into()),
-            ("at", f.at.as_str().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::commit_create(
-        tx,
-        &p,
-        "opportunity_follow_up",
-        &f.id,
-        Some(&f.customer_id),
-        &f,
-    )
-    .await?;
-    Ok((axum::http::StatusCode::CREATED, Json(f)))
+    workflow::add_to(&st.db, &p, repo::scoped(&p), &id, |o: &Opportunity| {
+        FollowUp {
+            id: new_id(),
+            opportunity_id: o.id.clone(),
+            customer_id: o.customer_id.clone(),
+            kind: req.kind,
+            note: req.note,
+            next_action: req.next_action,
+            next_at,
+            actor_id: p.id.clone(),
+            at: now_text(),
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -57,8 +57,9 @@ stamp updated_at; insert customer_id, source, recommendation_id, offer_code, cre
 
 pub const COLUMNS: &str = <Opportunity as Entity>::COLUMNS;
 
-pub const FOLLOW_UP_COLUMNS: &str =
-    "f.id, f.opportunity_id, f.customer_id, f.kind, f.note, f.next_action, f.next_at, f.actor_id, f.at";
+crate::crm::workflow::logged! { FollowUp in "opportunity_follow_ups" as f,
+kind "opportunity_follow_up", owner customer_id;
+id, opportunity_id, customer_id, kind, note, next_action, next_at, actor_id, at }
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("opportunities o JOIN customers c ON c.id = o.customer_id WHERE 1=1");
@@ -80,11 +81,10 @@ pub async fn open_for_customer(
     customer_id: &str,
     limit: i64,
 ) -> Result<Vec<Opportunity>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from =
+        Sql::new("opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.customer_id = ");
+    from.bind(customer_id)
         .push(" ORDER BY o.created_at DESC, o.id LIMIT ")
         .bind(limit);
-    sql.query_as().fetch_all(conn).await
+    crate::crm::workflow::all::<Opportunity, _>(conn, COLUMNS, from).await
 }

@@ -11,19 +11,16 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
+use crate::crm::workflow::{self, Children, Logged};
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    check_ref, entity, fetch_page, new_id, next_seq, now_text, Entity, FilterKind, ListParams,
-    ListSpec, Page, Sql,
-};
+use crate::store::{check_ref, entity, new_id, now_text, Entity, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -76,8 +73,8 @@ update status, outcome, owner_id, summary, closed_at;
 stamp updated_at; insert customer_id, trigger_kind, churn_score, created_at }
 
 pub const COLUMNS: &str = <RetentionCase as Entity>::COLUMNS;
-const ACTIVITY_COLUMNS: &str =
-    "x.id, x.case_id, x.customer_id, x.kind, x.note, x.due_at, x.done, x.actor_id, x.at";
+workflow::logged! { Activity in "retention_activities" as x, kind "retention_activity",
+owner customer_id; id, case_id, customer_id, kind, note, due_at, done, actor_id, at }
 
 pub const TRIGGERS: &[&str] = &["churn_score", "complaint", "inactivity", "manual"];
 pub const OUTCOMES: &[&str] = &["pending", "retained", "lost"];
@@ -268,38 +265,14 @@ async fn open_automatic(
         )
         .await?;
     }
-    audit::record(
-        &mut tx,
-        &notices::system(actor),
-        Change {
-            entity: "retention_case",
-            entity_id: &k.id,
-            action: "create",
-            customer_id: Some(customer_id),
-            before: None,
-            after: snapshot(&k),
-        },
-    )
-    .await?;
+    let change = workflow::change("create", None, &k);
+    crate::audit::record(&mut tx, &notices::system(actor), change).await?;
     tx.commit().await?;
     Ok(Some(k.id))
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "k.customer_id", FilterKind::Text),
-        ("status", "k.status", FilterKind::Text),
-        ("outcome", "k.outcome", FilterKind::Text),
-        ("trigger_kind", "k.trigger_kind", FilterKind::Text),
-        ("owner_id", "k.owner_id", FilterKind::Text),
-    ],
-    sorts: &[
-        ("created_at", "k.created_at"),
-        ("updated_at", "k.updated_at"),
-    ],
-    default_sort: "k.created_at DESC",
-    tiebreak: "k.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(k; text customer_id, status, outcome, trigger_kind, owner_id;
+    sort created_at, updated_at; default "k.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -334,19 +307,14 @@ pub struct NewActivity {
     pub done: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
-        ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<RetentionCase>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<RetentionCase>>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    crud::list(&st.db, scoped(&p), &params).await
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
+            ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
+        responses((status = 200, body = Page<RetentionCase>)))]
+    list: RetentionCase, SPEC;
+    |p| p.require(Permission::ManageRetention), scoped(&p)
 }
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
@@ -384,15 +352,11 @@ pub async fn create(
     crud::create(tx, &p, k).await
 }
 
-#[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    responses((status = 200, body = RetentionCase), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<RetentionCase>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    crud::read(&st.db, scoped(&p), &id).await
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
+        responses((status = 200, body = RetentionCase), (status = 404)))]
+    read: RetentionCase;
+    |p| p.require(Permission::ManageRetention), scoped(&p)
 }
 
 /// Records the outcome (retained / lost close the case) or changes owner and summary.
@@ -439,32 +403,16 @@ pub async fn update(
     crud::update(tx, &p, &before, after).await
 }
 
-/// A case's activities: paged, newest first, no filters.
-const ACTIVITY_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[],
-    default_sort: "x.seq DESC",
-    tiebreak: "x.id",
-};
+/// A case's activities, newest first.
+const ACTIVITIES: Children = Children::log::<Activity>("case_id", "x.seq DESC", "x.id");
 
-/// The case's activities, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Activity>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
-pub async fn list_activities(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Activity>>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    let params = ListParams::parse(&ACTIVITY_SPEC, &q)?;
-    crud::load::<RetentionCase>(&mut *st.db.pool.acquire().await?, scoped(&p), &id).await?;
-    let mut from = Sql::new("retention_activities x WHERE x.case_id = ");
-    from.bind(id.as_str());
-    Ok(Json(
-        fetch_page(&st.db.pool, ACTIVITY_COLUMNS, from, &params).await?,
-    ))
+workflow::children_route! {
+    /// The case's activities, newest first, a page at a time.
+    #[utoipa::path(get, path = "/api/v1/retention-cases/{id}/activities", tag = "retention",
+        params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        responses((status = 200, body = Page<Activity>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
+    list_activities: Activity as Activity, of RetentionCase, in ACTIVITIES;
+    |p| p.require(Permission::ManageRetention), scoped(&p)
 }
 
 /// Records a task, visit, call-back (回访) or care record.
@@ -477,16 +425,13 @@ pub async fn add_activity(
     ApiJson(req): ApiJson<NewActivity>,
 ) -> Result<(axum::http::StatusCode, Json<Activity>), ApiError> {
     p.require(Permission::ManageRetention)?;
-    validate::one_of("kind", &req.kind, ACTIVITY_KINDS)?;
-    validate::text("note", &req.note, 4000)?;
+    workflow::check_note(ACTIVITY_KINDS, &req.kind, &req.note)?;
     let due_at = req
         .due_at
         .as_deref()
         .map(|d| validate::day_or_time("due_at", d))
         .transpose()?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let k: RetentionCase = crud::load(&mut tx, scoped(&p), &id).await?;
-    let a = Activity {
+    workflow::add_to(&st.db, &p, scoped(&p), &id, |k: &RetentionCase| Activity {
         id: new_id(),
         case_id: k.id.clone(),
         customer_id: k.customer_id.clone(),
@@ -496,32 +441,6 @@ pub async fn add_activity(
         done: req.done.unwrap_or(false) as i64,
         actor_id: p.id.clone(),
         at: now_text(),
-    };
-    Sql::insert(
-        "retention_activities",
-        vec![
-            ("id", a.id.as_str().into()),
-            ("case_id", a.case_id.as_str().into()),
-            ("customer_id", a.customer_id.as_str().into()),
-            ("kind", a.kind.as_str().into()),
-            ("note", a.note.as_str().into()),
-            ("due_at", (&a.due_at).into()),
-            ("done", a.done.into()),
-            ("actor_id", a.actor_id.as_str().into()),
-            ("at", a.at.as_str().into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
-    audit::commit_create(
-        tx,
-        &p,
-        "retention_activity",
-        &a.id,
-        Some(&a.customer_id),
-        &a,
-    )
-    .await?;
-    Ok((axum::http::StatusCode::CREATED, Json(a)))
+    })
+    .await
 }

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::repo::{self, ServiceRequest};
-use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::CrmState;
@@ -79,10 +78,10 @@ pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Resul
     ));
     sql.bind(crate::store::ts_text(now))
         .push(" ORDER BY r.due_at, r.id");
-    let overdue: Vec<ServiceRequest> = sql.query_as().fetch_all(&st.db.pool).await?;
+    let overdue: Vec<repo::Raw> = sql.query_as().fetch_all(&st.db.pool).await?;
     let actor: Principal = notices::system("escalation");
     let mut run = EscalationRun::default();
-    for before in overdue.into_iter().map(ServiceRequest::fill) {
+    for before in overdue.into_iter().map(ServiceRequest::from) {
         let level = level_due(&before, now);
         if level <= before.escalation_level {
             continue;
@@ -92,18 +91,9 @@ pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Resul
         after.escalation_level = level;
         after.escalated = true;
         after.updated_at = crate::store::ts_text(now);
-        let n = Sql::update_versioned(
-            "service_requests",
-            &before.id,
-            before.version,
-            repo::values(&after),
-        )
-        .execute(&mut tx)
-        .await?;
-        if n == 0 {
+        if !repo::write(&mut tx, &before, &mut after).await? {
             continue;
         }
-        after.version += 1;
         let who = recipients(&mut tx, &before.customer_id, level).await?;
         for user in &who {
             notices::notify(
@@ -123,37 +113,19 @@ pub async fn run_escalations(st: &CrmState, now: DateTime<Utc>) -> anyhow::Resul
             )
             .await?;
         }
-        repo::push_history(
-            &mut tx,
-            &after,
-            &actor,
-            &after.updated_at,
-            repo::Step {
-                action: "escalate",
-                from_status: Some(&before.status),
-                to_status: &before.status,
-                step: Some(level),
-                note: Some(if level == 1 {
-                    "team_lead"
-                } else {
-                    "region_head"
-                }),
-            },
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            &actor,
-            Change {
-                entity: "service_request",
-                entity_id: &before.id,
-                action: "escalate",
-                customer_id: Some(&before.customer_id),
-                before: snapshot(&before),
-                after: snapshot(&after),
-            },
-        )
-        .await?;
+        let note = if level == 1 {
+            "team_lead"
+        } else {
+            "region_head"
+        };
+        let step = repo::Step(
+            "escalate",
+            Some(&before.status),
+            &before.status,
+            Some(level),
+            Some(note),
+        );
+        repo::record(&mut tx, &actor, &before, &after, step).await?;
         tx.commit().await?;
         run.escalated.push(Escalated {
             request_id: before.id.clone(),

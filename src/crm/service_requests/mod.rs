@@ -20,15 +20,17 @@ use serde::Deserialize;
 
 pub use repo::{HistoryEntry, ServiceRequest};
 
-use crate::audit::{self, snapshot, Change};
+use crate::audit;
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
+use crate::crm::workflow;
 use crate::crm::CrmState;
+use crate::crud;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -52,22 +54,8 @@ pub const TYPES: &[&str] = &[
     "fault_report",
 ];
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "r.customer_id", FilterKind::Text),
-        ("status", "r.status", FilterKind::Text),
-        ("request_type", "r.request_type", FilterKind::Text),
-        ("requester_id", "r.requester_id", FilterKind::Text),
-        ("escalation_level", "r.escalation_level", FilterKind::Int),
-    ],
-    sorts: &[
-        ("created_at", "r.created_at"),
-        ("due_at", "r.due_at"),
-        ("updated_at", "r.updated_at"),
-    ],
-    default_sort: "r.created_at DESC",
-    tiebreak: "r.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(r; text customer_id, status, request_type, requester_id;
+    int escalation_level; sort created_at, due_at, updated_at; default "r.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,36 +98,14 @@ pub fn transition_allowed(from: &str, to: &str) -> bool {
     )
 }
 
-fn body_or_default<T: serde::de::DeserializeOwned + Default>(
-    body: &axum::body::Bytes,
-) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
-        field: None,
-        message: format!("invalid JSON body: {e}"),
-    })
-}
-
-#[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
-        ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
-    responses((status = 200, body = Page<ServiceRequest>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<ServiceRequest>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    let page: Page<ServiceRequest> =
-        fetch_page(&st.db.pool, repo::COLUMNS, repo::scoped(&p), &params).await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(ServiceRequest::fill).collect(),
-        ..page
-    }))
+workflow::list_route! {
+    #[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
+        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
+            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
+            ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
+        responses((status = 200, body = Page<ServiceRequest>)))]
+    list: ServiceRequest, SPEC;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Raises a request for a customer in scope (enterprise admins: their enterprise).
@@ -194,97 +160,45 @@ pub async fn create(
         updated_at: at.clone(),
         version: 1,
     };
-    repo::insert(&mut tx, &r).await?;
-    repo::push_history(
-        &mut tx,
-        &r,
-        &p,
-        &at,
-        repo::Step {
-            action: "create",
-            from_status: None,
-            to_status: "acknowledged",
-            step: None,
-            note: None,
-        },
-    )
-    .await?;
+    crud::insert_in(&mut tx, &p, &r).await?;
+    let first = repo::Step("create", None, "acknowledged", None, None);
+    repo::push_history(&mut tx, &r, &p, &at, first).await?;
     if status != "acknowledged" {
-        repo::push_history(
-            &mut tx,
-            &r,
-            &p,
-            &at,
-            repo::Step {
-                action: "submit",
-                from_status: Some("acknowledged"),
-                to_status: status,
-                step: Some(0),
-                note: None,
-            },
-        )
-        .await?;
+        let submit = repo::Step("submit", Some("acknowledged"), status, Some(0), None);
+        repo::push_history(&mut tx, &r, &p, &at, submit).await?;
     }
-    audit::commit_create(tx, &p, "service_request", &r.id, Some(&r.customer_id), &r).await?;
+    tx.commit().await?;
     Ok(Tagged::created(1, r))
 }
 
-#[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
-    responses((status = 200, body = ServiceRequest), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<ServiceRequest>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let r = repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
-    Ok(Tagged::ok(r.version, r))
+workflow::read_route! {
+    #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
+        responses((status = 200, body = ServiceRequest), (status = 404)))]
+    read: ServiceRequest;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
-/// The request's history, oldest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<HistoryEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
-pub async fn history(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<HistoryEntry>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&repo::HISTORY_SPEC, &q)?;
-    repo::get(&mut *st.db.pool.acquire().await?, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
-    Ok(Json(repo::history(&st.db.pool, &id, &params).await?))
+workflow::children_route! {
+    /// The request's history, oldest first, a page at a time.
+    #[utoipa::path(get, path = "/api/v1/service-requests/{id}/history", tag = "service-requests",
+        params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        responses((status = 200, body = Page<HistoryEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
+    history: HistoryEntry as HistoryEntry, of ServiceRequest, in repo::HISTORY;
+    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Writes `after` over `before` (versioned), with history, audit record and an optional
-/// notice to the requester, and commits.
+/// notice to the requester, and commits; answers the new version.
 async fn save(
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    mut tx: crud::Tx,
     p: &Principal,
     before: &ServiceRequest,
-    after: &mut ServiceRequest,
+    mut after: ServiceRequest,
     step: repo::Step<'_>,
     notice: Option<(&str, String)>,
-) -> Result<(), ApiError> {
-    let n = Sql::update_versioned(
-        "service_requests",
-        &before.id,
-        before.version,
-        repo::values(after),
-    )
-    .execute(&mut tx)
-    .await?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    after.version += 1;
-    let action = step.action;
-    repo::push_history(&mut tx, after, p, &after.updated_at, step).await?;
+) -> Result<Tagged<ServiceRequest>, ApiError> {
+    audit::check_written(repo::write(&mut tx, before, &mut after).await?)?;
+    repo::record(&mut tx, p, before, &after, step).await?;
     if let Some((kind, title)) = notice {
         if after.requester_id != p.id {
             notices::notify(
@@ -302,35 +216,24 @@ async fn save(
             .await?;
         }
     }
-    audit::record(
-        &mut tx,
-        p,
-        Change {
-            entity: "service_request",
-            entity_id: &after.id,
-            action,
-            customer_id: Some(&after.customer_id),
-            before: snapshot(before),
-            after: snapshot(&*after),
-        },
-    )
-    .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Tagged::ok(after.version, after))
 }
 
-/// Loads a request for an approval decision: 403 without the permission, 404 out of scope,
-/// 409 when no approval is pending, 403 when the step needs another role.
+/// Reads an approval decision's note (400) and loads the request: 403 without the
+/// permission, 404 out of scope, 409 when no approval is pending, 403 when the step needs
+/// another role.
 async fn for_decision(
     st: &CrmState,
     p: &Principal,
     id: &str,
-) -> Result<(sqlx::Transaction<'static, sqlx::Any>, ServiceRequest), ApiError> {
+    body: &axum::body::Bytes,
+) -> Result<(crud::Tx, ServiceRequest, Option<String>), ApiError> {
+    let d: Decision = workflow::optional_body(body)?;
+    validate::opt_text("note", d.note.as_deref(), 2000)?;
     p.require(Permission::ApproveServiceRequests)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let r = repo::get(&mut tx, p, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    let r: ServiceRequest = crud::load(&mut tx, repo::scoped(p), id).await?;
     let Some(role) = r.next_approver() else {
         return Err(ApiError::Conflict(format!(
             "the request is {}, no approval is pending",
@@ -345,7 +248,18 @@ async fn for_decision(
             Role::iter().filter(|x| *x == Role::Admin || x.as_str() == role),
         ));
     }
-    Ok((tx, r))
+    Ok((tx, r, d.note))
+}
+
+/// The history row of a decision on the current approval step.
+fn decision<'a>(
+    action: &'a str,
+    before: &'a ServiceRequest,
+    to: &'a str,
+    note: &'a Option<String>,
+) -> repo::Step<'a> {
+    let step = Some(before.current_step);
+    repo::Step(action, Some(&before.status), to, step, note.as_deref())
 }
 
 /// Approves the current step; the last approval starts processing (`in_progress`).
@@ -357,9 +271,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
-    let d: Decision = body_or_default(&body)?;
-    validate::opt_text("note", d.note.as_deref(), 2000)?;
-    let (tx, before) = for_decision(&st, &p, &id).await?;
+    let (tx, before, note) = for_decision(&st, &p, &id, &body).await?;
     // Four eyes, as for campaigns: whoever raised a request does not approve it.
     if before.requester_id == p.id {
         return Err(p.refuse(
@@ -376,26 +288,13 @@ pub async fn approve(
     }
     after.updated_at = now_text();
     let notice = last.then(|| ("approval", format!("Request \"{}\" approved", after.title)));
-    save(
-        tx,
-        &p,
-        &before,
-        &mut after,
-        repo::Step {
-            action: "approve",
-            from_status: Some(&before.status),
-            to_status: if last {
-                "in_progress"
-            } else {
-                "pending_approval"
-            },
-            step: Some(before.current_step),
-            note: d.note.as_deref(),
-        },
-        notice,
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    let to = if last {
+        "in_progress"
+    } else {
+        "pending_approval"
+    };
+    let step = decision("approve", &before, to, &note);
+    save(tx, &p, &before, after, step, notice).await
 }
 
 /// Rejects the request at the current step (final).
@@ -407,32 +306,16 @@ pub async fn reject(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Tagged<ServiceRequest>, ApiError> {
-    let d: Decision = body_or_default(&body)?;
-    validate::opt_text("note", d.note.as_deref(), 2000)?;
-    let (tx, before) = for_decision(&st, &p, &id).await?;
+    let (tx, before, note) = for_decision(&st, &p, &id, &body).await?;
     let mut after = before.clone();
     after.status = "rejected".into();
-    after.feedback = d.note.clone();
+    after.feedback = note.clone();
     let now = now_text();
     after.closed_at = Some(now.clone());
     after.updated_at = now;
     let title = format!("Request \"{}\" rejected", after.title);
-    save(
-        tx,
-        &p,
-        &before,
-        &mut after,
-        repo::Step {
-            action: "reject",
-            from_status: Some(&before.status),
-            to_status: "rejected",
-            step: Some(before.current_step),
-            note: d.note.as_deref(),
-        },
-        Some(("approval", title)),
-    )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    let step = decision("reject", &before, "rejected", &note);
+    save(tx, &p, &before, after, step, Some(("approval", title))).await
 }
 
 /// Moves the request: start work, resolve (with feedback to the requester), close, reopen or
@@ -463,9 +346,7 @@ pub async fn transition(
         ));
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = repo::get(&mut tx, &p, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("service request".into()))?;
+    let before: ServiceRequest = crud::load(&mut tx, repo::scoped(&p), &id).await?;
     if !transition_allowed(&before.status, &t.to) {
         return Err(ApiError::Conflict(format!(
             "a request cannot move from {} to {}",
@@ -505,16 +386,15 @@ pub async fn transition(
         tx,
         &p,
         &before,
-        &mut after,
-        repo::Step {
-            action: "transition",
-            from_status: Some(&before.status),
-            to_status: &t.to,
-            step: None,
-            note: t.note.as_deref(),
-        },
+        after,
+        repo::Step(
+            "transition",
+            Some(&before.status),
+            &t.to,
+            None,
+            t.note.as_deref(),
+        ),
         notice,
     )
-    .await?;
-    Ok(Tagged::ok(after.version, after))
+    .await
 }

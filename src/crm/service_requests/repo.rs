@@ -2,11 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit;
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{
-    fetch_page, new_id, next_seq, Arg, ListParams, ListSpec, Page, Sql, StoreError,
-};
+use crate::crm::workflow::{self, logged, Children, Logged};
+use crate::store::{entity, new_id, Entity, Sql, StoreError};
 
 /// A service request / work order (业务申请; TMF621 TroubleTicket-like).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -64,11 +64,34 @@ impl ServiceRequest {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub struct Raw {
+    #[sqlx(flatten)]
+    r: ServiceRequest,
+}
+
+impl From<Raw> for ServiceRequest {
+    fn from(r: Raw) -> ServiceRequest {
+        r.r.fill()
+    }
+}
+
+crate::entity! { ServiceRequest in "service_requests" as r, kind "service_request",
+noun "service request", row Raw, owner customer_id;
+update title, description, priority, status, current_step, due_at, escalation_level,
+    assignee_id, feedback, resolved_at, closed_at;
+stamp updated_at; insert customer_id, request_type, steps, sla_hours, requester_id, created_at }
+
+pub const COLUMNS: &str = <ServiceRequest as Entity>::COLUMNS;
+
 /// One state change or step of a request.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub id: String,
     pub request_id: String,
+    /// Files the entry under the customer; not part of the answer.
+    #[serde(skip)]
+    pub customer_id: String,
     /// create | approve | reject | transition | escalate
     pub action: String,
     pub from_status: Option<String>,
@@ -81,32 +104,17 @@ pub struct HistoryEntry {
     pub at: String,
 }
 
-pub const COLUMNS: &str = "r.id, r.customer_id, r.request_type, r.title, r.description, \
-     r.priority, r.status, r.steps, r.current_step, r.sla_hours, r.due_at, r.escalation_level, \
-     r.requester_id, r.assignee_id, r.feedback, r.resolved_at, r.closed_at, r.created_at, \
-     r.updated_at, r.version";
+logged! { HistoryEntry in "service_request_history" as h, kind "service_request_history",
+owner customer_id; id, request_id, customer_id, action, from_status, to_status, step, note,
+    actor_id, actor_name, at }
+
+/// A request's history, oldest first.
+pub const HISTORY: Children = Children::log::<HistoryEntry>("request_id", "h.seq", "h.id");
 
 pub fn scoped(p: &Principal) -> Sql {
     let mut sql = Sql::new("service_requests r JOIN customers c ON c.id = r.customer_id WHERE 1=1");
     push_customer_scope(&mut sql, p, "c");
     sql
-}
-
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<ServiceRequest>, sqlx::Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM "));
-    let from = scoped(p);
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND r.id = ").bind(id);
-    Ok(sql
-        .query_as::<ServiceRequest>()
-        .fetch_optional(conn)
-        .await?
-        .map(ServiceRequest::fill))
 }
 
 pub const OPEN: &[&str] = &["acknowledged", "pending_approval", "in_progress"];
@@ -116,113 +124,71 @@ pub async fn open_for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
 ) -> Result<Vec<ServiceRequest>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM service_requests r WHERE r.status IN ('acknowledged', 'pending_approval', 'in_progress') AND r.customer_id = "
-    ));
-    sql.bind(customer_id)
+    let mut from = Sql::new(
+        "service_requests r WHERE r.status IN ('acknowledged', 'pending_approval', 'in_progress') AND r.customer_id = ",
+    );
+    from.bind(customer_id)
         .push(" ORDER BY r.created_at DESC, r.id LIMIT 20");
-    Ok(sql
-        .query_as::<ServiceRequest>()
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(ServiceRequest::fill)
-        .collect())
+    workflow::all::<Raw, _>(conn, COLUMNS, from).await
 }
 
-pub fn values(r: &ServiceRequest) -> Vec<(&'static str, Arg)> {
-    vec![
-        ("title", r.title.as_str().into()),
-        ("description", (&r.description).into()),
-        ("priority", r.priority.as_str().into()),
-        ("status", r.status.as_str().into()),
-        ("current_step", r.current_step.into()),
-        ("due_at", r.due_at.as_str().into()),
-        ("escalation_level", r.escalation_level.into()),
-        ("assignee_id", (&r.assignee_id).into()),
-        ("feedback", (&r.feedback).into()),
-        ("resolved_at", (&r.resolved_at).into()),
-        ("closed_at", (&r.closed_at).into()),
-        ("updated_at", r.updated_at.as_str().into()),
-    ]
+/// Writes `after`, whose `updated_at` the caller set, as the next version of `before`;
+/// false when the row moved on.
+pub async fn write(
+    conn: &mut sqlx::AnyConnection,
+    before: &ServiceRequest,
+    after: &mut ServiceRequest,
+) -> Result<bool, StoreError> {
+    let written = entity::update(conn, &*after, before.version).await?;
+    if written {
+        after.version += 1;
+    }
+    Ok(written)
 }
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, r: &ServiceRequest) -> Result<(), sqlx::Error> {
-    let mut v = values(r);
-    v.extend([
-        ("id", r.id.as_str().into()),
-        ("customer_id", r.customer_id.as_str().into()),
-        ("request_type", r.request_type.as_str().into()),
-        ("steps", r.steps.as_str().into()),
-        ("sla_hours", r.sla_hours.into()),
-        ("requester_id", r.requester_id.as_str().into()),
-        ("created_at", r.created_at.as_str().into()),
-        ("version", 1i64.into()),
-    ]);
-    Sql::insert("service_requests", v).execute(conn).await?;
-    Ok(())
-}
-
-/// A history row to append.
-pub struct Step<'a> {
-    pub action: &'a str,
-    pub from_status: Option<&'a str>,
-    pub to_status: &'a str,
-    pub step: Option<i64>,
-    pub note: Option<&'a str>,
-}
+/// A history row to append: action, from status, to status, approval step, note.
+pub struct Step<'a>(
+    pub &'a str,
+    pub Option<&'a str>,
+    pub &'a str,
+    pub Option<i64>,
+    pub Option<&'a str>,
+);
 
 pub async fn push_history(
     conn: &mut sqlx::AnyConnection,
     r: &ServiceRequest,
     actor: &Principal,
     at: &str,
-    s: Step<'_>,
+    Step(action, from, to, step, note): Step<'_>,
 ) -> Result<(), sqlx::Error> {
-    Sql::insert(
-        "service_request_history",
-        vec![
-            ("id", new_id().into()),
-            ("request_id", r.id.as_str().into()),
-            ("customer_id", r.customer_id.as_str().into()),
-            ("action", s.action.into()),
-            ("from_status", s.from_status.map(str::to_string).into()),
-            ("to_status", s.to_status.into()),
-            ("step", s.step.into()),
-            ("note", s.note.map(str::to_string).into()),
-            ("actor_id", actor.id.as_str().into()),
-            ("actor_name", actor.name.as_str().into()),
-            ("at", at.into()),
-            ("seq", next_seq().into()),
-        ],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    let entry = HistoryEntry {
+        id: new_id(),
+        request_id: r.id.clone(),
+        customer_id: r.customer_id.clone(),
+        action: action.into(),
+        from_status: from.map(str::to_string),
+        to_status: to.into(),
+        step,
+        note: note.map(str::to_string),
+        actor_id: actor.id.clone(),
+        actor_name: actor.name.clone(),
+        at: at.into(),
+    };
+    workflow::append(conn, &entry).await
 }
 
-/// A request's history, oldest first: paged, no filters.
-pub const HISTORY_SPEC: ListSpec = ListSpec {
-    filters: &[],
-    sorts: &[],
-    default_sort: "h.seq",
-    tiebreak: "h.id",
-};
-
-/// One page of a request's history, oldest first; `total` counts every entry.
-pub async fn history(
-    pool: &sqlx::AnyPool,
-    request_id: &str,
-    params: &ListParams,
-) -> Result<Page<HistoryEntry>, StoreError> {
-    let mut from = Sql::new("service_request_history h WHERE h.request_id = ");
-    from.bind(request_id);
-    fetch_page(
-        pool,
-        "h.id, h.request_id, h.action, h.from_status, h.to_status, h.step, h.note, \
-         h.actor_id, h.actor_name, h.at",
-        from,
-        params,
-    )
-    .await
+/// The history row of a change from `before` to `after` (at its `updated_at`) and its
+/// audit record, recorded as the step's action.
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
+    actor: &Principal,
+    before: &ServiceRequest,
+    after: &ServiceRequest,
+    step: Step<'_>,
+) -> Result<(), sqlx::Error> {
+    let action = step.0;
+    push_history(conn, after, actor, &after.updated_at, step).await?;
+    let change = workflow::change(action, Some(before), after);
+    audit::record(conn, actor, change).await
 }

@@ -17,10 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{count_headers, paging, select_fields, visible_line, Characteristic};
+use super::{fields_of, list_bodies, visible_line, Characteristic};
 use crate::audit::{self, snapshot, Change};
 use crate::auth::{Permission, Principal};
-use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::event::Msisdn;
@@ -40,33 +39,19 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(read, update, remove))
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Receiver {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The subscriber's MSISDN: required, it decides scope, caps and opt-outs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_user_id: Option<String>,
+super::optional_fields! {
+    pub struct Receiver {
+        id,
+        name,
+        /// The subscriber's MSISDN: required, it decides scope, caps and opt-outs.
+        phone_number,
+        email,
+        app_user_id,
+    }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Sender {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+super::optional_fields! {
+    pub struct Sender { id, name, phone_number, email }
 }
 
 /// The TMF681 resource.
@@ -212,13 +197,9 @@ async fn load(
     p: &Principal,
     id: &str,
 ) -> Result<(CommunicationMessage, String, i64), ApiError> {
-    let mut sql = Sql::new(
-        "SELECT m.body, m.customer_id, m.version FROM tmf_messages m \
-         JOIN customers c ON c.id = m.customer_id WHERE m.id = ",
-    );
-    sql.bind(id);
-    push_customer_scope(&mut sql, p, "c");
-    let row: Option<Row> = sql.query_as().fetch_optional(conn).await?;
+    let from = super::scoped("tmf_messages", "m", p);
+    let row: Option<Row> =
+        super::find(conn, "m.body, m.customer_id, m.version", &from, "m", id).await?;
     let row = row.ok_or_else(|| ApiError::NotFound("communicationMessage".into()))?;
     let msg = serde_json::from_str(&row.body).map_err(ApiError::internal)?;
     Ok((msg, row.customer_id, row.version))
@@ -467,31 +448,11 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<serde_json::Value>), ApiError> {
     p.require(Permission::ReadRecommendations)?;
-    let (limit, offset) = paging(&q)?;
-    let mut from = Sql::new("tmf_messages m JOIN customers c ON c.id = m.customer_id WHERE 1=1");
-    push_customer_scope(&mut from, &p, "c");
+    let mut from = super::scoped("tmf_messages", "m", &p);
     if let Some(s) = q.get("state") {
         from.push(" AND m.state = ").bind(s.as_str());
     }
-    let mut count = Sql::new("SELECT COUNT(*) FROM ");
-    count.push(&from.text);
-    count.args = from.args.clone();
-    let (total,): (i64,) = count.query_as().fetch_one(&st.db.pool).await?;
-    let mut sql = Sql::new("SELECT m.body FROM ");
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" ORDER BY m.seq DESC LIMIT ")
-        .bind(limit)
-        .push(" OFFSET ")
-        .bind(offset);
-    let rows: Vec<(String,)> = sql.query_as().fetch_all(&st.db.pool).await?;
-    let items: Vec<CommunicationMessage> = rows
-        .into_iter()
-        .filter_map(|(b,)| serde_json::from_str(&b).ok())
-        .collect();
-    let headers = count_headers(total, items.len());
-    let body = serde_json::to_value(items).map_err(ApiError::internal)?;
-    Ok((headers, Json(select_fields(body, &q))))
+    list_bodies::<CommunicationMessage>(&st.db, from, "m", &q).await
 }
 
 #[utoipa::path(get, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",
@@ -505,8 +466,7 @@ pub async fn read(
 ) -> Result<Tagged<serde_json::Value>, ApiError> {
     p.require(Permission::ReadRecommendations)?;
     let (m, _, version) = load(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    let body = serde_json::to_value(m).map_err(ApiError::internal)?;
-    Ok(Tagged::ok(version, select_fields(body, &q)))
+    Ok(Tagged::ok(version, fields_of(m, &q)?))
 }
 
 #[utoipa::path(patch, path = "/tmf-api/communicationManagement/v4/communicationMessage/{id}", tag = "tmf681",

@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::crm::CrmState;
 use crate::http::ApiError;
-use crate::store::Sql;
+use crate::store::{Db, Sql};
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -27,6 +27,22 @@ pub fn router() -> OpenApiRouter<CrmState> {
         // Only these routes: the rest of the API keeps its own error body.
         .layer(axum::middleware::map_response(error::to_tmf))
 }
+
+/// A TMF object of optional text attributes, each left out of the answer when absent
+/// (camelCase, as TMF names them).
+macro_rules! optional_fields {
+    ($(#[$sm:meta])* pub struct $name:ident { $($(#[$fm:meta])* $f:ident),+ $(,)? }) => {
+        $(#[$sm])*
+        #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            $($(#[$fm])*
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub $f: Option<String>,)+
+        }
+    };
+}
+pub(crate) use optional_fields;
 
 /// A reference to a party (TMF `RelatedParty`; `id` and `@referredType` are required in
 /// what we answer, optional in what we are sent so a missing one is answered by name).
@@ -114,6 +130,77 @@ pub fn paging(q: &std::collections::HashMap<String, String>) -> Result<(i64, i64
         })
     };
     Ok((int("limit", 50, 1..=500)?, int("offset", 0, 0..=i64::MAX)?))
+}
+
+/// `v` as JSON, only the attributes `?fields=` asks for ([`select_fields`]).
+pub fn fields_of<T: Serialize>(
+    v: T,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<serde_json::Value, ApiError> {
+    let body = serde_json::to_value(v).map_err(ApiError::internal)?;
+    Ok(select_fields(body, q))
+}
+
+/// `SELECT {what} FROM {from}`, keeping `from`'s arguments.
+fn select(what: &str, from: &Sql) -> Sql {
+    let mut sql = Sql::new(&format!("SELECT {what} FROM "));
+    sql.push(&from.text);
+    sql.args = from.args.clone();
+    sql
+}
+
+/// A TMF list of stored resources: the JSON `{alias}.body` of the rows `from` (`... WHERE`,
+/// scope applied) selects, newest `seq` first, paged by `?limit=&offset=`, with the count
+/// headers and `?fields=`. Rows that no longer read as `T` are left out.
+pub async fn list_bodies<T: Serialize + serde::de::DeserializeOwned>(
+    db: &Db,
+    from: Sql,
+    alias: &str,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(HeaderMap, axum::Json<serde_json::Value>), ApiError> {
+    let (limit, offset) = paging(q)?;
+    let (total,): (i64,) = select("COUNT(*)", &from)
+        .query_as()
+        .fetch_one(&db.pool)
+        .await?;
+    let mut sql = select(&format!("{alias}.body"), &from);
+    sql.push(&format!(" ORDER BY {alias}.seq DESC LIMIT "))
+        .bind(limit)
+        .push(" OFFSET ")
+        .bind(offset);
+    let rows: Vec<(String,)> = sql.query_as().fetch_all(&db.pool).await?;
+    let items: Vec<T> = rows
+        .into_iter()
+        .filter_map(|(b,)| serde_json::from_str(&b).ok())
+        .collect();
+    let headers = count_headers(total, items.len());
+    Ok((headers, axum::Json(fields_of(items, q)?)))
+}
+
+/// The row `{alias}.id = id` among `from` (scope applied): `what` of it, if any.
+pub async fn find<R>(
+    conn: &mut sqlx::AnyConnection,
+    what: &str,
+    from: &Sql,
+    alias: &str,
+    id: &str,
+) -> Result<Option<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut sql = select(what, from);
+    sql.push(&format!(" AND {alias}.id = ")).bind(id);
+    sql.query_as().fetch_optional(conn).await
+}
+
+/// `table alias JOIN customers c ... WHERE 1=1` plus the caller's scope: the stored TMF
+/// resources of customers the caller sees.
+pub fn scoped(table: &str, alias: &str, p: &Principal) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "{table} {alias} JOIN customers c ON c.id = {alias}.customer_id WHERE 1=1"
+    ));
+    push_customer_scope(&mut sql, p, "c");
+    sql
 }
 
 /// `X-Total-Count` / `X-Result-Count`, as TMF lists answer.

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::communication::RULE_ID as RULE_ID_TMF681;
-use super::{count_headers, paging, select_fields, visible_line, RelatedParty};
+use super::{fields_of, list_bodies, visible_line, RelatedParty};
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::{customer_visible, push_customer_scope};
 use crate::crm::CrmState;
@@ -69,14 +69,9 @@ pub struct RecommendationItem {
     pub kind: String,
 }
 
-/// TMF `TimePeriod`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TimePeriod {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_date_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_date_time: Option<String>,
+super::optional_fields! {
+    /// TMF `TimePeriod`.
+    pub struct TimePeriod { start_date_time, end_date_time }
 }
 
 /// The TMF680 resource. Asked for (POST), or made by the engine on its own (a proactive
@@ -335,13 +330,6 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(resource)))
 }
 
-fn scoped(p: &Principal) -> Sql {
-    let mut sql =
-        Sql::new("tmf_recommendation_queries q JOIN customers c ON c.id = q.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation",
     tag = "tmf680", params(("fields" = Option<String>, Query, description = "comma-separated attributes to return"),
         ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
@@ -352,27 +340,8 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<(HeaderMap, Json<serde_json::Value>), ApiError> {
     p.require(Permission::ReadRecommendations)?;
-    let (limit, offset) = paging(&q)?;
-    let from = scoped(&p);
-    let mut count = Sql::new("SELECT COUNT(*) FROM ");
-    count.push(&from.text);
-    count.args = from.args.clone();
-    let (total,): (i64,) = count.query_as().fetch_one(&st.db.pool).await?;
-    let mut sql = Sql::new("SELECT q.body FROM ");
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" ORDER BY q.seq DESC LIMIT ")
-        .bind(limit)
-        .push(" OFFSET ")
-        .bind(offset);
-    let rows: Vec<(String,)> = sql.query_as().fetch_all(&st.db.pool).await?;
-    let items: Vec<QueryProductRecommendation> = rows
-        .into_iter()
-        .filter_map(|(b,)| serde_json::from_str(&b).ok())
-        .collect();
-    let headers = count_headers(total, items.len());
-    let body = serde_json::to_value(items).map_err(ApiError::internal)?;
-    Ok((headers, Json(select_fields(body, &q))))
+    let from = super::scoped("tmf_recommendation_queries", "q", &p);
+    list_bodies::<QueryProductRecommendation>(&st.db, from, "q", &q).await
 }
 
 #[utoipa::path(get, path = "/tmf-api/recommendationManagement/v4/queryProductRecommendation/{id}",
@@ -385,20 +354,15 @@ pub async fn read(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.require(Permission::ReadRecommendations)?;
-    let from = scoped(&p);
-    let mut sql = Sql::new("SELECT q.body FROM ");
-    sql.push(&from.text);
-    sql.args = from.args;
-    sql.push(" AND q.id = ").bind(id.as_str());
+    let from = super::scoped("tmf_recommendation_queries", "q", &p);
     let mut conn = st.db.pool.acquire().await?;
-    let row: Option<(String,)> = sql.query_as().fetch_optional(&mut *conn).await?;
+    let row: Option<(String,)> = super::find(&mut conn, "q.body", &from, "q", &id).await?;
     let found = match row.and_then(|(b,)| serde_json::from_str(&b).ok()) {
         Some(r) => Some(r),
         None => engine_made(&mut conn, &p, &id).await?,
     };
     let found = found.ok_or_else(|| ApiError::NotFound("queryProductRecommendation".into()))?;
-    let body = serde_json::to_value(found).map_err(ApiError::internal)?;
-    Ok(Json(select_fields(body, &q)))
+    Ok(Json(fields_of(found, &q)?))
 }
 
 /// Rules whose "offers" are messages someone sent (TMF681, enterprise group SMS), not
