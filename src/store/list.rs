@@ -184,14 +184,16 @@ where
     })
 }
 
-/// One page of `select` (ordered, without its paging) and the count of all of `table`'s
-/// rows: for lists that are their whole table (rule versions, drafts, captures, backtests).
-pub async fn table_page<R>(
+/// One page of `select` (ordered, without its paging), each row made a record by `each`,
+/// and the count of all of `table`'s rows: for lists that are their whole table (rule
+/// versions, drafts, captures, backtests).
+pub async fn table_page<R, T>(
     db: &super::Db,
     select: &str,
     table: &str,
     (limit, offset): (i64, i64),
-) -> Result<(Vec<R>, i64), StoreError>
+    each: impl FnMut(R) -> T,
+) -> Result<(Vec<T>, i64), StoreError>
 where
     R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
@@ -205,7 +207,12 @@ where
         .fetch_one(&db.pool)
         .await
         .with_context(|| format!("counting {table}"))?;
-    Ok((rows, total))
+    Ok((rows.into_iter().map(each).collect(), total))
+}
+
+/// The record a write has just made or changed, read back (absent only when deleted since).
+pub fn written<T>(read: Option<T>) -> Result<T, StoreError> {
+    read.ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
 }
 
 /// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID; anything
