@@ -116,42 +116,18 @@ fn cooldown_then_daily_cap_in_local_days() {
         );
     }
     // Service messages are not marketing: never capped.
-    let svc = decide(
-        &pol,
-        vec![p("svc", 0.1, &["sms"], Category::Service)],
-        &mut st,
-        &prof,
-        "s",
-        "2026-11-24T00:20:00+08:00",
-    );
-    let again = decide(
-        &pol,
-        vec![p("svc2", 0.1, &["sms"], Category::Service)],
-        &mut st,
-        &prof,
-        "s2",
-        "2026-11-24T00:30:00+08:00",
-    );
-    let capped = decide(
-        &pol,
-        vec![p("c", 0.1, &["sms"], Category::Sales)],
-        &mut st,
-        &prof,
-        "c",
-        "2026-11-24T00:40:00+08:00",
-    );
+    let mut sms = |rule: &str, category, event: &str, t: &str| {
+        let proposal = p(rule, 0.1, &["sms"], category);
+        decide(&pol, vec![proposal], &mut st, &prof, event, t)
+    };
+    let svc = sms("svc", Category::Service, "s", "2026-11-24T00:20:00+08:00");
+    let again = sms("svc2", Category::Service, "s2", "2026-11-24T00:30:00+08:00");
+    let capped = sms("c", Category::Sales, "c", "2026-11-24T00:40:00+08:00");
     assert_eq!(reasons(&svc), vec![None]);
     assert_eq!(reasons(&again), vec![None]);
     // Service messages did not use up the cap: one marketing slot is still free, then none.
     assert_eq!(reasons(&capped), vec![None]);
-    let over = decide(
-        &pol,
-        vec![p("d", 0.1, &["sms"], Category::Sales)],
-        &mut st,
-        &prof,
-        "d",
-        "2026-11-24T00:50:00+08:00",
-    );
+    let over = sms("d", Category::Sales, "d", "2026-11-24T00:50:00+08:00");
     assert_eq!(reasons(&over), vec![Some("frequency_cap")]);
 }
 
