@@ -67,7 +67,7 @@ pub async fn version(db: &Db, number: i64) -> Result<Option<Version>, StoreError
 /// Versions, newest first, a page at a time, and how many there are.
 pub async fn versions(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Version>, i64), StoreError> {
     let select = format!("SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC");
-    table_page::<VersionRow, _>(db, &select, "rule_versions", (limit, offset), version_of).await
+    table_page(db, &select, "rule_versions", (limit, offset), version_of).await
 }
 
 /// The files of version `number` (empty for a version that does not exist).
@@ -241,15 +241,13 @@ pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft
 
 pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
     let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1");
-    Ok(by_uuid::<DraftRow>(db, &select, id, "a rule draft")
-        .await?
-        .map(draft_of))
+    by_uuid(db, &select, id, "a rule draft", draft_of).await
 }
 
 /// Drafts, oldest first, a page at a time, and how many there are.
 pub async fn drafts(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Draft>, i64), StoreError> {
     let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id");
-    table_page::<DraftRow, _>(db, &select, "rule_drafts", (limit, offset), draft_of).await
+    table_page(db, &select, "rule_drafts", (limit, offset), draft_of).await
 }
 
 /// Removes a draft; false when there was none.

@@ -119,15 +119,13 @@ pub async fn create(
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Job>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM backtests WHERE id = $1");
-    Ok(by_uuid::<Row>(db, &select, id, "a backtest")
-        .await?
-        .map(job_of))
+    by_uuid(db, &select, id, "a backtest", job_of).await
 }
 
 /// Jobs, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), StoreError> {
     let select = format!("SELECT {COLUMNS} FROM backtests ORDER BY created_at DESC, id");
-    table_page::<Row, _>(db, &select, "backtests", (limit, offset), job_of).await
+    table_page(db, &select, "backtests", (limit, offset), job_of).await
 }
 
 /// Records how far a running job is.

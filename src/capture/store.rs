@@ -115,15 +115,13 @@ pub async fn create(db: &Db, c: NewCapture<'_>) -> Result<Capture, StoreError> {
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Capture>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM captures WHERE id = $1");
-    Ok(by_uuid::<Row>(db, &select, id, "a capture")
-        .await?
-        .map(capture_of))
+    by_uuid(db, &select, id, "a capture", capture_of).await
 }
 
 /// Captures, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Capture>, i64), StoreError> {
     let select = format!("SELECT {COLUMNS} FROM captures ORDER BY created_at DESC, id");
-    table_page::<Row, _>(db, &select, "captures", (limit, offset), capture_of).await
+    table_page(db, &select, "captures", (limit, offset), capture_of).await
 }
 
 /// The captures recording now, after ending those whose time is up. Reads only, unless

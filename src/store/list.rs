@@ -215,23 +215,26 @@ pub fn written<T>(read: Option<T>) -> Result<T, StoreError> {
     read.ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
 }
 
-/// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID; anything
-/// else (NUL bytes included, which PostgreSQL refuses to compare) names nothing.
-pub async fn by_uuid<R>(
+/// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID, made a record
+/// by `each`; anything else (NUL bytes included, which PostgreSQL refuses to compare) names
+/// nothing.
+pub async fn by_uuid<R, T>(
     db: &super::Db,
     select: &str,
     id: &str,
     what: &str,
-) -> Result<Option<R>, StoreError>
+    each: impl FnOnce(R) -> T,
+) -> Result<Option<T>, StoreError>
 where
     R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
     if uuid::Uuid::parse_str(id).is_err() {
         return Ok(None);
     }
-    sqlx::query_as(select)
+    let row: Option<R> = sqlx::query_as(select)
         .bind(id)
         .fetch_optional(&db.pool)
         .await
-        .with_context(|| format!("reading {what}"))
+        .with_context(|| format!("reading {what}"))?;
+    Ok(row.map(each))
 }
