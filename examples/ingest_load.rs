@@ -120,13 +120,15 @@ fn engine_rate(a: &Args, batches: &[String]) -> f64 {
     .expect("rules load");
     let input = batches.concat();
     let t = Instant::now();
-    let summary = kairos::replay::replay(
+    // On one core.
+    let summary = kairos::replay::replay_on(
         &rules,
         &config,
         std::io::BufReader::new(input.as_bytes()),
         std::io::sink(),
         Default::default(),
         |_| {},
+        1,
     )
     .expect("replay");
     summary.events as f64 / t.elapsed().as_secs_f64()

@@ -16,26 +16,30 @@ pub struct Allocator;
 
 const WORD: usize = std::mem::size_of::<usize>();
 
+/// `mi::$plain(args)` for a layout aligned to at most a word, else `mi::$aligned(args,
+/// alignment)`: written out at each use, so each compiles to the branch it stands for.
+macro_rules! by_alignment {
+    ($layout:expr, $plain:ident($($arg:expr),*), $aligned:ident) => {
+        if $layout.align() <= WORD {
+            mi::$plain($($arg),*).cast()
+        } else {
+            mi::$aligned($($arg,)* $layout.align()).cast()
+        }
+    };
+}
+
 // SAFETY: every path hands the layout to mimalloc, which returns blocks of at least the
 // requested size at the requested alignment (word alignment holds for all its blocks), and
 // frees any block with `mi_free` whatever its alignment.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= WORD {
-            mi::mi_malloc(layout.size()).cast()
-        } else {
-            mi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-        }
+        by_alignment!(layout, mi_malloc(layout.size()), mi_malloc_aligned)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= WORD {
-            mi::mi_zalloc(layout.size()).cast()
-        } else {
-            mi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-        }
+        by_alignment!(layout, mi_zalloc(layout.size()), mi_zalloc_aligned)
     }
 
     #[inline]
@@ -45,11 +49,7 @@ unsafe impl GlobalAlloc for Allocator {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= WORD {
-            mi::mi_realloc(ptr.cast(), new_size).cast()
-        } else {
-            mi::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
-        }
+        by_alignment!(layout, mi_realloc(ptr.cast(), new_size), mi_realloc_aligned)
     }
 }
 

@@ -12,6 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::admin::AdminState;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthHandle, DbAuthenticator};
+use crate::authoring::AuthoringState;
+use crate::backtest::BacktestState;
+use crate::capture::CaptureState;
 use crate::channels::{Dispatcher, OutboxSettings, Registry};
 use crate::config::Config;
 use crate::crm::profiles::{CrmLineScope, CrmProfiles};
@@ -81,75 +84,55 @@ impl From<AppState> for CrmState {
     }
 }
 
-impl FromRef<AppState> for Touchpoints {
-    fn from_ref(s: &AppState) -> Touchpoints {
-        Touchpoints {
-            pipeline: s.pipeline.clone(),
-            event_log: s.event_log.clone(),
+/// Each feature's state, built from the application's: `Type { field: value }`, where the
+/// values read the application state as `$s`.
+macro_rules! from_app_state {
+    ($s:ident => $($ty:ident { $($field:ident: $value:expr),* $(,)? })*) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref($s: &AppState) -> $ty {
+                $ty { $($field: $value),* }
+            }
         }
-    }
+    )*};
 }
 
-impl FromRef<AppState> for PortalState {
-    fn from_ref(s: &AppState) -> PortalState {
-        PortalState {
-            config: s.config.clone(),
-            auth: s.auth.clone(),
-            line_scope: s.line_scope.clone(),
-            pipeline: s.pipeline.clone(),
-            hub: s.channels.portal.clone(),
-            touch: Touchpoints::from_ref(s),
-        }
+from_app_state! { s =>
+    Touchpoints {
+        pipeline: s.pipeline.clone(),
+        event_log: s.event_log.clone(),
     }
-}
-
-impl FromRef<AppState> for DeskState {
-    fn from_ref(s: &AppState) -> DeskState {
-        DeskState {
-            auth: s.auth.clone(),
-            line_scope: s.line_scope.clone(),
-            pipeline: s.pipeline.clone(),
-            hub: s.channels.agent.clone(),
-            touch: Touchpoints::from_ref(s),
-        }
+    PortalState {
+        config: s.config.clone(),
+        auth: s.auth.clone(),
+        line_scope: s.line_scope.clone(),
+        pipeline: s.pipeline.clone(),
+        hub: s.channels.portal.clone(),
+        touch: Touchpoints::from_ref(s),
     }
-}
-
-impl FromRef<AppState> for crate::authoring::AuthoringState {
-    fn from_ref(s: &AppState) -> crate::authoring::AuthoringState {
-        crate::authoring::AuthoringState {
-            auth: s.auth.clone(),
-            sync: s.rule_sync.clone(),
-        }
+    DeskState {
+        auth: s.auth.clone(),
+        line_scope: s.line_scope.clone(),
+        pipeline: s.pipeline.clone(),
+        hub: s.channels.agent.clone(),
+        touch: Touchpoints::from_ref(s),
     }
-}
-
-impl FromRef<AppState> for crate::capture::CaptureState {
-    fn from_ref(s: &AppState) -> crate::capture::CaptureState {
-        crate::capture::CaptureState {
-            auth: s.auth.clone(),
-            config: s.config.clone(),
-            recorder: s.recorder.clone(),
-        }
+    AuthoringState {
+        auth: s.auth.clone(),
+        sync: s.rule_sync.clone(),
     }
-}
-
-impl FromRef<AppState> for crate::backtest::BacktestState {
-    fn from_ref(s: &AppState) -> crate::backtest::BacktestState {
-        crate::backtest::BacktestState {
-            auth: s.auth.clone(),
-            sync: s.rule_sync.clone(),
-        }
+    CaptureState {
+        auth: s.auth.clone(),
+        config: s.config.clone(),
+        recorder: s.recorder.clone(),
     }
-}
-
-impl FromRef<AppState> for AdminState {
-    fn from_ref(s: &AppState) -> AdminState {
-        AdminState {
-            db: s.db.clone(),
-            auth: s.auth.clone(),
-            login_throttle: s.login_throttle.clone(),
-        }
+    BacktestState {
+        auth: s.auth.clone(),
+        sync: s.rule_sync.clone(),
+    }
+    AdminState {
+        db: s.db.clone(),
+        auth: s.auth.clone(),
+        login_throttle: s.login_throttle.clone(),
     }
 }
 
@@ -366,7 +349,7 @@ pub async fn build_pipeline(
         profiles,
         recs,
         dead_letters: DeadLetters::new(db.clone()),
-        dispatcher: Some(dispatcher),
+        dispatcher: Some(Arc::new(dispatcher)),
         metrics: Arc::new(Metrics::default()),
         default_profile,
         batch_size: if config.kafka.enabled() {

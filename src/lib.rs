@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod offers;
 pub mod ops;
+pub mod periodic;
 pub mod pipeline;
 pub mod portal;
 pub mod ports;

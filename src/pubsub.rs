@@ -23,6 +23,17 @@ impl Publisher {
     }
 }
 
+/// A Redis connection's settings with bounded waits (seconds to connect, to answer): with
+/// the defaults (no timeouts) a request on a connection to a Redis that went away can hang
+/// forever. Two retries, at most a second apart.
+pub fn bounded(connect_secs: u64, response_secs: u64) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(connect_secs))
+        .set_response_timeout(std::time::Duration::from_secs(response_secs))
+        .set_number_of_retries(2)
+        .set_max_delay(1000)
+}
+
 /// Connects a publisher on `topic` and listens on it in the background, handing each
 /// message's payload to `on`; a lost connection is retried every half second.
 pub async fn connect<F, Fut>(url: &str, topic: String, mut on: F) -> anyhow::Result<Publisher>
@@ -34,12 +45,8 @@ where
     // Bounded waits, as for the state store: with the defaults (no timeouts) a publish on a
     // connection to a Redis that went away and came back can hang forever, and every later
     // publish with it (the offers stay queued long after Redis is back).
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(std::time::Duration::from_secs(1))
-        .set_response_timeout(std::time::Duration::from_secs(1))
-        .set_number_of_retries(2)
-        .set_max_delay(1000);
-    let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await?;
+    let conn =
+        redis::aio::ConnectionManager::new_with_config(client.clone(), bounded(1, 1)).await?;
     let listen = topic.clone();
     tokio::spawn(async move {
         loop {

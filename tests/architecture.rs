@@ -30,14 +30,28 @@ const ABOVE_ENGINE: &[&str] = &[
     "backtest",
 ];
 
+/// Inside the engine: `(module, engine modules it may not import)`, so that two of them never
+/// import each other.
+const ENGINE_BELOW: &[(&str, &[&str])] = &[
+    // The outbox (`channels`) reads and settles the offers the pipeline stores; the pipeline
+    // hands it committed offers through its `Handoff` trait.
+    ("pipeline", &["channels"]),
+];
+
 /// `(importing module, modules it may not import)`.
 fn forbidden(module: &str) -> Vec<&'static str> {
     if ENGINE.contains(&module) {
-        return ABOVE_ENGINE.to_vec();
+        let mut v = ABOVE_ENGINE.to_vec();
+        for (m, below) in ENGINE_BELOW {
+            if *m == module {
+                v.extend_from_slice(below);
+            }
+        }
+        return v;
     }
     match module {
         // The seams and the kits underneath everything.
-        "ports" | "access" | "store" | "config" | "alloc" | "pubsub" => {
+        "ports" | "access" | "store" | "config" | "alloc" | "pubsub" | "periodic" => {
             let mut v = ABOVE_ENGINE.to_vec();
             v.extend(ENGINE.iter().filter(|m| **m != "event"));
             if module != "ports" {

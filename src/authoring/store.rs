@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use super::files::Files;
-use crate::store::{begin_write, by_uuid, new_id, now_text, table_page, Db, ResultExt, StoreError};
+use crate::store::{
+    begin_write, by_uuid, new_id, now_text, table_page, written, Db, ResultExt, StoreError,
+};
 
 /// A published version, without its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -64,14 +66,8 @@ pub async fn version(db: &Db, number: i64) -> Result<Option<Version>, StoreError
 
 /// Versions, newest first, a page at a time, and how many there are.
 pub async fn versions(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Version>, i64), StoreError> {
-    let (rows, total) = table_page::<VersionRow>(
-        db,
-        &format!("SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC"),
-        "rule_versions",
-        (limit, offset),
-    )
-    .await?;
-    Ok((rows.into_iter().map(version_of).collect(), total))
+    let select = format!("SELECT {VERSION_COLUMNS} FROM rule_versions v ORDER BY v.number DESC");
+    table_page(db, &select, "rule_versions", (limit, offset), version_of).await
 }
 
 /// The files of version `number` (empty for a version that does not exist).
@@ -223,9 +219,7 @@ pub async fn create_draft(db: &Db, author: &str, c: DraftChange<'_>) -> Result<D
     .execute(&db.pool)
     .await
     .context("recording a rule draft")?;
-    draft(db, &id)
-        .await?
-        .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))
+    written(draft(db, &id).await?)
 }
 
 pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft, StoreError> {
@@ -242,27 +236,18 @@ pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft
     .execute(&db.pool)
     .await
     .context("changing a rule draft")?;
-    draft(db, id)
-        .await?
-        .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))
+    written(draft(db, id).await?)
 }
 
 pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
     let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1");
-    let row: Option<DraftRow> = by_uuid(db, &select, id, "a rule draft").await?;
-    Ok(row.map(draft_of))
+    by_uuid(db, &select, id, "a rule draft", draft_of).await
 }
 
 /// Drafts, oldest first, a page at a time, and how many there are.
 pub async fn drafts(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Draft>, i64), StoreError> {
-    let (rows, total) = table_page::<DraftRow>(
-        db,
-        &format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id"),
-        "rule_drafts",
-        (limit, offset),
-    )
-    .await?;
-    Ok((rows.into_iter().map(draft_of).collect(), total))
+    let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id");
+    table_page(db, &select, "rule_drafts", (limit, offset), draft_of).await
 }
 
 /// Removes a draft; false when there was none.

@@ -18,6 +18,7 @@ use super::check::{compile_with, Compiled, Problem};
 use super::files::{self, Files};
 use super::store::{self, NewVersion};
 use crate::config::Config;
+use crate::periodic::{Every, FirstFailure};
 use crate::pipeline::Pipeline;
 use crate::store::{Db, StoreError};
 
@@ -226,7 +227,7 @@ impl RuleSync {
         pipeline: Pipeline,
         running: i64,
         redis: Option<(&str, &str)>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RuleSync> {
         let sync = RuleSync(Arc::new(Inner {
             db,
@@ -250,21 +251,10 @@ impl RuleSync {
         }
         let poller = sync.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                match poller.converge(false).await {
-                    Ok(_) => failing = false,
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!("checking the active rule version: {e:#}");
-                    }
-                    Err(_) => {}
+            let (mut every, mut failing) = (Every::new(POLL, stop), FirstFailure::default());
+            while every.tick().await {
+                if let Some(e) = failing.of(poller.converge(false).await) {
+                    tracing::warn!("checking the active rule version: {e:#}");
                 }
             }
         });

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::{by_uuid, new_id, now_text, table_page, Db, ResultExt, StoreError};
+use crate::store::{by_uuid, new_id, now_text, table_page, written, Db, ResultExt, StoreError};
 
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
@@ -114,22 +114,18 @@ pub async fn create(
     .execute(&db.pool)
     .await
     .context("recording a backtest")?;
-    get(db, &id)
-        .await?
-        .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))
+    written(get(db, &id).await?)
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Job>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM backtests WHERE id = $1");
-    let row: Option<Row> = by_uuid(db, &select, id, "a backtest").await?;
-    Ok(row.map(job_of))
+    by_uuid(db, &select, id, "a backtest", job_of).await
 }
 
 /// Jobs, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), StoreError> {
     let select = format!("SELECT {COLUMNS} FROM backtests ORDER BY created_at DESC, id");
-    let (rows, total) = table_page::<Row>(db, &select, "backtests", (limit, offset)).await?;
-    Ok((rows.into_iter().map(job_of).collect(), total))
+    table_page(db, &select, "backtests", (limit, offset), job_of).await
 }
 
 /// Records how far a running job is.

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use crate::store::{
-    begin_write, by_uuid, new_id, now_text, placeholders, table_page, Db, ResultExt, StoreError,
+    begin_write, by_uuid, new_id, now_text, placeholders, table_page, written, Db, ResultExt,
+    StoreError,
 };
 
 /// A capture as stored.
@@ -109,22 +110,18 @@ pub async fn create(db: &Db, c: NewCapture<'_>) -> Result<Capture, StoreError> {
     .execute(&db.pool)
     .await
     .context("recording a capture")?;
-    get(db, &id)
-        .await?
-        .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))
+    written(get(db, &id).await?)
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Capture>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM captures WHERE id = $1");
-    let row: Option<Row> = by_uuid(db, &select, id, "a capture").await?;
-    Ok(row.map(capture_of))
+    by_uuid(db, &select, id, "a capture", capture_of).await
 }
 
 /// Captures, newest first, a page at a time, and how many there are.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Capture>, i64), StoreError> {
     let select = format!("SELECT {COLUMNS} FROM captures ORDER BY created_at DESC, id");
-    let (rows, total) = table_page::<Row>(db, &select, "captures", (limit, offset)).await?;
-    Ok((rows.into_iter().map(capture_of).collect(), total))
+    table_page(db, &select, "captures", (limit, offset), capture_of).await
 }
 
 /// The captures recording now, after ending those whose time is up. Reads only, unless

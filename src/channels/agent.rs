@@ -2,25 +2,10 @@
 //! that have the customer open (`crate::desk`). Sending only makes an offer available: it is
 //! `sent` until an agent's page has shown it, which marks it `delivered`.
 
-use super::live::LiveHub;
 use super::{Channel, ChannelError, Delivery};
 use crate::ports::Recommendation;
 
-#[derive(Clone)]
-pub struct AgentDesk(LiveHub);
-
-impl Default for AgentDesk {
-    fn default() -> Self {
-        AgentDesk(LiveHub::new("agent"))
-    }
-}
-
-impl std::ops::Deref for AgentDesk {
-    type Target = LiveHub;
-    fn deref(&self) -> &LiveHub {
-        &self.0
-    }
-}
+crate::live_hub!(AgentDesk, "agent");
 
 #[async_trait::async_trait]
 impl Channel for AgentDesk {

@@ -250,6 +250,12 @@ impl Dispatcher {
     }
 }
 
+impl crate::pipeline::Handoff for Dispatcher {
+    fn offer(&self, rec: Recommendation) -> bool {
+        Dispatcher::offer(self, rec)
+    }
+}
+
 /// The sweep's handle must not keep the lanes alive once the engine is gone.
 fn upgrade(
     lanes: &Weak<HashMap<String, mpsc::Sender<Job>>>,
@@ -444,11 +450,11 @@ impl Lane {
         let lease = self.settings.claim_for.as_millis() as i64;
         let ids: Vec<&str> = round.iter().map(|j| j.rec.id.as_str()).collect();
         // Fresh offers are queued; only the sweep hands over deferred ones that are due.
-        let claim = if round.iter().any(|j| j.rec.status == Status::Deferred) {
-            self.store.claim_many(&ids, now, now + lease).await
-        } else {
-            self.store.claim_queued(&ids, now, now + lease).await
-        };
+        let deferred = round.iter().any(|j| j.rec.status == Status::Deferred);
+        let claim = self
+            .store
+            .claim_many(&ids, now, now + lease, deferred)
+            .await;
         let claimed = match claim {
             Ok(c) => c,
             Err(e) => {

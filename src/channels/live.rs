@@ -17,6 +17,28 @@ use crate::pubsub::Publisher;
 
 use super::ChannelError;
 
+/// A channel's hub: a [`LiveHub`] on `topic`, under its own type.
+#[macro_export]
+macro_rules! live_hub {
+    ($name:ident, $topic:literal) => {
+        #[derive(Clone)]
+        pub struct $name($crate::channels::live::LiveHub);
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name($crate::channels::live::LiveHub::new($topic))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::channels::live::LiveHub;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
+}
+
 #[derive(Clone)]
 pub struct LiveHub {
     /// Names the Redis channel (`{prefix}:{topic}`), so each page kind hears only its own.

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::contact::{self, Per};
+use super::tests::{at, decide, m};
 use super::*;
 use crate::ports::Profile;
 
@@ -27,20 +28,17 @@ fn policy(toml: &str) -> Policy {
     pol
 }
 
+/// Why `toml` is refused as `rules/policy.toml`.
+fn refused(toml: &str) -> crate::rules::RuleError {
+    contact::parse(Path::new("policy.toml"), toml, &channels()).unwrap_err()
+}
+
 fn offer(rule: &str, channels: &[&str], category: Category) -> Proposal {
     Proposal {
         validity_secs: 3 * 86400,
         cooldown_secs: 0,
         ..super::tests::p(rule, 0.5, channels, category)
     }
-}
-
-fn at(s: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(s).unwrap()
-}
-
-fn m() -> Msisdn {
-    Msisdn::parse("8613900000001").unwrap()
 }
 
 fn in_zone(tz: &str) -> Profile {
@@ -59,13 +57,13 @@ fn go(
     t: &str,
 ) -> Recommendation {
     let rule = format!("r{}", at(t).timestamp());
-    pol.decide(
+    decide(
+        pol,
         vec![offer(&rule, chans, Category::Sales)],
         st,
         prof,
-        m(),
-        &Trigger::Event(format!("e-{t}")),
-        at(t),
+        format!("e-{t}"),
+        t,
     )
     .remove(0)
 }
@@ -352,13 +350,13 @@ fn ignored_twice_in_thirty_days_holds_the_offer_for_sixty() {
         policy("[[suppress]]\nafter = \"ignored\"\ntimes = 2\nwithin = \"30d\"\nfor = \"60d\"\n");
     let prof = Profile::default();
     let decide = |st: &mut SubscriberState, t: &str| {
-        pol.decide(
+        decide(
+            &pol,
             vec![offer("any-rule", &["sms"], Category::Sales)],
             st,
             &prof,
-            m(),
-            &Trigger::Event(format!("e-{t}")),
-            at(t),
+            format!("e-{t}"),
+            t,
         )
         .remove(0)
         .reason
@@ -459,12 +457,7 @@ fn arbitration_ranks_by_score_value_lever_and_channel_and_names_the_winner() {
         );
     }
     assert_eq!(recs[0].explanation.as_ref().unwrap().winner, None);
-    let e = contact::parse(
-        Path::new("policy.toml"),
-        "[arbitration]\nchannel_weight = { fax = 2.0 }\n",
-        &channels(),
-    )
-    .unwrap_err();
+    let e = refused("[arbitration]\nchannel_weight = { fax = 2.0 }\n");
     assert!(e.message.contains("unknown channel \"fax\""), "{e}");
     assert_eq!(e.line, 2, "{e}");
 }
@@ -478,13 +471,13 @@ fn the_channel_is_where_the_subscriber_is_then_the_one_they_prefer() {
         .extra
         .insert("preferred_channel".into(), serde_json::json!("portal"));
     let decide = |p: Proposal, prof: &Profile, st: &mut SubscriberState| {
-        pol.decide(
+        decide(
+            &pol,
             vec![p],
             st,
             prof,
-            m(),
-            &Trigger::Event(format!("e{}", st.contacts.len())),
-            at("2026-11-23T10:00:00+08:00"),
+            format!("e{}", st.contacts.len()),
+            "2026-11-23T10:00:00+08:00",
         )
         .remove(0)
     };
@@ -571,12 +564,7 @@ fn top_n_per_channel_and_the_same_offer_goes_out_once() {
     assert_eq!(winner(1).as_deref(), Some(recs[0].id.as_str()));
     assert_eq!(winner(3).as_deref(), Some(recs[0].id.as_str()));
     assert_eq!(winner(5).as_deref(), Some(recs[2].id.as_str()));
-    let e = contact::parse(
-        Path::new("policy.toml"),
-        "[arbitration]\ntop_n = { sms = 0 }\n",
-        &channels(),
-    )
-    .unwrap_err();
+    let e = refused("[arbitration]\ntop_n = { sms = 0 }\n");
     assert_eq!(e.line, 2, "{e}");
 }
 
@@ -714,12 +702,7 @@ fn offers_within_the_arbitration_window_compete_and_the_better_one_replaces_the_
     assert!(none.is_empty());
     assert_eq!(later.reason.as_deref(), Some("arbitration_window"));
     assert_eq!(later.not_before, Some(at("2026-11-23T10:40:00+08:00")));
-    let e = contact::parse(
-        Path::new("policy.toml"),
-        "[arbitration]\nwindow = \"soon\"\n",
-        &channels(),
-    )
-    .unwrap_err();
+    let e = refused("[arbitration]\nwindow = \"soon\"\n");
     assert_eq!(e.line, 2, "{e}");
 }
 
@@ -732,13 +715,13 @@ fn an_offer_cooldown_holds_the_offer_whichever_rule_makes_it() {
             offer_code: "SHARED-O".into(),
             ..offer(rule, &["sms"], Category::Sales)
         };
-        pol.decide(
+        decide(
+            &pol,
             vec![p],
             &mut st,
             &Profile::default(),
-            m(),
-            &Trigger::Event(format!("e-{rule}-{t}")),
-            at(t),
+            format!("e-{rule}-{t}"),
+            t,
         )
         .remove(0)
     };
@@ -746,11 +729,6 @@ fn an_offer_cooldown_holds_the_offer_whichever_rule_makes_it() {
     let other_rule = decide("b", "2026-11-05T10:00:00+08:00");
     assert_eq!(other_rule.reason.as_deref(), Some("cooldown"));
     assert_eq!(decide("b", "2026-11-09T10:01:00+08:00").reason, None);
-    let e = contact::parse(
-        Path::new("policy.toml"),
-        "[cooldown]\noffers = { X = \"a week\" }\n",
-        &channels(),
-    )
-    .unwrap_err();
+    let e = refused("[cooldown]\noffers = { X = \"a week\" }\n");
     assert_eq!(e.line, 2, "{e}");
 }

@@ -7,29 +7,30 @@ use super::*;
 use crate::ports::Profile;
 
 fn policy_learning() -> Policy {
-    let mut c = crate::config::Config::default();
-    c.engine.daily_cap = 1_000_000;
-    c.engine.max_offers_per_event = 1;
-    let mut pol = Policy::from_config(&c).unwrap();
-    pol.market_unknown = true;
+    let mut pol = super::tests::policy_with_cap(1_000_000);
     pol.propensity = Some(Learned::default());
     pol
 }
 
 fn offer(code: &str) -> Proposal {
     Proposal {
-        rule_id: format!("rule-{code}"),
         offer_code: code.into(),
-        message: "m".into(),
-        score: 0.5,
-        channels: vec!["sms".into()],
-        validity_secs: 86400,
         cooldown_secs: 0,
-        category: Category::Sales,
-        control_bp: None,
-        variant: None,
-        here: None,
+        ..super::tests::p(&format!("rule-{code}"), 0.5, &["sms"], Category::Sales)
     }
+}
+
+/// Subscriber number `i`'s decision, from empty state, on its event `e{i}` at `at`.
+fn decide_for(
+    pol: &Policy,
+    i: u64,
+    offers: Vec<Proposal>,
+    at: DateTime<FixedOffset>,
+) -> Vec<Recommendation> {
+    let msisdn = Msisdn::parse(&format!("86139{i:08}")).unwrap();
+    let mut st = SubscriberState::default();
+    let trigger = Trigger::Event(format!("e{i}"));
+    pol.decide(offers, &mut st, &Profile::default(), msisdn, &trigger, at)
 }
 
 #[test]
@@ -43,15 +44,7 @@ fn the_posterior_moves_to_the_observed_rate_and_the_better_offer_wins_more_often
     let mut good_wins = Vec::new();
     let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
     for i in 0..4000u64 {
-        let msisdn = Msisdn::parse(&format!("86139{i:08}")).unwrap();
-        let recs = pol.decide(
-            vec![offer("POOR"), offer("GOOD")],
-            &mut SubscriberState::default(),
-            &Profile::default(),
-            msisdn,
-            &Trigger::Event(format!("e{i}")),
-            at,
-        );
+        let recs = decide_for(&pol, i, vec![offer("POOR"), offer("GOOD")], at);
         let winner = recs.iter().find(|r| r.reason.is_none()).unwrap();
         let e = winner.explanation.as_ref().unwrap();
         assert!(e.acceptance.is_some() && e.propensity > 0.0 && e.propensity < 1.0);
@@ -86,17 +79,7 @@ fn the_same_model_and_stream_decide_the_same() {
     let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
     let run = || {
         (0..300u64)
-            .map(|i| {
-                let msisdn = Msisdn::parse(&format!("86139{i:08}")).unwrap();
-                pol.decide(
-                    vec![offer("A"), offer("B")],
-                    &mut SubscriberState::default(),
-                    &Profile::default(),
-                    msisdn,
-                    &Trigger::Event(format!("e{i}")),
-                    at,
-                )
-            })
+            .map(|i| decide_for(&pol, i, vec![offer("A"), offer("B")], at))
             .collect::<Vec<_>>()
     };
     let (one, two) = (run(), run());

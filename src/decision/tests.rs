@@ -2,8 +2,13 @@ use super::*;
 use crate::ports::Profile;
 
 fn policy() -> Policy {
+    policy_with_cap(2)
+}
+
+/// One offer an event, at most `daily_cap` a day.
+pub(super) fn policy_with_cap(daily_cap: u32) -> Policy {
     let mut c = crate::config::Config::default();
-    c.engine.daily_cap = 2;
+    c.engine.daily_cap = daily_cap;
     c.engine.max_offers_per_event = 1;
     let mut p = Policy::from_config(&c).unwrap();
     // These subscribers are decided for as if the CRM knew them (see the test of
@@ -29,12 +34,31 @@ pub(super) fn p(rule: &str, score: f64, channels: &[&str], category: Category) -
     }
 }
 
-fn at(s: &str) -> DateTime<FixedOffset> {
+pub(super) fn at(s: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(s).unwrap()
 }
 
-fn m() -> Msisdn {
+pub(super) fn m() -> Msisdn {
     Msisdn::parse("8613900000001").unwrap()
+}
+
+/// `proposals` for [`m`] on the event `event` at `t` (RFC 3339).
+pub(super) fn decide(
+    pol: &Policy,
+    proposals: Vec<Proposal>,
+    st: &mut SubscriberState,
+    prof: &Profile,
+    event: impl Into<String>,
+    t: &str,
+) -> Vec<Recommendation> {
+    pol.decide(
+        proposals,
+        st,
+        prof,
+        m(),
+        &Trigger::Event(event.into()),
+        at(t),
+    )
 }
 
 fn reasons(recs: &[Recommendation]) -> Vec<Option<&str>> {
@@ -44,16 +68,17 @@ fn reasons(recs: &[Recommendation]) -> Vec<Option<&str>> {
 #[test]
 fn highest_score_wins_and_the_rest_lose_arbitration() {
     let mut st = SubscriberState::default();
-    let recs = policy().decide(
-        vec![
-            p("low", 0.2, &["sms"], Category::Sales),
-            p("high", 0.9, &["sms"], Category::Sales),
-        ],
+    let proposals = vec![
+        p("low", 0.2, &["sms"], Category::Sales),
+        p("high", 0.9, &["sms"], Category::Sales),
+    ];
+    let recs = decide(
+        &policy(),
+        proposals,
         &mut st,
         &Profile::default(),
-        m(),
-        &Trigger::Event("e1".into()),
-        at("2026-11-23T08:00:00+08:00"),
+        "e1",
+        "2026-11-23T08:00:00+08:00",
     );
     assert_eq!(recs[0].rule_id, "high");
     assert_eq!(recs[0].status, Status::Queued);
@@ -66,77 +91,43 @@ fn cooldown_then_daily_cap_in_local_days() {
     let prof = Profile::default();
     let mut st = SubscriberState::default();
     let go = |st: &mut SubscriberState, rule: &str, t: &str| {
-        pol.decide(
+        decide(
+            &pol,
             vec![p(rule, 0.5, &["sms"], Category::Sales)],
             st,
             &prof,
-            m(),
-            &Trigger::Event(format!("{rule}{t}")),
-            at(t),
+            format!("{rule}{t}"),
+            t,
         )
     };
-    assert_eq!(
-        reasons(&go(&mut st, "a", "2026-11-23T08:00:00+08:00")),
-        vec![None]
-    );
-    assert_eq!(
-        reasons(&go(&mut st, "a", "2026-11-23T08:30:00+08:00")),
-        vec![Some("cooldown")]
-    );
-    assert_eq!(
-        reasons(&go(&mut st, "a", "2026-11-23T09:30:00+08:00")),
-        vec![None]
-    );
-    assert_eq!(
-        reasons(&go(&mut st, "b", "2026-11-23T10:00:00+08:00")),
-        vec![Some("frequency_cap")]
-    );
-    // Midnight in Shanghai (16:00 UTC) starts a new day; UTC midnight does not.
-    assert_eq!(
-        reasons(&go(&mut st, "b", "2026-11-23T23:30:00+08:00")),
-        vec![Some("frequency_cap")]
-    );
-    assert_eq!(
-        reasons(&go(&mut st, "b", "2026-11-24T00:10:00+08:00")),
-        vec![None]
-    );
+    for (rule, t, reason) in [
+        ("a", "2026-11-23T08:00:00+08:00", None),
+        ("a", "2026-11-23T08:30:00+08:00", Some("cooldown")),
+        ("a", "2026-11-23T09:30:00+08:00", None),
+        ("b", "2026-11-23T10:00:00+08:00", Some("frequency_cap")),
+        // Midnight in Shanghai (16:00 UTC) starts a new day; UTC midnight does not.
+        ("b", "2026-11-23T23:30:00+08:00", Some("frequency_cap")),
+        ("b", "2026-11-24T00:10:00+08:00", None),
+    ] {
+        assert_eq!(
+            reasons(&go(&mut st, rule, t)),
+            vec![reason],
+            "{rule} at {t}"
+        );
+    }
     // Service messages are not marketing: never capped.
-    let svc = pol.decide(
-        vec![p("svc", 0.1, &["sms"], Category::Service)],
-        &mut st,
-        &prof,
-        m(),
-        &Trigger::Event("s".into()),
-        at("2026-11-24T00:20:00+08:00"),
-    );
-    let again = pol.decide(
-        vec![p("svc2", 0.1, &["sms"], Category::Service)],
-        &mut st,
-        &prof,
-        m(),
-        &Trigger::Event("s2".into()),
-        at("2026-11-24T00:30:00+08:00"),
-    );
-    let capped = pol.decide(
-        vec![p("c", 0.1, &["sms"], Category::Sales)],
-        &mut st,
-        &prof,
-        m(),
-        &Trigger::Event("c".into()),
-        at("2026-11-24T00:40:00+08:00"),
-    );
+    let mut sms = |rule: &str, category, event: &str, t: &str| {
+        let proposal = p(rule, 0.1, &["sms"], category);
+        decide(&pol, vec![proposal], &mut st, &prof, event, t)
+    };
+    let svc = sms("svc", Category::Service, "s", "2026-11-24T00:20:00+08:00");
+    let again = sms("svc2", Category::Service, "s2", "2026-11-24T00:30:00+08:00");
+    let capped = sms("c", Category::Sales, "c", "2026-11-24T00:40:00+08:00");
     assert_eq!(reasons(&svc), vec![None]);
     assert_eq!(reasons(&again), vec![None]);
     // Service messages did not use up the cap: one marketing slot is still free, then none.
     assert_eq!(reasons(&capped), vec![None]);
-    let over = pol.decide(
-        vec![p("d", 0.1, &["sms"], Category::Sales)],
-        &mut st,
-        &prof,
-        m(),
-        &Trigger::Event("d".into()),
-        at("2026-11-24T00:50:00+08:00"),
-    );
+    let over = sms("d", Category::Sales, "d", "2026-11-24T00:50:00+08:00");
     assert_eq!(reasons(&over), vec![Some("frequency_cap")]);
 }
 
@@ -148,13 +139,13 @@ fn opt_outs_fall_back_to_another_channel_or_suppress() {
         opt_outs: vec!["sms".into()],
         ..Profile::default()
     };
-    let recs = pol.decide(
+    let recs = decide(
+        &pol,
         vec![p("a", 0.5, &["sms", "portal"], Category::Sales)],
         &mut st,
         &prof,
-        m(),
-        &Trigger::Event("e".into()),
-        at("2026-11-23T08:00:00+08:00"),
+        "e",
+        "2026-11-23T08:00:00+08:00",
     );
     assert_eq!(recs[0].channel, "portal");
     assert_eq!(recs[0].status, Status::Queued);
@@ -162,23 +153,23 @@ fn opt_outs_fall_back_to_another_channel_or_suppress() {
         opt_outs: vec!["all".into()],
         ..Profile::default()
     };
-    let recs = pol.decide(
+    let recs = decide(
+        &pol,
         vec![p("b", 0.5, &["sms", "portal"], Category::Sales)],
         &mut st,
         &all,
-        m(),
-        &Trigger::Event("e2".into()),
-        at("2026-11-23T08:00:00+08:00"),
+        "e2",
+        "2026-11-23T08:00:00+08:00",
     );
     assert_eq!(recs[0].status, Status::Suppressed);
     assert_eq!(recs[0].reason.as_deref(), Some("opt_out"));
-    let recs = pol.decide(
+    let recs = decide(
+        &pol,
         vec![p("c", 0.5, &["fax"], Category::Sales)],
         &mut st,
         &Profile::default(),
-        m(),
-        &Trigger::Event("e3".into()),
-        at("2026-11-23T08:00:00+08:00"),
+        "e3",
+        "2026-11-23T08:00:00+08:00",
     );
     assert_eq!(recs[0].reason.as_deref(), Some("channel_unavailable"));
 }
@@ -190,16 +181,16 @@ fn complaints_hold_sales_but_not_care() {
         last_complaint: at("2026-11-20T08:00:00+08:00").timestamp(),
         ..Default::default()
     };
-    let recs = pol.decide(
+    let recs = decide(
+        &pol,
         vec![
             p("sale", 0.9, &["sms"], Category::Sales),
             p("care", 0.1, &["sms"], Category::Care),
         ],
         &mut st,
         &Profile::default(),
-        m(),
-        &Trigger::Event("e".into()),
-        at("2026-11-23T08:00:00+08:00"),
+        "e",
+        "2026-11-23T08:00:00+08:00",
     );
     assert_eq!(reasons(&recs), vec![Some("complaint_hold"), None]);
     assert_eq!(recs[1].rule_id, "care");
@@ -210,16 +201,16 @@ fn numbers_the_crm_does_not_know_get_service_messages_only_by_default() {
     let pol = Policy::from_config(&crate::config::Config::default()).unwrap();
     assert!(!pol.market_unknown);
     let decide = |profile: &Profile| {
-        pol.decide(
+        decide(
+            &pol,
             vec![
                 p("sale", 0.9, &["sms"], Category::Sales),
                 p("notice", 0.1, &["portal"], Category::Service),
             ],
             &mut SubscriberState::default(),
             profile,
-            m(),
-            &Trigger::Event("e".into()),
-            at("2026-11-23T10:00:00+08:00"),
+            "e",
+            "2026-11-23T10:00:00+08:00",
         )
     };
     let unknown = decide(&Profile::default());
@@ -292,13 +283,13 @@ fn opt_outs_are_per_purpose_a_service_notice_reads_only_service_refusals() {
         ..Profile::default()
     };
     let decide = |rule: &str, cat: Category, prof: &Profile, st: &mut SubscriberState| {
-        pol.decide(
+        decide(
+            &pol,
             vec![p(rule, 0.5, &["sms"], cat)],
             st,
             prof,
-            m(),
-            &Trigger::Event(format!("e-{rule}")),
-            at("2026-11-23T08:00:00+08:00"),
+            format!("e-{rule}"),
+            "2026-11-23T08:00:00+08:00",
         )
         .remove(0)
     };

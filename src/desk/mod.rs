@@ -16,7 +16,7 @@ use futures::stream::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{AuthHandle, Permission, Principal, Scope};
+use crate::auth::{AuthHandle, Permission, Principal};
 use crate::channels::agent::AgentDesk;
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
@@ -107,15 +107,9 @@ fn explain(pipeline: &Pipeline, r: Recommendation) -> DeskOffer {
 /// Out-of-scope lines look exactly like unknown ones, so numbers cannot be probed.
 async fn check(state: &DeskState, who: &Principal, raw: &str) -> Result<Msisdn, ApiError> {
     who.require(Permission::ReadRecommendations)?;
-    let m = Msisdn::parse(raw).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
-    if who.scope == Scope::All {
-        return Ok(m);
-    }
-    match state.line_scope.may_see(who, m).await {
-        Ok(true) => Ok(m),
-        Ok(false) => Err(ApiError::NotFound(format!("subscriber {m}"))),
-        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
-    }
+    let m = crate::offers::parse_msisdn(raw)?;
+    crate::offers::may_see_line(&*state.line_scope, who, m).await?;
+    Ok(m)
 }
 
 async fn ranked(state: &DeskState, m: Msisdn) -> Result<Vec<DeskOffer>, ApiError> {
@@ -123,7 +117,7 @@ async fn ranked(state: &DeskState, m: Msisdn) -> Result<Vec<DeskOffer>, ApiError
         .pipeline
         .eligible_now(m, Some("agent"))
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+        .map_err(crate::offers::port_failed)?;
     v.truncate(20);
     Ok(v.into_iter().map(|r| explain(&state.pipeline, r)).collect())
 }
@@ -200,11 +194,7 @@ pub async fn stream(
             let keep = match item {
                 Ok(r) if r.msisdn == m => {
                     let d = explain(&pipeline, r);
-                    Some(Ok(SseEvent::default()
-                        .id(d.offer.id.clone())
-                        .event("offer")
-                        .json_data(&d)
-                        .unwrap_or_default()))
+                    Some(Ok(crate::offers::offer_event(&d.offer.id, &d)))
                 }
                 _ => None,
             };

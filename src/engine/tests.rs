@@ -38,19 +38,59 @@ fn sms(id: &str) -> Arc<Event> {
 }
 
 fn run(set: &RuleSet, ev: &Arc<Event>) -> (Vec<Recommendation>, Vec<RuleFailure>) {
-    let mut shard = Shard::default();
-    let settings = MatchSettings::default();
     let mut cfg = crate::config::Config::default();
     cfg.engine.max_offers_per_event = 10;
-    let mut policy = Policy::from_config(&cfg).unwrap();
-    policy.go_status = Status::Proposed;
+    let policy = proposing(&cfg);
+    process(
+        &mut Shard::default(),
+        set,
+        &MatchSettings::default(),
+        &policy,
+        ev,
+    )
+    .unwrap()
+}
+
+/// The policy of `cfg`, which markets to subscribers the CRM does not know too.
+fn to_anyone(cfg: &crate::config::Config) -> Policy {
+    let mut policy = Policy::from_config(cfg).unwrap();
     policy.market_unknown = true;
+    policy
+}
+
+/// Like [`to_anyone`], and what it decides is proposed (no channel is waited for).
+fn proposing(cfg: &crate::config::Config) -> Policy {
+    let mut policy = to_anyone(cfg);
+    policy.go_status = Status::Proposed;
+    policy
+}
+
+/// One event through a shard's whole decision, with a profile the CRM does not know: the
+/// offers and the rules' failures.
+fn process(
+    shard: &mut Shard,
+    set: &RuleSet,
+    settings: &MatchSettings,
+    policy: &Policy,
+    ev: &Arc<Event>,
+) -> Result<(Vec<Recommendation>, Vec<RuleFailure>), Skip> {
     let profile = Arc::new(Profile::default());
     let (mut recs, mut fails) = (Vec::new(), Vec::new());
-    shard
-        .process(set, &settings, &policy, &profile, ev, &mut recs, &mut fails)
-        .unwrap();
-    (recs, fails)
+    shard.process(set, settings, policy, &profile, ev, &mut recs, &mut fails)?;
+    Ok((recs, fails))
+}
+
+/// One event through the rules alone ([`evaluate`]): the candidates and the failures.
+fn eval(
+    set: &RuleSet,
+    settings: &MatchSettings,
+    st: &mut crate::state::SubscriberState,
+    ev: &Arc<Event>,
+) -> Result<(Vec<Candidate>, Vec<RuleFailure>), Skip> {
+    let profile = Arc::new(Profile::default());
+    let (mut out, mut fails) = (Vec::new(), Vec::new());
+    evaluate(set, settings, st, &profile, ev, &mut out, &mut fails)?;
+    Ok((out, fails))
 }
 
 use crate::ports::{Profile, Recommendation};
@@ -103,21 +143,13 @@ fn hostile_rules_are_stopped_and_the_others_still_run() {
         "{}",
         msg("endless-loop")
     );
-    assert!(
-        msg("deep-recursion").contains("too deeply"),
-        "{}",
-        msg("deep-recursion")
-    );
-    assert!(
-        msg("huge-string").contains("size limit"),
-        "{}",
-        msg("huge-string")
-    );
-    assert!(
-        msg("hundred-mb").contains("size limit"),
-        "{}",
-        msg("hundred-mb")
-    );
+    for (id, says) in [
+        ("deep-recursion", "too deeply"),
+        ("huge-string", "size limit"),
+        ("hundred-mb", "size limit"),
+    ] {
+        assert!(msg(id).contains(says), "{}", msg(id));
+    }
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].rule_id, "fine");
     assert_eq!(recs[0].message, "hi 8613900000002");
@@ -149,18 +181,8 @@ fn wall_clock_deadline_stops_slow_scripts() {
         ..MatchSettings::default()
     };
     let mut st = crate::state::SubscriberState::default();
-    let (mut out, mut fails) = (Vec::new(), Vec::new());
     let t = std::time::Instant::now();
-    evaluate(
-        &s,
-        &settings,
-        &mut st,
-        &Arc::new(Profile::default()),
-        &sms("e1"),
-        &mut out,
-        &mut fails,
-    )
-    .unwrap();
+    let (_, fails) = eval(&s, &settings, &mut st, &sms("e1")).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_secs(2));
     assert!(
         fails[0].message.contains("time limit"),
@@ -182,29 +204,19 @@ fn rules_only_see_events_they_subscribe_to() {
 fn duplicates_late_and_unknown_types_are_skipped() {
     let s = set(&[("a.rhai", &rule("r", ""))]);
     let settings = MatchSettings::default();
-    let p = Arc::new(Profile::default());
     let mut st = crate::state::SubscriberState::default();
-    let (mut out, mut fails) = (Vec::new(), Vec::new());
-    assert_eq!(
-        evaluate(&s, &settings, &mut st, &p, &sms("e1"), &mut out, &mut fails),
-        Ok(())
-    );
-    assert_eq!(
-        evaluate(&s, &settings, &mut st, &p, &sms("e1"), &mut out, &mut fails),
-        Err(Skip::Duplicate)
-    );
+    let mut skip = |ev: &Arc<Event>| eval(&s, &settings, &mut st, ev).err();
+    assert_eq!(skip(&sms("e1")), None);
+    assert_eq!(skip(&sms("e1")), Some(Skip::Duplicate));
     let late = Arc::new(decode(br#"{"id":"old","type":"sms","msisdn":"8613900000001","ts":"2026-11-23T05:00:00+08:00"}"#).unwrap());
     assert_eq!(
-        evaluate(&s, &settings, &mut st, &p, &late, &mut out, &mut fails),
-        Err(Skip::Late {
+        skip(&late),
+        Some(Skip::Late {
             behind_secs: 3 * 3600
         })
     );
     let custom = Arc::new(decode(br#"{"id":"x","type":"app_install","msisdn":"8613900000001","ts":"2026-11-23T08:00:00+08:00"}"#).unwrap());
-    assert_eq!(
-        evaluate(&s, &settings, &mut st, &p, &custom, &mut out, &mut fails),
-        Err(Skip::UnknownType)
-    );
+    assert_eq!(skip(&custom), Some(Skip::UnknownType));
 }
 
 #[test]
@@ -251,24 +263,11 @@ fn changed_compares_with_the_previous_event() {
     let mut shard = Shard::default();
     let mut cfg = crate::config::Config::default();
     cfg.engine.daily_cap = 100;
-    let mut policy = Policy::from_config(&cfg).unwrap();
-    policy.market_unknown = true;
-    let profile = Arc::new(Profile::default());
+    let policy = to_anyone(&cfg);
     let mut codes = Vec::new();
     for (i, region) in ["GD", "GD", "SC", "SC", "GD"].iter().enumerate() {
         let ev = Arc::new(decode(format!(r#"{{"id":"l{i}","type":"location_update","msisdn":"8613900000001","ts":"2026-11-23T0{i}:00:00+08:00","attrs":{{"region":"{region}"}}}}"#).as_bytes()).unwrap());
-        let (mut recs, mut fails) = (Vec::new(), Vec::new());
-        shard
-            .process(
-                &s,
-                &MatchSettings::default(),
-                &policy,
-                &profile,
-                &ev,
-                &mut recs,
-                &mut fails,
-            )
-            .unwrap();
+        let (recs, _) = process(&mut shard, &s, &MatchSettings::default(), &policy, &ev).unwrap();
         codes.extend(recs.into_iter().map(|r| r.offer_code));
     }
     assert_eq!(codes, vec!["MOVED-SC", "MOVED-GD"]);
@@ -341,24 +340,13 @@ fn a_rule_eating_the_engines_time_is_quarantined_at_the_end_of_a_window() {
         deadline: std::time::Duration::from_secs(1),
         ..MatchSettings::default()
     };
-    let p = Arc::new(Profile::default());
     let mut st = crate::state::SubscriberState::default();
     let (mut tripped, mut events) = (Vec::new(), 0);
     while tripped.is_empty() && events < 100_000 {
         let started = std::time::Instant::now();
         for _ in 0..32 {
             events += 1;
-            let (mut out, mut fails) = (Vec::new(), Vec::new());
-            evaluate(
-                &s,
-                &settings,
-                &mut st,
-                &p,
-                &sms(&format!("e{events}")),
-                &mut out,
-                &mut fails,
-            )
-            .unwrap();
+            let (_, fails) = eval(&s, &settings, &mut st, &sms(&format!("e{events}"))).unwrap();
             assert!(fails.is_empty(), "{fails:?}");
         }
         tripped = account(&s, &settings, started.elapsed());
@@ -378,17 +366,7 @@ fn a_rule_eating_the_engines_time_is_quarantined_at_the_end_of_a_window() {
     assert!(!s.get("fine").unwrap().breaker.is_open());
     // From then on only the cheap rule runs.
     let before = slow.stats.snapshot().0;
-    let (mut out, mut fails) = (Vec::new(), Vec::new());
-    evaluate(
-        &s,
-        &settings,
-        &mut st,
-        &p,
-        &sms("after"),
-        &mut out,
-        &mut fails,
-    )
-    .unwrap();
+    let (out, _) = eval(&s, &settings, &mut st, &sms("after")).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].rule.meta.id, "fine");
     assert_eq!(slow.stats.snapshot().0, before, "not run once quarantined");
@@ -417,20 +395,9 @@ fn quarantine_after_zero_never_quarantines() {
         quarantine_after: 0,
         ..MatchSettings::default()
     };
-    let p = Arc::new(Profile::default());
     let mut st = crate::state::SubscriberState::default();
     for i in 0..8 {
-        let (mut out, mut fails) = (Vec::new(), Vec::new());
-        evaluate(
-            &s,
-            &settings,
-            &mut st,
-            &p,
-            &sms(&format!("e{i}")),
-            &mut out,
-            &mut fails,
-        )
-        .unwrap();
+        let (_, fails) = eval(&s, &settings, &mut st, &sms(&format!("e{i}"))).unwrap();
         assert_eq!(fails.len(), 1, "event {i}: still run, still failing");
         assert!(!fails[0].quarantined);
     }
@@ -501,9 +468,7 @@ fn eviction_drops_the_least_recently_used_saved_subscribers_only() {
 fn only_the_events_owner_saves_what_a_touchpoint_changes() {
     let mut shard = Shard::default();
     shard.events_own = true;
-    let cfg = crate::config::Config::default();
-    let mut policy = Policy::from_config(&cfg).unwrap();
-    policy.market_unknown = true;
+    let policy = to_anyone(&crate::config::Config::default());
     let profile = Arc::new(Profile::default());
     let req = crate::ports::OfferRequest {
         msisdn: crate::event::Msisdn::parse("8613900000001").unwrap(),
@@ -525,18 +490,14 @@ fn only_the_events_owner_saves_what_a_touchpoint_changes() {
         "ok.rhai",
         &rule("fine", "fn condition(event, profile) { true }"),
     )]);
-    let (mut recs, mut fails) = (Vec::new(), Vec::new());
-    shard
-        .process(
-            &set,
-            &MatchSettings::default(),
-            &policy,
-            &profile,
-            &sms("e1"),
-            &mut recs,
-            &mut fails,
-        )
-        .unwrap();
+    process(
+        &mut shard,
+        &set,
+        &MatchSettings::default(),
+        &policy,
+        &sms("e1"),
+    )
+    .unwrap();
     assert_eq!(shard.take_dirty().len(), 1);
     shard.propose(
         &policy,
@@ -568,9 +529,7 @@ fn a_declined_offer_is_held_back_and_replays_decide_the_same() {
     let go = || {
         let mut cfg = crate::config::Config::default();
         cfg.engine.daily_cap = 100;
-        let mut policy = Policy::from_config(&cfg).unwrap();
-        policy.go_status = Status::Proposed;
-        policy.market_unknown = true;
+        let mut policy = proposing(&cfg);
         policy.contact.suppress = crate::decision::contact::parse(
             std::path::Path::new("policy.toml"),
             "[[suppress]]\nafter = \"declined\"\nfor = \"14d\"\n",
@@ -579,19 +538,13 @@ fn a_declined_offer_is_held_back_and_replays_decide_the_same() {
         .unwrap()
         .suppress;
         let mut shard = Shard::default();
-        let profile = Arc::new(Profile::default());
-        let (mut recs, mut fails) = (Vec::new(), Vec::new());
+        let mut recs = Vec::new();
         for line in stream {
             let ev = Arc::new(decode(line.as_bytes()).unwrap());
-            let _ = shard.process(
-                &s,
-                &MatchSettings::default(),
-                &policy,
-                &profile,
-                &ev,
-                &mut recs,
-                &mut fails,
-            );
+            // A resent answer is skipped as a duplicate.
+            if let Ok((r, _)) = process(&mut shard, &s, &MatchSettings::default(), &policy, &ev) {
+                recs.extend(r);
+            }
         }
         recs
     };
@@ -696,25 +649,11 @@ fn an_open_page_is_where_the_subscriber_is_reached() {
         offer: #{ code: "BOTH" }, message: "hi" };"#;
     let s = set(&[("both.rhai", src)]);
     let settings = MatchSettings::default();
-    let mut policy = Policy::from_config(&crate::config::Config::default()).unwrap();
-    policy.go_status = Status::Proposed;
-    policy.market_unknown = true;
-    let profile = Arc::new(Profile::default());
+    let policy = proposing(&crate::config::Config::default());
     let channel = |reachable: Option<Arc<dyn crate::ports::Reachability>>| {
         let mut shard = Shard::default();
         shard.reachable = reachable;
-        let (mut recs, mut fails) = (Vec::new(), Vec::new());
-        shard
-            .process(
-                &s,
-                &settings,
-                &policy,
-                &profile,
-                &sms("e1"),
-                &mut recs,
-                &mut fails,
-            )
-            .unwrap();
+        let (recs, _) = process(&mut shard, &s, &settings, &policy, &sms("e1")).unwrap();
         recs[0].channel.clone()
     };
     assert_eq!(channel(None), "sms");

@@ -15,7 +15,7 @@ use crate::auth::{Permission, Principal, Scope};
 use crate::event::Msisdn;
 use crate::http::{ApiError, ApiJson};
 use crate::pipeline::RecQuery;
-use crate::ports::{OfferBook, Recommendation, Status};
+use crate::ports::{LineScope, OfferBook, Recommendation, Status};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod sms_mo;
@@ -34,19 +34,60 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sms_mo::url))
 }
 
-fn parse_msisdn(s: &str) -> Result<Msisdn, ApiError> {
+pub fn parse_msisdn(s: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(s).map_err(|e| ApiError::field("msisdn", e.to_string()))
+}
+
+/// A call into the engine or the CRM through a port that failed: a 500.
+pub fn port_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(anyhow::anyhow!(e.to_string()))
 }
 
 /// Out-of-scope lines look exactly like unknown ones, so ids cannot be probed.
 pub async fn check_line(state: &AppState, who: &Principal, m: Msisdn) -> Result<(), ApiError> {
+    may_see_line(&*state.line_scope, who, m).await
+}
+
+/// [`check_line`] against any holder of the line scope (the desk's and the portal's states).
+pub async fn may_see_line(
+    lines: &dyn LineScope,
+    who: &Principal,
+    m: Msisdn,
+) -> Result<(), ApiError> {
     if who.scope == Scope::All {
         return Ok(());
     }
-    match state.line_scope.may_see(who, m).await {
+    match lines.may_see(who, m).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::NotFound(format!("subscriber {m}"))),
-        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
+        Err(e) => Err(port_failed(e)),
+    }
+}
+
+/// A recommendation the caller's data scope shows, else 404.
+async fn visible(state: &AppState, who: &Principal, id: &str) -> Result<Recommendation, ApiError> {
+    let rec = state
+        .pipeline
+        .deps
+        .recs
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
+    check_line(state, who, rec.msisdn).await?;
+    Ok(rec)
+}
+
+/// What an answer (or its correction) came to: the record, a 404 when it is gone, a 409 when
+/// the offer cannot take that answer.
+pub fn answered<T>(
+    result: Result<Option<T>, crate::ports::PortError>,
+    not_found: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(not_found()),
+        Err(crate::ports::PortError::Invalid(m)) => Err(ApiError::Conflict(m)),
+        Err(e) => Err(port_failed(e)),
     }
 }
 
@@ -132,15 +173,7 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<Recommendation>, ApiError> {
     who.require(Permission::ReadRecommendations)?;
-    let rec = state
-        .pipeline
-        .deps
-        .recs
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
-    check_line(&state, &who, rec.msisdn).await?;
-    Ok(Json(rec))
+    Ok(Json(visible(&state, &who, &id).await?))
 }
 
 /// How delivery of one recommendation stands: attempts, the provider's message id, the next
@@ -196,24 +229,12 @@ pub async fn respond(
     if body.reason.as_ref().is_some_and(|r| r.len() > 500) {
         return Err(ApiError::field("reason", "at most 500 characters"));
     }
-    let rec = state
-        .pipeline
-        .deps
-        .recs
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
-    check_line(&state, &who, rec.msisdn).await?;
-    match state
-        .pipeline
-        .respond(&id, outcome, &who.id, body.reason)
-        .await
-    {
-        Ok(Some(r)) => Ok(Json(r)),
-        Ok(None) => Err(ApiError::NotFound(format!("recommendation {id}"))),
-        Err(crate::ports::PortError::Invalid(m)) => Err(ApiError::Conflict(m)),
-        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
-    }
+    visible(&state, &who, &id).await?;
+    let done = state.pipeline.respond(&id, outcome, &who.id, body.reason);
+    answered(done.await, || {
+        ApiError::NotFound(format!("recommendation {id}"))
+    })
+    .map(Json)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -255,20 +276,9 @@ pub async fn correct(
             "say why the answer was wrong, in at most 500 characters",
         ));
     }
-    let rec = state
-        .pipeline
-        .deps
-        .recs
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))?;
-    check_line(&state, &who, rec.msisdn).await?;
-    let (before, after) = match state.pipeline.correct(&id, outcome, &who.id, reason).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(ApiError::NotFound(format!("recommendation {id}"))),
-        Err(crate::ports::PortError::Invalid(m)) => return Err(ApiError::Conflict(m)),
-        Err(e) => return Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
-    };
+    visible(&state, &who, &id).await?;
+    let done = state.pipeline.correct(&id, outcome, &who.id, reason).await;
+    let (before, after) = answered(done, || ApiError::NotFound(format!("recommendation {id}")))?;
     let mut conn = state.db.pool.acquire().await?;
     // The customer the line belongs to, so the audit trail is read within data scope.
     let customer: Option<(String,)> =
@@ -321,7 +331,7 @@ pub async fn next_best(
         .pipeline
         .eligible_now(m, p.channel.as_deref())
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+        .map_err(port_failed)?;
     // A ranking, small by nature (the top 5, at most 50): one page, no offset.
     v.truncate(p.limit.unwrap_or(5).clamp(1, 50));
     Ok(Json(Page::whole(v)))
@@ -346,7 +356,7 @@ pub async fn portal_stream(
         .pipeline
         .offers_for(m, 50)
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+        .map_err(port_failed)?;
     let inbox = live(recs, Some("portal"), chrono::Utc::now());
     let seen: std::collections::HashSet<String> = inbox.iter().map(|r| r.id.clone()).collect();
     let first = stream::iter(inbox.into_iter().map(|r| Ok(sse(&r))));
@@ -361,11 +371,33 @@ pub async fn portal_stream(
 }
 
 fn sse(r: &Recommendation) -> SseEvent {
+    offer_event(&r.id, r)
+}
+
+/// One offer on a live stream (`event: offer`, `id:` the offer's id): the portal's and the
+/// agent desk's.
+pub fn offer_event(id: &str, data: &impl Serialize) -> SseEvent {
     SseEvent::default()
-        .id(r.id.clone())
+        .id(id)
         .event("offer")
-        .json_data(r)
+        .json_data(data)
         .unwrap_or_default()
+}
+
+/// A call from the SMS gateway: 403 with `refusal` unless its `token` passes `verify` under
+/// the deployment's secret (never without a secret).
+fn gateway_signed(
+    state: &AppState,
+    token: Option<&str>,
+    verify: impl FnOnce(&str, &str) -> bool,
+    refusal: &str,
+) -> Result<(), ApiError> {
+    let secret = &state.config.channels.sms.dlr_secret;
+    if token.is_some_and(|t| !secret.is_empty() && verify(secret, t)) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(refusal.into()))
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -389,16 +421,12 @@ pub async fn sms_dlr(
     State(state): State<AppState>,
     Query(p): Query<DlrParams>,
 ) -> Result<Json<Recommendation>, ApiError> {
-    let secret = &state.config.channels.sms.dlr_secret;
-    let signed = p
-        .token
-        .as_deref()
-        .is_some_and(|t| !secret.is_empty() && crate::channels::sms::dlr::verify(secret, &p.id, t));
-    if !signed {
-        return Err(ApiError::Forbidden(
-            "delivery report without a valid token for this message".into(),
-        ));
-    }
+    gateway_signed(
+        &state,
+        p.token.as_deref(),
+        |secret, t| crate::channels::sms::dlr::verify(secret, &p.id, t),
+        "delivery report without a valid token for this message",
+    )?;
     let (status, reason) = match p.status {
         1 => (Status::Delivered, None),
         2 => (Status::Failed, Some("undelivered")),

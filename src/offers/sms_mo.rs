@@ -41,16 +41,12 @@ pub async fn incoming(
     State(state): State<AppState>,
     Query(p): Query<MoParams>,
 ) -> Result<Json<MoOutcome>, ApiError> {
-    let secret = &state.config.channels.sms.dlr_secret;
-    let signed = p
-        .token
-        .as_deref()
-        .is_some_and(|t| !secret.is_empty() && dlr::verify_mo(secret, t));
-    if !signed {
-        return Err(ApiError::Forbidden(
-            "incoming SMS without the deployment's token".into(),
-        ));
-    }
+    super::gateway_signed(
+        &state,
+        p.token.as_deref(),
+        dlr::verify_mo,
+        "incoming SMS without the deployment's token",
+    )?;
     let from = crate::event::Msisdn::parse(p.from.trim_start_matches('+'))
         .map_err(|e| ApiError::field("from", e.to_string()))?;
     if p.text.chars().count() > 1_000 {

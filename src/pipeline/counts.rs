@@ -26,6 +26,7 @@ pub use lifetime::{Lifetime, Reading};
 pub use read::{campaign_totals, per_day, totals, DayCounts, Of, Tally};
 
 use super::Pipeline;
+use crate::periodic::{Every, FirstFailure};
 use crate::rules::Rule;
 use crate::store::{Db, Sql};
 
@@ -65,7 +66,7 @@ impl RuleCounter {
         db: Db,
         pipeline: Pipeline,
         retention_days: u32,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let counter = RuleCounter(Arc::new(Inner {
             db,
@@ -77,26 +78,15 @@ impl RuleCounter {
         }));
         let ticker = counter.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(FLUSH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+            let (mut every, mut failing) = (Every::new(FLUSH_EVERY, stop), FirstFailure::default());
+            while every.tick().await {
                 let done = async {
                     ticker.flush().await?;
                     ticker.prune(chrono::Utc::now().date_naive()).await
                 };
-                match done.await {
-                    Ok(_) => failing = false,
-                    // Unwritten deltas stay in memory and go with the next flush.
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!("writing per-rule counts: {e:#}");
-                    }
-                    Err(_) => {}
+                // Unwritten deltas stay in memory and go with the next flush.
+                if let Some(e) = failing.of(done.await) {
+                    tracing::warn!("writing per-rule counts: {e:#}");
                 }
             }
         });

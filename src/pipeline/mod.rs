@@ -27,7 +27,6 @@ pub use metrics::{DecisionCounts, Metrics, MetricsSnapshot, TypeCounts, TYPE_SLO
 pub use recs::{DeliveryRecord, RecQuery, RecStore, Settled};
 pub use tap::{EventTap, Tap};
 
-use crate::channels::Dispatcher;
 use crate::decision::Policy;
 use crate::engine::MatchSettings;
 use crate::event::{Event, Msisdn};
@@ -95,7 +94,8 @@ pub struct Deps {
     pub profiles: Arc<dyn ProfileSource>,
     pub recs: RecStore,
     pub dead_letters: DeadLetters,
-    pub dispatcher: Option<Dispatcher>,
+    /// Where queued offers go for delivery once committed (the outbox's deliverer).
+    pub dispatcher: Option<Arc<dyn Handoff>>,
     pub metrics: Arc<Metrics>,
     pub default_profile: Arc<Profile>,
     pub batch_size: usize,
@@ -113,6 +113,16 @@ pub struct Deps {
     pub events_own: bool,
     /// Open pages (agent desk, portal) on this instance: where a subscriber is now.
     pub reachable: Option<Arc<dyn crate::ports::Reachability>>,
+}
+
+/// Takes committed offers for delivery (`channels::Dispatcher`). A trait, so that the
+/// pipeline does not import the channels, which read and settle the offers it stores
+/// (`RecStore`): the dependency points one way only. Called once per queued offer, after the
+/// batch's commit, never per event.
+pub trait Handoff: Send + Sync {
+    /// Hands a freshly stored offer over without waiting. False when the deliverer takes no
+    /// more now: the offer stays queued in the store for the outbox's sweep.
+    fn offer(&self, rec: Recommendation) -> bool;
 }
 
 /// A stream every decision goes out on (sent or suppressed, with its reason). Published

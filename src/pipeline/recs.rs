@@ -283,7 +283,7 @@ impl RecStore {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Option<u32>, sqlx::Error> {
-        let claimed = self.claim_many(&[id], now_ms, until_ms).await?;
+        let claimed = self.claim_many(&[id], now_ms, until_ms, true).await?;
         Ok(claimed.first().map(|(_, attempt)| *attempt))
     }
 
@@ -292,28 +292,9 @@ impl RecStore {
     /// claimed, each with its attempt number. `deferred`: some of them may be offers that
     /// waited for their time, which the claim makes queued again; without it only queued
     /// offers are taken (the status is then left as it is, which spares its two indexes a
-    /// rewrite per offer).
+    /// rewrite per offer). Offers handed over as queued are claimed without it: a deferred
+    /// one among them is not taken (the sweep brings it back as deferred when it is due).
     pub async fn claim_many(
-        &self,
-        ids: &[&str],
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<(String, u32)>, sqlx::Error> {
-        self.claim_rows(ids, now_ms, until_ms, true).await
-    }
-
-    /// [`RecStore::claim_many`] for offers handed over as queued: a deferred one among them
-    /// is not taken (the sweep brings it back as deferred when it is due).
-    pub async fn claim_queued(
-        &self,
-        ids: &[&str],
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<(String, u32)>, sqlx::Error> {
-        self.claim_rows(ids, now_ms, until_ms, false).await
-    }
-
-    async fn claim_rows(
         &self,
         ids: &[&str],
         now_ms: i64,

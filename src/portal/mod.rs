@@ -21,7 +21,7 @@ use futures::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{too_many, AuthHandle, Permission, Principal, Scope};
+use crate::auth::{too_many, AuthHandle, Permission, Principal};
 use crate::channels::portal::PortalHub;
 use crate::config::Config;
 use crate::event::Msisdn;
@@ -155,17 +155,8 @@ pub async fn mint(
 ) -> Result<(StatusCode, Json<PortalSession>), ApiError> {
     // A person's login must not be able to act as a customer: only systems and admins mint.
     who.require(Permission::MintPortalSessions)?;
-    let m = Msisdn::parse(&body.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
-    if who.scope != Scope::All {
-        let visible = state
-            .line_scope
-            .may_see(&who, m)
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
-        if !visible {
-            return Err(ApiError::NotFound(format!("subscriber {m}")));
-        }
-    }
+    let m = crate::offers::parse_msisdn(&body.msisdn)?;
+    crate::offers::may_see_line(&*state.line_scope, &who, m).await?;
     let minutes = state
         .config
         .channels
@@ -190,7 +181,7 @@ async fn live_offers(state: &PortalState, m: Msisdn) -> Result<Vec<Recommendatio
         .pipeline
         .offers_for(m, 200)
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+        .map_err(crate::offers::port_failed)?;
     let mut v = crate::offers::live(recs, Some("portal"), chrono::Utc::now());
     v.sort_by(|a, b| a.decided_at.cmp(&b.decided_at).then(a.id.cmp(&b.id)));
     Ok(v)
@@ -250,11 +241,7 @@ pub async fn stream(
 }
 
 fn sse(r: &Recommendation) -> SseEvent {
-    SseEvent::default()
-        .id(r.id.clone())
-        .event("offer")
-        .json_data(r)
-        .unwrap_or_default()
+    crate::offers::offer_event(&r.id, r)
 }
 
 /// The customer's inbox: portal offers still open, best first.
@@ -339,12 +326,8 @@ pub async fn act(
         )));
     }
     let actor = format!("portal:{m}");
-    match state.pipeline.respond(&id, outcome, &actor, reason).await {
-        Ok(Some(r)) => Ok(Json(r)),
-        Ok(None) => Err(ApiError::NotFound(format!("offer {id}"))),
-        Err(crate::ports::PortError::Invalid(msg)) => Err(ApiError::Conflict(msg)),
-        Err(e) => Err(ApiError::internal(anyhow::anyhow!(e.to_string()))),
-    }
+    let done = state.pipeline.respond(&id, outcome, &actor, reason).await;
+    crate::offers::answered(done, || ApiError::NotFound(format!("offer {id}"))).map(Json)
 }
 
 /// Moments the portal reports; each becomes a `visit` event with `channel: "portal"` and

@@ -43,18 +43,6 @@ pub struct Summary {
     pub subscribers: usize,
 }
 
-/// Replays `input` on one core, writing every recommendation to `out` as NDJSON.
-pub fn replay(
-    rules: &RuleSet,
-    config: &Config,
-    input: impl BufRead,
-    out: impl Write,
-    profiles: HashMap<Msisdn, Arc<Profile>>,
-    progress: impl FnMut(u64),
-) -> anyhow::Result<Summary> {
-    replay_on(rules, config, input, out, profiles, progress, 1)
-}
-
 /// Events read and handed to the slices at a time.
 const CHUNK: usize = 32_768;
 
@@ -411,30 +399,23 @@ pub fn run_cli(
     }
     let started = std::time::Instant::now();
     let input = BufReader::with_capacity(1 << 20, file);
-    let summary = match out {
+    let out: Box<dyn Write> = match out {
         Some(p) => {
             let f =
                 std::fs::File::create(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            replay_on(
-                &rules,
-                config,
-                input,
-                std::io::BufWriter::new(f),
-                profiles,
-                |b| bar.set_position(b),
-                workers,
-            )?
+            Box::new(std::io::BufWriter::new(f))
         }
-        None => replay_on(
-            &rules,
-            config,
-            input,
-            std::io::stdout().lock(),
-            profiles,
-            |b| bar.set_position(b),
-            workers,
-        )?,
+        None => Box::new(std::io::stdout().lock()),
     };
+    let summary = replay_on(
+        &rules,
+        config,
+        input,
+        out,
+        profiles,
+        |b| bar.set_position(b),
+        workers,
+    )?;
     bar.finish_and_clear();
     print_summary(&summary, started.elapsed());
     Ok(ExitCode::SUCCESS)

@@ -272,6 +272,19 @@ fn compile_one(
     })
 }
 
+/// The files under `dir` (links not followed) ending in `.{ext}`, in path order.
+pub(super) fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == ext))
+        .map(|e| e.into_path())
+        .collect();
+    paths.sort();
+    paths
+}
+
 fn fn_position(src: &str, name: &str) -> Position {
     src.lines()
         .position(|l| l.trim_start().starts_with(&format!("fn {name}")))
@@ -397,14 +410,7 @@ pub fn load_dir_with(
             message: "no such folder of rules".into(),
         }]));
     }
-    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "rhai"))
-        .map(|e| e.into_path())
-        .collect();
-    paths.sort();
+    let paths = files_under(dir, "rhai");
     for p in paths {
         match std::fs::metadata(&p) {
             Ok(m) if m.len() as usize > MAX_FILE_BYTES => errors.push(RuleError {

@@ -14,7 +14,7 @@
 //! and every `{variable}` one that those rules provide, each error with file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -102,13 +102,7 @@ pub fn load(dir: &Path, rules: &RuleSet, offers: Offers) -> Result<Templates, Ru
     if !dir.is_dir() {
         return Ok(out);
     }
-    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
-        .map(|e| e.into_path())
-        .collect();
-    paths.sort();
+    let paths = super::load::files_under(dir, "toml");
     let mut errors = Vec::new();
     let mut first_seen: HashMap<String, String> = HashMap::new();
     for path in paths {

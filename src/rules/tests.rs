@@ -58,53 +58,59 @@ fn syntax_errors_name_line_and_column() {
     assert!(e.to_string().starts_with("rules/x.rhai:3:"), "{e}");
 }
 
+/// The one error of [`GOOD`] with `from` replaced by `to`; it says `what`.
+fn refused(from: &str, to: &str, what: &str) -> RuleError {
+    let e = one_error(&GOOD.replace(from, to));
+    assert!(e.message.contains(what), "{e}");
+    e
+}
+
 #[test]
 fn missing_and_wrong_fields_point_at_the_field() {
-    let e = one_error(&GOOD.replace("    name: \"SMS bundle\",\n", ""));
-    assert!(e.message.contains("missing field `name`"), "{e}");
-    let e = one_error(&GOOD.replace("events: [\"sms\"]", "events: [\"smss!\"]"));
-    assert!(e.message.contains("not an event type"), "{e}");
+    refused("    name: \"SMS bundle\",\n", "", "missing field `name`");
+    let e = refused(
+        "events: [\"sms\"]",
+        "events: [\"smss!\"]",
+        "not an event type",
+    );
     assert_eq!(e.line, 6);
-    let e = one_error(&GOOD.replace("channels: [\"sms\"]", "channels: [\"fax\"]"));
-    assert!(e.message.contains("unknown channel \"fax\""), "{e}");
+    let e = refused(
+        "channels: [\"sms\"]",
+        "channels: [\"fax\"]",
+        "unknown channel \"fax\"",
+    );
     assert_eq!(e.line, 8);
-    let e = one_error(&GOOD.replace("    kind: \"dynamic\",", "    kind: \"static\","));
-    assert!(e.message.contains("static rule"), "{e}");
-    let e = one_error(&GOOD.replace(
+    refused(
+        "    kind: \"dynamic\",",
+        "    kind: \"static\",",
+        "static rule",
+    );
+    refused(
         "name: \"SMS bundle\",",
         "name: \"SMS bundle\", colour: \"red\",",
-    ));
-    assert!(e.message.contains("unknown field `colour`"), "{e}");
+        "unknown field `colour`",
+    );
 }
 
 #[test]
 fn unknown_functions_are_caught_before_running() {
-    let e = one_error(&GOOD.replace(
+    let e = refused(
         "sum(\"topup\", \"amount_cents\", \"30d\") >= 0",
         "sms_count_today() > 3",
-    ));
-    assert!(
-        e.message.contains("unknown function sms_count_today()"),
-        "{e}"
+        "unknown function sms_count_today()",
     );
     assert_eq!(e.line, 14);
 }
 
 #[test]
 fn state_functions_need_literal_arguments() {
-    let e = one_error(&GOOD.replace(
-        "sum(\"topup\", \"amount_cents\", \"30d\")",
+    let sum = "sum(\"topup\", \"amount_cents\", \"30d\")";
+    refused(
+        sum,
         "count(event.type, \"24h\")",
-    ));
-    assert!(
-        e.message.contains("write each argument as text in quotes"),
-        "{e}"
+        "write each argument as text in quotes",
     );
-    let e = one_error(&GOOD.replace(
-        "sum(\"topup\", \"amount_cents\", \"30d\")",
-        "count(\"sms\", \"a while\")",
-    ));
-    assert!(e.message.contains("not a duration"), "{e}");
+    refused(sum, "count(\"sms\", \"a while\")", "not a duration");
 }
 
 #[test]

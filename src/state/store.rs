@@ -146,11 +146,7 @@ impl RedisStateStore {
         // Bounded waits: without them a request on a connection to a Redis that went away
         // can wait forever, and the worker's own retry loop (which logs and counts) never
         // gets to run again.
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(2))
-            .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2)
-            .set_max_delay(1000);
+        let cfg = crate::pubsub::bounded(2, 5);
         let conn = redis::aio::ConnectionManager::new_with_config(client, cfg).await?;
         Ok(RedisStateStore {
             conn,

@@ -257,6 +257,37 @@ fn forget_before<T: Timed>(log: &mut ThinVec<T>, keep_from: i64) {
     }
 }
 
+/// A series' data, found by the fingerprint of its definition.
+trait Keyed {
+    fn fp(&self) -> u32;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            #[inline]
+            fn fp(&self) -> u32 {
+                self.fp
+            }
+        }
+    )*};
+}
+keyed!(WindowData, CalendarData, LastData, SinceData);
+
+/// The entry for `fp`, added (by `new`) when the subscriber has none yet. Generic, so each
+/// use compiles to the loop it replaces.
+#[inline]
+fn series_mut<T: Keyed>(list: &mut ThinVec<T>, fp: u32, new: impl FnOnce() -> T) -> &mut T {
+    let pos = match list.iter().position(|w| w.fp() == fp) {
+        Some(p) => p,
+        None => {
+            list.push(new());
+            list.len() - 1
+        }
+    };
+    &mut list[pos]
+}
+
 pub fn id_hash(id: &str) -> u64 {
     id_hash_parts(&[id])
 }
@@ -500,66 +531,38 @@ impl SubscriberState {
     }
 
     fn window_mut(&mut self, fp: u32) -> &mut WindowData {
-        let pos = match self.windows.iter().position(|w| w.fp == fp) {
-            Some(p) => p,
-            None => {
-                self.windows.push(WindowData {
-                    fp,
-                    buckets: SmallVec::new(),
-                    seen: ThinVec::new(),
-                });
-                self.windows.len() - 1
-            }
-        };
-        &mut self.windows[pos]
+        series_mut(&mut self.windows, fp, || WindowData {
+            fp,
+            buckets: SmallVec::new(),
+            seen: ThinVec::new(),
+        })
     }
 
     fn calendar_mut(&mut self, fp: u32) -> &mut CalendarData {
-        let pos = match self.calendars.iter().position(|w| w.fp == fp) {
-            Some(p) => p,
-            None => {
-                self.calendars.push(CalendarData {
-                    fp,
-                    period: i32::MIN + 1,
-                    val: 0.0,
-                    prev_period: i32::MIN,
-                    prev_val: 0.0,
-                });
-                self.calendars.len() - 1
-            }
-        };
-        &mut self.calendars[pos]
+        series_mut(&mut self.calendars, fp, || CalendarData {
+            fp,
+            period: i32::MIN + 1,
+            val: 0.0,
+            prev_period: i32::MIN,
+            prev_val: 0.0,
+        })
     }
 
     fn last_mut(&mut self, fp: u32) -> &mut LastData {
-        let pos = match self.lasts.iter().position(|w| w.fp == fp) {
-            Some(p) => p,
-            None => {
-                self.lasts.push(LastData {
-                    fp,
-                    ts: i64::MIN,
-                    val: Val::None,
-                    prev: Val::None,
-                });
-                self.lasts.len() - 1
-            }
-        };
-        &mut self.lasts[pos]
+        series_mut(&mut self.lasts, fp, || LastData {
+            fp,
+            ts: i64::MIN,
+            val: Val::None,
+            prev: Val::None,
+        })
     }
 
     fn since_mut(&mut self, fp: u32) -> &mut SinceData {
-        let pos = match self.since.iter().position(|w| w.fp == fp) {
-            Some(p) => p,
-            None => {
-                self.since.push(SinceData {
-                    fp,
-                    reset_ts: i64::MIN,
-                    count: 0,
-                });
-                self.since.len() - 1
-            }
-        };
-        &mut self.since[pos]
+        series_mut(&mut self.since, fp, || SinceData {
+            fp,
+            reset_ts: i64::MIN,
+            count: 0,
+        })
     }
 
     // ---- queries (all relative to `now`, the current event's time) ----
@@ -581,26 +584,12 @@ impl SubscriberState {
         let hi = now.div_euclid(width);
         let lo = (now - span_secs).div_euclid(width);
         let in_range = |idx: u32| (idx as i64) > lo && (idx as i64) <= hi;
+        let vals = w.buckets.iter().filter(|b| in_range(b.idx)).map(|b| b.val);
         match agg {
             Agg::Distinct => w.seen.iter().filter(|(i, _)| in_range(*i)).count() as f64,
-            Agg::Min => w
-                .buckets
-                .iter()
-                .filter(|b| in_range(b.idx))
-                .map(|b| b.val)
-                .fold(f64::NAN, f64::min),
-            Agg::Max => w
-                .buckets
-                .iter()
-                .filter(|b| in_range(b.idx))
-                .map(|b| b.val)
-                .fold(f64::NAN, f64::max),
-            _ => w
-                .buckets
-                .iter()
-                .filter(|b| in_range(b.idx))
-                .map(|b| b.val)
-                .sum(),
+            Agg::Min => vals.fold(f64::NAN, f64::min),
+            Agg::Max => vals.fold(f64::NAN, f64::max),
+            _ => vals.sum(),
         }
     }
 
@@ -733,22 +722,60 @@ impl SubscriberState {
 const ENCODING_MARK: u8 = 0xFF;
 const ENCODING_VERSION: u8 = 4;
 
+/// The fields every stored form begins with. bincode writes a struct as its fields one after
+/// the other, with nothing around them, so a form that starts with this struct reads exactly
+/// as one that lists the fields itself.
+#[derive(Deserialize)]
+struct Head {
+    watermark: i64,
+    windows: ThinVec<WindowData>,
+    calendars: ThinVec<CalendarData>,
+    lasts: ThinVec<LastData>,
+    since: ThinVec<SinceData>,
+    cooldowns: ThinVec<(u32, i64)>,
+}
+
+/// What an older form keeps after its head (version 3 stored exactly these); offers pending
+/// arbitration came with version 4.
+#[derive(Deserialize)]
+struct Tail {
+    seen_ids: ThinVec<(u32, u32)>,
+    seen_floor: u32,
+    contacts: ThinVec<Contact>,
+    outcomes: ThinVec<Outcome>,
+    last_complaint: i64,
+}
+
+impl Head {
+    fn with(self, t: Tail) -> SubscriberState {
+        SubscriberState {
+            watermark: self.watermark,
+            windows: self.windows,
+            calendars: self.calendars,
+            lasts: self.lasts,
+            since: self.since,
+            cooldowns: self.cooldowns,
+            seen_ids: t.seen_ids,
+            seen_floor: t.seen_floor,
+            contacts: t.contacts,
+            outcomes: t.outcomes,
+            last_complaint: t.last_complaint,
+            pending: ThinVec::new(),
+        }
+    }
+}
+
 /// The first stored form, read so state saved by earlier versions still loads.
 mod v1 {
     use serde::Deserialize;
     use smallvec::SmallVec;
     use thin_vec::ThinVec;
 
-    use super::{CalendarData, LastData, SinceData, SubscriberState, WindowData};
+    use super::{Head, SubscriberState, Tail};
 
     #[derive(Deserialize)]
     pub struct State {
-        watermark: i64,
-        windows: ThinVec<WindowData>,
-        calendars: ThinVec<CalendarData>,
-        lasts: ThinVec<LastData>,
-        since: ThinVec<SinceData>,
-        cooldowns: ThinVec<(u32, i64)>,
+        head: Head,
         /// Full 64-bit id hashes, no times.
         recent_ids: SmallVec<[u64; 8]>,
         #[allow(dead_code)] // the day is implied by the watermark
@@ -760,25 +787,19 @@ mod v1 {
     impl From<State> for SubscriberState {
         fn from(s: State) -> Self {
             // The old ring kept no times: its ids count as seen at the watermark.
-            let at = super::minute(s.watermark);
-            SubscriberState {
-                watermark: s.watermark,
-                windows: s.windows,
-                calendars: s.calendars,
-                lasts: s.lasts,
-                since: s.since,
-                cooldowns: s.cooldowns,
+            let watermark = s.head.watermark;
+            let at = super::minute(watermark);
+            s.head.with(Tail {
                 seen_ids: s
                     .recent_ids
                     .iter()
                     .map(|h| (at, (h ^ (h >> 32)) as u32))
                     .collect(),
                 seen_floor: 0,
-                contacts: super::v2::day_count_as_contacts(s.watermark, s.sent_today),
+                contacts: super::v2::day_count_as_contacts(watermark, s.sent_today),
                 outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
-                pending: ThinVec::new(),
-            }
+            })
         }
     }
 }
@@ -788,16 +809,11 @@ mod v2 {
     use serde::Deserialize;
     use thin_vec::ThinVec;
 
-    use super::{CalendarData, Contact, LastData, SinceData, SubscriberState, WindowData};
+    use super::{Contact, Head, SubscriberState, Tail};
 
     #[derive(Deserialize)]
     pub struct State {
-        watermark: i64,
-        windows: ThinVec<WindowData>,
-        calendars: ThinVec<CalendarData>,
-        lasts: ThinVec<LastData>,
-        since: ThinVec<SinceData>,
-        cooldowns: ThinVec<(u32, i64)>,
+        head: Head,
         seen_ids: ThinVec<(u32, u32)>,
         seen_floor: u32,
         #[allow(dead_code)] // the day is implied by the watermark below
@@ -814,62 +830,34 @@ mod v2 {
 
     impl From<State> for SubscriberState {
         fn from(s: State) -> Self {
-            SubscriberState {
-                watermark: s.watermark,
-                windows: s.windows,
-                calendars: s.calendars,
-                lasts: s.lasts,
-                since: s.since,
-                cooldowns: s.cooldowns,
+            let contacts = day_count_as_contacts(s.head.watermark, s.sent_today);
+            s.head.with(Tail {
                 seen_ids: s.seen_ids,
                 seen_floor: s.seen_floor,
-                contacts: day_count_as_contacts(s.watermark, s.sent_today),
+                contacts,
                 outcomes: ThinVec::new(),
                 last_complaint: s.last_complaint,
-                pending: ThinVec::new(),
-            }
+            })
         }
     }
 }
 
-/// The third stored form: no offers pending an arbitration window.
+/// The third stored form: no offers pending an arbitration window, the current form's fields
+/// otherwise.
 mod v3 {
     use serde::Deserialize;
-    use thin_vec::ThinVec;
 
-    use super::{CalendarData, Contact, LastData, Outcome, SinceData, SubscriberState, WindowData};
+    use super::{Head, SubscriberState, Tail};
 
     #[derive(Deserialize)]
     pub struct State {
-        watermark: i64,
-        windows: ThinVec<WindowData>,
-        calendars: ThinVec<CalendarData>,
-        lasts: ThinVec<LastData>,
-        since: ThinVec<SinceData>,
-        cooldowns: ThinVec<(u32, i64)>,
-        seen_ids: ThinVec<(u32, u32)>,
-        seen_floor: u32,
-        contacts: ThinVec<Contact>,
-        outcomes: ThinVec<Outcome>,
-        last_complaint: i64,
+        head: Head,
+        tail: Tail,
     }
 
     impl From<State> for SubscriberState {
         fn from(s: State) -> Self {
-            SubscriberState {
-                watermark: s.watermark,
-                windows: s.windows,
-                calendars: s.calendars,
-                lasts: s.lasts,
-                since: s.since,
-                cooldowns: s.cooldowns,
-                seen_ids: s.seen_ids,
-                seen_floor: s.seen_floor,
-                contacts: s.contacts,
-                outcomes: s.outcomes,
-                last_complaint: s.last_complaint,
-                pending: ThinVec::new(),
-            }
+            s.head.with(s.tail)
         }
     }
 }

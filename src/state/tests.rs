@@ -8,13 +8,17 @@ fn ev(ty: &str, ts: &str, attrs: &str) -> crate::event::Event {
     decode(json.as_bytes()).unwrap()
 }
 
-fn count(ty: &str, span: i64) -> SeriesDef {
+fn window(ty: &str, attr: Option<&str>, agg: Agg, span: i64) -> SeriesDef {
     SeriesDef::Window {
         ty: ty.into(),
-        attr: None,
-        agg: Agg::Count,
+        attr: attr.map(Into::into),
+        agg,
         span_secs: span,
     }
+}
+
+fn count(ty: &str, span: i64) -> SeriesDef {
+    window(ty, None, Agg::Count, span)
 }
 
 fn apply(st: &mut SubscriberState, spec: &StateSpec, e: &crate::event::Event) {
@@ -40,30 +44,11 @@ fn sliding_count_includes_current_and_forgets_old() {
 
 #[test]
 fn sums_min_max_distinct() {
-    let sum = SeriesDef::Window {
-        ty: "topup".into(),
-        attr: Some("amount_cents".into()),
-        agg: Agg::Sum,
-        span_secs: 30 * 86400,
-    };
-    let max = SeriesDef::Window {
-        ty: "topup".into(),
-        attr: Some("amount_cents".into()),
-        agg: Agg::Max,
-        span_secs: 30 * 86400,
-    };
-    let min = SeriesDef::Window {
-        ty: "topup".into(),
-        attr: Some("amount_cents".into()),
-        agg: Agg::Min,
-        span_secs: 30 * 86400,
-    };
-    let distinct = SeriesDef::Window {
-        ty: "topup".into(),
-        attr: Some("channel".into()),
-        agg: Agg::Distinct,
-        span_secs: 30 * 86400,
-    };
+    let topups = |attr, agg| window("topup", Some(attr), agg, 30 * 86400);
+    let sum = topups("amount_cents", Agg::Sum);
+    let max = topups("amount_cents", Agg::Max);
+    let min = topups("amount_cents", Agg::Min);
+    let distinct = topups("channel", Agg::Distinct);
     let spec = StateSpec::new([sum.clone(), max.clone(), min.clone(), distinct.clone()]);
     let mut st = SubscriberState::default();
     for (d, amt, ch) in [(1, 1000, "app"), (5, 5000, "ussd"), (9, 2000, "app")] {
@@ -211,30 +196,63 @@ fn remembered_ids_are_bounded_and_older_events_refused() {
     assert!(!st.before_seen_floor(t0 + MAX_SEEN_IDS as i64 + 9));
 }
 
-#[test]
-fn state_of_the_first_encoding_still_loads() {
-    // Bytes written by the version before the encoding mark: watermark 1_790_000_000,
-    // one cooldown, two recent ids, 1 sent on day 20_700.
-    #[derive(serde::Serialize)]
-    struct V1 {
-        watermark: i64,
-        windows: Vec<()>,
-        calendars: Vec<()>,
-        lasts: Vec<()>,
-        since: Vec<()>,
-        cooldowns: Vec<(u32, i64)>,
-        recent_ids: Vec<u64>,
-        sent_day: i32,
-        sent_today: u16,
-        last_complaint: i64,
-    }
-    let old = V1 {
+/// The fields every old encoding begins with; bincode writes a nested struct as its fields
+/// inline, so the pinned blobs below are those of the flat forms.
+#[derive(serde::Serialize)]
+struct OldHead {
+    watermark: i64,
+    windows: Vec<()>,
+    calendars: Vec<()>,
+    lasts: Vec<()>,
+    since: Vec<()>,
+    cooldowns: Vec<(u32, i64)>,
+}
+
+/// Watermark 1_790_000_000, no series, one cooldown.
+fn old_head() -> OldHead {
+    OldHead {
         watermark: 1_790_000_000,
         windows: vec![],
         calendars: vec![],
         lasts: vec![],
         since: vec![],
         cooldowns: vec![(7, 1_790_086_400)],
+    }
+}
+
+/// Reads `old` written after the encoding mark and `version`, whose bytes are pinned as
+/// `blob` (a change to that layout's reader is noticed); every old form kept its cooldown.
+fn load_marked(version: u8, old: &impl serde::Serialize, blob: &str) -> SubscriberState {
+    let mut bytes = vec![0xFF, version];
+    bytes.extend(bincode::serde::encode_to_vec(old, bincode::config::standard()).unwrap());
+    assert_eq!(hex::encode(&bytes), blob);
+    let st = SubscriberState::from_bytes(&bytes).unwrap();
+    assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
+    st
+}
+
+/// Saved again, a state loaded from an old form is in the current encoding and reads back
+/// the same.
+fn saves_in_the_current_encoding(st: &SubscriberState) {
+    let again = st.to_bytes();
+    assert_eq!(&again[..2], &[0xFF, 4]);
+    assert_eq!(&SubscriberState::from_bytes(&again).unwrap(), st);
+}
+
+#[test]
+fn state_of_the_first_encoding_still_loads() {
+    // Bytes written by the version before the encoding mark: watermark 1_790_000_000,
+    // one cooldown, two recent ids, 1 sent on day 20_700.
+    #[derive(serde::Serialize)]
+    struct V1 {
+        head: OldHead,
+        recent_ids: Vec<u64>,
+        sent_day: i32,
+        sent_today: u16,
+        last_complaint: i64,
+    }
+    let old = V1 {
+        head: old_head(),
         recent_ids: vec![crate::state::id_hash("a"), crate::state::id_hash("b")],
         sent_day: 20_700,
         sent_today: 1,
@@ -266,12 +284,7 @@ fn state_of_the_second_encoding_still_loads() {
     // Version 2 counted the day's marketing messages instead of logging contacts.
     #[derive(serde::Serialize)]
     struct V2 {
-        watermark: i64,
-        windows: Vec<()>,
-        calendars: Vec<()>,
-        lasts: Vec<()>,
-        since: Vec<()>,
-        cooldowns: Vec<(u32, i64)>,
+        head: OldHead,
         seen_ids: Vec<(u32, u32)>,
         seen_floor: u32,
         sent_day: i32,
@@ -279,23 +292,14 @@ fn state_of_the_second_encoding_still_loads() {
         last_complaint: i64,
     }
     let old = V2 {
-        watermark: 1_790_000_000,
-        windows: vec![],
-        calendars: vec![],
-        lasts: vec![],
-        since: vec![],
-        cooldowns: vec![(7, 1_790_086_400)],
+        head: old_head(),
         seen_ids: vec![(29_833_333, 42)],
         seen_floor: 3,
         sent_day: 20_700,
         sent_today: 2,
         last_complaint: 5,
     };
-    let mut bytes = vec![0xFF, 2];
-    bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
-    assert_eq!(hex::encode(&bytes), V2_BLOB);
-    let st = SubscriberState::from_bytes(&bytes).unwrap();
-    assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
+    let st = load_marked(2, &old, V2_BLOB);
     assert_eq!(st.seen_ids.as_slice(), &[(29_833_333, 42)]);
     assert_eq!((st.seen_floor, st.last_complaint), (3, 5));
     assert_eq!(st.contacts.len(), 2);
@@ -303,9 +307,7 @@ fn state_of_the_second_encoding_still_loads() {
         .contacts
         .iter()
         .all(|c| c.channel == 0 && c.at() <= st.watermark));
-    let again = st.to_bytes();
-    assert_eq!(&again[..2], &[0xFF, 4]);
-    assert_eq!(SubscriberState::from_bytes(&again).unwrap(), st);
+    saves_in_the_current_encoding(&st);
 }
 
 const V2_BLOB: &str = "ff02fc007762d5000000000107fc001a65d501fc7538c7012a03fbb8a1020a";
@@ -360,12 +362,7 @@ fn buckets_stay_bounded_over_a_long_stream() {
 
 #[test]
 fn filtered_series_count_only_matching_events() {
-    let intl = SeriesDef::Window {
-        ty: "call[international=true]".into(),
-        attr: None,
-        agg: Agg::Count,
-        span_secs: 7 * 86400,
-    };
+    let intl = count("call[international=true]", 7 * 86400);
     let all = count("call", 7 * 86400);
     let spec = StateSpec::new([intl.clone(), all.clone()]);
     let mut st = SubscriberState::default();
@@ -399,12 +396,7 @@ fn state_of_the_third_encoding_still_loads() {
     // Version 3 had no offers pending an arbitration window.
     #[derive(serde::Serialize)]
     struct V3 {
-        watermark: i64,
-        windows: Vec<()>,
-        calendars: Vec<()>,
-        lasts: Vec<()>,
-        since: Vec<()>,
-        cooldowns: Vec<(u32, i64)>,
+        head: OldHead,
         seen_ids: Vec<(u32, u32)>,
         seen_floor: u32,
         contacts: Vec<(u32, u32)>,
@@ -412,12 +404,7 @@ fn state_of_the_third_encoding_still_loads() {
         last_complaint: i64,
     }
     let old = V3 {
-        watermark: 1_790_000_000,
-        windows: vec![],
-        calendars: vec![],
-        lasts: vec![],
-        since: vec![],
-        cooldowns: vec![(7, 1_790_086_400)],
+        head: old_head(),
         seen_ids: vec![(29_833_333, 42)],
         seen_floor: 3,
         contacts: vec![(29_833_300, 11)],
@@ -425,11 +412,7 @@ fn state_of_the_third_encoding_still_loads() {
         outcomes: vec![(29_833_310, 99, 1)],
         last_complaint: 5,
     };
-    let mut bytes = vec![0xFF, 3];
-    bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
-    assert_eq!(hex::encode(&bytes), V3_BLOB);
-    let st = SubscriberState::from_bytes(&bytes).unwrap();
-    assert_eq!(st.cooldowns.as_slice(), &[(7, 1_790_086_400)]);
+    let st = load_marked(3, &old, V3_BLOB);
     assert_eq!(
         st.contacts.as_slice(),
         &[Contact {
@@ -439,9 +422,7 @@ fn state_of_the_third_encoding_still_loads() {
     );
     assert_eq!(st.outcomes[0].kind, OutcomeKind::Declined);
     assert!(st.pending.is_empty());
-    let again = st.to_bytes();
-    assert_eq!(&again[..2], &[0xFF, 4]);
-    assert_eq!(SubscriberState::from_bytes(&again).unwrap(), st);
+    saves_in_the_current_encoding(&st);
 }
 
 const V3_BLOB: &str =

@@ -184,14 +184,16 @@ where
     })
 }
 
-/// One page of `select` (ordered, without its paging) and the count of all of `table`'s
-/// rows: for lists that are their whole table (rule versions, drafts, captures, backtests).
-pub async fn table_page<R>(
+/// One page of `select` (ordered, without its paging), each row made a record by `each`,
+/// and the count of all of `table`'s rows: for lists that are their whole table (rule
+/// versions, drafts, captures, backtests).
+pub async fn table_page<R, T>(
     db: &super::Db,
     select: &str,
     table: &str,
     (limit, offset): (i64, i64),
-) -> Result<(Vec<R>, i64), StoreError>
+    each: impl FnMut(R) -> T,
+) -> Result<(Vec<T>, i64), StoreError>
 where
     R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
@@ -205,26 +207,34 @@ where
         .fetch_one(&db.pool)
         .await
         .with_context(|| format!("counting {table}"))?;
-    Ok((rows, total))
+    Ok((rows.into_iter().map(each).collect(), total))
 }
 
-/// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID; anything
-/// else (NUL bytes included, which PostgreSQL refuses to compare) names nothing.
-pub async fn by_uuid<R>(
+/// The record a write has just made or changed, read back (absent only when deleted since).
+pub fn written<T>(read: Option<T>) -> Result<T, StoreError> {
+    read.ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+}
+
+/// The row `select` (`... WHERE id = $1`) finds for an id made here as a UUID, made a record
+/// by `each`; anything else (NUL bytes included, which PostgreSQL refuses to compare) names
+/// nothing.
+pub async fn by_uuid<R, T>(
     db: &super::Db,
     select: &str,
     id: &str,
     what: &str,
-) -> Result<Option<R>, StoreError>
+    each: impl FnOnce(R) -> T,
+) -> Result<Option<T>, StoreError>
 where
     R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
     if uuid::Uuid::parse_str(id).is_err() {
         return Ok(None);
     }
-    sqlx::query_as(select)
+    let row: Option<R> = sqlx::query_as(select)
         .bind(id)
         .fetch_optional(&db.pool)
         .await
-        .with_context(|| format!("reading {what}"))
+        .with_context(|| format!("reading {what}"))?;
+    Ok(row.map(each))
 }

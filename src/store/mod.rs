@@ -15,7 +15,7 @@ use sqlx::AnyPool;
 pub use entity::Entity;
 pub use error::{ResultExt, StoreError};
 pub use list::{
-    by_uuid, fetch_page, like_pattern, table_page, FilterKind, ListParams, ListSpec, Page,
+    by_uuid, fetch_page, like_pattern, table_page, written, FilterKind, ListParams, ListSpec, Page,
     DEFAULT_LIMIT, MAX_LIMIT,
 };
 pub use sql::{Arg, Sql};
@@ -97,7 +97,7 @@ impl Db {
     /// connection be replaced, the new one checkpoints by itself again, as before.
     pub async fn checkpoint_in_background(
         &self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), sqlx::Error> {
         if self.kind != DbKind::Sqlite {
             return Ok(());
@@ -111,13 +111,8 @@ impl Db {
             .await?;
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => return,
-                }
+            let mut every = crate::periodic::Every::new(CHECKPOINT_EVERY, stop);
+            while every.tick().await {
                 if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&pool)
                     .await

@@ -5,6 +5,23 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AnyConnection, FromRow};
 
+/// `$q` (a `Query` or a `QueryAs`: they share no trait to bind through) with `$args` bound.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
+                Arg::NullText => q.bind(Option::<String>::None),
+                Arg::NullInt => q.bind(Option::<i64>::None),
+            };
+        }
+        q
+    }};
+}
+
 /// A bound value. Only the types `sqlx::Any` encodes on both databases.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
@@ -15,73 +32,34 @@ pub enum Arg {
     NullInt,
 }
 
-impl From<&str> for Arg {
-    fn from(v: &str) -> Arg {
-        Arg::Text(v.to_string())
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Arg {
-        Arg::Text(v)
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Arg {
-        Arg::Text(v.clone())
-    }
-}
-impl From<i64> for Arg {
-    fn from(v: i64) -> Arg {
-        Arg::Int(v)
-    }
-}
-impl From<f64> for Arg {
-    fn from(v: f64) -> Arg {
-        Arg::Float(v)
-    }
-}
-impl From<bool> for Arg {
-    fn from(v: bool) -> Arg {
-        Arg::Int(v as i64)
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Arg {
-        v.map(Arg::Text).unwrap_or(Arg::NullText)
-    }
-}
-impl From<&Option<String>> for Arg {
-    fn from(v: &Option<String>) -> Arg {
-        v.clone().into()
-    }
-}
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Arg {
-        v.map(Arg::Int).unwrap_or(Arg::NullInt)
-    }
+/// `impl From<$t> for Arg` by a conversion written once per type.
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $to:expr;)*) => {$(
+        impl From<$t> for Arg {
+            fn from($v: $t) -> Arg {
+                $to
+            }
+        }
+    )*};
 }
 
-// By reference, for binding a record's fields where they are (`entity!`).
-impl From<&i64> for Arg {
-    fn from(v: &i64) -> Arg {
-        Arg::Int(*v)
-    }
+arg_from! {
+    &str => |v| Arg::Text(v.to_string());
+    String => |v| Arg::Text(v);
+    &String => |v| Arg::Text(v.clone());
+    i64 => |v| Arg::Int(v);
+    f64 => |v| Arg::Float(v);
+    bool => |v| Arg::Int(v as i64);
+    Option<String> => |v| v.map(Arg::Text).unwrap_or(Arg::NullText);
+    &Option<String> => |v| v.clone().into();
+    Option<i64> => |v| v.map(Arg::Int).unwrap_or(Arg::NullInt);
+    // By reference, for binding a record's fields where they are (`entity!`).
+    &i64 => |v| Arg::Int(*v);
+    &f64 => |v| Arg::Float(*v);
+    &bool => |v| Arg::Int(*v as i64);
+    &Option<i64> => |v| (*v).into();
 }
-impl From<&f64> for Arg {
-    fn from(v: &f64) -> Arg {
-        Arg::Float(*v)
-    }
-}
-impl From<&bool> for Arg {
-    fn from(v: &bool) -> Arg {
-        Arg::Int(*v as i64)
-    }
-}
-impl From<&Option<i64>> for Arg {
-    fn from(v: &Option<i64>) -> Arg {
-        (*v).into()
-    }
-}
+
 /// JSON documents are stored as their text.
 impl From<&serde_json::Value> for Arg {
     fn from(v: &serde_json::Value) -> Arg {
@@ -200,34 +178,14 @@ impl Sql {
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        let mut q = sqlx::query(&self.text);
-        for a in &self.args {
-            q = match a {
-                Arg::Text(s) => q.bind(s.clone()),
-                Arg::Int(i) => q.bind(*i),
-                Arg::Float(f) => q.bind(*f),
-                Arg::NullText => q.bind(Option::<String>::None),
-                Arg::NullInt => q.bind(Option::<i64>::None),
-            };
-        }
-        q
+        bind_args!(sqlx::query(&self.text), &self.args)
     }
 
     pub fn query_as<T>(&self) -> QueryAs<'_, Any, T, AnyArguments<'_>>
     where
         T: for<'r> FromRow<'r, AnyRow>,
     {
-        let mut q = sqlx::query_as::<Any, T>(&self.text);
-        for a in &self.args {
-            q = match a {
-                Arg::Text(s) => q.bind(s.clone()),
-                Arg::Int(i) => q.bind(*i),
-                Arg::Float(f) => q.bind(*f),
-                Arg::NullText => q.bind(Option::<String>::None),
-                Arg::NullInt => q.bind(Option::<i64>::None),
-            };
-        }
-        q
+        bind_args!(sqlx::query_as::<Any, T>(&self.text), &self.args)
     }
 
     /// Runs a statement and returns the number of rows it touched.

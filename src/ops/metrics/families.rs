@@ -19,31 +19,33 @@ pub struct HistogramReading<'a> {
 #[derive(Default)]
 pub struct Families(Vec<MetricFamily>);
 
+/// The families of one value per series (counters, gauges): their type, and how a value is
+/// set on a series.
+macro_rules! scalar_families {
+    ($($name:ident => $kind:expr, $set:expr;)*) => {$(
+        pub fn $name<'a>(
+            &mut self,
+            name: &str,
+            help: &str,
+            series: impl IntoIterator<Item = (Labels<'a>, f64)>,
+        ) {
+            self.push(name, help, $kind, series, $set);
+        }
+    )*};
+}
+
 impl Families {
-    pub fn counter<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        series: impl IntoIterator<Item = (Labels<'a>, f64)>,
-    ) {
-        self.push(name, help, MetricType::COUNTER, series, |m, v| {
+    scalar_families! {
+        counter => MetricType::COUNTER, |m: &mut Metric, v| {
             let mut c = Counter::default();
             c.set_value(v);
             m.set_counter(c);
-        });
-    }
-
-    pub fn gauge<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        series: impl IntoIterator<Item = (Labels<'a>, f64)>,
-    ) {
-        self.push(name, help, MetricType::GAUGE, series, |m, v| {
+        };
+        gauge => MetricType::GAUGE, |m: &mut Metric, v| {
             let mut g = Gauge::default();
             g.set_value(v);
             m.set_gauge(g);
-        });
+        };
     }
 
     pub fn histogram<'a>(

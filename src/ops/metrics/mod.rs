@@ -44,6 +44,10 @@ fn gather(state: &AppState) -> Families {
     let deps = &state.pipeline.deps;
     let m = &deps.metrics;
     let one = |v: &std::sync::atomic::AtomicU64| [(vec![], v.load(Relaxed) as f64)];
+    // Counts under one label, a series per value.
+    let by = |label: &'static str, counts: [(&'static str, &std::sync::atomic::AtomicU64); 3]| {
+        counts.map(|(value, v)| (vec![(label, value)], v.load(Relaxed) as f64))
+    };
 
     let by_type = m.events_by_type.snapshot();
     f.counter(
@@ -62,12 +66,14 @@ fn gather(state: &AppState) -> Families {
     f.counter(
         "kairos_events_skipped_total",
         "Events taken but not run, by reason: duplicate, late or unknown_type.",
-        [
-            ("duplicate", &m.duplicates),
-            ("late", &m.late),
-            ("unknown_type", &m.unknown_type),
-        ]
-        .map(|(r, v)| (vec![("reason", r)], v.load(Relaxed) as f64)),
+        by(
+            "reason",
+            [
+                ("duplicate", &m.duplicates),
+                ("late", &m.late),
+                ("unknown_type", &m.unknown_type),
+            ],
+        ),
     );
     f.counter(
         "kairos_events_rejected_total",
@@ -77,12 +83,14 @@ fn gather(state: &AppState) -> Families {
     f.counter(
         "kairos_dead_letters_total",
         "Rejected events kept for inspection, by where they were kept from: http, engine or kafka.",
-        [
-            ("http", &m.dead_letters_http),
-            ("engine", &m.dead_letters_engine),
-            ("kafka", &m.dead_letters_kafka),
-        ]
-        .map(|(s, v)| (vec![("source", s)], v.load(Relaxed) as f64)),
+        by(
+            "source",
+            [
+                ("http", &m.dead_letters_http),
+                ("engine", &m.dead_letters_engine),
+                ("kafka", &m.dead_letters_kafka),
+            ],
+        ),
     );
 
     let decisions = m.decisions.snapshot();
@@ -113,21 +121,27 @@ fn gather(state: &AppState) -> Families {
             .iter()
             .map(move |(id, r)| (vec![("rule", id.as_str())], pick(r) as f64))
     };
-    f.counter(
-        "kairos_rule_evaluations_total",
-        "Runs of each rule's script since this instance started (rule reloads included).",
-        per_rule(|r| r.evaluated),
-    );
-    f.counter(
-        "kairos_rule_matches_total",
-        "Runs that proposed an offer, per rule, since this instance started.",
-        per_rule(|r| r.matched),
-    );
-    f.counter(
-        "kairos_rule_errors_total",
-        "Runs that failed (the rule was skipped for the event), per rule, since this instance started.",
-        per_rule(|r| r.errors),
-    );
+    type Pick = fn(&Reading) -> u64;
+    let rule_counts: [(&str, &str, Pick); 3] = [
+        (
+            "kairos_rule_evaluations_total",
+            "Runs of each rule's script since this instance started (rule reloads included).",
+            |r| r.evaluated,
+        ),
+        (
+            "kairos_rule_matches_total",
+            "Runs that proposed an offer, per rule, since this instance started.",
+            |r| r.matched,
+        ),
+        (
+            "kairos_rule_errors_total",
+            "Runs that failed (the rule was skipped for the event), per rule, since this instance started.",
+            |r| r.errors,
+        ),
+    ];
+    for (name, help, pick) in rule_counts {
+        f.counter(name, help, per_rule(pick));
+    }
     let rules = state.pipeline.rules();
     f.gauge(
         "kairos_rule_quarantined",
@@ -160,26 +174,31 @@ fn gather(state: &AppState) -> Families {
         one(&m.rule_quarantines),
     );
 
-    f.counter(
-        "kairos_store_retries_total",
-        "Failed storage calls the engine retried (an outage stalls it rather than lose work).",
-        one(&m.store_retries),
-    );
-    f.counter(
-        "kairos_state_round_trips_total",
-        "Requests sent to the state store (a pipelined batch counts once).",
-        [(vec![], deps.state.round_trips() as f64)],
-    );
-    f.counter(
-        "kairos_subscribers_evicted_total",
-        "Subscribers dropped from memory (their state is stored).",
-        one(&m.evicted),
-    );
-    f.counter(
-        "kairos_state_fenced_total",
-        "State writes refused because a newer owner of the subscriber had written since.",
-        one(&m.state_fenced),
-    );
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Relaxed);
+    for (name, help, n) in [
+        (
+            "kairos_store_retries_total",
+            "Failed storage calls the engine retried (an outage stalls it rather than lose work).",
+            load(&m.store_retries),
+        ),
+        (
+            "kairos_state_round_trips_total",
+            "Requests sent to the state store (a pipelined batch counts once).",
+            deps.state.round_trips(),
+        ),
+        (
+            "kairos_subscribers_evicted_total",
+            "Subscribers dropped from memory (their state is stored).",
+            load(&m.evicted),
+        ),
+        (
+            "kairos_state_fenced_total",
+            "State writes refused because a newer owner of the subscriber had written since.",
+            load(&m.state_fenced),
+        ),
+    ] {
+        f.counter(name, help, [(vec![], n as f64)]);
+    }
 
     if state.config.kafka.enabled() {
         f.counter(

@@ -60,6 +60,12 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Sets the script counts read back (evaluated, matched, errors).
+    fn scripts(&mut self, evaluated: i64, matched: i64, errors: i64) {
+        (self.evaluated, self.matched, self.errors) =
+            (evaluated as u64, matched as u64, errors as u64);
+    }
+
     /// Adds `n` decisions of one status and reason.
     pub fn decision(&mut self, status: &str, reason: &str, n: u64) {
         match status {
@@ -97,32 +103,13 @@ pub async fn totals(db: &Db, rules: &[&str]) -> anyhow::Result<HashMap<String, T
         return Ok(out);
     }
     let mut conn = db.pool.acquire().await.context("a database connection")?;
-    let mut sql = Sql::for_db(
-        db.kind,
-        "SELECT rule_id, CAST(SUM(evaluated) AS BIGINT), CAST(SUM(matched) AS BIGINT), \
-         CAST(SUM(errors) AS BIGINT) FROM rule_counts WHERE rule_id IN (",
-    );
-    in_list(&mut sql, rules);
-    sql.push(") GROUP BY rule_id");
-    let rows: Vec<(String, i64, i64, i64)> = sql
-        .query_as()
-        .fetch_all(&mut *conn)
+    let rows: Vec<(String, i64, i64, i64)> = of_rules(&mut conn, db.kind, rules, SCRIPT_SUMS)
         .await
         .context("summing rule_counts")?;
     for (rule, e, m, x) in rows {
-        let t = out.entry(rule).or_default();
-        (t.evaluated, t.matched, t.errors) = (e as u64, m as u64, x as u64);
+        out.entry(rule).or_default().scripts(e, m, x);
     }
-    let mut sql = Sql::for_db(
-        db.kind,
-        "SELECT rule_id, status, COALESCE(reason, ''), COUNT(*) FROM recommendations \
-         WHERE rule_id IN (",
-    );
-    in_list(&mut sql, rules);
-    sql.push(") GROUP BY rule_id, status, COALESCE(reason, '')");
-    let rows: Vec<(String, String, String, i64)> = sql
-        .query_as()
-        .fetch_all(&mut *conn)
+    let rows: Vec<(String, String, String, i64)> = of_rules(&mut conn, db.kind, rules, DECISIONS)
         .await
         .context("counting decisions per rule")?;
     for (rule, status, reason, n) in rows {
@@ -184,8 +171,7 @@ pub async fn per_day(db: &Db, of: Of<'_>, from: &str, to: &str) -> anyhow::Resul
         .await
         .context("reading rule_counts per day")?;
         for (day, e, m, x) in rows {
-            let t = days.entry(day).or_default();
-            (t.evaluated, t.matched, t.errors) = (e as u64, m as u64, x as u64);
+            days.entry(day).or_default().scripts(e, m, x);
         }
     }
     let rows: Vec<(String, String, String, i64)> = Sql::new(&format!(
@@ -208,6 +194,35 @@ pub async fn per_day(db: &Db, of: Of<'_>, from: &str, to: &str) -> anyhow::Resul
         .into_iter()
         .map(|(day, counts)| DayCounts { day, counts })
         .collect())
+}
+
+/// Per rule: its script counts summed, then its decisions by status and reason. Each query
+/// is the text before and after the list of rule ids.
+const SCRIPT_SUMS: (&str, &str) = (
+    "SELECT rule_id, CAST(SUM(evaluated) AS BIGINT), CAST(SUM(matched) AS BIGINT), \
+     CAST(SUM(errors) AS BIGINT) FROM rule_counts WHERE rule_id IN (",
+    ") GROUP BY rule_id",
+);
+const DECISIONS: (&str, &str) = (
+    "SELECT rule_id, status, COALESCE(reason, ''), COUNT(*) FROM recommendations \
+     WHERE rule_id IN (",
+    ") GROUP BY rule_id, status, COALESCE(reason, '')",
+);
+
+/// The rows of a query of `rules` (see [`SCRIPT_SUMS`]), each rule id bound.
+async fn of_rules<R>(
+    conn: &mut sqlx::AnyConnection,
+    kind: crate::store::DbKind,
+    rules: &[&str],
+    (head, tail): (&str, &str),
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut sql = Sql::for_db(kind, head);
+    in_list(&mut sql, rules);
+    sql.push(tail);
+    sql.query_as().fetch_all(conn).await
 }
 
 fn in_list(sql: &mut Sql, items: &[&str]) {
