@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::uplift::{revenue_uplift, uplift, GroupResult, Tally as Subscribers};
-use crate::crm::workflow::{logged, Children, Logged};
+use crate::crm::workflow::{logged, Children};
 use crate::pipeline::counts::Tally;
 use crate::store::{next_seq, now_text, Sql};
 

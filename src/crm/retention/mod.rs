@@ -15,7 +15,7 @@ use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
-use crate::crm::workflow::{self, Children, Logged};
+use crate::crm::workflow::{self, Children};
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, nullable, Tagged};

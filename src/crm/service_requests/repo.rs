@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit;
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::crm::workflow::{self, logged, Children, Logged};
+use crate::crm::workflow::{self, logged, Children};
 use crate::store::{entity, new_id, Entity, Sql, StoreError};
 
 /// A service request / work order (业务申请; TMF621 TroubleTicket-like).
