@@ -740,7 +740,7 @@ mod tests {
                     let sections = [("list", "get"), ("create", "post"), ("read", "get")];
                     let method = sections
                         .into_iter()
-                        .chain([("update", "patch")])
+                        .chain([("update", "patch"), ("remove", "delete")])
                         .find(|(s, _)| line.starts_with(&format!("{s} \"")))
                         .map(|(_, m)| m);
                     let Some(m) = method else { continue };

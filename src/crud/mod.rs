@@ -79,21 +79,9 @@ pub async fn create_from<E: Creatable>(
 }
 
 /// A PATCH of the record `key` names among `from`, which the client read at `expected`
-/// (`http::expected_version`): 404 / 412, the patch applied, checked, written and audited.
+/// (`http::expected_version`), in `tx` (where the caller may have checked the parent the
+/// path names first): 404 / 412, the patch applied, checked, written and audited.
 pub async fn patch<E: Editable>(
-    db: &Db,
-    actor: &Principal,
-    from: Sql,
-    key: &str,
-    expected: i64,
-    patch: E::Patch,
-) -> Result<Tagged<E>, ApiError> {
-    patch_in(begin_write(db).await?, actor, from, key, expected, patch).await
-}
-
-/// [`patch`] in a transaction the caller opened and checked something in first (that the
-/// parent the path names is the caller's).
-pub async fn patch_in<E: Editable>(
     mut tx: Tx,
     actor: &Principal,
     from: Sql,

@@ -15,13 +15,6 @@ use crate::crud;
 use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
-}
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -134,7 +127,7 @@ impl crud::Creatable for Account {
     }
 }
 
-crate::crud_handlers! { Account in CrmState, tag "accounts";
+crate::crud_handlers! { Account in CrmState, tag "accounts", routes router;
     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/accounts", SPEC, (("customer_id" = Option<String>, Query),

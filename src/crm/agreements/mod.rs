@@ -22,10 +22,7 @@ use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(run_reminders))
-        .routes(routes!(read, update))
+    crud_routes().routes(routes!(run_reminders))
 }
 
 pub const STATUSES: &[&str] = &["draft", "active", "expired", "terminated"];
@@ -145,7 +142,7 @@ impl crud::Creatable for Agreement {
     }
 }
 
-crate::crud_handlers! { Agreement in CrmState, tag "agreements";
+crate::crud_handlers! { Agreement in CrmState, tag "agreements", routes crud_routes;
     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
         write p.require(Permission::ManageContracts);
     list "/api/v1/agreements", SPEC, (("customer_id" = Option<String>, Query),

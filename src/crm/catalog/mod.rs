@@ -15,13 +15,6 @@ use crate::crud;
 use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
-}
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -183,7 +176,7 @@ impl crud::Creatable for Offering {
     }
 }
 
-crate::crud_handlers! { Offering in CrmState, tag "catalog";
+crate::crud_handlers! { Offering in CrmState, tag "catalog", routes router;
     |p| from repo::all(), read p.require(Permission::ReadCustomers),
         write p.require(Permission::ManageCatalog);
     list "/api/v1/catalog/offerings", SPEC, search ["o.name", "o.code"],

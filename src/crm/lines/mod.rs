@@ -38,9 +38,9 @@ impl From<LineError> for ApiError {
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+    crud_routes()
+        .routes(routes!(create))
+        .routes(routes!(update, remove))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -134,7 +134,7 @@ pub(crate) async fn check_account(
     Ok(())
 }
 
-crate::crud_handlers! { Line in CrmState, tag "lines";
+crate::crud_handlers! { Line in CrmState, tag "lines", routes crud_routes;
     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/lines", SPEC, (("msisdn" = Option<String>, Query),

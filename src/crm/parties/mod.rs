@@ -13,13 +13,6 @@ use crate::crud;
 use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
-}
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -140,7 +133,7 @@ impl crud::Creatable for Party {
     }
 }
 
-crate::crud_handlers! { Party in CrmState, tag "parties";
+crate::crud_handlers! { Party in CrmState, tag "parties", routes router;
     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/parties", SPEC, search ["p.given_name", "p.family_name", "p.trading_name"],

@@ -20,9 +20,7 @@ use crate::store::{entity, new_id, now_text, FilterKind, ListSpec, Page, Sql, St
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
         .routes(routes!(count))
         .routes(routes!(preview))
 }
@@ -269,7 +267,7 @@ impl crud::Creatable for Segment {
     }
 }
 
-crate::crud_handlers! { Segment in CrmState, tag "segments";
+crate::crud_handlers! { Segment in CrmState, tag "segments", routes crud_routes;
     |p| from all(), read require_marketing_read(&p), write p.require(Permission::ManageCampaigns);
     list "/api/v1/segments", SPEC,
         (("name" = Option<String>, Query), ("created_by" = Option<String>, Query));

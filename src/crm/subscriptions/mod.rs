@@ -30,9 +30,9 @@ impl From<LifecycleError> for ApiError {
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
+        .routes(routes!(create))
+        .routes(routes!(update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -75,7 +75,7 @@ fn stamp(s: &mut Subscription, now: &str) {
     }
 }
 
-crate::crud_handlers! { Subscription in CrmState, tag "subscriptions";
+crate::crud_handlers! { Subscription in CrmState, tag "subscriptions", routes crud_routes;
     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/subscriptions", SPEC, (("customer_id" = Option<String>, Query),
