@@ -243,9 +243,7 @@ pub(crate) async fn by_msisdn(
     enterprise: &str,
     msisdn: &str,
 ) -> Result<Option<Member>, ApiError> {
-    let mut from = of_enterprise(enterprise);
-    from.push(" AND m.msisdn = ").bind(msisdn);
-    Ok(crate::store::entity::find(conn, from).await?)
+    Ok(crate::store::entity::find(conn, with_number(enterprise, msisdn)).await?)
 }
 
 /// The enterprise's removed member with `msisdn`, if there is one.
@@ -254,7 +252,12 @@ pub(crate) async fn removed(
     enterprise: &str,
     msisdn: &str,
 ) -> Result<Option<Member>, ApiError> {
+    Ok(crate::store::entity::removed(conn, with_number(enterprise, msisdn)).await?)
+}
+
+/// The enterprise's members with `msisdn` (one live, or removed ones).
+fn with_number(enterprise: &str, msisdn: &str) -> Sql {
     let mut from = of_enterprise(enterprise);
     from.push(" AND m.msisdn = ").bind(msisdn);
-    Ok(crate::store::entity::removed(conn, from).await?)
+    from
 }
