@@ -72,6 +72,12 @@ macro_rules! crud_handlers {
             [$($args)* $next] $($rest)*);
     };
 
+    // The check that the parent the path names is the caller's, on `$c`.
+    (@parent $conn:ident, $parent:expr, $c:expr) => {
+        let $conn: &mut ::sqlx::AnyConnection = $c;
+        $parent.await?;
+    };
+
     (@list [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr]
         [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt
         $spec:path $(, search [$($col:tt),*])?, ($($param:tt),*)) => {
@@ -114,9 +120,9 @@ macro_rules! crud_handlers {
             let params =
                 $crate::store::ListParams::parse_with_search(&$spec, &[$($($col),*)?], &q)?;
             {
+                // Given back before the list takes its own.
                 let mut c = st.db.pool.acquire().await?;
-                let $conn = &mut *c;
-                $parent.await?;
+                $crate::crud_handlers!(@parent $conn, $parent, &mut *c);
             }
             $crate::crud::list(&st.db, $from, &params).await
         }
@@ -212,10 +218,7 @@ macro_rules! crud_handlers {
             $write?;
             let expected = $crate::http::expected_version(&headers, patch.version)?;
             let mut tx = $crate::store::begin_write(&st.db).await?;
-            {
-                let $conn = &mut *tx;
-                $parent.await?;
-            }
+            $crate::crud_handlers!(@parent $conn, $parent, &mut *tx);
             $crate::crud::patch::<$E>(tx, &$p, $from, &key, expected, patch).await
         }
     };
@@ -233,10 +236,7 @@ macro_rules! crud_handlers {
         ) -> Result<::axum::http::StatusCode, $crate::http::ApiError> {
             $write?;
             let mut tx = $crate::store::begin_write(&st.db).await?;
-            {
-                let $conn = &mut *tx;
-                $parent.await?;
-            }
+            $crate::crud_handlers!(@parent $conn, $parent, &mut *tx);
             let before: $E = $crate::crud::load(&mut tx, $from, &key).await?;
             $crate::crud::delete(tx, &$p, &before).await
         }
