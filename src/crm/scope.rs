@@ -67,6 +67,17 @@ pub async fn require_customer(
     }
 }
 
+/// [`require_customer`] for the customer a new record's body names: 400 on `customer_id`.
+pub async fn require_named_customer(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+) -> Result<(), crate::http::ApiError> {
+    require_customer(conn, p, id)
+        .await
+        .map_err(|_| crate::http::ApiError::field("customer_id", "no such customer"))
+}
+
 /// Writes to operator-owned records (customer attributes, create, delete and import, parties,
 /// accounts, lines, products, loyalty): `WriteOperatorRecords`. Enterprise admins hold
 /// `WriteCustomers` only to manage their enterprise's members, contacts and consents; with

@@ -60,6 +60,6 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
-        .routes(routes!(org::list_teams, org::create_team))
-        .routes(routes!(org::list_regions, org::create_region))
+        .merge(org::team_routes())
+        .merge(org::region_routes())
 }

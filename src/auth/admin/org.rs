@@ -1,19 +1,13 @@
 //! `/teams` and `/regions`: the organisation data scopes refer to.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-use axum::Json;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 
 use super::AdminState;
 use crate::auth::{Permission, Principal};
 use crate::crud;
-use crate::http::Tagged;
-use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    check_ref, new_id, now_text, Entity, FilterKind, ListParams, ListSpec, Page, Sql,
-};
+use crate::http::ApiError;
+use crate::store::{check_ref, new_id, now_text, Entity, FilterKind, ListSpec, Page, Sql};
 
 /// A team or a region: both are a name, and teams belong to a region.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -64,80 +58,57 @@ const NAME_SPEC: ListSpec = ListSpec {
     tiebreak: "t.id",
 };
 
-#[utoipa::path(get, path = "/api/v1/teams", tag = "users",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
-    responses((status = 200, body = Page<Team>)))]
-pub async fn list_teams(
-    State(st): State<AdminState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Team>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(
-        &st.db,
-        all(Team::TABLE),
-        &ListParams::parse(&NAME_SPEC, &q)?,
-    )
-    .await
+crate::crud_handlers! { Team in AdminState, tag "users", routes team_routes;
+    |p| from all(Team::TABLE), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::ManageUsers);
+    list "/api/v1/teams" as list_teams, NAME_SPEC, (("name" = Option<String>, Query));
+    create "/api/v1/teams" as create_team, NewTeam;
 }
 
-#[utoipa::path(post, path = "/api/v1/teams", tag = "users", request_body = NewTeam,
-    responses((status = 201, body = Team)))]
-pub async fn create_team(
-    State(st): State<AdminState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewTeam>,
-) -> Result<Tagged<Team>, ApiError> {
-    p.require(Permission::ManageUsers)?;
-    if req.name.trim().is_empty() {
+crate::crud_handlers! { Region in AdminState, tag "users", routes region_routes;
+    |p| from all(Region::TABLE), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::ManageUsers);
+    list "/api/v1/regions" as list_regions, NAME_SPEC, (("name" = Option<String>, Query));
+    create "/api/v1/regions" as create_region, NewRegion;
+}
+
+/// A team or a region needs a name.
+fn named(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
         return Err(ApiError::field("name", "must not be empty"));
     }
-    let team = Team {
-        id: new_id(),
-        name: req.name,
-        region_id: req.region_id,
-        created_at: now_text(),
-        version: 1,
-    };
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    check_ref(&mut tx, "regions", "region_id", team.region_id.as_deref()).await?;
-    crud::create(tx, &p, team).await
+    Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/regions", tag = "users",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query), ("name" = Option<String>, Query)),
-    responses((status = 200, body = Page<Region>)))]
-pub async fn list_regions(
-    State(st): State<AdminState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Region>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(
-        &st.db,
-        all(Region::TABLE),
-        &ListParams::parse(&NAME_SPEC, &q)?,
-    )
-    .await
-}
+impl crud::Creatable for Team {
+    type New = NewTeam;
 
-#[utoipa::path(post, path = "/api/v1/regions", tag = "users", request_body = NewRegion,
-    responses((status = 201, body = Region)))]
-pub async fn create_region(
-    State(st): State<AdminState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewRegion>,
-) -> Result<Tagged<Region>, ApiError> {
-    p.require(Permission::ManageUsers)?;
-    if req.name.trim().is_empty() {
-        return Err(ApiError::field("name", "must not be empty"));
+    fn build(req: NewTeam, _: &Principal) -> Result<Team, ApiError> {
+        named(&req.name)?;
+        Ok(Team {
+            id: new_id(),
+            name: req.name,
+            region_id: req.region_id,
+            created_at: now_text(),
+            version: 1,
+        })
     }
-    let region = Region {
-        id: new_id(),
-        name: req.name,
-        created_at: now_text(),
-        version: 1,
-    };
-    let tx = crate::store::begin_write(&st.db).await?;
-    crud::create(tx, &p, region).await
+
+    async fn check_new(&self, conn: &mut AnyConnection, _: &Principal) -> Result<(), ApiError> {
+        Ok(check_ref(conn, "regions", "region_id", self.region_id.as_deref()).await?)
+    }
+}
+
+impl crud::Creatable for Region {
+    type New = NewRegion;
+
+    fn build(req: NewRegion, _: &Principal) -> Result<Region, ApiError> {
+        named(&req.name)?;
+        Ok(Region {
+            id: new_id(),
+            name: req.name,
+            created_at: now_text(),
+            version: 1,
+        })
+    }
 }

@@ -3,12 +3,8 @@
 
 pub mod repo;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::Json;
 use serde::Deserialize;
+use sqlx::AnyConnection;
 
 pub use repo::Offering;
 
@@ -16,16 +12,9 @@ use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, nullable, Tagged};
-use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
-}
+use crate::http::nullable;
+use crate::http::ApiError;
+use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 
 const SPEC: ListSpec = ListSpec {
     filters: &[
@@ -151,76 +140,51 @@ pub(crate) fn build(req: NewOffering) -> Offering {
 
 /// The fields a patch gives, applied (code, type and bundling are fixed once created).
 pub(crate) fn apply(mut o: Offering, patch: OfferingPatch) -> Offering {
-    crate::apply_patch!(patch => o;
-        name,
-        description,
-        bundled_offering_ids,
-        price_cents,
-        recurring_period,
-        market_segments,
-        channels,
-        lifecycle_status
-    );
+    crud::Editable::apply(&mut o, patch);
     o
 }
 
-#[utoipa::path(get, path = "/api/v1/catalog/offerings", tag = "catalog",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("code" = Option<String>, Query), ("offering_type" = Option<String>, Query),
+impl crud::Editable for Offering {
+    type Patch = OfferingPatch;
+
+    fn apply(&mut self, patch: OfferingPatch) {
+        crate::apply_patch!(patch => self; name, description, bundled_offering_ids, price_cents,
+            recurring_period, market_segments, channels, lifecycle_status);
+    }
+
+    async fn check_in(
+        &self,
+        conn: &mut AnyConnection,
+        _: &Principal,
+        _: &Self,
+    ) -> Result<(), ApiError> {
+        validate(conn, self).await
+    }
+}
+
+/// Every check of an offering reads the catalog (its bundle's offerings), so all of them run
+/// in the write transaction.
+impl crud::Creatable for Offering {
+    type New = NewOffering;
+
+    fn build(req: NewOffering, _: &Principal) -> Result<Offering, ApiError> {
+        Ok(build(req))
+    }
+
+    async fn check_new(&self, conn: &mut AnyConnection, _: &Principal) -> Result<(), ApiError> {
+        validate(conn, self).await
+    }
+}
+
+crate::crud_handlers! { Offering in CrmState, tag "catalog", routes router;
+    |p| from repo::all(), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::ManageCatalog);
+    list "/api/v1/catalog/offerings", SPEC, search ["o.name", "o.code"],
+        (("code" = Option<String>, Query), ("offering_type" = Option<String>, Query),
         ("lifecycle_status" = Option<String>, Query), ("is_bundle" = Option<i64>, Query, description = "0 or 1"),
-        ("q" = Option<String>, Query, description = "substring of name or code"), ("price_cents_max" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Offering>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Offering>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse_with_search(&SPEC, &["o.name", "o.code"], &q)?;
-    crud::list(&st.db, repo::all(), &params).await
-}
-
-#[utoipa::path(post, path = "/api/v1/catalog/offerings", tag = "catalog", request_body = NewOffering,
-    responses((status = 201, body = Offering), (status = 400), (status = 409)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewOffering>,
-) -> Result<Tagged<Offering>, ApiError> {
-    p.require(Permission::ManageCatalog)?;
-    let o = build(req);
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    validate(&mut tx, &o).await?;
-    crud::create(tx, &p, o).await
-}
-
-#[utoipa::path(get, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "offering id or code")),
-    responses((status = 200, body = Offering), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Offering>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::all(), &id).await
-}
-
-#[utoipa::path(patch, path = "/api/v1/catalog/offerings/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "offering id or code")), request_body = OfferingPatch,
-    responses((status = 200, body = Offering), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<OfferingPatch>,
-) -> Result<Tagged<Offering>, ApiError> {
-    p.require(Permission::ManageCatalog)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Offering = crud::load_at(&mut tx, repo::all(), &id, expected).await?;
-    let after = apply(before.clone(), patch);
-    validate(&mut tx, &after).await?;
-    crud::update(tx, &p, &before, after).await
+        ("q" = Option<String>, Query, description = "substring of name or code"), ("price_cents_max" = Option<i64>, Query));
+    create "/api/v1/catalog/offerings", NewOffering, responses((status = 400), (status = 409));
+    read "/api/v1/catalog/offerings/{id}", (("id" = String, Path, description = "offering id or code"));
+    update "/api/v1/catalog/offerings/{id}", OfferingPatch,
+        (("id" = String, Path, description = "offering id or code"));
 }

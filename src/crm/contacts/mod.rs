@@ -2,11 +2,7 @@
 
 pub mod repo;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 
 pub use repo::ContactMedium;
@@ -17,15 +13,13 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::{nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+    crud_routes().routes(routes!(create))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -115,20 +109,30 @@ pub(crate) fn validate(m: &ContactMedium) -> Result<(), ApiError> {
     validate::opt_text("contact_name", m.contact_name.as_deref(), 100)
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/contacts", tag = "customers",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
-        ("sort" = Option<String>, Query), ("medium_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<ContactMedium>), (status = 404)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<ContactMedium>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    crud::list(&st.db, repo::of_customer(&id), &params).await
+crate::crud_handlers! { ContactMedium in CrmState, tag "customers", routes crud_routes;
+    |p, id, conn| from repo::of_customer(&id), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::WriteCustomers), parent require_customer(conn, &p, &id);
+    list "/api/v1/customers/{id}/contacts", SPEC,
+        (("id" = String, Path), ("medium_type" = Option<String>, Query));
+    read "/api/v1/customers/{id}/contacts/{contact_id}",
+        (("id" = String, Path), ("contact_id" = String, Path));
+    update "/api/v1/customers/{id}/contacts/{contact_id}", ContactPatch,
+        (("id" = String, Path), ("contact_id" = String, Path));
+    remove "/api/v1/customers/{id}/contacts/{contact_id}",
+        (("id" = String, Path), ("contact_id" = String, Path));
+}
+
+impl crud::Editable for ContactMedium {
+    type Patch = ContactPatch;
+
+    fn apply(&mut self, patch: ContactPatch) {
+        crate::apply_patch!(patch => self; contact_name, role, preferred, phone_number,
+            email_address, street1, city, post_code, country);
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        validate(self)
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/contacts", tag = "customers", params(("id" = String, Path)),
@@ -162,66 +166,4 @@ pub async fn create(
     let mut tx = crate::store::begin_write(&st.db).await?;
     require_customer(&mut tx, &p, &id).await?;
     crud::create(tx, &p, m).await
-}
-
-#[utoipa::path(get, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
-    params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 200, body = ContactMedium), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, contact_id)): Path<(String, String)>,
-) -> Result<Tagged<ContactMedium>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let mut conn = st.db.pool.acquire().await?;
-    require_customer(&mut conn, &p, &id).await?;
-    let m: ContactMedium = crud::load(&mut conn, repo::of_customer(&id), &contact_id).await?;
-    Ok(Tagged::ok(m.version, m))
-}
-
-#[utoipa::path(patch, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
-    params(("id" = String, Path), ("contact_id" = String, Path)), request_body = ContactPatch,
-    responses((status = 200, body = ContactMedium), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, contact_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<ContactPatch>,
-) -> Result<Tagged<ContactMedium>, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    require_customer(&mut tx, &p, &id).await?;
-    let before: ContactMedium =
-        crud::load_at(&mut tx, repo::of_customer(&id), &contact_id, expected).await?;
-    let mut after = before.clone();
-    crate::apply_patch!(patch => after;
-        contact_name,
-        role,
-        preferred,
-        phone_number,
-        email_address,
-        street1,
-        city,
-        post_code,
-        country
-    );
-    validate(&after)?;
-    crud::update(tx, &p, &before, after).await
-}
-
-#[utoipa::path(delete, path = "/api/v1/customers/{id}/contacts/{contact_id}", tag = "customers",
-    params(("id" = String, Path), ("contact_id" = String, Path)),
-    responses((status = 204), (status = 404)))]
-pub async fn remove(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, contact_id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    require_customer(&mut tx, &p, &id).await?;
-    let before: ContactMedium = crud::load(&mut tx, repo::of_customer(&id), &contact_id).await?;
-    crud::delete(tx, &p, &before).await
 }

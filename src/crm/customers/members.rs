@@ -1,21 +1,18 @@
 //! `/customers/{id}/members`: the subscribers an enterprise (政企客户) manages itself. Enterprise
 //! admins add, change and remove them; scope keeps them inside their own enterprise.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::{nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, FilterKind, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -76,9 +73,7 @@ const SPEC: ListSpec = ListSpec {
 };
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+    crud_routes().routes(routes!(create))
 }
 
 /// The checks every write of a member passes (the API's and an import's).
@@ -143,21 +138,45 @@ unique "msisdn", owner customer_id, soft deleted_at;
 update name, msisdn, department, title, email, status;
 stamp updated_at; insert customer_id, created_at }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/members", tag = "customers",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("msisdn" = Option<String>, Query), ("department" = Option<String>, Query), ("status" = Option<String>, Query),
-        ("q" = Option<String>, Query, description = "substring of name or department")),
-    responses((status = 200, body = Page<Member>), (status = 404)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Member>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse_with_search(&SPEC, &["m.name", "m.department"], &q)?;
-    enterprise(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    crud::list(&st.db, of_enterprise(&id), &params).await
+crate::crud_handlers! { Member in CrmState, tag "customers", routes crud_routes;
+    |p, id, conn| from of_enterprise(&id), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::WriteCustomers), parent enterprise(conn, &p, &id);
+    list "/api/v1/customers/{id}/members", SPEC, search ["m.name", "m.department"],
+        (("id" = String, Path), ("msisdn" = Option<String>, Query),
+        ("department" = Option<String>, Query), ("status" = Option<String>, Query),
+        ("q" = Option<String>, Query, description = "substring of name or department"));
+    read "/api/v1/customers/{id}/members/{member_id}",
+        (("id" = String, Path), ("member_id" = String, Path));
+    update "/api/v1/customers/{id}/members/{member_id}", MemberPatch,
+        (("id" = String, Path), ("member_id" = String, Path));
+    /// Removes a member softly (enrolling the number again brings the record back); audited.
+    remove "/api/v1/customers/{id}/members/{member_id}",
+        (("id" = String, Path), ("member_id" = String, Path));
+}
+
+impl crud::Editable for Member {
+    type Patch = MemberPatch;
+
+    fn apply(&mut self, patch: MemberPatch) {
+        crate::apply_patch!(patch => self; name, msisdn, department, title, email, status);
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        validate(self)
+    }
+
+    /// A new number must be a line the caller's enterprise has.
+    async fn check_in(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Principal,
+        before: &Self,
+    ) -> Result<(), ApiError> {
+        if self.msisdn != before.msisdn {
+            check_own_line(conn, p, &self.msisdn).await?;
+        }
+        Ok(())
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
@@ -214,7 +233,7 @@ pub(crate) fn revive(removed: &Member, m: Member) -> Member {
 
 /// The fields a patch gives, applied.
 pub(crate) fn apply(mut m: Member, patch: MemberPatch) -> Member {
-    crate::apply_patch!(patch => m; name, msisdn, department, title, email, status);
+    crud::Editable::apply(&mut m, patch);
     m
 }
 
@@ -224,9 +243,7 @@ pub(crate) async fn by_msisdn(
     enterprise: &str,
     msisdn: &str,
 ) -> Result<Option<Member>, ApiError> {
-    let mut from = of_enterprise(enterprise);
-    from.push(" AND m.msisdn = ").bind(msisdn);
-    Ok(crate::store::entity::find(conn, from).await?)
+    Ok(crate::store::entity::find(conn, with_number(enterprise, msisdn)).await?)
 }
 
 /// The enterprise's removed member with `msisdn`, if there is one.
@@ -235,61 +252,12 @@ pub(crate) async fn removed(
     enterprise: &str,
     msisdn: &str,
 ) -> Result<Option<Member>, ApiError> {
+    Ok(crate::store::entity::removed(conn, with_number(enterprise, msisdn)).await?)
+}
+
+/// The enterprise's members with `msisdn` (one live, or removed ones).
+fn with_number(enterprise: &str, msisdn: &str) -> Sql {
     let mut from = of_enterprise(enterprise);
     from.push(" AND m.msisdn = ").bind(msisdn);
-    Ok(crate::store::entity::removed(conn, from).await?)
-}
-
-#[utoipa::path(get, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
-    params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 200, body = Member), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, member_id)): Path<(String, String)>,
-) -> Result<Tagged<Member>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let mut conn = st.db.pool.acquire().await?;
-    enterprise(&mut conn, &p, &id).await?;
-    let m: Member = crud::load(&mut conn, of_enterprise(&id), &member_id).await?;
-    Ok(Tagged::ok(m.version, m))
-}
-
-#[utoipa::path(patch, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
-    params(("id" = String, Path), ("member_id" = String, Path)), request_body = MemberPatch,
-    responses((status = 200, body = Member), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, member_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<MemberPatch>,
-) -> Result<Tagged<Member>, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    enterprise(&mut tx, &p, &id).await?;
-    let before: Member = crud::load_at(&mut tx, of_enterprise(&id), &member_id, expected).await?;
-    let after = apply(before.clone(), patch);
-    validate(&after)?;
-    if after.msisdn != before.msisdn {
-        check_own_line(&mut tx, &p, &after.msisdn).await?;
-    }
-    crud::update(tx, &p, &before, after).await
-}
-
-/// Removes a member softly (enrolling the number again brings the record back); audited.
-#[utoipa::path(delete, path = "/api/v1/customers/{id}/members/{member_id}", tag = "customers",
-    params(("id" = String, Path), ("member_id" = String, Path)),
-    responses((status = 204), (status = 404)))]
-pub async fn remove(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path((id, member_id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    enterprise(&mut tx, &p, &id).await?;
-    let before: Member = crud::load(&mut tx, of_enterprise(&id), &member_id).await?;
-    crud::delete(tx, &p, &before).await
+    from
 }

@@ -2,11 +2,8 @@
 
 pub mod repo;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Line;
@@ -20,7 +17,7 @@ use crate::crud;
 use crate::event::{Msisdn, MsisdnError};
 use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +38,9 @@ impl From<LineError> for ApiError {
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+    crud_routes()
+        .routes(routes!(create))
+        .routes(routes!(update, remove))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -137,18 +134,13 @@ pub(crate) async fn check_account(
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/lines", tag = "lines",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("msisdn" = Option<String>, Query), ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
-        ("status" = Option<String>, Query), ("plan" = Option<String>, Query)),
-    responses((status = 200, body = Page<Line>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Line>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
+crate::crud_handlers! { Line in CrmState, tag "lines", routes crud_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write crate::crm::scope::require_operator_write(&p);
+    list "/api/v1/lines", SPEC, (("msisdn" = Option<String>, Query),
+        ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("plan" = Option<String>, Query));
+    read "/api/v1/lines/{line}", (("line" = String, Path, description = "line id or msisdn"));
 }
 
 #[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLine,
@@ -209,18 +201,6 @@ pub fn reclaim(gone: &Line, l: Line) -> Result<Line, String> {
         created_at: gone.created_at.clone(),
         ..l
     })
-}
-
-#[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines",
-    params(("line" = String, Path, description = "line id or msisdn")),
-    responses((status = 200, body = Line), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(key): Path<String>,
-) -> Result<Tagged<Line>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &key).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/lines/{line}", tag = "lines",

@@ -7,7 +7,6 @@ pub mod criteria;
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -16,17 +15,12 @@ use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, Tagged};
-use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    entity, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql, StoreError,
-};
+use crate::http::ApiError;
+use crate::store::{entity, new_id, now_text, FilterKind, ListSpec, Page, Sql, StoreError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
         .routes(routes!(count))
         .routes(routes!(preview))
 }
@@ -194,12 +188,6 @@ pub fn require_marketing_read(p: &Principal) -> Result<(), ApiError> {
     p.require(Permission::ReadCampaigns)
 }
 
-fn validate(s: &Segment) -> Result<criteria::Node, ApiError> {
-    validate::text("name", &s.name, 200)?;
-    validate::opt_text("description", s.description.as_deref(), 2000)?;
-    criteria::parse(&s.criteria, "criteria")
-}
-
 pub async fn get_segment(
     conn: &mut sqlx::AnyConnection,
     id: &str,
@@ -241,76 +229,51 @@ fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
     criteria::parse(&s.criteria, "criteria")
 }
 
-#[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("name" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-    responses((status = 200, body = Page<Segment>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Segment>>, ApiError> {
-    require_marketing_read(&p)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    crud::list(&st.db, all(), &params).await
-}
+impl crud::Editable for Segment {
+    type Patch = SegmentPatch;
 
-#[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
-    responses((status = 201, body = Segment), (status = 400), (status = 409)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewSegment>,
-) -> Result<Tagged<Segment>, ApiError> {
-    p.require(Permission::ManageCampaigns)?;
-    let now = now_text();
-    let s = Segment {
-        id: new_id(),
-        name: req.name,
-        description: req.description,
-        criteria: req.criteria,
-        created_by: p.id.clone(),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
-    validate(&s)?;
-    let tx = crate::store::begin_write(&st.db).await?;
-    crud::create(tx, &p, s).await
-}
-
-#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    responses((status = 200, body = Segment), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Segment>, ApiError> {
-    require_marketing_read(&p)?;
-    crud::read(&st.db, all(), &id).await
-}
-
-#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)),
-    request_body = SegmentPatch, responses((status = 200, body = Segment), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<SegmentPatch>,
-) -> Result<Tagged<Segment>, ApiError> {
-    p.require(Permission::ManageCampaigns)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Segment = crud::load_at(&mut tx, all(), &id, expected).await?;
-    let mut after = before.clone();
-    crate::apply_patch!(patch => after; name);
-    if let Some(v) = patch.description {
-        after.description = Some(v);
+    fn apply(&mut self, patch: SegmentPatch) {
+        crate::apply_patch!(patch => self; name);
+        if let Some(v) = patch.description {
+            self.description = Some(v);
+        }
+        crate::apply_patch!(patch => self; criteria);
     }
-    crate::apply_patch!(patch => after; criteria);
-    validate(&after)?;
-    crud::update(tx, &p, &before, after).await
+
+    fn validate(&self) -> Result<(), ApiError> {
+        validate::text("name", &self.name, 200)?;
+        validate::opt_text("description", self.description.as_deref(), 2000)?;
+        parse_stored(self).map(|_| ())
+    }
+}
+
+impl crud::Creatable for Segment {
+    type New = NewSegment;
+
+    fn build(req: NewSegment, p: &Principal) -> Result<Segment, ApiError> {
+        let now = now_text();
+        let a = Segment {
+            id: new_id(),
+            name: req.name,
+            description: req.description,
+            criteria: req.criteria,
+            created_by: p.id.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            version: 1,
+        };
+        crud::Editable::validate(&a)?;
+        Ok(a)
+    }
+}
+
+crate::crud_handlers! { Segment in CrmState, tag "segments", routes crud_routes;
+    |p| from all(), read require_marketing_read(&p), write p.require(Permission::ManageCampaigns);
+    list "/api/v1/segments", SPEC,
+        (("name" = Option<String>, Query), ("created_by" = Option<String>, Query));
+    create "/api/v1/segments", NewSegment, responses((status = 400), (status = 409));
+    read "/api/v1/segments/{id}", (("id" = String, Path));
+    update "/api/v1/segments/{id}", SegmentPatch, (("id" = String, Path));
 }
 
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),

@@ -4,11 +4,8 @@
 pub mod lifecycle;
 pub mod repo;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::Deserialize;
 
 pub use repo::Subscription;
@@ -19,7 +16,7 @@ use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use lifecycle::LifecycleError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -33,9 +30,9 @@ impl From<LifecycleError> for ApiError {
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
+        .routes(routes!(create))
+        .routes(routes!(update))
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -78,18 +75,13 @@ fn stamp(s: &mut Subscription, now: &str) {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("customer_id" = Option<String>, Query), ("line_id" = Option<String>, Query),
-        ("offering_id" = Option<String>, Query), ("status" = Option<String>, Query)),
-    responses((status = 200, body = Page<Subscription>)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Subscription>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::list(&st.db, repo::scoped(&p), &ListParams::parse(&SPEC, &q)?).await
+crate::crud_handlers! { Subscription in CrmState, tag "subscriptions", routes crud_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write crate::crm::scope::require_operator_write(&p);
+    list "/api/v1/subscriptions", SPEC, (("customer_id" = Option<String>, Query),
+        ("line_id" = Option<String>, Query), ("offering_id" = Option<String>, Query),
+        ("status" = Option<String>, Query));
+    read "/api/v1/subscriptions/{id}", (("id" = String, Path));
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = NewSubscription,
@@ -145,17 +137,6 @@ pub async fn create(
     let created = crud::create(tx, &p, s).await?;
     crate::crm::profiles::changes::emit_owned(&st, &customer_id).await;
     Ok(created)
-}
-
-#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Subscription>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),

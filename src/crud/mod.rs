@@ -3,17 +3,99 @@
 //! optimistic version (412 when the row moved on), the audit record in the same transaction
 //! and the commit. Storage is `store::entity`; the database-to-HTTP error mapping stays in
 //! `http::error`. State machines use the same pieces around their own transitions.
+//!
+//! An entity clients create with a body implements [`Creatable`] (building, checking), one
+//! they change with a PATCH [`Editable`] (patching, checking); [`crud_handlers!`]
+//! (crate::crud_handlers) then writes its standard handlers and their API documentation.
+
+mod handlers;
+
+use std::future::Future;
 
 use axum::http::StatusCode;
 use axum::Json;
+use sqlx::AnyConnection;
 
 use crate::access::Principal;
 use crate::audit::{self, Change};
 use crate::http::{check_version, ApiError, Tagged};
-use crate::store::{entity, now_text, Db, Entity, ListParams, Page, Sql};
+use crate::store::{begin_write, entity, now_text, Db, Entity, ListParams, Page, Sql};
 
 /// A write transaction: the one `store::begin_write` opens.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// An entity clients change with a PATCH body: what its update needs beyond storage.
+/// [`patch`] does the rest.
+pub trait Editable: Entity {
+    /// The PATCH body: the fields to change, each `None` when absent.
+    type Patch: Send;
+    /// Copies onto the record the fields `patch` gives.
+    fn apply(&mut self, patch: Self::Patch);
+    /// The checks on the record alone, once the patch is applied (400 naming the field).
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+    /// An update's checks against other rows, in its transaction, after
+    /// [`Editable::validate`]; `before` is the stored version.
+    fn check_in(
+        &self,
+        _conn: &mut AnyConnection,
+        _actor: &Principal,
+        _before: &Self,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// An entity clients create with a POST body on its own (not under a parent the path
+/// names): what its creation needs beyond storage. [`create_from`] does the rest.
+pub trait Creatable: Entity {
+    /// The POST body.
+    type New: Send;
+    /// The new record `req` describes (a fresh id, version 1, timestamps, defaults), checked
+    /// on its own: 400 naming the field that is wrong.
+    fn build(req: Self::New, actor: &Principal) -> Result<Self, ApiError>;
+    /// The checks against other rows (the customer it names is the caller's), in the
+    /// creation's transaction.
+    fn check_new(
+        &self,
+        _conn: &mut AnyConnection,
+        _actor: &Principal,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A POST: the record built from `req`, checked, inserted and audited: 201 with its `ETag`.
+pub async fn create_from<E: Creatable>(
+    db: &Db,
+    actor: &Principal,
+    req: E::New,
+) -> Result<Tagged<E>, ApiError> {
+    let e = E::build(req, actor)?;
+    let mut tx = begin_write(db).await?;
+    e.check_new(&mut tx, actor).await?;
+    create(tx, actor, e).await
+}
+
+/// A PATCH of the record `key` names among `from`, which the client read at `expected`
+/// (`http::expected_version`), in `tx` (where the caller may have checked the parent the
+/// path names first): 404 / 412, the patch applied, checked, written and audited.
+pub async fn patch<E: Editable>(
+    mut tx: Tx,
+    actor: &Principal,
+    from: Sql,
+    key: &str,
+    expected: i64,
+    patch: E::Patch,
+) -> Result<Tagged<E>, ApiError> {
+    let before: E = load_at(&mut tx, from, key, expected).await?;
+    let mut after = before.clone();
+    after.apply(patch);
+    after.validate()?;
+    after.check_in(&mut tx, actor, &before).await?;
+    update(tx, actor, &before, after).await
+}
 
 /// One page of `from` as JSON.
 pub async fn list<E: Entity>(
