@@ -330,7 +330,7 @@ async fn run_lane(lane: Arc<Lane>, mut rx: mpsc::Receiver<Job>, concurrency: usi
             }
             continue;
         }
-        let Some(mut free) = gather(&slots, gather_for(concurrency, rx.len())).await else {
+        let Some(mut free) = gather(&slots, gather_for(concurrency, rx.len()), GATHER).await else {
             break;
         };
         if let Some(l) = &lane.limiter {
@@ -377,14 +377,15 @@ fn gather_for(concurrency: usize, waiting: usize) -> usize {
     (concurrency / 2).clamp(1, waiting + 1)
 }
 
-/// One free slot, then up to `want` in all as they free within [`GATHER`]; `None` once
-/// the lane's semaphore is closed.
+/// One free slot, then up to `want` in all as they free `within` (the lane: [`GATHER`]);
+/// `None` once the lane's semaphore is closed.
 async fn gather(
     slots: &Arc<Semaphore>,
     want: usize,
+    within: Duration,
 ) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
     let mut held = vec![slots.clone().acquire_owned().await.ok()?];
-    let until = tokio::time::Instant::now() + GATHER;
+    let until = tokio::time::Instant::now() + within;
     while held.len() < want {
         match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
             Ok(Ok(slot)) => held.push(slot),
@@ -708,7 +709,9 @@ mod tests {
             drop(busy);
         });
         let started = std::time::Instant::now();
-        let held = gather(&slots, 4).await.unwrap();
+        // A window far longer than the lane's, so a loaded machine that runs the freeing
+        // task late still frees in time; the busy ones free long after it.
+        let held = gather(&slots, 4, Duration::from_millis(300)).await.unwrap();
         assert_eq!(held.len(), 2, "the free slot and the one freed in time");
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -718,7 +721,7 @@ mod tests {
         let closed = Arc::new(Semaphore::new(0));
         closed.close();
         assert!(
-            gather(&closed, 1).await.is_none(),
+            gather(&closed, 1, GATHER).await.is_none(),
             "a stopped lane gathers nothing"
         );
     }
