@@ -92,9 +92,9 @@ impl Db {
     /// On SQLite, moves most WAL checkpoint work off the writer's commits until `stop`: the writer
     /// commits every ingest batch, and an automatic checkpoint there copies the WAL into the
     /// database and syncs it inside a commit that acknowledgements wait for. A pool
-    /// connection checkpoints every [`CHECKPOINT_EVERY`] instead (`PASSIVE`: it never waits for a reader
-    /// or the writer; what it could not copy waits for the next round). Should the writer's
-    /// connection be replaced, the new one checkpoints by itself again, as before.
+    /// connection checkpoints every [`CHECKPOINT_EVERY`] instead (`PASSIVE`: it never waits
+    /// for a reader or the writer; what it could not copy waits for the next round). Should
+    /// the writer's connection be replaced, the new one checkpoints by itself again.
     pub async fn checkpoint_in_background(
         &self,
         stop: tokio::sync::watch::Receiver<bool>,
@@ -112,14 +112,16 @@ impl Db {
         let pool = self.pool.clone();
         tokio::spawn(async move {
             let mut every = crate::periodic::Every::new(CHECKPOINT_EVERY, stop);
+            // Twenty rounds a second: a failing disk is reported once per run of failures.
+            let mut failing = crate::periodic::FirstFailure::default();
             while every.tick().await {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&pool)
-                    .await
-                {
-                    if pool.is_closed() {
-                        return;
-                    }
+                    .await;
+                if done.is_err() && pool.is_closed() {
+                    return;
+                }
+                if let Some(e) = failing.of(done) {
                     tracing::warn!(error = %e, "background WAL checkpoint failed; trying again");
                 }
             }
