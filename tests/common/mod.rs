@@ -458,9 +458,13 @@ impl TestApp {
             .expect("recommendation stored");
     }
 
+    /// Drains the app first (its workers may still be committing what the test's last
+    /// requests started, e.g. a CRM change's profile event), then closes the pool. Closing
+    /// the pool first failed those commits and so the shutdown, now and then.
     pub async fn stop(self) {
-        self.app.state.db.pool.close().await;
+        let pool = self.app.state.db.pool.clone();
         self.app.shutdown().await.expect("clean shutdown");
+        pool.close().await;
     }
 }
 
