@@ -284,6 +284,13 @@ async fn criteria_not_saved_are_checked_and_counted_within_scope() {
             .expect(403);
         let listed = t.get(mk, "/api/v1/segments").await.expect(200);
         assert_eq!(listed["total"], 0, "counting saves nothing: {listed}");
+        // In the API document with its body, as the delete is.
+        let doc = t.get(t.admin(), "/api/v1/openapi.json").await.expect(200);
+        let count_op = &doc["paths"]["/api/v1/segments/count"]["post"];
+        assert!(count_op["requestBody"].is_object(), "{count_op}");
+        assert!(count_op["responses"]["400"].is_object(), "{count_op}");
+        let delete_op = &doc["paths"]["/api/v1/segments/{id}"]["delete"];
+        assert!(delete_op["responses"]["409"].is_object(), "{delete_op}");
 
         // Saved, the same criteria count the same for each person.
         let seg = t
