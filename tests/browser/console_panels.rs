@@ -257,6 +257,11 @@ async fn the_console_builds_a_segment_counts_its_members_and_plans_a_campaign_fo
     // above). The other one was deleted, and the audit trail says by whom.
     let kept = values(&report, "KEPT");
     assert!(kept[0].contains("Data for individuals"), "{report:?}");
+    // In the console's words (the campaigns read from the API), not the API's.
+    assert!(
+        kept[0].starts_with("Segment Individuals east and west is not deleted"),
+        "{report:?}"
+    );
     let gone = values(&report, "DELETED")[0];
     assert_ne!(gone, id);
     t.get(&w.marketer.token, &format!("/api/v1/segments/{gone}"))
