@@ -38,6 +38,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/console-editor.js"),
     ),
     (
+        "console-problems.js",
+        JS,
+        include_str!("../web/console-problems.js"),
+    ),
+    (
         "console-reference.js",
         JS,
         include_str!("../web/console-reference.js"),

@@ -235,6 +235,155 @@ async fn segment_criteria_are_validated_and_counted_within_scope() {
     .await;
 }
 
+/// Criteria counted before they are saved: checked as a create checks them, counted as the
+/// saved segment would be for each person, and nothing stored.
+#[tokio::test]
+async fn criteria_not_saved_are_checked_and_counted_within_scope() {
+    on_both(async |t| {
+        let w = world(t).await;
+        set_facts(t, &w).await;
+        let mk = &w.marketer.token;
+        for (criteria, field) in [
+            (
+                json!({"all": [{"field": "value_tier", "op": "=", "value": "gold"}, {"field": "password", "op": "=", "value": "x"}]}),
+                "criteria.all[1].field",
+            ),
+            (
+                json!({"all": [{"field": "churn_score", "op": ">=", "value": "high"}]}),
+                "criteria.all[0].value",
+            ),
+            (json!({"all": []}), "criteria.all"),
+            (json!("value_tier = 'gold'"), "criteria"),
+        ] {
+            // The same place named as a create names it.
+            t.post(mk, "/api/v1/segments", json!({"name": "bad", "criteria": criteria.clone()}))
+                .await
+                .expect_field(field);
+            t.post(mk, "/api/v1/segments/count", json!({"criteria": criteria}))
+                .await
+                .expect_field(field);
+        }
+        t.post(mk, "/api/v1/segments/count", json!({"criteria": {"all": []}, "name": "x"}))
+            .await
+            .expect(400);
+        let criteria = json!({"all": [{"field": "value_tier", "op": "in", "value": ["gold", "platinum"]},
+            {"field": "churn_score", "op": ">=", "value": 0.5}]});
+        let unsaved = |token: String| {
+            let body = json!({"criteria": criteria.clone()});
+            async move {
+                let n = t.post(&token, "/api/v1/segments/count", body).await.expect(200);
+                (n["customers"].as_i64().unwrap(), n["lines"].as_i64().unwrap())
+            }
+        };
+        // c1 and c3 for the marketer; the lead of T1 and the head of East see c1 only.
+        assert_eq!(unsaved(mk.clone()).await, (2, 2));
+        assert_eq!(unsaved(w.lead.token.clone()).await, (1, 1));
+        assert_eq!(unsaved(w.head.token.clone()).await, (1, 1));
+        t.post(&w.agent.token, "/api/v1/segments/count", json!({"criteria": criteria}))
+            .await
+            .expect(403);
+        let listed = t.get(mk, "/api/v1/segments").await.expect(200);
+        assert_eq!(listed["total"], 0, "counting saves nothing: {listed}");
+        // In the API document with its body, as the delete is.
+        let doc = t.get(t.admin(), "/api/v1/openapi.json").await.expect(200);
+        let count_op = &doc["paths"]["/api/v1/segments/count"]["post"];
+        assert!(count_op["requestBody"].is_object(), "{count_op}");
+        assert!(count_op["responses"]["400"].is_object(), "{count_op}");
+        let delete_op = &doc["paths"]["/api/v1/segments/{id}"]["delete"];
+        assert!(delete_op["responses"]["409"].is_object(), "{delete_op}");
+
+        // Saved, the same criteria count the same for each person.
+        let seg = t
+            .post(mk, "/api/v1/segments", json!({"name": "At risk", "criteria": criteria}))
+            .await
+            .expect(201);
+        for token in [mk, &w.lead.token, &w.head.token] {
+            let saved = t
+                .post(token, &format!("/api/v1/segments/{}/count", id(&seg)), json!({}))
+                .await
+                .expect(200);
+            let n = unsaved(token.clone()).await;
+            assert_eq!((saved["customers"].as_i64().unwrap(), saved["lines"].as_i64().unwrap()), n, "{saved}");
+        }
+    })
+    .await;
+}
+
+/// DELETE with an `If-Match` header, which the test client's `delete` does not send.
+async fn delete_if_match(t: &TestApp, token: &str, path: &str, etag: &str) -> (u16, Value) {
+    let r = t
+        .http
+        .delete(format!("{}{path}", t.base))
+        .bearer_auth(token)
+        .header("If-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A segment is deleted by whoever may change segments, unless a campaign targets it: then
+/// the refusal names the campaigns and the segment stays. The audit trail keeps the last state.
+#[tokio::test]
+async fn segments_are_deleted_unless_a_campaign_targets_them() {
+    on_both(async |t| {
+        let w = world(t).await;
+        let mk = &w.marketer.token;
+        let targeted = individuals(t, mk).await;
+        let tid = id(&targeted);
+        let c = campaign(t, mk, &tid, json!(["sms"])).await;
+        let spare = t
+            .post(
+                mk,
+                "/api/v1/segments",
+                json!({"name": "Gold", "criteria": {"all": [{"field": "value_tier", "op": "=", "value": "gold"}]}}),
+            )
+            .await
+            .expect(201);
+        let sid = id(&spare);
+
+        let refused = t.delete(mk, &format!("/api/v1/segments/{tid}")).await;
+        assert_eq!(refused.status, 409, "{}", refused.body);
+        let message = refused.body["message"].as_str().unwrap_or_default().to_string();
+        for named in [c["name"].as_str().unwrap(), c["id"].as_str().unwrap(), "Individuals"] {
+            assert!(message.contains(named), "{message} names {named}");
+        }
+        t.get(mk, &format!("/api/v1/segments/{tid}")).await.expect(200);
+        let c2 = t.get(mk, &format!("/api/v1/campaigns/{}", id(&c))).await.expect(200);
+        assert_eq!(c2["segment_id"], tid.as_str());
+
+        // Roles that may read segments but not change them, and those that may not read them.
+        for token in [&w.lead.token, &w.head.token, &w.agent.token] {
+            t.delete(token, &format!("/api/v1/segments/{sid}")).await.expect(403);
+        }
+        // A stale ETag loses; a bad one is named.
+        let path = format!("/api/v1/segments/{sid}");
+        assert_eq!(delete_if_match(t, mk, &path, "\"7\"").await.0, 412);
+        let (status, body) = delete_if_match(t, mk, &path, "seven").await;
+        assert_eq!((status, body["field"].as_str()), (400, Some("If-Match")), "{body}");
+        t.get(mk, &path).await.expect(200);
+        let (status, body) = delete_if_match(t, mk, &path, "\"1\"").await;
+        assert_eq!(status, 204, "{body}");
+        t.get(mk, &path).await.expect(404);
+        t.delete(mk, &path).await.expect(404);
+        let listed = t.get(mk, "/api/v1/segments").await.expect(200);
+        assert_eq!(listed["total"], 1, "{listed}");
+
+        let audit = t
+            .get(t.admin(), &format!("/api/v1/audit?entity=segment&entity_id={sid}&action=delete"))
+            .await
+            .expect(200);
+        assert_eq!(audit["total"], 1, "{audit}");
+        let record = &audit["items"][0];
+        assert_eq!(record["before"]["name"], "Gold", "{record}");
+        assert_eq!(record["before"]["criteria"]["all"][0]["value"], "gold", "{record}");
+        assert_eq!(record["actor_id"], w.marketer.id.as_str(), "{record}");
+        assert!(record["after"].is_null(), "{record}");
+    })
+    .await;
+}
+
 async fn count_of(t: &TestApp, token: &str, segment: &str) -> i64 {
     t.post(
         token,

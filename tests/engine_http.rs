@@ -672,13 +672,18 @@ async fn a_failing_rule_is_quarantined_shown_as_such_and_lifted_by_a_reload() {
         stats["events"]["rule_quarantines"], 1,
         "the count keeps past quarantines"
     );
-    assert_eq!(counts["evaluated"], 0);
+    // Its counts go on from before the reload (this instance's since it started).
+    assert_eq!(
+        (counts["evaluated"].clone(), counts["errors"].clone()),
+        (json!(5), json!(5))
+    );
     c.ingest(&(8..16).map(roam).collect::<Vec<_>>()).await;
     let (info, counts, stats) = rule_views(&c).await;
     assert_eq!(info["quarantined"], false);
     assert_eq!(
         (counts["evaluated"].clone(), counts["errors"].clone()),
-        (json!(8), json!(0))
+        (json!(13), json!(5)),
+        "eight more runs, none failing"
     );
     assert_eq!(stats["events"]["rule_errors"], 5, "no new failures");
     app.shutdown().await.unwrap();

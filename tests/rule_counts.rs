@@ -106,10 +106,10 @@ async fn counts_survive_a_publish_and_a_restart_and_read_per_day() {
         // Sent, none accepted; nobody held out, so nothing to measure against.
         assert_eq!(after_publish["conversion"], 0.0, "{after_publish}");
         assert!(after_publish["against_control"].is_null(), "{after_publish}");
-        // The in-memory view still starts again at a reload, as it always did.
-        let stats = t.get(t.admin(), "/api/v1/engine/stats").await.expect(200);
-        let live = stats["rules"].as_array().unwrap().iter().find(|r| r["rule_id"] == "roam").unwrap();
-        assert_eq!(live["evaluated"], 3, "{stats}");
+        // This instance's own view goes on through the publish too, as `/metrics` does.
+        let live = roam_stats(&t).await;
+        assert_eq!(live, [6.0, 2.0], "engine/stats kept the counts from before the publish");
+        assert_eq!(live, roam_metrics(&t).await[..2], "engine/stats and /metrics agree");
 
         // Counted and not yet written when the app stops: shutdown writes them.
         round(&t, 8613900008020).await;
@@ -211,9 +211,24 @@ async fn roam_metrics(t: &TestApp) -> [f64; 4] {
     ]
 }
 
+/// The rule's runs and matches in `GET /api/v1/engine/stats`.
+async fn roam_stats(t: &TestApp) -> [f64; 2] {
+    let stats = t.get(t.admin(), "/api/v1/engine/stats").await.expect(200);
+    let live = stats["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "roam")
+        .unwrap_or_else(|| panic!("roam is running: {stats}"));
+    [
+        live["evaluated"].as_f64().unwrap(),
+        live["matched"].as_f64().unwrap(),
+    ]
+}
+
 /// Publishes while events flow: Prometheus counters may only grow while the process lives,
 /// so the per-rule ones go on from where the swapped-out rule objects left off, and end at
-/// exactly the events sent.
+/// exactly the events sent; `engine/stats` reads the same counts, so it does not drop either.
 #[tokio::test]
 async fn metrics_per_rule_do_not_drop_when_a_publish_swaps_the_rules() {
     let rules = tempfile::tempdir().unwrap();
@@ -254,7 +269,7 @@ async fn metrics_per_rule_do_not_drop_when_a_publish_swaps_the_rules() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
-    let mut last = [0.0; 4];
+    let (mut last, mut last_stats) = ([0.0; 4], [0.0; 2]);
     for (i, code) in ["ROAM-B", "ROAM-C", "ROAM-D"].iter().enumerate() {
         wait_for(5 * (i as u64 + 1)).await;
         write_rule(rules.path(), code);
@@ -267,7 +282,18 @@ async fn metrics_per_rule_do_not_drop_when_a_publish_swaps_the_rules() {
             "a publish made a counter drop: {last:?} -> {now:?}"
         );
         assert!(now[0] >= 5.0 * (i as f64 + 1.0), "{now:?}");
-        last = now;
+        // Read after `/metrics` while events still flow: at least what it said, never less
+        // than before the publish.
+        let stats = roam_stats(&t).await;
+        assert!(
+            stats.iter().zip(&last_stats).all(|(n, l)| n >= l),
+            "a publish made engine/stats drop: {last_stats:?} -> {stats:?}"
+        );
+        assert!(
+            stats[0] >= now[0] && stats[1] >= now[1],
+            "engine/stats behind /metrics: {stats:?} / {now:?}"
+        );
+        (last, last_stats) = (now, stats);
     }
     wait_for(20).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -275,15 +301,8 @@ async fn metrics_per_rule_do_not_drop_when_a_publish_swaps_the_rules() {
     let n = sent.load(std::sync::atomic::Ordering::SeqCst) as f64;
     // Every event was evaluated once, matched, decided and timed, across four rule objects.
     assert_eq!(roam_metrics(&t).await, [n, n, n, n]);
-    // The engine's own view still starts again at a reload: it is the running set's.
-    let stats = t.get(t.admin(), "/api/v1/engine/stats").await.expect(200);
-    let live = stats["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule_id"] == "roam")
-        .unwrap();
-    assert!(live["evaluated"].as_f64().unwrap() < n, "{stats}");
+    // The engine's own view counts the same, across the four rule objects.
+    assert_eq!(roam_stats(&t).await, [n, n]);
     t.stop().await;
 }
 

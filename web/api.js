@@ -9,9 +9,11 @@ export class ApiError extends Error {
   }
 }
 
-export async function call(base, path, { token, method = 'GET', body } = {}) {
+/// `ifMatch`: the version read, sent as its ETag, so a change made since is refused (412).
+export async function call(base, path, { token, method = 'GET', body, ifMatch } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (ifMatch !== undefined) headers['If-Match'] = `"${ifMatch}"`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(base + path, {
     method,

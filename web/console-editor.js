@@ -5,6 +5,7 @@
 import { $, api, can, flash, said, session, t, label } from './console-session.js';
 import { esc } from './api.js';
 import { renderReference } from './console-reference.js';
+import { inWords } from './console-problems.js';
 
 const CHECK_AFTER_MS = 400; // after the last keystroke: one check per pause, not per key
 let timer = null;
@@ -116,12 +117,15 @@ async function check() {
 function showProblems(path, v) {
   const mine = (p) => p.file === path;
   problemLines = new Set(v.errors.filter(mine).map((p) => p.line));
-  const item = (p, kind) => `
+  const item = (p, kind) => {
+    const { message, suggestion } = inWords(p);
+    return `
     <li class="${kind}" data-line="${p.line}" data-column="${p.column}">
       <span class="where">${mine(p) ? '' : `${esc(p.file)} `}${esc(t('console.ed.at', { line: p.line, column: p.column }))}</span>
-      <span class="message">${esc(p.message)}</span>
-      ${p.suggestion ? `<span class="suggestion">${esc(p.suggestion)}</span>` : ''}
+      <span class="message">${esc(message)}</span>
+      ${suggestion ? `<span class="suggestion">${esc(suggestion)}</span>` : ''}
     </li>`;
+  };
   $('ed-problems').innerHTML = v.errors.map((p) => item(p, 'error')).join('') + v.warnings.map((p) => item(p, 'warning')).join('');
   const status = $('ed-status');
   if (v.ok) {

@@ -1,7 +1,9 @@
 // Segments: the target groups of proactive campaigns, on the segment API (`/segments`). A
 // segment's criteria are built as conditions joined by all / any, or written as the API's
-// JSON document when they nest deeper; saved, its members are counted and previewed in the
-// person's data scope, and a campaign can be planned for it at once.
+// JSON document when they nest deeper. While it is edited its size is counted as it stands
+// (`/segments/count`, a moment after the last change); saved, its members are counted and
+// previewed in the person's data scope, and a campaign can be planned for it at once. A
+// segment no campaign targets can be deleted.
 
 import { $, api, can, flash, said, t, label, session } from './console-session.js';
 import { esc } from './api.js';
@@ -21,11 +23,14 @@ const OPS = {
   history: ['=', ...ORDERED],
 };
 const PREVIEW = 10; // members shown under the count
+const COUNT_AFTER_MS = 400; // the live count waits this long after the last change
 
 let list = [];
 let editing = null; // the segment in the form, or null for a new one
 let shown = null; // the segment whose members are shown
 let startedFor = null; // who the form was drawn for: another person starts afresh
+let countTimer = null;
+let countSeq = 0; // the latest live count asked for: older answers are dropped
 
 const kindOf = (name) => (HISTORY.includes(name) ? 'history' : NUMBER.includes(name) ? 'number'
   : TENURE.includes(name) ? 'tenure' : 'text');
@@ -35,6 +40,8 @@ export function init() {
   $('seg-new').addEventListener('click', () => edit(null));
   $('seg-add').addEventListener('click', () => { addRow({ field: 'value_tier', op: '=', value: '' }); syncJson(); });
   $('seg-match').addEventListener('change', syncJson);
+  $('seg-json').addEventListener('input', scheduleCount);
+  $('seg-delete').addEventListener('click', remove);
   $('seg-conditions').addEventListener('change', (e) => {
     if (e.target.classList.contains('c-field')) fillOps(e.target.closest('li'));
     syncJson();
@@ -66,6 +73,7 @@ export function start() {
 function redraw() {
   $('seg-form-h').textContent = editing ? t('console.seg.editing', { name: editing.name }) : t('console.seg.creating');
   if (!$('seg-as-json').checked) rows(fromCriteria(toCriteria()));
+  scheduleCount();
 }
 
 async function refresh() {
@@ -159,6 +167,44 @@ function addRow({ field, op, value }) {
 
 function syncJson() {
   if (!$('seg-as-json').checked) $('seg-json').value = JSON.stringify(toCriteria(), null, 2);
+  scheduleCount();
+}
+
+/// The criteria in the form, or null when the JSON typed is not JSON (yet).
+function formCriteria() {
+  if (!$('seg-as-json').checked) return toCriteria();
+  try { return JSON.parse($('seg-json').value); } catch { return null; }
+}
+
+/// Counts the form's criteria as they stand, once the marketer pauses.
+function scheduleCount() {
+  clearTimeout(countTimer);
+  countTimer = setTimeout(liveCount, COUNT_AFTER_MS);
+}
+
+async function liveCount() {
+  if (!session.token) return; // signed out meanwhile
+  const el = $('seg-live');
+  const seq = ++countSeq;
+  for (const k of ['customers', 'lines', 'criteria']) delete el.dataset[k];
+  el.classList.remove('bad');
+  const criteria = formCriteria();
+  if (!criteria) { el.textContent = t('console.seg.liveNotJson'); return; }
+  el.textContent = t('console.seg.counting');
+  try {
+    const c = await api('/api/v1/segments/count', { method: 'POST', body: { criteria } });
+    if (seq !== countSeq) return;
+    el.textContent = t('console.seg.live', { customers: c.customers, lines: c.lines });
+    el.dataset.customers = c.customers;
+    el.dataset.lines = c.lines;
+    // What was counted, so a reader can tell this count from one of an earlier state.
+    el.dataset.criteria = JSON.stringify(criteria);
+  } catch (err) {
+    if (seq !== countSeq) return;
+    // The API's words name the condition that is wrong (`criteria.all[2].value`).
+    el.textContent = t('console.seg.liveBad', { msg: said(err) });
+    el.classList.add('bad');
+  }
 }
 
 function toggleJson() {
@@ -209,6 +255,31 @@ function edit(s) {
   const manage = can('manage_campaigns');
   for (const el of $('seg-form').querySelectorAll('input, select')) el.disabled = !manage;
   $('seg-add').hidden = !manage;
+  $('seg-delete').hidden = !manage || !s;
+  $('seg-delete').disabled = !manage || !s;
+  scheduleCount();
+}
+
+/// Deletes the segment in the form, once confirmed. One a campaign targets stays: the
+/// campaigns are named, as the campaigns tab shows them.
+async function remove() {
+  const s = editing;
+  if (!s || !window.confirm(t('console.seg.deleteConfirm', { name: s.name }))) return;
+  try {
+    await api(`/api/v1/segments/${encodeURIComponent(s.id)}`, { method: 'DELETE', ifMatch: s.version });
+  } catch (err) {
+    if (err.status !== 409) { showError(said(err)); return; }
+    let names = '';
+    try {
+      const used = await api(`/api/v1/campaigns?segment_id=${encodeURIComponent(s.id)}&limit=20&sort=name`);
+      names = used.items.map((c) => `“${c.name}”`).join(t('console.seg.listSep'));
+    } catch { /* the API's own words then */ }
+    showError(names ? t('console.seg.inUse', { name: s.name, campaigns: names }) : said(err));
+    return;
+  }
+  flash(t('console.seg.deleted', { name: s.name }));
+  edit(null);
+  await refresh();
 }
 
 async function save(e) {

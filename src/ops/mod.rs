@@ -36,6 +36,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleCounts {
     pub rule_id: String,
+    /// Runs of the rule's script on this instance since it started, publishes included
+    /// (`kairos_rule_evaluations_total` in `/metrics`).
     pub evaluated: u64,
     pub matched: u64,
     pub errors: u64,
@@ -53,11 +55,16 @@ pub struct Stats {
     pub channels: Vec<String>,
 }
 
-/// Live engine counters and per-rule counts.
+/// Live engine counters and the running rules' counts since this instance started (through
+/// publishes and reloads, as `/metrics` counts them; `GET /api/v1/rules` has the totals of
+/// every instance, kept through restarts).
 #[utoipa::path(get, path = "/api/v1/engine/stats", tag = "engine", responses((status = 200, body = Stats), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json<Stats>, ApiError> {
     who.require(Permission::ReadEngineStats)?;
     let rules = state.pipeline.rules();
+    // The counts `/metrics` shows: since this process started, through publishes and reloads
+    // (which swap in rule objects whose own counters start at zero), so the two agree.
+    let mut lifetimes = state.pipeline.rule_lifetimes();
     Ok(Json(Stats {
         events: state
             .pipeline
@@ -69,12 +76,12 @@ pub async fn stats(State(state): State<AppState>, who: Principal) -> Result<Json
             .rules
             .iter()
             .map(|r| {
-                let (evaluated, matched, errors) = r.stats.snapshot();
+                let counted = lifetimes.remove(&r.meta.id).unwrap_or_default();
                 RuleCounts {
                     rule_id: r.meta.id.clone(),
-                    evaluated,
-                    matched,
-                    errors,
+                    evaluated: counted.evaluated,
+                    matched: counted.matched,
+                    errors: counted.errors,
                     quarantined: r.breaker.is_open(),
                 }
             })
@@ -104,7 +111,8 @@ pub struct RuleInfo {
     /// `kairos rules check` prints it.
     pub warnings: Vec<String>,
     /// Lasting counts: evaluated, matched and errors summed over every instance since counting
-    /// began (through reloads and restarts, unlike `GET /api/v1/engine/stats`; days older
+    /// began (through reloads and restarts; `GET /api/v1/engine/stats` has this instance's since
+    /// it started; days older
     /// than `counts.retention_days` are dropped), its decisions by outcome with conversion,
     /// and uplift against its control group. Null when the database did not answer: the rest
     /// of the list is the running set in memory, and still answers.

@@ -10,7 +10,8 @@
 //! (each object's delta is its counter minus what was written for that object).
 //!
 //! Rows older than `counts.retention_days` are deleted by the flusher, at most once a day.
-//! What `/metrics` shows survives reloads in memory (`lifetime`); the reads are in `read`.
+//! What `/metrics` and `/api/v1/engine/stats` show survives reloads in memory (`lifetime`);
+//! the reads are in `read`.
 
 mod lifetime;
 mod read;

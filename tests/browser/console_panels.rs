@@ -1,6 +1,7 @@
 //! The console's panels beyond the marketer's rule loop: the page in Simplified Chinese, a
-//! rule's conversion per day, and segments (built, counted in each person's scope, planned
-//! for). Scenarios in `console_zh.mjs`, `conversion.mjs` and `segments.mjs`.
+//! rule's conversion per day, and segments (built and counted live, counted in each person's
+//! scope, planned for, deleted unless a campaign targets them). Scenarios in `console_zh.mjs`,
+//! `conversion.mjs` and `segments.mjs`.
 
 use kairos::ports::Status;
 use serde_json::{json, Value};
@@ -39,6 +40,24 @@ async fn the_console_speaks_chinese_in_every_panel_and_remembers_the_choice() {
     );
     assert_eq!(values(&report, "REMEMBERED"), ["规则"], "{report:?}");
     assert_eq!(values(&report, "ENGLISH"), ["Rules"], "{report:?}");
+    // The reference in Chinese, and in English again after switching back.
+    let reference = values(&report, "REFERENCE");
+    assert!(reference[0].contains("包括当前事件"), "{report:?}");
+    let english = values(&report, "REFERENCE_EN");
+    assert!(
+        english[0].contains("including the current event"),
+        "{report:?}"
+    );
+    // The check's problem in Chinese, at the line the API names (the events line).
+    let check = values(&report, "CHECK");
+    let parts: Vec<&str> = check[0].split('|').collect();
+    assert_eq!(parts.len(), 3, "{report:?}");
+    assert!(parts[0].starts_with("第 3 行，第 "), "{report:?}");
+    assert!(
+        parts[1].starts_with("事件类型 \"location_updat\" 不在事件契约中"),
+        "{report:?}"
+    );
+    assert_eq!(parts[2], "是否应为 \"location_update\"？", "{report:?}");
     t.stop().await;
 }
 
@@ -147,9 +166,41 @@ async fn the_console_builds_a_segment_counts_its_members_and_plans_a_campaign_fo
         async || {},
     )
     .await;
-    // The wrong value was refused with its place named, and nothing was stored for it.
+    // The wrong value was refused with its place named, live and on saving, and nothing was
+    // stored for it.
     let refused = values(&report, "REFUSED");
     assert!(refused[0].contains("criteria.all[2].value"), "{report:?}");
+    let live_refused = values(&report, "LIVE_REFUSED");
+    assert!(
+        live_refused[0].contains("criteria.all[2].value"),
+        "{report:?}"
+    );
+    // Counted live before any save, as the API counts those criteria for the marketer.
+    for word in ["LIVE_ONE", "LIVE"] {
+        let shown = values(&report, word);
+        assert_eq!(shown.len(), 1, "{word}: {report:?}");
+        let mut parts = shown[0].splitn(3, ' ');
+        let (customers, lines) = (parts.next().unwrap(), parts.next().unwrap());
+        let criteria: Value = serde_json::from_str(parts.next().unwrap()).unwrap();
+        let api = t
+            .post(
+                &w.marketer.token,
+                "/api/v1/segments/count",
+                json!({ "criteria": criteria }),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            format!("{customers} {lines}"),
+            format!("{} {}", api["customers"], api["lines"]),
+            "{word}: {report:?}"
+        );
+    }
+    assert_eq!(
+        values(&report, "LIVE_ONE")[0].split(' ').nth(2),
+        Some(r#"{"all":[{"field":"customer_type","op":"=","value":"individual"}]}"#),
+        "{report:?}"
+    );
     let id = values(&report, "SEGMENT")[0].to_string();
     let all = t
         .get(&w.marketer.token, "/api/v1/segments")
@@ -169,6 +220,12 @@ async fn the_console_builds_a_segment_counts_its_members_and_plans_a_campaign_fo
     assert_eq!(s["criteria"], criteria, "{s}");
     let shown: Value = serde_json::from_str(values(&report, "CRITERIA")[0]).unwrap();
     assert_eq!(shown, criteria);
+    let live = values(&report, "LIVE")[0].splitn(3, ' ').nth(2).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(live).unwrap(),
+        criteria,
+        "the saved criteria were counted live"
+    );
     assert_eq!(s["description"], "every individual of both regions");
 
     // Counted as the API counts for each person: c1..c3 for the marketer, the lead's team's
@@ -195,5 +252,33 @@ async fn the_console_builds_a_segment_counts_its_members_and_plans_a_campaign_fo
         .expect(200);
     assert_eq!(c["segment_id"], id.as_str(), "{c}");
     assert_eq!(c["state"], "plan", "{c}");
+
+    // Deleting the segment it targets was refused, naming it; the segment is still there (read
+    // above). The other one was deleted, and the audit trail says by whom.
+    let kept = values(&report, "KEPT");
+    assert!(kept[0].contains("Data for individuals"), "{report:?}");
+    // In the console's words (the campaigns read from the API), not the API's.
+    assert!(
+        kept[0].starts_with("Segment Individuals east and west is not deleted"),
+        "{report:?}"
+    );
+    let gone = values(&report, "DELETED")[0];
+    assert_ne!(gone, id);
+    t.get(&w.marketer.token, &format!("/api/v1/segments/{gone}"))
+        .await
+        .expect(404);
+    let audit = t
+        .get(
+            t.admin(),
+            &format!("/api/v1/audit?entity=segment&entity_id={gone}&action=delete"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(audit["total"], 1, "{audit}");
+    assert_eq!(
+        audit["items"][0]["actor_id"],
+        w.marketer.id.as_str(),
+        "{audit}"
+    );
     t.stop().await;
 }

@@ -1,10 +1,12 @@
 // The console in Simplified Chinese: switch the language, read each panel in Chinese with no
-// string key showing anywhere (text, labels, titles, placeholders), reload and find the
-// choice remembered, switch back to English.
+// string key showing anywhere (text, labels, titles, placeholders), the built-in reference and
+// a rule's problems included, reload and find the choice remembered, switch back to English.
 // node console_zh.mjs <kairos-base> <marketer> <password>
 //
-// Reports PANEL <tab> <texts seen, |-separated> for each panel, LANG <html lang>,
-// REMEMBERED <tab name after a reload>, ENGLISH <tab name after switching back>.
+// Reports PANEL <tab> <texts seen, |-separated> for each panel, LANG <html lang>, REFERENCE
+// <the reference's description of count()>, CHECK <where>|<message>|<suggestion> for a rule
+// listening to a misspelt event type, REMEMBERED <tab name after a reload>, ENGLISH <tab name
+// after switching back>, REFERENCE_EN <count() described after switching back>.
 import { say, withBrowser } from './lib.mjs';
 
 const [base, user, password] = process.argv.slice(2);
@@ -47,7 +49,8 @@ await withBrowser('console_zh', async (p, shot) => {
   // Each panel: what a Chinese reader sees, checked for keys once it has drawn.
   const panels = [
     ['规则', ['运行中的规则', '命中次数', '点击某条规则所在行，查看其每日转化率。'], '#rules-table tbody tr'],
-    ['编辑器', ['规则文件', '保存草稿', '运行测试用例', '内置函数参考', '查找函数或字段', '尚未保存为草稿。', '没有问题'], '#ed-status.good, #ref-filter'],
+    ['编辑器', ['规则文件', '保存草稿', '运行测试用例', '内置函数参考', '查找函数或字段', '尚未保存为草稿。', '没有问题',
+      '状态函数：之前发生了什么', '辅助函数', '返回值', '价值等级的位次'], '#ed-status.good, #ref-filter'],
     ['采集与回测', ['采集实时事件', '开始采集', '开始回测', '还没有采集。'], '#cap-table tbody tr'],
     ['版本', ['草稿与版本', '已发布版本', '差异', '生效中'], '#versions-table tbody tr'],
     ['客户群', ['新建客户群', '添加条件', '全部条件', '价值等级', '等于', '保存客户群', '还没有客户群。'], '#seg-table tbody tr'],
@@ -71,6 +74,27 @@ await withBrowser('console_zh', async (p, shot) => {
     await shot(tab);
   }
 
+  // The reference tells a state function in Chinese.
+  await nav(p).getByRole('button', { name: '编辑器', exact: true }).click();
+  const count = p.locator('#reference tr[data-entry="count"] td').nth(1);
+  say('REFERENCE', (await count.innerText()).trim());
+  // A rule listening to a misspelt event type: the problem in Chinese, at its line.
+  await p.locator('#ed-text').fill(`#{
+    id: "zh-check", name: "Check", kind: "dynamic",
+    events: ["location_updat"], channels: ["sms"],
+    offer: #{ code: "NEW-OFFER", validity: "1d" },
+    message: "Thank you",
+    tests: [],
+};
+`);
+  const problem = p.locator('#ed-problems li.error').first();
+  await problem.filter({ hasText: 'location_updat' }).waitFor();
+  const part = async (sel) => ((await problem.locator(sel).count()) ? (await problem.locator(sel).innerText()).trim() : '');
+  say('CHECK', [await part('.where'), await part('.message'), await part('.suggestion')].join('|'));
+  const keys = await rawKeys(p);
+  if (keys.length) throw new Error(`editor: string keys on the page: ${keys.join('; ')}`);
+  await shot('check');
+
   // Remembered: after a reload the console opens in Chinese.
   await p.reload();
   await nav(p).getByRole('button', { name: '客户群', exact: true }).waitFor();
@@ -81,4 +105,9 @@ await withBrowser('console_zh', async (p, shot) => {
   await p.getByRole('button', { name: /语言/ }).click();
   await nav(p).getByRole('button', { name: 'Segments', exact: true }).waitFor();
   say('ENGLISH', await nav(p).getByRole('button').first().textContent());
+  // The reference is the guide's English again.
+  await nav(p).getByRole('button', { name: 'Editor', exact: true }).click();
+  await p.getByRole('heading', { name: 'Built-in reference' }).waitFor();
+  await p.locator('#reference summary').filter({ hasText: 'State functions' }).waitFor();
+  say('REFERENCE_EN', (await p.locator('#reference tr[data-entry="count"] td').nth(1).innerText()).trim());
 });

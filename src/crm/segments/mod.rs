@@ -15,13 +15,15 @@ use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::ApiError;
+use crate::http::{check_version, expected_version, ApiError, ApiJson};
 use crate::store::{entity, new_id, now_text, FilterKind, ListSpec, Page, Sql, StoreError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
     crud_routes()
+        .routes(routes!(remove))
         .routes(routes!(count))
+        .routes(routes!(count_criteria))
         .routes(routes!(preview))
 }
 
@@ -152,6 +154,23 @@ pub struct SegmentPatch {
     pub version: Option<i64>,
 }
 
+/// Criteria not saved as a segment, to be counted as they stand (the form being edited).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountCriteria {
+    #[schema(value_type = Criteria)]
+    pub criteria: serde_json::Value,
+}
+
+/// The size of criteria not saved, within the caller's scope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CriteriaCount {
+    /// Distinct matching customers.
+    pub customers: i64,
+    /// Their active lines: the msisdns a campaign would target.
+    pub lines: i64,
+}
+
 /// Segment sizes within the caller's scope.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SegmentCount {
@@ -276,6 +295,70 @@ crate::crud_handlers! { Segment in CrmState, tag "segments", routes crud_routes;
     update "/api/v1/segments/{id}", SegmentPatch, (("id" = String, Path));
 }
 
+/// Deletes a segment no campaign targets; the audit record keeps its last content. A campaign
+/// keeps its segment for its whole life (its plan, launch and results name that audience), so
+/// a segment any campaign targets is refused with 409 naming the campaigns, and nothing is
+/// deleted. `If-Match` with the ETag read, when sent, must still be the stored version (412).
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments",
+    params(("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "ETag of the version read")),
+    responses((status = 204), (status = 403, body = crate::http::error::ErrorBody),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+        (status = 412, body = crate::http::error::ErrorBody)))]
+pub async fn remove(
+    State(st): State<CrmState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::http::StatusCode, ApiError> {
+    p.require(Permission::ManageCampaigns)?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let before: Segment = crud::load(&mut tx, all(), &id).await?;
+    if headers.contains_key(axum::http::header::IF_MATCH) {
+        check_version(before.version, expected_version(&headers, None)?)?;
+    }
+    let mut sql = Sql::new("SELECT id, name FROM campaigns WHERE segment_id = ");
+    sql.bind(id.as_str());
+    sql.push(" ORDER BY name, id");
+    let targeting: Vec<(String, String)> = sql.query_as().fetch_all(&mut *tx).await?;
+    if !targeting.is_empty() {
+        return Err(ApiError::Conflict(still_targeted(&before.name, &targeting)));
+    }
+    crud::delete(tx, &p, &before).await
+}
+
+/// Why a segment stays: the campaigns that target it, by name and id (the first ten).
+fn still_targeted(segment: &str, campaigns: &[(String, String)]) -> String {
+    const NAMED: usize = 10;
+    let mut names: Vec<String> = campaigns
+        .iter()
+        .take(NAMED)
+        .map(|(id, name)| format!("\"{name}\" ({id})"))
+        .collect();
+    if campaigns.len() > NAMED {
+        names.push(format!("{} more", campaigns.len() - NAMED));
+    }
+    format!(
+        "segment \"{segment}\" is the audience of {} campaign(s): {}; a campaign keeps its \
+         segment, so it cannot be deleted",
+        campaigns.len(),
+        names.join(", ")
+    )
+}
+
+/// Distinct customers and their active lines matching `node`, in `p`'s scope.
+async fn count_members(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    node: &criteria::Node,
+) -> Result<(i64, i64), ApiError> {
+    let from = members_from(p, node);
+    let mut sql = Sql::new("SELECT COUNT(DISTINCT c.id), COUNT(*) FROM ");
+    sql.push(&from.text);
+    sql.args = from.args;
+    Ok(sql.query_as().fetch_one(conn).await?)
+}
+
 #[utoipa::path(post, path = "/api/v1/segments/{id}/count", tag = "segments", params(("id" = String, Path)),
     responses((status = 200, body = SegmentCount), (status = 404)))]
 pub async fn count(
@@ -289,16 +372,30 @@ pub async fn count(
         .await?
         .ok_or_else(|| ApiError::NotFound("segment".into()))?;
     let node = parse_stored(&s)?;
-    let from = members_from(&p, &node);
-    let mut sql = Sql::new("SELECT COUNT(DISTINCT c.id), COUNT(*) FROM ");
-    sql.push(&from.text);
-    sql.args = from.args;
-    let (customers, lines): (i64, i64) = sql.query_as().fetch_one(&mut *conn).await?;
+    let (customers, lines) = count_members(&mut conn, &p, &node).await?;
     Ok(Json(SegmentCount {
         segment_id: id,
         customers,
         lines,
     }))
+}
+
+/// Counts criteria not saved as a segment, as a saved one is counted (in the caller's scope):
+/// the console shows a segment's size while it is being edited. The criteria are checked as
+/// a create checks them (400 naming the field, e.g. `criteria.all[1].value`).
+#[utoipa::path(post, path = "/api/v1/segments/count", tag = "segments", request_body = CountCriteria,
+    responses((status = 200, body = CriteriaCount), (status = 400, body = crate::http::error::ErrorBody),
+        (status = 403, body = crate::http::error::ErrorBody)))]
+pub async fn count_criteria(
+    State(st): State<CrmState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CountCriteria>,
+) -> Result<Json<CriteriaCount>, ApiError> {
+    require_marketing_read(&p)?;
+    let node = criteria::parse(&req.criteria, "criteria")?;
+    let mut conn = st.db.pool.acquire().await?;
+    let (customers, lines) = count_members(&mut conn, &p, &node).await?;
+    Ok(Json(CriteriaCount { customers, lines }))
 }
 
 #[utoipa::path(get, path = "/api/v1/segments/{id}/preview", tag = "segments",

@@ -1,6 +1,7 @@
-//! This process's per-rule counts through reloads, for `/metrics`: Prometheus counters must
-//! only grow while a process lives, but a publish swaps in new rule objects whose counters
-//! start at zero.
+//! This process's per-rule counts through reloads, for `/metrics` and `/api/v1/engine/stats`
+//! (which agree): Prometheus counters must only grow while a process lives, and the console's
+//! live counts must not drop, but a publish swaps in new rule objects whose counters start at
+//! zero.
 //!
 //! Each swapped-out rule object is kept (`draining`) while anything else still holds it:
 //! batches in flight finish on the old set and go on counting on it. Once this is the last
