@@ -187,7 +187,9 @@ async fn a_deferred_offer_goes_out_at_its_time_and_not_before() {
             Ok(Delivery::sent_as(format!("smsc-{n}")))
         }));
         let mut r = queued("night", "sms");
-        let due = chrono::Utc::now().fixed_offset() + chrono::Duration::seconds(3);
+        // Far enough ahead that the set-up (migrations on a loaded machine took over 1.5 s)
+        // and the wait below end before it.
+        let due = chrono::Utc::now().fixed_offset() + chrono::Duration::seconds(8);
         r.status = Status::Deferred;
         r.reason = Some("quiet_hours".into());
         r.not_before = Some(due);
@@ -212,7 +214,11 @@ async fn a_deferred_offer_goes_out_at_its_time_and_not_before() {
             next.map(|t| t.timestamp_millis()),
             Some(due.timestamp_millis())
         );
-        let sent = until(&store, "night", Status::Sent, 10).await;
+        assert!(
+            chrono::Utc::now() < due,
+            "the checks above ran in the quiet hours"
+        );
+        let sent = until(&store, "night", Status::Sent, 20).await;
         assert!(chrono::Utc::now() >= due, "sent after its time");
         // Stored as written on output: to the millisecond.
         assert_eq!(
