@@ -340,9 +340,20 @@ fn replay_on_several_cores_writes_byte_for_byte_what_one_core_writes() {
     let mut sim = kairos::sim::Simulator::new(3_000, 11);
     let mut t = chrono::DateTime::parse_from_rfc3339("2026-11-23T06:00:00+08:00").unwrap();
     let mut lines = String::new();
-    for _ in 0..60_000 {
+    for i in 0..60_000 {
         t += chrono::Duration::milliseconds(900);
-        lines.push_str(&sim.next_json(t).to_string());
+        let line = sim.next_json(t).to_string();
+        // Lines the reader cannot split from their bytes alone (an escape, a second
+        // "msisdn"), blank lines, CRLF and rejections: the slices see them in order too.
+        match i % 997 {
+            1 => lines.push_str(&line.replacen('{', r#"{"note":"a\"b","#, 1)),
+            2 => lines.push_str(&line.replacen('{', r#"{"tag":"msisdn","#, 1)),
+            3 => lines.push_str("  \n"),
+            4 => lines.push_str(&format!("{line}\r")),
+            5 => lines.push_str(&line.replacen(r#""msisdn":""#, r#""msisdn":"x"#, 1)),
+            6 => lines.push_str(&line[..line.len() / 2]),
+            _ => lines.push_str(&line),
+        }
         lines.push('\n');
     }
     let events = dir.path().join("events.ndjson");
@@ -365,6 +376,11 @@ fn replay_on_several_cores_writes_byte_for_byte_what_one_core_writes() {
     let (one, one_log) = run("1");
     let text = String::from_utf8_lossy(&one);
     assert!(text.lines().count() > 1_000, "{one_log}");
+    let rejected = (0..60_000).filter(|i| [5, 6].contains(&(i % 997))).count();
+    assert!(
+        one_log.contains(&format!(" {rejected} rejected")),
+        "{one_log}"
+    );
     for reason in [
         "arbitration_window",
         "lost_arbitration",

@@ -3,6 +3,7 @@
 mod attrs;
 mod decode;
 mod msisdn;
+pub mod peek;
 mod raw;
 mod rfc3339;
 mod scan;

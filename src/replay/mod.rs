@@ -8,14 +8,16 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+mod read;
 mod slice;
 
 use crate::config::Config;
 use crate::decision::Policy;
 use crate::engine::MatchSettings;
-use crate::event::{decode_str, Msisdn};
+use crate::event::Msisdn;
 use crate::ports::{Profile, Status};
 use crate::rules::RuleSet;
+use read::{decode_lines, Block, Reader, Rejections};
 use slice::{Lines, Numbered, Slice};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,48 +43,6 @@ pub struct Summary {
     pub first_rejections: Vec<String>,
     pub avg_state_bytes: usize,
     pub subscribers: usize,
-}
-
-/// Events read and handed to the slices at a time.
-const CHUNK: usize = 32_768;
-
-/// Reads the input a chunk at a time: decoded events numbered by line, rejections counted.
-struct Reader<R> {
-    lines: std::iter::Enumerate<std::io::Lines<R>>,
-    bytes: u64,
-    done: bool,
-    s: Summary,
-}
-
-impl<R: BufRead> Reader<R> {
-    fn chunk(&mut self, progress: &mut impl FnMut(u64)) -> anyhow::Result<Vec<Numbered>> {
-        let mut out = Vec::with_capacity(CHUNK);
-        while out.len() < CHUNK {
-            let Some((n, line)) = self.lines.next() else {
-                self.done = true;
-                break;
-            };
-            let line = line?;
-            self.bytes += line.len() as u64 + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            self.s.events += 1;
-            match decode_str(&line) {
-                Ok(e) => out.push((n as u64, Arc::new(e))),
-                Err(e) => {
-                    self.s.rejected += 1;
-                    if self.s.first_rejections.len() < 10 {
-                        self.s.first_rejections.push(format!("line {}: {e}", n + 1));
-                    }
-                }
-            }
-            if self.s.events.is_multiple_of(65536) {
-                progress(self.bytes);
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// Replays `input` on `workers` cores: subscribers are partitioned by msisdn as the live
@@ -136,12 +96,7 @@ pub fn replay_with(
     } else {
         1
     };
-    let mut reader = Reader {
-        lines: input.lines().enumerate(),
-        bytes: 0,
-        done: false,
-        s: Summary::default(),
-    };
+    let mut reader = Reader::new(input);
     let mut parts: Vec<Vec<(Msisdn, Arc<Profile>)>> = vec![Vec::new(); workers];
     for (m, p) in profiles {
         parts[m.shard(workers)].push((m, p));
@@ -155,16 +110,21 @@ pub fn replay_with(
             parts.pop().unwrap_or_default(),
             processed,
         );
+        let mut block = Block::default();
+        let mut events = Vec::new();
+        let mut rejections = Rejections::default();
         let mut lines = Vec::new();
         while !reader.done {
-            let chunk = reader.chunk(&mut progress)?;
+            reader.fill(&mut block, 1, &mut progress)?;
+            events.clear();
+            decode_lines(&block.bytes, &block.lines[0], &mut events, &mut rejections)?;
             lines.clear();
-            slice.run(&chunk, &mut lines);
+            slice.run(&events, &mut lines);
             for (_, l) in &lines {
                 out.write_all(l)?;
             }
         }
-        vec![(slice.summary.clone(), slice.state())]
+        vec![(slice.summary.clone(), slice.state(), rejections)]
     } else {
         parallel(
             (rules, &settings, &policy, &default_profile, processed),
@@ -176,14 +136,21 @@ pub fn replay_with(
     };
     progress(reader.bytes);
     out.flush()?;
-    let mut s = reader.s;
+    let mut s = Summary {
+        events: reader.events,
+        ..Summary::default()
+    };
+    let mut rejected = reader.rejections;
     let mut held = 0usize;
     let mut bytes = 0usize;
-    for (part, (subscribers, state_bytes)) in slices {
+    for (part, (subscribers, state_bytes), r) in slices {
         s.add(part);
+        rejected.merge(r);
         held += subscribers;
         bytes += state_bytes;
     }
+    s.rejected = rejected.count;
+    s.first_rejections = rejected.first.into_iter().map(|(_, l)| l).collect();
     s.subscribers = held;
     s.avg_state_bytes = bytes.checked_div(held).unwrap_or(0);
     Ok(s)
@@ -197,25 +164,30 @@ type Engine<'a> = (
     Option<&'a AtomicU64>,
 );
 
-/// One thread per slice; the reader splits each chunk by subscriber and merges the slices'
-/// output back into input order. Two chunks are in flight, so the slices work while the
-/// reader decodes the next one and writes the last.
+/// What a slice hands back: its counts, its state (subscribers, bytes) and its rejections.
+type Done = (Summary, (usize, usize), Rejections);
+
+/// One thread per slice; the reader splits each block of lines by subscriber, each slice
+/// decodes and runs its own, and the reader merges the slices' output back into input
+/// order. Two blocks are in flight, so the slices work while the reader reads the next one
+/// and writes the last.
 fn parallel<R: BufRead>(
     (rules, settings, policy, default_profile, processed): Engine<'_>,
     reader: &mut Reader<R>,
     out: &mut impl Write,
     parts: Vec<Vec<(Msisdn, Arc<Profile>)>>,
     progress: &mut impl FnMut(u64),
-) -> anyhow::Result<Vec<(Summary, (usize, usize))>> {
+) -> anyhow::Result<Vec<Done>> {
     use std::sync::mpsc::sync_channel;
     let workers = parts.len();
+    let stopped = || anyhow::anyhow!("a replay worker stopped");
     std::thread::scope(|scope| {
         let mut to = Vec::new();
         let mut from = Vec::new();
         let mut handles = Vec::new();
-        for profiles in parts {
-            let (tx_in, rx_in) = sync_channel::<Vec<Numbered>>(2);
-            let (tx_out, rx_out) = sync_channel::<(Vec<Lines>, Vec<Numbered>)>(2);
+        for (i, profiles) in parts.into_iter().enumerate() {
+            let (tx_in, rx_in) = sync_channel::<Arc<Block>>(2);
+            let (tx_out, rx_out) = sync_channel::<std::io::Result<Vec<Lines>>>(2);
             let default_profile = default_profile.clone();
             handles.push(scope.spawn(move || {
                 let mut slice = Slice::new(
@@ -226,57 +198,52 @@ fn parallel<R: BufRead>(
                     profiles,
                     processed,
                 );
-                for chunk in rx_in {
-                    let mut lines = Vec::new();
-                    slice.run(&chunk, &mut lines);
-                    // The events go back to be freed by the reader that allocated them: a
-                    // free from another thread costs the allocator more, on both threads.
-                    if tx_out.send((lines, chunk)).is_err() {
+                let mut events: Vec<Numbered> = Vec::new();
+                let mut rejections = Rejections::default();
+                for block in rx_in {
+                    events.clear();
+                    let decoded =
+                        decode_lines(&block.bytes, &block.lines[i], &mut events, &mut rejections);
+                    // The reader reuses the block once every slice has let it go.
+                    drop(block);
+                    let ran = decoded.map(|()| {
+                        let mut lines = Vec::new();
+                        slice.run(&events, &mut lines);
+                        lines
+                    });
+                    if tx_out.send(ran).is_err() {
                         break;
                     }
                 }
-                (slice.summary.clone(), slice.state())
+                (slice.summary.clone(), slice.state(), rejections)
             }));
             to.push(tx_in);
             from.push(rx_out);
         }
-        let split = |chunk: Vec<Numbered>| {
-            let mut by: Vec<Vec<Numbered>> = vec![Vec::new(); workers];
-            for e in chunk {
-                by[e.1.msisdn.shard(workers)].push(e);
-            }
-            by
-        };
-        let send = |by: Vec<Vec<Numbered>>| -> anyhow::Result<()> {
-            for (tx, part) in to.iter().zip(by) {
-                tx.send(part)
-                    .map_err(|_| anyhow::anyhow!("a replay worker stopped"))?;
-            }
-            Ok(())
-        };
-        let mut in_flight = 0usize;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut spare: Vec<Block> = Vec::new();
         let mut merged: Vec<Lines> = Vec::new();
         loop {
             if !reader.done {
-                let chunk = reader.chunk(progress)?;
-                send(split(chunk))?;
-                in_flight += 1;
-                if in_flight < 2 && !reader.done {
+                let mut block = spare.pop().unwrap_or_default();
+                reader.fill(&mut block, workers, progress)?;
+                let block = Arc::new(block);
+                for tx in &to {
+                    tx.send(block.clone()).map_err(|_| stopped())?;
+                }
+                in_flight.push_back(block);
+                if in_flight.len() < 2 && !reader.done {
                     continue;
                 }
             }
-            if in_flight == 0 {
+            let Some(block) = in_flight.pop_front() else {
                 break;
-            }
+            };
             merged.clear();
             for rx in &from {
-                let (lines, spent) = rx
-                    .recv()
-                    .map_err(|_| anyhow::anyhow!("a replay worker stopped"))?;
-                merged.extend(lines);
-                drop(spent);
+                merged.extend(rx.recv().map_err(|_| stopped())??);
             }
-            in_flight -= 1;
+            spare.extend(Arc::into_inner(block));
             // Each slice's output is in input order; together they are put back in it.
             merged.sort_unstable_by_key(|(n, _)| *n);
             for (_, l) in &merged {
