@@ -9,6 +9,7 @@
 //! (crate::crud_handlers) then writes its standard handlers and their API documentation.
 
 mod handlers;
+mod record;
 
 use std::future::Future;
 

@@ -2,17 +2,15 @@
 
 pub mod repo;
 
-use serde::Deserialize;
 use sqlx::AnyConnection;
 
-pub use repo::Account;
+pub use repo::{Account, AccountPatch, NewAccount};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_named_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 
@@ -30,38 +28,6 @@ const SPEC: ListSpec = ListSpec {
     default_sort: "a.created_at",
     tiebreak: "a.id",
 };
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAccount {
-    pub customer_id: String,
-    pub name: String,
-    pub account_type: Option<String>,
-    pub state: Option<String>,
-    pub payment_method: Option<String>,
-    pub bill_cycle_day: Option<i64>,
-    pub currency: Option<String>,
-    pub credit_limit_cents: Option<i64>,
-    pub balance_cents: Option<i64>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AccountPatch {
-    pub name: Option<String>,
-    pub account_type: Option<String>,
-    pub state: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub payment_method: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>)]
-    pub bill_cycle_day: Option<Option<i64>>,
-    pub currency: Option<String>,
-    pub credit_limit_cents: Option<i64>,
-    pub balance_cents: Option<i64>,
-    pub version: Option<i64>,
-}
 
 pub(crate) fn validate(a: &Account) -> Result<(), ApiError> {
     validate::text("name", &a.name, 200)?;
@@ -89,8 +55,7 @@ impl crud::Editable for Account {
     type Patch = AccountPatch;
 
     fn apply(&mut self, patch: AccountPatch) {
-        crate::apply_patch!(patch => self; name, account_type, state, payment_method,
-            bill_cycle_day, currency, credit_limit_cents, balance_cents);
+        patch.apply_to(self);
     }
 
     fn validate(&self) -> Result<(), ApiError> {

@@ -7,27 +7,29 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{Entity, Sql};
 
-/// A billing account (TMF666 BillingAccount).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Account {
-    pub id: String,
-    pub customer_id: String,
-    pub name: String,
-    /// billing | settlement
-    pub account_type: String,
-    /// active | suspended | closed
-    pub state: String,
-    pub payment_method: Option<String>,
-    /// Day of month the bill is cut, 1 to 28.
-    pub bill_cycle_day: Option<i64>,
-    /// ISO 4217.
-    pub currency: String,
-    pub credit_limit_cents: i64,
-    /// Amount owed (positive) or in credit (negative).
-    pub balance_cents: i64,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A billing account (TMF666 BillingAccount).
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Account, new NewAccount, patch AccountPatch {
+        id: String,
+        customer_id: String { new },
+        name: String { new, patch },
+        /// billing | settlement
+        account_type: String { new opt, patch },
+        /// active | suspended | closed
+        state: String { new opt, patch },
+        payment_method: Option<String> { new, patch null },
+        /// Day of month the bill is cut, 1 to 28.
+        bill_cycle_day: Option<i64> { new, patch null },
+        /// ISO 4217.
+        currency: String { new opt, patch },
+        credit_limit_cents: i64 { new opt, patch },
+        /// Amount owed (positive) or in credit (negative).
+        balance_cents: i64 { new opt, patch },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 pub const COLUMNS: &str = <Account as Entity>::COLUMNS;

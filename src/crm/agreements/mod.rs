@@ -6,17 +6,15 @@ pub mod repo;
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
 use sqlx::AnyConnection;
 
-pub use repo::Agreement;
+pub use repo::{Agreement, AgreementPatch, NewAgreement};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_named_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -43,37 +41,6 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "g.id",
 };
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAgreement {
-    pub customer_id: String,
-    pub name: String,
-    pub agreement_type: Option<String>,
-    pub status: Option<String>,
-    pub start_date: String,
-    pub end_date: String,
-    /// Default 30.
-    pub reminder_days: Option<i64>,
-    pub document_ref: Option<String>,
-    pub amount_cents: Option<i64>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AgreementPatch {
-    pub name: Option<String>,
-    pub agreement_type: Option<String>,
-    pub status: Option<String>,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
-    pub reminder_days: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub document_ref: Option<Option<String>>,
-    pub amount_cents: Option<i64>,
-    pub version: Option<i64>,
-}
-
 fn date_only(field: &str, v: &str) -> Result<(), ApiError> {
     chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .map(|_| ())
@@ -84,8 +51,7 @@ impl crud::Editable for Agreement {
     type Patch = AgreementPatch;
 
     fn apply(&mut self, patch: AgreementPatch) {
-        crate::apply_patch!(patch => self; name, agreement_type, status, start_date, end_date,
-            reminder_days, document_ref, amount_cents);
+        patch.apply_to(self);
     }
 
     fn validate(&self) -> Result<(), ApiError> {

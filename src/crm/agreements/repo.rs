@@ -6,30 +6,33 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{Entity, Sql};
 
-/// A customer contract (合同; TMF651 Agreement).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Agreement {
-    pub id: String,
-    pub customer_id: String,
-    pub name: String,
-    /// service | framework | enterprise | other
-    pub agreement_type: String,
-    /// draft | active | expired | terminated
-    pub status: String,
-    /// agreementPeriod start, YYYY-MM-DD.
-    pub start_date: String,
-    /// agreementPeriod end, YYYY-MM-DD.
-    pub end_date: String,
-    /// Remind the account manager this many days before `end_date`.
-    pub reminder_days: i64,
-    /// Where the scanned contract is kept (URL or path).
-    pub document_ref: Option<String>,
-    pub amount_cents: i64,
-    /// The end date a renewal reminder was sent for; `null` until then.
-    pub reminded_for: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A customer contract (合同; TMF651 Agreement).
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Agreement, new NewAgreement, patch AgreementPatch {
+        id: String,
+        customer_id: String { new },
+        name: String { new, patch },
+        /// service | framework | enterprise | other
+        agreement_type: String { new opt, patch },
+        /// draft | active | expired | terminated
+        status: String { new opt, patch },
+        /// agreementPeriod start, YYYY-MM-DD.
+        start_date: String { new, patch },
+        /// agreementPeriod end, YYYY-MM-DD.
+        end_date: String { new, patch },
+        /// Remind the account manager this many days before `end_date`.
+        reminder_days: i64 { /// Default 30.
+            new opt, patch },
+        /// Where the scanned contract is kept (URL or path).
+        document_ref: Option<String> { new, patch null },
+        amount_cents: i64 { new opt, patch },
+        /// The end date a renewal reminder was sent for; `null` until then.
+        reminded_for: Option<String>,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 pub const COLUMNS: &str = <Agreement as Entity>::COLUMNS;

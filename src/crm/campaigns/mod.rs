@@ -19,7 +19,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 
-pub use repo::{Campaign, Results, Run, Transition};
+pub use repo::{Campaign, CampaignPatch, NewCampaign, Results, Run, Transition};
 
 use crate::audit;
 use crate::auth::{Permission, Principal};
@@ -64,43 +64,6 @@ pub fn router() -> OpenApiRouter<CrmState> {
 
 const SPEC: ListSpec = workflow::list_spec!(k; text state, segment_id, offer_code, created_by;
     sort created_at, name, start_at, budget_cents; default "k.created_at");
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewCampaign {
-    pub name: String,
-    pub description: Option<String>,
-    pub segment_id: String,
-    pub budget_cents: Option<i64>,
-    pub offer_code: String,
-    pub message: String,
-    pub channels: Vec<String>,
-    /// Default 7 days.
-    pub validity_secs: Option<i64>,
-    pub rule_ids: Option<Vec<String>>,
-    pub start_at: String,
-    pub end_at: String,
-    /// Must be 0 (or absent) until control groups are available.
-    pub control_pct: Option<i64>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignPatch {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub segment_id: Option<String>,
-    pub budget_cents: Option<i64>,
-    pub offer_code: Option<String>,
-    pub message: Option<String>,
-    pub channels: Option<Vec<String>>,
-    pub validity_secs: Option<i64>,
-    pub rule_ids: Option<Vec<String>>,
-    pub start_at: Option<String>,
-    pub end_at: Option<String>,
-    pub control_pct: Option<i64>,
-    pub version: Option<i64>,
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,36 +7,46 @@ use crate::crm::workflow::{logged, Children};
 use crate::pipeline::counts::Tally;
 use crate::store::{next_seq, now_text, Sql};
 
-/// A marketing campaign (营销计划).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Campaign {
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    /// plan | submitted | approved | rejected | active | completed | cancelled
-    pub state: String,
-    pub segment_id: String,
-    pub budget_cents: i64,
-    pub offer_code: String,
-    /// Message template; `{name}` and `{msisdn}` are filled in per recipient.
-    pub message: String,
-    /// Channels in order of preference.
-    pub channels: Vec<String>,
-    /// How long each offer stays valid.
-    pub validity_secs: i64,
-    /// Rules attached to the campaign (for reporting and follow-ups).
-    pub rule_ids: Vec<String>,
-    pub start_at: String,
-    pub end_at: String,
-    /// Control group share; always 0 until control groups are available.
-    pub control_pct: i64,
-    pub created_by: String,
-    pub submitted_by: Option<String>,
-    /// Who approved or rejected it.
-    pub decided_by: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A marketing campaign (营销计划).
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Campaign, new NewCampaign, patch CampaignPatch {
+        id: String,
+        name: String { new, patch },
+        description: Option<String> { new, patch some },
+        /// plan | submitted | approved | rejected | active | completed | cancelled
+        state: String,
+        segment_id: String { new, patch },
+        budget_cents: i64 { new opt, patch },
+        offer_code: String { new, patch },
+        /// Message template; `{name}` and `{msisdn}` are filled in per recipient.
+        message: String { new, patch },
+        /// Channels in order of preference.
+        channels: Vec<String> { new, patch },
+        /// How long each offer stays valid.
+        validity_secs: i64 {
+            /// Default 7 days.
+            new opt,
+            patch
+        },
+        /// Rules attached to the campaign (for reporting and follow-ups).
+        rule_ids: Vec<String> { new opt, patch },
+        start_at: String { new, patch },
+        end_at: String { new, patch },
+        /// Control group share; always 0 until control groups are available.
+        control_pct: i64 {
+            /// Must be 0 (or absent) until control groups are available.
+            new opt,
+            patch
+        },
+        created_by: String,
+        submitted_by: Option<String>,
+        /// Who approved or rejected it.
+        decided_by: Option<String>,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 #[derive(sqlx::FromRow)]

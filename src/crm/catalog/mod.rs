@@ -3,16 +3,14 @@
 
 pub mod repo;
 
-use serde::Deserialize;
 use sqlx::AnyConnection;
 
-pub use repo::Offering;
+pub use repo::{NewOffering, Offering, OfferingPatch};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 
@@ -36,44 +34,6 @@ const SPEC: ListSpec = ListSpec {
 
 const TYPES: &[&str] = &["plan", "addon", "device", "service"];
 const LIFECYCLE: &[&str] = &["in_design", "active", "retired"];
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewOffering {
-    pub code: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub offering_type: String,
-    #[serde(default)]
-    pub is_bundle: bool,
-    #[serde(default)]
-    pub bundled_offering_ids: Vec<String>,
-    pub price_cents: i64,
-    pub recurring_period: Option<String>,
-    #[serde(default)]
-    pub market_segments: Vec<String>,
-    #[serde(default)]
-    pub channels: Vec<String>,
-    pub lifecycle_status: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OfferingPatch {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    pub bundled_offering_ids: Option<Vec<String>>,
-    pub price_cents: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub recurring_period: Option<Option<String>>,
-    pub market_segments: Option<Vec<String>>,
-    pub channels: Option<Vec<String>>,
-    pub lifecycle_status: Option<String>,
-    pub version: Option<i64>,
-}
 
 /// The checks every write of an offering passes (the API's and an import's).
 pub(crate) async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Result<(), ApiError> {
@@ -148,8 +108,7 @@ impl crud::Editable for Offering {
     type Patch = OfferingPatch;
 
     fn apply(&mut self, patch: OfferingPatch) {
-        crate::apply_patch!(patch => self; name, description, bundled_offering_ids, price_cents,
-            recurring_period, market_segments, channels, lifecycle_status);
+        patch.apply_to(self);
     }
 
     async fn check_in(

@@ -4,30 +4,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{entity, Entity, Sql, StoreError};
 
-/// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Offering {
-    pub id: String,
-    /// Stable code rules and campaigns refer to (`offer_code`).
-    pub code: String,
-    pub name: String,
-    pub description: Option<String>,
-    /// plan | addon | device | service
-    pub offering_type: String,
-    pub is_bundle: bool,
-    /// For bundles: the offerings it contains.
-    pub bundled_offering_ids: Vec<String>,
-    pub price_cents: i64,
-    /// month | year, or absent for a one-off price.
-    pub recurring_period: Option<String>,
-    pub market_segments: Vec<String>,
-    /// Sales channels it may be offered through.
-    pub channels: Vec<String>,
-    /// in_design | active | retired
-    pub lifecycle_status: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A product offering (TMF620 ProductOffering): a plan, add-on or bundle with its price.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Offering, new NewOffering, patch OfferingPatch {
+        id: String,
+        /// Stable code rules and campaigns refer to (`offer_code`).
+        code: String { new },
+        name: String { new, patch },
+        description: Option<String> { new, patch null },
+        /// plan | addon | device | service
+        offering_type: String { new },
+        is_bundle: bool { new default },
+        /// For bundles: the offerings it contains.
+        bundled_offering_ids: Vec<String> { new default, patch },
+        price_cents: i64 { new, patch },
+        /// month | year, or absent for a one-off price.
+        recurring_period: Option<String> { new, patch null },
+        market_segments: Vec<String> { new default, patch },
+        /// Sales channels it may be offered through.
+        channels: Vec<String> { new default, patch },
+        /// in_design | active | retired
+        lifecycle_status: String { new opt, patch },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -27,20 +27,22 @@ pub use replies::ConsentOptOuts;
 
 pub const PURPOSES: &[&str] = &["marketing", "service", "analytics", "third_party"];
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Consent {
-    pub id: String,
-    pub customer_id: String,
-    /// sms | email | portal | agent | app | call | all
-    pub channel: String,
-    /// marketing | service | analytics | third_party
-    pub purpose: String,
-    /// False records an opt-out.
-    pub granted: bool,
-    /// Where the customer expressed it (store, hotline, app, ...).
-    pub source: Option<String>,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Consent, new NewConsent, patch ConsentPatch {
+        id: String,
+        customer_id: String,
+        /// sms | email | portal | agent | app | call | all
+        channel: String { new },
+        /// marketing | service | analytics | third_party
+        purpose: String { new },
+        /// False records an opt-out.
+        granted: bool { new, patch },
+        /// Where the customer expressed it (store, hotline, app, ...).
+        source: Option<String> { new, patch some },
+        updated_at: String,
+        version: i64,
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -81,23 +83,6 @@ fn of_customer(id: &str) -> Sql {
     let mut sql = Sql::new("consents k WHERE k.customer_id = ");
     sql.bind(id);
     sql
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewConsent {
-    pub channel: String,
-    pub purpose: String,
-    pub granted: bool,
-    pub source: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentPatch {
-    pub granted: Option<bool>,
-    pub source: Option<String>,
-    pub version: Option<i64>,
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {

@@ -3,9 +3,8 @@
 pub mod repo;
 
 use axum::extract::{Path, State};
-use serde::Deserialize;
 
-pub use repo::ContactMedium;
+pub use repo::{ContactMedium, ContactPatch, NewContact};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
@@ -13,7 +12,7 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{nullable, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -31,53 +30,6 @@ const SPEC: ListSpec = ListSpec {
     default_sort: "m.created_at",
     tiebreak: "m.id",
 };
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewContact {
-    pub contact_name: Option<String>,
-    /// phone | email | address
-    pub medium_type: String,
-    /// general (the default) | contract | billing | technical
-    pub role: Option<String>,
-    #[serde(default)]
-    pub preferred: bool,
-    pub phone_number: Option<String>,
-    pub email_address: Option<String>,
-    pub street1: Option<String>,
-    pub city: Option<String>,
-    pub post_code: Option<String>,
-    pub country: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContactPatch {
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub contact_name: Option<Option<String>>,
-    pub role: Option<String>,
-    pub preferred: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub phone_number: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub email_address: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub street1: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub city: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub post_code: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub country: Option<Option<String>>,
-    pub version: Option<i64>,
-}
 
 /// Each medium type needs its own characteristic.
 pub(crate) fn validate(m: &ContactMedium) -> Result<(), ApiError> {
@@ -126,8 +78,7 @@ impl crud::Editable for ContactMedium {
     type Patch = ContactPatch;
 
     fn apply(&mut self, patch: ContactPatch) {
-        crate::apply_patch!(patch => self; contact_name, role, preferred, phone_number,
-            email_address, street1, city, post_code, country);
+        patch.apply_to(self);
     }
 
     fn validate(&self) -> Result<(), ApiError> {

@@ -4,26 +4,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Entity, Sql};
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ContactMedium {
-    pub id: String,
-    pub customer_id: String,
-    pub contact_name: Option<String>,
-    /// phone | email | address
-    pub medium_type: String,
-    /// Whom at the customer it reaches: general | contract (an enterprise's contract
-    /// contact, whom contract reminders go to) | billing | technical.
-    pub role: String,
-    pub preferred: bool,
-    pub phone_number: Option<String>,
-    pub email_address: Option<String>,
-    pub street1: Option<String>,
-    pub city: Option<String>,
-    pub post_code: Option<String>,
-    pub country: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct ContactMedium, new NewContact, patch ContactPatch {
+        id: String,
+        customer_id: String,
+        contact_name: Option<String> { new, patch null },
+        /// phone | email | address
+        medium_type: String {
+            /// phone | email | address
+            new
+        },
+        /// Whom at the customer it reaches: general | contract (an enterprise's contract
+        /// contact, whom contract reminders go to) | billing | technical.
+        role: String {
+            /// general (the default) | contract | billing | technical
+            new opt,
+            patch
+        },
+        preferred: bool { new default, patch },
+        phone_number: Option<String> { new, patch null },
+        email_address: Option<String> { new, patch null },
+        street1: Option<String> { new, patch null },
+        city: Option<String> { new, patch null },
+        post_code: Option<String> { new, patch null },
+        country: Option<String> { new, patch null },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 /// As stored: flags are integers.

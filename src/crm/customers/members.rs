@@ -10,55 +10,28 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::{nullable, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Member {
-    pub id: String,
-    /// The enterprise customer.
-    pub customer_id: String,
-    pub name: String,
-    pub msisdn: String,
-    pub department: Option<String>,
-    pub title: Option<String>,
-    pub email: Option<String>,
-    /// active | suspended
-    pub status: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewMember {
-    pub name: String,
-    pub msisdn: String,
-    pub department: Option<String>,
-    pub title: Option<String>,
-    pub email: Option<String>,
-    pub status: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemberPatch {
-    pub name: Option<String>,
-    pub msisdn: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub department: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    pub status: Option<String>,
-    pub version: Option<i64>,
+crate::record! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Member, new NewMember, patch MemberPatch {
+        id: String,
+        /// The enterprise customer.
+        customer_id: String,
+        name: String { new, patch },
+        msisdn: String { new, patch },
+        department: Option<String> { new, patch null },
+        title: Option<String> { new, patch null },
+        email: Option<String> { new, patch null },
+        /// active | suspended
+        status: String { new opt, patch },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 const SPEC: ListSpec = ListSpec {
@@ -158,7 +131,7 @@ impl crud::Editable for Member {
     type Patch = MemberPatch;
 
     fn apply(&mut self, patch: MemberPatch) {
-        crate::apply_patch!(patch => self; name, msisdn, department, title, email, status);
+        patch.apply_to(self);
     }
 
     fn validate(&self) -> Result<(), ApiError> {

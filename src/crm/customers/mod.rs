@@ -9,9 +9,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::Deserialize;
 
-pub use repo::Customer;
+pub use repo::{Customer, CustomerPatch, NewCustomer};
 
 use crate::audit;
 use crate::auth::{Permission, Principal, Role, Scope};
@@ -20,7 +19,7 @@ use crate::crm::scope::{customer_visible, require_operator_write};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{check_ref, entity, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -73,69 +72,6 @@ const SPEC: ListSpec = ListSpec {
 const TYPES: &[&str] = &["individual", "enterprise"];
 const STATUSES: &[&str] = &["prospect", "active", "suspended", "inactive"];
 const CREDIT: &[&str] = &["A", "B", "C", "D", "E"];
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewCustomer {
-    /// The operator's own id (unique); bulk imports upsert by it.
-    pub external_id: Option<String>,
-    pub name: String,
-    pub customer_type: String,
-    pub party_id: Option<String>,
-    pub parent_customer_id: Option<String>,
-    /// Defaults to the caller when an account manager creates the customer.
-    pub account_manager_id: Option<String>,
-    pub region_id: Option<String>,
-    pub value_tier: Option<String>,
-    pub credit_class: Option<String>,
-    pub churn_score: Option<f64>,
-    pub arpu_cents: Option<i64>,
-    pub segment: Option<String>,
-    pub industry: Option<String>,
-    pub language: Option<String>,
-    pub timezone: Option<String>,
-    pub home_country: Option<String>,
-    pub preferred_channel: Option<String>,
-    pub status: Option<String>,
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerPatch {
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub external_id: Option<Option<String>>,
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub party_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub parent_customer_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub account_manager_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub region_id: Option<Option<String>>,
-    pub value_tier: Option<String>,
-    pub credit_class: Option<String>,
-    pub churn_score: Option<f64>,
-    pub arpu_cents: Option<i64>,
-    pub segment: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub industry: Option<Option<String>>,
-    pub language: Option<String>,
-    pub timezone: Option<String>,
-    pub home_country: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub preferred_channel: Option<Option<String>>,
-    pub status: Option<String>,
-    /// The version read; or send `If-Match`.
-    pub version: Option<i64>,
-}
 
 /// Field checks. Tiers, credit classes and segments are closed sets (rules and segments
 /// match them exactly, so `"Gold"` would match nothing); `segments` is the operator's list.

@@ -6,42 +6,53 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{entity, Entity, Sql, StoreError};
 
-/// A customer (TMF629): the role a party plays towards the operator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Customer {
-    pub id: String,
-    /// The operator's own id for the customer (billing or legacy CRM); unique. Bulk imports
-    /// upsert by it.
-    pub external_id: Option<String>,
-    pub name: String,
-    /// individual | enterprise
-    pub customer_type: String,
-    /// The party (TMF632 individual or organization) engaged as this customer.
-    pub party_id: Option<String>,
-    /// Enterprise hierarchy: the group customer this one belongs to.
-    pub parent_customer_id: Option<String>,
-    pub account_manager_id: Option<String>,
-    pub region_id: Option<String>,
-    pub value_tier: String,
-    /// A (best) to E.
-    pub credit_class: String,
-    /// Balance of the loyalty ledger; changed only through `/loyalty`.
-    pub loyalty_points: i64,
-    /// Churn propensity, 0 to 1.
-    pub churn_score: f64,
-    pub arpu_cents: i64,
-    pub segment: String,
-    /// For enterprises: the industry (government, education, finance, ...).
-    pub industry: Option<String>,
-    pub language: String,
-    pub timezone: String,
-    pub home_country: String,
-    pub preferred_channel: Option<String>,
-    /// prospect | active | suspended | inactive
-    pub status: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A customer (TMF629): the role a party plays towards the operator.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Customer, new NewCustomer, patch CustomerPatch,
+        version #[doc = "The version read; or send `If-Match`."] {
+        id: String,
+        /// The operator's own id for the customer (billing or legacy CRM); unique. Bulk imports
+        /// upsert by it.
+        external_id: Option<String> {
+            /// The operator's own id (unique); bulk imports upsert by it.
+            new,
+            patch null
+        },
+        name: String { new, patch },
+        /// individual | enterprise
+        customer_type: String { new },
+        /// The party (TMF632 individual or organization) engaged as this customer.
+        party_id: Option<String> { new, patch null },
+        /// Enterprise hierarchy: the group customer this one belongs to.
+        parent_customer_id: Option<String> { new, patch null },
+        account_manager_id: Option<String> {
+            /// Defaults to the caller when an account manager creates the customer.
+            new,
+            patch null
+        },
+        region_id: Option<String> { new, patch null },
+        value_tier: String { new opt, patch },
+        /// A (best) to E.
+        credit_class: String { new opt, patch },
+        /// Balance of the loyalty ledger; changed only through `/loyalty`.
+        loyalty_points: i64,
+        /// Churn propensity, 0 to 1.
+        churn_score: f64 { new opt, patch },
+        arpu_cents: i64 { new opt, patch },
+        segment: String { new opt, patch },
+        /// For enterprises: the industry (government, education, finance, ...).
+        industry: Option<String> { new, patch null },
+        language: String { new opt, patch },
+        timezone: String { new opt, patch },
+        home_country: String { new opt, patch },
+        preferred_channel: Option<String> { new, patch null },
+        /// prospect | active | suspended | inactive
+        status: String { new opt, patch },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 crate::entity! { Customer in "customers" as c, kind "customer", unique "external_id",

@@ -29,19 +29,21 @@ pub fn router() -> OpenApiRouter<CrmState> {
 
 pub const CATEGORIES: &[&str] = &["product", "script", "case", "faq"];
 
-/// A knowledge base article.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Article {
-    pub id: String,
-    /// product | script | case | faq
-    pub category: String,
-    pub title: String,
-    pub body: String,
-    pub tags: Vec<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A knowledge base article.
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Article, new NewArticle, patch ArticlePatch {
+        id: String,
+        /// product | script | case | faq
+        category: String { new, patch },
+        title: String { new, patch },
+        body: String { new, patch },
+        tags: Vec<String> { new default, patch },
+        created_by: String,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -154,26 +156,6 @@ fn articles() -> Sql {
 
 const SPEC: ListSpec = workflow::list_spec!(k; text category;
     sort updated_at, created_at, title; default "k.updated_at DESC");
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewArticle {
-    pub category: String,
-    pub title: String,
-    pub body: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ArticlePatch {
-    pub category: Option<String>,
-    pub title: Option<String>,
-    pub body: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub version: Option<i64>,
-}
 
 /// Searches articles: `q` matches title or body (case-insensitive), `tag` one tag.
 #[utoipa::path(get, path = "/api/v1/knowledge", tag = "knowledge",

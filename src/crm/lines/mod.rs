@@ -4,9 +4,8 @@ pub mod repo;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::Deserialize;
 
-pub use repo::Line;
+pub use repo::{Line, LinePatch, NewLine};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
@@ -15,7 +14,7 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::{Msisdn, MsisdnError};
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -61,33 +60,6 @@ const SPEC: ListSpec = ListSpec {
 };
 
 const STATUSES: &[&str] = &["active", "suspended", "terminated"];
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewLine {
-    pub msisdn: String,
-    pub customer_id: String,
-    pub account_id: Option<String>,
-    pub plan: String,
-    pub status: Option<String>,
-    pub imsi: Option<String>,
-    /// Defaults to now.
-    pub activated_at: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinePatch {
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub account_id: Option<Option<String>>,
-    pub plan: Option<String>,
-    pub status: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub imsi: Option<Option<String>>,
-    pub version: Option<i64>,
-}
 
 pub(crate) fn validate(l: &Line) -> Result<(), ApiError> {
     Msisdn::parse(&l.msisdn).map_err(LineError::from)?;
@@ -218,7 +190,7 @@ pub async fn update(
     let mut tx = crate::store::begin_write(&st.db).await?;
     let before: Line = crud::load_at(&mut tx, repo::scoped(&p), &key, expected).await?;
     let mut after = before.clone();
-    crate::apply_patch!(patch => after; account_id, plan, status, imsi);
+    patch.apply_to(&mut after);
     validate(&after)?;
     if after.plan != before.plan {
         check_plan(&mut tx, &after.plan).await?;

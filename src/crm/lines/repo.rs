@@ -6,23 +6,28 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{entity, Entity, Sql, StoreError};
 
-/// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Line {
-    pub id: String,
-    /// E.164 without `+`.
-    pub msisdn: String,
-    pub customer_id: String,
-    pub account_id: Option<String>,
-    /// The tariff plan code; the engine reads it as `profile.plan`.
-    pub plan: String,
-    /// active | suspended | terminated
-    pub status: String,
-    pub imsi: Option<String>,
-    pub activated_at: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A subscriber line: the msisdn the engine knows, tied to a customer and a billing account.
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Line, new NewLine, patch LinePatch {
+        id: String,
+        /// E.164 without `+`.
+        msisdn: String { new },
+        customer_id: String { new },
+        account_id: Option<String> { new, patch null },
+        /// The tariff plan code; the engine reads it as `profile.plan`.
+        plan: String { new, patch },
+        /// active | suspended | terminated
+        status: String { new opt, patch },
+        imsi: Option<String> { new, patch null },
+        activated_at: String {
+            /// Defaults to now.
+            new opt
+        },
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 pub const COLUMNS: &str = <Line as Entity>::COLUMNS;

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 
-pub use repo::{FollowUp, Opportunity};
+pub use repo::{FollowUp, NewOpportunity, Opportunity, OpportunityPatch};
 
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::scope::{push_customer_scope, require_customer};
@@ -18,7 +18,7 @@ use crate::crm::validate;
 use crate::crm::workflow::{self, Children};
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
 use crate::store::{check_ref, new_id, now_text, ListParams, ListSpec, Page, Sql};
@@ -73,46 +73,12 @@ pub fn default_probability(stage: &str) -> i64 {
 const SPEC: ListSpec = workflow::list_spec!(o; text customer_id, stage, owner_id, source;
     sort created_at, amount_cents, probability, expected_close; default "o.created_at DESC");
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewOpportunity {
-    pub customer_id: String,
-    pub title: String,
-    /// agent (default) | enterprise; `offer` comes from `/opportunities/from-offer/{id}`.
-    pub source: Option<String>,
-    pub offer_code: Option<String>,
-    pub stage: Option<String>,
-    pub probability: Option<i64>,
-    pub amount_cents: Option<i64>,
-    /// Defaults to the customer's account manager.
-    pub owner_id: Option<String>,
-    pub expected_close: Option<String>,
-}
-
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FromOffer {
     pub title: Option<String>,
     pub amount_cents: Option<i64>,
     pub expected_close: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpportunityPatch {
-    pub title: Option<String>,
-    pub stage: Option<String>,
-    pub probability: Option<i64>,
-    pub amount_cents: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub owner_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub expected_close: Option<Option<String>>,
-    /// Required when moving to won or lost.
-    pub close_reason: Option<String>,
-    pub version: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

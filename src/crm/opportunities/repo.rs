@@ -6,31 +6,43 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{entity, Entity, Sql, StoreError};
 
-/// A sales opportunity (商机).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Opportunity {
-    pub id: String,
-    pub customer_id: String,
-    pub title: String,
-    /// offer | agent | enterprise
-    pub source: String,
-    /// The accepted recommendation it came from.
-    pub recommendation_id: Option<String>,
-    pub offer_code: Option<String>,
-    /// prospecting | qualification | proposal | negotiation | won | lost
-    pub stage: String,
-    /// Percent, 0 to 100.
-    pub probability: i64,
-    pub amount_cents: i64,
-    pub owner_id: Option<String>,
-    pub expected_close: Option<String>,
-    /// Why it was won or lost.
-    pub close_reason: Option<String>,
-    pub closed_at: Option<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A sales opportunity (商机).
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Opportunity, new NewOpportunity, patch OpportunityPatch {
+        id: String,
+        customer_id: String { new },
+        title: String { new, patch },
+        /// offer | agent | enterprise
+        source: String {
+            /// agent (default) | enterprise; `offer` comes from `/opportunities/from-offer/{id}`.
+            new opt
+        },
+        /// The accepted recommendation it came from.
+        recommendation_id: Option<String>,
+        offer_code: Option<String> { new },
+        /// prospecting | qualification | proposal | negotiation | won | lost
+        stage: String { new opt, patch },
+        /// Percent, 0 to 100.
+        probability: i64 { new opt, patch },
+        amount_cents: i64 { new opt, patch },
+        owner_id: Option<String> {
+            /// Defaults to the customer's account manager.
+            new,
+            patch null
+        },
+        expected_close: Option<String> { new, patch null },
+        /// Why it was won or lost.
+        close_reason: Option<String> {
+            /// Required when moving to won or lost.
+            patch some
+        },
+        closed_at: Option<String>,
+        created_by: String,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 /// One follow-up (商机跟踪): a call, visit or note on an opportunity.

@@ -2,15 +2,12 @@
 
 pub mod repo;
 
-use serde::Deserialize;
-
-pub use repo::Party;
+pub use repo::{NewParty, Party, PartyPatch};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::nullable;
 use crate::http::ApiError;
 use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
 
@@ -34,48 +31,11 @@ const SPEC: ListSpec = ListSpec {
     tiebreak: "p.id",
 };
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewParty {
-    pub party_type: String,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub trading_name: Option<String>,
-    pub registration_number: Option<String>,
-    pub birth_date: Option<String>,
-    pub nationality: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PartyPatch {
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub given_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub family_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub trading_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub registration_number: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub birth_date: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub nationality: Option<Option<String>>,
-    pub version: Option<i64>,
-}
-
 impl crud::Editable for Party {
     type Patch = PartyPatch;
 
     fn apply(&mut self, patch: PartyPatch) {
-        crate::apply_patch!(patch => self; given_name, family_name, trading_name,
-            registration_number, birth_date, nationality);
+        patch.apply_to(self);
     }
 
     fn validate(&self) -> Result<(), ApiError> {

@@ -7,24 +7,26 @@ use crate::auth::{Principal, Scope};
 use crate::crm::scope::push_customer_scope;
 use crate::store::{entity, Entity, Sql, StoreError};
 
-/// A party (TMF632): an individual or an organization.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Party {
-    pub id: String,
-    /// individual | organization
-    pub party_type: String,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    /// Organization name.
-    pub trading_name: Option<String>,
-    /// Unified social credit code / company registration, or national id for individuals.
-    pub registration_number: Option<String>,
-    pub birth_date: Option<String>,
-    pub nationality: Option<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A party (TMF632): an individual or an organization.
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Party, new NewParty, patch PartyPatch {
+        id: String,
+        /// individual | organization
+        party_type: String { new },
+        given_name: Option<String> { new, patch null },
+        family_name: Option<String> { new, patch null },
+        /// Organization name.
+        trading_name: Option<String> { new, patch null },
+        /// Unified social credit code / company registration, or national id for individuals.
+        registration_number: Option<String> { new, patch null },
+        birth_date: Option<String> { new, patch null },
+        nationality: Option<String> { new, patch null },
+        created_by: String,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 pub const COLUMNS: &str = <Party as Entity>::COLUMNS;

@@ -6,9 +6,8 @@ pub mod repo;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::Deserialize;
 
-pub use repo::Subscription;
+pub use repo::{NewSubscription, Subscription, SubscriptionPatch};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::require_customer;
@@ -46,24 +45,6 @@ const SPEC: ListSpec = ListSpec {
     default_sort: "s.created_at",
     tiebreak: "s.id",
 };
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSubscription {
-    pub customer_id: String,
-    pub line_id: Option<String>,
-    /// Offering id or code.
-    pub offering_id: String,
-    /// `created` (default), `pendingActive` or `active`.
-    pub status: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionPatch {
-    pub status: String,
-    pub version: Option<i64>,
-}
 
 /// Dates follow the status: first activation starts it, termination ends it.
 fn stamp(s: &mut Subscription, now: &str) {

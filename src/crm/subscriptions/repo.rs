@@ -6,22 +6,31 @@ use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
 use crate::store::{Entity, Sql};
 
-/// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Subscription {
-    pub id: String,
-    pub customer_id: String,
-    pub line_id: Option<String>,
-    pub offering_id: String,
-    /// created | pendingActive | active | suspended | pendingTerminate | terminated
-    pub status: String,
-    /// Set when the product first becomes active.
-    pub start_date: Option<String>,
-    /// Set when it is terminated.
-    pub termination_date: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Subscription, new NewSubscription, patch SubscriptionPatch {
+        id: String,
+        customer_id: String { new },
+        line_id: Option<String> { new },
+        offering_id: String {
+            /// Offering id or code.
+            new
+        },
+        /// created | pendingActive | active | suspended | pendingTerminate | terminated
+        status: String {
+            /// `created` (default), `pendingActive` or `active`.
+            new opt,
+            patch required
+        },
+        /// Set when the product first becomes active.
+        start_date: Option<String>,
+        /// Set when it is terminated.
+        termination_date: Option<String>,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 pub const COLUMNS: &str = <Subscription as Entity>::COLUMNS;
