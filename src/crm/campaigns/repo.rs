@@ -33,9 +33,10 @@ crate::record! {
         rule_ids: Vec<String> { new opt, patch },
         start_at: String { new, patch },
         end_at: String { new, patch },
-        /// Control group share; always 0 until control groups are available.
+        /// Percent of the audience held out as a control group (0 to 50), against which
+        /// results measure uplift.
         control_pct: i64 {
-            /// Must be 0 (or absent) until control groups are available.
+            /// Percent of the audience held out as a control group, 0 to 50 (default 0).
             new opt,
             patch
         },
