@@ -60,6 +60,11 @@ pub fn time(field: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiEr
         .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
 }
 
+/// An RFC 3339 time, as the text Kairos stores (UTC, to the millisecond).
+pub fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
+    time(field, v).map(crate::store::ts_text)
+}
+
 /// A calendar date, written `YYYY-MM-DD` (a birth date, a close date): one way in, so one
 /// way out.
 pub fn date(field: &str, v: &str) -> Result<(), ApiError> {

@@ -1,9 +1,10 @@
 //! What the CRM's workflows share besides the entity recipe (`crate::crud`): their
 //! append-only records (state history, follow-ups, activities, ledger entries, notices),
 //! written once with a `seq` that orders them and listed a page at a time under the record
-//! they belong to, the few steps every state change takes, and their plain list and read
-//! handlers. A handler's `#[utoipa::path]` stays written on it (the served-routes test in
-//! `app.rs` reads the annotations from the source); the macros write what follows.
+//! they belong to, and the few steps every state change takes. Their plain list and read
+//! handlers are `crud_handlers!` sections. A handler's `#[utoipa::path]` stays written on it
+//! (the served-routes test in `app.rs` reads the annotations from the source); the macros
+//! write what follows.
 
 use std::collections::HashMap;
 
@@ -19,13 +20,16 @@ use crate::http::{ApiError, Tagged};
 use crate::store::{fetch_page, next_seq, Arg, Db, Entity, ListParams, ListSpec, Page, Sql};
 
 /// A [`ListSpec`] over one table alias whose filters and sorts are named after their
-/// columns (the sorts in the order a wrong `sort` lists them), with `alias.id` as tiebreak:
+/// columns (the sorts in the order a wrong `sort` lists them; `at = seq` names a sort other
+/// than its column), with `alias.id` as tiebreak:
 ///
 /// ```text
 /// list_spec!(k; text state, owner_id; int level; sort created_at, name; default "k.created_at")
 /// ```
 macro_rules! list_spec {
-    ($a:ident; $(text $($t:ident),+;)? $(int $($i:ident),+;)? sort $($s:ident),+;
+    (@col $a:ident $s:ident) => { concat!(stringify!($a), ".", stringify!($s)) };
+    (@col $a:ident $s:ident $c:ident) => { concat!(stringify!($a), ".", stringify!($c)) };
+    ($a:ident; $(text $($t:ident),+;)? $(int $($i:ident),+;)? sort $($s:ident $(= $c:ident)?),+;
         default $d:literal) => {
         $crate::store::ListSpec {
             filters: &[
@@ -40,7 +44,10 @@ macro_rules! list_spec {
                     $crate::store::FilterKind::Int,
                 ),)+)?
             ],
-            sorts: &[$((stringify!($s), concat!(stringify!($a), ".", stringify!($s))),)+],
+            sorts: &[$((
+                stringify!($s),
+                $crate::crm::workflow::list_spec!(@col $a $s $($c)?),
+            ),)+],
             default_sort: $d,
             tiebreak: concat!(stringify!($a), ".id"),
         }
@@ -63,6 +70,26 @@ where
     sql.args = from.args;
     let rows: Vec<R> = sql.query_as().fetch_all(conn).await?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// One page of `from`, each row read as `R` through `columns` and answered as `T` (rows
+/// whose columns need decoding: JSON text, 0/1 flags).
+pub async fn page_as<R, T>(
+    db: &Db,
+    columns: &str,
+    from: Sql,
+    params: &ListParams,
+) -> Result<Page<T>, ApiError>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + Into<T>,
+{
+    let page: Page<R> = fetch_page(&db.pool, columns, from, params).await?;
+    Ok(Page {
+        items: page.items.into_iter().map(Into::into).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    })
 }
 
 /// A record written once and never changed: its table, how it is read, what it is called
@@ -249,13 +276,7 @@ impl Children {
         let (table, alias, parent) = (self.table, self.alias, self.parent);
         let mut sql = Sql::new(&format!("{table} {alias} WHERE {alias}.{parent} = "));
         sql.bind(parent_id);
-        let page: Page<R> = fetch_page(&db.pool, self.columns, sql, params).await?;
-        Ok(Page {
-            items: page.items.into_iter().map(Into::into).collect(),
-            total: page.total,
-            limit: page.limit,
-            offset: page.offset,
-        })
+        page_as::<R, T>(db, self.columns, sql, params).await
     }
 
     /// A GET of them: the paging checked (400), then the parent `id` among `scoped` (404
@@ -304,40 +325,6 @@ macro_rules! children_route {
     };
 }
 pub(crate) use children_route;
-
-/// A GET of a page of `E` among the caller's `scoped` records, filtered and sorted by
-/// `spec`: the caller's check first. Attributes first, as for [`children_route!`].
-macro_rules! list_route {
-    ($(#[$m:meta])* $name:ident: $E:ident, $spec:path; |$p:ident| $check:expr, $scoped:expr $(,)?) => {
-        $(#[$m])*
-        pub async fn $name(
-            State(st): State<CrmState>,
-            $p: Principal,
-            Query(q): Query<HashMap<String, String>>,
-        ) -> Result<Json<Page<$E>>, ApiError> {
-            $check?;
-            $crate::crud::list(&st.db, $scoped, &ListParams::parse(&$spec, &q)?).await
-        }
-    };
-}
-pub(crate) use list_route;
-
-/// A GET of one `E` among the caller's `scoped` records, with its `ETag`: the caller's
-/// check first. Attributes first, as for [`children_route!`].
-macro_rules! read_route {
-    ($(#[$m:meta])* $name:ident: $E:ident; |$p:ident| $check:expr, $scoped:expr $(,)?) => {
-        $(#[$m])*
-        pub async fn $name(
-            State(st): State<CrmState>,
-            $p: Principal,
-            Path(id): Path<String>,
-        ) -> Result<Tagged<$E>, ApiError> {
-            $check?;
-            $crate::crud::read(&st.db, $scoped, &id).await
-        }
-    };
-}
-pub(crate) use read_route;
 
 /// The step every state change ends with: `after` written as the next version of `before`
 /// (412 if the row moved on), `log` appended for the new version, the change recorded as

@@ -57,7 +57,8 @@ macro_rules! record {
 
         impl $P {
             /// Copies onto `record` each field the body sets; absent fields stay as they were.
-            #[allow(dead_code)]
+            /// (A record no PATCH changes has no such field, and `record` goes unused.)
+            #[allow(dead_code, unused_variables)]
             pub fn apply_to(self, record: &mut $R) {
                 $($crate::record!(@apply self record $pf $pk);)*
             }

@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::scope::push_scope_with_deleted;
+use crate::crm::workflow::{list_spec, page_as};
 use crate::crm::CrmState;
 use crate::http::ApiError;
-use crate::store::{fetch_page, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, sqlx::FromRow)]
@@ -61,18 +62,11 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("entity", "a.entity", FilterKind::Text),
-        ("entity_id", "a.entity_id", FilterKind::Text),
-        ("action", "a.action", FilterKind::Text),
-        ("actor_id", "a.actor_id", FilterKind::Text),
-        ("customer_id", "a.customer_id", FilterKind::Text),
-    ],
-    sorts: &[("at", "a.seq")],
-    default_sort: "a.seq DESC",
-    tiebreak: "a.id",
-};
+const COLUMNS: &str = "a.id, a.at, a.actor_id, a.actor_name, a.entity, a.entity_id, a.action, \
+     a.customer_id, a.before_json, a.after_json";
+
+const SPEC: ListSpec = list_spec!(a; text entity, entity_id, action, actor_id, customer_id;
+    sort at = seq; default "a.seq DESC");
 
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -97,17 +91,6 @@ pub async fn list(
         sql.push(" AND a.customer_id IS NOT NULL");
     }
     push_scope_with_deleted(&mut sql, &p, "c");
-    let page: Page<AuditRow> = fetch_page(
-        &st.db.pool,
-        "a.id, a.at, a.actor_id, a.actor_name, a.entity, a.entity_id, a.action, a.customer_id, a.before_json, a.after_json",
-        sql,
-        &params,
-    )
-    .await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(AuditEntry::from).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    let page = page_as::<AuditRow, AuditEntry>(&st.db, COLUMNS, sql, &params).await?;
+    Ok(Json(page))
 }

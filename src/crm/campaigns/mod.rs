@@ -32,7 +32,7 @@ use crate::event::Msisdn;
 use crate::http::{check_version, expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::{OfferRequest, Status};
-use crate::store::{new_id, now_text, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Lines sent to the decision stage per `propose` call.
@@ -50,9 +50,9 @@ pub const STATES: &[&str] = &[
 const CHANNELS: &[&str] = &["sms", "email", "portal", "agent", "app"];
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
+        .routes(routes!(create))
+        .routes(routes!(update))
         .routes(routes!(transition))
         .routes(routes!(history))
         .routes(routes!(launch))
@@ -156,14 +156,13 @@ async fn save(
     .await
 }
 
-workflow::list_route! {
-    #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
-        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-            ("state" = Option<String>, Query), ("segment_id" = Option<String>, Query),
-            ("offer_code" = Option<String>, Query), ("created_by" = Option<String>, Query)),
-        responses((status = 200, body = Page<Campaign>)))]
-    list: Campaign, SPEC;
-    |p| require_marketing_read(&p), repo::all()
+crate::crud_handlers! { Campaign in CrmState, tag "campaigns", routes crud_routes;
+    |p| from repo::all(), read require_marketing_read(&p),
+        write p.require(Permission::ManageCampaigns);
+    list "/api/v1/campaigns", SPEC, (("state" = Option<String>, Query),
+        ("segment_id" = Option<String>, Query), ("offer_code" = Option<String>, Query),
+        ("created_by" = Option<String>, Query));
+    read "/api/v1/campaigns/{id}", (("id" = String, Path));
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
@@ -205,13 +204,6 @@ pub async fn create(
     workflow::append(&mut tx, &Transition::new(&c.id, None, "plan", &p.id, None)).await?;
     tx.commit().await?;
     Ok(Tagged::created(1, c))
-}
-
-workflow::read_route! {
-    #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-        responses((status = 200, body = Campaign), (status = 404)))]
-    read: Campaign;
-    |p| require_marketing_read(&p), repo::all()
 }
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),

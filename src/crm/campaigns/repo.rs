@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::uplift::{revenue_uplift, uplift, GroupResult, Tally as Subscribers};
+use super::uplift::{lifts, GroupResult, Tally as Subscribers};
 use crate::crm::workflow::{logged, Children};
 use crate::pipeline::counts::Tally;
 use crate::store::{next_seq, now_text, Sql};
@@ -372,9 +372,8 @@ pub async fn results(
         }
         _ => (None, None),
     };
-    let both = treated.as_ref().zip(control.as_ref());
-    let lift = both.and_then(|(t, k)| uplift(t, k));
-    let revenue_lift = both.and_then(|(t, k)| revenue_uplift(t, k));
+    let (uplift, uplift_ci, revenue_uplift, revenue_uplift_ci) =
+        lifts(treated.as_ref().zip(control.as_ref()));
     let revenue_note = if priced < total {
         Some(format!(
             "{} accepted offer(s) have no catalog offering with code {}: counted as 0",
@@ -394,10 +393,10 @@ pub async fn results(
         counts,
         revenue_cents,
         revenue_note,
-        uplift: lift.map(|(u, _)| u),
-        uplift_ci: lift.map(|(_, ci)| ci),
-        revenue_uplift: revenue_lift.map(|(u, _)| u),
-        revenue_uplift_ci: revenue_lift.map(|(_, ci)| ci),
+        uplift,
+        uplift_ci,
+        revenue_uplift,
+        revenue_uplift_ci,
         treated,
         control,
         control_pct: c.control_pct,

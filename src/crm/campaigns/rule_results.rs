@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::counts::cohorts;
-use super::uplift::{revenue_uplift, uplift, GroupResult};
+use super::uplift::{lifts, GroupResult};
 use crate::auth::Principal;
 use crate::crm::segments::require_marketing_read;
 use crate::crm::CrmState;
@@ -47,15 +47,14 @@ pub async fn results(
         .next()
         .unwrap_or_default();
     let (treated, control): (GroupResult, GroupResult) = tally.groups();
-    let lift = uplift(&treated, &control);
-    let revenue_lift = revenue_uplift(&treated, &control);
+    let (uplift, uplift_ci, revenue_uplift, revenue_uplift_ci) = lifts(Some((&treated, &control)));
     Ok(Json(RuleResults {
         rule_id: id,
         treated,
         control,
-        uplift: lift.map(|(u, _)| u),
-        uplift_ci: lift.map(|(_, ci)| ci),
-        revenue_uplift: revenue_lift.map(|(u, _)| u),
-        revenue_uplift_ci: revenue_lift.map(|(_, ci)| ci),
+        uplift,
+        uplift_ci,
+        revenue_uplift,
+        revenue_uplift_ci,
     }))
 }

@@ -87,6 +87,23 @@ pub fn revenue_uplift(t: &GroupResult, c: &GroupResult) -> Option<(f64, [f64; 2]
     ))
 }
 
+/// Both uplifts of treated over control and their intervals, as results report them:
+/// conversion, its interval, revenue per subscriber, its interval (all null without both
+/// groups).
+pub type Lifts = (Option<f64>, Option<[f64; 2]>, Option<f64>, Option<[f64; 2]>);
+
+/// [`Lifts`] of the treated and control groups, when there are both.
+pub fn lifts(groups: Option<(&GroupResult, &GroupResult)>) -> Lifts {
+    let lift = groups.and_then(|(t, c)| uplift(t, c));
+    let revenue = groups.and_then(|(t, c)| revenue_uplift(t, c));
+    (
+        lift.map(|(u, _)| u),
+        lift.map(|(_, ci)| ci),
+        revenue.map(|(u, _)| u),
+        revenue.map(|(_, ci)| ci),
+    )
+}
+
 /// Subscribers of a campaign or rule as their decisions and purchases are read.
 #[derive(Default)]
 pub struct Tally {

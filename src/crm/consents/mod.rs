@@ -4,11 +4,8 @@
 
 mod replies;
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Permission, Principal};
@@ -20,7 +17,7 @@ use crate::crm::CrmState;
 use crate::crud;
 use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, Entity, ListParams, ListSpec, Page, Sql};
+use crate::store::{new_id, now_text, Entity, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use replies::ConsentOptOuts;
@@ -86,8 +83,8 @@ fn of_customer(id: &str) -> Sql {
 }
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
+    crud_routes()
+        .routes(routes!(create))
         .routes(routes!(update))
 }
 
@@ -103,20 +100,12 @@ pub async fn for_customer(
 const SPEC: ListSpec = workflow::list_spec!(k; text channel, purpose; int granted;
     sort channel, updated_at; default "k.purpose, k.channel");
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "customers",
-    params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query), ("granted" = Option<i64>, Query, description = "0 or 1")),
-    responses((status = 200, body = Page<Consent>), (status = 404)))]
-pub async fn list(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Consent>>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    let params = ListParams::parse(&SPEC, &q)?;
-    require_customer(&mut *st.db.pool.acquire().await?, &p, &id).await?;
-    crud::list(&st.db, of_customer(&id), &params).await
+crate::crud_handlers! { Consent in CrmState, tag "customers", routes crud_routes;
+    |p, id, conn| from of_customer(&id), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::WriteCustomers), parent require_customer(conn, &p, &id);
+    list "/api/v1/customers/{id}/consents", SPEC, (("id" = String, Path),
+        ("channel" = Option<String>, Query), ("purpose" = Option<String>, Query),
+        ("granted" = Option<i64>, Query, description = "0 or 1"));
 }
 
 /// The customer's refusals the engine reads: marketing (`opt_outs`) and service

@@ -33,34 +33,29 @@ pub fn router() -> OpenApiRouter<CrmState> {
 pub const OFFERS_PER_LINE: usize = 100;
 pub const OFFER_LINES: usize = 20;
 
-/// A recorded visit, call or complaint.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Interaction {
-    pub id: String,
-    pub customer_id: String,
-    /// visit | call | complaint | email | sms | chat | note
-    pub kind: String,
-    /// inbound | outbound
-    pub direction: String,
-    pub channel: Option<String>,
-    pub subject: String,
-    pub note: Option<String>,
-    pub actor_id: String,
-    pub at: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewInteraction {
-    pub customer_id: String,
-    pub kind: String,
-    /// Default inbound.
-    pub direction: Option<String>,
-    pub channel: Option<String>,
-    pub subject: String,
-    pub note: Option<String>,
-    /// When it happened (RFC 3339); default now.
-    pub at: Option<String>,
+// Interactions are written once: the PATCH body the field list also gives goes unused.
+crate::record! {
+    /// A recorded visit, call or complaint.
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Interaction, new NewInteraction, patch InteractionPatch {
+        id: String,
+        customer_id: String { new },
+        /// visit | call | complaint | email | sms | chat | note
+        kind: String { new },
+        /// inbound | outbound
+        direction: String {
+            /// Default inbound.
+            new opt
+        },
+        channel: Option<String> { new },
+        subject: String { new },
+        note: Option<String> { new },
+        actor_id: String,
+        at: String {
+            /// When it happened (RFC 3339); default now.
+            new opt
+        },
+    }
 }
 
 /// One entry of the timeline.
@@ -114,9 +109,7 @@ pub async fn create(
     validate::text("subject", &req.subject, 200)?;
     validate::opt_text("note", req.note.as_deref(), 4000)?;
     let at = match req.at {
-        Some(a) => chrono::DateTime::parse_from_rfc3339(&a)
-            .map(|t| crate::store::ts_text(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| ApiError::field("at", "must be an RFC 3339 time"))?,
+        Some(a) => validate::utc_text("at", &a)?,
         None => now_text(),
     };
     let i = Interaction {

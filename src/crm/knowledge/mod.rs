@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -14,16 +14,16 @@ use crate::crm::validate;
 use crate::crm::workflow;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, Tagged};
-use crate::http::{ApiError, ApiJson};
+use crate::http::ApiError;
 use crate::store::{new_id, now_text, Arg, Entity, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
-        .routes(routes!(list_announcements, create_announcement))
+    crud_routes()
+        .merge(announcement_routes())
+        .routes(routes!(list))
+        .routes(routes!(remove))
+        .routes(routes!(list_announcements))
         .routes(routes!(remove_announcement))
 }
 
@@ -88,27 +88,29 @@ fn tags_text(tags: &[String]) -> String {
     format!(",{},", tags.join(","))
 }
 
-fn normalize_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// Tags trimmed, lower case, each once; [`validate`] checks what is left.
+fn tidy_tags(tags: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for t in tags {
         let t = t.trim().to_lowercase();
-        if t.is_empty() || t.contains(',') || t.chars().count() > 40 {
-            return Err(ApiError::field(
-                "tags",
-                "each tag is 1 to 40 characters without commas",
-            ));
-        }
         if !out.contains(&t) {
             out.push(t);
         }
     }
-    if out.len() > 20 {
-        return Err(ApiError::field("tags", "at most 20 tags"));
-    }
-    Ok(out)
+    out
 }
 
 fn validate(a: &Article) -> Result<(), ApiError> {
+    let bad = |t: &String| t.is_empty() || t.contains(',') || t.chars().count() > 40;
+    if a.tags.iter().any(bad) {
+        return Err(ApiError::field(
+            "tags",
+            "each tag is 1 to 40 characters without commas",
+        ));
+    }
+    if a.tags.len() > 20 {
+        return Err(ApiError::field("tags", "at most 20 tags"));
+    }
     validate::one_of("category", &a.category, CATEGORIES)?;
     validate::text("title", &a.title, 200)?;
     validate::text("body", &a.body, 100_000)
@@ -187,61 +189,54 @@ pub async fn list(
     crud::list(&st.db, sql, &params).await
 }
 
-#[utoipa::path(post, path = "/api/v1/knowledge", tag = "knowledge", request_body = NewArticle,
-    responses((status = 201, body = Article), (status = 400), (status = 403)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewArticle>,
-) -> Result<Tagged<Article>, ApiError> {
-    p.require(Permission::ManageKnowledge)?;
-    let now = now_text();
-    let a = Article {
-        id: new_id(),
-        category: req.category,
-        title: req.title,
-        body: req.body,
-        tags: normalize_tags(req.tags)?,
-        created_by: p.id.clone(),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
-    validate(&a)?;
-    let tx = crate::store::begin_write(&st.db).await?;
-    crud::create(tx, &p, a).await
-}
+impl crud::Creatable for Article {
+    type New = NewArticle;
 
-#[utoipa::path(get, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 200, body = Article), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    _p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Article>, ApiError> {
-    crud::read(&st.db, articles(), &id).await
-}
-
-#[utoipa::path(patch, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    request_body = ArticlePatch, responses((status = 200, body = Article), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<ArticlePatch>,
-) -> Result<Tagged<Article>, ApiError> {
-    p.require(Permission::ManageKnowledge)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Article = crud::load_at(&mut tx, articles(), &id, expected).await?;
-    let mut after = before.clone();
-    crate::apply_patch!(patch => after; category, title, body);
-    if let Some(v) = patch.tags {
-        after.tags = normalize_tags(v)?;
+    fn build(req: NewArticle, p: &Principal) -> Result<Article, ApiError> {
+        let now = now_text();
+        let a = Article {
+            id: new_id(),
+            category: req.category,
+            title: req.title,
+            body: req.body,
+            tags: tidy_tags(req.tags),
+            created_by: p.id.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            version: 1,
+        };
+        validate(&a)?;
+        Ok(a)
     }
-    validate(&after)?;
-    crud::update(tx, &p, &before, after).await
+}
+
+impl crud::Editable for Article {
+    type Patch = ArticlePatch;
+
+    fn apply(&mut self, patch: ArticlePatch) {
+        patch.apply_to(self);
+        self.tags = tidy_tags(std::mem::take(&mut self.tags));
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        validate(self)
+    }
+}
+
+fn require_write(p: &Principal) -> Result<(), ApiError> {
+    p.require(Permission::ManageKnowledge)
+}
+
+/// Every authenticated user reads.
+fn anyone(_: &Principal) -> Result<(), ApiError> {
+    Ok(())
+}
+
+crate::crud_handlers! { Article in CrmState, tag "knowledge", routes crud_routes;
+    |p| from articles(), read anyone(&p), write require_write(&p);
+    create "/api/v1/knowledge", NewArticle, responses((status = 400), (status = 403));
+    read "/api/v1/knowledge/{id}", (("id" = String, Path));
+    update "/api/v1/knowledge/{id}", ArticlePatch, (("id" = String, Path));
 }
 
 /// Deletes an article; the audit record keeps its last content.
@@ -263,51 +258,40 @@ async fn remove_from<E: crate::store::Entity>(
     from: Sql,
     id: &str,
 ) -> Result<StatusCode, ApiError> {
-    p.require(Permission::ManageKnowledge)?;
+    require_write(p)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let before: E = crud::load(&mut tx, from, id).await?;
     crud::delete(tx, p, &before).await
 }
 
-/// An announcement (公告).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Announcement {
-    pub id: String,
-    pub title: String,
-    pub body: String,
-    /// A role (`agent`, `account_manager`, ...) or `null` for everyone.
-    pub audience_role: Option<String>,
-    pub publish_from: String,
-    pub publish_until: Option<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+// Announcements are not edited: the PATCH body the field list also gives goes unused.
+crate::record! {
+    /// An announcement (公告).
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Announcement, new NewAnnouncement, patch AnnouncementPatch {
+        id: String,
+        title: String { new },
+        body: String { new },
+        /// A role (`agent`, `account_manager`, ...) or `null` for everyone.
+        audience_role: Option<String> { new },
+        publish_from: String {
+            /// RFC 3339; default now.
+            new opt
+        },
+        publish_until: Option<String> { new },
+        created_by: String,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 crate::entity! { Announcement in "announcements" as a, kind "announcement";
 update title, body, audience_role, publish_from, publish_until;
 stamp updated_at; insert created_by, created_at }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAnnouncement {
-    pub title: String,
-    pub body: String,
-    pub audience_role: Option<String>,
-    /// RFC 3339; default now.
-    pub publish_from: Option<String>,
-    pub publish_until: Option<String>,
-}
-
 const ANN_SPEC: ListSpec =
     workflow::list_spec!(a; sort publish_from; default "a.publish_from DESC");
-
-fn utc_text(field: &str, v: &str) -> Result<String, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| crate::store::ts_text(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))
-}
 
 /// Announcements published now for the caller's role; `?all=true` lists every announcement
 /// (writers only).
@@ -321,9 +305,9 @@ pub async fn list_announcements(
 ) -> Result<Json<Page<Announcement>>, ApiError> {
     let all = q.remove("all").as_deref() == Some("true");
     let params = ListParams::parse(&ANN_SPEC, &q)?;
-    let mut sql = Sql::new("announcements a WHERE 1=1");
+    let mut sql = all_announcements();
     if all {
-        p.require(Permission::ManageKnowledge)?;
+        require_write(&p)?;
     } else {
         let now = now_text();
         sql.push(" AND a.publish_from <= ")
@@ -340,51 +324,56 @@ pub async fn list_announcements(
     crud::list(&st.db, sql, &params).await
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements", tag = "knowledge", request_body = NewAnnouncement,
-    responses((status = 201, body = Announcement), (status = 400), (status = 403)))]
-pub async fn create_announcement(
-    State(st): State<CrmState>,
-    p: Principal,
-    ApiJson(req): ApiJson<NewAnnouncement>,
-) -> Result<Tagged<Announcement>, ApiError> {
-    p.require(Permission::ManageKnowledge)?;
-    validate::text("title", &req.title, 200)?;
-    validate::text("body", &req.body, 20_000)?;
-    if let Some(r) = &req.audience_role {
-        if Role::parse(r).is_none() {
-            return Err(ApiError::field("audience_role", "must be a role"));
+impl crud::Creatable for Announcement {
+    type New = NewAnnouncement;
+
+    fn build(req: NewAnnouncement, p: &Principal) -> Result<Announcement, ApiError> {
+        validate::text("title", &req.title, 200)?;
+        validate::text("body", &req.body, 20_000)?;
+        if let Some(r) = &req.audience_role {
+            if Role::parse(r).is_none() {
+                return Err(ApiError::field("audience_role", "must be a role"));
+            }
         }
+        let now = now_text();
+        let from = match &req.publish_from {
+            Some(v) => validate::utc_text("publish_from", v)?,
+            None => now.clone(),
+        };
+        let until = req
+            .publish_until
+            .as_deref()
+            .map(|v| validate::utc_text("publish_until", v))
+            .transpose()?;
+        if until.as_deref().is_some_and(|u| u <= from.as_str()) {
+            return Err(ApiError::field(
+                "publish_until",
+                "must be after publish_from",
+            ));
+        }
+        Ok(Announcement {
+            id: new_id(),
+            title: req.title,
+            body: req.body,
+            audience_role: req.audience_role,
+            publish_from: from,
+            publish_until: until,
+            created_by: p.id.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            version: 1,
+        })
     }
-    let now = now_text();
-    let from = match &req.publish_from {
-        Some(v) => utc_text("publish_from", v)?,
-        None => now.clone(),
-    };
-    let until = req
-        .publish_until
-        .as_deref()
-        .map(|v| utc_text("publish_until", v))
-        .transpose()?;
-    if until.as_deref().is_some_and(|u| u <= from.as_str()) {
-        return Err(ApiError::field(
-            "publish_until",
-            "must be after publish_from",
-        ));
-    }
-    let a = Announcement {
-        id: new_id(),
-        title: req.title,
-        body: req.body,
-        audience_role: req.audience_role,
-        publish_from: from,
-        publish_until: until,
-        created_by: p.id.clone(),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
-    let tx = crate::store::begin_write(&st.db).await?;
-    crud::create(tx, &p, a).await
+}
+
+crate::crud_handlers! { Announcement in CrmState, tag "knowledge", routes announcement_routes;
+    |p| from all_announcements(), read anyone(&p), write require_write(&p);
+    create "/api/v1/announcements" as create_announcement, NewAnnouncement,
+        responses((status = 400), (status = 403));
+}
+
+fn all_announcements() -> Sql {
+    Sql::new("announcements a WHERE 1=1")
 }
 
 #[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
@@ -394,6 +383,5 @@ pub async fn remove_announcement(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let all = Sql::new("announcements a WHERE 1=1");
-    remove_from::<Announcement>(&st, &p, all, &id).await
+    remove_from::<Announcement>(&st, &p, all_announcements(), &id).await
 }

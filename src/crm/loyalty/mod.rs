@@ -14,7 +14,7 @@ use crate::crm::validate;
 use crate::crm::workflow::{self, Logged};
 use crate::crm::CrmState;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{fetch_page, new_id, now_text, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +70,7 @@ id, customer_id, delta, balance_after, reason, actor_id, at }
 
 const COLUMNS: &str = <LedgerEntry as Logged>::COLUMNS;
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[("actor_id", "e.actor_id", FilterKind::Text)],
-    sorts: &[("at", "e.seq")],
-    default_sort: "e.seq DESC",
-    tiebreak: "e.id",
-};
+const SPEC: ListSpec = workflow::list_spec!(e; text actor_id; sort at = seq; default "e.seq DESC");
 
 pub async fn balance(
     conn: &mut sqlx::AnyConnection,

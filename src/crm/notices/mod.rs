@@ -12,7 +12,7 @@ use crate::auth::{Principal, Role, Scope};
 use crate::crm::workflow::{self, Logged};
 use crate::crm::CrmState;
 use crate::http::ApiError;
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{fetch_page, new_id, now_text, ListParams, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -80,12 +80,8 @@ pub fn system(job: &str) -> Principal {
     }
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[("kind", "n.kind", FilterKind::Text)],
-    sorts: &[("created_at", "n.seq")],
-    default_sort: "n.seq DESC",
-    tiebreak: "n.id",
-};
+const SPEC: ListSpec =
+    workflow::list_spec!(n; text kind; sort created_at = seq; default "n.seq DESC");
 
 /// The caller's notices, newest first; `?unread=true` for unread ones only.
 #[utoipa::path(get, path = "/api/v1/notices", tag = "notices",

@@ -21,14 +21,14 @@ use crate::crud;
 use crate::http::{expected_version, Tagged};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Status;
-use crate::store::{check_ref, new_id, now_text, ListParams, ListSpec, Page, Sql};
+use crate::store::{check_ref, new_id, now_text, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
+    crud_routes()
+        .routes(routes!(create))
         .routes(routes!(from_offer))
-        .routes(routes!(read, update))
+        .routes(routes!(update))
         .routes(routes!(list_follow_ups, add_follow_up))
 }
 
@@ -121,14 +121,13 @@ pub async fn account_manager(
     Ok(row.and_then(|r| r.0))
 }
 
-workflow::list_route! {
-    #[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities",
-        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-            ("customer_id" = Option<String>, Query), ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
-            ("source" = Option<String>, Query)),
-        responses((status = 200, body = Page<Opportunity>)))]
-    list: Opportunity, SPEC;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
+crate::crud_handlers! { Opportunity in CrmState, tag "opportunities", routes crud_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write require_write(&p);
+    list "/api/v1/opportunities", SPEC, (("customer_id" = Option<String>, Query),
+        ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
+        ("source" = Option<String>, Query));
+    read "/api/v1/opportunities/{id}", (("id" = String, Path));
 }
 
 /// A new opportunity of `customer_id` entered by `p`, at `stage` with the probability it
@@ -266,13 +265,6 @@ pub async fn from_offer(
     o.owner_id = manager.or_else(|| Some(p.id.clone()));
     o.expected_close = req.expected_close;
     insert_new(&st, &p, o).await
-}
-
-workflow::read_route! {
-    #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", params(("id" = String, Path)),
-        responses((status = 200, body = Opportunity), (status = 404)))]
-    read: Opportunity;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 /// Updates fields and moves the stage; illegal moves answer 409, won/lost need a reason.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
-use crate::store::{entity, Entity, Sql, StoreError};
+use crate::crm::scope::of_customers;
+use crate::store::{Entity, Sql};
 
 crate::record! {
     /// A sales opportunity (商机).
@@ -74,17 +74,7 @@ kind "opportunity_follow_up", owner customer_id;
 id, opportunity_id, customer_id, kind, note, next_action, next_at, actor_id, at }
 
 pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("opportunities o JOIN customers c ON c.id = o.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
-pub async fn get(
-    conn: &mut sqlx::AnyConnection,
-    p: &Principal,
-    id: &str,
-) -> Result<Option<Opportunity>, StoreError> {
-    entity::get(conn, scoped(p), id).await
+    of_customers::<Opportunity>(p)
 }
 
 /// Open opportunities of a customer, newest first (360 view).

@@ -7,48 +7,58 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Permission, Principal};
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::scope::{push_customer_scope, require_customer};
+use crate::crm::scope::{of_customers, require_customer};
 use crate::crm::validate;
 use crate::crm::workflow::{self, Children};
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, nullable, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{check_ref, entity, new_id, now_text, Entity, ListParams, ListSpec, Page, Sql};
+use crate::store::{check_ref, entity, new_id, now_text, Entity, ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update))
+    crud_routes()
+        .routes(routes!(create))
         .routes(routes!(list_activities, add_activity))
 }
 
-/// A retention case.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct RetentionCase {
-    pub id: String,
-    pub customer_id: String,
-    /// churn_score | complaint | inactivity | manual
-    pub trigger_kind: String,
-    /// The churn score that opened it, for churn warnings.
-    pub churn_score: Option<f64>,
-    /// open | closed
-    pub status: String,
-    /// pending | retained | lost
-    pub outcome: String,
-    pub owner_id: Option<String>,
-    pub summary: String,
-    pub closed_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A retention case.
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct RetentionCase, new NewCase, patch CasePatch {
+        id: String,
+        customer_id: String { new },
+        /// churn_score | complaint | inactivity | manual
+        trigger_kind: String {
+            /// complaint | inactivity | manual | churn_score
+            new
+        },
+        /// The churn score that opened it, for churn warnings.
+        churn_score: Option<f64>,
+        /// open | closed
+        status: String,
+        /// pending | retained | lost
+        outcome: String {
+            /// retained or lost closes the case; pending reopens it.
+            patch
+        },
+        owner_id: Option<String> {
+            /// Defaults to the customer's account manager.
+            new,
+            patch null
+        },
+        summary: String { new, patch },
+        closed_at: Option<String>,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 /// A task, visit, call-back or care record of a case.
@@ -81,9 +91,7 @@ pub const OUTCOMES: &[&str] = &["pending", "retained", "lost"];
 pub const ACTIVITY_KINDS: &[&str] = &["task", "visit", "call_back", "care"];
 
 pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("retention_cases k JOIN customers c ON c.id = k.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
+    of_customers::<RetentionCase>(p)
 }
 
 async fn open_case_of(
@@ -276,29 +284,6 @@ const SPEC: ListSpec = workflow::list_spec!(k; text customer_id, status, outcome
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewCase {
-    pub customer_id: String,
-    /// complaint | inactivity | manual | churn_score
-    pub trigger_kind: String,
-    pub summary: String,
-    /// Defaults to the customer's account manager.
-    pub owner_id: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CasePatch {
-    /// retained or lost closes the case; pending reopens it.
-    pub outcome: Option<String>,
-    pub summary: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub owner_id: Option<Option<String>>,
-    pub version: Option<i64>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct NewActivity {
     /// task | visit | call_back | care
     pub kind: String,
@@ -307,14 +292,15 @@ pub struct NewActivity {
     pub done: Option<bool>,
 }
 
-workflow::list_route! {
-    #[utoipa::path(get, path = "/api/v1/retention-cases", tag = "retention",
-        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
-            ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query)),
-        responses((status = 200, body = Page<RetentionCase>)))]
-    list: RetentionCase, SPEC;
-    |p| p.require(Permission::ManageRetention), scoped(&p)
+crate::crud_handlers! { RetentionCase in CrmState, tag "retention", routes crud_routes;
+    |p| from scoped(&p), read p.require(Permission::ManageRetention),
+        write p.require(Permission::ManageRetention);
+    list "/api/v1/retention-cases", SPEC, (("customer_id" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
+        ("trigger_kind" = Option<String>, Query), ("owner_id" = Option<String>, Query));
+    read "/api/v1/retention-cases/{id}", (("id" = String, Path));
+    /// Records the outcome (retained / lost close the case) or changes owner and summary.
+    update "/api/v1/retention-cases/{id}", CasePatch, (("id" = String, Path));
 }
 
 /// Opens a case by hand (complaint, inactivity, ...). 409 when the customer has an open one.
@@ -352,55 +338,43 @@ pub async fn create(
     crud::create(tx, &p, k).await
 }
 
-workflow::read_route! {
-    #[utoipa::path(get, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-        responses((status = 200, body = RetentionCase), (status = 404)))]
-    read: RetentionCase;
-    |p| p.require(Permission::ManageRetention), scoped(&p)
-}
+/// The checks run in the update's transaction, in the order a hand-written update made them.
+impl crud::Editable for RetentionCase {
+    type Patch = CasePatch;
 
-/// Records the outcome (retained / lost close the case) or changes owner and summary.
-#[utoipa::path(patch, path = "/api/v1/retention-cases/{id}", tag = "retention", params(("id" = String, Path)),
-    request_body = CasePatch, responses((status = 200, body = RetentionCase), (status = 404), (status = 412)))]
-pub async fn update(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(patch): ApiJson<CasePatch>,
-) -> Result<Tagged<RetentionCase>, ApiError> {
-    p.require(Permission::ManageRetention)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: RetentionCase = crud::load_at(&mut tx, scoped(&p), &id, expected).await?;
-    let mut after = before.clone();
-    if let Some(o) = patch.outcome {
-        validate::one_of("outcome", &o, OUTCOMES)?;
-        if o == "pending" {
-            if before.status == "open" {
-                // nothing to reopen
-            } else if open_case_of(&mut tx, &before.customer_id).await?.is_some() {
-                return Err(ApiError::Conflict(
-                    "the customer has another open retention case".into(),
-                ));
+    fn apply(&mut self, patch: CasePatch) {
+        if let Some(o) = patch.outcome {
+            if o == "pending" {
+                self.status = "open".into();
+                self.closed_at = None;
+            } else {
+                self.status = "closed".into();
+                self.closed_at = Some(now_text());
             }
-            after.status = "open".into();
-            after.closed_at = None;
-        } else {
-            after.status = "closed".into();
-            after.closed_at = Some(now_text());
+            self.outcome = o;
         }
-        after.outcome = o;
+        crate::apply_patch!(patch => self; summary, owner_id);
     }
-    if let Some(s) = patch.summary {
-        validate::text("summary", &s, 2000)?;
-        after.summary = s;
+
+    async fn check_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        _: &Principal,
+        before: &RetentionCase,
+    ) -> Result<(), ApiError> {
+        validate::one_of("outcome", &self.outcome, OUTCOMES)?;
+        let reopened = self.outcome == "pending" && before.status != "open";
+        if reopened && open_case_of(conn, &before.customer_id).await?.is_some() {
+            return Err(ApiError::Conflict(
+                "the customer has another open retention case".into(),
+            ));
+        }
+        validate::text("summary", &self.summary, 2000)?;
+        if self.owner_id != before.owner_id {
+            check_ref(conn, "users", "owner_id", self.owner_id.as_deref()).await?;
+        }
+        Ok(())
     }
-    if let Some(o) = patch.owner_id {
-        check_ref(&mut tx, "users", "owner_id", o.as_deref()).await?;
-        after.owner_id = o;
-    }
-    crud::update(tx, &p, &before, after).await
 }
 
 /// A case's activities, newest first.

@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 
-pub use repo::{HistoryEntry, ServiceRequest};
+pub use repo::{HistoryEntry, NewServiceRequest, ServiceRequest};
 
 use crate::audit;
 use crate::auth::{Permission, Principal, Role};
@@ -30,14 +30,13 @@ use crate::crm::CrmState;
 use crate::crud;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, ListParams, ListSpec, Page};
+use crate::store::{new_id, now_text, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
+    crud_routes()
+        .routes(routes!(create))
         .routes(routes!(escalation::run_now))
-        .routes(routes!(read))
         .routes(routes!(history))
         .routes(routes!(approve))
         .routes(routes!(reject))
@@ -56,17 +55,6 @@ pub const TYPES: &[&str] = &[
 
 const SPEC: ListSpec = workflow::list_spec!(r; text customer_id, status, request_type, requester_id;
     int escalation_level; sort created_at, due_at, updated_at; default "r.created_at DESC");
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewServiceRequest {
-    pub customer_id: String,
-    pub request_type: String,
-    pub title: String,
-    pub description: Option<String>,
-    /// low | normal (default) | high | urgent
-    pub priority: Option<String>,
-}
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -98,14 +86,13 @@ pub fn transition_allowed(from: &str, to: &str) -> bool {
     )
 }
 
-workflow::list_route! {
-    #[utoipa::path(get, path = "/api/v1/service-requests", tag = "service-requests",
-        params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-            ("customer_id" = Option<String>, Query), ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
-            ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query)),
-        responses((status = 200, body = Page<ServiceRequest>)))]
-    list: ServiceRequest, SPEC;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
+crate::crud_handlers! { ServiceRequest in CrmState, tag "service-requests", routes crud_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write p.require(Permission::RaiseServiceRequests);
+    list "/api/v1/service-requests", SPEC, (("customer_id" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
+        ("requester_id" = Option<String>, Query), ("escalation_level" = Option<i64>, Query));
+    read "/api/v1/service-requests/{id}", (("id" = String, Path));
 }
 
 /// Raises a request for a customer in scope (enterprise admins: their enterprise).
@@ -169,13 +156,6 @@ pub async fn create(
     }
     tx.commit().await?;
     Ok(Tagged::created(1, r))
-}
-
-workflow::read_route! {
-    #[utoipa::path(get, path = "/api/v1/service-requests/{id}", tag = "service-requests", params(("id" = String, Path)),
-        responses((status = 200, body = ServiceRequest), (status = 404)))]
-    read: ServiceRequest;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
 }
 
 workflow::children_route! {

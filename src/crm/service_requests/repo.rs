@@ -4,45 +4,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit;
 use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
+use crate::crm::scope::of_customers;
 use crate::crm::workflow::{self, logged, Children};
 use crate::store::{entity, new_id, Entity, Sql, StoreError};
 
-/// A service request / work order (业务申请; TMF621 TroubleTicket-like).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct ServiceRequest {
-    pub id: String,
-    pub customer_id: String,
-    /// new_install | product_change | suspension | cancellation | repair | fault_report
-    pub request_type: String,
-    pub title: String,
-    pub description: Option<String>,
-    /// low | normal | high | urgent
-    pub priority: String,
-    /// acknowledged | pending_approval | in_progress | resolved | closed | rejected | cancelled
-    pub status: String,
-    #[serde(skip)]
-    pub steps: String,
-    /// Roles that approve, in order (copied from the workflow when raised).
-    #[sqlx(skip)]
-    pub approval_steps: Vec<String>,
-    /// Index of the next approval step.
-    pub current_step: i64,
-    pub sla_hours: i64,
-    pub due_at: String,
-    /// 0 = on time; 1 = escalated to the team lead; 2 = to the region head.
-    pub escalation_level: i64,
-    #[sqlx(skip)]
-    pub escalated: bool,
-    pub requester_id: String,
-    pub assignee_id: Option<String>,
-    /// What was done, for the requester (set on resolve).
-    pub feedback: Option<String>,
-    pub resolved_at: Option<String>,
-    pub closed_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+// Requests change through their transitions only: the PATCH body the field list also gives
+// goes unused.
+crate::record! {
+    /// A service request / work order (业务申请; TMF621 TroubleTicket-like).
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct ServiceRequest, new NewServiceRequest, patch ServiceRequestPatch {
+        id: String,
+        customer_id: String { new },
+        /// new_install | product_change | suspension | cancellation | repair | fault_report
+        request_type: String { new },
+        title: String { new },
+        description: Option<String> { new },
+        /// low | normal | high | urgent
+        priority: String {
+            /// low | normal (default) | high | urgent
+            new opt
+        },
+        /// acknowledged | pending_approval | in_progress | resolved | closed | rejected | cancelled
+        status: String,
+        #[serde(skip)]
+        steps: String,
+        /// Roles that approve, in order (copied from the workflow when raised).
+        #[sqlx(skip)]
+        approval_steps: Vec<String>,
+        /// Index of the next approval step.
+        current_step: i64,
+        sla_hours: i64,
+        due_at: String,
+        /// 0 = on time; 1 = escalated to the team lead; 2 = to the region head.
+        escalation_level: i64,
+        #[sqlx(skip)]
+        escalated: bool,
+        requester_id: String,
+        assignee_id: Option<String>,
+        /// What was done, for the requester (set on resolve).
+        feedback: Option<String>,
+        resolved_at: Option<String>,
+        closed_at: Option<String>,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 impl ServiceRequest {
@@ -112,9 +119,7 @@ owner customer_id; id, request_id, customer_id, action, from_status, to_status, 
 pub const HISTORY: Children = Children::log::<HistoryEntry>("request_id", "h.seq", "h.id");
 
 pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("service_requests r JOIN customers c ON c.id = r.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
+    of_customers::<ServiceRequest>(p)
 }
 
 pub const OPEN: &[&str] = &["acknowledged", "pending_approval", "in_progress"];
