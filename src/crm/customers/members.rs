@@ -12,7 +12,7 @@ use crate::crud;
 use crate::event::Msisdn;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page, Sql};
+use crate::store::{ListSpec, Page, Sql};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 crate::record! {
@@ -27,23 +27,15 @@ crate::record! {
         title: Option<String> { new, patch null },
         email: Option<String> { new, patch null },
         /// active | suspended
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         created_at: String,
         updated_at: String,
         version: i64,
     }
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("msisdn", "m.msisdn", FilterKind::Text),
-        ("department", "m.department", FilterKind::Text),
-        ("status", "m.status", FilterKind::Text),
-    ],
-    sorts: &[("name", "m.name"), ("created_at", "m.created_at")],
-    default_sort: "m.name",
-    tiebreak: "m.id",
-};
+const SPEC: ListSpec = crate::list_spec!(m; text msisdn, department, status;
+    sort name, created_at; default "m.name");
 
 pub fn router() -> OpenApiRouter<CrmState> {
     crud_routes().routes(routes!(create))
@@ -130,10 +122,6 @@ crate::crud_handlers! { Member in CrmState, tag "customers", routes crud_routes;
 impl crud::Editable for Member {
     type Patch = MemberPatch;
 
-    fn apply(&mut self, patch: MemberPatch) {
-        patch.apply_to(self);
-    }
-
     fn validate(&self) -> Result<(), ApiError> {
         validate(self)
     }
@@ -177,19 +165,9 @@ pub async fn create(
 
 /// A new member of `enterprise` from the request, before [`validate`].
 pub(crate) fn build(enterprise: &str, req: NewMember) -> Member {
-    let now = now_text();
     Member {
-        id: new_id(),
         customer_id: enterprise.to_string(),
-        name: req.name,
-        msisdn: req.msisdn,
-        department: req.department,
-        title: req.title,
-        email: req.email,
-        status: req.status.unwrap_or_else(|| "active".into()),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
+        ..req.into_record()
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
+use crate::crm::customers::repo::owned;
 use crate::store::{entity, Entity, Sql, StoreError};
 
 crate::record! {
@@ -18,7 +18,7 @@ crate::record! {
         /// The tariff plan code; the engine reads it as `profile.plan`.
         plan: String { new, patch },
         /// active | suspended | terminated
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         imsi: Option<String> { new, patch null },
         activated_at: String {
             /// Defaults to now.
@@ -32,20 +32,13 @@ crate::record! {
 
 pub const COLUMNS: &str = <Line as Entity>::COLUMNS;
 
-pub fn scoped(p: &Principal) -> Sql {
-    let mut sql =
-        Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE l.deleted_at IS NULL");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
 /// By id, or by msisdn when `key` is all digits.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     key: &str,
 ) -> Result<Option<Line>, StoreError> {
-    entity::get(conn, scoped(p), key).await
+    entity::get(conn, owned::<Line>(p), key).await
 }
 
 /// The deleted line that holds `msisdn`, if there is one (see `lines::reclaim`).
@@ -58,15 +51,12 @@ pub async fn deleted_with(
     entity::removed(conn, sql).await
 }
 
+/// A customer's lines, by number.
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
-) -> Result<Vec<Line>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NULL AND l.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY l.msisdn");
-    sql.query_as().fetch_all(conn).await
+) -> Result<Vec<Line>, StoreError> {
+    entity::of_owner(conn, customer_id, "l.msisdn").await
 }
 
 /// Deletes lines softly (kept for the audit trail and the engine's history, skipped by every
