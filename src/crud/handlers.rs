@@ -27,7 +27,8 @@
 /// `list` takes its `ListSpec`, optionally `search [columns]` (`?q=`), and its parameters
 /// (paging and `sort` are added); `read`, `update` and `remove` take their path parameters.
 /// `create` goes through [`crud::Creatable`](crate::crud::Creatable) (`create_from`), or
-/// under a parent [`crud::CreatableIn`](crate::crud::CreatableIn) and its path parameter;
+/// under a parent [`crud::CreatableIn`](crate::crud::CreatableIn) (`create_in`) and its path
+/// parameter;
 /// `update` through [`crud::Editable`](crate::crud::Editable) (`patch`),
 /// `remove` through [`crud::remove`](crate::crud::remove) (`Editable::check_remove` refuses
 /// what is still needed); a `remove` not under a parent may add `if_match` (an `If-Match`
@@ -165,7 +166,7 @@ macro_rules! crud_handlers {
             let e = <$E as $crate::crud::CreatableIn>::build_in(&$id, req, &$p)?;
             let mut tx = $crate::store::begin_write(&st.db).await?;
             $crate::crud_handlers!(@parent $conn, $parent, &mut *tx);
-            $crate::crud::create(tx, &$p, e).await
+            $crate::crud::create_in(tx, &$p, e).await
         }
     };
 

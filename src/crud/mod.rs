@@ -94,6 +94,45 @@ pub trait CreatableIn: Entity {
     /// The new record `req` describes under `parent` (its id), checked on its own: 400
     /// naming the field that is wrong.
     fn build_in(parent: &str, req: Self::New, actor: &Principal) -> Result<Self, ApiError>;
+    /// The checks against other rows, in the creation's transaction, after the parent's.
+    fn check_new(
+        &self,
+        _conn: &mut AnyConnection,
+        _actor: &Principal,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+    /// The softly deleted record the new one brings back, if any (a number enrolled again),
+    /// read in the creation's transaction: the creation is then its restore, the new record
+    /// becoming its next life through [`CreatableIn::revive`].
+    fn removed(
+        &self,
+        _conn: &mut AnyConnection,
+    ) -> impl Future<Output = Result<Option<Self>, ApiError>> + Send {
+        async { Ok(None) }
+    }
+    /// The new record as the next life of `removed`: its id, version and creation time.
+    /// Needed only where [`CreatableIn::removed`] finds something.
+    fn revive(self, _removed: &Self) -> Self {
+        self
+    }
+}
+
+/// A POST under a parent the handler has checked in `tx`: [`CreatableIn::check_new`], then
+/// the record inserted, or the removed record it brings back restored; audited: 201.
+pub async fn create_in<E: CreatableIn>(
+    mut tx: Tx,
+    actor: &Principal,
+    e: E,
+) -> Result<Tagged<E>, ApiError> {
+    e.check_new(&mut tx, actor).await?;
+    match e.removed(&mut tx).await? {
+        Some(removed) => {
+            let after = e.revive(&removed);
+            restore(tx, actor, &removed, after).await
+        }
+        None => create(tx, actor, e).await,
+    }
 }
 
 /// A POST: the record built from `req`, checked, inserted and audited: 201 with its `ETag`.

@@ -1,7 +1,6 @@
 //! `/customers/{id}/members`: the subscribers an enterprise (政企客户) manages itself. Enterprise
 //! admins add, change and remove them; scope keeps them inside their own enterprise.
 
-use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
@@ -10,10 +9,8 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::Tagged;
-use crate::http::{ApiError, ApiJson};
-use crate::store::{ListSpec, Page, Sql};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use crate::http::ApiError;
+use crate::store::{entity, ListSpec, Page, Sql};
 
 crate::record! {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -36,10 +33,6 @@ crate::record! {
 
 const SPEC: ListSpec = crate::list_spec!(m; text msisdn, department, status;
     sort name, created_at; default "m.name");
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    crud_routes().routes(routes!(create))
-}
 
 /// The checks every write of a member passes (the API's and an import's).
 pub(crate) fn validate(m: &Member) -> Result<(), ApiError> {
@@ -103,13 +96,15 @@ unique "msisdn", owner customer_id, soft deleted_at;
 update name, msisdn, department, title, email, status;
 stamp updated_at; insert customer_id, created_at }
 
-crate::crud_handlers! { Member in CrmState, tag "customers", routes crud_routes;
+crate::crud_handlers! { Member in CrmState, tag "customers", routes router;
     |p, id, conn| from of_enterprise(&id), read p.require(Permission::ReadCustomers),
         write p.require(Permission::WriteCustomers), parent enterprise(conn, &p, &id);
     list "/api/v1/customers/{id}/members", SPEC, search ["m.name", "m.department"],
         (("id" = String, Path), ("msisdn" = Option<String>, Query),
         ("department" = Option<String>, Query), ("status" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "substring of name or department"));
+    create "/api/v1/customers/{id}/members", NewMember, (("id" = String, Path)),
+        responses((status = 400), (status = 409));
     read "/api/v1/customers/{id}/members/{member_id}",
         (("id" = String, Path), ("member_id" = String, Path));
     update "/api/v1/customers/{id}/members/{member_id}", MemberPatch,
@@ -140,27 +135,29 @@ impl crud::Editable for Member {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
-    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<NewMember>,
-) -> Result<Tagged<Member>, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let m = build(&id, req);
-    validate(&m)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    enterprise(&mut tx, &p, &id).await?;
-    check_own_line(&mut tx, &p, &m.msisdn).await?;
-    // A number removed from the group and enrolled again brings its record back (same id,
-    // next version): the number stays one row, and its history one trail.
-    if let Some(removed) = removed(&mut tx, &id, &m.msisdn).await? {
-        let m = revive(&removed, m);
-        return crud::restore(tx, &p, &removed, m).await;
+impl crud::CreatableIn for Member {
+    type New = NewMember;
+
+    fn build_in(enterprise: &str, req: NewMember, _: &Principal) -> Result<Member, ApiError> {
+        let m = build(enterprise, req);
+        validate(&m)?;
+        Ok(m)
     }
-    crud::create(tx, &p, m).await
+
+    async fn check_new(&self, conn: &mut AnyConnection, p: &Principal) -> Result<(), ApiError> {
+        check_own_line(conn, p, &self.msisdn).await
+    }
+
+    /// A number removed from the group and enrolled again brings its record back (same id,
+    /// next version): the number stays one row, and its history one trail.
+    async fn removed(&self, conn: &mut AnyConnection) -> Result<Option<Member>, ApiError> {
+        let number = with_number(&self.customer_id, &self.msisdn);
+        Ok(entity::removed(conn, number).await?)
+    }
+
+    fn revive(self, removed: &Member) -> Member {
+        revive(removed, self)
+    }
 }
 
 /// A new member of `enterprise` from the request, before [`validate`].
@@ -188,26 +185,9 @@ pub(crate) fn apply(mut m: Member, patch: MemberPatch) -> Member {
     m
 }
 
-/// The enterprise's member (not removed) with `msisdn`, if there is one.
-pub(crate) async fn by_msisdn(
-    conn: &mut sqlx::AnyConnection,
-    enterprise: &str,
-    msisdn: &str,
-) -> Result<Option<Member>, ApiError> {
-    Ok(crate::store::entity::find(conn, with_number(enterprise, msisdn)).await?)
-}
-
-/// The enterprise's removed member with `msisdn`, if there is one.
-pub(crate) async fn removed(
-    conn: &mut sqlx::AnyConnection,
-    enterprise: &str,
-    msisdn: &str,
-) -> Result<Option<Member>, ApiError> {
-    Ok(crate::store::entity::removed(conn, with_number(enterprise, msisdn)).await?)
-}
-
-/// The enterprise's members with `msisdn` (one live, or removed ones).
-fn with_number(enterprise: &str, msisdn: &str) -> Sql {
+/// The enterprise's members with `msisdn` (one live, or removed ones): `entity::find` reads
+/// the live one, `entity::removed` a removed one.
+pub(crate) fn with_number(enterprise: &str, msisdn: &str) -> Sql {
     let mut from = of_enterprise(enterprise);
     from.push(" AND m.msisdn = ").bind(msisdn);
     from

@@ -27,7 +27,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+        .merge(read_routes())
+        .routes(routes!(update, remove))
         .merge(members::router())
         .routes(routes!(group_sms::send))
 }
@@ -209,15 +210,10 @@ pub async fn create(
     Ok(Tagged::created(c.version, c))
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
-    responses((status = 200, body = Customer), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Customer>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
+crate::crud_handlers! { Customer in CrmState, tag "customers", routes read_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write require_operator_write(&p);
+    read "/api/v1/customers/{id}", (("id" = String, Path));
 }
 
 pub(crate) fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {

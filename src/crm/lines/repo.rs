@@ -77,33 +77,31 @@ pub async fn soft_delete(
     sql.bind(value).push(" ORDER BY l.msisdn");
     let lines: Vec<Line> = sql.query_as().fetch_all(&mut *conn).await?;
     let live = format!("SELECT {{col}} FROM lines WHERE {by} = $2 AND deleted_at IS NULL");
-    sqlx::query(&format!(
-        "UPDATE subscriptions SET status = 'terminated', \
-         termination_date = COALESCE(termination_date, $1), updated_at = $1, \
-         version = version + 1 WHERE status <> 'terminated' AND line_id IN ({})",
-        live.replace("{col}", "id")
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE enterprise_members SET deleted_at = $1, updated_at = $1, \
-         version = version + 1 WHERE deleted_at IS NULL AND msisdn IN ({})",
-        live.replace("{col}", "msisdn")
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
-         version = version + 1 WHERE {by} = $2 AND deleted_at IS NULL"
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(conn)
-    .await?;
+    // Each binds the time ($1) and the value the lines are picked by ($2).
+    let statements = [
+        format!(
+            "UPDATE subscriptions SET status = 'terminated', \
+             termination_date = COALESCE(termination_date, $1), updated_at = $1, \
+             version = version + 1 WHERE status <> 'terminated' AND line_id IN ({})",
+            live.replace("{col}", "id")
+        ),
+        format!(
+            "UPDATE enterprise_members SET deleted_at = $1, updated_at = $1, \
+             version = version + 1 WHERE deleted_at IS NULL AND msisdn IN ({})",
+            live.replace("{col}", "msisdn")
+        ),
+        format!(
+            "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
+             version = version + 1 WHERE {by} = $2 AND deleted_at IS NULL"
+        ),
+    ];
+    for statement in statements {
+        sqlx::query(&statement)
+            .bind(now)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(lines)
 }
 

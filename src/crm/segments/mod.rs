@@ -323,9 +323,7 @@ pub async fn count(
 ) -> Result<Json<SegmentCount>, ApiError> {
     require_marketing_read(&p)?;
     let mut conn = st.db.pool.acquire().await?;
-    let s = get_segment(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let s: Segment = crud::load(&mut conn, all(), &id).await?;
     let node = parse_stored(&s)?;
     let (customers, lines) = count_members(&mut conn, &p, &node).await?;
     Ok(Json(SegmentCount {
@@ -381,9 +379,7 @@ pub async fn preview(
             .ok_or_else(|| ApiError::field("limit", "must be an integer between 1 and 500"))?,
     };
     let mut conn = st.db.pool.acquire().await?;
-    let s = get_segment(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let s: Segment = crud::load(&mut conn, all(), &id).await?;
     let node = parse_stored(&s)?;
     let items = member_page(
         &mut conn,
