@@ -7,7 +7,7 @@
 ///
 /// ```text
 /// crate::crud_handlers! { Account in CrmState, tag "accounts", routes router;
-///     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+///     |p| from owned::<Account>(&p), read p.require(Permission::ReadCustomers),
 ///         write require_operator_write(&p);
 ///     list "/api/v1/accounts", SPEC, (("state" = Option<String>, Query));
 ///     create "/api/v1/accounts", NewAccount, responses((status = 400), (status = 409));
