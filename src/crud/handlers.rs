@@ -7,7 +7,7 @@
 ///
 /// ```text
 /// crate::crud_handlers! { Account in CrmState, tag "accounts", routes router;
-///     |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+///     |p| from owned::<Account>(&p), read p.require(Permission::ReadCustomers),
 ///         write require_operator_write(&p);
 ///     list "/api/v1/accounts", SPEC, (("state" = Option<String>, Query));
 ///     create "/api/v1/accounts", NewAccount, responses((status = 400), (status = 409));
@@ -26,11 +26,16 @@
 ///
 /// `list` takes its `ListSpec`, optionally `search [columns]` (`?q=`), and its parameters
 /// (paging and `sort` are added); `read`, `update` and `remove` take their path parameters.
-/// `create` goes through [`crud::Creatable`](crate::crud::Creatable) (`create_from`; not
-/// under a parent), `update` through [`crud::Editable`](crate::crud::Editable) (`patch`);
-/// `responses(...)` adds to their standard ones (list 200, and 404 under a parent; create
-/// 201; read 200 / 404; update 200 / 404 / 412; remove 204 / 404). A handler is named after
-/// its section unless `as name` follows the path (two entities in one module). Doc comments
+/// `create` goes through [`crud::Creatable`](crate::crud::Creatable) (`create_from`), or
+/// under a parent [`crud::CreatableIn`](crate::crud::CreatableIn) (`create_in`) and its path
+/// parameter;
+/// `update` through [`crud::Editable`](crate::crud::Editable) (`patch`),
+/// `remove` through [`crud::remove`](crate::crud::remove) (`Editable::check_remove` refuses
+/// what is still needed); a `remove` not under a parent may add `if_match` (an `If-Match`
+/// sent must be the stored version, 412). `responses(...)` adds to or replaces their
+/// standard ones (list 200 and create 201, and 404 under a parent; read 200 / 404; update
+/// 200 / 404 / 412; remove 204 / 404, and 412 with `if_match`). A handler is named after its
+/// section unless `as name` follows the path (two entities in one module). Doc comments
 /// before a section are the handler's description.
 #[macro_export]
 macro_rules! crud_handlers {
@@ -144,6 +149,27 @@ macro_rules! crud_handlers {
         }
     };
 
+    (@create [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr,
+            $id:ident, $conn:ident, $parent:expr]
+        [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt
+        $New:ident, ($($param:tt),*) $(, responses($($resp:tt),*))?) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag, params($($param),*), request_body = $New,
+            responses((status = 201, body = $E), (status = 404) $($(, $resp)*)?))]
+        pub async fn $name(
+            ::axum::extract::State(st): ::axum::extract::State<$S>,
+            $p: $crate::access::Principal,
+            ::axum::extract::Path($id): ::axum::extract::Path<String>,
+            $crate::http::ApiJson(req): $crate::http::ApiJson<$New>,
+        ) -> Result<$crate::http::Tagged<$E>, $crate::http::ApiError> {
+            $write?;
+            let e = <$E as $crate::crud::CreatableIn>::build_in(&$id, req, &$p)?;
+            let mut tx = $crate::store::begin_write(&st.db).await?;
+            $crate::crud_handlers!(@parent $conn, $parent, &mut *tx);
+            $crate::crud::create_in(tx, &$p, e).await
+        }
+    };
+
     (@read [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr]
         [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt ($($param:tt),*)) => {
         $(#[doc = $doc])*
@@ -223,6 +249,41 @@ macro_rules! crud_handlers {
         }
     };
 
+    (@remove [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr]
+        [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt ($($param:tt),*), if_match
+        $(, responses($($resp:tt),*))?) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(delete, path = $path, tag = $tag,
+            params($($param,)*
+                ("If-Match" = Option<String>, Header, description = "ETag of the version read")),
+            responses((status = 204), (status = 404), (status = 412) $($(, $resp)*)?))]
+        pub async fn $name(
+            ::axum::extract::State(st): ::axum::extract::State<$S>,
+            $p: $crate::access::Principal,
+            ::axum::extract::Path(key): ::axum::extract::Path<String>,
+            headers: ::axum::http::HeaderMap,
+        ) -> Result<::axum::http::StatusCode, $crate::http::ApiError> {
+            $write?;
+            let tx = $crate::store::begin_write(&st.db).await?;
+            $crate::crud::remove::<$E>(tx, &$p, $from, &key, Some(&headers)).await
+        }
+    };
+    (@remove [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr]
+        [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt ($($param:tt),*)
+        $(, responses($($resp:tt),*))?) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(delete, path = $path, tag = $tag, params($($param),*),
+            responses((status = 204), (status = 404) $($(, $resp)*)?))]
+        pub async fn $name(
+            ::axum::extract::State(st): ::axum::extract::State<$S>,
+            $p: $crate::access::Principal,
+            ::axum::extract::Path(key): ::axum::extract::Path<String>,
+        ) -> Result<::axum::http::StatusCode, $crate::http::ApiError> {
+            $write?;
+            let tx = $crate::store::begin_write(&st.db).await?;
+            $crate::crud::remove::<$E>(tx, &$p, $from, &key, None).await
+        }
+    };
     (@remove [$E:ident, $S:ident, $tag:tt, $p:ident, $from:expr, $read:expr, $write:expr,
             $id:ident, $conn:ident, $parent:expr]
         [$($doc:tt)*] [$name:ident $($d:ident)?] $path:tt ($($param:tt),*)) => {
@@ -237,8 +298,7 @@ macro_rules! crud_handlers {
             $write?;
             let mut tx = $crate::store::begin_write(&st.db).await?;
             $crate::crud_handlers!(@parent $conn, $parent, &mut *tx);
-            let before: $E = $crate::crud::load(&mut tx, $from, &key).await?;
-            $crate::crud::delete(tx, &$p, &before).await
+            $crate::crud::remove::<$E>(tx, &$p, $from, &key, None).await
         }
     };
 }

@@ -13,25 +13,35 @@ mod record;
 
 use std::future::Future;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use sqlx::AnyConnection;
 
 use crate::access::Principal;
 use crate::audit::{self, Change};
-use crate::http::{check_version, ApiError, Tagged};
+use crate::http::{check_version, expected_version, ApiError, Tagged};
 use crate::store::{begin_write, entity, now_text, Db, Entity, ListParams, Page, Sql};
 
 /// A write transaction: the one `store::begin_write` opens.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// A PATCH body of records `R`: the fields to change, each `None` when absent
+/// ([`record!`](crate::record) implements it).
+pub trait Patch<R>: Send {
+    /// Copies onto `record` the fields the body gives; the others stay as they were.
+    fn apply_to(self, record: &mut R);
+}
+
 /// An entity clients change with a PATCH body: what its update needs beyond storage.
 /// [`patch`] does the rest.
 pub trait Editable: Entity {
-    /// The PATCH body: the fields to change, each `None` when absent.
-    type Patch: Send;
-    /// Copies onto the record the fields `patch` gives.
-    fn apply(&mut self, patch: Self::Patch);
+    /// The PATCH body.
+    type Patch: Patch<Self>;
+    /// Copies onto the record the fields `patch` gives (what a patch means beyond copying,
+    /// such as tidying a value, is an entity's own).
+    fn apply(&mut self, patch: Self::Patch) {
+        Patch::apply_to(patch, self)
+    }
     /// The checks on the record alone, once the patch is applied (400 naming the field).
     fn validate(&self) -> Result<(), ApiError> {
         Ok(())
@@ -43,6 +53,15 @@ pub trait Editable: Entity {
         _conn: &mut AnyConnection,
         _actor: &Principal,
         _before: &Self,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+    /// A removal's checks against other rows (what still needs the record: 409 naming it),
+    /// in its transaction, before [`remove`] deletes it.
+    fn check_remove(
+        &self,
+        _conn: &mut AnyConnection,
+        _actor: &Principal,
     ) -> impl Future<Output = Result<(), ApiError>> + Send {
         async { Ok(()) }
     }
@@ -64,6 +83,55 @@ pub trait Creatable: Entity {
         _actor: &Principal,
     ) -> impl Future<Output = Result<(), ApiError>> + Send {
         async { Ok(()) }
+    }
+}
+
+/// An entity clients create with a POST body under a parent the path names
+/// (`/customers/{id}/contacts`), which the handler has checked is the caller's.
+pub trait CreatableIn: Entity {
+    /// The POST body.
+    type New: Send;
+    /// The new record `req` describes under `parent` (its id), checked on its own: 400
+    /// naming the field that is wrong.
+    fn build_in(parent: &str, req: Self::New, actor: &Principal) -> Result<Self, ApiError>;
+    /// The checks against other rows, in the creation's transaction, after the parent's.
+    fn check_new(
+        &self,
+        _conn: &mut AnyConnection,
+        _actor: &Principal,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+    /// The softly deleted record the new one brings back, if any (a number enrolled again),
+    /// read in the creation's transaction: the creation is then its restore, the new record
+    /// becoming its next life through [`CreatableIn::revive`].
+    fn removed(
+        &self,
+        _conn: &mut AnyConnection,
+    ) -> impl Future<Output = Result<Option<Self>, ApiError>> + Send {
+        async { Ok(None) }
+    }
+    /// The new record as the next life of `removed`: its id, version and creation time.
+    /// Needed only where [`CreatableIn::removed`] finds something.
+    fn revive(self, _removed: &Self) -> Self {
+        self
+    }
+}
+
+/// A POST under a parent the handler has checked in `tx`: [`CreatableIn::check_new`], then
+/// the record inserted, or the removed record it brings back restored; audited: 201.
+pub async fn create_in<E: CreatableIn>(
+    mut tx: Tx,
+    actor: &Principal,
+    e: E,
+) -> Result<Tagged<E>, ApiError> {
+    e.check_new(&mut tx, actor).await?;
+    match e.removed(&mut tx).await? {
+        Some(removed) => {
+            let after = e.revive(&removed);
+            restore(tx, actor, &removed, after).await
+        }
+        None => create(tx, actor, e).await,
     }
 }
 
@@ -96,6 +164,23 @@ pub async fn patch<E: Editable>(
     after.validate()?;
     after.check_in(&mut tx, actor, &before).await?;
     update(tx, actor, &before, after).await
+}
+
+/// The start of a PATCH written by hand (a transition, a change with side effects): the
+/// version the client read (`If-Match`, or the body's `version`: 400 without either), a
+/// write transaction, and the record `key` names among `from`, still at that version (404 /
+/// 412).
+pub async fn begin_patch<E: Entity>(
+    db: &Db,
+    headers: &HeaderMap,
+    version: Option<i64>,
+    from: Sql,
+    key: &str,
+) -> Result<(Tx, E), ApiError> {
+    let expected = expected_version(headers, version)?;
+    let mut tx = begin_write(db).await?;
+    let before = load_at(&mut tx, from, key, expected).await?;
+    Ok((tx, before))
 }
 
 /// One page of `from` as JSON.
@@ -264,6 +349,34 @@ pub async fn commit<E: Entity>(
 ) -> Result<(), ApiError> {
     audit::record(&mut tx, actor, changed(action, before, after)).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// A DELETE of the record `key` names among `from`, in `tx` (where the caller may have
+/// checked the parent the path names first): 404; with `if_match` (the request's headers,
+/// for an entity whose delete takes one), 412 unless an `If-Match` sent is still the stored
+/// version; [`Editable::check_remove`]; then [`delete`].
+pub async fn remove<E: Editable>(
+    mut tx: Tx,
+    actor: &Principal,
+    from: Sql,
+    key: &str,
+    if_match: Option<&HeaderMap>,
+) -> Result<StatusCode, ApiError> {
+    let before: E = load(&mut tx, from, key).await?;
+    if let Some(headers) = if_match {
+        check_if_match(headers, before.version())?;
+    }
+    before.check_remove(&mut tx, actor).await?;
+    delete(tx, actor, &before).await
+}
+
+/// 412 when the request sends an `If-Match` that is not the `stored` version. Optional where
+/// it is used: a client that sends none changes whatever version is stored.
+pub fn check_if_match(headers: &HeaderMap, stored: i64) -> Result<(), ApiError> {
+    if headers.contains_key(header::IF_MATCH) {
+        check_version(stored, expected_version(headers, None)?)?;
+    }
     Ok(())
 }
 

@@ -29,23 +29,40 @@
 /// the braces, before `new` or `patch`, describe it in that body. Both bodies refuse unknown
 /// fields; the PATCH body also takes the `version` the client read (described by the
 /// attributes after `version` in the header, if any). `apply_to` copies a PATCH
-/// body onto the record, for [`Editable::apply`](crate::crud::Editable::apply).
+/// body onto the record ([`crud::Patch`](crate::crud::Patch), which
+/// [`Editable::apply`](crate::crud::Editable::apply) calls).
+///
+/// `into_record` turns a POST body into a new record, for
+/// [`Creatable::build`](crate::crud::Creatable::build), before its checks: the body's fields
+/// as they are, `new opt = value` fields defaulted to `value` when absent (plain `new opt`
+/// ones to their type's default: a build whose default is not a constant takes the body's
+/// value first), `id` a fresh id, `version` 1, `created_at` and `updated_at` the time now,
+/// and the server's other fields their type's default, which the build sets if it must.
 #[macro_export]
 macro_rules! record {
     ($(#[$ra:meta])* pub struct $R:ident, new $N:ident, patch $P:ident
         $(, version $(#[$va:meta])+)? { $($body:tt)* }) => {
-        $crate::record!(@field [[$(#[$ra])*] [$($(#[$va])+)?]] $R $N $P [] [] [] $($body)*);
+        $crate::record!(@field [[$(#[$ra])*] [$($(#[$va])+)?]] $R $N $P [] [] [] [] $($body)*);
     };
 
     // All fields read: the three structs.
     (@field [[$($ra:tt)*] [$($va:tt)*]] $R:ident $N:ident $P:ident [$($rf:tt)*] [$($nf:tt)*]
-        [$($pf:ident $pk:ident [$($pd:tt)*])*]) => {
+        [$($pf:ident $pk:ident [$($pd:tt)*])*] [$($if:ident $ik:ident [$($id:tt)*])*]) => {
         $($ra)*
         pub struct $R { $($rf)* }
 
-        #[derive(::serde::Deserialize, ::utoipa::ToSchema)]
+        #[derive(::serde::Deserialize, Default, ::utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $N { $($nf)* }
+
+        impl $N {
+            /// The new record this body describes, before its checks.
+            #[allow(dead_code)]
+            pub fn into_record(self) -> $R {
+                let now = $crate::store::now_text();
+                $R { $($if: $crate::record!(@init self now $if $ik [$($id)*]),)* }
+            }
+        }
 
         #[derive(::serde::Deserialize, Default, ::utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
@@ -63,6 +80,12 @@ macro_rules! record {
                 $($crate::record!(@apply self record $pf $pk);)*
             }
         }
+
+        impl $crate::crud::Patch<$R> for $P {
+            fn apply_to(self, record: &mut $R) {
+                $P::apply_to(self, record)
+            }
+        }
     };
     (@apply $s:tt $r:ident $f:ident opt) => {
         if let Some(v) = $s.$f {
@@ -77,67 +100,100 @@ macro_rules! record {
     (@apply $s:tt $r:ident $f:ident required) => {
         $r.$f = $s.$f
     };
+    // A field of a new record: the server's by its name, or the body's.
+    (@init $s:tt $now:ident id server []) => {
+        $crate::store::new_id()
+    };
+    (@init $s:tt $now:ident version server []) => {
+        1
+    };
+    (@init $s:tt $now:ident created_at server []) => {
+        $now.clone()
+    };
+    (@init $s:tt $now:ident updated_at server []) => {
+        $now.clone()
+    };
+    (@init $s:tt $now:ident $f:ident server []) => {
+        ::std::default::Default::default()
+    };
+    (@init $s:tt $now:ident $f:ident given []) => {
+        $s.$f
+    };
+    (@init $s:tt $now:ident $f:ident opt []) => {
+        $s.$f.unwrap_or_default()
+    };
+    (@init $s:tt $now:ident $f:ident opt [$d:expr]) => {
+        $s.$f.unwrap_or_else(|| $d)
+    };
     // The server's field: the record's only.
-    (@field $ra:tt $R:ident $N:ident $P:ident [$($rf:tt)*] $nf:tt $pf:tt
+    (@field $ra:tt $R:ident $N:ident $P:ident [$($rf:tt)*] $nf:tt $pf:tt [$($if:tt)*]
         $(#[$a:meta])* $f:ident : $t:ty $(, $($rest:tt)*)?) => {
         $crate::record!(@field $ra $R $N $P [$($rf)* $(#[$a])* pub $f: $t,] $nf $pf
-            $($($rest)*)?);
+            [$($if)* $f server []] $($($rest)*)?);
     };
     // A client's field: the record's, then the bodies' its modes name.
-    (@field $ra:tt $R:ident $N:ident $P:ident [$($rf:tt)*] $nf:tt $pf:tt
+    (@field $ra:tt $R:ident $N:ident $P:ident [$($rf:tt)*] $nf:tt $pf:tt $if:tt
         $(#[$a:meta])* $f:ident : $t:ty { $($m:tt)* } $(, $($rest:tt)*)?) => {
-        $crate::record!(@new [$ra $R $N $P [$($rf)* $(#[$a])* pub $f: $t,] $nf $pf]
+        $crate::record!(@new [$ra $R $N $P [$($rf)* $(#[$a])* pub $f: $t,] $nf $pf $if]
             $f $t [$($m)*] [$($($rest)*)?]);
     };
 
     // The POST body's part of a field.
-    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt] $f:ident $t:ty
-        [$(#[$na:meta])* new opt $(, $($m:tt)*)?] $rest:tt) => {
-        $crate::record!(@patch [$ra $R $N $P $rf [$($nf)* $(#[$na])* pub $f: Option<$t>,] $pf]
-            $f $t [$($($m)*)?] $rest);
+    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt [$($if:tt)*]]
+        $f:ident $t:ty [$(#[$na:meta])* new opt = $d:expr $(, $($m:tt)*)?] $rest:tt) => {
+        $crate::record!(@patch [$ra $R $N $P $rf [$($nf)* $(#[$na])* pub $f: Option<$t>,] $pf
+            [$($if)* $f opt [$d]]] $f $t [$($($m)*)?] $rest);
     };
-    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt] $f:ident $t:ty
-        [$(#[$na:meta])* new default $(, $($m:tt)*)?] $rest:tt) => {
+    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt [$($if:tt)*]]
+        $f:ident $t:ty [$(#[$na:meta])* new opt $(, $($m:tt)*)?] $rest:tt) => {
+        $crate::record!(@patch [$ra $R $N $P $rf [$($nf)* $(#[$na])* pub $f: Option<$t>,] $pf
+            [$($if)* $f opt []]] $f $t [$($($m)*)?] $rest);
+    };
+    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt [$($if:tt)*]]
+        $f:ident $t:ty [$(#[$na:meta])* new default $(, $($m:tt)*)?] $rest:tt) => {
         $crate::record!(@patch
-            [$ra $R $N $P $rf [$($nf)* $(#[$na])* #[serde(default)] pub $f: $t,] $pf]
-            $f $t [$($($m)*)?] $rest);
+            [$ra $R $N $P $rf [$($nf)* $(#[$na])* #[serde(default)] pub $f: $t,] $pf
+            [$($if)* $f given []]] $f $t [$($($m)*)?] $rest);
     };
-    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt] $f:ident $t:ty
-        [$(#[$na:meta])* new $(, $($m:tt)*)?] $rest:tt) => {
-        $crate::record!(@patch [$ra $R $N $P $rf [$($nf)* $(#[$na])* pub $f: $t,] $pf]
-            $f $t [$($($m)*)?] $rest);
+    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt [$($nf:tt)*] $pf:tt [$($if:tt)*]]
+        $f:ident $t:ty [$(#[$na:meta])* new $(, $($m:tt)*)?] $rest:tt) => {
+        $crate::record!(@patch [$ra $R $N $P $rf [$($nf)* $(#[$na])* pub $f: $t,] $pf
+            [$($if)* $f given []]] $f $t [$($($m)*)?] $rest);
     };
-    (@new $acc:tt $f:ident $t:ty [$($m:tt)*] $rest:tt) => {
-        $crate::record!(@patch $acc $f $t [$($m)*] $rest);
+    // Not in the POST body: the server's when a record is new.
+    (@new [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt $pf:tt [$($if:tt)*]]
+        $f:ident $t:ty [$($m:tt)*] $rest:tt) => {
+        $crate::record!(@patch [$ra $R $N $P $rf $nf $pf [$($if)* $f server []]]
+            $f $t [$($m)*] $rest);
     };
 
     // The PATCH body's part of a field, then the next field.
-    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*]] $f:ident $t:ty
+    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*] $if:tt] $f:ident $t:ty
         [$(#[$pa:meta])* patch null] [$($rest:tt)*]) => {
         $crate::record!(@field $ra $R $N $P $rf $nf [$($pf)* $f opt [
             $(#[$pa])*
             #[serde(default, deserialize_with = "crate::http::nullable")]
             #[schema(value_type = $t)]
             pub $f: Option<$t>,
-        ]] $($rest)*);
+        ]] $if $($rest)*);
     };
-    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*]] $f:ident $t:ty
+    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*] $if:tt] $f:ident $t:ty
         [$(#[$pa:meta])* patch some] [$($rest:tt)*]) => {
         $crate::record!(@field $ra $R $N $P $rf $nf
-            [$($pf)* $f some [$(#[$pa])* pub $f: $t,]] $($rest)*);
+            [$($pf)* $f some [$(#[$pa])* pub $f: $t,]] $if $($rest)*);
     };
-    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*]] $f:ident $t:ty
+    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*] $if:tt] $f:ident $t:ty
         [$(#[$pa:meta])* patch required] [$($rest:tt)*]) => {
         $crate::record!(@field $ra $R $N $P $rf $nf
-            [$($pf)* $f required [$(#[$pa])* pub $f: $t,]] $($rest)*);
+            [$($pf)* $f required [$(#[$pa])* pub $f: $t,]] $if $($rest)*);
     };
-    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*]] $f:ident $t:ty
+    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt [$($pf:tt)*] $if:tt] $f:ident $t:ty
         [$(#[$pa:meta])* patch] [$($rest:tt)*]) => {
         $crate::record!(@field $ra $R $N $P $rf $nf
-            [$($pf)* $f opt [$(#[$pa])* pub $f: Option<$t>,]] $($rest)*);
+            [$($pf)* $f opt [$(#[$pa])* pub $f: Option<$t>,]] $if $($rest)*);
     };
-    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt $pf:tt] $f:ident $t:ty
+    (@patch [$ra:tt $R:ident $N:ident $P:ident $rf:tt $nf:tt $pf:tt $if:tt] $f:ident $t:ty
         [] [$($rest:tt)*]) => {
-        $crate::record!(@field $ra $R $N $P $rf $nf $pf $($rest)*);
+        $crate::record!(@field $ra $R $N $P $rf $nf $pf $if $($rest)*);
     };
 }

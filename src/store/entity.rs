@@ -50,6 +50,41 @@ pub trait Entity: Clone + Serialize + Send + Sync + Unpin + 'static {
     }
 }
 
+/// An entity whose records belong to a customer ([`entity!`](crate::entity)'s `owner`).
+pub trait Owned: Entity {
+    /// The table and its alias, as `from` clauses name it: `accounts a`.
+    const TABLE_AS: &'static str;
+    /// The owning customer's id column, qualified like `ID`.
+    const OWNER: &'static str;
+}
+
+/// Customer `customer_id`'s records that are not deleted, in `order` (an `ORDER BY` list, a
+/// `LIMIT` may follow): what a customer has, for the 360 view and imports.
+pub async fn of_owner<E: Owned>(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    order: &str,
+) -> Result<Vec<E>, StoreError> {
+    let mut sql = Sql::new(&format!("{} WHERE {} = ", E::TABLE_AS, E::OWNER));
+    sql.bind(customer_id);
+    let mut sql = live::<E>(sql);
+    sql.push(" ORDER BY ").push(order);
+    all(conn, sql).await
+}
+
+/// Every record `from` (`table alias WHERE ... ORDER BY ...`) selects.
+pub async fn all<E: Entity>(conn: &mut AnyConnection, from: Sql) -> Result<Vec<E>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {} FROM ", E::COLUMNS));
+    sql.push(&from.text);
+    sql.args = from.args;
+    let rows: Vec<E::Row> = sql
+        .query_as()
+        .fetch_all(conn)
+        .await
+        .with_context(|| format!("reading {}", E::TABLE))?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 fn select<E: Entity>(from: Sql, key: &str) -> Sql {
     let mut sql = Sql::new(&format!("SELECT {} FROM ", E::COLUMNS));
     sql.push(&from.text);
@@ -218,8 +253,9 @@ pub async fn restore<E: Entity>(
 /// The columns read are all of them. Optional, in this order: `noun` (the 404's word, if not
 /// the kind), `unique` (the field a constraint failure is blamed on), `row` (the type read
 /// from SQL, if not the record), `owner` (the customer-id field the audit trail files it
-/// under), `key` (a `fn(&mut Sql, &str)` when the record is also addressed by something other
-/// than its id), `soft` (the column a delete stamps instead of removing the row).
+/// under, which makes it [`Owned`]), `key` (a `fn(&mut Sql, &str)` when the record is also
+/// addressed by something other than its id), `soft` (the column a delete stamps instead of
+/// removing the row).
 #[macro_export]
 macro_rules! entity {
     ($ty:ident in $table:literal as $alias:ident, kind $kind:literal
@@ -269,6 +305,10 @@ macro_rules! entity {
                 $key(sql, key)
             })?
         }
+        $(impl $crate::store::entity::Owned for $ty {
+            const TABLE_AS: &'static str = concat!($table, " ", stringify!($alias));
+            const OWNER: &'static str = concat!(stringify!($alias), ".", stringify!($owner));
+        })?
     };
     (@row) => { Self };
     (@row $row:ty) => { $row };

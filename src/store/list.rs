@@ -27,6 +27,38 @@ pub struct ListSpec {
     pub tiebreak: &'static str,
 }
 
+/// A [`ListSpec`] over one table alias whose filters and sorts are named after their
+/// columns (the sorts in the order a wrong `sort` lists them), by type, with `alias.id` as
+/// tiebreak:
+///
+/// ```text
+/// crate::list_spec!(k; text state, owner_id; int level; float score; sort created_at, name;
+///     default "k.created_at")
+/// ```
+#[macro_export]
+macro_rules! list_spec {
+    ($a:ident; $(text $($t:ident),+;)? $(int $($i:ident),+;)? $(float $($f:ident),+;)?
+        sort $($s:ident),+; default $d:literal) => {
+        $crate::store::ListSpec {
+            filters: &[
+                $($($crate::list_spec!(@filter $a $t Text),)+)?
+                $($($crate::list_spec!(@filter $a $i Int),)+)?
+                $($($crate::list_spec!(@filter $a $f Float),)+)?
+            ],
+            sorts: &[$((stringify!($s), concat!(stringify!($a), ".", stringify!($s))),)+],
+            default_sort: $d,
+            tiebreak: concat!(stringify!($a), ".id"),
+        }
+    };
+    (@filter $a:ident $c:ident $kind:ident) => {
+        (
+            stringify!($c),
+            concat!(stringify!($a), ".", stringify!($c)),
+            $crate::store::FilterKind::$kind,
+        )
+    };
+}
+
 /// A parsed `?limit=&offset=&sort=&<filter>=` query, ready to apply to SQL. Parsing it from a
 /// query string is the HTTP layer's job (`http::list`).
 #[derive(Debug, Clone)]
@@ -237,4 +269,33 @@ where
         .await
         .with_context(|| format!("reading {what}"))?;
     Ok(row.map(each))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_spec_qualifies_each_name_with_the_alias() {
+        const SPEC: ListSpec = crate::list_spec!(a; text state; int points; float score;
+            sort created_at, name; default "a.created_at");
+        let filters: Vec<_> = SPEC
+            .filters
+            .iter()
+            .map(|(n, c, k)| (*n, *c, *k as u8))
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                ("state", "a.state", FilterKind::Text as u8),
+                ("points", "a.points", FilterKind::Int as u8),
+                ("score", "a.score", FilterKind::Float as u8),
+            ]
+        );
+        assert_eq!(
+            SPEC.sorts,
+            [("created_at", "a.created_at"), ("name", "a.name")]
+        );
+        assert_eq!((SPEC.default_sort, SPEC.tiebreak), ("a.created_at", "a.id"));
+    }
 }

@@ -7,27 +7,16 @@ use sqlx::AnyConnection;
 pub use repo::{Account, AccountPatch, NewAccount};
 
 use crate::auth::{Permission, Principal};
+use crate::crm::customers::repo::owned;
 use crate::crm::scope::require_named_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{ListSpec, Page};
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "a.customer_id", FilterKind::Text),
-        ("state", "a.state", FilterKind::Text),
-        ("account_type", "a.account_type", FilterKind::Text),
-    ],
-    sorts: &[
-        ("created_at", "a.created_at"),
-        ("name", "a.name"),
-        ("balance_cents", "a.balance_cents"),
-    ],
-    default_sort: "a.created_at",
-    tiebreak: "a.id",
-};
+const SPEC: ListSpec = crate::list_spec!(a; text customer_id, state, account_type;
+    sort created_at, name, balance_cents; default "a.created_at");
 
 pub(crate) fn validate(a: &Account) -> Result<(), ApiError> {
     validate::text("name", &a.name, 200)?;
@@ -54,10 +43,6 @@ pub(crate) fn validate(a: &Account) -> Result<(), ApiError> {
 impl crud::Editable for Account {
     type Patch = AccountPatch;
 
-    fn apply(&mut self, patch: AccountPatch) {
-        patch.apply_to(self);
-    }
-
     fn validate(&self) -> Result<(), ApiError> {
         validate(self)
     }
@@ -67,22 +52,7 @@ impl crud::Creatable for Account {
     type New = NewAccount;
 
     fn build(req: NewAccount, _: &Principal) -> Result<Account, ApiError> {
-        let now = now_text();
-        let a = Account {
-            id: new_id(),
-            customer_id: req.customer_id,
-            name: req.name,
-            account_type: req.account_type.unwrap_or_else(|| "billing".into()),
-            state: req.state.unwrap_or_else(|| "active".into()),
-            payment_method: req.payment_method,
-            bill_cycle_day: req.bill_cycle_day,
-            currency: req.currency.unwrap_or_else(|| "CNY".into()),
-            credit_limit_cents: req.credit_limit_cents.unwrap_or(0),
-            balance_cents: req.balance_cents.unwrap_or(0),
-            created_at: now.clone(),
-            updated_at: now,
-            version: 1,
-        };
+        let a = req.into_record();
         validate(&a)?;
         Ok(a)
     }
@@ -93,7 +63,7 @@ impl crud::Creatable for Account {
 }
 
 crate::crud_handlers! { Account in CrmState, tag "accounts", routes router;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<Account>(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/accounts", SPEC, (("customer_id" = Option<String>, Query),
         ("state" = Option<String>, Query), ("account_type" = Option<String>, Query));

@@ -1,11 +1,9 @@
 //! Billing account SQL, scoped through the owning customer; reads and writes go through
-//! the generic [`Entity`] recipe.
+//! the generic [`Entity`](crate::store::Entity) recipe.
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
-use crate::store::{Entity, Sql};
+use crate::store::{entity, StoreError};
 
 crate::record! {
     /// A billing account (TMF666 BillingAccount).
@@ -15,14 +13,14 @@ crate::record! {
         customer_id: String { new },
         name: String { new, patch },
         /// billing | settlement
-        account_type: String { new opt, patch },
+        account_type: String { new opt = "billing".into(), patch },
         /// active | suspended | closed
-        state: String { new opt, patch },
+        state: String { new opt = "active".into(), patch },
         payment_method: Option<String> { new, patch null },
         /// Day of month the bill is cut, 1 to 28.
         bill_cycle_day: Option<i64> { new, patch null },
         /// ISO 4217.
-        currency: String { new opt, patch },
+        currency: String { new opt = "CNY".into(), patch },
         credit_limit_cents: i64 { new opt, patch },
         /// Amount owed (positive) or in credit (negative).
         balance_cents: i64 { new opt, patch },
@@ -32,24 +30,12 @@ crate::record! {
     }
 }
 
-pub const COLUMNS: &str = <Account as Entity>::COLUMNS;
-
-/// `accounts a JOIN customers c ... WHERE 1=1` plus the caller's scope.
-pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("accounts a JOIN customers c ON c.id = a.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
+/// A customer's accounts, oldest first.
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
-) -> Result<Vec<Account>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM accounts a WHERE a.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY a.created_at, a.id");
-    sql.query_as().fetch_all(conn).await
+) -> Result<Vec<Account>, StoreError> {
+    entity::of_owner(conn, customer_id, "a.created_at, a.id").await
 }
 
 crate::entity! { Account in "accounts" as a, kind "account", owner customer_id;

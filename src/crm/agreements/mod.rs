@@ -11,12 +11,13 @@ use sqlx::AnyConnection;
 pub use repo::{Agreement, AgreementPatch, NewAgreement};
 
 use crate::auth::{Permission, Principal};
+use crate::crm::customers::repo::owned;
 use crate::crm::scope::require_named_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -25,21 +26,8 @@ pub fn router() -> OpenApiRouter<CrmState> {
 
 pub const STATUSES: &[&str] = &["draft", "active", "expired", "terminated"];
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "g.customer_id", FilterKind::Text),
-        ("status", "g.status", FilterKind::Text),
-        ("agreement_type", "g.agreement_type", FilterKind::Text),
-    ],
-    sorts: &[
-        ("end_date", "g.end_date"),
-        ("start_date", "g.start_date"),
-        ("created_at", "g.created_at"),
-        ("name", "g.name"),
-    ],
-    default_sort: "g.end_date",
-    tiebreak: "g.id",
-};
+const SPEC: ListSpec = crate::list_spec!(g; text customer_id, status, agreement_type;
+    sort end_date, start_date, created_at, name; default "g.end_date");
 
 fn date_only(field: &str, v: &str) -> Result<(), ApiError> {
     chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
@@ -49,10 +37,6 @@ fn date_only(field: &str, v: &str) -> Result<(), ApiError> {
 
 impl crud::Editable for Agreement {
     type Patch = AgreementPatch;
-
-    fn apply(&mut self, patch: AgreementPatch) {
-        patch.apply_to(self);
-    }
 
     fn validate(&self) -> Result<(), ApiError> {
         validate::text("name", &self.name, 200)?;
@@ -82,23 +66,7 @@ impl crud::Creatable for Agreement {
     type New = NewAgreement;
 
     fn build(req: NewAgreement, _: &Principal) -> Result<Agreement, ApiError> {
-        let now = now_text();
-        let a = Agreement {
-            id: new_id(),
-            customer_id: req.customer_id,
-            name: req.name,
-            agreement_type: req.agreement_type.unwrap_or_else(|| "service".into()),
-            status: req.status.unwrap_or_else(|| "active".into()),
-            start_date: req.start_date,
-            end_date: req.end_date,
-            reminder_days: req.reminder_days.unwrap_or(30),
-            document_ref: req.document_ref,
-            amount_cents: req.amount_cents.unwrap_or(0),
-            reminded_for: None,
-            created_at: now.clone(),
-            updated_at: now,
-            version: 1,
-        };
+        let a = req.into_record();
         crud::Editable::validate(&a)?;
         Ok(a)
     }
@@ -109,7 +77,7 @@ impl crud::Creatable for Agreement {
 }
 
 crate::crud_handlers! { Agreement in CrmState, tag "agreements", routes crud_routes;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<Agreement>(&p), read p.require(Permission::ReadCustomers),
         write p.require(Permission::ManageContracts);
     list "/api/v1/agreements", SPEC, (("customer_id" = Option<String>, Query),
         ("status" = Option<String>, Query), ("agreement_type" = Option<String>, Query));

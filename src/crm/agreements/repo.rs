@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
 use crate::store::{Entity, Sql};
 
 crate::record! {
@@ -14,16 +12,16 @@ crate::record! {
         customer_id: String { new },
         name: String { new, patch },
         /// service | framework | enterprise | other
-        agreement_type: String { new opt, patch },
+        agreement_type: String { new opt = "service".into(), patch },
         /// draft | active | expired | terminated
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         /// agreementPeriod start, YYYY-MM-DD.
         start_date: String { new, patch },
         /// agreementPeriod end, YYYY-MM-DD.
         end_date: String { new, patch },
         /// Remind the account manager this many days before `end_date`.
         reminder_days: i64 { /// Default 30.
-            new opt, patch },
+            new opt = 30, patch },
         /// Where the scanned contract is kept (URL or path).
         document_ref: Option<String> { new, patch null },
         amount_cents: i64 { new opt, patch },
@@ -36,12 +34,6 @@ crate::record! {
 }
 
 pub const COLUMNS: &str = <Agreement as Entity>::COLUMNS;
-
-pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("agreements g JOIN customers c ON c.id = g.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
 
 /// A customer's contracts that are not terminated, soonest end first (360 view).
 pub async fn current_for_customer(

@@ -12,25 +12,10 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{ListSpec, Page};
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("code", "o.code", FilterKind::Text),
-        ("offering_type", "o.offering_type", FilterKind::Text),
-        ("lifecycle_status", "o.lifecycle_status", FilterKind::Text),
-        ("is_bundle", "o.is_bundle", FilterKind::Int),
-        ("price_cents", "o.price_cents", FilterKind::Int),
-    ],
-    sorts: &[
-        ("code", "o.code"),
-        ("name", "o.name"),
-        ("price_cents", "o.price_cents"),
-        ("created_at", "o.created_at"),
-    ],
-    default_sort: "o.code",
-    tiebreak: "o.id",
-};
+const SPEC: ListSpec = crate::list_spec!(o; text code, offering_type, lifecycle_status;
+    int is_bundle, price_cents; sort code, name, price_cents, created_at; default "o.code");
 
 const TYPES: &[&str] = &["plan", "addon", "device", "service"];
 const LIFECYCLE: &[&str] = &["in_design", "active", "retired"];
@@ -78,24 +63,7 @@ pub(crate) async fn validate(conn: &mut sqlx::AnyConnection, o: &Offering) -> Re
 
 /// A new offering from the request, before [`validate`].
 pub(crate) fn build(req: NewOffering) -> Offering {
-    let now = now_text();
-    Offering {
-        id: new_id(),
-        code: req.code,
-        name: req.name,
-        description: req.description,
-        offering_type: req.offering_type,
-        is_bundle: req.is_bundle,
-        bundled_offering_ids: req.bundled_offering_ids,
-        price_cents: req.price_cents,
-        recurring_period: req.recurring_period,
-        market_segments: req.market_segments,
-        channels: req.channels,
-        lifecycle_status: req.lifecycle_status.unwrap_or_else(|| "active".into()),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    }
+    req.into_record()
 }
 
 /// The fields a patch gives, applied (code, type and bundling are fixed once created).
@@ -106,10 +74,6 @@ pub(crate) fn apply(mut o: Offering, patch: OfferingPatch) -> Offering {
 
 impl crud::Editable for Offering {
     type Patch = OfferingPatch;
-
-    fn apply(&mut self, patch: OfferingPatch) {
-        patch.apply_to(self);
-    }
 
     async fn check_in(
         &self,

@@ -25,7 +25,7 @@ crate::record! {
         /// Sales channels it may be offered through.
         channels: Vec<String> { new default, patch },
         /// in_design | active | retired
-        lifecycle_status: String { new opt, patch },
+        lifecycle_status: String { new opt = "active".into(), patch },
         created_at: String,
         updated_at: String,
         version: i64,

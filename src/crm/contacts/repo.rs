@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Entity, Sql};
+use crate::store::{entity, Sql, StoreError};
 
 crate::record! {
     #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -19,7 +19,7 @@ crate::record! {
         /// contact, whom contract reminders go to) | billing | technical.
         role: String {
             /// general (the default) | contract | billing | technical
-            new opt,
+            new opt = "general".into(),
             patch
         },
         preferred: bool { new default, patch },
@@ -77,8 +77,6 @@ impl From<Row> for ContactMedium {
     }
 }
 
-pub const COLUMNS: &str = <ContactMedium as Entity>::COLUMNS;
-
 /// The roles a contact may have.
 pub const ROLES: &[&str] = &["general", "contract", "billing", "technical"];
 
@@ -108,13 +106,8 @@ pub fn of_customer(customer_id: &str) -> Sql {
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
-) -> Result<Vec<ContactMedium>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM contact_media m WHERE m.deleted_at IS NULL AND m.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY m.created_at, m.id");
-    let rows: Vec<Row> = sql.query_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+) -> Result<Vec<ContactMedium>, StoreError> {
+    entity::of_owner(conn, customer_id, "m.created_at, m.id").await
 }
 
 crate::entity! { ContactMedium in "contact_media" as m, kind "contact_medium", noun "contact",

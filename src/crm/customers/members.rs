@@ -1,7 +1,6 @@
 //! `/customers/{id}/members`: the subscribers an enterprise (政企客户) manages itself. Enterprise
 //! admins add, change and remove them; scope keeps them inside their own enterprise.
 
-use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
@@ -10,10 +9,8 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::Msisdn;
-use crate::http::Tagged;
-use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page, Sql};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use crate::http::ApiError;
+use crate::store::{entity, ListSpec, Page, Sql};
 
 crate::record! {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -27,27 +24,15 @@ crate::record! {
         title: Option<String> { new, patch null },
         email: Option<String> { new, patch null },
         /// active | suspended
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         created_at: String,
         updated_at: String,
         version: i64,
     }
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("msisdn", "m.msisdn", FilterKind::Text),
-        ("department", "m.department", FilterKind::Text),
-        ("status", "m.status", FilterKind::Text),
-    ],
-    sorts: &[("name", "m.name"), ("created_at", "m.created_at")],
-    default_sort: "m.name",
-    tiebreak: "m.id",
-};
-
-pub fn router() -> OpenApiRouter<CrmState> {
-    crud_routes().routes(routes!(create))
-}
+const SPEC: ListSpec = crate::list_spec!(m; text msisdn, department, status;
+    sort name, created_at; default "m.name");
 
 /// The checks every write of a member passes (the API's and an import's).
 pub(crate) fn validate(m: &Member) -> Result<(), ApiError> {
@@ -111,13 +96,15 @@ unique "msisdn", owner customer_id, soft deleted_at;
 update name, msisdn, department, title, email, status;
 stamp updated_at; insert customer_id, created_at }
 
-crate::crud_handlers! { Member in CrmState, tag "customers", routes crud_routes;
+crate::crud_handlers! { Member in CrmState, tag "customers", routes router;
     |p, id, conn| from of_enterprise(&id), read p.require(Permission::ReadCustomers),
         write p.require(Permission::WriteCustomers), parent enterprise(conn, &p, &id);
     list "/api/v1/customers/{id}/members", SPEC, search ["m.name", "m.department"],
         (("id" = String, Path), ("msisdn" = Option<String>, Query),
         ("department" = Option<String>, Query), ("status" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "substring of name or department"));
+    create "/api/v1/customers/{id}/members", NewMember, (("id" = String, Path)),
+        responses((status = 400), (status = 409));
     read "/api/v1/customers/{id}/members/{member_id}",
         (("id" = String, Path), ("member_id" = String, Path));
     update "/api/v1/customers/{id}/members/{member_id}", MemberPatch,
@@ -129,10 +116,6 @@ crate::crud_handlers! { Member in CrmState, tag "customers", routes crud_routes;
 
 impl crud::Editable for Member {
     type Patch = MemberPatch;
-
-    fn apply(&mut self, patch: MemberPatch) {
-        patch.apply_to(self);
-    }
 
     fn validate(&self) -> Result<(), ApiError> {
         validate(self)
@@ -152,44 +135,36 @@ impl crud::Editable for Member {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/customers/{id}/members", tag = "customers", params(("id" = String, Path)),
-    request_body = NewMember, responses((status = 201, body = Member), (status = 400), (status = 404), (status = 409)))]
-pub async fn create(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<NewMember>,
-) -> Result<Tagged<Member>, ApiError> {
-    p.require(Permission::WriteCustomers)?;
-    let m = build(&id, req);
-    validate(&m)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    enterprise(&mut tx, &p, &id).await?;
-    check_own_line(&mut tx, &p, &m.msisdn).await?;
-    // A number removed from the group and enrolled again brings its record back (same id,
-    // next version): the number stays one row, and its history one trail.
-    if let Some(removed) = removed(&mut tx, &id, &m.msisdn).await? {
-        let m = revive(&removed, m);
-        return crud::restore(tx, &p, &removed, m).await;
+impl crud::CreatableIn for Member {
+    type New = NewMember;
+
+    fn build_in(enterprise: &str, req: NewMember, _: &Principal) -> Result<Member, ApiError> {
+        let m = build(enterprise, req);
+        validate(&m)?;
+        Ok(m)
     }
-    crud::create(tx, &p, m).await
+
+    async fn check_new(&self, conn: &mut AnyConnection, p: &Principal) -> Result<(), ApiError> {
+        check_own_line(conn, p, &self.msisdn).await
+    }
+
+    /// A number removed from the group and enrolled again brings its record back (same id,
+    /// next version): the number stays one row, and its history one trail.
+    async fn removed(&self, conn: &mut AnyConnection) -> Result<Option<Member>, ApiError> {
+        let number = with_number(&self.customer_id, &self.msisdn);
+        Ok(entity::removed(conn, number).await?)
+    }
+
+    fn revive(self, removed: &Member) -> Member {
+        revive(removed, self)
+    }
 }
 
 /// A new member of `enterprise` from the request, before [`validate`].
 pub(crate) fn build(enterprise: &str, req: NewMember) -> Member {
-    let now = now_text();
     Member {
-        id: new_id(),
         customer_id: enterprise.to_string(),
-        name: req.name,
-        msisdn: req.msisdn,
-        department: req.department,
-        title: req.title,
-        email: req.email,
-        status: req.status.unwrap_or_else(|| "active".into()),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
+        ..req.into_record()
     }
 }
 
@@ -210,26 +185,9 @@ pub(crate) fn apply(mut m: Member, patch: MemberPatch) -> Member {
     m
 }
 
-/// The enterprise's member (not removed) with `msisdn`, if there is one.
-pub(crate) async fn by_msisdn(
-    conn: &mut sqlx::AnyConnection,
-    enterprise: &str,
-    msisdn: &str,
-) -> Result<Option<Member>, ApiError> {
-    Ok(crate::store::entity::find(conn, with_number(enterprise, msisdn)).await?)
-}
-
-/// The enterprise's removed member with `msisdn`, if there is one.
-pub(crate) async fn removed(
-    conn: &mut sqlx::AnyConnection,
-    enterprise: &str,
-    msisdn: &str,
-) -> Result<Option<Member>, ApiError> {
-    Ok(crate::store::entity::removed(conn, with_number(enterprise, msisdn)).await?)
-}
-
-/// The enterprise's members with `msisdn` (one live, or removed ones).
-fn with_number(enterprise: &str, msisdn: &str) -> Sql {
+/// The enterprise's members with `msisdn` (one live, or removed ones): `entity::find` reads
+/// the live one, `entity::removed` a removed one.
+pub(crate) fn with_number(enterprise: &str, msisdn: &str) -> Sql {
     let mut from = of_enterprise(enterprise);
     from.push(" AND m.msisdn = ").bind(msisdn);
     from

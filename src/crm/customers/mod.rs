@@ -19,55 +19,26 @@ use crate::crm::scope::{customer_visible, require_operator_write};
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{check_ref, entity, new_id, now_text, FilterKind, ListParams, ListSpec, Page};
+use crate::store::{check_ref, entity, now_text, ListParams, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
+        .merge(read_routes())
+        .routes(routes!(update, remove))
         .merge(members::router())
         .routes(routes!(group_sms::send))
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("name", "c.name", FilterKind::Text),
-        ("customer_type", "c.customer_type", FilterKind::Text),
-        ("status", "c.status", FilterKind::Text),
-        ("segment", "c.segment", FilterKind::Text),
-        ("industry", "c.industry", FilterKind::Text),
-        ("value_tier", "c.value_tier", FilterKind::Text),
-        ("credit_class", "c.credit_class", FilterKind::Text),
-        ("region_id", "c.region_id", FilterKind::Text),
-        (
-            "account_manager_id",
-            "c.account_manager_id",
-            FilterKind::Text,
-        ),
-        (
-            "parent_customer_id",
-            "c.parent_customer_id",
-            FilterKind::Text,
-        ),
-        ("churn_score", "c.churn_score", FilterKind::Float),
-        ("loyalty_points", "c.loyalty_points", FilterKind::Int),
-        ("arpu_cents", "c.arpu_cents", FilterKind::Int),
-        ("external_id", "c.external_id", FilterKind::Text),
-    ],
-    sorts: &[
-        ("name", "c.name"),
-        ("created_at", "c.created_at"),
-        ("churn_score", "c.churn_score"),
-        ("loyalty_points", "c.loyalty_points"),
-        ("arpu_cents", "c.arpu_cents"),
-        ("value_tier", "c.value_tier"),
-    ],
-    default_sort: "c.created_at",
-    tiebreak: "c.id",
-};
+const SPEC: ListSpec = crate::list_spec!(c;
+    text name, customer_type, status, segment, industry, value_tier, credit_class, region_id,
+        account_manager_id, parent_customer_id, external_id;
+    int loyalty_points, arpu_cents; float churn_score;
+    sort name, created_at, churn_score, loyalty_points, arpu_cents, value_tier;
+    default "c.created_at");
 
 const TYPES: &[&str] = &["individual", "enterprise"];
 const STATUSES: &[&str] = &["prospect", "active", "suspended", "inactive"];
@@ -200,40 +171,19 @@ pub async fn list(
 
 /// A new customer from a create request, with the defaults filled in (an account manager
 /// creating one manages it).
-pub(crate) fn build(st: &CrmState, p: &Principal, req: NewCustomer) -> Customer {
-    let now = now_text();
-    let manager = req
-        .account_manager_id
-        .or_else(|| (p.role == Role::AccountManager).then(|| p.id.clone()));
-    Customer {
-        id: new_id(),
-        external_id: req.external_id,
-        name: req.name,
-        customer_type: req.customer_type,
-        party_id: req.party_id,
-        parent_customer_id: req.parent_customer_id,
-        account_manager_id: manager,
-        region_id: req.region_id,
-        value_tier: req.value_tier.unwrap_or_else(|| "standard".into()),
-        credit_class: req.credit_class.unwrap_or_else(|| "B".into()),
-        loyalty_points: 0,
-        churn_score: req.churn_score.unwrap_or(0.0),
-        arpu_cents: req.arpu_cents.unwrap_or(0),
-        segment: req.segment.unwrap_or_else(|| "mass".into()),
-        industry: req.industry,
-        language: req.language.unwrap_or_else(|| "zh".into()),
-        timezone: req
-            .timezone
-            .unwrap_or_else(|| st.config.engine.default_timezone.clone()),
-        home_country: req
-            .home_country
-            .unwrap_or_else(|| st.config.engine.home_country.clone()),
-        preferred_channel: req.preferred_channel,
-        status: req.status.unwrap_or_else(|| "active".into()),
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
+pub(crate) fn build(st: &CrmState, p: &Principal, mut req: NewCustomer) -> Customer {
+    let engine = &st.config.engine;
+    let timezone = req.timezone.take();
+    let home_country = req.home_country.take();
+    let mut c = Customer {
+        timezone: timezone.unwrap_or_else(|| engine.default_timezone.clone()),
+        home_country: home_country.unwrap_or_else(|| engine.home_country.clone()),
+        ..req.into_record()
+    };
+    if c.account_manager_id.is_none() && p.role == Role::AccountManager {
+        c.account_manager_id = Some(p.id.clone());
     }
+    c
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
@@ -260,37 +210,14 @@ pub async fn create(
     Ok(Tagged::created(c.version, c))
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
-    responses((status = 200, body = Customer), (status = 404)))]
-pub async fn read(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Tagged<Customer>, ApiError> {
-    p.require(Permission::ReadCustomers)?;
-    crud::read(&st.db, repo::scoped(&p), &id).await
+crate::crud_handlers! { Customer in CrmState, tag "customers", routes read_routes;
+    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+        write require_operator_write(&p);
+    read "/api/v1/customers/{id}", (("id" = String, Path));
 }
 
 pub(crate) fn apply(mut c: Customer, patch: CustomerPatch) -> Customer {
-    crate::apply_patch!(patch => c;
-        external_id,
-        name,
-        party_id,
-        parent_customer_id,
-        account_manager_id,
-        region_id,
-        value_tier,
-        credit_class,
-        churn_score,
-        arpu_cents,
-        segment,
-        industry,
-        language,
-        timezone,
-        home_country,
-        preferred_channel,
-        status
-    );
+    patch.apply_to(&mut c);
     c
 }
 
@@ -319,9 +246,8 @@ pub async fn update(
     ApiJson(patch): ApiJson<CustomerPatch>,
 ) -> Result<Tagged<Customer>, ApiError> {
     require_operator_write(&p)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Customer = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
+    let (mut tx, before): (_, Customer) =
+        crud::begin_patch(&st.db, &headers, patch.version, repo::scoped(&p), &id).await?;
     let after = apply(before.clone(), patch);
     validate(&after, &st.config.crm.segments)?;
     if after.parent_customer_id != before.parent_customer_id {

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::crm::scope::push_customer_scope;
-use crate::store::{entity, Entity, Sql, StoreError};
+use crate::store::entity::Owned;
+use crate::store::{entity, Sql, StoreError};
 
 crate::record! {
     /// A customer (TMF629): the role a party plays towards the operator.
@@ -32,23 +33,23 @@ crate::record! {
             patch null
         },
         region_id: Option<String> { new, patch null },
-        value_tier: String { new opt, patch },
+        value_tier: String { new opt = "standard".into(), patch },
         /// A (best) to E.
-        credit_class: String { new opt, patch },
+        credit_class: String { new opt = "B".into(), patch },
         /// Balance of the loyalty ledger; changed only through `/loyalty`.
         loyalty_points: i64,
         /// Churn propensity, 0 to 1.
         churn_score: f64 { new opt, patch },
         arpu_cents: i64 { new opt, patch },
-        segment: String { new opt, patch },
+        segment: String { new opt = "mass".into(), patch },
         /// For enterprises: the industry (government, education, finance, ...).
         industry: Option<String> { new, patch null },
-        language: String { new opt, patch },
+        language: String { new opt = "zh".into(), patch },
         timezone: String { new opt, patch },
         home_country: String { new opt, patch },
         preferred_channel: Option<String> { new, patch null },
         /// prospect | active | suspended | inactive
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         created_at: String,
         updated_at: String,
         version: i64,
@@ -62,7 +63,17 @@ update external_id, name, customer_type, party_id, parent_customer_id, account_m
     home_country, preferred_channel, status;
 stamp updated_at; insert loyalty_points, created_at }
 
-pub const COLUMNS: &str = <Customer as Entity>::COLUMNS;
+/// `E`'s records joined to the customers that own them (`c`), in `p`'s scope: the `from`
+/// of reads of what belongs to a customer.
+pub fn owned<E: Owned>(p: &Principal) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "{} JOIN customers c ON c.id = {} WHERE 1=1",
+        E::TABLE_AS,
+        E::OWNER
+    ));
+    push_customer_scope(&mut sql, p, "c");
+    sql
+}
 
 /// `customers c WHERE 1=1` plus the caller's scope.
 pub fn scoped(p: &Principal) -> Sql {
@@ -108,14 +119,12 @@ pub async fn children(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     id: &str,
-) -> Result<Vec<Customer>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM customers c WHERE c.parent_customer_id = "
-    ));
+) -> Result<Vec<Customer>, StoreError> {
+    let mut sql = Sql::new("customers c WHERE c.parent_customer_id = ");
     sql.bind(id);
     push_customer_scope(&mut sql, p, "c");
     sql.push(" ORDER BY c.name, c.id LIMIT 200");
-    sql.query_as().fetch_all(conn).await
+    entity::all(conn, sql).await
 }
 
 /// Msisdns of a customer's lines, for `profile_change` events.

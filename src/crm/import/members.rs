@@ -11,10 +11,11 @@ use serde_json::{Map, Value};
 use super::record::{parse, Outcome, Report};
 use super::{Cell, Upsert};
 use crate::auth::{Permission, Principal};
-use crate::crm::customers::members::{self, MemberPatch, NewMember};
+use crate::crm::customers::members::{self, Member, MemberPatch, NewMember};
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
+use crate::store::entity;
 
 /// Imports an enterprise's members. Each record is a member's fields as for
 /// `POST /customers/{id}/members` (`name`, `msisdn`, `department`, `title`, `email`,
@@ -65,22 +66,23 @@ impl Upsert for Members {
     ) -> Result<(Outcome, String), ApiError> {
         let (p, enterprise) = (&self.p, self.enterprise.as_str());
         let msisdn = super::natural_key(&obj, "msisdn", "members are imported by their number")?;
-        match members::by_msisdn(tx, enterprise, &msisdn).await? {
+        match entity::find::<Member>(tx, members::with_number(enterprise, &msisdn)).await? {
             None => {
                 let m = members::build(enterprise, parse::<NewMember>(Value::Object(obj))?);
                 members::validate(&m)?;
                 members::check_own_line(tx, p, &m.msisdn).await?;
                 // A removed number enrolled again brings its record back, as `POST` does.
-                let id = match members::removed(tx, enterprise, &m.msisdn).await? {
-                    Some(removed) => {
-                        let m = members::revive(&removed, m);
-                        crud::restore_in(tx, p, &removed, m).await?.id
-                    }
-                    None => {
-                        crud::insert_in(tx, p, &m).await?;
-                        m.id
-                    }
-                };
+                let id =
+                    match entity::removed(tx, members::with_number(enterprise, &m.msisdn)).await? {
+                        Some(removed) => {
+                            let m = members::revive(&removed, m);
+                            crud::restore_in(tx, p, &removed, m).await?.id
+                        }
+                        None => {
+                            crud::insert_in(tx, p, &m).await?;
+                            m.id
+                        }
+                    };
                 Ok((Outcome::Created, id))
             }
             Some(before) => {

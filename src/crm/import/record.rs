@@ -5,18 +5,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::Principal;
-use crate::crm::accounts::repo::Account;
+use crate::crm::accounts::repo::{Account, NewAccount};
 use crate::crm::contacts::repo::ContactMedium;
 use crate::crm::customers::{self, Customer, CustomerPatch, NewCustomer};
-use crate::crm::lines::repo::Line;
+use crate::crm::lines::repo::{Line, NewLine};
 use crate::crm::scope::customer_visible;
+use crate::crm::subscriptions::repo::NewSubscription;
 use crate::crm::CrmState;
 use crate::crud;
 
 /// The connection a record is written on, inside the import's transaction.
 type Tx = sqlx::AnyConnection;
 use crate::http::ApiError;
-use crate::store::{new_id, now_text, Entity, Sql};
+use crate::store::{entity, now_text, Entity, Sql};
 
 /// What a record may carry besides the customer's own fields.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -161,12 +162,9 @@ async fn by_external_id(
     p: &Principal,
     external_id: &str,
 ) -> Result<Option<Customer>, ApiError> {
-    let mut sql = customers::repo::scoped(p);
-    sql.push(" AND c.external_id = ").bind(external_id);
-    let mut select = Sql::new(&format!("SELECT {} FROM ", Customer::COLUMNS));
-    select.push(&sql.text);
-    select.args = sql.args;
-    Ok(select.query_as().fetch_optional(tx).await?)
+    let mut from = customers::repo::scoped(p);
+    from.push(" AND c.external_id = ").bind(external_id);
+    Ok(entity::find(tx, from).await?)
 }
 
 /// The deleted customer with `external_id` among those the caller may see.
@@ -175,13 +173,10 @@ async fn deleted_with(
     p: &Principal,
     external_id: &str,
 ) -> Result<Option<Customer>, ApiError> {
-    let mut select = Sql::new(&format!(
-        "SELECT {} FROM customers c WHERE c.deleted_at IS NOT NULL AND c.external_id = ",
-        Customer::COLUMNS
-    ));
-    select.bind(external_id);
-    crate::crm::scope::push_scope_with_deleted(&mut select, p, "c");
-    Ok(select.query_as().fetch_optional(tx).await?)
+    let mut from = Sql::new("customers c WHERE c.deleted_at IS NOT NULL AND c.external_id = ");
+    from.bind(external_id);
+    crate::crm::scope::push_scope_with_deleted(&mut from, p, "c");
+    Ok(entity::find(tx, from).await?)
 }
 
 /// Brings back the deleted customer with `external_id`, active, with an audit record of the
@@ -373,22 +368,14 @@ fn new_account(
     payment_method: Option<String>,
     bill_cycle_day: Option<i64>,
 ) -> Account {
-    let now = now_text();
-    Account {
-        id: new_id(),
+    let req = NewAccount {
         customer_id: c.id.clone(),
         name,
-        account_type: "billing".into(),
-        state: "active".into(),
         payment_method,
         bill_cycle_day,
-        currency: "CNY".into(),
-        credit_limit_cents: 0,
-        balance_cents: 0,
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    }
+        ..NewAccount::default()
+    };
+    req.into_record()
 }
 
 async fn write_lines(
@@ -472,20 +459,16 @@ async fn write_lines(
                 before.id
             }
             None => {
-                let now = now_text();
-                let line = Line {
-                    id: new_id(),
+                let mut line = NewLine {
                     msisdn: l.msisdn,
                     customer_id: c.id.clone(),
                     account_id: Some(account_id),
                     plan: l.plan,
-                    status: l.status.unwrap_or_else(|| "active".into()),
-                    imsi: None,
-                    activated_at: now.clone(),
-                    created_at: now.clone(),
-                    updated_at: now,
-                    version: 1,
-                };
+                    status: l.status,
+                    ..NewLine::default()
+                }
+                .into_record();
+                line.activated_at = line.created_at.clone();
                 crate::crm::lines::validate(&line).map_err(&field)?;
                 // A gathered chunk that meets a deleted line's number fails its insert and is
                 // written again record by record (`Sink::Now`), which looks.
@@ -509,19 +492,14 @@ async fn write_lines(
         };
         products.dedup();
         for offering_id in products {
-            let now = now_text();
-            let sub = crate::crm::subscriptions::repo::Subscription {
-                id: new_id(),
+            let mut sub = NewSubscription {
                 customer_id: c.id.clone(),
                 line_id: Some(line_id.clone()),
                 offering_id,
-                status: "active".into(),
-                start_date: Some(now.clone()),
-                termination_date: None,
-                created_at: now.clone(),
-                updated_at: now,
-                version: 1,
-            };
+                status: Some("active".into()),
+            }
+            .into_record();
+            sub.start_date = Some(sub.created_at.clone());
             sink.insert(tx, p, &sub).await?;
             subscribed = true;
         }
@@ -555,23 +533,9 @@ async fn write_contacts(
         if same {
             continue;
         }
-        let now = now_text();
         let m = ContactMedium {
-            id: new_id(),
             customer_id: c.id.clone(),
-            contact_name: n.contact_name,
-            medium_type: n.medium_type,
-            role: n.role.unwrap_or_else(|| "general".into()),
-            preferred: n.preferred,
-            phone_number: n.phone_number,
-            email_address: n.email_address,
-            street1: n.street1,
-            city: n.city,
-            post_code: n.post_code,
-            country: n.country,
-            created_at: now.clone(),
-            updated_at: now,
-            version: 1,
+            ..n.into_record()
         };
         crate::crm::contacts::validate(&m).map_err(at(format!("contacts[{i}].")))?;
         sink.insert(tx, p, &m).await?;

@@ -8,15 +8,16 @@ use axum::http::HeaderMap;
 pub use repo::{Line, LinePatch, NewLine};
 
 use crate::auth::{Permission, Principal};
+use crate::crm::customers::repo::owned;
 use crate::crm::profiles::changes::{emit_for_lines, FieldChange};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::event::{Msisdn, MsisdnError};
-use crate::http::{expected_version, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{now_text, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,22 +43,8 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(update, remove))
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("msisdn", "l.msisdn", FilterKind::Text),
-        ("customer_id", "l.customer_id", FilterKind::Text),
-        ("account_id", "l.account_id", FilterKind::Text),
-        ("status", "l.status", FilterKind::Text),
-        ("plan", "l.plan", FilterKind::Text),
-    ],
-    sorts: &[
-        ("msisdn", "l.msisdn"),
-        ("created_at", "l.created_at"),
-        ("activated_at", "l.activated_at"),
-    ],
-    default_sort: "l.msisdn",
-    tiebreak: "l.id",
-};
+const SPEC: ListSpec = crate::list_spec!(l; text msisdn, customer_id, account_id, status, plan;
+    sort msisdn, created_at, activated_at; default "l.msisdn");
 
 const STATUSES: &[&str] = &["active", "suspended", "terminated"];
 
@@ -107,7 +94,7 @@ pub(crate) async fn check_account(
 }
 
 crate::crud_handlers! { Line in CrmState, tag "lines", routes crud_routes;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<Line>(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/lines", SPEC, (("msisdn" = Option<String>, Query),
         ("customer_id" = Option<String>, Query), ("account_id" = Option<String>, Query),
@@ -120,25 +107,14 @@ crate::crud_handlers! { Line in CrmState, tag "lines", routes crud_routes;
 pub async fn create(
     State(st): State<CrmState>,
     p: Principal,
-    ApiJson(req): ApiJson<NewLine>,
+    ApiJson(mut req): ApiJson<NewLine>,
 ) -> Result<Tagged<Line>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
-    let now = now_text();
-    let l = Line {
-        id: new_id(),
-        msisdn: req.msisdn,
-        customer_id: req.customer_id,
-        account_id: req.account_id,
-        plan: req.plan,
-        status: req.status.unwrap_or_else(|| "active".into()),
-        imsi: req.imsi,
-        activated_at: match req.activated_at.as_deref() {
-            Some(a) => validate::day_or_time("activated_at", a)?,
-            None => now.clone(),
-        },
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
+    let activated_at = req.activated_at.take();
+    let mut l = req.into_record();
+    l.activated_at = match activated_at {
+        Some(a) => validate::day_or_time("activated_at", &a)?,
+        None => l.created_at.clone(),
     };
     validate(&l)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
@@ -186,9 +162,8 @@ pub async fn update(
     ApiJson(patch): ApiJson<LinePatch>,
 ) -> Result<Tagged<Line>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Line = crud::load_at(&mut tx, repo::scoped(&p), &key, expected).await?;
+    let (mut tx, before): (_, Line) =
+        crud::begin_patch(&st.db, &headers, patch.version, owned::<Line>(&p), &key).await?;
     let mut after = before.clone();
     patch.apply_to(&mut after);
     validate(&after)?;
@@ -221,7 +196,7 @@ pub async fn remove(
 ) -> Result<axum::http::StatusCode, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Line = crud::load(&mut tx, repo::scoped(&p), &key).await?;
+    let before: Line = crud::load(&mut tx, owned::<Line>(&p), &key).await?;
     let msisdns: Vec<String> = repo::soft_delete(&mut tx, "id", &before.id, &now_text())
         .await?
         .into_iter()

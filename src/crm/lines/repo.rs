@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
+use crate::crm::customers::repo::owned;
 use crate::store::{entity, Entity, Sql, StoreError};
 
 crate::record! {
@@ -18,7 +18,7 @@ crate::record! {
         /// The tariff plan code; the engine reads it as `profile.plan`.
         plan: String { new, patch },
         /// active | suspended | terminated
-        status: String { new opt, patch },
+        status: String { new opt = "active".into(), patch },
         imsi: Option<String> { new, patch null },
         activated_at: String {
             /// Defaults to now.
@@ -32,20 +32,13 @@ crate::record! {
 
 pub const COLUMNS: &str = <Line as Entity>::COLUMNS;
 
-pub fn scoped(p: &Principal) -> Sql {
-    let mut sql =
-        Sql::new("lines l JOIN customers c ON c.id = l.customer_id WHERE l.deleted_at IS NULL");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
 /// By id, or by msisdn when `key` is all digits.
 pub async fn get(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
     key: &str,
 ) -> Result<Option<Line>, StoreError> {
-    entity::get(conn, scoped(p), key).await
+    entity::get(conn, owned::<Line>(p), key).await
 }
 
 /// The deleted line that holds `msisdn`, if there is one (see `lines::reclaim`).
@@ -58,15 +51,12 @@ pub async fn deleted_with(
     entity::removed(conn, sql).await
 }
 
+/// A customer's lines, by number.
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
-) -> Result<Vec<Line>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM lines l WHERE l.deleted_at IS NULL AND l.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY l.msisdn");
-    sql.query_as().fetch_all(conn).await
+) -> Result<Vec<Line>, StoreError> {
+    entity::of_owner(conn, customer_id, "l.msisdn").await
 }
 
 /// Deletes lines softly (kept for the audit trail and the engine's history, skipped by every
@@ -87,33 +77,31 @@ pub async fn soft_delete(
     sql.bind(value).push(" ORDER BY l.msisdn");
     let lines: Vec<Line> = sql.query_as().fetch_all(&mut *conn).await?;
     let live = format!("SELECT {{col}} FROM lines WHERE {by} = $2 AND deleted_at IS NULL");
-    sqlx::query(&format!(
-        "UPDATE subscriptions SET status = 'terminated', \
-         termination_date = COALESCE(termination_date, $1), updated_at = $1, \
-         version = version + 1 WHERE status <> 'terminated' AND line_id IN ({})",
-        live.replace("{col}", "id")
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE enterprise_members SET deleted_at = $1, updated_at = $1, \
-         version = version + 1 WHERE deleted_at IS NULL AND msisdn IN ({})",
-        live.replace("{col}", "msisdn")
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
-         version = version + 1 WHERE {by} = $2 AND deleted_at IS NULL"
-    ))
-    .bind(now)
-    .bind(value)
-    .execute(conn)
-    .await?;
+    // Each binds the time ($1) and the value the lines are picked by ($2).
+    let statements = [
+        format!(
+            "UPDATE subscriptions SET status = 'terminated', \
+             termination_date = COALESCE(termination_date, $1), updated_at = $1, \
+             version = version + 1 WHERE status <> 'terminated' AND line_id IN ({})",
+            live.replace("{col}", "id")
+        ),
+        format!(
+            "UPDATE enterprise_members SET deleted_at = $1, updated_at = $1, \
+             version = version + 1 WHERE deleted_at IS NULL AND msisdn IN ({})",
+            live.replace("{col}", "msisdn")
+        ),
+        format!(
+            "UPDATE lines SET deleted_at = $1, status = 'terminated', updated_at = $1, \
+             version = version + 1 WHERE {by} = $2 AND deleted_at IS NULL"
+        ),
+    ];
+    for statement in statements {
+        sqlx::query(&statement)
+            .bind(now)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(lines)
 }
 

@@ -9,34 +9,14 @@ use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{ListSpec, Page};
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("party_type", "p.party_type", FilterKind::Text),
-        (
-            "registration_number",
-            "p.registration_number",
-            FilterKind::Text,
-        ),
-        ("family_name", "p.family_name", FilterKind::Text),
-        ("trading_name", "p.trading_name", FilterKind::Text),
-    ],
-    sorts: &[
-        ("created_at", "p.created_at"),
-        ("family_name", "p.family_name"),
-        ("trading_name", "p.trading_name"),
-    ],
-    default_sort: "p.created_at",
-    tiebreak: "p.id",
-};
+const SPEC: ListSpec = crate::list_spec!(p;
+    text party_type, registration_number, family_name, trading_name;
+    sort created_at, family_name, trading_name; default "p.created_at");
 
 impl crud::Editable for Party {
     type Patch = PartyPatch;
-
-    fn apply(&mut self, patch: PartyPatch) {
-        patch.apply_to(self);
-    }
 
     fn validate(&self) -> Result<(), ApiError> {
         validate::one_of(
@@ -73,20 +53,9 @@ impl crud::Creatable for Party {
     type New = NewParty;
 
     fn build(req: NewParty, p: &Principal) -> Result<Party, ApiError> {
-        let now = now_text();
         let a = Party {
-            id: new_id(),
-            party_type: req.party_type,
-            given_name: req.given_name,
-            family_name: req.family_name,
-            trading_name: req.trading_name,
-            registration_number: req.registration_number,
-            birth_date: req.birth_date,
-            nationality: req.nationality,
             created_by: p.id.clone(),
-            created_at: now.clone(),
-            updated_at: now,
-            version: 1,
+            ..req.into_record()
         };
         crud::Editable::validate(&a)?;
         Ok(a)

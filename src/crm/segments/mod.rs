@@ -9,37 +9,44 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 
 use crate::auth::{Permission, Principal};
 use crate::crm::scope::push_customer_scope;
 use crate::crm::validate;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{check_version, expected_version, ApiError, ApiJson};
-use crate::store::{entity, new_id, now_text, FilterKind, ListSpec, Page, Sql, StoreError};
+use crate::http::{ApiError, ApiJson};
+use crate::store::{entity, ListSpec, Page, Sql, StoreError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
     crud_routes()
-        .routes(routes!(remove))
         .routes(routes!(count))
         .routes(routes!(count_criteria))
         .routes(routes!(preview))
 }
 
-/// A segment as stored and answered.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Segment {
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    /// The criteria document.
-    #[schema(value_type = Criteria)]
-    pub criteria: serde_json::Value,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: i64,
+crate::record! {
+    /// A segment as stored and answered.
+    #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Segment, new NewSegment, patch SegmentPatch {
+        id: String,
+        name: String { new, patch },
+        description: Option<String> { new, patch some },
+        /// The criteria document.
+        #[schema(value_type = Criteria)]
+        criteria: serde_json::Value {
+            #[schema(value_type = Criteria)]
+            new,
+            #[schema(value_type = Option<Criteria>)]
+            patch
+        },
+        created_by: String,
+        created_at: String,
+        updated_at: String,
+        version: i64,
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -76,15 +83,8 @@ fn all() -> Sql {
     Sql::new("segments s WHERE 1=1")
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("name", "s.name", FilterKind::Text),
-        ("created_by", "s.created_by", FilterKind::Text),
-    ],
-    sorts: &[("created_at", "s.created_at"), ("name", "s.name")],
-    default_sort: "s.created_at",
-    tiebreak: "s.id",
-};
+const SPEC: ListSpec = crate::list_spec!(s; text name, created_by; sort created_at, name;
+    default "s.created_at");
 
 /// The criteria language, for the API document (the parser is [`criteria`]).
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -133,25 +133,6 @@ pub enum Criteria {
         #[schema(no_recursion)]
         not: Box<Criteria>,
     },
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSegment {
-    pub name: String,
-    pub description: Option<String>,
-    #[schema(value_type = Criteria)]
-    pub criteria: serde_json::Value,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SegmentPatch {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    #[schema(value_type = Option<Criteria>)]
-    pub criteria: Option<serde_json::Value>,
-    pub version: Option<i64>,
 }
 
 /// Criteria not saved as a segment, to be counted as they stand (the form being edited).
@@ -251,18 +232,22 @@ fn parse_stored(s: &Segment) -> Result<criteria::Node, ApiError> {
 impl crud::Editable for Segment {
     type Patch = SegmentPatch;
 
-    fn apply(&mut self, patch: SegmentPatch) {
-        crate::apply_patch!(patch => self; name);
-        if let Some(v) = patch.description {
-            self.description = Some(v);
-        }
-        crate::apply_patch!(patch => self; criteria);
-    }
-
     fn validate(&self) -> Result<(), ApiError> {
         validate::text("name", &self.name, 200)?;
         validate::opt_text("description", self.description.as_deref(), 2000)?;
         parse_stored(self).map(|_| ())
+    }
+
+    /// A campaign keeps its segment: one any campaign targets stays.
+    async fn check_remove(&self, conn: &mut AnyConnection, _: &Principal) -> Result<(), ApiError> {
+        let mut sql = Sql::new("SELECT id, name FROM campaigns WHERE segment_id = ");
+        sql.bind(self.id.as_str());
+        sql.push(" ORDER BY name, id");
+        let targeting: Vec<(String, String)> = sql.query_as().fetch_all(conn).await?;
+        if !targeting.is_empty() {
+            return Err(ApiError::Conflict(still_targeted(&self.name, &targeting)));
+        }
+        Ok(())
     }
 }
 
@@ -270,16 +255,9 @@ impl crud::Creatable for Segment {
     type New = NewSegment;
 
     fn build(req: NewSegment, p: &Principal) -> Result<Segment, ApiError> {
-        let now = now_text();
         let a = Segment {
-            id: new_id(),
-            name: req.name,
-            description: req.description,
-            criteria: req.criteria,
             created_by: p.id.clone(),
-            created_at: now.clone(),
-            updated_at: now,
-            version: 1,
+            ..req.into_record()
         };
         crud::Editable::validate(&a)?;
         Ok(a)
@@ -293,38 +271,15 @@ crate::crud_handlers! { Segment in CrmState, tag "segments", routes crud_routes;
     create "/api/v1/segments", NewSegment, responses((status = 400), (status = 409));
     read "/api/v1/segments/{id}", (("id" = String, Path));
     update "/api/v1/segments/{id}", SegmentPatch, (("id" = String, Path));
-}
-
-/// Deletes a segment no campaign targets; the audit record keeps its last content. A campaign
-/// keeps its segment for its whole life (its plan, launch and results name that audience), so
-/// a segment any campaign targets is refused with 409 naming the campaigns, and nothing is
-/// deleted. `If-Match` with the ETag read, when sent, must still be the stored version (412).
-#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments",
-    params(("id" = String, Path),
-        ("If-Match" = Option<String>, Header, description = "ETag of the version read")),
-    responses((status = 204), (status = 403, body = crate::http::error::ErrorBody),
-        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
-        (status = 412, body = crate::http::error::ErrorBody)))]
-pub async fn remove(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Result<axum::http::StatusCode, ApiError> {
-    p.require(Permission::ManageCampaigns)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Segment = crud::load(&mut tx, all(), &id).await?;
-    if headers.contains_key(axum::http::header::IF_MATCH) {
-        check_version(before.version, expected_version(&headers, None)?)?;
-    }
-    let mut sql = Sql::new("SELECT id, name FROM campaigns WHERE segment_id = ");
-    sql.bind(id.as_str());
-    sql.push(" ORDER BY name, id");
-    let targeting: Vec<(String, String)> = sql.query_as().fetch_all(&mut *tx).await?;
-    if !targeting.is_empty() {
-        return Err(ApiError::Conflict(still_targeted(&before.name, &targeting)));
-    }
-    crud::delete(tx, &p, &before).await
+    /// Deletes a segment no campaign targets; the audit record keeps its last content. A campaign
+    /// keeps its segment for its whole life (its plan, launch and results name that audience), so
+    /// a segment any campaign targets is refused with 409 naming the campaigns, and nothing is
+    /// deleted. `If-Match` with the ETag read, when sent, must still be the stored version (412).
+    remove "/api/v1/segments/{id}", (("id" = String, Path)), if_match,
+        responses((status = 403, body = crate::http::error::ErrorBody),
+        (status = 404, body = crate::http::error::ErrorBody),
+        (status = 409, body = crate::http::error::ErrorBody),
+        (status = 412, body = crate::http::error::ErrorBody));
 }
 
 /// Why a segment stays: the campaigns that target it, by name and id (the first ten).
@@ -368,9 +323,7 @@ pub async fn count(
 ) -> Result<Json<SegmentCount>, ApiError> {
     require_marketing_read(&p)?;
     let mut conn = st.db.pool.acquire().await?;
-    let s = get_segment(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let s: Segment = crud::load(&mut conn, all(), &id).await?;
     let node = parse_stored(&s)?;
     let (customers, lines) = count_members(&mut conn, &p, &node).await?;
     Ok(Json(SegmentCount {
@@ -426,9 +379,7 @@ pub async fn preview(
             .ok_or_else(|| ApiError::field("limit", "must be an integer between 1 and 500"))?,
     };
     let mut conn = st.db.pool.acquire().await?;
-    let s = get_segment(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("segment".into()))?;
+    let s: Segment = crud::load(&mut conn, all(), &id).await?;
     let node = parse_stored(&s)?;
     let items = member_page(
         &mut conn,

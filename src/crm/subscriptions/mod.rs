@@ -10,12 +10,13 @@ use axum::http::HeaderMap;
 pub use repo::{NewSubscription, Subscription, SubscriptionPatch};
 
 use crate::auth::{Permission, Principal};
+use crate::crm::customers::repo::owned;
 use crate::crm::scope::require_customer;
 use crate::crm::CrmState;
 use crate::crud;
-use crate::http::{expected_version, Tagged};
+use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{new_id, now_text, FilterKind, ListSpec, Page};
+use crate::store::{now_text, ListSpec, Page};
 use lifecycle::LifecycleError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -34,17 +35,8 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(update))
 }
 
-const SPEC: ListSpec = ListSpec {
-    filters: &[
-        ("customer_id", "s.customer_id", FilterKind::Text),
-        ("line_id", "s.line_id", FilterKind::Text),
-        ("offering_id", "s.offering_id", FilterKind::Text),
-        ("status", "s.status", FilterKind::Text),
-    ],
-    sorts: &[("created_at", "s.created_at"), ("status", "s.status")],
-    default_sort: "s.created_at",
-    tiebreak: "s.id",
-};
+const SPEC: ListSpec = crate::list_spec!(s; text customer_id, line_id, offering_id, status;
+    sort created_at, status; default "s.created_at");
 
 /// Dates follow the status: first activation starts it, termination ends it.
 fn stamp(s: &mut Subscription, now: &str) {
@@ -57,7 +49,7 @@ fn stamp(s: &mut Subscription, now: &str) {
 }
 
 crate::crud_handlers! { Subscription in CrmState, tag "subscriptions", routes crud_routes;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<Subscription>(&p), read p.require(Permission::ReadCustomers),
         write crate::crm::scope::require_operator_write(&p);
     list "/api/v1/subscriptions", SPEC, (("customer_id" = Option<String>, Query),
         ("line_id" = Option<String>, Query), ("offering_id" = Option<String>, Query),
@@ -73,46 +65,35 @@ pub async fn create(
     ApiJson(req): ApiJson<NewSubscription>,
 ) -> Result<Tagged<Subscription>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
-    let status = req.status.unwrap_or_else(|| "created".into());
-    if !["created", "pendingActive", "active"].contains(&status.as_str()) {
+    let mut s = req.into_record();
+    if !["created", "pendingActive", "active"].contains(&s.status.as_str()) {
         return Err(ApiError::field(
             "status",
             "a new subscription starts as created, pendingActive or active",
         ));
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    require_customer(&mut tx, &p, &req.customer_id)
+    require_customer(&mut tx, &p, &s.customer_id)
         .await
         .map_err(|_| ApiError::field("customer_id", "no such customer"))?;
-    let offering = crate::crm::catalog::repo::get(&mut tx, &req.offering_id)
+    let offering = crate::crm::catalog::repo::get(&mut tx, &s.offering_id)
         .await?
         .filter(|o| o.lifecycle_status == "active")
         .ok_or_else(|| ApiError::field("offering_id", "no such active offering"))?;
-    if let Some(line) = &req.line_id {
+    if let Some(line) = &s.line_id {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM lines WHERE id = $1 AND customer_id = $2 AND deleted_at IS NULL",
         )
         .bind(line.as_str())
-        .bind(req.customer_id.as_str())
+        .bind(s.customer_id.as_str())
         .fetch_one(&mut *tx)
         .await?;
         if n == 0 {
             return Err(ApiError::field("line_id", "no such line of this customer"));
         }
     }
-    let now = now_text();
-    let mut s = Subscription {
-        id: new_id(),
-        customer_id: req.customer_id,
-        line_id: req.line_id,
-        offering_id: offering.id,
-        status,
-        start_date: None,
-        termination_date: None,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-        version: 1,
-    };
+    s.offering_id = offering.id;
+    let now = s.created_at.clone();
     stamp(&mut s, &now);
     let customer_id = s.customer_id.clone();
     let created = crud::create(tx, &p, s).await?;
@@ -131,9 +112,14 @@ pub async fn update(
     ApiJson(patch): ApiJson<SubscriptionPatch>,
 ) -> Result<Tagged<Subscription>, ApiError> {
     crate::crm::scope::require_operator_write(&p)?;
-    let expected = expected_version(&headers, patch.version)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Subscription = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
+    let (tx, before): (_, Subscription) = crud::begin_patch(
+        &st.db,
+        &headers,
+        patch.version,
+        owned::<Subscription>(&p),
+        &id,
+    )
+    .await?;
     lifecycle::check(&before.status, &patch.status)?;
     let mut after = before.clone();
     after.status = patch.status;

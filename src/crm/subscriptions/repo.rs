@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
-use crate::crm::scope::push_customer_scope;
-use crate::store::{Entity, Sql};
+use crate::store::{entity, StoreError};
 
 crate::record! {
     /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
@@ -20,7 +18,7 @@ crate::record! {
         /// created | pendingActive | active | suspended | pendingTerminate | terminated
         status: String {
             /// `created` (default), `pendingActive` or `active`.
-            new opt,
+            new opt = "created".into(),
             patch required
         },
         /// Set when the product first becomes active.
@@ -33,23 +31,12 @@ crate::record! {
     }
 }
 
-pub const COLUMNS: &str = <Subscription as Entity>::COLUMNS;
-
-pub fn scoped(p: &Principal) -> Sql {
-    let mut sql = Sql::new("subscriptions s JOIN customers c ON c.id = s.customer_id WHERE 1=1");
-    push_customer_scope(&mut sql, p, "c");
-    sql
-}
-
+/// A customer's products, oldest first.
 pub async fn for_customer(
     conn: &mut sqlx::AnyConnection,
     customer_id: &str,
-) -> Result<Vec<Subscription>, sqlx::Error> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM subscriptions s WHERE s.customer_id = "
-    ));
-    sql.bind(customer_id).push(" ORDER BY s.created_at, s.id");
-    sql.query_as().fetch_all(conn).await
+) -> Result<Vec<Subscription>, StoreError> {
+    entity::of_owner(conn, customer_id, "s.created_at, s.id").await
 }
 
 crate::entity! { Subscription in "subscriptions" as s, kind "subscription", owner customer_id;

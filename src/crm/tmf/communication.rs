@@ -483,10 +483,7 @@ pub async fn update(
     p.require(Permission::SendMessages)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let (before, customer_id, version) = load(&mut tx, &p, &id).await?;
-    if headers.contains_key(axum::http::header::IF_MATCH) {
-        let expected = crate::http::expected_version(&headers, None)?;
-        crate::http::check_version(version, expected)?;
-    }
+    crate::crud::check_if_match(&headers, version)?;
     if before.state != "initial" {
         return Err(ApiError::Conflict(format!(
             "message is {}; only initial (scheduled) messages can be changed",
