@@ -66,11 +66,7 @@ impl std::ops::DerefMut for AppState {
     }
 }
 
-impl FromRef<AppState> for AuthHandle {
-    fn from_ref(s: &AppState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(AppState);
 
 impl FromRef<AppState> for CrmState {
     fn from_ref(s: &AppState) -> CrmState {
