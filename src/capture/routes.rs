@@ -166,6 +166,15 @@ crate::table_handlers! { CaptureState, tag "rules", |st, who| may_capture(&who);
     read "/api/v1/captures/{id}" as get_capture, Capture, |id| capture_or_404(&st, &id);
 }
 
+/// Ends the capture `id` names (404 if none), here at once: the other instances follow
+/// within `capture.poll_ms`.
+async fn stop(st: &CaptureState, id: &str) -> Result<(), ApiError> {
+    capture_or_404(st, id).await?;
+    store::end(st.recorder.db(), id, "stopped").await?;
+    st.recorder.refresh().await?;
+    Ok(())
+}
+
 /// Ends recording; the events recorded stay. Stopping an ended capture changes nothing.
 #[utoipa::path(post, path = "/api/v1/captures/{id}/stop", tag = "rules", params(("id" = String, Path)),
     responses((status = 200, body = Capture), (status = 401), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -176,9 +185,7 @@ pub async fn stop_capture(
     Path(id): Path<String>,
 ) -> Result<Json<Capture>, ApiError> {
     may_capture(&who)?;
-    capture_or_404(&st, &id).await?;
-    store::end(st.recorder.db(), &id, "stopped").await?;
-    st.recorder.refresh().await?;
+    stop(&st, &id).await?;
     Ok(Json(capture_or_404(&st, &id).await?))
 }
 
@@ -192,11 +199,8 @@ pub async fn delete_capture(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     may_capture(&who)?;
-    capture_or_404(&st, &id).await?;
-    let db = st.recorder.db();
-    store::end(db, &id, "stopped").await?;
-    st.recorder.refresh().await?;
-    store::delete(db, &id).await?;
+    stop(&st, &id).await?;
+    store::delete(st.recorder.db(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
