@@ -66,11 +66,7 @@ impl std::ops::DerefMut for AppState {
     }
 }
 
-impl FromRef<AppState> for AuthHandle {
-    fn from_ref(s: &AppState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(AppState);
 
 impl FromRef<AppState> for CrmState {
     fn from_ref(s: &AppState) -> CrmState {
@@ -681,6 +677,21 @@ mod tests {
         }
     }
 
+    /// The macros that write handlers, with the method of each of their sections.
+    const HANDLER_MACROS: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "crud_handlers",
+            &[
+                ("list", "get"),
+                ("create", "post"),
+                ("read", "get"),
+                ("update", "patch"),
+                ("remove", "delete"),
+            ],
+        ),
+        ("table_handlers", &[("list", "get"), ("read", "get")]),
+    ];
+
     /// The served routes, derived from the code: every `routes!` registration is in the
     /// document by construction, so what remains are bare `.route(..)` calls (each must be
     /// listed above) and handlers documented but never registered (each must be in the
@@ -714,35 +725,35 @@ mod tests {
                     Some(_) => {}
                 }
             }
-            // Handlers `crud_handlers!` writes: one operation per section.
-            let mut rest = text.as_str();
-            while let Some(i) = rest.find("crate::crud_handlers! {") {
-                rest = &rest[i..];
-                let end = rest.find("\n}").unwrap_or(rest.len());
-                for line in rest[..end].lines().map(str::trim_start) {
-                    let sections = [("list", "get"), ("create", "post"), ("read", "get")];
-                    let method = sections
-                        .into_iter()
-                        .chain([("update", "patch"), ("remove", "delete")])
-                        .find(|(s, _)| line.starts_with(&format!("{s} \"")))
-                        .map(|(_, m)| m);
-                    let Some(m) = method else { continue };
-                    annotated += 1;
-                    let path = line.split('"').nth(1).unwrap_or_default();
-                    if paths.get(path).and_then(|p| p.get(m)).is_none() {
-                        problems.push(format!(
-                            "{file}: {m} {path} is written by crud_handlers! but not served (not in routes!)"
-                        ));
+            // Handlers `crud_handlers!` and `table_handlers!` write: one operation per section.
+            for (writer, sections) in HANDLER_MACROS {
+                let mut rest = text.as_str();
+                while let Some(i) = rest.find(&format!("crate::{writer}! {{")) {
+                    rest = &rest[i..];
+                    let end = rest.find("\n}").unwrap_or(rest.len());
+                    for line in rest[..end].lines().map(str::trim_start) {
+                        let method = sections
+                            .iter()
+                            .find(|(s, _)| line.starts_with(&format!("{s} \"")))
+                            .map(|(_, m)| m);
+                        let Some(m) = method else { continue };
+                        annotated += 1;
+                        let path = line.split('"').nth(1).unwrap_or_default();
+                        if paths.get(path).and_then(|p| p.get(*m)).is_none() {
+                            problems.push(format!(
+                                "{file}: {m} {path} is written by {writer}! but not served (not in routes!)"
+                            ));
+                        }
                     }
+                    rest = &rest[end..];
                 }
-                rest = &rest[end..];
             }
             let mut rest = text.as_str();
             while let Some(i) = rest.find("#[utoipa::path(") {
                 rest = &rest[i + "#[utoipa::path(".len()..];
                 let head: String = rest.chars().take(300).collect();
                 if head.contains("path = $path") {
-                    // The template in `crud_handlers!`, counted where it is used (above).
+                    // The templates in the macros, counted where they are used (above).
                     continue;
                 }
                 let methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]

@@ -11,9 +11,14 @@ use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use serde::{Deserialize, Serialize};
+
 use super::{AuthError, Authenticator, Principal, Role, Scope};
 use crate::store::Db;
-use crate::store::{new_id, now_text, Sql};
+use crate::store::{new_id, now_text, Entity, Sql};
+
+/// The columns a user is read with.
+pub const USER_COLUMNS: &str = <super::admin::User as Entity>::COLUMNS;
 
 /// How long a login session lasts.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
@@ -35,9 +40,6 @@ pub struct UserRow {
     pub updated_at: String,
     pub version: i64,
 }
-
-pub const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.team_id, u.region_id, \
-     u.enterprise_customer_id, u.phone, u.password_hash, u.active, u.created_at, u.updated_at, u.version";
 
 /// The data scope a user's role and assignment give. Missing assignments fall back to the
 /// narrowest scope rather than to `All`.
@@ -132,21 +134,51 @@ impl Authenticator for DbAuthenticator {
     }
 }
 
-async fn insert_key(db: &Db, user_id: &str, name: &str, key: &str) -> Result<(), sqlx::Error> {
+/// Stores a new API key as `record` describes it, with the hash of `key` (never the key).
+pub async fn insert_key(
+    conn: &mut sqlx::AnyConnection,
+    record: &ApiKey,
+    key: &str,
+) -> Result<(), sqlx::Error> {
     Sql::insert(
         "api_keys",
         vec![
-            ("id", new_id().into()),
-            ("name", name.into()),
+            ("id", record.id.as_str().into()),
+            ("name", record.name.as_str().into()),
             ("key_hash", hash_secret(key).into()),
-            ("key_prefix", key.chars().take(8).collect::<String>().into()),
-            ("user_id", user_id.into()),
-            ("created_at", now_text().into()),
+            ("key_prefix", record.key_prefix.as_str().into()),
+            ("user_id", record.user_id.as_str().into()),
+            ("created_at", record.created_at.as_str().into()),
         ],
     )
-    .execute(&mut *db.pool.acquire().await?)
+    .execute(conn)
     .await?;
     Ok(())
+}
+
+// A key's record: never the key itself (only its hash is stored), only its first characters.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub user_id: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl ApiKey {
+    /// The record of a new `key` for `user_id`.
+    pub fn new(name: String, user_id: String, key: &str) -> ApiKey {
+        ApiKey {
+            id: new_id(),
+            name,
+            key_prefix: key.chars().take(8).collect(),
+            user_id,
+            created_at: now_text(),
+            revoked_at: None,
+        }
+    }
 }
 
 async fn ensure_admin_user(db: &Db) -> Result<String, sqlx::Error> {
@@ -189,7 +221,8 @@ pub async fn bootstrap(db: &Db, configured_key: &str) -> Result<Option<String>, 
                 .await?;
         if found.is_none() {
             let admin = ensure_admin_user(db).await?;
-            insert_key(db, &admin, "bootstrap", configured_key).await?;
+            let record = ApiKey::new("bootstrap".into(), admin, configured_key);
+            insert_key(&mut *db.pool.acquire().await?, &record, configured_key).await?;
         }
         return Ok(None);
     }
@@ -203,7 +236,8 @@ pub async fn bootstrap(db: &Db, configured_key: &str) -> Result<Option<String>, 
     }
     let admin = ensure_admin_user(db).await?;
     let key = new_secret("kak");
-    insert_key(db, &admin, "bootstrap", &key).await?;
+    let record = ApiKey::new("bootstrap".into(), admin, &key);
+    insert_key(&mut *db.pool.acquire().await?, &record, &key).await?;
     Ok(Some(key))
 }
 

@@ -33,6 +33,16 @@ impl Principal {
         }
     }
 
+    /// [`Principal::require`], and a scope over all customers: for what holds every
+    /// subscriber's raw data, where a narrower scope could not be filtered (`why` says so).
+    pub fn require_all_customers(&self, p: Permission, why: &str) -> Result<(), ApiError> {
+        self.require(p)?;
+        if self.scope != Scope::All {
+            return Err(self.refuse(p, why, p.roles()));
+        }
+        Ok(())
+    }
+
     /// The 403 for a caller whose role holds `p` but may not use it here (`reason` says
     /// why): names `p` and the roles in `may`, those that can do this.
     pub fn refuse(
@@ -68,6 +78,19 @@ pub struct AuthHandle {
     pub authenticator: Arc<dyn Authenticator>,
     pub guesses: Arc<throttle::GuessThrottle>,
     pub passwords: Arc<passwords::PasswordWork>,
+}
+
+/// Lets handlers of each state named take a `Principal`: the state holds the handle in its
+/// `auth` field, which `impl FromRef<State> for AuthHandle` hands out.
+#[macro_export]
+macro_rules! auth_in_state {
+    ($($S:ty),+ $(,)?) => {$(
+        impl ::axum::extract::FromRef<$S> for $crate::auth::AuthHandle {
+            fn from_ref(s: &$S) -> $crate::auth::AuthHandle {
+                s.auth.clone()
+            }
+        }
+    )+};
 }
 
 impl AuthHandle {

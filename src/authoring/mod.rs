@@ -19,8 +19,6 @@ pub mod routes;
 pub mod store;
 pub mod sync;
 
-use axum::extract::FromRef;
-
 use crate::auth::AuthHandle;
 pub use sync::RuleSync;
 
@@ -31,8 +29,4 @@ pub struct AuthoringState {
     pub sync: RuleSync,
 }
 
-impl FromRef<AuthoringState> for AuthHandle {
-    fn from_ref(s: &AuthoringState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(AuthoringState);

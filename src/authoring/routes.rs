@@ -1,9 +1,7 @@
 //! The rule authoring API: drafts, checks, dry runs and tests, versions, publish and
 //! rollback. Handlers check the caller and the request, then call `publish`/`store`.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -18,7 +16,7 @@ use crate::auth::{Permission, Principal};
 use crate::http::error::{ErrorBody, SourceProblem};
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Recommendation;
-use crate::store::{ListParams, Page};
+use crate::store::Page;
 
 pub fn router() -> OpenApiRouter<AuthoringState> {
     OpenApiRouter::new()
@@ -33,43 +31,36 @@ pub fn router() -> OpenApiRouter<AuthoringState> {
         .routes(routes!(rollback))
 }
 
-/// A page of `limit` (default 50, 1 to 500) after `offset`; `total` counts every one.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Paging {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
 const MAX_COMMENT: usize = 2000;
 const MAX_DRY_RUN_EVENTS: usize = 1000;
 
-fn problems(list: Vec<Problem>) -> Vec<SourceProblem> {
-    list.into_iter()
-        .map(|p| SourceProblem {
-            file: p.file,
-            line: p.line,
-            column: p.column,
-            message: p.message,
-            suggestion: p.suggestion,
-        })
-        .collect()
+/// The 400 for a set or a rule that does not pass its checks: `what` in words, then each
+/// problem on a line, and the problems with their file, line and column.
+pub fn invalid(what: &str, list: Vec<Problem>) -> ApiError {
+    let listed = list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    ApiError::Invalid {
+        message: format!("{what}:\n{}", listed.join("\n")),
+        problems: list
+            .into_iter()
+            .map(|p| SourceProblem {
+                file: p.file,
+                line: p.line,
+                column: p.column,
+                message: p.message,
+                suggestion: p.suggestion,
+            })
+            .collect(),
+    }
 }
 
 /// The one answer for every refusal of a publish, rollback or reload.
 pub fn refused(who: &Principal, r: Refusal) -> ApiError {
     match r {
-        Refusal::Invalid(list) => {
-            let listed = list.iter().map(ToString::to_string).collect::<Vec<_>>();
-            ApiError::Invalid {
-                message: format!(
-                    "the rule set does not pass its checks; nothing was published and the \
-                     running set stays:\n{}",
-                    listed.join("\n")
-                ),
-                problems: problems(list),
-            }
-        }
+        Refusal::Invalid(list) => invalid(
+            "the rule set does not pass its checks; nothing was published and the running set \
+             stays",
+            list,
+        ),
         own @ Refusal::OwnChange { .. } => who.refuse(
             Permission::PublishRules,
             own.to_string(),
@@ -165,19 +156,14 @@ async fn draft_or_404(st: &AuthoringState, id: &str) -> Result<Draft, ApiError> 
         .ok_or_else(|| ApiError::NotFound(format!("rule draft {id}")))
 }
 
-/// Drafts waiting to be published, oldest first.
-#[utoipa::path(get, path = "/api/v1/rule-drafts", tag = "rules", params(Paging),
-    responses((status = 200, body = Page<Draft>), (status = 400, body = ErrorBody), (status = 401), (status = 403, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn list_drafts(
-    State(st): State<AuthoringState>,
-    who: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Draft>>, ApiError> {
-    who.require(Permission::ReadRules)?;
-    let params = ListParams::paging(&q)?;
-    let (items, total) = store::drafts(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page::cut(items, total, &params)))
+crate::table_handlers! { AuthoringState, tag "rules", |st, who| who.require(Permission::ReadRules);
+    /// Drafts waiting to be published, oldest first.
+    list "/api/v1/rule-drafts" as list_drafts, Draft,
+        |limit, offset| store::drafts(st.sync.db(), limit, offset);
+    read "/api/v1/rule-drafts/{id}" as get_draft, Draft, |id| draft_or_404(&st, &id);
+    /// Published versions, newest (the active one) first.
+    list "/api/v1/rule-versions" as list_versions, Version,
+        |limit, offset| store::versions(st.sync.db(), limit, offset);
 }
 
 /// Proposes a change to one file of the active version. Nothing runs until someone else
@@ -194,18 +180,6 @@ pub async fn create_draft(
     let change = change_of(&st, &d).await?;
     let draft = store::create_draft(st.sync.db(), &who.id, change).await?;
     Ok((StatusCode::CREATED, Json(draft)))
-}
-
-#[utoipa::path(get, path = "/api/v1/rule-drafts/{id}", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = Draft), (status = 401), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn get_draft(
-    State(st): State<AuthoringState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Result<Json<Draft>, ApiError> {
-    who.require(Permission::ReadRules)?;
-    Ok(Json(draft_or_404(&st, &id).await?))
 }
 
 /// Rewrites a draft; only its author may (a change has one author, who may not publish it).
@@ -367,17 +341,8 @@ async fn rule_of(
     .await
     .map_err(ApiError::internal)?
     .map_err(|errs| {
-        let list: Vec<Problem> = errs.0.iter().map(Problem::from).collect();
-        ApiError::Invalid {
-            message: format!(
-                "the rule does not pass its checks:\n{}",
-                list.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            problems: problems(list),
-        }
+        let list = errs.0.iter().map(Problem::from).collect();
+        invalid("the rule does not pass its checks", list)
     })?;
     set.rules
         .first()
@@ -505,21 +470,6 @@ pub async fn run_tests(
         failed,
         cases,
     }))
-}
-
-/// Published versions, newest (the active one) first.
-#[utoipa::path(get, path = "/api/v1/rule-versions", tag = "rules", params(Paging),
-    responses((status = 200, body = Page<Version>), (status = 400, body = ErrorBody), (status = 401), (status = 403, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn list_versions(
-    State(st): State<AuthoringState>,
-    who: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Version>>, ApiError> {
-    who.require(Permission::ReadRules)?;
-    let params = ListParams::paging(&q)?;
-    let (items, total) = store::versions(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page::cut(items, total, &params)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -14,8 +14,6 @@ pub mod routes;
 pub mod run;
 pub mod store;
 
-use axum::extract::FromRef;
-
 use crate::auth::AuthHandle;
 use crate::authoring::RuleSync;
 
@@ -27,8 +25,4 @@ pub struct BacktestState {
     pub sync: RuleSync,
 }
 
-impl FromRef<BacktestState> for AuthHandle {
-    fn from_ref(s: &BacktestState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(BacktestState);

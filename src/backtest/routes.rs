@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,9 +14,9 @@ use super::job::{self, Events, Refusal, Tested};
 use super::store::{self, Job};
 use super::BacktestState;
 use crate::auth::{Permission, Principal};
-use crate::http::error::{ErrorBody, SourceProblem};
+use crate::http::error::ErrorBody;
 use crate::http::ApiError;
-use crate::store::{ListParams, Page};
+use crate::store::Page;
 
 pub fn router() -> OpenApiRouter<BacktestState> {
     OpenApiRouter::new()
@@ -32,25 +32,9 @@ fn refused(r: Refusal) -> ApiError {
     match r {
         Refusal::NotFound(what) => ApiError::NotFound(what),
         Refusal::Field(field, message) => ApiError::field(field, message),
-        Refusal::Invalid(list) => ApiError::Invalid {
-            message: format!(
-                "the tested rule set does not pass its checks:\n{}",
-                list.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            problems: list
-                .into_iter()
-                .map(|p| SourceProblem {
-                    file: p.file,
-                    line: p.line,
-                    column: p.column,
-                    message: p.message,
-                    suggestion: p.suggestion,
-                })
-                .collect(),
-        },
+        Refusal::Invalid(list) => {
+            crate::authoring::routes::invalid("the tested rule set does not pass its checks", list)
+        }
         Refusal::Store(e) => e.into(),
         Refusal::Internal(e) => ApiError::internal(e),
     }
@@ -186,34 +170,16 @@ pub async fn start_backtest(
         .into_response())
 }
 
-/// A backtest: while it runs, how far it is (`progress`); then its result, or why it failed.
-#[utoipa::path(get, path = "/api/v1/backtests/{id}", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = Job), (status = 401), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn get_backtest(
-    State(st): State<BacktestState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Result<Json<Job>, ApiError> {
-    who.require(Permission::EditRules)?;
-    store::get(st.sync.db(), &id)
+async fn job_or_404(st: &BacktestState, id: &str) -> Result<Job, ApiError> {
+    store::get(st.sync.db(), id)
         .await?
-        .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("backtest {id}")))
 }
 
-/// Backtests, newest first.
-#[utoipa::path(get, path = "/api/v1/backtests", tag = "rules",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Job>), (status = 400, body = ErrorBody), (status = 401), (status = 403, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn list_backtests(
-    State(st): State<BacktestState>,
-    who: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Job>>, ApiError> {
-    who.require(Permission::EditRules)?;
-    let params = ListParams::paging(&q)?;
-    let (items, total) = store::list(st.sync.db(), params.limit, params.offset).await?;
-    Ok(Json(Page::cut(items, total, &params)))
+crate::table_handlers! { BacktestState, tag "rules", |st, who| who.require(Permission::EditRules);
+    /// A backtest: while it runs, how far it is (`progress`); then its result, or why it failed.
+    read "/api/v1/backtests/{id}" as get_backtest, Job, |id| job_or_404(&st, &id);
+    /// Backtests, newest first.
+    list "/api/v1/backtests" as list_backtests, Job,
+        |limit, offset| store::list(st.sync.db(), limit, offset);
 }

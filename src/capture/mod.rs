@@ -16,8 +16,6 @@ pub mod store;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
-
 use crate::auth::AuthHandle;
 use crate::config::Config;
 pub use recorder::Recorder;
@@ -30,8 +28,4 @@ pub struct CaptureState {
     pub recorder: Recorder,
 }
 
-impl FromRef<CaptureState> for AuthHandle {
-    fn from_ref(s: &CaptureState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(CaptureState);

@@ -1,9 +1,7 @@
 //! The capture API: start one, watch it fill, stop it, download its events, delete it.
 
-use std::collections::HashMap;
-
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,10 +11,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::filter::Filter;
 use super::store::{self, Capture, NewCapture};
 use super::CaptureState;
-use crate::auth::{Permission, Principal, Scope};
+use crate::auth::{Permission, Principal};
 use crate::http::error::ErrorBody;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{ts_text, ListParams, Page};
+use crate::store::{ts_text, Page};
 
 pub fn router() -> OpenApiRouter<CaptureState> {
     OpenApiRouter::new()
@@ -29,15 +27,10 @@ pub fn router() -> OpenApiRouter<CaptureState> {
 /// Captured events are raw events of every subscriber: the permission, and a scope over all
 /// customers (as for dead letters).
 fn may_capture(who: &Principal) -> Result<(), ApiError> {
-    who.require(Permission::CaptureEvents)?;
-    if who.scope != Scope::All {
-        return Err(who.refuse(
-            Permission::CaptureEvents,
-            "captures hold raw events of every subscriber: an all-customers role records and reads them",
-            Permission::CaptureEvents.roles(),
-        ));
-    }
-    Ok(())
+    who.require_all_customers(
+        Permission::CaptureEvents,
+        "captures hold raw events of every subscriber: an all-customers role records and reads them",
+    )
 }
 
 async fn capture_or_404(st: &CaptureState, id: &str) -> Result<Capture, ApiError> {
@@ -66,6 +59,23 @@ pub struct CaptureInput {
     pub until: Option<String>,
 }
 
+/// A list the capture may leave out (recording every `one`), or name 1 to `max` of.
+fn listed(
+    field: &'static str,
+    list: Option<&[String]>,
+    max: usize,
+    what: &str,
+    one: &str,
+) -> Result<(), ApiError> {
+    if list.is_some_and(|l| l.is_empty() || l.len() > max) {
+        return Err(ApiError::field(
+            field,
+            format!("must name 1 to {max} {what}, or be left out for every {one}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts recording the live events that match, on every instance, from now on.
 #[utoipa::path(post, path = "/api/v1/captures", tag = "rules", request_body = CaptureInput,
     responses((status = 201, body = Capture), (status = 400, body = ErrorBody), (status = 401), (status = 403, body = ErrorBody)),
@@ -90,24 +100,20 @@ pub async fn start_capture(
             format!("must be 1 to {max} (capture.max_events)"),
         ));
     }
-    if c.types
-        .as_ref()
-        .is_some_and(|t| t.is_empty() || t.len() > MAX_TYPES)
-    {
-        return Err(ApiError::field(
-            "types",
-            format!("must name 1 to {MAX_TYPES} event types, or be left out for every type"),
-        ));
-    }
-    if c.msisdns
-        .as_ref()
-        .is_some_and(|m| m.is_empty() || m.len() > MAX_MSISDNS)
-    {
-        return Err(ApiError::field(
-            "msisdns",
-            format!("must name 1 to {MAX_MSISDNS} numbers, or be left out for every number"),
-        ));
-    }
+    listed(
+        "types",
+        c.types.as_deref(),
+        MAX_TYPES,
+        "event types",
+        "type",
+    )?;
+    listed(
+        "msisdns",
+        c.msisdns.as_deref(),
+        MAX_MSISDNS,
+        "numbers",
+        "number",
+    )?;
     Filter::parse(c.types.as_deref(), c.msisdns.as_deref())
         .map_err(|(field, e)| ApiError::field(field, e))?;
     // Numbers as the engine writes them, so a download and a filter agree.
@@ -152,33 +158,21 @@ pub async fn start_capture(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Captures, newest first.
-#[utoipa::path(get, path = "/api/v1/captures", tag = "rules",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Page<Capture>), (status = 400, body = ErrorBody), (status = 401), (status = 403, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn list_captures(
-    State(st): State<CaptureState>,
-    who: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<Capture>>, ApiError> {
-    may_capture(&who)?;
-    let params = ListParams::paging(&q)?;
-    let (items, total) = store::list(st.recorder.db(), params.limit, params.offset).await?;
-    Ok(Json(Page::cut(items, total, &params)))
+crate::table_handlers! { CaptureState, tag "rules", |st, who| may_capture(&who);
+    /// Captures, newest first.
+    list "/api/v1/captures" as list_captures, Capture,
+        |limit, offset| store::list(st.recorder.db(), limit, offset);
+    /// A capture: whether it records, how many events it holds and how many it dropped.
+    read "/api/v1/captures/{id}" as get_capture, Capture, |id| capture_or_404(&st, &id);
 }
 
-/// A capture: whether it records, how many events it holds and how many it dropped.
-#[utoipa::path(get, path = "/api/v1/captures/{id}", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = Capture), (status = 401), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn get_capture(
-    State(st): State<CaptureState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Result<Json<Capture>, ApiError> {
-    may_capture(&who)?;
-    Ok(Json(capture_or_404(&st, &id).await?))
+/// Ends the capture `id` names (404 if none), here at once: the other instances follow
+/// within `capture.poll_ms`.
+async fn stop(st: &CaptureState, id: &str) -> Result<(), ApiError> {
+    capture_or_404(st, id).await?;
+    store::end(st.recorder.db(), id, "stopped").await?;
+    st.recorder.refresh().await?;
+    Ok(())
 }
 
 /// Ends recording; the events recorded stay. Stopping an ended capture changes nothing.
@@ -191,9 +185,7 @@ pub async fn stop_capture(
     Path(id): Path<String>,
 ) -> Result<Json<Capture>, ApiError> {
     may_capture(&who)?;
-    capture_or_404(&st, &id).await?;
-    store::end(st.recorder.db(), &id, "stopped").await?;
-    st.recorder.refresh().await?;
+    stop(&st, &id).await?;
     Ok(Json(capture_or_404(&st, &id).await?))
 }
 
@@ -207,11 +199,8 @@ pub async fn delete_capture(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     may_capture(&who)?;
-    capture_or_404(&st, &id).await?;
-    let db = st.recorder.db();
-    store::end(db, &id, "stopped").await?;
-    st.recorder.refresh().await?;
-    store::delete(db, &id).await?;
+    stop(&st, &id).await?;
+    store::delete(st.recorder.db(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,7 @@ use crate::store::Page;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures::stream::{Stream, StreamExt};
@@ -34,11 +34,7 @@ pub struct DeskState {
     pub touch: Touchpoints,
 }
 
-impl FromRef<DeskState> for AuthHandle {
-    fn from_ref(s: &DeskState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(DeskState);
 
 pub fn router() -> OpenApiRouter<DeskState> {
     OpenApiRouter::new()

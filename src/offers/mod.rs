@@ -193,6 +193,27 @@ pub async fn delivery(
         .ok_or_else(|| ApiError::NotFound(format!("recommendation {id}")))
 }
 
+/// The answers a customer gives, as the statuses they set (ignoring lets the offer expire);
+/// a correction takes the first two only.
+const ANSWERS: &[(&str, Status)] = &[
+    ("accepted", Status::Accepted),
+    ("declined", Status::Declined),
+    ("ignored", Status::Expired),
+];
+
+/// The status `given` names among `allowed`; else 400 on `outcome`, worded by `refused`.
+fn outcome(
+    given: &str,
+    allowed: &[(&str, Status)],
+    refused: impl FnOnce(&str) -> String,
+) -> Result<Status, ApiError> {
+    allowed
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|(_, status)| *status)
+        .ok_or_else(|| ApiError::field("outcome", refused(given)))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseBody {
@@ -215,17 +236,9 @@ pub async fn respond(
     ApiJson(body): ApiJson<ResponseBody>,
 ) -> Result<Json<Recommendation>, ApiError> {
     who.require(Permission::RespondToOffers)?;
-    let outcome = match body.outcome.as_str() {
-        "accepted" => Status::Accepted,
-        "declined" => Status::Declined,
-        "ignored" => Status::Expired,
-        other => {
-            return Err(ApiError::field(
-                "outcome",
-                format!("{other:?} is not accepted, declined or ignored"),
-            ))
-        }
-    };
+    let outcome = outcome(&body.outcome, ANSWERS, |o| {
+        format!("{o:?} is not accepted, declined or ignored")
+    })?;
     if body.reason.as_ref().is_some_and(|r| r.len() > 500) {
         return Err(ApiError::field("reason", "at most 500 characters"));
     }
@@ -259,16 +272,9 @@ pub async fn correct(
     ApiJson(body): ApiJson<CorrectionBody>,
 ) -> Result<Json<Recommendation>, ApiError> {
     who.require(Permission::CorrectAnswers)?;
-    let outcome = match body.outcome.as_str() {
-        "accepted" => Status::Accepted,
-        "declined" => Status::Declined,
-        other => {
-            return Err(ApiError::field(
-                "outcome",
-                format!("{other:?}: a correction is to accepted or declined"),
-            ))
-        }
-    };
+    let outcome = outcome(&body.outcome, &ANSWERS[..2], |o| {
+        format!("{o:?}: a correction is to accepted or declined")
+    })?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::field(

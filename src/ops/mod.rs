@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::auth::{Permission, Principal, Scope};
 use crate::channels::sms::OutboxEntry;
 use crate::event::Msisdn;
+use crate::http::error::ErrorBody;
 use crate::http::ApiError;
 use crate::offers::check_line;
 use crate::pipeline::{DeadLetter, MetricsSnapshot};
@@ -216,38 +217,20 @@ pub struct Paging {
     pub offset: Option<i64>,
 }
 
-/// Rejected events with their reasons, newest first.
-///
-/// Operations only: `ReadDeadLetters`, which only the all-customers roles have (admin,
-/// marketer), not just `ReadEngineStats`. A dead letter is a raw payload that failed
-/// validation, so its msisdn is often missing or malformed and cannot be matched to a
-/// customer; filtering by line scope would either hide most of them or leak the
-/// unattributable ones. Team leads and region heads get 403 (naming the permission and the
-/// roles that have it) and ask operations.
-#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "engine", params(Paging),
-    responses((status = 200, body = Page<DeadLetter>), (status = 400, body = crate::http::error::ErrorBody), (status = 401), (status = 403, body = crate::http::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn dead_letters(
-    State(state): State<AppState>,
-    who: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<DeadLetter>>, ApiError> {
-    who.require(Permission::ReadDeadLetters)?;
-    if who.scope != Scope::All {
-        // Only all-customers roles hold the permission; a narrower scope is refused all the same.
-        return Err(who.refuse(
-            Permission::ReadDeadLetters,
-            "dead letters hold other customers' raw events: an all-customers role reads them",
-            Permission::ReadDeadLetters.roles(),
-        ));
-    }
-    let params = ListParams::paging(&q)?;
-    let (items, total) = state
-        .pipeline
-        .deps
-        .dead_letters
-        .list(params.limit, params.offset)
-        .await?;
-    Ok(Json(Page::cut(items, total, &params)))
+crate::table_handlers! { AppState, tag "engine", |state, who| who.require_all_customers(
+    Permission::ReadDeadLetters,
+    "dead letters hold other customers' raw events: an all-customers role reads them",
+);
+    /// Rejected events with their reasons, newest first.
+    ///
+    /// Operations only: `ReadDeadLetters`, which only the all-customers roles have (admin,
+    /// marketer), not just `ReadEngineStats`. A dead letter is a raw payload that failed
+    /// validation, so its msisdn is often missing or malformed and cannot be matched to a
+    /// customer; filtering by line scope would either hide most of them or leak the
+    /// unattributable ones. Team leads and region heads get 403 (naming the permission and the
+    /// roles that have it) and ask operations.
+    list "/api/v1/dead-letters" as dead_letters, DeadLetter,
+        |limit, offset| state.pipeline.deps.dead_letters.list(limit, offset);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

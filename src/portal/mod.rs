@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -41,11 +41,7 @@ pub struct PortalState {
     pub touch: Touchpoints,
 }
 
-impl FromRef<PortalState> for AuthHandle {
-    fn from_ref(s: &PortalState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(PortalState);
 
 /// Minting sessions: called server to server by the portal backend, so no CORS.
 pub fn sessions_router() -> OpenApiRouter<PortalState> {

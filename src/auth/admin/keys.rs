@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::AdminState;
 use crate::audit::{self, snapshot, Change};
-use crate::auth::db::{hash_secret, new_secret};
+use crate::auth::db::{insert_key, new_secret, ApiKey};
 use crate::auth::{Permission, Principal};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{fetch_page, new_id, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
+use crate::store::{fetch_page, now_text, FilterKind, ListParams, ListSpec, Page, Sql};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,16 +20,6 @@ pub struct NewApiKey {
     pub name: String,
     /// The user the key acts as (usually a `system` user).
     pub user_id: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct ApiKey {
-    pub id: String,
-    pub name: String,
-    pub key_prefix: String,
-    pub user_id: String,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -54,31 +44,10 @@ pub async fn create_key(
         return Err(ApiError::field("name", "must not be empty"));
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    super::users::load_user(&mut tx, &req.user_id)
-        .await
-        .map_err(|_| ApiError::field("user_id", "no such user"))?;
+    super::users::check_user(&mut tx, &req.user_id).await?;
     let key = new_secret("kak");
-    let info = ApiKey {
-        id: new_id(),
-        name: req.name,
-        key_prefix: key.chars().take(8).collect(),
-        user_id: req.user_id,
-        created_at: now_text(),
-        revoked_at: None,
-    };
-    Sql::insert(
-        "api_keys",
-        vec![
-            ("id", info.id.as_str().into()),
-            ("name", info.name.as_str().into()),
-            ("key_hash", hash_secret(&key).into()),
-            ("key_prefix", info.key_prefix.as_str().into()),
-            ("user_id", info.user_id.as_str().into()),
-            ("created_at", info.created_at.as_str().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await?;
+    let info = ApiKey::new(req.name, req.user_id, &key);
+    insert_key(&mut tx, &info, &key).await?;
     audit::commit_create(tx, &p, "api_key", &info.id, None, &info).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { info, key })))
 }

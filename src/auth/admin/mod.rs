@@ -6,14 +6,13 @@ mod org;
 mod session;
 mod users;
 
-pub use keys::{ApiKey, CreatedApiKey, NewApiKey};
+pub use super::db::ApiKey;
+pub use keys::{CreatedApiKey, NewApiKey};
 pub use org::{NewRegion, NewTeam, Region, Team};
 pub use session::{LoginRequest, LoginResponse, Me};
 pub use users::{NewUser, User, UserPatch};
 
 use std::sync::Arc;
-
-use axum::extract::FromRef;
 
 use super::throttle::LoginThrottle;
 use super::AuthHandle;
@@ -30,11 +29,7 @@ pub struct AdminState {
     pub login_throttle: Arc<LoginThrottle>,
 }
 
-impl FromRef<AdminState> for AuthHandle {
-    fn from_ref(s: &AdminState) -> AuthHandle {
-        s.auth.clone()
-    }
-}
+crate::auth_in_state!(AdminState);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -56,7 +51,8 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(session::logout))
         .routes(routes!(session::me))
         .routes(routes!(session::roles))
-        .routes(routes!(users::list_users, users::create_user))
+        .merge(users::list_routes())
+        .routes(routes!(users::create_user))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))

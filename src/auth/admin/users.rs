@@ -1,23 +1,17 @@
 //! `/users`: people and systems, their roles and data scopes.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::AdminError;
 use super::AdminState;
-use crate::audit::{self, snapshot, Change};
-use crate::auth::db::{UserRow, USER_COLUMNS};
+use crate::auth::db::UserRow;
 use crate::auth::{Permission, Principal, Role};
-use crate::http::{check_version, expected_version, nullable, Tagged};
+use crate::crud;
+use crate::http::{expected_version, nullable, Tagged};
 use crate::http::{ApiError, ApiJson};
-use crate::store::{
-    check_ref, fetch_page, new_id, now_text, unique_violation, FilterKind, ListParams, ListSpec,
-    Page, Sql,
-};
+use crate::store::{begin_write, check_ref, new_id, now_text, FilterKind, ListSpec, Page, Sql};
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -30,6 +24,9 @@ pub struct User {
     pub region_id: Option<String>,
     pub enterprise_customer_id: Option<String>,
     pub phone: Option<String>,
+    /// Read and written, never shown nor audited.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
     pub active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -47,6 +44,7 @@ impl From<UserRow> for User {
             region_id: u.region_id,
             enterprise_customer_id: u.enterprise_customer_id,
             phone: u.phone,
+            password_hash: u.password_hash,
             active: u.active != 0,
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -54,6 +52,11 @@ impl From<UserRow> for User {
         }
     }
 }
+
+crate::entity! { User in "users" as u, kind "user", unique "username", row UserRow;
+update display_name, role, team_id, region_id, enterprise_customer_id, phone, password_hash,
+    active;
+stamp updated_at; insert username, created_at }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,7 +101,7 @@ fn parse_role(s: &str) -> Result<Role, ApiError> {
 }
 
 /// Scoped roles must say what they are scoped to.
-fn check_assignment(role: Role, u: &UserRow) -> Result<(), AdminError> {
+fn check_assignment(role: Role, u: &User) -> Result<(), AdminError> {
     match role {
         Role::RegionHead if u.region_id.is_none() => {
             Err(AdminError::MissingAssignment("region_head", "region_id"))
@@ -113,7 +116,7 @@ fn check_assignment(role: Role, u: &UserRow) -> Result<(), AdminError> {
     }
 }
 
-async fn check_user_refs(conn: &mut sqlx::AnyConnection, u: &UserRow) -> Result<(), ApiError> {
+async fn check_user_refs(conn: &mut sqlx::AnyConnection, u: &User) -> Result<(), ApiError> {
     check_ref(conn, "teams", "team_id", u.team_id.as_deref()).await?;
     check_ref(conn, "regions", "region_id", u.region_id.as_deref()).await?;
     if let Some(ent) = &u.enterprise_customer_id {
@@ -152,42 +155,35 @@ const USER_SPEC: ListSpec = ListSpec {
     tiebreak: "u.id",
 };
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query),
-        ("username" = Option<String>, Query), ("role" = Option<String>, Query), ("team_id" = Option<String>, Query), ("region_id" = Option<String>, Query)),
-    responses((status = 200, body = Page<User>)))]
-pub async fn list_users(
-    State(st): State<AdminState>,
-    p: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Page<User>>, ApiError> {
-    p.require(Permission::ManageUsers)?;
-    let params = ListParams::parse_with_search(&USER_SPEC, &["u.username", "u.display_name"], &q)?;
-    let page: Page<UserRow> = fetch_page(
-        &st.db.pool,
-        USER_COLUMNS,
-        Sql::new("users u WHERE 1=1"),
-        &params,
-    )
-    .await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(User::from).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+/// Users are not scoped: only those who manage users list or change them.
+fn all() -> Sql {
+    Sql::new("users u WHERE 1=1")
 }
 
-pub(super) async fn load_user(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-) -> Result<UserRow, ApiError> {
-    let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = "));
-    sql.bind(id);
-    sql.query_as()
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("user".into()))
+crate::crud_handlers! { User in AdminState, tag "users", routes list_routes;
+    |p| from all(), read p.require(Permission::ManageUsers), write p.require(Permission::ManageUsers);
+    list "/api/v1/users" as list_users, USER_SPEC, search ["u.username", "u.display_name"],
+        (("username" = Option<String>, Query), ("role" = Option<String>, Query),
+            ("team_id" = Option<String>, Query), ("region_id" = Option<String>, Query));
+}
+
+/// The user `id` names: 400 naming `user_id` when there is none.
+pub(super) async fn check_user(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), ApiError> {
+    crud::load::<User>(conn, all(), id)
+        .await
+        .map_err(|_| ApiError::field("user_id", "no such user"))?;
+    Ok(())
+}
+
+/// The hash of a new password, checked first.
+async fn password_hash(st: &AdminState, pw: Option<String>) -> Result<Option<String>, ApiError> {
+    match pw {
+        Some(pw) => {
+            check_password(&pw)?;
+            Ok(Some(st.auth.passwords.hash(pw).await?))
+        }
+        None => Ok(None),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
@@ -203,15 +199,9 @@ pub async fn create_user(
     if username.is_empty() || username.len() > 64 {
         return Err(ApiError::field("username", "must be 1 to 64 characters"));
     }
-    let password_hash = match req.password {
-        Some(pw) => {
-            check_password(&pw)?;
-            Some(st.auth.passwords.hash(pw).await?)
-        }
-        None => None,
-    };
+    let password_hash = password_hash(&st, req.password).await?;
     let now = now_text();
-    let row = UserRow {
+    let user = User {
         id: new_id(),
         display_name: req.display_name.unwrap_or_else(|| username.clone()),
         username,
@@ -221,41 +211,15 @@ pub async fn create_user(
         enterprise_customer_id: req.enterprise_customer_id,
         phone: check_phone(req.phone)?,
         password_hash,
-        active: 1,
+        active: true,
         created_at: now.clone(),
         updated_at: now,
         version: 1,
     };
-    check_assignment(role, &row)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    check_user_refs(&mut tx, &row).await?;
-    Sql::insert(
-        "users",
-        vec![
-            ("id", row.id.as_str().into()),
-            ("username", row.username.as_str().into()),
-            ("display_name", row.display_name.as_str().into()),
-            ("role", row.role.as_str().into()),
-            ("team_id", (&row.team_id).into()),
-            ("region_id", (&row.region_id).into()),
-            (
-                "enterprise_customer_id",
-                (&row.enterprise_customer_id).into(),
-            ),
-            ("phone", (&row.phone).into()),
-            ("password_hash", (&row.password_hash).into()),
-            ("active", 1i64.into()),
-            ("created_at", row.created_at.as_str().into()),
-            ("updated_at", row.updated_at.as_str().into()),
-            ("version", 1i64.into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "username"))?;
-    let user = User::from(row);
-    audit::commit_create(tx, &p, "user", &user.id, None, &user).await?;
-    Ok(Tagged::created(user.version, user))
+    check_assignment(role, &user)?;
+    let mut tx = begin_write(&st.db).await?;
+    check_user_refs(&mut tx, &user).await?;
+    crud::create(tx, &p, user).await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
@@ -268,8 +232,7 @@ pub async fn get_user(
     if p.id != id {
         p.require(Permission::ManageUsers)?;
     }
-    let row = load_user(&mut *st.db.pool.acquire().await?, &id).await?;
-    Ok(Tagged::ok(row.version, User::from(row)))
+    crud::read(&st.db, all(), &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
@@ -283,16 +246,9 @@ pub async fn update_user(
 ) -> Result<Tagged<User>, ApiError> {
     p.require(Permission::ManageUsers)?;
     let expected = expected_version(&headers, patch.version)?;
-    let new_hash = match patch.password {
-        Some(pw) => {
-            check_password(&pw)?;
-            Some(st.auth.passwords.hash(pw).await?)
-        }
-        None => None,
-    };
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before = load_user(&mut tx, &id).await?;
-    check_version(before.version, expected)?;
+    let new_hash = password_hash(&st, patch.password).await?;
+    let mut tx = begin_write(&st.db).await?;
+    let before: User = crud::load_at(&mut tx, all(), &id, expected).await?;
     let mut after = before.clone();
     if let Some(v) = patch.display_name {
         after.display_name = v;
@@ -310,7 +266,7 @@ pub async fn update_user(
         after.enterprise_customer_id = v;
     }
     if let Some(v) = patch.active {
-        after.active = v as i64;
+        after.active = v;
     }
     if let Some(v) = patch.phone {
         after.phone = check_phone(v)?;
@@ -321,7 +277,7 @@ pub async fn update_user(
     check_assignment(parse_role(&after.role)?, &after)?;
     check_user_refs(&mut tx, &after).await?;
     let admin = Role::Admin.as_str();
-    if before.role == admin && before.active == 1 && (after.role != admin || after.active == 0) {
+    if before.role == admin && before.active && (after.role != admin || !after.active) {
         // Demoting or deactivating the last admin would lock everyone out of user management.
         let (others,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM users WHERE role = $1 AND active = 1 AND id <> $2",
@@ -334,55 +290,15 @@ pub async fn update_user(
             return Err(ApiError::Conflict("this is the last active admin".into()));
         }
     }
-    after.updated_at = now_text();
-    let n = Sql::update_versioned(
-        "users",
-        &id,
-        expected,
-        vec![
-            ("display_name", after.display_name.as_str().into()),
-            ("role", after.role.as_str().into()),
-            ("team_id", (&after.team_id).into()),
-            ("region_id", (&after.region_id).into()),
-            (
-                "enterprise_customer_id",
-                (&after.enterprise_customer_id).into(),
-            ),
-            ("phone", (&after.phone).into()),
-            ("password_hash", (&after.password_hash).into()),
-            ("active", after.active.into()),
-            ("updated_at", after.updated_at.as_str().into()),
-        ],
-    )
-    .execute(&mut tx)
-    .await
-    .map_err(|e| unique_violation(e, "team_id"))?;
-    if n == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
-    if after.active == 0 {
+    let after = crud::write(&mut tx, &before, after).await?;
+    if !after.active {
         // A deactivated user's sessions end now, not when they expire.
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
     }
-    after.version += 1;
-    let (before, after) = (User::from(before), User::from(after));
-    audit::record(
-        &mut tx,
-        &p,
-        Change {
-            entity: "user",
-            entity_id: &id,
-            action: "update",
-            customer_id: None,
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    crud::commit(tx, &p, "update", &before, &after).await?;
     Ok(Tagged::ok(after.version, after))
 }
 
