@@ -56,8 +56,9 @@ macro_rules! record {
         pub struct $N { $($nf)* }
 
         impl $N {
-            /// The new record this body describes, before its checks.
-            #[allow(dead_code)]
+            /// The new record this body describes, before its checks. (A record the server
+            /// stamps no time on leaves `now` unused.)
+            #[allow(dead_code, unused_variables)]
             pub fn into_record(self) -> $R {
                 let now = $crate::store::now_text();
                 $R { $($if: $crate::record!(@init self now $if $ik [$($id)*]),)* }
