@@ -23,6 +23,7 @@ use kairos::config::Config;
 static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
+    kairos::alloc::tune();
     let mut args = std::env::args().skip(1);
     let mut path = None;
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());

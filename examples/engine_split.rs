@@ -27,6 +27,7 @@ use kairos::rules::load_dir;
 static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 fn main() {
+    kairos::alloc::tune();
     let path = std::env::args()
         .nth(1)
         .expect("usage: engine_split EVENTS.ndjson");

@@ -136,6 +136,7 @@ fn engine_rate(a: &Args, batches: &[String]) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    kairos::alloc::tune();
     let a = args();
     eprintln!(
         "generating {} events over {} subscribers...",

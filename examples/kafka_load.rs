@@ -138,6 +138,7 @@ fn bare_consumer(brokers: &str, topic: &str, n: usize) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    kairos::alloc::tune();
     let a = args();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let (events, recs, dead) = (

@@ -4,5 +4,6 @@
 static ALLOC: kairos::alloc::Allocator = kairos::alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
+    kairos::alloc::tune();
     kairos::cli::main()
 }

@@ -15,14 +15,19 @@ use super::Msisdn;
 
 const KEY: &[u8] = b"\"msisdn\"";
 
+/// Built once: `memmem::find` builds its searcher on every call, which cost as much as the
+/// search itself on lines this short (a tenth of the reader's time).
+static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(KEY));
+
 /// The msisdn of `line` when it can be read without a full decode.
 pub fn msisdn(line: &[u8]) -> Option<Msisdn> {
     if memchr::memchr(b'\\', line).is_some() {
         return None;
     }
-    let at = memmem::find(line, KEY)?;
+    let at = FINDER.find(line)?;
     let rest = &line[at + KEY.len()..];
-    if memmem::find(rest, KEY).is_some() {
+    if FINDER.find(rest).is_some() {
         return None;
     }
     let rest = skip_spaces(rest).strip_prefix(b":")?;
