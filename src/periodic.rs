@@ -15,7 +15,16 @@ pub struct Every {
 
 impl Every {
     pub fn new(period: Duration, stop: watch::Receiver<bool>) -> Every {
-        let mut tick = tokio::time::interval(period);
+        Every::on(tokio::time::interval(period), stop)
+    }
+
+    /// [`Every::new`], the first tick one `period` from now.
+    pub fn after(period: Duration, stop: watch::Receiver<bool>) -> Every {
+        let first = tokio::time::Instant::now() + period;
+        Every::on(tokio::time::interval_at(first, period), stop)
+    }
+
+    fn on(mut tick: Interval, stop: watch::Receiver<bool>) -> Every {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Every { tick, stop }
     }

@@ -11,7 +11,7 @@ use super::sync::{
     compile_off_thread, compile_off_thread_with, Announce, RuleSync, SharedProgress, Swapped,
 };
 use crate::config::Config;
-use crate::store::{Db, StoreError};
+use crate::store::{kept, Db, StoreError};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +154,7 @@ pub async fn publish_drafts(
     let mut authors: Vec<String> = Vec::new();
     let mut seen_paths = std::collections::BTreeSet::new();
     for id in ids {
-        let draft = store::draft(db, id)
+        let draft = kept::<Draft>(db, id)
             .await?
             .ok_or_else(|| Refusal::NotFound(format!("rule draft {id}")))?;
         if draft.author == publisher {

@@ -14,9 +14,10 @@ use super::store::{self, Draft, DraftChange, Version};
 use super::AuthoringState;
 use crate::auth::{Permission, Principal};
 use crate::http::error::{ErrorBody, SourceProblem};
+use crate::http::table::found;
 use crate::http::{ApiError, ApiJson};
 use crate::ports::Recommendation;
-use crate::store::Page;
+use crate::store::{kept_page, Page};
 
 pub fn router() -> OpenApiRouter<AuthoringState> {
     OpenApiRouter::new()
@@ -151,15 +152,13 @@ async fn change_of<'a>(
 }
 
 async fn draft_or_404(st: &AuthoringState, id: &str) -> Result<Draft, ApiError> {
-    store::draft(st.sync.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("rule draft {id}")))
+    found(st.sync.db(), id).await
 }
 
 crate::table_handlers! { AuthoringState, tag "rules", |st, who| who.require(Permission::ReadRules);
     /// Drafts waiting to be published, oldest first.
     list "/api/v1/rule-drafts" as list_drafts, Draft,
-        |limit, offset| store::drafts(st.sync.db(), limit, offset);
+        |limit, offset| kept_page(st.sync.db(), limit, offset);
     read "/api/v1/rule-drafts/{id}" as get_draft, Draft, |id| draft_or_404(&st, &id);
     /// Published versions, newest (the active one) first.
     list "/api/v1/rule-versions" as list_versions, Version,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::files::Files;
 use crate::store::{
-    begin_write, by_uuid, new_id, now_text, table_page, written, Db, ResultExt, StoreError,
+    begin_write, kept, new_id, now_text, table_page, written, Db, ResultExt, StoreError,
 };
 
 /// A published version, without its files.
@@ -190,6 +190,9 @@ fn draft_of(r: DraftRow) -> Draft {
     }
 }
 
+crate::kept! { Draft in "rule_drafts", noun "rule draft", row DraftRow, columns DRAFT_COLUMNS,
+order "created_at, id", of draft_of }
+
 const DRAFT_COLUMNS: &str =
     "id, path, content, author, comment, base_version, created_at, updated_at";
 
@@ -219,7 +222,7 @@ pub async fn create_draft(db: &Db, author: &str, c: DraftChange<'_>) -> Result<D
     .execute(&db.pool)
     .await
     .context("recording a rule draft")?;
-    written(draft(db, &id).await?)
+    written(kept(db, &id).await?)
 }
 
 pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft, StoreError> {
@@ -236,18 +239,7 @@ pub async fn update_draft(db: &Db, id: &str, c: DraftChange<'_>) -> Result<Draft
     .execute(&db.pool)
     .await
     .context("changing a rule draft")?;
-    written(draft(db, id).await?)
-}
-
-pub async fn draft(db: &Db, id: &str) -> Result<Option<Draft>, StoreError> {
-    let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts WHERE id = $1");
-    by_uuid(db, &select, id, "a rule draft", draft_of).await
-}
-
-/// Drafts, oldest first, a page at a time, and how many there are.
-pub async fn drafts(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Draft>, i64), StoreError> {
-    let select = format!("SELECT {DRAFT_COLUMNS} FROM rule_drafts ORDER BY created_at, id");
-    table_page(db, &select, "rule_drafts", (limit, offset), draft_of).await
+    written(kept(db, id).await?)
 }
 
 /// Removes a draft; false when there was none.

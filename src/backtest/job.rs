@@ -71,7 +71,7 @@ async fn files_of(st: &BacktestState, t: &Tested, active: &Files) -> Result<File
             let mut files = active.clone();
             let mut paths = std::collections::BTreeSet::new();
             for id in ids {
-                let d = rules::draft(db, id)
+                let d = crate::store::kept::<rules::Draft>(db, id)
                     .await?
                     .ok_or_else(|| Refusal::NotFound(format!("rule draft {id}")))?;
                 if !paths.insert(d.path.clone()) {
@@ -163,7 +163,7 @@ pub async fn start(
     let tested_files = files_of(st, &tested, &published_files).await?;
     let (source, input, total) = match events {
         Events::Capture(id) => {
-            let c = crate::capture::store::get(db, &id)
+            let c = crate::store::kept::<crate::capture::store::Capture>(db, &id)
                 .await?
                 .ok_or_else(|| Refusal::NotFound(format!("capture {id}")))?;
             if c.events == 0 {

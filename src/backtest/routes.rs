@@ -11,12 +11,13 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::job::{self, Events, Refusal, Tested};
-use super::store::{self, Job};
+use super::store::Job;
 use super::BacktestState;
 use crate::auth::{Permission, Principal};
 use crate::http::error::ErrorBody;
+use crate::http::table::found;
 use crate::http::ApiError;
-use crate::store::Page;
+use crate::store::{kept_page, Page};
 
 pub fn router() -> OpenApiRouter<BacktestState> {
     OpenApiRouter::new()
@@ -170,16 +171,10 @@ pub async fn start_backtest(
         .into_response())
 }
 
-async fn job_or_404(st: &BacktestState, id: &str) -> Result<Job, ApiError> {
-    store::get(st.sync.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("backtest {id}")))
-}
-
 crate::table_handlers! { BacktestState, tag "rules", |st, who| who.require(Permission::EditRules);
     /// A backtest: while it runs, how far it is (`progress`); then its result, or why it failed.
-    read "/api/v1/backtests/{id}" as get_backtest, Job, |id| job_or_404(&st, &id);
+    read "/api/v1/backtests/{id}" as get_backtest, Job, |id| found(st.sync.db(), &id);
     /// Backtests, newest first.
     list "/api/v1/backtests" as list_backtests, Job,
-        |limit, offset| store::list(st.sync.db(), limit, offset);
+        |limit, offset| kept_page(st.sync.db(), limit, offset);
 }

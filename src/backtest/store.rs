@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::{by_uuid, new_id, now_text, table_page, written, Db, ResultExt, StoreError};
+use crate::store::{kept, new_id, now_text, written, Db, ResultExt, StoreError};
 
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
@@ -90,6 +90,9 @@ fn job_of(r: Row) -> Job {
     job
 }
 
+crate::kept! { Job in "backtests", noun "backtest", row Row, columns COLUMNS,
+order "created_at DESC, id", of job_of }
+
 /// Records a job that is about to run.
 pub async fn create(
     db: &Db,
@@ -114,18 +117,7 @@ pub async fn create(
     .execute(&db.pool)
     .await
     .context("recording a backtest")?;
-    written(get(db, &id).await?)
-}
-
-pub async fn get(db: &Db, id: &str) -> Result<Option<Job>, StoreError> {
-    let select = format!("SELECT {COLUMNS} FROM backtests WHERE id = $1");
-    by_uuid(db, &select, id, "a backtest", job_of).await
-}
-
-/// Jobs, newest first, a page at a time, and how many there are.
-pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), StoreError> {
-    let select = format!("SELECT {COLUMNS} FROM backtests ORDER BY created_at DESC, id");
-    table_page(db, &select, "backtests", (limit, offset), job_of).await
+    written(kept(db, &id).await?)
 }
 
 /// Records how far a running job is.

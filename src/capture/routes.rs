@@ -13,8 +13,9 @@ use super::store::{self, Capture, NewCapture};
 use super::CaptureState;
 use crate::auth::{Permission, Principal};
 use crate::http::error::ErrorBody;
+use crate::http::table::found;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{ts_text, Page};
+use crate::store::{kept_page, ts_text, Page};
 
 pub fn router() -> OpenApiRouter<CaptureState> {
     OpenApiRouter::new()
@@ -34,9 +35,7 @@ fn may_capture(who: &Principal) -> Result<(), ApiError> {
 }
 
 async fn capture_or_404(st: &CaptureState, id: &str) -> Result<Capture, ApiError> {
-    store::get(st.recorder.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("capture {id}")))
+    found(st.recorder.db(), id).await
 }
 
 /// Types and numbers a capture may name at most.
@@ -161,7 +160,7 @@ pub async fn start_capture(
 crate::table_handlers! { CaptureState, tag "rules", |st, who| may_capture(&who);
     /// Captures, newest first.
     list "/api/v1/captures" as list_captures, Capture,
-        |limit, offset| store::list(st.recorder.db(), limit, offset);
+        |limit, offset| kept_page(st.recorder.db(), limit, offset);
     /// A capture: whether it records, how many events it holds and how many it dropped.
     read "/api/v1/captures/{id}" as get_capture, Capture, |id| capture_or_404(&st, &id);
 }

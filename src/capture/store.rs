@@ -5,8 +5,7 @@
 use serde::Serialize;
 
 use crate::store::{
-    begin_write, by_uuid, new_id, now_text, placeholders, table_page, written, Db, ResultExt,
-    StoreError,
+    begin_write, kept, new_id, now_text, placeholders, written, Db, ResultExt, StoreError,
 };
 
 /// A capture as stored.
@@ -80,6 +79,9 @@ fn capture_of(r: Row) -> Capture {
     }
 }
 
+crate::kept! { Capture in "captures", noun "capture", row Row, columns COLUMNS,
+order "created_at DESC, id", of capture_of }
+
 /// What a new capture records.
 pub struct NewCapture<'a> {
     pub name: &'a str,
@@ -110,18 +112,7 @@ pub async fn create(db: &Db, c: NewCapture<'_>) -> Result<Capture, StoreError> {
     .execute(&db.pool)
     .await
     .context("recording a capture")?;
-    written(get(db, &id).await?)
-}
-
-pub async fn get(db: &Db, id: &str) -> Result<Option<Capture>, StoreError> {
-    let select = format!("SELECT {COLUMNS} FROM captures WHERE id = $1");
-    by_uuid(db, &select, id, "a capture", capture_of).await
-}
-
-/// Captures, newest first, a page at a time, and how many there are.
-pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(Vec<Capture>, i64), StoreError> {
-    let select = format!("SELECT {COLUMNS} FROM captures ORDER BY created_at DESC, id");
-    table_page(db, &select, "captures", (limit, offset), capture_of).await
+    written(kept(db, &id).await?)
 }
 
 /// The captures recording now, after ending those whose time is up. Reads only, unless

@@ -33,24 +33,15 @@ pub async fn run_all(st: &CrmState, now: DateTime<Utc>) {
 
 /// One task ticking every `interval_secs` (first tick one interval after start) until `stop`
 /// turns true. Nothing is spawned when the interval is 0.
-pub fn spawn(st: impl Into<CrmState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub fn spawn(st: impl Into<CrmState>, stop: tokio::sync::watch::Receiver<bool>) {
     let st: CrmState = st.into();
     let secs = st.config.crm.reminder_interval_secs;
     if secs == 0 {
         return;
     }
-    let period = Duration::from_secs(secs);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let stopped = tokio::select! {
-                _ = tick.tick() => false,
-                _ = stop.wait_for(|s| *s) => true,
-            };
-            if stopped {
-                break;
-            }
+        let mut every = crate::periodic::Every::after(Duration::from_secs(secs), stop);
+        while every.tick().await {
             run_all(&st, Utc::now()).await;
         }
     });

@@ -2,25 +2,13 @@
 //! id reaches a customer outside the caller's scope.
 
 use crate::auth::{Permission, Principal, Scope};
-use crate::store::{Entity, Sql};
+use crate::store::Sql;
 
 /// Appends ` AND (...)` restricting customer alias `c` to the principal's scope, and to
 /// customers not deleted (deletion is soft: the row stays for the audit trail).
 pub fn push_customer_scope(sql: &mut Sql, p: &Principal, c: &str) {
     sql.push(&format!(" AND {c}.deleted_at IS NULL"));
     push_scope_with_deleted(sql, p, c);
-}
-
-/// The `from` clause of records `E` that belong to a customer (a `customer_id` column): its
-/// table under the alias its columns use, joined to the customer `c`, in the caller's scope.
-pub fn of_customers<E: Entity>(p: &Principal) -> Sql {
-    let alias = E::ID.split('.').next().unwrap_or_default();
-    let mut sql = Sql::new(&format!(
-        "{table} {alias} JOIN customers c ON c.id = {alias}.customer_id WHERE 1=1",
-        table = E::TABLE
-    ));
-    push_customer_scope(&mut sql, p, "c");
-    sql
 }
 
 /// The principal's scope alone, deleted customers included: for the audit trail, which

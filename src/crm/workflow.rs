@@ -19,42 +19,6 @@ use crate::crud::{self, Tx};
 use crate::http::{ApiError, Tagged};
 use crate::store::{fetch_page, next_seq, Arg, Db, Entity, ListParams, ListSpec, Page, Sql};
 
-/// A [`ListSpec`] over one table alias whose filters and sorts are named after their
-/// columns (the sorts in the order a wrong `sort` lists them; `at = seq` names a sort other
-/// than its column), with `alias.id` as tiebreak:
-///
-/// ```text
-/// list_spec!(k; text state, owner_id; int level; sort created_at, name; default "k.created_at")
-/// ```
-macro_rules! list_spec {
-    (@col $a:ident $s:ident) => { concat!(stringify!($a), ".", stringify!($s)) };
-    (@col $a:ident $s:ident $c:ident) => { concat!(stringify!($a), ".", stringify!($c)) };
-    ($a:ident; $(text $($t:ident),+;)? $(int $($i:ident),+;)? sort $($s:ident $(= $c:ident)?),+;
-        default $d:literal) => {
-        $crate::store::ListSpec {
-            filters: &[
-                $($((
-                    stringify!($t),
-                    concat!(stringify!($a), ".", stringify!($t)),
-                    $crate::store::FilterKind::Text,
-                ),)+)?
-                $($((
-                    stringify!($i),
-                    concat!(stringify!($a), ".", stringify!($i)),
-                    $crate::store::FilterKind::Int,
-                ),)+)?
-            ],
-            sorts: &[$((
-                stringify!($s),
-                $crate::crm::workflow::list_spec!(@col $a $s $($c)?),
-            ),)+],
-            default_sort: $d,
-            tiebreak: concat!(stringify!($a), ".id"),
-        }
-    };
-}
-pub(crate) use list_spec;
-
 /// Every row `from` (`table alias WHERE ... ORDER BY ...`) selects, read as `R` through
 /// `columns`, as `T`: a customer's records for the 360 view.
 pub async fn all<R, T>(
@@ -306,7 +270,7 @@ impl Children {
 /// children_route! {
 ///     (the handler's attributes)
 ///     list_follow_ups: FollowUp as FollowUp, of Opportunity, in FOLLOW_UPS;
-///     |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
+///     |p| p.require(Permission::ReadCustomers), owned::<Opportunity>(&p)
 /// }
 /// ```
 macro_rules! children_route {

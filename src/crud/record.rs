@@ -56,8 +56,8 @@ macro_rules! record {
         pub struct $N { $($nf)* }
 
         impl $N {
-            /// The new record this body describes, before its checks. (A record the server
-            /// stamps no time on leaves `now` unused.)
+            /// The new record this body describes, before its checks. (A record without
+            /// timestamps leaves `now` unused.)
             #[allow(dead_code, unused_variables)]
             pub fn into_record(self) -> $R {
                 let now = $crate::store::now_text();
@@ -65,8 +65,10 @@ macro_rules! record {
             }
         }
 
+        // A record no PATCH changes (teams, regions) leaves its body unused.
         #[derive(::serde::Deserialize, Default, ::utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
         pub struct $P {
             $($($pd)*)*
             $($va)*

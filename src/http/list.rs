@@ -175,6 +175,13 @@ mod tests {
             .collect()
     }
 
+    /// The customers query with `p`'s filters applied.
+    fn filtered(p: &ListParams) -> Sql {
+        let mut sql = Sql::new("customers c WHERE 1=1");
+        p.push_filters(&mut sql);
+        sql
+    }
+
     #[test]
     fn sorts_only_whitelisted_columns() {
         let p = ListParams::parse(&SPEC, &q(&[("sort", "-name")])).unwrap();
@@ -196,8 +203,7 @@ mod tests {
     #[test]
     fn filters_become_bound_values() {
         let p = ListParams::parse(&SPEC, &q(&[("status", "x' OR 1=1")])).unwrap();
-        let mut sql = Sql::new("customers c WHERE 1=1");
-        p.push_filters(&mut sql);
+        let sql = filtered(&p);
         assert_eq!(sql.text, "customers c WHERE 1=1 AND c.status = $1");
         assert_eq!(sql.args, vec![Arg::Text("x' OR 1=1".into())]);
     }
@@ -205,8 +211,7 @@ mod tests {
     #[test]
     fn a_comma_list_means_any_of_them() {
         let p = ListParams::parse(&SPEC, &q(&[("status", "active, suspended")])).unwrap();
-        let mut sql = Sql::new("customers c WHERE 1=1");
-        p.push_filters(&mut sql);
+        let sql = filtered(&p);
         assert_eq!(sql.text, "customers c WHERE 1=1 AND c.status IN ($1, $2)");
         assert_eq!(
             sql.args,
@@ -228,8 +233,7 @@ mod tests {
             ListParams::parse(&SPEC, &q(&[("q", "x")])).is_err(),
             "q needs columns"
         );
-        let mut sql = Sql::new("customers c WHERE 1=1");
-        p.push_filters(&mut sql);
+        let sql = filtered(&p);
         assert_eq!(
             sql.text,
             "customers c WHERE 1=1 AND c.churn_score >= $1 AND (LOWER(c.name) LIKE $2 ESCAPE '\\')"

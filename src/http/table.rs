@@ -2,15 +2,25 @@
 //! CRM recipe (rule drafts and versions, captures, backtests, dead letters), written once:
 //! [`table_handlers!`](crate::table_handlers).
 
+use super::ApiError;
+use crate::store::{kept, Db, Kept};
+
+/// The record `id` names, or a 404 naming it (`capture {id}`).
+pub async fn found<T: Kept>(db: &Db, id: &str) -> Result<T, ApiError> {
+    kept(db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{} {id}", T::NOUN)))
+}
+
 /// Writes a feature's list and read handlers, each with its `#[utoipa::path]`:
 ///
 /// ```text
 /// crate::table_handlers! { CaptureState, tag "rules", |st, who| may_capture(&who);
 ///     /// Captures, newest first.
 ///     list "/api/v1/captures" as list_captures, Capture,
-///         |limit, offset| store::list(st.recorder.db(), limit, offset);
+///         |limit, offset| kept_page(st.recorder.db(), limit, offset);
 ///     /// A capture: whether it records, how many events it holds.
-///     read "/api/v1/captures/{id}" as get_capture, Capture, |id| capture_or_404(&st, &id);
+///     read "/api/v1/captures/{id}" as get_capture, Capture, |id| found(st.recorder.db(), &id);
 /// }
 /// ```
 ///

@@ -28,28 +28,30 @@ pub struct ListSpec {
 }
 
 /// A [`ListSpec`] over one table alias whose filters and sorts are named after their
-/// columns (the sorts in the order a wrong `sort` lists them), by type, with `alias.id` as
-/// tiebreak:
+/// columns (the sorts in the order a wrong `sort` lists them; `at = seq` names a sort other
+/// than its column), by type, with `alias.id` as tiebreak:
 ///
 /// ```text
-/// crate::list_spec!(k; text state, owner_id; int level; float score; sort created_at, name;
+/// crate::list_spec!(k; text state, owner_id; int level; float score; sort created_at, at = seq;
 ///     default "k.created_at")
 /// ```
 #[macro_export]
 macro_rules! list_spec {
     ($a:ident; $(text $($t:ident),+;)? $(int $($i:ident),+;)? $(float $($f:ident),+;)?
-        sort $($s:ident),+; default $d:literal) => {
+        sort $($s:ident $(= $c:ident)?),+; default $d:literal) => {
         $crate::store::ListSpec {
             filters: &[
                 $($($crate::list_spec!(@filter $a $t Text),)+)?
                 $($($crate::list_spec!(@filter $a $i Int),)+)?
                 $($($crate::list_spec!(@filter $a $f Float),)+)?
             ],
-            sorts: &[$((stringify!($s), concat!(stringify!($a), ".", stringify!($s))),)+],
+            sorts: &[$((stringify!($s), $crate::list_spec!(@col $a $s $($c)?)),)+],
             default_sort: $d,
             tiebreak: concat!(stringify!($a), ".id"),
         }
     };
+    (@col $a:ident $s:ident) => { concat!(stringify!($a), ".", stringify!($s)) };
+    (@col $a:ident $s:ident $c:ident) => { concat!(stringify!($a), ".", stringify!($c)) };
     (@filter $a:ident $c:ident $kind:ident) => {
         (
             stringify!($c),
@@ -269,6 +271,67 @@ where
         .await
         .with_context(|| format!("reading {what}"))?;
     Ok(row.map(each))
+}
+
+/// A record a feature keeps whole in a table of its own under a UUID id made here (rule
+/// drafts, captures, backtests), outside the versioned [`Entity`](super::Entity) recipe:
+/// read by id with [`kept`], a page at a time with [`kept_page`]. Declared with
+/// [`kept!`](crate::kept).
+pub trait Kept: Sized {
+    /// The row as `COLUMNS` select it.
+    type Row: for<'r> FromRow<'r, AnyRow> + Send + Unpin;
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+    /// The order of a page: `created_at DESC, id`.
+    const ORDER: &'static str;
+    /// What one is called in a 404 and a failed read: `capture`.
+    const NOUN: &'static str;
+    fn of(row: Self::Row) -> Self;
+}
+
+/// Declares a [`Kept`] record: its table, what one is called, its row and the columns
+/// that select it, the order of a page, and the function that makes a row the record:
+///
+/// ```text
+/// crate::kept! { Capture in "captures", noun "capture", row Row, columns COLUMNS,
+///     order "created_at DESC, id", of capture_of }
+/// ```
+#[macro_export]
+macro_rules! kept {
+    ($ty:ident in $table:literal, noun $noun:literal, row $row:ty, columns $columns:expr,
+        order $order:literal, of $of:path) => {
+        impl $crate::store::Kept for $ty {
+            type Row = $row;
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static str = $columns;
+            const ORDER: &'static str = $order;
+            const NOUN: &'static str = $noun;
+            fn of(row: $row) -> Self {
+                $of(row)
+            }
+        }
+    };
+}
+
+/// The record `id` names, if any.
+pub async fn kept<T: Kept>(db: &super::Db, id: &str) -> Result<Option<T>, StoreError> {
+    let select = format!("SELECT {} FROM {} WHERE id = $1", T::COLUMNS, T::TABLE);
+    by_uuid(db, &select, id, &format!("a {}", T::NOUN), T::of).await
+}
+
+/// A page of the records in [`Kept::ORDER`], and how many there are.
+pub async fn kept_page<T: Kept>(
+    db: &super::Db,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<T>, i64), StoreError> {
+    let select = format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        T::COLUMNS,
+        T::TABLE,
+        T::ORDER
+    );
+    table_page(db, &select, T::TABLE, (limit, offset), T::of).await
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use sqlx::AnyPool;
 pub use entity::Entity;
 pub use error::{ResultExt, StoreError};
 pub use list::{
-    by_uuid, fetch_page, like_pattern, table_page, written, FilterKind, ListParams, ListSpec, Page,
-    DEFAULT_LIMIT, MAX_LIMIT,
+    by_uuid, fetch_page, kept, kept_page, like_pattern, table_page, written, FilterKind, Kept,
+    ListParams, ListSpec, Page, DEFAULT_LIMIT, MAX_LIMIT,
 };
 pub use sql::{Arg, Sql};
 pub use write::{begin_write, check_ref, new_id, next_seq, now_text, unique_violation};

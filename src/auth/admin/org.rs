@@ -7,37 +7,29 @@ use super::AdminState;
 use crate::auth::{Permission, Principal};
 use crate::crud;
 use crate::http::ApiError;
-use crate::store::{check_ref, new_id, now_text, Entity, FilterKind, ListSpec, Page, Sql};
+use crate::store::{check_ref, Entity, FilterKind, ListSpec, Page, Sql};
 
-/// A team or a region: both are a name, and teams belong to a region.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Team {
-    pub id: String,
-    pub name: String,
-    pub region_id: Option<String>,
-    pub created_at: String,
-    pub version: i64,
+// Teams and regions are not edited: the PATCH bodies the field lists also give go unused.
+crate::record! {
+    /// A team or a region: both are a name, and teams belong to a region.
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Team, new NewTeam, patch TeamPatch {
+        id: String,
+        name: String { new },
+        region_id: Option<String> { new },
+        created_at: String,
+        version: i64,
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Region {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
-    pub version: i64,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTeam {
-    pub name: String,
-    pub region_id: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewRegion {
-    pub name: String,
+crate::record! {
+    #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+    pub struct Region, new NewRegion, patch RegionPatch {
+        id: String,
+        name: String { new },
+        created_at: String,
+        version: i64,
+    }
 }
 
 crate::entity! { Team in "teams" as t, kind "team", unique "name";
@@ -85,13 +77,7 @@ impl crud::Creatable for Team {
 
     fn build(req: NewTeam, _: &Principal) -> Result<Team, ApiError> {
         named(&req.name)?;
-        Ok(Team {
-            id: new_id(),
-            name: req.name,
-            region_id: req.region_id,
-            created_at: now_text(),
-            version: 1,
-        })
+        Ok(req.into_record())
     }
 
     async fn check_new(&self, conn: &mut AnyConnection, _: &Principal) -> Result<(), ApiError> {
@@ -104,11 +90,6 @@ impl crud::Creatable for Region {
 
     fn build(req: NewRegion, _: &Principal) -> Result<Region, ApiError> {
         named(&req.name)?;
-        Ok(Region {
-            id: new_id(),
-            name: req.name,
-            created_at: now_text(),
-            version: 1,
-        })
+        Ok(req.into_record())
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::auth::{Permission, Principal, Scope};
 use crate::crm::scope::push_scope_with_deleted;
-use crate::crm::workflow::{list_spec, page_as};
+use crate::crm::workflow::page_as;
 use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::store::{ListParams, ListSpec, Page, Sql};
@@ -65,7 +65,7 @@ impl From<AuditRow> for AuditEntry {
 const COLUMNS: &str = "a.id, a.at, a.actor_id, a.actor_name, a.entity, a.entity_id, a.action, \
      a.customer_id, a.before_json, a.after_json";
 
-const SPEC: ListSpec = list_spec!(a; text entity, entity_id, action, actor_id, customer_id;
+const SPEC: ListSpec = crate::list_spec!(a; text entity, entity_id, action, actor_id, customer_id;
     sort at = seq; default "a.seq DESC");
 
 pub fn router() -> OpenApiRouter<CrmState> {

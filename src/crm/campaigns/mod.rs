@@ -62,7 +62,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
         .routes(routes!(rule_results::results))
 }
 
-const SPEC: ListSpec = workflow::list_spec!(k; text state, segment_id, offer_code, created_by;
+const SPEC: ListSpec = crate::list_spec!(k; text state, segment_id, offer_code, created_by;
     sort created_at, name, start_at, budget_cents; default "k.created_at");
 
 #[derive(Deserialize, utoipa::ToSchema)]

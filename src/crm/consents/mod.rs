@@ -97,7 +97,7 @@ pub async fn for_customer(
     workflow::all::<Row, _>(conn, COLUMNS, from).await
 }
 
-const SPEC: ListSpec = workflow::list_spec!(k; text channel, purpose; int granted;
+const SPEC: ListSpec = crate::list_spec!(k; text channel, purpose; int granted;
     sort channel, updated_at; default "k.purpose, k.channel");
 
 crate::crud_handlers! { Consent in CrmState, tag "customers", routes crud_routes;

@@ -156,26 +156,22 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiEr
     })
 }
 
-/// The customer with `external_id` among those the caller may see.
-async fn by_external_id(
+/// The customer with `external_id` among those the caller may see: the live one, or with
+/// `deleted` the deleted one.
+async fn with_external_id(
     tx: &mut Tx,
     p: &Principal,
     external_id: &str,
+    deleted: bool,
 ) -> Result<Option<Customer>, ApiError> {
-    let mut from = customers::repo::scoped(p);
+    let mut from = if deleted {
+        let mut from = Sql::new("customers c WHERE c.deleted_at IS NOT NULL");
+        crate::crm::scope::push_scope_with_deleted(&mut from, p, "c");
+        from
+    } else {
+        customers::repo::scoped(p)
+    };
     from.push(" AND c.external_id = ").bind(external_id);
-    Ok(entity::find(tx, from).await?)
-}
-
-/// The deleted customer with `external_id` among those the caller may see.
-async fn deleted_with(
-    tx: &mut Tx,
-    p: &Principal,
-    external_id: &str,
-) -> Result<Option<Customer>, ApiError> {
-    let mut from = Sql::new("customers c WHERE c.deleted_at IS NOT NULL AND c.external_id = ");
-    from.bind(external_id);
-    crate::crm::scope::push_scope_with_deleted(&mut from, p, "c");
     Ok(entity::find(tx, from).await?)
 }
 
@@ -186,7 +182,7 @@ async fn restore_deleted(
     p: &Principal,
     external_id: &str,
 ) -> Result<Option<Customer>, ApiError> {
-    let Some(gone) = deleted_with(tx, p, external_id).await? else {
+    let Some(gone) = with_external_id(tx, p, external_id, true).await? else {
         return Ok(None);
     };
     let now = now_text();
@@ -274,11 +270,13 @@ pub async fn write(
         }
     };
     let segments = &st.config.crm.segments;
-    let mut existing = by_external_id(tx, p, &external_id).await?;
+    let mut existing = with_external_id(tx, p, &external_id, false).await?;
     if existing.is_none() {
         // A customer deleted here whom the operator's system still sends: it comes back (as
         // a deleted line comes back to its own customer), audited; updates go one by one.
-        if matches!(sink, Sink::Later(_)) && deleted_with(tx, p, &external_id).await?.is_some() {
+        if matches!(sink, Sink::Later(_))
+            && with_external_id(tx, p, &external_id, true).await?.is_some()
+        {
             return Ok(None);
         }
         existing = restore_deleted(tx, p, &external_id).await?;

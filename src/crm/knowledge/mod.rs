@@ -4,14 +4,12 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Permission, Principal, Role};
 use crate::crm::validate;
-use crate::crm::workflow;
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::ApiError;
@@ -22,9 +20,7 @@ pub fn router() -> OpenApiRouter<CrmState> {
     crud_routes()
         .merge(announcement_routes())
         .routes(routes!(list))
-        .routes(routes!(remove))
         .routes(routes!(list_announcements))
-        .routes(routes!(remove_announcement))
 }
 
 pub const CATEGORIES: &[&str] = &["product", "script", "case", "faq"];
@@ -156,7 +152,7 @@ fn articles() -> Sql {
     Sql::new("knowledge_articles k WHERE 1=1")
 }
 
-const SPEC: ListSpec = workflow::list_spec!(k; text category;
+const SPEC: ListSpec = crate::list_spec!(k; text category;
     sort updated_at, created_at, title; default "k.updated_at DESC");
 
 /// Searches articles: `q` matches title or body (case-insensitive), `tag` one tag.
@@ -237,31 +233,8 @@ crate::crud_handlers! { Article in CrmState, tag "knowledge", routes crud_routes
     create "/api/v1/knowledge", NewArticle, responses((status = 400), (status = 403));
     read "/api/v1/knowledge/{id}", (("id" = String, Path));
     update "/api/v1/knowledge/{id}", ArticlePatch, (("id" = String, Path));
-}
-
-/// Deletes an article; the audit record keeps its last content.
-#[utoipa::path(delete, path = "/api/v1/knowledge/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)))]
-pub async fn remove(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    remove_from::<Article>(&st, &p, articles(), &id).await
-}
-
-/// Deletes the record `id` names among `from` (writers only); the audit record keeps its
-/// last content.
-async fn remove_from<E: crate::store::Entity>(
-    st: &CrmState,
-    p: &Principal,
-    from: Sql,
-    id: &str,
-) -> Result<StatusCode, ApiError> {
-    require_write(p)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: E = crud::load(&mut tx, from, id).await?;
-    crud::delete(tx, p, &before).await
+    /// Deletes an article; the audit record keeps its last content.
+    remove "/api/v1/knowledge/{id}", (("id" = String, Path));
 }
 
 // Announcements are not edited: the PATCH body the field list also gives goes unused.
@@ -290,8 +263,7 @@ crate::entity! { Announcement in "announcements" as a, kind "announcement";
 update title, body, audience_role, publish_from, publish_until;
 stamp updated_at; insert created_by, created_at }
 
-const ANN_SPEC: ListSpec =
-    workflow::list_spec!(a; sort publish_from; default "a.publish_from DESC");
+const ANN_SPEC: ListSpec = crate::list_spec!(a; sort publish_from; default "a.publish_from DESC");
 
 /// Announcements published now for the caller's role; `?all=true` lists every announcement
 /// (writers only).
@@ -366,22 +338,19 @@ impl crud::Creatable for Announcement {
     }
 }
 
+// No update section: announcements are not edited. `Editable` is what a remove section
+// asks for (its `check_remove`, here the default: nothing needs an announcement).
+impl crud::Editable for Announcement {
+    type Patch = AnnouncementPatch;
+}
+
 crate::crud_handlers! { Announcement in CrmState, tag "knowledge", routes announcement_routes;
     |p| from all_announcements(), read anyone(&p), write require_write(&p);
     create "/api/v1/announcements" as create_announcement, NewAnnouncement,
         responses((status = 400), (status = 403));
+    remove "/api/v1/announcements/{id}" as remove_announcement, (("id" = String, Path));
 }
 
 fn all_announcements() -> Sql {
     Sql::new("announcements a WHERE 1=1")
-}
-
-#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "knowledge", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)))]
-pub async fn remove_announcement(
-    State(st): State<CrmState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    remove_from::<Announcement>(&st, &p, all_announcements(), &id).await
 }

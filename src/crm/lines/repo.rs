@@ -51,14 +51,6 @@ pub async fn deleted_with(
     entity::removed(conn, sql).await
 }
 
-/// A customer's lines, by number.
-pub async fn for_customer(
-    conn: &mut sqlx::AnyConnection,
-    customer_id: &str,
-) -> Result<Vec<Line>, StoreError> {
-    entity::of_owner(conn, customer_id, "l.msisdn").await
-}
-
 /// Deletes lines softly (kept for the audit trail and the engine's history, skipped by every
 /// read) and terminates them: the line `id`, or every line of a customer when `by` is
 /// `customer_id`. What goes with a line goes with it: its subscriptions are terminated and

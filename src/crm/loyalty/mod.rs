@@ -70,7 +70,7 @@ id, customer_id, delta, balance_after, reason, actor_id, at }
 
 const COLUMNS: &str = <LedgerEntry as Logged>::COLUMNS;
 
-const SPEC: ListSpec = workflow::list_spec!(e; text actor_id; sort at = seq; default "e.seq DESC");
+const SPEC: ListSpec = crate::list_spec!(e; text actor_id; sort at = seq; default "e.seq DESC");
 
 pub async fn balance(
     conn: &mut sqlx::AnyConnection,

@@ -80,8 +80,7 @@ pub fn system(job: &str) -> Principal {
     }
 }
 
-const SPEC: ListSpec =
-    workflow::list_spec!(n; text kind; sort created_at = seq; default "n.seq DESC");
+const SPEC: ListSpec = crate::list_spec!(n; text kind; sort created_at = seq; default "n.seq DESC");
 
 /// The caller's notices, newest first; `?unread=true` for unread ones only.
 #[utoipa::path(get, path = "/api/v1/notices", tag = "notices",

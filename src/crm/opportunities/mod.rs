@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub use repo::{FollowUp, NewOpportunity, Opportunity, OpportunityPatch};
 
 use crate::auth::{Permission, Principal, Role};
+use crate::crm::customers::repo::owned;
 use crate::crm::scope::{push_customer_scope, require_customer};
 use crate::crm::validate;
 use crate::crm::workflow::{self, Children};
@@ -70,7 +71,7 @@ pub fn default_probability(stage: &str) -> i64 {
     }
 }
 
-const SPEC: ListSpec = workflow::list_spec!(o; text customer_id, stage, owner_id, source;
+const SPEC: ListSpec = crate::list_spec!(o; text customer_id, stage, owner_id, source;
     sort created_at, amount_cents, probability, expected_close; default "o.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
@@ -122,7 +123,7 @@ pub async fn account_manager(
 }
 
 crate::crud_handlers! { Opportunity in CrmState, tag "opportunities", routes crud_routes;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<Opportunity>(&p), read p.require(Permission::ReadCustomers),
         write require_write(&p);
     list "/api/v1/opportunities", SPEC, (("customer_id" = Option<String>, Query),
         ("stage" = Option<String>, Query), ("owner_id" = Option<String>, Query),
@@ -280,7 +281,8 @@ pub async fn update(
     require_write(&p)?;
     let expected = expected_version(&headers, patch.version)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: Opportunity = crud::load_at(&mut tx, repo::scoped(&p), &id, expected).await?;
+    let before: Opportunity =
+        crud::load_at(&mut tx, owned::<Opportunity>(&p), &id, expected).await?;
     let mut after = before.clone();
     if let Some(stage) = patch.stage.filter(|s| *s != before.stage) {
         validate::one_of("stage", &stage, STAGES)?;
@@ -341,7 +343,7 @@ workflow::children_route! {
         params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
         responses((status = 200, body = Page<FollowUp>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
     list_follow_ups: FollowUp as FollowUp, of Opportunity, in FOLLOW_UPS;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
+    |p| p.require(Permission::ReadCustomers), owned::<Opportunity>(&p)
 }
 
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/follow-ups", tag = "opportunities", params(("id" = String, Path)),
@@ -361,8 +363,12 @@ pub async fn add_follow_up(
         .as_deref()
         .map(|d| validate::day_or_time("next_at", d))
         .transpose()?;
-    workflow::add_to(&st.db, &p, repo::scoped(&p), &id, |o: &Opportunity| {
-        FollowUp {
+    workflow::add_to(
+        &st.db,
+        &p,
+        owned::<Opportunity>(&p),
+        &id,
+        |o: &Opportunity| FollowUp {
             id: new_id(),
             opportunity_id: o.id.clone(),
             customer_id: o.customer_id.clone(),
@@ -372,8 +378,8 @@ pub async fn add_follow_up(
             next_at,
             actor_id: p.id.clone(),
             at: now_text(),
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
-use crate::crm::scope::of_customers;
 use crate::store::{Entity, Sql};
 
 crate::record! {
@@ -72,10 +70,6 @@ pub const COLUMNS: &str = <Opportunity as Entity>::COLUMNS;
 crate::crm::workflow::logged! { FollowUp in "opportunity_follow_ups" as f,
 kind "opportunity_follow_up", owner customer_id;
 id, opportunity_id, customer_id, kind, note, next_action, next_at, actor_id, at }
-
-pub fn scoped(p: &Principal) -> Sql {
-    of_customers::<Opportunity>(p)
-}
 
 /// Open opportunities of a customer, newest first (360 view).
 pub async fn open_for_customer(

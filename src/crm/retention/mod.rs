@@ -11,15 +11,16 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Permission, Principal};
+use crate::crm::customers::repo::owned;
 use crate::crm::notices::{self, NewNotice};
-use crate::crm::scope::{of_customers, require_customer};
+use crate::crm::scope::require_customer;
 use crate::crm::validate;
 use crate::crm::workflow::{self, Children};
 use crate::crm::CrmState;
 use crate::crud;
 use crate::http::Tagged;
 use crate::http::{ApiError, ApiJson};
-use crate::store::{check_ref, entity, new_id, now_text, Entity, ListSpec, Page, Sql};
+use crate::store::{check_ref, entity, new_id, now_text, Entity, ListSpec, Page};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<CrmState> {
@@ -89,10 +90,6 @@ owner customer_id; id, case_id, customer_id, kind, note, due_at, done, actor_id,
 pub const TRIGGERS: &[&str] = &["churn_score", "complaint", "inactivity", "manual"];
 pub const OUTCOMES: &[&str] = &["pending", "retained", "lost"];
 pub const ACTIVITY_KINDS: &[&str] = &["task", "visit", "call_back", "care"];
-
-pub fn scoped(p: &Principal) -> Sql {
-    of_customers::<RetentionCase>(p)
-}
 
 async fn open_case_of(
     conn: &mut sqlx::AnyConnection,
@@ -279,7 +276,7 @@ async fn open_automatic(
     Ok(Some(k.id))
 }
 
-const SPEC: ListSpec = workflow::list_spec!(k; text customer_id, status, outcome, trigger_kind, owner_id;
+const SPEC: ListSpec = crate::list_spec!(k; text customer_id, status, outcome, trigger_kind, owner_id;
     sort created_at, updated_at; default "k.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -293,7 +290,7 @@ pub struct NewActivity {
 }
 
 crate::crud_handlers! { RetentionCase in CrmState, tag "retention", routes crud_routes;
-    |p| from scoped(&p), read p.require(Permission::ManageRetention),
+    |p| from owned::<RetentionCase>(&p), read p.require(Permission::ManageRetention),
         write p.require(Permission::ManageRetention);
     list "/api/v1/retention-cases", SPEC, (("customer_id" = Option<String>, Query),
         ("status" = Option<String>, Query), ("outcome" = Option<String>, Query),
@@ -386,7 +383,7 @@ workflow::children_route! {
         params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
         responses((status = 200, body = Page<Activity>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
     list_activities: Activity as Activity, of RetentionCase, in ACTIVITIES;
-    |p| p.require(Permission::ManageRetention), scoped(&p)
+    |p| p.require(Permission::ManageRetention), owned::<RetentionCase>(&p)
 }
 
 /// Records a task, visit, call-back (回访) or care record.
@@ -405,16 +402,22 @@ pub async fn add_activity(
         .as_deref()
         .map(|d| validate::day_or_time("due_at", d))
         .transpose()?;
-    workflow::add_to(&st.db, &p, scoped(&p), &id, |k: &RetentionCase| Activity {
-        id: new_id(),
-        case_id: k.id.clone(),
-        customer_id: k.customer_id.clone(),
-        kind: req.kind,
-        note: req.note,
-        due_at,
-        done: req.done.unwrap_or(false) as i64,
-        actor_id: p.id.clone(),
-        at: now_text(),
-    })
+    workflow::add_to(
+        &st.db,
+        &p,
+        owned::<RetentionCase>(&p),
+        &id,
+        |k: &RetentionCase| Activity {
+            id: new_id(),
+            case_id: k.id.clone(),
+            customer_id: k.customer_id.clone(),
+            kind: req.kind,
+            note: req.note,
+            due_at,
+            done: req.done.unwrap_or(false) as i64,
+            actor_id: p.id.clone(),
+            at: now_text(),
+        },
+    )
     .await
 }

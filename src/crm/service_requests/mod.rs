@@ -22,6 +22,7 @@ pub use repo::{HistoryEntry, NewServiceRequest, ServiceRequest};
 
 use crate::audit;
 use crate::auth::{Permission, Principal, Role};
+use crate::crm::customers::repo::owned;
 use crate::crm::notices::{self, NewNotice};
 use crate::crm::scope::require_customer;
 use crate::crm::validate;
@@ -53,7 +54,7 @@ pub const TYPES: &[&str] = &[
     "fault_report",
 ];
 
-const SPEC: ListSpec = workflow::list_spec!(r; text customer_id, status, request_type, requester_id;
+const SPEC: ListSpec = crate::list_spec!(r; text customer_id, status, request_type, requester_id;
     int escalation_level; sort created_at, due_at, updated_at; default "r.created_at DESC");
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
@@ -87,7 +88,7 @@ pub fn transition_allowed(from: &str, to: &str) -> bool {
 }
 
 crate::crud_handlers! { ServiceRequest in CrmState, tag "service-requests", routes crud_routes;
-    |p| from repo::scoped(&p), read p.require(Permission::ReadCustomers),
+    |p| from owned::<ServiceRequest>(&p), read p.require(Permission::ReadCustomers),
         write p.require(Permission::RaiseServiceRequests);
     list "/api/v1/service-requests", SPEC, (("customer_id" = Option<String>, Query),
         ("status" = Option<String>, Query), ("request_type" = Option<String>, Query),
@@ -164,7 +165,7 @@ workflow::children_route! {
         params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
         responses((status = 200, body = Page<HistoryEntry>), (status = 400, body = crate::http::error::ErrorBody), (status = 404)))]
     history: HistoryEntry as HistoryEntry, of ServiceRequest, in repo::HISTORY;
-    |p| p.require(Permission::ReadCustomers), repo::scoped(&p)
+    |p| p.require(Permission::ReadCustomers), owned::<ServiceRequest>(&p)
 }
 
 /// Writes `after` over `before` (versioned), with history, audit record and an optional
@@ -213,7 +214,7 @@ async fn for_decision(
     validate::opt_text("note", d.note.as_deref(), 2000)?;
     p.require(Permission::ApproveServiceRequests)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let r: ServiceRequest = crud::load(&mut tx, repo::scoped(p), id).await?;
+    let r: ServiceRequest = crud::load(&mut tx, owned::<ServiceRequest>(p), id).await?;
     let Some(role) = r.next_approver() else {
         return Err(ApiError::Conflict(format!(
             "the request is {}, no approval is pending",
@@ -326,7 +327,7 @@ pub async fn transition(
         ));
     }
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let before: ServiceRequest = crud::load(&mut tx, repo::scoped(&p), &id).await?;
+    let before: ServiceRequest = crud::load(&mut tx, owned::<ServiceRequest>(&p), &id).await?;
     if !transition_allowed(&before.status, &t.to) {
         return Err(ApiError::Conflict(format!(
             "a request cannot move from {} to {}",

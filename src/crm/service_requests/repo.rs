@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit;
 use crate::auth::Principal;
-use crate::crm::scope::of_customers;
 use crate::crm::workflow::{self, logged, Children};
 use crate::store::{entity, new_id, Entity, Sql, StoreError};
 
@@ -117,10 +116,6 @@ owner customer_id; id, request_id, customer_id, action, from_status, to_status, 
 
 /// A request's history, oldest first.
 pub const HISTORY: Children = Children::log::<HistoryEntry>("request_id", "h.seq", "h.id");
-
-pub fn scoped(p: &Principal) -> Sql {
-    of_customers::<ServiceRequest>(p)
-}
 
 pub const OPEN: &[&str] = &["acknowledged", "pending_approval", "in_progress"];
 

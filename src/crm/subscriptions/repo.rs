@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{entity, StoreError};
-
 crate::record! {
     /// A subscribed product (TMF637 Product): an offering a customer has, optionally on a line.
     #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -29,14 +27,6 @@ crate::record! {
         updated_at: String,
         version: i64,
     }
-}
-
-/// A customer's products, oldest first.
-pub async fn for_customer(
-    conn: &mut sqlx::AnyConnection,
-    customer_id: &str,
-) -> Result<Vec<Subscription>, StoreError> {
-    entity::of_owner(conn, customer_id, "s.created_at, s.id").await
 }
 
 crate::entity! { Subscription in "subscriptions" as s, kind "subscription", owner customer_id;

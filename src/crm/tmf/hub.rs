@@ -354,24 +354,16 @@ pub async fn message_state_changed(
 
 /// Starts the notifier: reads the engine's offers after the stored cursor, queues their
 /// events, and posts due deliveries. Runs until `stop`.
-pub fn spawn(st: impl Into<CrmState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub fn spawn(st: impl Into<CrmState>, stop: tokio::sync::watch::Receiver<bool>) {
     let st: CrmState = st.into();
     tokio::spawn(async move {
         let http = reqwest::Client::builder()
             .timeout(CALLBACK_TIMEOUT)
             .build()
             .unwrap_or_default();
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut every = crate::periodic::Every::new(POLL, stop);
         let mut pruned = std::time::Instant::now();
-        loop {
-            let stopped = tokio::select! {
-                _ = tick.tick() => false,
-                _ = stop.wait_for(|s| *s) => true,
-            };
-            if stopped {
-                break;
-            }
+        while every.tick().await {
             if let Err(e) = scan_offers(&st.db).await {
                 tracing::warn!(error = %e, "TMF hub: reading new offers failed");
             }

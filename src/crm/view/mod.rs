@@ -19,10 +19,11 @@ use crate::crm::customers::{self, Customer};
 use crate::crm::lines::{self, Line};
 use crate::crm::loyalty::{self, LedgerEntry};
 use crate::crm::parties::{self, Party};
-use crate::crm::subscriptions::{self, Subscription};
+use crate::crm::subscriptions::Subscription;
 use crate::crm::CrmState;
 use crate::http::ApiError;
 use crate::ports::Recommendation;
+use crate::store::entity::of_owner;
 use sections::ViewContext;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -112,8 +113,8 @@ pub async fn build(st: &CrmState, p: &Principal, c: Customer) -> Result<Customer
     let contacts = contacts::repo::for_customer(&mut conn, &c.id).await?;
     let consents = consents::for_customer(&mut conn, &c.id).await?;
     let accounts = accounts::repo::for_customer(&mut conn, &c.id).await?;
-    let lines = lines::repo::for_customer(&mut conn, &c.id).await?;
-    let subscriptions = subscriptions::repo::for_customer(&mut conn, &c.id).await?;
+    let lines: Vec<Line> = of_owner(&mut conn, &c.id, "l.msisdn").await?;
+    let subscriptions: Vec<Subscription> = of_owner(&mut conn, &c.id, "s.created_at, s.id").await?;
     let loyalty_recent = loyalty::recent(&mut conn, &c.id, 10).await?;
     drop(conn);
 
